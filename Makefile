@@ -1,0 +1,31 @@
+# Two commands on a fresh clone: `make demo` (offline quickstart) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+# Real data lives beside the project in ../shared/data when it exists; otherwise ./data.
+SHARED_DATA := $(abspath ../shared/data)
+export XLEXP_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $@
+
+demo: install
+	$(BIN)/xlexp build-model
+	$(BIN)/xlexp run +experiment=quickstart
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# everything except the real-model runs (marked slow)
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf outputs multirun results/runs results/matrices .pytest_cache

