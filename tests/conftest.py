@@ -62,3 +62,12 @@ def compose_cfg(dirs: dict[str, Path], *overrides: str):
     base = [f"paths.data_dir={dirs['data']}", f"paths.results_dir={dirs['results']}", f"paths.cache_dir={dirs['cache']}"]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose("config", overrides=[*base, *overrides])
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """The real-model cache: XLEXP_CACHE_DIR when set (CI keeps the built e5 there), else a temp dir."""
+    import os
+
+    env = os.environ.get("XLEXP_CACHE_DIR")
+    return Path(env) if env else tmp_path_factory.mktemp("xlexp-cache")
