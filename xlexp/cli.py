@@ -42,8 +42,7 @@ def _matrix(argv: list[str]) -> int:
 def _build_model(argv: list[str]) -> int:
     from xlexp.offline_model import main as build_main
 
-    sys.argv = ["xlexp build-model", *argv]
-    return build_main() or 0
+    return build_main(argv) or 0
 
 
 def main(argv: list[str] | None = None) -> int:
