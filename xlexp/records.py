@@ -81,20 +81,46 @@ def runs_dir(results_dir: Path | str) -> Path:
     return Path(results_dir) / "runs"
 
 
-def write_records(records: Sequence[Record], results_dir: Path | str, name: str) -> Path:
-    """Write records as one new Parquet file; returns its path. Never overwrites."""
-    if not records:
-        raise ValueError("write_records: no records")
-    out_dir = runs_dir(results_dir)
+PREDICTION_COLUMNS = ["experiment", "run_id", "source", "target", "split", "selection", "seed", "k", "shot_set",
+                      "example", "label", "pred"]
+
+
+def predictions_dir(results_dir: Path | str) -> Path:
+    return Path(results_dir) / "predictions"
+
+
+def _write_new_parquet(frame: pd.DataFrame, out_dir: Path, name: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{name}.parquet"
     if final.exists():
         raise FileExistsError(f"{final} exists: results files are immutable")
     tmp = out_dir / f".{name}.{os.getpid()}.tmp"
-    frame = pd.DataFrame([asdict(r) for r in records], columns=RECORD_COLUMNS)
     frame.to_parquet(tmp, index=False)
-    os.replace(tmp, final)
+    os.replace(tmp, final)  # atomic on POSIX: readers see the whole file or none
     return final
+
+
+def write_records(records: Sequence[Record], results_dir: Path | str, name: str) -> Path:
+    """Write records as one new Parquet file; returns its path. Never overwrites."""
+    if not records:
+        raise ValueError("write_records: no records")
+    frame = pd.DataFrame([asdict(r) for r in records], columns=RECORD_COLUMNS)
+    return _write_new_parquet(frame, runs_dir(results_dir), name)
+
+
+def write_predictions(frame: pd.DataFrame, results_dir: Path | str, name: str) -> Path:
+    """Per-example test predictions of one unit (for paired bootstrap comparisons); same naming."""
+    return _write_new_parquet(frame[PREDICTION_COLUMNS], predictions_dir(results_dir), name)
+
+
+def load_predictions(results_dir: Path | str, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    folder = predictions_dir(results_dir)
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if run_ids is not None:
+        files = [f for f in files if any(f.name.startswith(r) for r in run_ids)]
+    if not files:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
 def load_records(results_dir: Path | str) -> pd.DataFrame:

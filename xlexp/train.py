@@ -1,5 +1,4 @@
-"""The training loop: one model, its optimiser and schedule, periodic dev evaluation, and the best
-checkpoint kept in memory (no per-epoch checkpoint files)."""
+"""The training loop: one model, its optimiser and linear schedule, and a hook for periodic evaluation."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from torch import nn
 
 from xlexp.data import TokenizedSplit, collate, train_batches
 from xlexp.errors import XlexpError
-from xlexp.evaluate import autocast, compute_metrics, predict
+from xlexp.evaluate import autocast
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +32,9 @@ class TrainSettings:
 
 
 @dataclass
-class Evaluation:
-    step: int
-    epoch: float
-    language: str
-    metrics: dict[str, float]
-
-
-@dataclass
 class TrainResult:
-    best_step: int
-    best_score: float
-    history: list[Evaluation] = field(default_factory=list)
     steps: int = 0
+    eval_steps: list[int] = field(default_factory=list)
     train_loss: float = float("nan")
 
 
@@ -85,20 +74,18 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
 def train(
     model: nn.Module,
     train_split: TokenizedSplit,
-    dev_split: TokenizedSplit,
-    dev_language: str,
     opt_cfg,
     settings: TrainSettings,
-    metrics: tuple[str, ...],
-    primary_metric: str,
-    num_labels: int,
     pad_id: int,
     device: torch.device,
-    on_eval: Callable[[Evaluation], None] | None = None,
+    on_eval: Callable[[int, float], None] | None = None,
     on_step: Callable[[int, float, float], None] | None = None,
+    sample_weights: np.ndarray | None = None,
 ) -> TrainResult:
-    """Train, evaluating on ``dev_split`` every ``eval_every`` steps (or each epoch); at the end the
-    model holds the weights of the best evaluation (ties keep the earlier one)."""
+    """Train for ``settings.epochs``. ``on_eval(step, epoch)`` runs every ``eval_every`` steps (or at
+    each epoch end) and always at the last step; what is evaluated and kept is the caller's business
+    (see :mod:`xlexp.selection`). ``sample_weights`` draws each epoch's examples with these
+    probabilities (multi-source sampling) instead of a permutation."""
     rng = np.random.default_rng(settings.seed)
     steps_per_epoch = math.ceil(len(train_split) / settings.batch_size)
     total = steps_per_epoch * settings.epochs
@@ -108,12 +95,11 @@ def train(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(opt_cfg.get("label_smoothing", 0.0)))
     grad_clip = opt_cfg.get("grad_clip")
 
-    result = TrainResult(best_step=0, best_score=-math.inf)
-    best_state: dict[str, torch.Tensor] | None = None
+    result = TrainResult()
     step, running = 0, []
     model.train()
-    for epoch in range(settings.epochs):
-        for idx in train_batches(train_split, settings.batch_size, rng, settings.group_by_length):
+    for _ in range(settings.epochs):
+        for idx in train_batches(train_split, settings.batch_size, rng, settings.group_by_length, sample_weights):
             batch = collate(train_split, idx, pad_id)
             with autocast(device, settings.precision):
                 logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
@@ -130,20 +116,11 @@ def train(
             running.append(loss.item())
             if on_step:
                 on_step(step, running[-1], scheduler.get_last_lr()[0])
-            if step % eval_every == 0 or step == total:
-                preds = predict(model, dev_split, settings.eval_batch_size, pad_id, device, settings.precision)
-                ev = Evaluation(step, step / steps_per_epoch, dev_language, compute_metrics(preds, dev_split.labels, metrics, num_labels))
-                result.history.append(ev)
-                score = ev.metrics[primary_metric]
-                log.info("step %d (epoch %.2f): dev[%s] %s", step, ev.epoch, dev_language,
-                         " ".join(f"{k}={v:.4f}" for k, v in ev.metrics.items()))
-                if score > result.best_score:
-                    result.best_score, result.best_step = score, step
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                if on_eval:
-                    on_eval(ev)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+            if on_eval and (step % eval_every == 0 or step == total):
+                model.eval()
+                on_eval(step, step / steps_per_epoch)
+                model.train()
+                result.eval_steps.append(step)
     result.steps = step
     result.train_loss = float(np.mean(running[-steps_per_epoch:])) if running else float("nan")
     return result
