@@ -15,6 +15,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,20 @@ def _training_texts(spec: TaskSpec, plan: Plan, data_dir: Path, source: str) -> 
 
 
 @dataclass
+class RunHooks:
+    """How a caller (e.g. the sweep driver) watches a run without the pipeline knowing about it.
+
+    ``on_eval(unit, step, metrics)`` gets every dev evaluation (``metrics[lang][metric]``) and may
+    raise to stop the run (e.g. ``optuna.TrialPruned``); ``tags`` are written into every record
+    (``study``, ``trial``); ``run_id`` is filled in when the run starts.
+    """
+
+    on_eval: Callable[[TrainingUnit, int, dict[str, dict[str, float]]], None] | None = None
+    tags: dict[str, object] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+@dataclass
 class RunContext:
     """What every unit of one run shares."""
 
@@ -108,6 +123,7 @@ class RunContext:
     config_hash: str
     tracker: Tracker
     cache_dir: Path
+    hooks: RunHooks = field(default_factory=RunHooks)
     progress: object = None
 
     @property
@@ -149,7 +165,7 @@ class UnitOutput:
                 regime=c.regime.name, source=self.unit.source, target=target, target_tag=normalize_tag(target),
                 split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
                 config_hash=self.ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
-                shot_set=shot_set, step=step,
+                shot_set=shot_set, step=step, **self.ctx.hooks.tags,
             ))
 
     def add_test(self, target: str, test: TokenizedSplit, preds: np.ndarray, metrics: dict[str, float],
@@ -163,7 +179,7 @@ class UnitOutput:
         }))
 
 
-def run_experiment(cfg: DictConfig) -> float:
+def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     validate(cfg)
     spec = TaskSpec.from_config(cfg.task)
     data_dir = Path(cfg.paths.data_dir)
@@ -190,8 +206,9 @@ def run_experiment(cfg: DictConfig) -> float:
                                                         cfg.data.source),
         model_path=model_path, device=device, precision=resolve_precision(cfg.trainer.precision, device),
         run_id=new_run_id(), config_hash=config_hash({k: v for k, v in resolved.items() if k != "paths"}),
-        tracker=make_tracker(cfg.tracker), cache_dir=cache_dir,
+        tracker=make_tracker(cfg.tracker), cache_dir=cache_dir, hooks=hooks or RunHooks(),
     )
+    ctx.hooks.run_id = ctx.run_id
     log.info("run %s: model %s (%s) on %s, precision %s; results -> %s", ctx.run_id, cfg.model.name, model_path,
              device, ctx.precision, Path(cfg.paths.results_dir).resolve())
 
@@ -276,6 +293,8 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model, keeper: Checkpoin
         for lang, m in metrics.items():
             out.add(lang, "dev", m, len(dev_sets[lang]), "eval", step, k=k)
         ctx.tracker.log_metrics({f"dev/{lang}/{name}": v for lang, m in metrics.items() for name, v in m.items()}, step)
+        if ctx.hooks.on_eval:
+            ctx.hooks.on_eval(unit, step, metrics)
         watched = [metrics[t][primary] for t in unit.dev_targets]
         log.info("step %d (epoch %.2f): source dev %s %.4f%s", step, epoch, primary, scores["source_dev"],
                  f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "")

@@ -103,7 +103,8 @@ def train(
             batch = collate(train_split, idx, pad_id)
             with autocast(device, settings.precision):
                 logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            loss = loss_fn(logits.float(), batch["labels"].to(device))
+            # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
+            loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), batch["labels"].to(device).reshape(-1))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite training loss at step {step} (lr {scheduler.get_last_lr()[0]:.2e})")
             loss.backward()
