@@ -20,7 +20,8 @@ def test_sib200_has_205_languages_with_scripts_kept():
 
 def test_language_normalisation_and_names():
     assert normalize_tag("eng") == "en"
-    assert normalize_tag("swh_Latn") == "swh-Latn"
+    assert normalize_tag("swh_Latn") == normalize_tag("sw") == normalize_tag("swa") == normalize_tag("swh") == "sw"
+    assert normalize_tag("en_ewt") == "en"
     assert display_name("bug") == "Buginese"
 
 

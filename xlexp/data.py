@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class TokenizedSplit:
     input_ids: list[np.ndarray]
-    labels: np.ndarray
-    n_truncated: int = 0
-    example_ids: np.ndarray | None = None  # row index in the original split (kept through subsampling)
+    labels: np.ndarray                      # one label per sequence (0 for token tasks: unused)
+    n_truncated: int = 0                    # sequences cut (sentence tasks) or split into windows (token tasks)
+    example_ids: np.ndarray | None = None   # row index in the original split (kept through subsampling)
+    token_labels: list[np.ndarray] | None = None  # token tasks: tag id on each word's first piece, -100 elsewhere
 
     def __post_init__(self) -> None:
         if self.example_ids is None:
@@ -42,13 +43,16 @@ class TokenizedSplit:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
     def subset(self, indices: np.ndarray) -> "TokenizedSplit":
+        tl = None if self.token_labels is None else [self.token_labels[i] for i in indices]
         return TokenizedSplit([self.input_ids[i] for i in indices], self.labels[indices], self.n_truncated,
-                              self.example_ids[indices])
+                              self.example_ids[indices], tl)
 
     @staticmethod
     def concat(parts: list["TokenizedSplit"]) -> "TokenizedSplit":
         ids = [x for p in parts for x in p.input_ids]
-        return TokenizedSplit(ids, np.concatenate([p.labels for p in parts]), sum(p.n_truncated for p in parts))
+        tl = None if parts[0].token_labels is None else [x for p in parts for x in p.token_labels]
+        return TokenizedSplit(ids, np.concatenate([p.labels for p in parts]), sum(p.n_truncated for p in parts),
+                              token_labels=tl)
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -70,7 +74,7 @@ class TokenCache:
         self.n_tokenized = 0  # splits tokenized by this cache object (0 on a fully cached re-run)
 
     def _key(self, code: str, split: str) -> str:
-        path = self.spec.local_path(code, split, self.data_dir)
+        path = self.spec.probe_path(code, split, self.data_dir)
         stamp = ""
         if self.source != "hub" and path is not None and path.exists():
             st = path.stat()
@@ -78,27 +82,80 @@ class TokenCache:
         parts = [self.fingerprint, self.spec.fingerprint(), code, split, str(self.max_length), self.source, stamp]
         return hashlib.sha1("|".join(parts).encode()).hexdigest()[:20]
 
-    def get(self, code: str, split: str) -> TokenizedSplit:
-        if (code, split) in self._memory:
-            return self._memory[(code, split)]
-        file = self.dir / f"{code}.{split}.{self._key(code, split)}.npz"
+    def get(self, code: str, split: str, side: str = "") -> TokenizedSplit:
+        """Tokenized (language, split); retrieval tasks have two sides: '' (xx) and 'pivot'."""
+        key = (code, split, side)
+        if key in self._memory:
+            return self._memory[key]
+        file = self.dir / f"{code}.{split}{'.' + side if side else ''}.{self._key(code, split)}.npz"
         if file.exists():
             tok = _load_npz(file)
         else:
-            tok = self._tokenize(code, split)
+            tok = self._tokenize(code, split, side)
             _save_npz_atomic(file, tok)
         if tok.n_truncated:
-            log.info("%s/%s: %d of %d examples truncated to %d tokens", code, split, tok.n_truncated, len(tok), self.max_length)
-        self._memory[(code, split)] = tok
+            what = "split into windows" if tok.token_labels is not None else "truncated"
+            log.info("%s/%s: %d of %d examples %s to fit %d tokens", code, split, tok.n_truncated,
+                     len(set(tok.example_ids.tolist())), what, self.max_length)
+        self._memory[key] = tok
         return tok
 
-    def _tokenize(self, code: str, split: str) -> TokenizedSplit:
+    def _tokenize(self, code: str, split: str, side: str = "") -> TokenizedSplit:
         examples = load_split(self.spec, code, split, self.data_dir, self.source)
-        enc = self.tokenizer([e.text for e in examples], truncation=False, add_special_tokens=True)["input_ids"]
+        self.n_tokenized += 1
+        if self.spec.type == "token_classification":
+            return tokenize_words(self.tokenizer, [e.tokens for e in examples], [e.tags for e in examples], self.max_length)
+        if self.spec.type == "pair_classification":
+            enc = self.tokenizer([e.text for e in examples], [e.text_pair for e in examples], truncation=False)["input_ids"]
+        else:  # sentence classification; retrieval reads one side at a time
+            texts = [e.text_pair if side == "pivot" else e.text for e in examples]
+            enc = self.tokenizer(texts, truncation=False)["input_ids"]
         n_truncated = sum(len(x) > self.max_length for x in enc)
         ids = [_truncate(np.asarray(x, dtype=np.int32), self.max_length) for x in enc]
-        self.n_tokenized += 1
         return TokenizedSplit(ids, np.array([e.label for e in examples], dtype=np.int64), n_truncated)
+
+
+def tokenize_words(tokenizer, sentences: list[tuple[str, ...]], tags: list[tuple[int, ...]], max_length: int) -> TokenizedSplit:
+    """Token classification: the tag goes on each word's first piece (-100 on the others), so
+    predictions are read back per word. A sentence longer than ``max_length`` pieces is split into
+    consecutive windows of whole words (every word keeps its label; counted in ``n_truncated``);
+    only a single word longer than a window loses its extra pieces."""
+    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, truncation=False)
+    n_special = tokenizer.num_special_tokens_to_add()
+    ids, labels, example_ids, n_split = [], [], [], 0
+    for i, (words, word_tags) in enumerate(zip(sentences, tags)):
+        word_ids = enc.word_ids(i)
+        if len(word_ids) <= max_length:
+            chunks = [(0, len(words), enc["input_ids"][i], word_ids)]
+        else:
+            n_split += 1
+            chunks = _windows(tokenizer, words, word_ids, max_length - n_special)
+        for start, _end, chunk_ids, chunk_word_ids in chunks:
+            ids.append(_truncate(np.asarray(chunk_ids, dtype=np.int32), max_length))
+            lab = np.full(len(ids[-1]), -100, dtype=np.int64)
+            seen = set()
+            for pos, w in enumerate(chunk_word_ids[: len(lab) - 1] if len(chunk_ids) > max_length else chunk_word_ids):
+                if w is not None and w not in seen:
+                    seen.add(w)
+                    lab[pos] = word_tags[start + w]
+            labels.append(lab)
+            example_ids.append(i)
+    return TokenizedSplit(ids, np.zeros(len(ids), dtype=np.int64), n_split, np.asarray(example_ids, dtype=np.int64), labels)
+
+
+def _windows(tokenizer, words: tuple[str, ...], word_ids: list[int | None], budget: int):
+    """Greedy windows of whole words whose pieces fit ``budget``; each re-tokenized on its own."""
+    pieces = np.bincount([w for w in word_ids if w is not None], minlength=len(words))
+    out, start = [], 0
+    while start < len(words):
+        end, used = start, 0
+        while end < len(words) and (used + pieces[end] <= budget or end == start):
+            used += pieces[end]
+            end += 1
+        enc = tokenizer(list(words[start:end]), is_split_into_words=True, truncation=False)
+        out.append((start, end, enc["input_ids"], enc.word_ids()))
+        start = end
+    return out
 
 
 def _truncate(ids: np.ndarray, max_length: int) -> np.ndarray:
@@ -112,17 +169,20 @@ def _save_npz_atomic(file: Path, tok: TokenizedSplit) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
     offsets = np.cumsum([0] + [len(x) for x in tok.input_ids]).astype(np.int64)
     flat = np.concatenate(tok.input_ids) if tok.input_ids else np.zeros(0, np.int32)
+    extra = {} if tok.token_labels is None else {"token_labels": np.concatenate(tok.token_labels)}
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:
-        np.savez(f, flat=flat, offsets=offsets, labels=tok.labels, n_truncated=np.int64(tok.n_truncated))
+        np.savez(f, flat=flat, offsets=offsets, labels=tok.labels, n_truncated=np.int64(tok.n_truncated),
+                 example_ids=tok.example_ids, **extra)
     os.replace(tmp, file)  # atomic: concurrent workers never read a half-written cache file
 
 
 def _load_npz(file: Path) -> TokenizedSplit:
     with np.load(file) as z:
         flat, offsets = z["flat"], z["offsets"]
-        ids = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
-        return TokenizedSplit(ids, z["labels"], int(z["n_truncated"]))
+        cut = lambda a: [a[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]  # noqa: E731
+        token_labels = cut(z["token_labels"]) if "token_labels" in z.files else None
+        return TokenizedSplit(cut(flat), z["labels"], int(z["n_truncated"]), z["example_ids"], token_labels)
 
 
 # -- batching ---------------------------------------------------------------------------------
@@ -164,8 +224,11 @@ def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int) -> dict[str
     for row, s in enumerate(seqs):
         input_ids[row, : len(s)] = s
         mask[row, : len(s)] = 1
-    return {
-        "input_ids": torch.from_numpy(input_ids),
-        "attention_mask": torch.from_numpy(mask),
-        "labels": torch.from_numpy(split.labels[indices]),
-    }
+    if split.token_labels is None:
+        labels = torch.from_numpy(split.labels[indices])
+    else:
+        tl = np.full((len(seqs), width), -100, dtype=np.int64)
+        for row, i in enumerate(indices):
+            tl[row, : len(split.token_labels[i])] = split.token_labels[i]
+        labels = torch.from_numpy(tl)
+    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask), "labels": labels}

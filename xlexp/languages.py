@@ -14,9 +14,14 @@ import langcodes
 
 @lru_cache(maxsize=4096)
 def normalize_tag(code: str) -> str:
-    """Task code -> normalised BCP-47 tag (``swh_Latn`` -> ``swh-Latn``, ``eng`` -> ``en``)."""
+    """Task code -> normalised BCP-47 tag: ISO 639-3 codes become their shortest form and
+    individual languages their macrolanguage (``eng`` -> ``en``; ``sw``, ``swa``, ``swh`` -> ``sw``;
+    ``cmn`` -> ``zh``); a script in the code is kept (``swh_Latn`` -> ``sw-Latn``, ``zho_Hant`` ->
+    ``zh-Hant``); a corpus suffix that is not a script is dropped (``en_ewt`` -> ``en``)."""
+    parts = code.replace("-", "_").split("_")
+    keep = [parts[0]] + [p for p in parts[1:2] if len(p) == 4 and p.isalpha() and p[0].isupper()]  # Latn, Hans
     try:
-        return langcodes.standardize_tag(code.replace("_", "-"))
+        return langcodes.standardize_tag("-".join(keep), macro=True)
     except (ValueError, langcodes.tag_parser.LanguageTagError):
         return code
 

@@ -98,7 +98,33 @@ class SequenceClassifier(nn.Module):
         return self.classifier(self.dropout(pooled))
 
 
-def load_classifier(model_cfg, path: str, num_labels: int) -> SequenceClassifier:
+class TokenClassifier(nn.Module):
+    """Encoder + dropout + a linear layer on every position (tags are read on each word's first piece)."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+        nn.init.normal_(self.classifier.weight, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.classifier(self.dropout(hidden))
+
+
+def load_classifier(model_cfg, path: str, num_labels: int, token_level: bool = False) -> nn.Module:
+    encoder = load_encoder(model_cfg, path)
+    head_dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
+    if token_level:
+        return TokenClassifier(encoder, num_labels, head_dropout)
+    return SequenceClassifier(encoder, num_labels, model_cfg.get("pooling", "cls"), head_dropout)
+
+
+def load_encoder(model_cfg, path: str) -> nn.Module:
+    """The bare encoder (``AutoModel``); with ``model.checkpoint`` set, the encoder weights of a
+    model fine-tuned by xlexp (a ``.pt`` state dict, e.g. a cached source model) are loaded on top."""
     from transformers import AutoModel
 
     kwargs: dict[str, Any] = {"local_files_only": _offline(model_cfg), "trust_remote_code": False, "use_safetensors": True}
@@ -112,8 +138,18 @@ def load_classifier(model_cfg, path: str, num_labels: int) -> SequenceClassifier
             encoder = AutoModel.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
         raise _load_error(model_cfg, path, e) from None
-    head_dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
-    return SequenceClassifier(encoder, num_labels, model_cfg.get("pooling", "cls"), head_dropout)
+    checkpoint = model_cfg.get("checkpoint")
+    if checkpoint:
+        if not Path(checkpoint).is_file():
+            raise XlexpError(f"model.checkpoint {checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        enc_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+        missing, unexpected = encoder.load_state_dict(enc_state or state, strict=False)
+        if unexpected or len(missing) == len(encoder.state_dict()):
+            raise XlexpError(f"model.checkpoint {checkpoint} does not match model '{model_cfg.name}' "
+                             f"({len(unexpected)} unexpected, {len(missing)} missing weights)")
+        log.info("loaded encoder weights from %s", checkpoint)
+    return encoder
 
 
 # -- tiny random BERT for tests -----------------------------------------------------------------

@@ -13,7 +13,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,20 +22,21 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from xlexp import distributed
 from xlexp import matrix as matrix_view
 from xlexp.config import validate
 from xlexp.data import TokenCache, TokenizedSplit
 from xlexp.errors import XlexpError
-from xlexp.evaluate import compute_metrics, predict
+from xlexp.evaluate import compute_metrics, encode, predict, retrieval_accuracy
 from xlexp.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_set
 from xlexp.languages import normalize_tag
-from xlexp.model import load_classifier, load_tokenizer, resolve_model_path
+from xlexp.model import load_classifier, load_encoder, load_tokenizer, resolve_model_path
 from xlexp.plan import Plan, TrainingUnit, make_plan
 from xlexp.progress import progress_bar, progress_enabled
 from xlexp.records import Record, config_hash, git_commit, new_run_id, now_iso, write_predictions, write_records
 from xlexp.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.tasks import TaskSpec, load_split
-from xlexp.tracking import Tracker, make_tracker
+from xlexp.tracking import NullTracker, Tracker, make_tracker
 from xlexp.train import TrainSettings, train
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,11 @@ def sampling_weights(sizes: list[int], mode: str, temperature: float) -> np.ndar
 def _training_texts(spec: TaskSpec, plan: Plan, data_dir: Path, source: str) -> list[str]:
     """Train-split text of every plan language that has one (for the tiny model's tokenizer)."""
     texts: list[str] = []
+    split = "train" if spec.trains else "test"  # retrieval has no training data
     for lang in plan.languages:
-        if spec.has_split(lang, "train", data_dir, source):
-            texts.extend(e.text for e in load_split(spec, lang, "train", data_dir, source))
+        if spec.has_split(lang, split, data_dir, source):
+            for e in load_split(spec, lang, split, data_dir, source):
+                texts.extend(t for t in (e.text, e.text_pair, " ".join(e.tokens)) if t)
     return texts
 
 
@@ -144,7 +147,7 @@ class RunContext:
 
     def score(self, model, split: TokenizedSplit) -> tuple[np.ndarray, dict[str, float]]:
         preds = predict(model, split, self.cfg.data.eval_batch_size, self.pad_id, self.device, self.precision)
-        return preds, compute_metrics(preds, split.labels, self.spec.metrics, len(self.spec.labels))
+        return preds, compute_metrics(preds, split, self.spec.metrics, self.spec.labels)
 
 
 @dataclass
@@ -162,7 +165,8 @@ class UnitOutput:
         for metric, value in metrics.items():
             self.records.append(Record(
                 experiment=c.name, run_id=self.ctx.run_id, model=c.model.name, task=self.ctx.spec.name,
-                regime=c.regime.name, source=self.unit.source, target=target, target_tag=normalize_tag(target),
+                regime=c.regime.name, source=self.unit.source, target=target,
+                target_tag=self.ctx.spec.tags.get(target) or normalize_tag(target),
                 split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
                 config_hash=self.ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
                 shot_set=shot_set, step=step, **self.ctx.hooks.tags,
@@ -170,7 +174,10 @@ class UnitOutput:
 
     def add_test(self, target: str, test: TokenizedSplit, preds: np.ndarray, metrics: dict[str, float],
                  selection: str, step: int | None, k: int | None = None, shot_set: int | None = None) -> None:
-        self.add(target, "test", metrics, len(test), selection, step, k, shot_set)
+        n = len(set(test.example_ids.tolist())) if test.token_labels is not None else len(test)
+        self.add(target, "test", metrics, n, selection, step, k, shot_set)
+        if test.token_labels is not None:
+            return  # per-example predictions are kept for sentence tasks (paired bootstrap) only
         c = self.ctx.cfg
         self.predictions.append(pd.DataFrame({
             "experiment": c.name, "run_id": self.ctx.run_id, "source": self.unit.source, "target": target,
@@ -190,11 +197,14 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),
              list(plan.sources), len(plan.targets), seeds)
 
-    device = resolve_device(cfg.trainer.device)
+    device = distributed.setup(resolve_device(cfg.trainer.device))  # under torchrun: join the group, this rank's GPU
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     texts = _training_texts(spec, plan, data_dir, cfg.data.source) if cfg.model.source == "tiny_random" else None
-    model_path = resolve_model_path(cfg.model, cache_dir, texts, cfg.seed)
+    if texts is not None and not texts:
+        raise XlexpError("model tiny_random trains its tokenizer on the plan's train splits, and there are none here")
+    with distributed.main_first():  # under torchrun rank 0 builds a cached model folder, the others reuse it
+        model_path = resolve_model_path(cfg.model, cache_dir, texts, cfg.seed)
     tokenizer = load_tokenizer(cfg.model, model_path)
     if tokenizer.pad_token_id is None:
         raise XlexpError(f"tokenizer of model '{cfg.model.name}' has no pad token")
@@ -205,15 +215,17 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
         cfg=cfg, spec=spec, plan=plan, cache=TokenCache(spec, tokenizer, cfg.data.max_length, data_dir, cache_dir,
                                                         cfg.data.source),
         model_path=model_path, device=device, precision=resolve_precision(cfg.trainer.precision, device),
-        run_id=new_run_id(), config_hash=config_hash({k: v for k, v in resolved.items() if k != "paths"}),
-        tracker=make_tracker(cfg.tracker), cache_dir=cache_dir, hooks=hooks or RunHooks(),
+        run_id=distributed.broadcast_object(new_run_id()),
+        config_hash=config_hash({k: v for k, v in resolved.items() if k != "paths"}),
+        tracker=make_tracker(cfg.tracker) if distributed.is_main() else NullTracker(), cache_dir=cache_dir,
+        hooks=hooks or RunHooks(),
     )
     ctx.hooks.run_id = ctx.run_id
     log.info("run %s: model %s (%s) on %s, precision %s; results -> %s", ctx.run_id, cfg.model.name, model_path,
              device, ctx.precision, Path(cfg.paths.results_dir).resolve())
 
-    files = []
-    with progress_bar(progress_enabled(cfg.trainer.progress)) as progress:
+    files, records = [], []
+    with progress_bar(progress_enabled(cfg.trainer.progress) and distributed.is_main()) as progress:
         ctx.progress = progress
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
         for i, unit in enumerate(plan.units):
@@ -221,17 +233,20 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
             ctx.tracker.start_unit(f"{cfg.name}/{unit.source}/seed{unit.seed}", resolved)
             out = run_unit(ctx, unit, i)
             stem = f"{ctx.run_id}-{i:04d}-{unit.source}-s{unit.seed}"
-            if out.predictions:
-                write_predictions(pd.concat(out.predictions, ignore_index=True), cfg.paths.results_dir, stem)
-            files.append(write_records(out.records, cfg.paths.results_dir, stem))  # last: a file = a finished unit
+            records.extend(out.records)
+            if distributed.is_main():  # under torchrun every rank holds the same records; rank 0 writes them
+                if out.predictions:
+                    write_predictions(pd.concat(out.predictions, ignore_index=True), cfg.paths.results_dir, stem)
+                files.append(write_records(out.records, cfg.paths.results_dir, stem))  # last: a file = a finished unit
             ctx.tracker.log_records(out.records)
             ctx.tracker.finish_unit()
             log.info("unit %d/%d (source %s, seed %d) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
-                     unit.seed, time.perf_counter() - started, files[-1])
+                     unit.seed, time.perf_counter() - started, files[-1] if files else "-")
             progress.advance(units_bar)
 
-    matrix_view.show_run(cfg.paths.results_dir, ctx.run_id, spec.metrics)
-    df = pd.concat([pd.read_parquet(f) for f in files])
+    if distributed.is_main():
+        matrix_view.show_run(cfg.paths.results_dir, ctx.run_id, spec.metrics)
+    df = pd.DataFrame([asdict(r) for r in records])  # what the files hold, on every rank
     chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == cfg.regime.selection)]
     objective = float(chosen["value"].mean())
     log.info("records: %d file(s) under %s (run id %s); mean test %s (%s) = %.4f", len(files),
@@ -244,7 +259,11 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int) -> UnitOutput:
     cfg = ctx.cfg
     out = UnitOutput(ctx, unit)
     seed_everything(unit.seed)
-    model = load_classifier(cfg.model, ctx.model_path, len(ctx.spec.labels)).to(ctx.device)
+    if not ctx.spec.trains:
+        retrieval_cells(ctx, unit, out)
+        return out
+    model = load_classifier(cfg.model, ctx.model_path, len(ctx.spec.labels),
+                            token_level=ctx.spec.type == "token_classification").to(ctx.device)
     few_shot = cfg.regime.name == "few_shot"
     k0 = 0 if few_shot else None  # in the few-shot regime the source model's cells are K = 0
     cached = _source_model_file(ctx, unit) if few_shot else None
@@ -257,12 +276,13 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int) -> UnitOutput:
             out.add_test(target, test, preds, metrics, cfg.regime.selection, None, k=k0)
     else:
         log.info("training source model %s (seed %d) on %s", unit.source, unit.seed, "+".join(unit.train_languages))
-        keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-{index:04d}")
+        keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-{index:04d}{distributed.rank_suffix()}")
         try:
             train_and_test(ctx, unit, model, keeper, out, k0)
             if few_shot:
                 keeper.load(keeper.step_for("source_dev"), model)
-                _save_atomic({k: v.cpu() for k, v in model.state_dict().items()}, cached)
+                if distributed.is_main():
+                    _save_atomic({k: v.cpu() for k, v in model.state_dict().items()}, cached)
                 log.info("few-shot: source model %s (seed %d) cached at %s", unit.source, unit.seed, cached)
         finally:
             keeper.cleanup()
@@ -291,7 +311,7 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model, keeper: Checkpoin
         scores |= {target_key(t): metrics[t][primary] for t in unit.dev_targets}
         keeper.observe(step, scores, model)
         for lang, m in metrics.items():
-            out.add(lang, "dev", m, len(dev_sets[lang]), "eval", step, k=k)
+            out.add(lang, "dev", m, len(set(dev_sets[lang].example_ids.tolist())), "eval", step, k=k)
         ctx.tracker.log_metrics({f"dev/{lang}/{name}": v for lang, m in metrics.items() for name, v in m.items()}, step)
         if ctx.hooks.on_eval:
             ctx.hooks.on_eval(unit, step, metrics)
@@ -328,6 +348,21 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model, keeper: Checkpoin
     ctx.progress.remove_task(bar)
 
 
+def retrieval_cells(ctx: RunContext, unit: TrainingUnit, out: UnitOutput) -> None:
+    """No training: encode both sides of every target's parallel test set and search by cosine."""
+    encoder = load_encoder(ctx.cfg.model, ctx.model_path).to(ctx.device)
+    layer = ctx.spec.layer
+    log.info("retrieval: %s, mean-pooled layer %s, %d target(s), no training", ctx.cfg.model.name,
+             layer if layer is not None else "last", len(unit.targets))
+    bar = ctx.progress.add_task(f"retrieval {unit.source}", total=len(unit.targets), info="")
+    for target in unit.targets:
+        xx, pivot = ctx.cache.get(target, "test"), ctx.cache.get(target, "test", side="pivot")
+        emb = [encode(encoder, s, ctx.cfg.data.eval_batch_size, ctx.pad_id, ctx.device, ctx.precision, layer) for s in (xx, pivot)]
+        out.add(target, "test", retrieval_accuracy(*emb), len(xx), ctx.cfg.regime.selection, None)
+        ctx.progress.update(bar, advance=1, info=target)
+    ctx.progress.remove_task(bar)
+
+
 def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) -> None:
     """Continue from the source model on K shots of each target: one fine-tuning per (target, K,
     shot set), the unit's seed; test on the target's test split."""
@@ -344,10 +379,12 @@ def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) 
         dev = ctx.split(target, "dev", unit.seed) if fs.use_target_dev else None
         for k in ks:
             for shots in _shot_sets(ctx, target, k, pool):
-                save_shot_set(shots, cfg.paths.results_dir)
+                if distributed.is_main():
+                    save_shot_set(shots, cfg.paths.results_dir)
                 model.load_state_dict(source_state)
                 seed_everything(unit.seed)
-                keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-fs-{target}-{k}-{shots.index}")
+                keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" /
+                                          f"{ctx.run_id}-fs-{target}-{k}-{shots.index}{distributed.rank_suffix()}")
 
                 def on_eval(step: int, epoch: float, dev=dev, keeper=keeper) -> None:
                     keeper.observe(step, {"target_dev": ctx.score(model, dev)[1][ctx.spec.primary_metric]}, model)

@@ -81,7 +81,12 @@ def make_plan(regime: str, sources, targets, spec: TaskSpec, data_dir: Path, dat
     tgt = expand_languages(targets, spec, "targets")
     watch = _dev_targets(dev_targets, tgt, spec, data_dir, data_source)
     units: list[TrainingUnit] = []
-    if regime == "full":  # in-language fine-tuning per target; the sources setting is ignored
+    if not spec.trains:  # retrieval: nothing to train; one row named by the pivot language
+        if regime != "zero_shot":
+            raise XlexpError(f"task '{spec.name}' is a retrieval task (no training): use regime=zero_shot")
+        src = (spec.pivot or "eng",)
+        units = [TrainingUnit(src[0], (), (), tgt, (), seed) for seed in seeds[:1]]
+    elif regime == "full":  # in-language fine-tuning per target; the sources setting is ignored
         src = tgt
         units = [TrainingUnit(t, (t,), (t,), (t,), (t,) if t in watch else (), seed) for seed in seeds for t in tgt]
     else:
