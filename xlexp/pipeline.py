@@ -193,7 +193,7 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     cache_dir = Path(cfg.paths.cache_dir).expanduser()
     seeds = list(cfg.regime.get("seeds") or [cfg.seed])
     plan = make_plan(cfg.regime.name, cfg.langpair.sources, cfg.langpair.targets, spec, data_dir, cfg.data.source,
-                     seeds, cfg.regime.get("dev_targets", "all"))
+                     seeds, cfg.regime.get("dev_targets", "auto"))
     log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),
              list(plan.sources), len(plan.targets), seeds)
 

@@ -9,6 +9,7 @@ fine-tuning one per target. Each unit runs once per seed.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from xlexp.errors import XlexpError
 from xlexp.tasks import TaskSpec
 
 REGIMES = ("zero_shot", "few_shot", "multi_source", "full")
+AUTO_DEV_TARGETS = 25
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,19 @@ def expand_languages(value, spec: TaskSpec, role: str) -> tuple[str, ...]:
 
 
 def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Path, data_source: str) -> tuple[str, ...]:
-    """``all`` -> targets that have a dev split; ``none`` -> (); a list -> validated subset."""
+    """``all`` -> targets that have a dev split; ``auto`` -> all of them up to AUTO_DEV_TARGETS
+    (watching 205 dev sets at every evaluation would cost more than training); ``none`` -> ();
+    a list -> validated subset."""
     if setting in (None, "none", False):
         return ()
-    if setting == "all":
-        return tuple(t for t in targets if spec.has_split(t, "dev", data_dir, data_source))
+    if setting in ("all", "auto"):
+        with_dev = tuple(t for t in targets if spec.has_split(t, "dev", data_dir, data_source))
+        if setting == "auto" and len(with_dev) > AUTO_DEV_TARGETS:
+            log.info("regime.dev_targets=auto: %d targets have dev splits, more than %d, so target dev splits are "
+                     "not watched (no target_dev rule); set regime.dev_targets=all or a list to watch them",
+                     len(with_dev), AUTO_DEV_TARGETS)
+            return ()
+        return with_dev
     chosen = expand_languages(setting, spec, "dev_targets")
     outside = [t for t in chosen if t not in targets]
     if outside:
@@ -73,7 +85,7 @@ def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Pa
 
 
 def make_plan(regime: str, sources, targets, spec: TaskSpec, data_dir: Path, data_source: str = "auto",
-              seeds: list[int] | tuple[int, ...] = (42,), dev_targets="all") -> Plan:
+              seeds: list[int] | tuple[int, ...] = (42,), dev_targets="auto") -> Plan:
     if regime not in REGIMES:
         raise XlexpError(f"unknown regime '{regime}'; available: {', '.join(REGIMES)}")
     if not seeds:
