@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/xlexp build-model
 	$(BIN)/xlexp run +experiment=quickstart
+	$(BIN)/xlexp report --experiment quickstart
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -28,4 +29,4 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
-	rm -rf outputs multirun results/runs results/matrices .pytest_cache
+	rm -rf outputs multirun results/runs results/matrices results/report results/compare results/wandb .pytest_cache

@@ -33,6 +33,9 @@ def validate(cfg: DictConfig) -> None:
         _positive_int(cfg, key, allow_none=True)
     _one_of(cfg, "trainer.precision", ("auto", "fp32", "bf16"))
     _one_of(cfg, "data.source", ("auto", "local", "hub"))
+    from xlexp.tracking import check_tracker_config  # tracker options fail here, before any work
+
+    check_tracker_config(cfg.tracker)
     lr = cfg.optimizer.get("lr")
     if not isinstance(lr, (int, float)) or lr <= 0:
         raise XlexpError(f"optimizer.lr must be a positive number, got {lr!r}")

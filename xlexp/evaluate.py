@@ -100,11 +100,14 @@ def token_metrics(preds: list[np.ndarray], gold: list[np.ndarray], example_ids: 
 
 @torch.inference_mode()
 def encode(model, split: TokenizedSplit, batch_size: int, pad_id: int, device: torch.device, precision: str,
-           layer: int | None) -> np.ndarray:
+           layer: int | None, progress=None) -> np.ndarray:
     """Mean-pooled hidden states of ``layer`` (None = last), L2-normalised, one row per example."""
     model.eval()
     out = np.empty((len(split), model.config.hidden_size), dtype=np.float32)
+    bar = progress.add_task("encode", total=len(split), info="") if progress is not None else None
     for idx in eval_batches(split, batch_size):
+        if bar is not None:
+            progress.update(bar, advance=len(idx))
         batch = collate(split, idx, pad_id)
         mask = batch["attention_mask"].to(device)
         with autocast(device, precision):

@@ -349,18 +349,29 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model, keeper: Checkpoin
 
 
 def retrieval_cells(ctx: RunContext, unit: TrainingUnit, out: UnitOutput) -> None:
-    """No training: encode both sides of every target's parallel test set and search by cosine."""
+    """No training: encode both sides of every target's parallel test set and search by cosine.
+    Every distinct token sequence is encoded once (pivot sentences repeat across language pairs),
+    in one length-sorted pass over all targets."""
     encoder = load_encoder(ctx.cfg.model, ctx.model_path).to(ctx.device)
     layer = ctx.spec.layer
-    log.info("retrieval: %s, mean-pooled layer %s, %d target(s), no training", ctx.cfg.model.name,
-             layer if layer is not None else "last", len(unit.targets))
-    bar = ctx.progress.add_task(f"retrieval {unit.source}", total=len(unit.targets), info="")
-    for target in unit.targets:
-        xx, pivot = ctx.cache.get(target, "test"), ctx.cache.get(target, "test", side="pivot")
-        emb = [encode(encoder, s, ctx.cfg.data.eval_batch_size, ctx.pad_id, ctx.device, ctx.precision, layer) for s in (xx, pivot)]
-        out.add(target, "test", retrieval_accuracy(*emb), len(xx), ctx.cfg.regime.selection, None)
-        ctx.progress.update(bar, advance=1, info=target)
-    ctx.progress.remove_task(bar)
+    sides = {t: (ctx.cache.get(t, "test"), ctx.cache.get(t, "test", side="pivot")) for t in unit.targets}
+    row_of: dict[bytes, int] = {}
+    unique: list[np.ndarray] = []
+    for pair in sides.values():
+        for split in pair:
+            for ids in split.input_ids:
+                key = ids.tobytes()
+                if key not in row_of:
+                    row_of[key] = len(unique)
+                    unique.append(ids)
+    log.info("retrieval: %s, mean-pooled layer %s, %d target(s), %d distinct sentences, no training",
+             ctx.cfg.model.name, layer if layer is not None else "last", len(unit.targets), len(unique))
+    everything = TokenizedSplit(unique, np.zeros(len(unique), dtype=np.int64))
+    emb = encode(encoder, everything, ctx.cfg.data.eval_batch_size, ctx.pad_id, ctx.device, ctx.precision, layer,
+                 progress=ctx.progress)
+    for target, (xx, pivot) in sides.items():
+        rows = [[row_of[ids.tobytes()] for ids in split.input_ids] for split in (xx, pivot)]
+        out.add(target, "test", retrieval_accuracy(emb[rows[0]], emb[rows[1]]), len(xx), ctx.cfg.regime.selection, None)
 
 
 def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) -> None:

@@ -1,4 +1,5 @@
-"""The tracker seam: the pipeline talks to a Tracker; ``tracker=none`` is the null one.
+"""The tracker seam: the pipeline talks to a Tracker; ``tracker=none`` is the null one,
+``tracker=wandb`` is Weights & Biases (``xlexp.wandb_tracker``).
 
 Trackers only ever see results after the results store has them, so a tracker failure never
 loses a result.
@@ -32,8 +33,25 @@ class NullTracker:
         pass
 
 
-def make_tracker(tracker_cfg) -> Tracker:
+TRACKERS = ("none", "wandb")
+
+
+def check_tracker_config(tracker_cfg) -> None:
+    """Fail early (before any training) on a bad tracker config."""
     name = tracker_cfg.get("name", "none")
-    if name == "none":
-        return NullTracker()
-    raise XlexpError(f"unknown tracker '{name}'; available: none")
+    if name not in TRACKERS:
+        raise XlexpError(f"unknown tracker '{name}'; available: {', '.join(TRACKERS)}")
+    if name == "wandb":
+        from xlexp.wandb_tracker import WandbOptions
+
+        WandbOptions.from_config(tracker_cfg)
+
+
+def make_tracker(tracker_cfg) -> Tracker:
+    check_tracker_config(tracker_cfg)
+    if tracker_cfg.get("name", "none") == "wandb":
+        from xlexp.wandb_tracker import WandbOptions, WandbTracker
+
+        tracker = WandbTracker(WandbOptions.from_config(tracker_cfg))
+        return NullTracker() if tracker.mode == "disabled" else tracker
+    return NullTracker()

@@ -1,0 +1,61 @@
+"""Mask secrets in configs before they leave the machine (W&B config, sweep storage URLs, logs).
+
+``mask_secrets`` returns a copy: values of secret-looking keys become ``***`` and the password of
+any URL with credentials (``postgresql://user:pw@host/db``) is replaced, wherever it sits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***"
+
+# Key names whose values are secrets, matched on the key's words (``wandb_api_key``, ``db-password``,
+# ``HF_TOKEN``, ``clientSecret``). Words, not substrings: ``tokenizer`` or ``max_tokens`` are not secrets.
+_SECRET_WORDS = {"password", "passwd", "passphrase", "pwd", "secret", "apikey", "credential", "credentials"}
+_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("auth", "key")}
+# a tokenizer's special tokens (``pad_token: <pad>``) are not secrets
+_SPECIAL_TOKENS = {"pad", "bos", "eos", "unk", "cls", "sep", "mask", "special", "start", "end"}
+# scheme://user:password@host... (the user part may be empty: redis://:pw@host)
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<at>@)")
+# ...?password=...&api_key=... in a URL's query string
+_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|token|api_?key|apikey|secret|access_?token)=)(?P<pw>[^&;#\s]+)",
+                           re.IGNORECASE)
+
+
+def _words(key: str) -> list[str]:
+    key = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", key)  # camelCase -> camel_Case
+    return [w for w in re.split(r"[_\-.\s]+", key.lower()) if w]
+
+
+def is_secret_key(key: Any) -> bool:
+    if not isinstance(key, str):
+        return False
+    words = _words(key)
+    if _SECRET_WORDS.intersection(words) or _SECRET_PAIRS.intersection(zip(words, words[1:])):
+        return True
+    return "token" in words and not _SPECIAL_TOKENS.intersection(words)
+
+
+def mask_url(text: str) -> str:
+    """``postgresql://user:pw@host/db`` -> ``postgresql://user:***@host/db`` (and ``?password=...``);
+    other text unchanged."""
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
+    return _QUERY_SECRET.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def mask_secrets(obj: Any) -> Any:
+    """A copy of ``obj`` (dicts, lists, tuples, scalars) with secrets masked. Empty or null secret
+    values are kept as they are, so a config still shows that no key was set."""
+    if isinstance(obj, Mapping):  # dicts and OmegaConf DictConfigs alike
+        return {k: (MASK if is_secret_key(k) and v not in (None, "") and not isinstance(v, (Mapping, list, tuple))
+                    else mask_secrets(v)) for k, v in obj.items()}
+    if isinstance(obj, list) or type(obj).__name__ == "ListConfig":
+        return [mask_secrets(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(mask_secrets(v) for v in obj)
+    if isinstance(obj, str):
+        return mask_url(obj)
+    return obj
