@@ -253,19 +253,24 @@ def _table_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _matrices(df: pd.DataFrame, keys):
+    """(slice key, metric, matrix) for every slice and metric that has cells."""
+    for key in keys:
+        for metric in metrics_of(df):
+            try:
+                yield key, metric, slice_matrix(df, key, metric)
+            except XlexpError:
+                continue
+
+
 def wide_frame(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (slice, metric, source), one column per target: the matrices side by side."""
     rows = []
-    for key in slice_keys(df):
-        for metric in metrics_of(df):
-            try:
-                m = slice_matrix(df, key, metric)
-            except XlexpError:
-                continue
-            for source, values in m.mean.iterrows():
-                rows.append({"metric": metric, "model": key.model, "task": key.task, "regime": key.regime,
-                             "selection": key.selection, "k": np.nan if key.k is None else key.k, "source": str(source),
-                             **{str(t): float(v) for t, v in values.items()}})
+    for key, metric, m in _matrices(df, slice_keys(df)):
+        for source, values in m.mean.iterrows():
+            rows.append({"metric": metric, "model": key.model, "task": key.task, "regime": key.regime,
+                         "selection": key.selection, "k": np.nan if key.k is None else key.k, "source": str(source),
+                         **{str(t): float(v) for t, v in values.items()}})
     return pd.DataFrame(rows)
 
 
@@ -277,18 +282,13 @@ def summary_keys(df: pd.DataFrame) -> dict[str, float]:
         return {}
     top = headline(keys)
     out: dict[str, float] = {}
-    for key in keys:
+    for key, metric, m in _matrices(df, keys):
         part = "" if key == top else key.varying(keys) + "/"
-        for metric in metrics_of(df):
-            try:
-                m = slice_matrix(df, key, metric)
-            except XlexpError:
-                continue
-            for source, values in m.mean.iterrows():
-                for target, v in values.items():
-                    if not pd.isna(v):
-                        out[f"xfer/{source}/{target}/{part}{metric}"] = float(v)
-            out[f"xfer/mean/{part}{metric}"] = float(np.nanmean(m.mean.to_numpy(dtype=float)))
+        for source, values in m.mean.iterrows():
+            for target, v in values.items():
+                if not pd.isna(v):
+                    out[f"xfer/{source}/{target}/{part}{metric}"] = float(v)
+        out[f"xfer/mean/{part}{metric}"] = float(np.nanmean(m.mean.to_numpy(dtype=float)))
     return out
 
 
