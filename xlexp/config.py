@@ -29,7 +29,8 @@ def validate(cfg: DictConfig) -> None:
         raise XlexpError(f"config is missing group(s) {missing}; check conf/config.yaml defaults")
     for key in ("data.batch_size", "data.eval_batch_size", "data.max_length", "trainer.epochs"):
         _positive_int(cfg, key)
-    for key in ("data.max_train_examples", "data.max_eval_examples", "trainer.eval_every", "trainer.num_threads"):
+    for key in ("data.max_train_examples", "data.max_eval_examples", "trainer.eval_every", "trainer.num_threads",
+                "trainer.grad_accum_steps"):
         _positive_int(cfg, key, allow_none=True)
     _one_of(cfg, "trainer.precision", ("auto", "fp32", "bf16"))
     _one_of(cfg, "data.source", ("auto", "local", "hub"))
@@ -43,6 +44,14 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=0.0)
         if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
             raise XlexpError(f"{key} must be in [0, 1), got {value!r}")
+    model_max = cfg.model.get("max_length")
+    if model_max is not None and cfg.data.max_length > model_max:
+        raise XlexpError(f"data.max_length={cfg.data.max_length} exceeds model '{cfg.model.name}''s limit "
+                         f"model.max_length={model_max}; use data.max_length<={model_max}")
+    if cfg.model.get("family") != "classical":
+        from xlexp.finetune import check_config
+
+        check_config(cfg.model)
     dropout = cfg.model.get("dropout")
     if dropout is not None and (not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0):
         raise XlexpError(f"model.dropout must be null or in [0, 1), got {dropout!r}")

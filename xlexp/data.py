@@ -72,6 +72,20 @@ class TokenCache:
         self.fingerprint = tokenizer_fingerprint(tokenizer)
         self._memory: dict[tuple[str, str], TokenizedSplit] = {}
         self.n_tokenized = 0  # splits tokenized by this cache object (0 on a fully cached re-run)
+        self.id_map: np.ndarray | None = None  # old id -> new id after vocabulary trimming (xlexp.vocab)
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if self.id_map is None else int(self.id_map[pad])
+
+    def remap(self, id_map: np.ndarray) -> None:
+        """Renumber every split served from now on (and those already in memory) through ``id_map``.
+        The files on disk keep the tokenizer's own ids, so trimmed and untrimmed runs share them."""
+        if self.id_map is not None:
+            raise RuntimeError("TokenCache.remap: the ids are already remapped")
+        self.id_map = id_map
+        self._memory = {k: _map_ids(v, id_map) for k, v in self._memory.items()}
 
     def _key(self, code: str, split: str) -> str:
         path = self.spec.probe_path(code, split, self.data_dir)
@@ -97,6 +111,8 @@ class TokenCache:
             what = "split into windows" if tok.token_labels is not None else "truncated"
             log.info("%s/%s: %d of %d examples %s to fit %d tokens", code, split, tok.n_truncated,
                      len(set(tok.example_ids.tolist())), what, self.max_length)
+        if self.id_map is not None:
+            tok = _map_ids(tok, self.id_map)
         self._memory[key] = tok
         return tok
 
@@ -113,6 +129,11 @@ class TokenCache:
         n_truncated = sum(len(x) > self.max_length for x in enc)
         ids = [_truncate(np.asarray(x, dtype=np.int32), self.max_length) for x in enc]
         return TokenizedSplit(ids, np.array([e.label for e in examples], dtype=np.int64), n_truncated)
+
+
+def _map_ids(split: TokenizedSplit, id_map: np.ndarray) -> TokenizedSplit:
+    return TokenizedSplit([id_map[x] for x in split.input_ids], split.labels, split.n_truncated, split.example_ids,
+                          split.token_labels)
 
 
 def tokenize_words(tokenizer, sentences: list[tuple[str, ...]], tags: list[tuple[int, ...]], max_length: int) -> TokenizedSplit:

@@ -13,7 +13,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +28,8 @@ from xlexp.config import validate
 from xlexp.data import TokenCache, TokenizedSplit
 from xlexp.errors import XlexpError
 from xlexp.evaluate import compute_metrics, encode, predict, retrieval_accuracy
+from xlexp import finetune
+from xlexp.hardware import peak_memory_mb, resolve_device, resolve_precision
 from xlexp.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_set
 from xlexp.languages import normalize_tag
 from xlexp.model import load_classifier, load_encoder, load_tokenizer, resolve_model_path
@@ -38,6 +40,7 @@ from xlexp.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.tasks import TaskSpec, load_split
 from xlexp.tracking import NullTracker, Tracker, make_tracker
 from xlexp.train import TrainSettings, train
+from xlexp.vocab import VocabTrim, count_parameters, plan_trim, trim_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +49,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(setting: str) -> torch.device:
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(setting)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise XlexpError(f"trainer.device={setting} but CUDA is not available here; use trainer.device=cpu or auto")
-    return device
-
-
-def resolve_precision(setting: str, device: torch.device) -> str:
-    if setting == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    return setting
 
 
 def subsample(split: TokenizedSplit, limit: int | None, seed: int) -> TokenizedSplit:
@@ -118,7 +106,7 @@ class RunContext:
     cfg: DictConfig
     spec: TaskSpec
     plan: Plan
-    cache: TokenCache
+    cache: TokenCache | None    # None for classical (scikit-learn) models, which need no tokenizer
     model_path: str
     device: torch.device
     precision: str
@@ -128,10 +116,39 @@ class RunContext:
     cache_dir: Path
     hooks: RunHooks = field(default_factory=RunHooks)
     progress: object = None
+    finetune: str | None = None     # full | lora-r8 | freeze-emb ... (None for classical models)
+    trim: VocabTrim | None = None   # model.trim_vocab: the kept ids (the cache serves renumbered splits)
+    experiment: str = ""            # cfg.name, plus the fine-tuning method when it is not full fine-tuning
+    model_info: dict = field(default_factory=dict)  # parameter counts of the last model built, for the records
 
     @property
     def pad_id(self) -> int:
-        return self.cache.tokenizer.pad_token_id
+        return self.cache.pad_id
+
+    def build_classifier(self) -> torch.nn.Module:
+        """The task model as configured: encoder (+ checkpoint), trimmed vocabulary, frozen parts or
+        LoRA, gradient checkpointing; on the run's device."""
+        c = self.cfg
+        model = load_classifier(c.model, self.model_path, len(self.spec.labels),
+                                token_level=self.spec.type == "token_classification")
+        if self.trim is not None:
+            trim_embeddings(model.encoder, self.trim)
+        model = finetune.prepare(model, c.model).to(self.device)
+        total, trainable = count_parameters(model)
+        if self.model_info.get("params") != total:  # log once per run, not per unit
+            log.info("model: %s parameters, %s trainable (%s)", f"{total:,}", f"{trainable:,}",
+                     finetune.describe(c.model))
+        self.model_info = {"params": total, "trainable_params": trainable}
+        return model
+
+    def build_encoder(self) -> torch.nn.Module:
+        encoder = load_encoder(self.cfg.model, self.model_path)
+        if self.trim is not None:
+            trim_embeddings(encoder, self.trim)
+        encoder = encoder.to(self.device)
+        total, _ = count_parameters(encoder)
+        self.model_info = {"params": total, "trainable_params": 0}
+        return encoder
 
     def settings(self, seed: int, epochs: int | None = None, batch_size: int | None = None) -> TrainSettings:
         c = self.cfg
@@ -139,6 +156,7 @@ class RunContext:
             epochs=epochs or c.trainer.epochs, batch_size=batch_size or c.data.batch_size,
             eval_batch_size=c.data.eval_batch_size, group_by_length=c.data.group_by_length,
             eval_every=c.trainer.eval_every, precision=self.precision, seed=seed,
+            grad_accum_steps=int(c.trainer.get("grad_accum_steps") or 1), compile=bool(c.trainer.get("compile")),
         )
 
     def split(self, lang: str, name: str, seed: int) -> TokenizedSplit:
@@ -164,13 +182,19 @@ class UnitOutput:
         c = self.ctx.cfg
         for metric, value in metrics.items():
             self.records.append(Record(
-                experiment=c.name, run_id=self.ctx.run_id, model=c.model.name, task=self.ctx.spec.name,
+                experiment=self.ctx.experiment, run_id=self.ctx.run_id, model=c.model.name, task=self.ctx.spec.name,
                 regime=c.regime.name, source=self.unit.source, target=target,
                 target_tag=self.ctx.spec.tags.get(target) or normalize_tag(target),
                 split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
                 config_hash=self.ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
-                shot_set=shot_set, step=step, **self.ctx.hooks.tags,
+                shot_set=shot_set, step=step, finetune=self.ctx.finetune, precision=self.ctx.precision,
+                **self.ctx.model_info, **self.ctx.hooks.tags,
             ))
+
+    def stamp_peak_memory(self) -> None:
+        """Peak memory of the run so far, on every record of this unit (known only at its end)."""
+        mb = round(peak_memory_mb(self.ctx.device), 1)
+        self.records = [replace(r, peak_memory_mb=mb) for r in self.records]
 
     def add_test(self, target: str, test: TokenizedSplit, preds: np.ndarray, metrics: dict[str, float],
                  selection: str, step: int | None, k: int | None = None, shot_set: int | None = None) -> None:
@@ -180,7 +204,7 @@ class UnitOutput:
             return  # per-example predictions are kept for sentence tasks (paired bootstrap) only
         c = self.ctx.cfg
         self.predictions.append(pd.DataFrame({
-            "experiment": c.name, "run_id": self.ctx.run_id, "source": self.unit.source, "target": target,
+            "experiment": self.ctx.experiment, "run_id": self.ctx.run_id, "source": self.unit.source, "target": target,
             "split": "test", "selection": selection, "seed": self.unit.seed, "k": k, "shot_set": shot_set,
             "example": test.example_ids, "label": test.labels, "pred": preds,
         }))
@@ -200,29 +224,37 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     device = distributed.setup(resolve_device(cfg.trainer.device))  # under torchrun: join the group, this rank's GPU
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
-    texts = _training_texts(spec, plan, data_dir, cfg.data.source) if cfg.model.source == "tiny_random" else None
-    if texts is not None and not texts:
-        raise XlexpError("model tiny_random trains its tokenizer on the plan's train splits, and there are none here")
-    with distributed.main_first():  # under torchrun rank 0 builds a cached model folder, the others reuse it
-        model_path = resolve_model_path(cfg.model, cache_dir, texts, cfg.seed)
-    tokenizer = load_tokenizer(cfg.model, model_path)
-    if tokenizer.pad_token_id is None:
-        raise XlexpError(f"tokenizer of model '{cfg.model.name}' has no pad token")
+    if cfg.model.get("family") == "classical":  # scikit-learn baselines: no encoder, no token cache
+        from xlexp.classical import prepare
+
+        model_path, cache = prepare(cfg, spec, plan, data_dir, cache_dir), None
+    else:
+        texts = _training_texts(spec, plan, data_dir, cfg.data.source) if cfg.model.source == "tiny_random" else None
+        if texts is not None and not texts:
+            raise XlexpError("model tiny_random trains its tokenizer on the plan's train splits, and there are none here")
+        with distributed.main_first():  # under torchrun rank 0 builds a cached model folder, the others reuse it
+            model_path = resolve_model_path(cfg.model, cache_dir, texts, cfg.seed)
+        tokenizer = load_tokenizer(cfg.model, model_path)
+        if tokenizer.pad_token_id is None:
+            raise XlexpError(f"tokenizer of model '{cfg.model.name}' has no pad token")
+        cache = TokenCache(spec, tokenizer, cfg.data.max_length, data_dir, cache_dir, cfg.data.source)
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["trainer"] = {k: v for k, v in resolved["trainer"].items() if k not in ("progress", "num_threads")}
     ctx = RunContext(
-        cfg=cfg, spec=spec, plan=plan, cache=TokenCache(spec, tokenizer, cfg.data.max_length, data_dir, cache_dir,
-                                                        cfg.data.source),
+        cfg=cfg, spec=spec, plan=plan, cache=cache,
         model_path=model_path, device=device, precision=resolve_precision(cfg.trainer.precision, device),
         run_id=distributed.broadcast_object(new_run_id()),
         config_hash=config_hash({k: v for k, v in resolved.items() if k != "paths"}),
         tracker=make_tracker(cfg.tracker) if distributed.is_main() else NullTracker(), cache_dir=cache_dir,
-        hooks=hooks or RunHooks(),
+        hooks=hooks or RunHooks(), experiment=experiment_name(cfg),
+        finetune=None if cache is None else finetune.describe(cfg.model),
     )
     ctx.hooks.run_id = ctx.run_id
-    log.info("run %s: model %s (%s) on %s, precision %s; results -> %s", ctx.run_id, cfg.model.name, model_path,
-             device, ctx.precision, Path(cfg.paths.results_dir).resolve())
+    log.info("run %s: experiment %s, model %s (%s) on %s, precision %s; results -> %s", ctx.run_id, ctx.experiment,
+             cfg.model.name, model_path, device, ctx.precision, Path(cfg.paths.results_dir).resolve())
+    if cache is not None and cfg.model.get("trim_vocab"):
+        ctx.trim = trim_vocabulary(ctx)
 
     files, records = [], []
     with progress_bar(progress_enabled(cfg.trainer.progress) and distributed.is_main()) as progress:
@@ -230,8 +262,9 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
         for i, unit in enumerate(plan.units):
             started = time.perf_counter()
-            ctx.tracker.start_unit(f"{cfg.name}/{unit.source}/seed{unit.seed}", resolved)
+            ctx.tracker.start_unit(f"{ctx.experiment}/{unit.source}/seed{unit.seed}", resolved)
             out = run_unit(ctx, unit, i)
+            out.stamp_peak_memory()
             stem = f"{ctx.run_id}-{i:04d}-{unit.source}-s{unit.seed}"
             records.extend(out.records)
             if distributed.is_main():  # under torchrun every rank holds the same records; rank 0 writes them
@@ -249,21 +282,51 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     df = pd.DataFrame([asdict(r) for r in records])  # what the files hold, on every rank
     chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == cfg.regime.selection)]
     objective = float(chosen["value"].mean())
-    log.info("records: %d file(s) under %s (run id %s); mean test %s (%s) = %.4f", len(files),
+    log.info("records: %d file(s) under %s (run id %s); mean test %s (%s) = %.4f; peak memory %.0f MiB", len(files),
              Path(cfg.paths.results_dir).resolve() / "runs", ctx.run_id, spec.primary_metric, cfg.regime.selection,
-             objective)
+             objective, peak_memory_mb(device))
     return objective
+
+
+def experiment_name(cfg: DictConfig) -> str:
+    """``cfg.name``, with the fine-tuning method appended when it is not full fine-tuning (e.g.
+    ``quickstart+lora-r8``), so LoRA and full fine-tuning runs form separate, comparable matrices."""
+    if cfg.model.get("family") == "classical":
+        return cfg.name
+    method = finetune.describe(cfg.model)
+    return cfg.name if method == "full" else f"{cfg.name}+{method}"
+
+
+def trim_vocabulary(ctx: RunContext) -> VocabTrim:
+    """Keep the ids of every split of every plan language (and the specials); renumber the cache."""
+    splits = []
+    for lang in ctx.plan.languages:
+        for split in ("train", "dev", "test"):
+            if ctx.spec.has_split(lang, split, Path(ctx.cfg.paths.data_dir), ctx.cfg.data.source):
+                splits.append(ctx.cache.get(lang, split))
+                if not ctx.spec.trains:
+                    splits.append(ctx.cache.get(lang, split, side="pivot"))
+    tokenizer = ctx.cache.tokenizer
+    trim = plan_trim(splits, tokenizer, max(len(tokenizer), max(tokenizer.all_special_ids) + 1))
+    ctx.cache.remap(trim.old_to_new)
+    log.info("trim_vocab: keeping %s of %s token ids (%.1f%%) used by %d split(s) of %d language(s)", f"{trim.size:,}",
+             f"{trim.original_size:,}", 100 * trim.size / trim.original_size, len(splits), len(ctx.plan.languages))
+    return trim
 
 
 def run_unit(ctx: RunContext, unit: TrainingUnit, index: int) -> UnitOutput:
     cfg = ctx.cfg
     out = UnitOutput(ctx, unit)
     seed_everything(unit.seed)
+    if cfg.model.get("family") == "classical":
+        from xlexp.classical import classical_cells
+
+        classical_cells(ctx, unit, out)
+        return out
     if not ctx.spec.trains:
         retrieval_cells(ctx, unit, out)
         return out
-    model = load_classifier(cfg.model, ctx.model_path, len(ctx.spec.labels),
-                            token_level=ctx.spec.type == "token_classification").to(ctx.device)
+    model = ctx.build_classifier()
     few_shot = cfg.regime.name == "few_shot"
     k0 = 0 if few_shot else None  # in the few-shot regime the source model's cells are K = 0
     cached = _source_model_file(ctx, unit) if few_shot else None
@@ -319,7 +382,7 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model, keeper: Checkpoin
         log.info("step %d (epoch %.2f): source dev %s %.4f%s", step, epoch, primary, scores["source_dev"],
                  f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "")
 
-    bar = ctx.progress.add_task(f"train {unit.source}", total=settings.epochs * -(-len(train_split) // settings.batch_size), info="")
+    bar = ctx.progress.add_task(f"train {unit.source}", total=settings.epochs * settings.steps_per_epoch(len(train_split)), info="")
 
     def on_step(step: int, loss: float, lr: float) -> None:
         ctx.progress.update(bar, advance=1, info=f"loss {loss:.3f}")
@@ -352,7 +415,7 @@ def retrieval_cells(ctx: RunContext, unit: TrainingUnit, out: UnitOutput) -> Non
     """No training: encode both sides of every target's parallel test set and search by cosine.
     Every distinct token sequence is encoded once (pivot sentences repeat across language pairs),
     in one length-sorted pass over all targets."""
-    encoder = load_encoder(ctx.cfg.model, ctx.model_path).to(ctx.device)
+    encoder = ctx.build_encoder()
     layer = ctx.spec.layer
     sides = {t: (ctx.cache.get(t, "test"), ctx.cache.get(t, "test", side="pivot")) for t in unit.targets}
     row_of: dict[bytes, int] = {}
@@ -432,8 +495,9 @@ def _source_model_file(ctx: RunContext, unit: TrainingUnit) -> Path:
         "task": [ctx.spec.name, ctx.spec.fingerprint()], "train": list(unit.train_languages),
         "select": list(unit.select_languages), "optimizer": OmegaConf.to_container(c.optimizer, resolve=True),
         "seed": unit.seed, "tokenizer": ctx.cache.fingerprint, "precision": ctx.precision,
+        "vocab": ctx.trim.digest if ctx.trim is not None else None,
         "data": {k: c.data[k] for k in ("batch_size", "max_length", "max_train_examples", "max_eval_examples", "group_by_length")},
-        "trainer": {k: c.trainer[k] for k in ("epochs", "eval_every")},
+        "trainer": {k: c.trainer.get(k) for k in ("epochs", "eval_every", "grad_accum_steps")},
         "sampling": [c.regime.get("sampling"), c.regime.get("temperature")],
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -48,6 +48,11 @@ class Record:
     trial: int | None = None
     study: str | None = None
     step: int | None = None   # training step of the selected checkpoint
+    finetune: str | None = None        # full | lora-r8 | freeze-emb+4l ... (xlexp.finetune.describe)
+    precision: str | None = None       # fp32 | bf16
+    params: int | None = None          # parameters of the model (after vocabulary trimming)
+    trainable_params: int | None = None
+    peak_memory_mb: float | None = None  # peak of the run so far when the unit ended (GPU allocated / process RSS)
 
 
 RECORD_COLUMNS = [f.name for f in fields(Record)]

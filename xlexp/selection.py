@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from xlexp.finetune import trainable_state
+
 RULES = ("source_dev", "target_dev", "last")
 
 
@@ -37,7 +39,8 @@ class CheckpointKeeper:
         needed = {s for _, s in self.best.values()}
         if step in needed and step not in self.saved:
             self.directory.mkdir(parents=True, exist_ok=True)
-            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, self._file(step))
+            # only what training changes: with frozen parts or LoRA a checkpoint is a fraction of the model
+            torch.save(trainable_state(model), self._file(step))
             self.saved.add(step)
         for old in sorted(self.saved - needed):
             self._file(old).unlink(missing_ok=True)
@@ -47,7 +50,10 @@ class CheckpointKeeper:
         return self.best[key][1] if key in self.best else None
 
     def load(self, step: int, model: nn.Module) -> None:
-        model.load_state_dict(torch.load(self._file(step), map_location="cpu", weights_only=True))
+        _, unexpected = model.load_state_dict(torch.load(self._file(step), map_location="cpu", weights_only=True),
+                                              strict=False)
+        if unexpected:
+            raise RuntimeError(f"checkpoint {self._file(step)} does not match the model: {unexpected[:3]}")
 
     def cleanup(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -30,6 +30,12 @@ class TrainSettings:
     eval_every: int | None
     precision: str          # fp32 | bf16 (already resolved from auto)
     seed: int
+    grad_accum_steps: int = 1   # micro-batches of batch_size per optimizer step
+    compile: bool = False       # torch.compile the training forward (dynamic shapes: batches are padded per batch)
+
+    def steps_per_epoch(self, n_examples: int) -> int:
+        """Optimizer steps per epoch."""
+        return math.ceil(math.ceil(n_examples / self.batch_size) / self.grad_accum_steps)
 
 
 @dataclass
@@ -88,8 +94,9 @@ def train(
     (see :mod:`xlexp.selection`). ``sample_weights`` draws each epoch's examples with these
     probabilities (multi-source sampling) instead of a permutation."""
     rng = np.random.default_rng(settings.seed)
-    steps_per_epoch = math.ceil(len(train_split) / settings.batch_size)
+    steps_per_epoch = settings.steps_per_epoch(len(train_split))
     total = steps_per_epoch * settings.epochs
+    accum = settings.grad_accum_steps
     eval_every = settings.eval_every or steps_per_epoch
     optimizer = build_optimizer(model, opt_cfg)
     scheduler = linear_schedule(optimizer, int(float(opt_cfg.get("warmup_ratio", 0.0)) * total), total)
@@ -97,25 +104,38 @@ def train(
     grad_clip = opt_cfg.get("grad_clip")
     world = distributed.info()
     net = distributed.wrap(model, device)  # DDP under torchrun; the model itself otherwise
+    if settings.compile:
+        net = torch.compile(net, dynamic=True)
 
     result = TrainResult()
     step, running = 0, []
     model.train()
     for _ in range(settings.epochs):
-        for idx in train_batches(train_split, settings.batch_size, rng, settings.group_by_length, sample_weights):
-            if world.enabled:
-                loss, batch_loss = _ddp_batch_loss(net, train_split, idx, pad_id, device, settings.precision, loss_fn,
-                                                   world.world_size)
-            else:
-                batch = collate(train_split, idx, pad_id)
-                with autocast(device, settings.precision):
-                    logits = net(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-                # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
-                loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), batch["labels"].to(device).reshape(-1))
-                batch_loss = loss.detach()
-            if not torch.isfinite(batch_loss):
-                raise FloatingPointError(f"non-finite training loss at step {step} (lr {scheduler.get_last_lr()[0]:.2e})")
-            loss.backward()
+        batches = train_batches(train_split, settings.batch_size, rng, settings.group_by_length, sample_weights)
+        for start in range(0, len(batches), accum):
+            group = batches[start : start + accum]
+            # every micro-batch's summed loss over the group's label count: the gradient of one big batch
+            count = sum(_n_labels(train_split, idx) for idx in group)
+            batch_loss = torch.zeros((), device=device)
+            for idx in group:
+                if world.enabled:  # under DDP each micro-batch is averaged over ranks; weight micro-batches equally
+                    loss, part = _ddp_batch_loss(net, train_split, idx, pad_id, device, settings.precision, loss_fn,
+                                                 world.world_size)
+                    loss, part = loss / len(group), part / len(group)
+                else:
+                    batch = collate(train_split, idx, pad_id)
+                    with autocast(device, settings.precision):
+                        logits = net(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                    # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
+                    loss = nn.functional.cross_entropy(
+                        logits.float().reshape(-1, logits.shape[-1]), batch["labels"].to(device).reshape(-1),
+                        reduction="sum", label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
+                    ) / max(count, 1)
+                    part = loss.detach()
+                if not torch.isfinite(part):
+                    raise FloatingPointError(f"non-finite training loss at step {step} (lr {scheduler.get_last_lr()[0]:.2e})")
+                loss.backward()
+                batch_loss += part
             if grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
             optimizer.step()
@@ -133,6 +153,13 @@ def train(
     result.steps = step
     result.train_loss = float(np.mean(running[-steps_per_epoch:])) if running else float("nan")
     return result
+
+
+def _n_labels(split: TokenizedSplit, idx: np.ndarray) -> int:
+    """Examples (sentence tasks) or labelled word pieces (token tasks) in a batch."""
+    if split.token_labels is None:
+        return len(idx)
+    return int(sum((split.token_labels[i] != -100).sum() for i in idx))
 
 
 def _ddp_batch_loss(net: nn.Module, split: TokenizedSplit, idx: np.ndarray, pad_id: int, device: torch.device,

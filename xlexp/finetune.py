@@ -1,0 +1,116 @@
+"""How much of the encoder trains: full fine-tuning, LoRA adapters (the ``peft`` library), frozen
+embeddings or bottom layers, and gradient checkpointing.
+
+The task head always trains. ``describe`` gives the short label that records and experiment names
+carry (``full``, ``lora-r8``, ``freeze-emb``, ``freeze-emb+4l``...), so matrices of full fine-tuning
+and LoRA sit side by side in one results store.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from xlexp.errors import XlexpError
+
+log = logging.getLogger(__name__)
+
+PEFT_METHODS = (None, "lora")
+FREEZE_OPTIONS = (None, "embeddings")
+
+
+def describe(model_cfg) -> str:
+    """``full`` or what differs from it, e.g. ``lora-r8`` or ``freeze-emb+4l``."""
+    parts = []
+    if model_cfg.get("peft") == "lora":
+        parts.append(f"lora-r{int(model_cfg.lora.r)}")
+    frozen = []
+    if model_cfg.get("freeze") == "embeddings":
+        frozen.append("emb")
+    if int(model_cfg.get("freeze_layers") or 0) > 0:
+        frozen.append(f"{int(model_cfg.freeze_layers)}l")
+    if frozen:
+        parts.append("freeze-" + "+".join(frozen))
+    return "+".join(parts) or "full"
+
+
+def check_config(model_cfg) -> None:
+    if model_cfg.get("peft") not in PEFT_METHODS:
+        raise XlexpError(f"model.peft must be null or lora, got {model_cfg.get('peft')!r}")
+    if model_cfg.get("freeze") not in FREEZE_OPTIONS:
+        raise XlexpError(f"model.freeze must be null or embeddings, got {model_cfg.get('freeze')!r}")
+    n = model_cfg.get("freeze_layers") or 0
+    if not isinstance(n, int) or n < 0:
+        raise XlexpError(f"model.freeze_layers must be a non-negative integer, got {n!r}")
+    if model_cfg.get("peft") == "lora":
+        lora = model_cfg.lora
+        if not isinstance(lora.r, int) or lora.r <= 0:
+            raise XlexpError(f"model.lora.r must be a positive integer, got {lora.r!r}")
+        if not lora.target_modules:
+            raise XlexpError("model.lora.target_modules is empty; name the attention projections, e.g. [query, value]")
+
+
+def prepare(classifier: nn.Module, model_cfg) -> nn.Module:
+    """Apply freezing, LoRA and gradient checkpointing to ``classifier.encoder`` in place."""
+    check_config(model_cfg)
+    encoder = classifier.encoder
+    if model_cfg.get("gradient_checkpointing"):
+        if not getattr(encoder, "supports_gradient_checkpointing", False):
+            raise XlexpError(f"model '{model_cfg.name}' does not support gradient checkpointing")
+        enable = getattr(encoder, "activation_checkpointing_enable", None)  # transformers >= 5.x name
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if model_cfg.get("freeze") == "embeddings":
+        encoder.get_input_embeddings()  # fails early on an encoder without one
+        for p in _embeddings_module(encoder).parameters():
+            p.requires_grad_(False)
+    n_layers = int(model_cfg.get("freeze_layers") or 0)
+    if n_layers:
+        layers = _layers(encoder)
+        if n_layers > len(layers):
+            raise XlexpError(f"model.freeze_layers={n_layers} but '{model_cfg.name}' has {len(layers)} layers")
+        for layer in layers[:n_layers]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+    if model_cfg.get("peft") == "lora":
+        classifier.encoder = _lora(encoder, model_cfg)
+    return classifier
+
+
+def _lora(encoder: nn.Module, model_cfg) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    lora = model_cfg.lora
+    names = {n.rsplit(".", 1)[-1] for n, m in encoder.named_modules() if isinstance(m, nn.Linear)}
+    missing = [t for t in lora.target_modules if t not in names]
+    if missing:
+        raise XlexpError(f"model.lora.target_modules {missing} are not linear layers of '{model_cfg.name}'; "
+                         f"its linear layers are named {sorted(names)}")
+    config = LoraConfig(r=int(lora.r), lora_alpha=int(lora.alpha), lora_dropout=float(lora.dropout),
+                        target_modules=list(lora.target_modules), bias="none")
+    # frozen base weights: only the adapters (and, outside the encoder, the task head) train
+    return get_peft_model(encoder, config)
+
+
+def _embeddings_module(encoder: nn.Module) -> nn.Module:
+    # BERT, XLM-R, DeBERTa: word + position + type embeddings and their LayerNorm
+    return getattr(encoder, "embeddings", None) or encoder.get_input_embeddings()
+
+
+def _layers(encoder: nn.Module) -> nn.ModuleList:
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise XlexpError(f"model.freeze_layers: cannot find the transformer layers of {type(encoder).__name__}")
+    return layers
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The entries of ``state_dict`` that training can change: trainable parameters and buffers.
+    A LoRA checkpoint is then a few MB instead of the whole encoder. CPU tensors are the live
+    weights, not copies: save them at once."""
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if k not in frozen}
