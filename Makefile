@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export XLEXP_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast install clean bench
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,18 @@ test: install
 # everything except the real-model runs (marked slow)
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Benchmarks of issue #8 (see benchmarks/README.md; results -> benchmarks/results/, copy them into
+# BENCHMARKS.md). About 1.5-2 h on 2 idle CPU cores; `make bench BENCH_ARGS=--quick` is a smoke run.
+# The HF Trainer peer needs accelerate: the `bench` extra.
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	$(BIN)/python benchmarks/e2e_vs_peer.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/train_efficiency.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/eval_at_scale.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/tracking_overhead.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/sweep_vs_hf.py $(BENCH_ARGS)
 
 clean:
 	rm -rf outputs multirun results/runs results/matrices results/report results/compare results/wandb .pytest_cache

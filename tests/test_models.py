@@ -204,3 +204,14 @@ def test_retrieval_is_unchanged_by_trimming(tmp_path):
     plain, trimmed = df[df.experiment == "plain"], df[df.experiment == "trimmed"]
     assert trimmed.params.iloc[0] < plain.params.iloc[0]
     np.testing.assert_allclose(trimmed.value.to_numpy(), plain.value.to_numpy())
+
+
+@pytest.mark.parametrize("name", ["mbert", "xlmr_base", "xlmr_large", "mdeberta_v3_base", "labse", "me5_small"])
+def test_zoo_model_missing_from_the_cache_says_how_to_download(dirs, name, tmp_path, monkeypatch):
+    """Offline with an empty HF cache: one error naming the `hf download` command (no traceback)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    cfg = compose_cfg(dirs, f"model={name}", "langpair.targets=[eng]", "trainer.epochs=1", "trainer.progress=false")
+    assert cfg.model.max_length == 512 and cfg.model.path
+    with pytest.raises(XlexpError, match=f"hf download {cfg.model.path}"):
+        run_experiment(cfg)

@@ -32,6 +32,10 @@ commands:
                           trials (state, params, value, time) and the best config as an `xlexp run` line
   dashboard [--storage URL] [--port 8080]
                           optuna-dashboard for a sweep storage, on 127.0.0.1
+  reproduce NAME [--dry-run] [--subset LANGS] [--variant V] [overrides]
+                          run (or reuse) the experiments behind a published table; print ours, the
+                          paper's and Δ per cell, mean |Δ|, Spearman; write table.md/.tex, Δ heatmap
+                          (reproduce --list: sib200-mlp, sib200-xlmr, xnli-xlmr, xtreme-avg, udpos-xpos)
 """
 
 
@@ -83,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             from xlexp.sweep import main as sweep_main
 
             return sweep_main(rest)
+        if command == "reproduce":
+            from xlexp.reproduce import main as reproduce_main
+
+            return reproduce_main(rest)
         if command == "dashboard":
             from xlexp.dashboard import main as dashboard_main
 

@@ -91,7 +91,7 @@ def selection_gap(df: pd.DataFrame, experiment: str | None = None, metric: str |
         m = pivot(df, experiment, metric, selection=rule)
         metric = m.metric
         cols[rule] = m.mean.stack()
-    gap = pd.DataFrame(cols)
+    gap = pd.DataFrame(cols).dropna(how="all")  # cells no rule has (the off-diagonal of a full-regime matrix)
     gap.index.names = ["source", "target"]
     for rule in rules[1:]:
         gap[f"{rule} - source_dev"] = gap[rule] - gap["source_dev"]
@@ -170,9 +170,28 @@ def _pyplot():
     return plt
 
 
+def in_language(m: Matrix) -> Matrix | None:
+    """A matrix whose only cells are its diagonal (regime=full: every target trained on itself) as
+    one row, ``in-language``, over the targets; None for any other matrix."""
+    rows, cols = [str(r) for r in m.mean.index], [str(c) for c in m.mean.columns]
+    if len(rows) < 2:
+        return None
+    eye = np.array([[r == c for c in cols] for r in rows])
+    if not (m.mean.notna().to_numpy() == eye).all():
+        return None
+    diagonal = [r for r in rows if r in cols]
+
+    def row(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame([[frame.at[c, c] for c in diagonal]], index=["in-language"], columns=diagonal)
+
+    return Matrix(m.experiment, m.metric, row(m.mean), row(m.std), row(m.n))
+
+
 def render(m: Matrix, title: str | None = None) -> Table:
     """Rich table. Rows of few sources with many targets are shown transposed (one line per target,
-    with its language name), which fits a terminal and reads better."""
+    with its language name), which fits a terminal and reads better; a diagonal-only matrix (the
+    full regime) as one in-language column."""
+    m = in_language(m) or m
     n_sources, n_targets = m.mean.shape
     transpose = n_targets > n_sources and (n_sources <= 3 or n_targets > 14)
     mean, std, n = (m.mean.T, m.std.T, m.n.T) if transpose else (m.mean, m.std, m.n)
@@ -214,7 +233,7 @@ def write_outputs(m: Matrix, results_dir: Path | str, selection: str | None = No
 
 def heatmap(m: Matrix, path: Path) -> None:
     plt = _pyplot()
-    data = m.mean
+    data = (in_language(m) or m).mean
     transpose = data.shape[1] > 30 and data.shape[1] > data.shape[0]
     if transpose:
         data = data.T
@@ -299,5 +318,8 @@ def show_run(results_dir: Path | str, run_id: str, metrics) -> None:
             _show_few_shot(df, experiment, metric, results_dir)
     if multi_rule:
         primary = metrics[-1] if "macro_f1" not in metrics else "macro_f1"
-        console.print(render_gap(selection_gap(df[df["run_id"] == run_id], experiment, primary),
-                                 f"{experiment}: test {primary} by checkpoint selection rule"))
+        gap = selection_gap(df[df["run_id"] == run_id], experiment, primary)
+        if (gap.filter(like=" - source_dev").fillna(0.0) == 0.0).all().all():  # e.g. classical models: one fit
+            console.print(f"{experiment}: every selection rule gives the same test {primary} (one checkpoint per cell)")
+        else:
+            console.print(render_gap(gap, f"{experiment}: test {primary} by checkpoint selection rule"))

@@ -243,7 +243,8 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     resolved["trainer"] = {k: v for k, v in resolved["trainer"].items() if k not in ("progress", "num_threads")}
     ctx = RunContext(
         cfg=cfg, spec=spec, plan=plan, cache=cache,
-        model_path=model_path, device=device, precision=resolve_precision(cfg.trainer.precision, device),
+        model_path=model_path, device=device,
+        precision="fp32" if cache is None else resolve_precision(cfg.trainer.precision, device),  # classical: float32
         run_id=distributed.broadcast_object(new_run_id()),
         config_hash=config_hash({k: v for k, v in resolved.items() if k != "paths"}),
         tracker=make_tracker(cfg.tracker) if distributed.is_main() else NullTracker(), cache_dir=cache_dir,

@@ -30,6 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from xlexp.errors import XlexpError
+from xlexp.run import compose_config as run_compose_config
 from xlexp.masking import mask_url
 from xlexp.sweep_objective import ObjectiveError, ObjectiveTracker
 from xlexp.sweep_space import (
@@ -77,25 +78,7 @@ class SweepJob:
 
 
 def compose_config(overrides: list[str]):
-    """Hydra's compose API on xlexp's config dir; works inside a running Hydra app too (the
-    submitit launcher's jobs), whose global state is put back afterwards."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from hydra.initialize import get_gh_backup, restore_gh_from_backup
-    from omegaconf.errors import OmegaConfBaseException
-
-    from xlexp.run import CONF_DIR
-
-    backup = get_gh_backup()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="sweep"):
-            return compose("config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise XlexpError(f"cannot compose the trial config: {str(e).strip().splitlines()[0]}") from None
-    finally:
-        restore_gh_from_backup(backup)
+    return run_compose_config(overrides, job_name="sweep", what="trial")
 
 
 def _first_values(spec: SweepSpec) -> dict:
