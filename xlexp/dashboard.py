@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import threading
 import time
 import urllib.request
@@ -88,6 +89,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--results-dir", default=os.environ.get("XLEXP_RESULTS_DIR", "results"))
     args = p.parse_args(argv)
     url = args.storage or default_storage(Path(args.results_dir))
+    # Ctrl-C and SIGTERM stop the server even when the parent started us with SIGINT ignored (as a
+    # non-interactive shell does for `cmd &`), so scripts and tests can always stop it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     dash = start(url, args.host, args.port)
     print(f"optuna-dashboard for {mask_url(url)}: {dash.url}  (Ctrl-C stops it)", flush=True)
     try:
