@@ -35,7 +35,7 @@ from xlexp.languages import normalize_tag
 from xlexp.model import load_classifier, load_encoder, load_tokenizer, resolve_model_path
 from xlexp.plan import Plan, TrainingUnit, make_plan
 from xlexp.progress import progress_bar, progress_enabled
-from xlexp.records import Record, config_hash, git_commit, new_run_id, now_iso, write_predictions, write_records
+from xlexp.records import Record, run_config_hash, without_run_noise, git_commit, new_run_id, now_iso, write_predictions, write_records
 from xlexp.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.tasks import TaskSpec, load_split
 from xlexp.tracking import NullTracker, Tracker, make_tracker
@@ -239,14 +239,13 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
             raise XlexpError(f"tokenizer of model '{cfg.model.name}' has no pad token")
         cache = TokenCache(spec, tokenizer, cfg.data.max_length, data_dir, cache_dir, cfg.data.source)
 
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved["trainer"] = {k: v for k, v in resolved["trainer"].items() if k not in ("progress", "num_threads")}
+    resolved = without_run_noise(OmegaConf.to_container(cfg, resolve=True))
     ctx = RunContext(
         cfg=cfg, spec=spec, plan=plan, cache=cache,
         model_path=model_path, device=device,
         precision="fp32" if cache is None else resolve_precision(cfg.trainer.precision, device),  # classical: float32
         run_id=distributed.broadcast_object(new_run_id()),
-        config_hash=config_hash({k: v for k, v in resolved.items() if k != "paths"}),
+        config_hash=run_config_hash(resolved),
         tracker=make_tracker(cfg.tracker) if distributed.is_main() else NullTracker(), cache_dir=cache_dir,
         hooks=hooks or RunHooks(), experiment=experiment_name(cfg),
         finetune=None if cache is None else finetune.describe(cfg.model),

@@ -70,6 +70,18 @@ def config_hash(config: Any) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def without_run_noise(resolved: dict) -> dict:
+    """A resolved run config without the settings that cannot change results (progress bars, CPU threads)."""
+    trainer = {k: v for k, v in resolved.get("trainer", {}).items() if k not in ("progress", "num_threads")}
+    return {**resolved, "trainer": trainer}
+
+
+def run_config_hash(resolved: dict) -> str:
+    """The hash every record of a run carries: the resolved config without paths and run noise, so
+    the same experiment on another machine or folder hashes the same."""
+    return config_hash({k: v for k, v in without_run_noise(resolved).items() if k != "paths"})
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> str:
     try:

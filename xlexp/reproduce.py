@@ -144,13 +144,12 @@ def run_config_hash(cfg: DictConfig, name: str | None = None) -> str:
     """The config hash the pipeline stores in every record (``pipeline.run_experiment``: the resolved
     config without ``paths``, ``trainer.progress`` and ``trainer.num_threads``), optionally as if the
     run had been named ``name``."""
-    from xlexp.records import config_hash
+    from xlexp.records import run_config_hash as record_hash
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if name is not None:
         resolved["name"] = name
-    resolved["trainer"] = {k: v for k, v in resolved["trainer"].items() if k not in ("progress", "num_threads")}
-    return config_hash({k: v for k, v in resolved.items() if k != "paths"})
+    return record_hash(resolved)
 
 
 @dataclass
