@@ -143,6 +143,44 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=n)
 
 
+def test_step_losses_reach_on_step_in_order_before_each_evaluation(tiny):
+    """The loop reads each step's loss one step late (no GPU sync between steps): every step is still
+    reported, in order, before the evaluation at that step, and the losses are the steps' own."""
+    path, tokenizer = tiny
+    torch.manual_seed(0)
+    model = load_classifier(MODEL_CFG, path, 3)
+    split = _split(tokenizer, TEXTS * 3, [0, 1, 2, 0] * 3)
+    events: list[tuple] = []
+    opt = OmegaConf.create({"name": "sgd", "lr": 1e-2, "weight_decay": 0.0})
+    settings = TrainSettings(epochs=2, batch_size=4, eval_batch_size=8, group_by_length=False, eval_every=2,
+                             precision="fp32", seed=0)
+    result = train(model, split, opt, settings, tokenizer.pad_token_id, torch.device("cpu"),
+                   on_eval=lambda step, epoch: events.append(("eval", step)),
+                   on_step=lambda step, loss, lr: events.append(("step", step, loss)))
+    steps = [e[1] for e in events if e[0] == "step"]
+    assert steps == list(range(1, 7)) and result.steps == 6
+    assert [e for e in events if e[0] == "eval"] == [("eval", 2), ("eval", 4), ("eval", 6)]
+    for i, e in enumerate(events):
+        if e[0] == "eval":
+            assert events[i - 1][:2] == ("step", e[1])
+    losses = [e[2] for e in events if e[0] == "step"]
+    assert all(np.isfinite(losses)) and len(set(losses)) > 1
+    assert result.train_loss == pytest.approx(np.mean(losses[-3:]))
+
+
+def test_non_finite_loss_stops_training(tiny):
+    path, tokenizer = tiny
+    model = load_classifier(MODEL_CFG, path, 3)
+    with torch.no_grad():
+        model.classifier.weight.fill_(float("nan"))
+    opt = OmegaConf.create({"name": "sgd", "lr": 1e-2, "weight_decay": 0.0})
+    settings = TrainSettings(epochs=1, batch_size=4, eval_batch_size=8, group_by_length=False, eval_every=None,
+                             precision="fp32", seed=0)
+    with pytest.raises(FloatingPointError, match="non-finite training loss at step 1"):
+        train(model, _split(tokenizer, TEXTS * 2, [0, 1, 2, 0] * 2), opt, settings, tokenizer.pad_token_id,
+              torch.device("cpu"))
+
+
 @pytest.mark.parametrize("override, message", [
     ("model.peft=adapters", "model.peft must be null or lora"),
     ("model.freeze=everything", "model.freeze must be null or embeddings"),
@@ -150,6 +188,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny):
     ("model.lora.target_modules=[q_proj]", "are not linear layers"),
     ("data.max_length=1024", "exceeds model 'tiny_random''s limit"),
     ("trainer.grad_accum_steps=0", "trainer.grad_accum_steps must be a positive integer"),
+    ("trainer.compile=fast", "trainer.compile must be true, false or a torch.compile mode"),
 ])
 def test_bad_model_options_fail_with_one_clear_error(dirs, override, message):
     extra = ["model.peft=lora"] if "lora.target" in override else []

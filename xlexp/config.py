@@ -33,6 +33,9 @@ def validate(cfg: DictConfig) -> None:
                 "trainer.grad_accum_steps"):
         _positive_int(cfg, key, allow_none=True)
     _one_of(cfg, "trainer.precision", ("auto", "fp32", "bf16"))
+    from xlexp.train import compile_setting  # trainer.compile: bool or a torch.compile mode
+
+    compile_setting(OmegaConf.select(cfg, "trainer.compile", default=False))
     _one_of(cfg, "data.source", ("auto", "local", "hub"))
     from xlexp.tracking import check_tracker_config  # tracker options fail here, before any work
 

@@ -39,7 +39,7 @@ from xlexp.records import Record, run_config_hash, without_run_noise, git_commit
 from xlexp.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.tasks import TaskSpec, load_split
 from xlexp.tracking import NullTracker, Tracker, make_tracker
-from xlexp.train import TrainSettings, train
+from xlexp.train import TrainSettings, compile_setting, train
 from xlexp.vocab import VocabTrim, count_parameters, plan_trim, trim_embeddings
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class RunContext:
             epochs=epochs or c.trainer.epochs, batch_size=batch_size or c.data.batch_size,
             eval_batch_size=c.data.eval_batch_size, group_by_length=c.data.group_by_length,
             eval_every=c.trainer.eval_every, precision=self.precision, seed=seed,
-            grad_accum_steps=int(c.trainer.get("grad_accum_steps") or 1), compile=bool(c.trainer.get("compile")),
+            grad_accum_steps=int(c.trainer.get("grad_accum_steps") or 1), compile=compile_setting(c.trainer.get("compile")),
         )
 
     def split(self, lang: str, name: str, seed: int) -> TokenizedSplit:

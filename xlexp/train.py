@@ -19,6 +19,19 @@ from xlexp.evaluate import autocast
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adamw", "sgd", "adafactor")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_setting(value) -> bool | str:
+    """``trainer.compile``: false, true (default mode, dynamic shapes) or a torch.compile mode name."""
+    if value in (None, False, "false", "False"):
+        return False
+    if value in (True, "true", "True"):
+        return True
+    if value in COMPILE_MODES:
+        return value
+    raise XlexpError(f"trainer.compile must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}); "
+                     f"got {value!r}")
 
 
 @dataclass
@@ -31,7 +44,9 @@ class TrainSettings:
     precision: str          # fp32 | bf16 (already resolved from auto)
     seed: int
     grad_accum_steps: int = 1   # micro-batches of batch_size per optimizer step
-    compile: bool = False       # torch.compile the training forward (dynamic shapes: batches are padded per batch)
+    # torch.compile the training forward: True = default mode with dynamic shapes (batches are padded
+    # per batch); or a torch.compile mode, e.g. "reduce-overhead" (CUDA graphs: one per batch shape)
+    compile: bool | str = False
 
     def steps_per_epoch(self, n_examples: int) -> int:
         """Optimizer steps per epoch."""
@@ -105,10 +120,28 @@ def train(
     world = distributed.info()
     net = distributed.wrap(model, device)  # DDP under torchrun; the model itself otherwise
     if settings.compile:
-        net = torch.compile(net, dynamic=True)
+        mode = None if settings.compile is True else str(settings.compile)
+        net = torch.compile(net, dynamic=True if mode is None else None, mode=mode)
 
     result = TrainResult()
     step, running = 0, []
+    # The loss of step s is read (one GPU sync) only after step s+1 is queued, so the GPU never waits
+    # for Python between steps; on the CPU this changes nothing (every op is synchronous there).
+    pending: tuple[int, torch.Tensor, float] | None = None
+
+    def report() -> None:
+        nonlocal pending
+        if pending is None:
+            return
+        done_step, loss_t, lr = pending
+        pending = None
+        value = loss_t.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"non-finite training loss at step {done_step} (lr {lr:.2e})")
+        running.append(value)
+        if on_step:
+            on_step(done_step, value, lr)
+
     model.train()
     for _ in range(settings.epochs):
         batches = train_batches(train_split, settings.batch_size, rng, settings.group_by_length, sample_weights)
@@ -125,34 +158,41 @@ def train(
                 else:
                     batch = collate(train_split, idx, pad_id)
                     with autocast(device, settings.precision):
-                        logits = net(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                        logits = net(to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device))
                     # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
                     loss = nn.functional.cross_entropy(
-                        logits.float().reshape(-1, logits.shape[-1]), batch["labels"].to(device).reshape(-1),
+                        logits.float().reshape(-1, logits.shape[-1]), to_device(batch["labels"], device).reshape(-1),
                         reduction="sum", label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
                     ) / max(count, 1)
                     part = loss.detach()
-                if not torch.isfinite(part):
-                    raise FloatingPointError(f"non-finite training loss at step {step} (lr {scheduler.get_last_lr()[0]:.2e})")
                 loss.backward()
                 batch_loss += part
             if grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+            lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            running.append(batch_loss.item())
-            if on_step:
-                on_step(step, running[-1], scheduler.get_last_lr()[0])
+            report()  # the previous step's loss: this step is already queued
+            pending = (step, batch_loss, lr)
             if on_eval and (step % eval_every == 0 or step == total):
+                report()
                 model.eval()
                 on_eval(step, step / steps_per_epoch)
                 model.train()
                 result.eval_steps.append(step)
+    report()
     result.steps = step
     result.train_loss = float(np.mean(running[-steps_per_epoch:])) if running else float("nan")
     return result
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host -> device without a sync: a copy from pageable memory would wait for every queued kernel."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _n_labels(split: TokenizedSplit, idx: np.ndarray) -> int:
@@ -171,8 +211,8 @@ def _ddp_batch_loss(net: nn.Module, split: TokenizedSplit, idx: np.ndarray, pad_
     empty = len(part) == 0  # a last batch smaller than the world: still run forward/backward (DDP syncs all ranks)
     batch = collate(split, idx[:1] if empty else part, pad_id)
     with autocast(device, precision):
-        logits = net(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-    labels = batch["labels"].to(device).reshape(-1)
+        logits = net(to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device))
+    labels = to_device(batch["labels"], device).reshape(-1)
     total = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels, reduction="sum",
                                         label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index)
     if empty:
