@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export XLEXP_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean bench
+.PHONY: demo test test-fast install clean bench bench-gpu
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ bench: install
 	$(BIN)/python benchmarks/eval_at_scale.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/tracking_overhead.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/sweep_vs_hf.py $(BENCH_ARGS)
+
+# Table 6 (GPU MFU): needs CUDA (~3 min on an H200); elsewhere use `BENCH_ARGS=--quick` for a CPU smoke run.
+bench-gpu: install
+	$(BIN)/python benchmarks/gpu_mfu.py $(BENCH_ARGS)
 
 clean:
 	rm -rf outputs multirun results/runs results/matrices results/report results/compare results/wandb .pytest_cache
