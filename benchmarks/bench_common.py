@@ -224,6 +224,13 @@ def data_dir() -> Path:
     return shared if shared.is_dir() else REPO / "data"
 
 
+# ---- model FLOPs ---------------------------------------------------------------------------------
+
+def non_embedding_params(model) -> int:
+    """Parameters outside the embedding layers: the N of issue #8's 6 x N x tokens model FLOPs."""
+    return sum(p.numel() for n, p in model.named_parameters() if ".embeddings." not in f".{n}")
+
+
 # ---- matmul peak ---------------------------------------------------------------------------------
 
 def matmul_flops(dtype_name: str, n: int = 2048, reps: int = 10, warmup: int = 3, device: str = "cpu") -> dict[str, float]:

@@ -89,16 +89,13 @@ def synthetic_split(n: int, seq_len: int, vocab: int, num_labels: int, seed: int
     return TokenizedSplit(ids, rng.integers(0, num_labels, n).astype(np.int64))
 
 
-def non_embedding_params(model) -> int:
-    return sum(p.numel() for n, p in model.named_parameters() if ".embeddings." not in f".{n}")
-
-
 def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | None, a, device) -> dict:
     """Build a fresh model, run xlexp's loop until warm-up + timed steps are done; times per step."""
     import torch
     from omegaconf import OmegaConf
 
     import xlexp.train as train_mod
+    from xlexp.vocab import count_parameters
 
     torch.manual_seed(0)
     model, cfg = build_model(a.quick, vocab)
@@ -141,11 +138,11 @@ def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | Non
     times = np.diff(stamps)[warmup - 1:timed_end - 1]
     seconds = float(times.sum())
     tokens = a.steps * batch_size * a.seq_len
-    n_ne = non_embedding_params(model)
+    n_ne = bc.non_embedding_params(model)
     res = {"label": label, "batch_size": batch_size, "compile": compile_, "steps": len(times), "seconds": seconds,
            "median_step_ms": 1e3 * float(np.median(times)), "warmup_s": stamps[warmup - 1] - t0,
            "tokens_per_s": tokens / seconds, "model_flops": 6 * n_ne * tokens / seconds,
-           "non_embedding_params": n_ne, "all_params": sum(p.numel() for p in model.parameters()),
+           "non_embedding_params": n_ne, "all_params": count_parameters(model)[0],
            "first_loss": losses[0], "last_loss": losses[-1]}
     if device.type == "cuda":
         res["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30

@@ -64,19 +64,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return a
 
 
-def non_embedding_params(model) -> int:
-    return sum(p.numel() for n, p in model.named_parameters() if ".embeddings." not in f".{n}")
-
-
-def all_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: int, scratch: Path) -> dict:
     """Run xlexp's pipeline until ``warmup + steps`` optimizer steps are done; per-step times and tokens."""
     import xlexp.pipeline as pipeline
     import xlexp.train as train_mod
     from xlexp.sweep import compose_config
+    from xlexp.vocab import count_parameters
 
     total = warmup + steps
     cfg = compose_config(["+experiment=quickstart", "name=bench_train_eff", "regime.dev_targets=none",
@@ -136,9 +129,9 @@ def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: in
     nonpad = sum(b[0] for b in timed) if timed else None
     padded = sum(b[1] for b in timed) if timed else None
     seconds = float(step_times.sum())
-    n_ne = non_embedding_params(model)
+    n_ne = bc.non_embedding_params(model)
     res = {"precision": precision, "steps": len(step_times), "seconds": seconds,
-           "median_step_s": float(np.median(step_times)), "non_embedding_params": n_ne, "all_params": all_params(model),
+           "median_step_s": float(np.median(step_times)), "non_embedding_params": n_ne, "all_params": count_parameters(model)[0],
            "tokens_nonpad": nonpad, "tokens_padded": padded,
            "batch_size": int(seen["settings"].batch_size), "group_by_length": bool(seen["settings"].group_by_length)}
     if nonpad:
@@ -192,7 +185,7 @@ def time_plain_loop(seen: dict, precision: str, warmup: int, steps: int, max_len
         nonpad.append(int(mask.sum()))
     seconds = stamps[-1] - stamps[warmup]
     tokens = sum(nonpad[warmup:])
-    n_ne = non_embedding_params(model)
+    n_ne = bc.non_embedding_params(model)
     return {"precision": precision, "steps": steps, "seconds": seconds, "tokens_nonpad": tokens,
             "tokens_padded": steps * bs * max_length, "tokens_per_s": tokens / seconds,
             "model_flops": 6 * n_ne * tokens / seconds, "padded_flops": 6 * n_ne * steps * bs * max_length / seconds,

@@ -35,7 +35,8 @@ from xlexp.languages import normalize_tag
 from xlexp.model import load_classifier, load_encoder, load_tokenizer, resolve_model_path
 from xlexp.plan import Plan, TrainingUnit, make_plan
 from xlexp.progress import progress_bar, progress_enabled
-from xlexp.records import Record, run_config_hash, without_run_noise, git_commit, new_run_id, now_iso, write_predictions, write_records
+from xlexp.records import (Record, git_commit, new_run_id, now_iso, run_config_hash, without_run_noise,
+                           write_predictions, write_records)
 from xlexp.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.tasks import TaskSpec, load_split
 from xlexp.tracking import NullTracker, Tracker, make_tracker
