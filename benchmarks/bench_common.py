@@ -165,9 +165,9 @@ def write_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
 # ---- subprocesses ----------------------------------------------------------------------------------
 
 def xlexp_cmd() -> list[str]:
-    """The xlexp console script of this interpreter's environment (falls back to ``python -m xlexp.cli``)."""
+    """The xlexp console script of this interpreter's environment (falls back to ``python -m xlexp.cli.main``)."""
     exe = Path(sys.executable).parent / "xlexp"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "xlexp.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "xlexp.cli.main"]
 
 
 def run_timed(cmd: Sequence[str], log_file: Path, env: dict[str, str] | None = None, echo: bool = False) -> float:
@@ -197,7 +197,7 @@ def run_timed(cmd: Sequence[str], log_file: Path, env: dict[str, str] | None = N
 def fresh_xlexp_cache(root: Path) -> Path:
     """An empty XLEXP_CACHE_DIR that shares only the built models of the real cache: nothing is
     tokenized yet (the peer tokenizes on every run too), and the one-time model build is not timed."""
-    from xlexp.offline_model import DEFAULT_CACHE
+    from xlexp.models.offline_e5 import DEFAULT_CACHE
 
     cache = root / "xlexp_cache"
     cache.mkdir(parents=True, exist_ok=True)
@@ -210,7 +210,7 @@ def fresh_xlexp_cache(root: Path) -> Path:
 
 def e5_model_dir() -> Path:
     """The offline multilingual-e5-small folder that ``xlexp build-model`` writes (built here if missing)."""
-    from xlexp.offline_model import DEFAULT_CACHE, build_offline_e5
+    from xlexp.models.offline_e5 import DEFAULT_CACHE, build_offline_e5
 
     cache = Path(os.environ.get("XLEXP_CACHE_DIR", DEFAULT_CACHE)).expanduser()
     return build_offline_e5(cache)

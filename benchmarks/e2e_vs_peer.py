@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def shared_settings(epochs: int | None) -> dict:
     """The hyperparameters both sides use, from xlexp's composed quickstart config."""
-    from xlexp.sweep import compose_config
+    from xlexp.sweep.driver import compose_config
 
     cfg = compose_config(["+experiment=quickstart"])
     return {"epochs": int(epochs or cfg.trainer.epochs), "lr": float(cfg.optimizer.lr), "batch_size": int(cfg.data.batch_size),
@@ -112,7 +112,7 @@ def peer_command(a, s: dict, json_out: Path) -> list[str]:
 
 
 def xlexp_scores(results_dir: Path) -> dict[str, dict[str, float]]:
-    from xlexp.records import load_records
+    from xlexp.results.store import load_records
 
     df = load_records(results_dir)
     df = df[(df["split"] == "test") & (df["selection"] == "source_dev")]

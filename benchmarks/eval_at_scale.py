@@ -2,9 +2,9 @@
 evaluate path vs the pure model forward on exactly the same batches.
 
 For each target (token cache warm: tokenization is timed once, separately):
-- A: xlexp's path: ``xlexp.evaluate.predict`` (length-sorted batches, collation, autocast, argmax,
+- A: xlexp's path: ``xlexp.engine.predict.predict`` (length-sorted batches, collation, autocast, argmax,
   copy back) + ``compute_metrics`` (accuracy, macro-F1), on the ``TokenizedSplit`` from
-  ``xlexp.data.TokenCache``;
+  ``xlexp.data.tokenized.TokenCache``;
 - B: the same batches (``eval_batches`` + ``collate``) pre-built as tensors, then only
   ``model(input_ids, attention_mask)`` is timed, under ``torch.inference_mode`` and the same autocast.
 A and B alternate (A then B for even targets, B then A for odd ones), so drift hits both. The model
@@ -53,16 +53,16 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from xlexp.data import TokenCache, collate, eval_batches
-    from xlexp.evaluate import autocast, compute_metrics, predict
-    from xlexp.model import load_classifier, load_tokenizer, resolve_model_path
+    from xlexp.data.tokenized import TokenCache, collate, eval_batches
+    from xlexp.engine.predict import autocast, compute_metrics, predict
+    from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
     try:
-        from xlexp.hardware import resolve_device, resolve_precision
+        from xlexp.engine.hardware import resolve_device, resolve_precision
     except ImportError:  # older layout
-        from xlexp.pipeline import resolve_device, resolve_precision
-    from xlexp.plan import expand_languages
-    from xlexp.sweep import compose_config
-    from xlexp.tasks import TaskSpec
+        from xlexp.experiment.runner import resolve_device, resolve_precision
+    from xlexp.experiment.plan import expand_languages
+    from xlexp.sweep.driver import compose_config
+    from xlexp.tasks.spec import TaskSpec
 
     machine = bc.machine_info()
     overrides = [o for chunk in a.overrides for o in shlex.split(chunk)]

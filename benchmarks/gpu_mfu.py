@@ -6,7 +6,7 @@ One process, A/B in one run:
 1. Peak: the device's measured n x n bf16 matmul FLOP/s (n = 8192, best of ``--matmul-reps``),
    before and after the loops (the higher is used), next to the datasheet figure (H100/H200 SXM
    dense bf16: 989 TFLOP/s).
-2. xlexp's own loop (``xlexp.train.train``: ``SequenceClassifier`` head, fused AdamW, grad clipping,
+2. xlexp's own loop (``xlexp.engine.loop.train``: ``SequenceClassifier`` head, fused AdamW, grad clipping,
    bf16 autocast, the same collation as every run) on synthetic full-length batches
    (``--batch-size`` x ``--seq-len``, no padding), eager; then ``trainer.compile`` (torch.compile),
    then a larger batch, so the table shows what limits the step.
@@ -69,7 +69,7 @@ def build_model(quick: bool, vocab: int | None = None, num_labels: int = 3):
     """xlm-roberta-base's shape (12 x 768, vocab 250,002 or ``vocab``), random weights: no download needed."""
     from transformers import AutoModel, XLMRobertaConfig
 
-    from xlexp.model import SequenceClassifier
+    from xlexp.models.encoders import SequenceClassifier
 
     # xlm-roberta-base's config.json (XLMRobertaConfig()'s defaults are BERT-base's: vocab 30,522)
     shape = dict(vocab_size=vocab or 250002, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
@@ -82,7 +82,7 @@ def build_model(quick: bool, vocab: int | None = None, num_labels: int = 3):
 
 
 def synthetic_split(n: int, seq_len: int, vocab: int, num_labels: int, seed: int = 0):
-    from xlexp.data import TokenizedSplit
+    from xlexp.data.tokenized import TokenizedSplit
 
     rng = np.random.default_rng(seed)
     ids = [np.concatenate([[0], rng.integers(5, vocab, seq_len - 2), [2]]).astype(np.int64) for _ in range(n)]
@@ -94,8 +94,8 @@ def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | Non
     import torch
     from omegaconf import OmegaConf
 
-    import xlexp.train as train_mod
-    from xlexp.vocab import count_parameters
+    import xlexp.engine.loop as train_mod
+    from xlexp.data.vocab import count_parameters
 
     torch.manual_seed(0)
     model, cfg = build_model(a.quick, vocab)
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     import torch
 
-    from xlexp.hardware import resolve_device
+    from xlexp.engine.hardware import resolve_device
 
     device = resolve_device("auto")
     machine = bc.machine_info()

@@ -58,7 +58,7 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from torch import nn  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-TASK_YAML = REPO / "conf" / "task" / "nusax_senti.yaml"
+TASK_YAML = REPO / "xlexp" / "conf" / "task" / "nusax_senti.yaml"
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     if a.model_dir:
         model_dir = Path(a.model_dir)
     else:
-        from xlexp.offline_model import DEFAULT_CACHE, build_offline_e5  # only to find (or build once) the folder
+        from xlexp.models.offline_e5 import DEFAULT_CACHE, build_offline_e5  # only to find (or build once) the folder
 
         model_dir = build_offline_e5(Path(os.environ.get("XLEXP_CACHE_DIR", DEFAULT_CACHE)).expanduser())
     targets = list(task["languages"]) if a.targets == "all" else [t.strip() for t in a.targets.split(",") if t.strip()]

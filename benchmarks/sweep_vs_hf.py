@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     a = parse_args(argv)
     busy = bc.warn_if_busy()
     machine = bc.machine_info()
-    from xlexp.sweep_space import load_sweep
+    from xlexp.sweep.space import load_sweep
 
     spec = load_sweep(SWEEP_FILE)
     n_trials = a.trials or spec.n_trials

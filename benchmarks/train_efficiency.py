@@ -5,9 +5,9 @@ measured matmul FLOP/s of the same dtype, in one process.
    repetitions, measured before and after the training loops (the higher is the peak).
 2. xlexp's loop, fp32 then bf16 (``trainer.precision=bf16``: autocast): the real pipeline
    (``run_experiment`` on ``+experiment=quickstart``, English train, no dev evaluations), with
-   ``xlexp.pipeline.train`` wrapped to time each optimizer step and to stop after
+   ``xlexp.experiment.runner.train`` wrapped to time each optimizer step and to stop after
    ``--warmup-steps + --steps``; the first ``--warmup-steps`` are excluded. Each step's tokens are
-   read from the batches the loop collates (``xlexp.train.collate`` is wrapped to count them).
+   read from the batches the loop collates (``xlexp.engine.loop.collate`` is wrapped to count them).
    Model FLOP/s = 6 x non-embedding parameters x non-pad tokens / s (the issue's definition; the
    attention score FLOPs and the embedding/optimizer work are not counted as useful work).
 3. Optional (default on, ``--no-plain``): an equivalent plain PyTorch loop that pads every batch
@@ -66,10 +66,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: int, scratch: Path) -> dict:
     """Run xlexp's pipeline until ``warmup + steps`` optimizer steps are done; per-step times and tokens."""
-    import xlexp.pipeline as pipeline
-    import xlexp.train as train_mod
-    from xlexp.sweep import compose_config
-    from xlexp.vocab import count_parameters
+    import xlexp.experiment.runner as pipeline
+    import xlexp.engine.loop as train_mod
+    from xlexp.sweep.driver import compose_config
+    from xlexp.data.vocab import count_parameters
 
     total = warmup + steps
     cfg = compose_config(["+experiment=quickstart", "name=bench_train_eff", "regime.dev_targets=none",
@@ -124,7 +124,7 @@ def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: in
     step_times = np.diff(stamps)[warmup:total]
     timed = batches[warmup:total] if len(batches) >= total else []
     if not timed:
-        print(f"WARNING: counted {len(batches)} collated train batches for {total} steps (xlexp.train.collate changed?): "
+        print(f"WARNING: counted {len(batches)} collated train batches for {total} steps (xlexp.engine.loop.collate changed?): "
               "no token count, no FLOP/s", file=sys.stderr)
     nonpad = sum(b[0] for b in timed) if timed else None
     padded = sum(b[1] for b in timed) if timed else None
@@ -151,7 +151,7 @@ def time_plain_loop(seen: dict, precision: str, warmup: int, steps: int, max_len
 
     import torch
 
-    from xlexp.evaluate import autocast
+    from xlexp.engine.predict import autocast
 
     cfg, split, device, pad_id = seen["cfg"], seen["split"], seen["device"], seen["pad_id"]
     torch.manual_seed(0)
@@ -203,10 +203,10 @@ def main(argv=None) -> int:
     precisions = [p.strip() for p in a.precisions.split(",") if p.strip()]
 
     try:
-        from xlexp.hardware import resolve_device
+        from xlexp.engine.hardware import resolve_device
     except ImportError:  # older layout
-        from xlexp.pipeline import resolve_device
-    from xlexp.sweep import compose_config
+        from xlexp.experiment.runner import resolve_device
+    from xlexp.sweep.driver import compose_config
 
     device = str(resolve_device(compose_config(["+experiment=quickstart", *overrides]).trainer.device))
     if device.startswith("cuda") and a.matmul_n == 2048:

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from xlexp.data import TokenCache
-from xlexp.model import load_classifier, load_tokenizer, resolve_model_path
-from xlexp.run import CONF_DIR
-from xlexp.tasks import TaskSpec
-from xlexp.train import TrainSettings, train
-from xlexp.vocab import count_parameters, plan_trim, trim_embeddings
+from xlexp.data.tokenized import TokenCache
+from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
+from xlexp.config.compose import CONF_DIR
+from xlexp.tasks.spec import TaskSpec
+from xlexp.engine.loop import TrainSettings, train
+from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 
 NUSAX = ["ace", "ban", "bbc", "bjn", "bug", "eng", "ind", "jav", "mad", "min", "nij", "sun"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from xlexp.run import CONF_DIR
+from xlexp.config.compose import CONF_DIR
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

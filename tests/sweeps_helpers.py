@@ -31,7 +31,7 @@ def env_for(dirs: dict[str, Path]) -> dict[str, str]:
 
 
 def cli(dirs: dict[str, Path], *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xlexp.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "xlexp.cli.main", *args], capture_output=True, text=True,
                           env=env_for(dirs), cwd=dirs["results"].parent, timeout=timeout)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xlexp.languages import normalize_tag
-from xlexp.records import Record, write_records
+from xlexp.results.languages import normalize_tag
+from xlexp.results.store import Record, write_records
 
 LANG_INDEX = {"eng": 0, "ind": 1, "jav": 2, "sun": 3, "ace": 4}
 SELECTION_BONUS = {"source_dev": 0.0, "target_dev": 0.04, "last": -0.02}

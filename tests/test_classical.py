@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from conftest import compose_cfg
-from xlexp.classical import Featurizer, _tokenizer
+from xlexp.models.classical import Featurizer, _tokenizer
 from xlexp.errors import XlexpError
-from xlexp.pipeline import run_experiment
-from xlexp.plan import make_plan
-from xlexp.records import RECORD_COLUMNS, load_predictions, load_records
-from xlexp.tasks import Example, TaskSpec
+from xlexp.experiment.runner import run_experiment
+from xlexp.experiment.plan import make_plan
+from xlexp.results.store import RECORD_COLUMNS, load_predictions, load_records
+from xlexp.tasks.spec import Example, TaskSpec
 
 QUIET = ["trainer.progress=false"]
 
@@ -189,7 +189,7 @@ def test_word_tokens_keep_combining_marks_and_drop_punctuation(dirs):
 
 def test_dev_evaluation_reaches_run_hooks(dirs):
     """Sweeps read the dev evaluations through RunHooks.on_eval: one per classical unit."""
-    from xlexp.pipeline import RunHooks
+    from xlexp.experiment.runner import RunHooks
 
     seen = []
     hooks = RunHooks(on_eval=lambda unit, step, metrics: seen.append((unit.source, step, metrics)))

@@ -13,10 +13,10 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import make_records, standard_store, write
-from xlexp.compare import compare, paired_bootstrap, resample_weights, seed_bootstrap, weighted_metric
+from xlexp.views.compare import compare, paired_bootstrap, resample_weights, seed_bootstrap, weighted_metric
 from xlexp.errors import XlexpError
-from xlexp.pipeline import run_experiment
-from xlexp.records import load_predictions, load_records
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.store import load_predictions, load_records
 
 ONE_TO_THREE = ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]
 
@@ -110,7 +110,7 @@ def test_compare_by_run_ids_and_macro_f1(two_runs):
 
 def test_cli_compare_prints_marks_and_writes_csv_and_heatmap(two_runs):
     env = {**os.environ, "XLEXP_RESULTS_DIR": str(two_runs["results"])}
-    out = subprocess.run([sys.executable, "-m", "xlexp.cli", "compare", "weak", "strong", "--n-boot", "500"],
+    out = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "compare", "weak", "strong", "--n-boot", "500"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     text = out.stdout

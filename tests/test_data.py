@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from conftest import compose_cfg
-from xlexp.data import TokenCache, TokenizedSplit, collate, eval_batches, train_batches
-from xlexp.model import load_tokenizer, resolve_model_path
-from xlexp.tasks import load_split, load_task
+from xlexp.data.tokenized import TokenCache, TokenizedSplit, collate, eval_batches, train_batches
+from xlexp.models.encoders import load_tokenizer, resolve_model_path
+from xlexp.tasks.spec import load_split, load_task
 
 
 def _split(lengths):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from sweeps_helpers import env_for
-from xlexp.records import load_records, predictions_dir, runs_dir
+from xlexp.results.store import load_records, predictions_dir, runs_dir
 
 ARGS = ["model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=2", "data.batch_size=7", "data.max_train_examples=57",
         "trainer.progress=false",
@@ -19,7 +19,7 @@ KEY = ["source", "target", "split", "metric", "selection", "step"]
 
 def _run(dirs, results, out_dir, launcher: list[str]) -> subprocess.CompletedProcess:
     env = {**env_for(dirs), "XLEXP_RESULTS_DIR": str(results)}
-    return subprocess.run([*launcher, "-m", "xlexp.run", *ARGS, f"hydra.run.dir={out_dir}"], capture_output=True,
+    return subprocess.run([*launcher, "-m", "xlexp.cli.run", *ARGS, f"hydra.run.dir={out_dir}"], capture_output=True,
                           text=True, env=env, cwd=dirs["results"].parent, timeout=600)
 
 

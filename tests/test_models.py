@@ -11,15 +11,15 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import TINY, compose_cfg
-from xlexp import finetune
-from xlexp.data import TokenizedSplit
+from xlexp.models import finetune
+from xlexp.data.tokenized import TokenizedSplit
 from xlexp.errors import XlexpError
-from xlexp.hardware import resolve_precision
-from xlexp.model import build_tiny_random, load_classifier, load_tokenizer
-from xlexp.pipeline import run_experiment
-from xlexp.records import load_records
-from xlexp.train import TrainSettings, train
-from xlexp.vocab import count_parameters, plan_trim, trim_embeddings
+from xlexp.engine.hardware import resolve_precision
+from xlexp.models.encoders import build_tiny_random, load_classifier, load_tokenizer
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.store import load_records
+from xlexp.engine.loop import TrainSettings, train
+from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 
 TEXTS = ["the food was very good here", "we hate the dirty store", "order a ticket", "makanan itu sangat enak"]
 MODEL_CFG = OmegaConf.create({"name": "tiny_random", "vocab_size": 300, "hidden_size": 32, "num_layers": 2,
@@ -39,7 +39,7 @@ def _split(tokenizer, texts: list[str], labels: list[int] | None = None) -> Toke
 
 
 def _logits(model, split: TokenizedSplit, pad_id: int) -> torch.Tensor:
-    from xlexp.data import collate
+    from xlexp.data.tokenized import collate
 
     batch = collate(split, np.arange(len(split)), pad_id)
     model.eval()
@@ -201,7 +201,7 @@ def test_bad_model_options_fail_with_one_clear_error(dirs, override, message):
 def test_precision_auto_follows_the_hardware():
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
-    from xlexp.hardware import cpu_has_bf16
+    from xlexp.engine.hardware import cpu_has_bf16
 
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_bf16() else "fp32")
 

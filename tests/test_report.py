@@ -15,12 +15,12 @@ import pytest
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import make_records, standard_store, write
 from xlexp.errors import XlexpError
-from xlexp.figures import heatmap_figure, ordered
-from xlexp.langmeta import info
-from xlexp.pipeline import run_experiment
-from xlexp.records import load_records
-from xlexp.report import write_report
-from xlexp.slices import kcurve_frame, selection_gap_frame, slice_keys, slice_matrix
+from xlexp.views.figures import heatmap_figure, ordered
+from xlexp.results.langmeta import info
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.store import load_records
+from xlexp.views.html import write_report
+from xlexp.results.query import kcurve_frame, selection_gap_frame, slice_keys, slice_matrix
 
 
 # ---- content, without a browser ----------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_report_in_headless_chromium(report_store, browser, tmp_path):
 
     out_dir = tmp_path / "report"
     env = {**os.environ, "XLEXP_RESULTS_DIR": str(report_store)}
-    run = subprocess.run([sys.executable, "-m", "xlexp.cli", "report", "--out", str(out_dir)], capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "report", "--out", str(out_dir)], capture_output=True,
                          text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr
     n_figures = int(re.search(r"(\d+) figures", run.stdout).group(1))

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import compose_cfg
 from xlexp.errors import XlexpError
-from xlexp.pipeline import run_experiment
-from xlexp.records import load_records
-from xlexp.reproduce import available, load_reference, load_reproduction, reproduce, summarize
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.store import load_records
+from xlexp.reproduce.runner import available, load_reference, load_reproduction, reproduce, summarize
 
 LABELS = ["entertainment", "geography", "health", "politics", "science/technology", "sports", "travel"]
 # per language: how often the label's cue word is replaced by noise (so languages score differently)

@@ -20,9 +20,9 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeps_helpers import TINY_BASE, cli, env_for, load, sqlite_url, write_sweep
-from xlexp.records import load_records, runs_dir
-from xlexp.sweep import main as sweep_main
-from xlexp.sweep_storage import budget_used, fail_reason
+from xlexp.results.store import load_records, runs_dir
+from xlexp.sweep.driver import main as sweep_main
+from xlexp.sweep.storage import budget_used, fail_reason
 
 # Optuna marks heartbeats and stale-trial retries experimental; xlexp relies on them on purpose
 pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
@@ -120,7 +120,7 @@ def test_killed_worker_trial_fails_and_is_retried_on_resume(dirs, tmp_path):
     sweep = write_sweep(tmp_path / "kill.yaml", {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}, 3, base=base,
                         pruner="{name: none}")
     url = sqlite_url(dirs, "kill")
-    args = [sys.executable, "-m", "xlexp.cli", "sweep", str(sweep), "--heartbeat", "1"]
+    args = [sys.executable, "-m", "xlexp.cli.main", "sweep", str(sweep), "--heartbeat", "1"]
     proc = subprocess.Popen(args, env=env_for(dirs), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     killed = None
     deadline = time.monotonic() + 240
@@ -187,7 +187,7 @@ def test_dashboard_serves_the_storage_on_localhost(dirs, tmp_path):
     study.add_trial(optuna.trial.create_trial(value=0.5, params={"x": 0.1},
                                               distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "xlexp.cli", "dashboard", "--storage", url, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "xlexp.cli.main", "dashboard", "--storage", url, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(dirs))
     try:
         line = proc.stdout.readline()  # printed only after /api/meta answered

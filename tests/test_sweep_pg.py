@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from pg import pg_url, with_password  # noqa: F401  (pg_url is a fixture)
 from sweeps_helpers import cli, load, write_sweep
-from xlexp.records import runs_dir
+from xlexp.results.store import runs_dir
 
 # Optuna marks heartbeats and stale-trial retries experimental; xlexp relies on them on purpose
 pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),

@@ -12,10 +12,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from xlexp.errors import XlexpError
-from xlexp.sweep import build_job, status_lines
-from xlexp.sweep_objective import ObjectiveError, ObjectiveTracker
-from xlexp.sweep_space import Objective, default_study_name, format_value, load_sweep
-from xlexp.sweep_storage import budget_used, retried_numbers
+from xlexp.sweep.driver import build_job, status_lines
+from xlexp.sweep.objective import ObjectiveError, ObjectiveTracker
+from xlexp.sweep.space import Objective, default_study_name, format_value, load_sweep
+from xlexp.sweep.storage import budget_used, retried_numbers
 
 # Optuna marks heartbeats and stale-trial retries experimental; xlexp relies on them on purpose
 pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
@@ -195,7 +195,7 @@ def test_status_lists_trials_and_best_run_line():
 
 
 def test_workers_get_the_storage_url_from_the_environment_not_argv(tmp_path, monkeypatch):
-    from xlexp.sweep import worker_command, worker_env
+    from xlexp.sweep.driver import worker_command, worker_env
 
     f = _write(tmp_path, "base: [model=tiny_random]\nparams:\n  optimizer.lr: interval(1e-5, 1e-4)", "w.yaml")
     url = "postgresql://me:hunter2@db/optuna"
@@ -211,7 +211,7 @@ def test_workers_get_the_storage_url_from_the_environment_not_argv(tmp_path, mon
 def test_slurm_launcher_config_composes_to_submitit_slurm():
     from hydra import compose, initialize_config_dir
 
-    from xlexp.run import CONF_DIR
+    from xlexp.config.compose import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("sweep_worker", overrides=["hydra/launcher=xlexp_slurm", "sweep_file=x", "study=s", "n_trials=8"],

@@ -10,7 +10,7 @@ import pytest
 
 from synthetic import make_records, standard_store, write
 from xlexp.errors import XlexpError
-from xlexp.tables import TableOptions, latex_escape, render_table
+from xlexp.views.tables import TableOptions, latex_escape, render_table
 
 
 @pytest.fixture
@@ -80,11 +80,11 @@ def test_errors_name_the_fix(store):
 def test_cli_table_to_stdout_and_file(store, tmp_path):
     out_file = tmp_path / "t" / "zs.tex"
     env = {**os.environ, "XLEXP_RESULTS_DIR": str(store)}
-    run = subprocess.run([sys.executable, "-m", "xlexp.cli", "table", "--experiment", "zs", "--format", "latex",
+    run = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "table", "--experiment", "zs", "--format", "latex",
                           "--metric", "accuracy", "--targets", "ind,jav", "--out", str(out_file)], capture_output=True, text=True, env=env,
                          timeout=120)
     assert run.returncode == 0, run.stderr
     assert "\\begin{tabular}{lrrr}" in run.stdout and out_file.read_text() == run.stdout
-    bad = subprocess.run([sys.executable, "-m", "xlexp.cli", "table", "--experiment", "zs", "--k", "3"],
+    bad = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "table", "--experiment", "zs", "--k", "3"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "xlexp: error:" in bad.stderr and "Traceback" not in bad.stderr

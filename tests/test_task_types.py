@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from conftest import TINY, compose_cfg
-from xlexp.data import tokenize_words
+from xlexp.data.tokenized import tokenize_words
 from xlexp.errors import XlexpError
-from xlexp.evaluate import retrieval_accuracy, token_metrics
-from xlexp.matrix import pivot
-from xlexp.pipeline import run_experiment
-from xlexp.records import load_records
-from xlexp.tasks import load_split, load_task
+from xlexp.engine.predict import retrieval_accuracy, token_metrics
+from xlexp.views.console import pivot
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.store import load_records
+from xlexp.tasks.spec import load_split, load_task
 
 NER_LEX = {
     "en": {"PER": ["john", "mary", "peter"], "LOC": ["paris", "london", "berlin"], "ORG": ["acme", "unesco", "fifa"],
@@ -74,7 +74,7 @@ def test_seqeval_span_f1_by_hand():
 
 def test_pos_long_sentences_keep_every_word_label(ner_dirs):
     cfg = compose_cfg(ner_dirs, "model=tiny_random")
-    from xlexp.model import load_tokenizer, resolve_model_path
+    from xlexp.models.encoders import load_tokenizer, resolve_model_path
 
     tok = load_tokenizer(cfg.model, resolve_model_path(cfg.model, ner_dirs["cache"], ["some text here"] * 5))
     words = tuple(f"w{i}" for i in range(50))
@@ -169,7 +169,7 @@ def test_second_run_does_no_tokenization(ner_dirs):
     run_experiment(compose_cfg(ner_dirs, *overrides, "name=c1"))
     files = {p: p.stat().st_mtime_ns for p in (ner_dirs["cache"] / "tokenized").rglob("*.npz")}
     assert len(files) == 5  # en train/dev/test, de dev/test
-    from xlexp import data
+    from xlexp.data.tokenized import tokenized as data
 
     calls = []
     original = data.tokenize_words

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from xlexp.errors import XlexpError
-from xlexp.languages import display_name, normalize_tag
-from xlexp.tasks import TaskSpec, load_split, load_task
+from xlexp.results.languages import display_name, normalize_tag
+from xlexp.tasks.spec import TaskSpec, load_split, load_task
 
 
 def test_registry_lists_tasks_and_rejects_unknown():

@@ -17,11 +17,11 @@ from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import standard_store
 from wandb_offline import read_offline_run
 from xlexp.errors import XlexpError
-from xlexp.masking import mask_secrets, mask_url
-from xlexp.pipeline import run_experiment
-from xlexp.records import load_records
-from xlexp.tracking import NullTracker, make_tracker
-from xlexp.wandb_tracker import WandbOptions, WandbTracker, has_api_key, log_experiment, resolve_mode
+from xlexp.tracking.masking import mask_secrets, mask_url
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.store import load_records
+from xlexp.tracking.base import NullTracker, make_tracker
+from xlexp.tracking.wandb_tracker import WandbOptions, WandbTracker, has_api_key, log_experiment, resolve_mode
 
 TWO = ["langpair.sources=[eng,ind]", "langpair.targets=[eng,ind,jav]"]
 TWO_UNITS = ["langpair.sources=[eng,ind]", "langpair.targets=[jav]"]
@@ -86,7 +86,7 @@ def no_key(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setattr("xlexp.wandb_tracker._sync_hinted", set())
+    monkeypatch.setattr("xlexp.tracking.wandb_tracker._sync_hinted", set())
 
 
 def _offline_runs(results: Path) -> list:
@@ -121,7 +121,7 @@ def cli_wandb_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(XLEXP_DATA_DIR=str(dirs["data"]), XLEXP_RESULTS_DIR=str(dirs["results"]),
                XLEXP_CACHE_DIR=str(dirs["cache"]), NETRC=str(root / "none"), HOME=str(root / "home"))
-    out = subprocess.run([sys.executable, "-m", "xlexp.cli", "run", *TINY, *TWO, "name=wb", "tracker=wandb",
+    out = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "run", *TINY, *TWO, "name=wb", "tracker=wandb",
                           "+tracker.api_key=sekrit-key", "+sweep_storage=postgresql://bob:pa55word@db/optuna"],
                          capture_output=True, text=True, env=env, cwd=root, timeout=600)
     assert out.returncode == 0, out.stderr

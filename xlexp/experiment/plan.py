@@ -1,0 +1,136 @@
+"""From a composed config to the list of trainings to run, validated before any work starts.
+
+A *training unit* is one model trained once with one seed: on which languages it trains, whose
+dev splits select its checkpoint, which targets' dev splits are watched (for the target_dev
+rule) and which targets it is tested on. Zero-shot and few-shot have one unit per source (never one
+per cell; few-shot continues from that unit's model), multi-source one for the source set, full
+fine-tuning one per target. Each unit runs once per seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from xlexp.errors import XlexpError
+from xlexp.tasks.spec import TaskSpec
+
+REGIMES = ("zero_shot", "few_shot", "multi_source", "full")
+AUTO_DEV_TARGETS = 25
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingUnit:
+    source: str                         # row name in the matrix ('eng', or 'eng+ind+jav')
+    train_languages: tuple[str, ...]
+    select_languages: tuple[str, ...]   # whose dev splits pick the source_dev checkpoint
+    targets: tuple[str, ...]
+    dev_targets: tuple[str, ...]        # targets whose dev split is evaluated (target_dev rule)
+    seed: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    regime: str
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    units: tuple[TrainingUnit, ...]
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language the plan reads, in first-seen order."""
+        seen = dict.fromkeys(lang for u in self.units for lang in (*u.train_languages, *u.targets))
+        return tuple(seen)
+
+
+def expand_languages(value, spec: TaskSpec, role: str) -> tuple[str, ...]:
+    """``all`` -> every task language; a list or comma string -> validated codes, in order."""
+    if value is None:
+        raise XlexpError(f"langpair.{role} is not set; give a list like langpair.{role}=[eng] or 'all'")
+    if isinstance(value, str):
+        value = list(spec.languages) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    codes = tuple(str(v) for v in value)
+    if not codes:
+        raise XlexpError(f"langpair.{role} is empty: give at least one language of task '{spec.name}' or 'all'")
+    dupes = sorted({c for c in codes if codes.count(c) > 1})
+    if dupes:
+        raise XlexpError(f"langpair.{role} lists {dupes} more than once")
+    for code in codes:
+        spec.check_language(code, role[:-1])
+    return codes
+
+
+def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Path, data_source: str) -> tuple[str, ...]:
+    """``all`` -> targets that have a dev split; ``auto`` -> all of them up to AUTO_DEV_TARGETS
+    (watching 205 dev sets at every evaluation would cost more than training); ``none`` -> ();
+    a list -> validated subset."""
+    if setting in (None, "none", False):
+        return ()
+    if setting in ("all", "auto"):
+        with_dev = tuple(t for t in targets if spec.has_split(t, "dev", data_dir, data_source))
+        if setting == "auto" and len(with_dev) > AUTO_DEV_TARGETS:
+            log.info("regime.dev_targets=auto: %d targets have dev splits, more than %d, so target dev splits are "
+                     "not watched (no target_dev rule); set regime.dev_targets=all or a list to watch them",
+                     len(with_dev), AUTO_DEV_TARGETS)
+            return ()
+        return with_dev
+    chosen = expand_languages(setting, spec, "dev_targets")
+    outside = [t for t in chosen if t not in targets]
+    if outside:
+        raise XlexpError(f"regime.dev_targets lists {outside}, which are not targets of this run")
+    return chosen
+
+
+def make_plan(regime: str, sources, targets, spec: TaskSpec, data_dir: Path, data_source: str = "auto",
+              seeds: list[int] | tuple[int, ...] = (42,), dev_targets="auto") -> Plan:
+    if regime not in REGIMES:
+        raise XlexpError(f"unknown regime '{regime}'; available: {', '.join(REGIMES)}")
+    if not seeds:
+        raise XlexpError("regime.seeds is empty: give at least one seed, or null to use `seed`")
+    tgt = expand_languages(targets, spec, "targets")
+    watch = _dev_targets(dev_targets, tgt, spec, data_dir, data_source)
+    units: list[TrainingUnit] = []
+    if not spec.trains:  # retrieval: nothing to train; one row named by the pivot language
+        if regime != "zero_shot":
+            raise XlexpError(f"task '{spec.name}' is a retrieval task (no training): use regime=zero_shot")
+        src = (spec.pivot or "eng",)
+        units = [TrainingUnit(src[0], (), (), tgt, (), seed) for seed in seeds[:1]]
+    elif regime == "full":  # in-language fine-tuning per target; the sources setting is ignored
+        src = tgt
+        units = [TrainingUnit(t, (t,), (t,), (t,), (t,) if t in watch else (), seed) for seed in seeds for t in tgt]
+    else:
+        src = expand_languages(sources, spec, "sources")
+        if regime == "multi_source":
+            if len(src) < 2:
+                raise XlexpError(f"regime multi_source needs at least two sources, got {list(src)}")
+            units = [TrainingUnit("+".join(src), src, src, tgt, watch, seed) for seed in seeds]
+        else:  # zero_shot, few_shot
+            units = [TrainingUnit(s, (s,), (s,), tgt, watch, seed) for seed in seeds for s in src]
+    plan = Plan(regime, src, tgt, tuple(units))
+    _check_splits(plan, spec, data_dir, data_source)
+    return plan
+
+
+def _check_splits(plan: Plan, spec: TaskSpec, data_dir: Path, data_source: str) -> None:
+    """Fail before training if a split the plan needs does not exist."""
+    needs: dict[tuple[str, str], str] = {}
+    for unit in plan.units:
+        for lang in unit.train_languages:
+            needs.setdefault((lang, "train"), f"source '{unit.source}' trains on it")
+        for lang in unit.select_languages:
+            needs.setdefault((lang, "dev"), "checkpoint selection uses it")
+        for t in unit.targets:
+            needs.setdefault((t, "test"), "it is a target")
+            if plan.regime == "few_shot":
+                needs.setdefault((t, "train"), "few-shot draws its K shots from it")
+    for (lang, split), why in needs.items():
+        if not spec.has_split(lang, split, data_dir, data_source):
+            where = spec.local_path(lang, split, data_dir)
+            raise XlexpError(
+                f"language '{lang}' of task '{spec.name}' has no '{split}' split ({why}); "
+                f"looked for {where} under data root {Path(data_dir).resolve()} "
+                f"(set paths.data_dir=... or XLEXP_DATA_DIR; hub dataset: {spec.hub.get('id', 'none')})"
+            )

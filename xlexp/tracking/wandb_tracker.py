@@ -1,0 +1,365 @@
+"""Weights & Biases tracker (``tracker=wandb``) and the aggregate run of ``xlexp report --wandb``.
+
+One W&B run per training unit: train loss/lr and ``dev/{target}/{metric}`` per step; at the end the
+unit's records as a long and a wide ``wandb.Table``, a heatmap per matrix (plotly figure + PNG)
+and summary keys ``xfer/{source}/{target}/{metric}``.
+
+Modes (``tracker.mode``): ``auto`` = online when an API key is configured (``WANDB_API_KEY`` or a
+netrc entry for the W&B host), else offline, printing one line with the ``wandb sync`` command;
+``online``, ``offline``, ``disabled``. The results store is written before anything reaches W&B,
+and every W&B call is guarded: a failure logs one warning and turns the tracker off for the rest of
+the process; init and finish are bounded by ``tracker.timeout_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import sys
+import tempfile
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+from xlexp.errors import XlexpError
+from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
+from xlexp.tracking.masking import mask_secrets
+from xlexp.views.console import heatmap as heatmap_png
+from xlexp.results.store import require_records
+from xlexp.results.query import headline, kcurve_frame, metrics_of, selection_gap_frame, slice_keys, slice_matrix
+
+log = logging.getLogger(__name__)
+
+MODES = ("auto", "online", "offline", "disabled")
+STEP_KEY = "trainer/step"
+DEFAULT_HOST = "https://api.wandb.ai"
+_sync_hinted: set[str] = set()   # one sync line per folder and process, however many runs
+
+
+@dataclass
+class WandbOptions:
+    mode: str = "auto"
+    project: str = "xlexp"
+    entity: str | None = None
+    dir: str = "results"          # W&B writes its run folders to <dir>/wandb/
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "WandbOptions":
+        mode = str(cfg.get("mode", "auto"))
+        if mode not in MODES:
+            raise XlexpError(f"tracker.mode must be one of {', '.join(MODES)}; got {mode!r}")
+        timeout = cfg.get("timeout_s", 10.0)
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise XlexpError(f"tracker.timeout_s must be a positive number of seconds, got {timeout!r}")
+        return cls(mode=mode, project=str(cfg.get("project") or "xlexp"), entity=cfg.get("entity") or None,
+                   dir=str(cfg.get("dir") or "results"), timeout_s=float(timeout))
+
+
+def has_api_key(env: Mapping[str, str] = os.environ) -> bool:
+    """An API key in the environment, or a netrc entry for the W&B host (what ``wandb login`` writes)."""
+    if env.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(env.get("WANDB_BASE_URL") or DEFAULT_HOST).hostname or "api.wandb.ai"
+    path = env.get("NETRC") or os.path.expanduser("~/.netrc")
+    try:
+        entry = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(entry and entry[2])
+
+
+def resolve_mode(requested: str, env: Mapping[str, str] = os.environ) -> str:
+    """``auto`` -> online with an API key, else offline; W&B's own WANDB_MODE=offline|disabled wins."""
+    if requested != "auto":
+        return requested
+    env_mode = (env.get("WANDB_MODE") or "").lower()
+    if env_mode in ("offline", "dryrun"):
+        return "offline"
+    if env_mode == "disabled" or (env.get("WANDB_DISABLED") or "").lower() in ("true", "1", "yes"):
+        return "disabled"
+    return "online" if has_api_key(env) else "offline"
+
+
+def sync_command(root: str | Path) -> str:
+    return f"wandb sync {Path(root).resolve() / 'wandb'}/offline-run-*"
+
+
+def hint_sync(root: str | Path, reason: str = "no API key") -> None:
+    """The one line an offline user needs; printed once per folder and process."""
+    key = str(Path(root).resolve())
+    if key not in _sync_hinted:
+        _sync_hinted.add(key)
+        print(f"W&B offline ({reason}): runs saved under {Path(key) / 'wandb'}; upload them with: "
+              f"{sync_command(root)}", file=sys.stderr, flush=True)
+
+
+def _import_wandb():
+    # W&B's own error-reporting telemetry retries an unreachable server for ~10 s at process exit;
+    # a tracker must not hang a run, so it is off unless the user turned it on.
+    os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
+    import wandb
+
+    return wandb
+
+
+def call_with_timeout(fn: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Run ``fn`` in a daemon thread; a call still running after ``timeout`` s raises TimeoutError
+    (the thread is left behind: W&B's local run folder still has everything for ``wandb sync``)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, name=f"xlexp-wandb-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"{what} took more than {timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def start_run(opts: WandbOptions, mode: str, **init_kwargs):
+    """``wandb.init`` bounded by ``opts.timeout_s`` (W&B's own init timeout, and a thread around it)."""
+    wandb = _import_wandb()
+    Path(opts.dir).mkdir(parents=True, exist_ok=True)
+    settings = wandb.Settings(init_timeout=opts.timeout_s, x_service_wait=opts.timeout_s, silent=mode == "offline",
+                              quiet=True, console="off")  # console off: Hydra's log file has the output
+    return call_with_timeout(lambda: wandb.init(
+        project=opts.project, entity=opts.entity, dir=str(opts.dir), mode=mode, settings=settings,
+        reinit="finish_previous", **init_kwargs), opts.timeout_s + 5, "wandb.init")
+
+
+def _group(config: Mapping[str, Any]) -> str:
+    study = config.get("study")
+    if isinstance(study, Mapping):
+        study = study.get("name")
+    return str(study or config.get("name") or "xlexp")
+
+
+def _name_of(config: Mapping[str, Any], key: str) -> str | None:
+    node = config.get(key)
+    return str(node.get("name")) if isinstance(node, Mapping) and node.get("name") else None
+
+
+class WandbTracker:
+    """The pipeline's Tracker for W&B. Never raises: a W&B failure turns it off with one warning."""
+
+    def __init__(self, opts: WandbOptions):
+        self.opts = opts
+        self.mode = resolve_mode(opts.mode)
+        self._run = None
+        self._off = self.mode == "disabled"
+
+    @property
+    def run(self):
+        return self._run
+
+    def _disable(self, what: str, error: BaseException) -> None:
+        if not self._off:
+            log.warning("W&B %s failed (%s: %s); W&B logging is off for the rest of this run "
+                        "(results are in the results store)", what, type(error).__name__, error)
+        self._off = True
+        run, self._run = self._run, None
+        if run is not None and what != "finish":
+            # close what was logged so far (bounded: a hung W&B must not hang the run); errors ignored
+            try:
+                call_with_timeout(run.finish, min(self.opts.timeout_s, 3.0), "wandb finish")
+            except Exception:
+                pass
+
+    def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
+        if self._off:
+            return None
+        try:
+            return fn()
+        except Exception as e:
+            self._disable(what, e)
+            return None
+
+    def start_unit(self, name: str, config: Mapping[str, Any]) -> None:
+        if self._off:
+            return
+        config = mask_secrets(dict(config))
+        kwargs = dict(name=name, group=_group(config), job_type=_name_of(config, "regime") or "train",
+                      tags=[t for t in (_name_of(config, "model"), _name_of(config, "task")) if t], config=config)
+        try:
+            self._run = start_run(self.opts, self.mode, **kwargs)
+        except Exception as e:
+            if self.mode != "online" or self.opts.mode == "online":
+                self._disable("init", e)
+                return
+            # auto mode found a key but the server did not answer: keep the run locally instead
+            log.warning("W&B online init failed (%s); logging offline instead", e)
+            self.mode = "offline"
+            self._run = self._guard("init (offline)", lambda: start_run(self.opts, "offline", **kwargs))
+        if self._run is None:
+            return
+        if self.mode == "offline":
+            hint_sync(self.opts.dir, self._offline_reason())
+
+        def define() -> None:
+            self._run.define_metric(STEP_KEY)
+            for pattern in ("train/*", "dev/*"):
+                self._run.define_metric(pattern, step_metric=STEP_KEY)
+
+        self._guard("define_metric", define)
+
+    def _offline_reason(self) -> str:
+        if self.opts.mode == "offline" or (os.environ.get("WANDB_MODE") or "").lower() in ("offline", "dryrun"):
+            return "offline mode"
+        return "W&B server unreachable" if has_api_key() else "no API key"
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if self._run is not None:
+            self._guard("log", lambda: self._run.log({**metrics, STEP_KEY: step}))
+
+    def log_records(self, records: Sequence[Any]) -> None:
+        if self._run is not None and records:
+            frame = pd.DataFrame([asdict(r) if not isinstance(r, Mapping) else dict(r) for r in records])
+            run = self._run
+            # the store's run id ties the W&B run to its records (known only once they exist)
+            self._guard("config update", lambda: run.config.update(
+                {"xlexp_run_id": str(frame["run_id"].iloc[0])}, allow_val_change=True))
+            self._guard("log results", lambda: log_results(run, frame))
+
+    def finish_unit(self) -> None:
+        run, self._run = self._run, None
+        if run is not None and not self._off:
+            self._guard("finish", lambda: call_with_timeout(run.finish, self.opts.timeout_s, "wandb finish"))
+
+
+# ---- what a run shows: tables, heatmaps, summary keys -------------------------------------------
+
+def _table_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Records as W&B table columns: ints stay ints, missing K/shot set/... become NaN/''."""
+    out = df.copy()
+    for col in ("k", "shot_set", "trial", "step"):
+        if col in out:
+            out[col] = pd.to_numeric(out[col], errors="coerce")
+    if "study" in out:
+        out["study"] = out["study"].fillna("").astype(str)
+    return out.reset_index(drop=True)
+
+
+def _matrices(df: pd.DataFrame, keys):
+    """(slice key, metric, matrix) for every slice and metric that has cells."""
+    for key in keys:
+        for metric in metrics_of(df):
+            try:
+                yield key, metric, slice_matrix(df, key, metric)
+            except XlexpError:
+                continue
+
+
+def wide_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (slice, metric, source), one column per target: the matrices side by side."""
+    rows = []
+    for key, metric, m in _matrices(df, slice_keys(df)):
+        for source, values in m.mean.iterrows():
+            rows.append({"metric": metric, "model": key.model, "task": key.task, "regime": key.regime,
+                         "selection": key.selection, "k": np.nan if key.k is None else key.k, "source": str(source),
+                         **{str(t): float(v) for t, v in values.items()}})
+    return pd.DataFrame(rows)
+
+
+def summary_keys(df: pd.DataFrame) -> dict[str, float]:
+    """``xfer/{source}/{target}/{metric}`` for the headline slice (no K, source_dev when there) and
+    ``xfer/{source}/{target}/{slice}/{metric}`` for the others, plus ``xfer/mean/...`` per matrix."""
+    keys = slice_keys(df)
+    if not keys:
+        return {}
+    top = headline(keys)
+    out: dict[str, float] = {}
+    for key, metric, m in _matrices(df, keys):
+        part = "" if key == top else key.varying(keys) + "/"
+        for source, values in m.mean.iterrows():
+            for target, v in values.items():
+                if not pd.isna(v):
+                    out[f"xfer/{source}/{target}/{part}{metric}"] = float(v)
+        out[f"xfer/mean/{part}{metric}"] = float(np.nanmean(m.mean.to_numpy(dtype=float)))
+    return out
+
+
+def log_results(run, df: pd.DataFrame, curves: bool = False) -> None:
+    """Log records ``df`` to ``run``: long and wide tables, a heatmap (plotly + PNG) per slice and
+    metric, summary keys; with ``curves`` also K-curves and selection-rule gaps (aggregate runs)."""
+    wandb = _import_wandb()
+    payload: dict[str, Any] = {"matrix/long": wandb.Table(dataframe=_table_frame(df))}
+    wide = wide_frame(df)
+    if not wide.empty:
+        payload["matrix/wide"] = wandb.Table(dataframe=wide)
+    keys = slice_keys(df)
+    with tempfile.TemporaryDirectory(prefix="xlexp-wandb-") as tmp:
+        for key in keys:
+            part = "" if key == headline(keys) else key.varying(keys) + "/"
+            for metric in metrics_of(df):
+                try:
+                    m = slice_matrix(df, key, metric)
+                except XlexpError:
+                    continue
+                title = f"{key.experiment}: {metric} (test) — {key.label()}"
+                payload[f"heatmap/{part}{metric}"] = wandb.Plotly(heatmap_figure(ordered(m), title))
+                png = Path(tmp) / f"{len(payload)}.png"
+                heatmap_png(m, png)
+                payload[f"heatmap_png/{part}{metric}"] = wandb.Image(str(png), caption=title)
+        if curves:
+            for experiment in sorted(df["experiment"].unique()):
+                for metric in metrics_of(df):
+                    _add_curves(payload, df, experiment, metric, wandb)
+        run.log(payload)  # media files are copied into the run folder here, before tmp goes
+    run.summary.update(summary_keys(df))
+
+
+def _add_curves(payload: dict[str, Any], df: pd.DataFrame, experiment: str, metric: str, wandb) -> None:
+    curves = kcurve_frame(df, experiment, metric)
+    if not curves.empty:
+        payload[f"kcurve/table/{metric}"] = wandb.Table(dataframe=curves.assign(std=curves["std"].astype(float)))
+        for (model, task, source, selection), part in curves.groupby(["model", "task", "source", "selection"]):
+            title = f"{experiment}: {metric} vs K — {model} · {task} · source {source} · selection {selection}"
+            payload[f"kcurve/{source}.{selection}/{metric}"] = wandb.Plotly(kcurve_figure(part, metric, title))
+    gaps = selection_gap_frame(df, experiment, metric)
+    if not gaps.empty:
+        payload[f"selection_gap/table/{metric}"] = wandb.Table(dataframe=gaps.assign(k=pd.to_numeric(gaps["k"])))
+        for (regime, k), part in gaps.groupby(["regime", "k"], dropna=False):
+            shots = "" if pd.isna(k) else f".k{int(k)}"
+            title = f"{experiment}: selection-rule gap ({metric}) — {regime}{shots}"
+            payload[f"selection_gap/{regime}{shots}/{metric}"] = wandb.Plotly(gap_figure(part, metric, title))
+
+
+def log_experiment(results_dir: str | Path, experiment: str, opts: WandbOptions) -> str:
+    """``xlexp report --wandb NAME``: one W&B run with the experiment's full matrix from the store
+    (every source, few-shot curves, every selection rule). Returns where the run went."""
+    df = require_records(results_dir)
+    sub = df[df["experiment"] == experiment]
+    if sub.empty:
+        raise XlexpError(f"no records for experiment '{experiment}'. Known: {', '.join(sorted(df['experiment'].unique()))}")
+    mode = resolve_mode(opts.mode)
+    if mode == "disabled":
+        return "W&B disabled (mode disabled): nothing logged"
+    config = {"experiment": experiment, "runs": sorted(sub["run_id"].unique()), "records": int(len(sub)),
+              "results_dir": str(Path(results_dir).resolve()), "sources": sorted(sub["source"].unique()),
+              "targets": sorted(sub["target"].unique()), "seeds": sorted(int(s) for s in sub["seed"].unique())}
+    try:
+        run = start_run(opts, mode, name=f"{experiment} (matrix)", group=experiment, job_type="report",
+                        tags=sorted(set(sub["model"]) | set(sub["task"])), config=mask_secrets(config))
+        log_results(run, sub, curves=True)
+        where = run.url if mode == "online" and getattr(run, "url", None) else str(Path(run.dir).parent)
+        call_with_timeout(run.finish, opts.timeout_s * 3, "wandb finish")
+    except Exception as e:
+        raise XlexpError(f"W&B logging failed ({type(e).__name__}: {e}); the results store is unchanged. "
+                         "Check the API key / network, or use --wandb-mode offline") from e
+    if mode == "offline":
+        hint_sync(opts.dir, "offline mode" if opts.mode == "offline" else "no API key")
+    return where

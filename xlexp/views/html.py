@@ -1,0 +1,315 @@
+"""``xlexp report``: a self-contained HTML page of the results store, readable offline, no account.
+
+Per experiment: a plotly heatmap per (model, task, regime, selection rule[, K]) and metric, with
+values and language names on hover; a sortable table of the same cells with script and family;
+few-shot K-curves with error bars; the selection-rule gap. plotly.js is inlined (one file to mail
+around) or written next to the page (``--plotlyjs alongside``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from xlexp.errors import XlexpError
+from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
+from xlexp.results.langmeta import info
+from xlexp.views.console import Matrix
+from xlexp.results.store import require_records
+from xlexp.results.query import headline, kcurve_frame, metrics_of, selection_gap_frame, slice_keys, slice_matrix
+
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+
+CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0 2rem 3rem; color: #222; }
+header { border-bottom: 1px solid #ddd; margin-bottom: 1rem; }
+h2 { margin-top: 2.5rem; border-bottom: 2px solid #446; padding-bottom: .2rem; }
+h3 { margin-top: 1.8rem; color: #334; } h4 { margin: 1.2rem 0 .3rem; color: #445; }
+.meta { color: #555; font-size: .9rem; } .note { color: #666; font-size: .85rem; }
+nav a { margin-right: 1rem; }
+table.sortable { border-collapse: collapse; font-size: .85rem; margin: .4rem 0 1rem; }
+table.sortable th, table.sortable td { border: 1px solid #ddd; padding: 2px 8px; text-align: left; }
+table.sortable td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.sortable th { background: #f2f2f6; cursor: pointer; user-select: none; white-space: nowrap; }
+table.sortable th[aria-sort=ascending]::after { content: " ▲"; }
+table.sortable th[aria-sort=descending]::after { content: " ▼"; }
+details { margin: .3rem 0 1rem; } summary { cursor: pointer; color: #336; }
+.fig { max-width: 1400px; }
+"""
+
+# Click a header to sort by it (numbers numerically, via data-v); click again to reverse.
+SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var asc = th.getAttribute('aria-sort') !== 'ascending';
+      table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      function key(row) {
+        var cell = row.cells[col], v = cell.getAttribute('data-v');
+        return v !== null ? parseFloat(v) : cell.textContent.trim().toLowerCase();
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (typeof x === 'number' && isNaN(x)) return 1;
+        if (typeof y === 'number' && isNaN(y)) return -1;
+        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+
+@dataclass
+class Column:
+    title: str
+    numeric: bool = False
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+
+
+def sortable_table(columns: list[Column], rows: list[list], css_id: str = "") -> str:
+    """An HTML table whose columns sort on click; numeric cells are (value, shown text) pairs."""
+    head = "".join(f"<th>{_esc(c.title)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for col, cell in zip(columns, row):
+            if col.numeric:
+                value, shown = cell if isinstance(cell, tuple) else (cell, "" if cell is None or pd.isna(cell) else f"{cell:.3f}")
+                v = "NaN" if value is None or pd.isna(value) else repr(float(value))
+                cells.append(f'<td class="num" data-v="{v}">{_esc(shown)}</td>')
+            else:
+                cells.append(f"<td>{_esc(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    ident = f' id="{_esc(css_id)}"' if css_id else ""
+    return f'<table class="sortable"{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _mean_std(mean: float, std: float, n: float) -> tuple[float, str]:
+    if pd.isna(mean):
+        return (np.nan, "")
+    return (mean, f"{mean:.3f} ± {std:.3f}" if n and n > 1 and not pd.isna(std) else f"{mean:.3f}")
+
+
+class Page:
+    """Collects sections and figures; figures get unique div ids."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.n_figures = 0
+
+    def add(self, markup: str) -> None:
+        self.parts.append(markup)
+
+    def figure(self, fig: go.Figure, kind: str) -> None:
+        self.n_figures += 1
+        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{kind}-{self.n_figures}",
+                          config=PLOTLY_CONFIG)
+        self.add(f'<div class="fig {kind}">{div}</div>')
+
+
+def _cells_table(matrices: dict[str, Matrix]) -> str:
+    """One row per (source, target) of a slice; one column per metric (mean ± std when n > 1)."""
+    first = next(iter(matrices.values()))
+    cols = [Column("source"), Column("target"), Column("target name"), Column("script"), Column("family")]
+    cols += [Column(metric, numeric=True) for metric in matrices] + [Column("n", numeric=True)]
+    rows = []
+    for source in first.mean.index:
+        for target in first.mean.columns:
+            i = info(str(target))
+            values = [_mean_std(m.mean.at[source, target], m.std.at[source, target], m.n.at[source, target])
+                      if source in m.mean.index and target in m.mean.columns else (np.nan, "")
+                      for m in matrices.values()]
+            n = first.n.at[source, target]
+            rows.append([source, target, i.name, i.script, i.family, *values, (n, "" if pd.isna(n) else str(int(n)))])
+    return sortable_table(cols, rows)
+
+
+def _experiment_meta(sub: pd.DataFrame) -> str:
+    def many(col: str) -> str:
+        return ", ".join(sorted(str(v) for v in sub[col].dropna().unique()))
+
+    rules = ", ".join(sorted(sub[sub["split"] == "test"]["selection"].unique()))
+
+    runs = sub["run_id"].nunique()
+    return (f'<p class="meta">models: {_esc(many("model"))} · tasks: {_esc(many("task"))} · regimes: '
+            f'{_esc(many("regime"))} · selection rules: {_esc(rules)} · sources: {_esc(many("source"))} · '
+            f'{sub["target"].nunique()} targets · seeds: {_esc(many("seed"))} · {runs} run(s) · {len(sub)} records · '
+            f'last record {_esc(sub["timestamp"].max())} · git {_esc(many("git_commit"))}</p>')
+
+
+def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: list[str] | None) -> None:
+    sub = df[df["experiment"] == experiment]
+    page.add(f'<section class="experiment" id="exp-{_slug(experiment)}"><h2>{_esc(experiment)}</h2>')
+    page.add(_experiment_meta(sub))
+    wanted = [m for m in metrics_of(sub) if not metrics or m in metrics]
+    if not wanted:
+        page.add(f'<p class="note">no test records for metric(s) {_esc(", ".join(metrics or []))}</p></section>')
+        return
+    page.add("<h3>Transfer matrices (test)</h3>"
+             '<p class="note">Rows: source (training) language; columns: target (test) language, grouped by '
+             "family then script. Hover a cell for language names, mean ± std over seeds (and shot sets) and n.</p>")
+    for key in slice_keys(sub):
+        page.add(f"<h4>{_esc(key.label())}</h4>")
+        matrices: dict[str, Matrix] = {}
+        for metric in wanted:
+            try:
+                m = ordered(slice_matrix(sub, key, metric))
+            except XlexpError:
+                continue
+            matrices[metric] = m
+            page.figure(heatmap_figure(m, f"{experiment}: {metric} (test) — {key.label()}"), "heatmap")
+        if matrices:
+            page.add("<details><summary>table of these cells (click a header to sort)</summary>"
+                     f"{_cells_table(matrices)}</details>")
+    _kcurves(page, sub, experiment, wanted)
+    _gaps(page, sub, experiment, wanted)
+    page.add("</section>")
+
+
+def _kcurves(page: Page, sub: pd.DataFrame, experiment: str, metrics: list[str]) -> None:
+    frames = {m: kcurve_frame(sub, experiment, m) for m in metrics}
+    if all(f.empty for f in frames.values()):
+        return
+    page.add("<h3>Few-shot K-curves</h3><p class=\"note\">Test score vs K per target: mean ± std over shot sets × "
+             "seeds (error bars); K = 0 is the zero-shot result of the same experiment when there is one.</p>")
+    for metric, frame in frames.items():
+        for (model, task, source, selection), part in frame.groupby(["model", "task", "source", "selection"]):
+            title = f"{experiment}: {metric} vs K — {model} · {task} · source {source} · selection {selection}"
+            page.figure(kcurve_figure(part, metric, title), "kcurve")
+            cols = [Column("target"), Column("name"), Column("K", numeric=True), Column(metric, numeric=True),
+                    Column("n", numeric=True)]
+            rows = [[r.target, info(str(r.target)).name, (r.k, str(int(r.k))), _mean_std(r.mean, r.std, r.n),
+                     (r.n, str(int(r.n)))] for r in part.itertuples()]
+            page.add(f"<details><summary>K-curve table ({_esc(metric)})</summary>{sortable_table(cols, rows)}</details>")
+
+
+def _gaps(page: Page, sub: pd.DataFrame, experiment: str, metrics: list[str]) -> None:
+    frames = {m: selection_gap_frame(sub, experiment, m) for m in metrics}
+    if all(f.empty for f in frames.values()):
+        return
+    page.add("<h3>Selection-rule gap</h3><p class=\"note\">Test score of the checkpoint chosen on the target's dev "
+             "set (an oracle no real zero-shot user has) and of the last checkpoint, minus the honest source-dev "
+             "choice.</p>")
+    for metric, frame in frames.items():
+        for (regime, k), part in frame.groupby(["regime", "k"], dropna=False):
+            shots = "" if pd.isna(k) else f" · K={int(k)}"
+            if len(part) <= 80:
+                page.figure(gap_figure(part, metric, f"{experiment}: selection-rule gap ({metric}) — {regime}{shots}"),
+                            "gap")
+            rules = [c for c in part.columns if c in ("source_dev", "target_dev", "last") or c.endswith(" - source_dev")]
+            cols = [Column("source"), Column("target"), Column("name"), Column("family")]
+            cols += [Column(c, numeric=True) for c in rules]
+            rows = [[r["source"], r["target"], info(str(r["target"])).name, info(str(r["target"])).family,
+                     *[(r[c], "" if pd.isna(r[c]) else (f"{r[c]:+.3f}" if "-" in c else f"{r[c]:.3f}")) for c in rules]]
+                    for _, r in part.iterrows()]
+            page.add(f"<details><summary>gap table ({_esc(metric)}, {_esc(regime)}{_esc(shots)})</summary>"
+                     f"{sortable_table(cols, rows)}</details>")
+
+
+def _overview(df: pd.DataFrame, experiments: list[str]) -> str:
+    """One row per experiment's headline slice: what it is and its mean test score per metric."""
+    metrics = sorted(df[(df["split"] == "test") & df["experiment"].isin(experiments)]["metric"].unique())
+    cols = [Column("experiment"), Column("model"), Column("task"), Column("regime"), Column("selection"),
+            Column("sources", numeric=True), Column("targets", numeric=True), Column("seeds", numeric=True)]
+    cols += [Column(f"mean {m}", numeric=True) for m in metrics] + [Column("last record")]
+    rows = []
+    for experiment in experiments:
+        sub = df[df["experiment"] == experiment]
+        keys = slice_keys(sub)
+        if not keys:
+            continue
+        key = headline(keys)
+        means = []
+        for metric in metrics:
+            try:
+                means.append(float(np.nanmean(slice_matrix(sub, key, metric).mean.to_numpy(dtype=float))))
+            except XlexpError:
+                means.append(np.nan)
+        rows.append([experiment, key.model, key.task, key.regime, key.selection,
+                     *[(v, str(v)) for v in (sub["source"].nunique(), sub["target"].nunique(), sub["seed"].nunique())],
+                     *means, sub["timestamp"].max()])
+    return ('<section id="overview"><h2>Overview</h2><p class="note">Each experiment\'s headline matrix (no shots, '
+            f"source-dev selection when recorded): mean over its cells.</p>{sortable_table(cols, rows)}</section>")
+
+
+def _languages_section(df: pd.DataFrame) -> str:
+    codes = sorted(set(df["target"].astype(str)) | set(df["source"].astype(str).str.split("+").explode()))
+    cols = [Column("code"), Column("name"), Column("BCP-47 tag"), Column("script"), Column("family")]
+    rows = [[c, info(c).name, info(c).tag, info(c).script, info(c).family] for c in codes]
+    return ('<section id="languages"><h2>Languages</h2><p class="note">Script: from the task code or CLDR '
+            "likely-subtags data (langcodes). Family: top-level family (Glottolog names) where xlexp knows it; blank "
+            f"otherwise.</p>{sortable_table(cols, rows)}</section>")
+
+
+def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | None, results_dir: str,
+               plotly_js: str) -> tuple[str, int]:
+    """The page's HTML and its number of figures. ``plotly_js``: an inline script or a src tag."""
+    page = Page()
+    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    nav = " ".join(f'<a href="#exp-{_slug(e)}">{_esc(e)}</a>' for e in experiments)
+    page.add(f'<header><h1>xlexp report</h1><p class="meta">results store {_esc(Path(results_dir).resolve())} · '
+             f"{len(df)} records · generated {generated}</p><nav>{nav} <a href=\"#languages\">languages</a></nav></header>")
+    page.add(_overview(df, experiments))
+    for experiment in experiments:
+        _experiment_section(page, df, experiment, metrics)
+    page.add(_languages_section(df[df["experiment"].isin(experiments)]))
+    body = "\n".join(page.parts)
+    markup = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>xlexp report</title>'
+              f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+              f'<link rel="icon" href="data:,"><style>{CSS}</style>{plotly_js}</head>'
+              f"<body>\n{body}\n<script>{SORT_JS}</script></body></html>\n")
+    return markup, page.n_figures
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    experiments: list[str]
+    figures: int
+
+
+def write_report(results_dir: str | Path, out_dir: str | Path | None = None, experiments: list[str] | None = None,
+                 metrics: list[str] | None = None, plotlyjs: str = "inline") -> ReportResult:
+    df = require_records(results_dir)
+    known = sorted(df["experiment"].unique())
+    if experiments:
+        missing = [e for e in experiments if e not in known]
+        if missing:
+            raise XlexpError(f"no records for experiment(s) {', '.join(missing)}. Known: {', '.join(known)}")
+    else:
+        # newest first: the one just run is at the top
+        experiments = list(df.groupby("experiment")["timestamp"].max().sort_values(ascending=False).index)
+    out = Path(out_dir) if out_dir else Path(results_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    if plotlyjs == "inline":
+        script = f"<script>{get_plotlyjs()}</script>"
+    elif plotlyjs == "alongside":
+        (out / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
+        script = '<script src="plotly.min.js"></script>'
+    else:
+        raise XlexpError(f"--plotlyjs must be inline or alongside, got {plotlyjs!r}")
+    markup, n = build_html(df, experiments, metrics, str(results_dir), script)
+    path = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(markup, encoding="utf-8")
+    tmp.replace(path)
+    return ReportResult(path, experiments, n)

@@ -1,0 +1,155 @@
+"""``xlexp table``: paper-ready Markdown or LaTeX tables of a matrix (mean ± std, averages).
+
+The matrix comes from ``slices.slice_matrix`` (so from ``matrix.pivot``); rows are sources or
+targets; an average column (per row) and an average row (per column) are added, and the corner
+holds the mean over all cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from xlexp.errors import XlexpError
+from xlexp.results.languages import display_name
+from xlexp.views.console import Matrix
+from xlexp.results.store import require_records
+from xlexp.results.query import choose_slice, metrics_of, slice_frame, slice_matrix
+
+FORMATS = ("markdown", "latex")
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+@dataclass
+class TableOptions:
+    rows: str = "source"          # source | target
+    fmt: str = "markdown"
+    digits: int = 1
+    percent: bool = True          # values x 100, as papers print them
+    names: bool = False           # row/column labels with language names
+    average: bool = True
+    sources: list[str] | None = None   # which sources, in this order (default: all)
+    targets: list[str] | None = None   # which targets, in this order (default: all)
+
+
+@dataclass
+class Grid:
+    """What a table shows: row/column labels and cell texts (averages included)."""
+    corner: str
+    columns: list[str]
+    rows: list[tuple[str, list[str]]]
+    average_row: tuple[str, list[str]] | None
+    caption: str
+
+
+def latex_escape(text: str) -> str:
+    escaped = "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    # the few non-ASCII marks this module writes, in plain LaTeX (pdflatex without extra packages)
+    for mark, tex in (("±", r"$\pm$"), ("×", r"$\times$"), ("—", "---"), ("–", "--"), (" · ", ", ")):
+        escaped = escaped.replace(mark, tex)
+    return escaped
+
+
+def _cell(mean: float, std: float, n: float, opts: TableOptions, pm: str = " ± ") -> str:
+    if pd.isna(mean):
+        return "–"
+    scale = 100.0 if opts.percent else 1.0
+    text = f"{mean * scale:.{opts.digits}f}"
+    if n and n > 1 and not pd.isna(std):
+        text += f"{pm}{std * scale:.{opts.digits}f}"
+    return text
+
+
+def grid(m: Matrix, opts: TableOptions, caption: str) -> Grid:
+    mean, std, n = (m.mean, m.std, m.n) if opts.rows == "source" else (m.mean.T, m.std.T, m.n.T)
+    other = "target" if opts.rows == "source" else "source"
+
+    def label(code) -> str:
+        return f"{code} ({display_name(str(code))})" if opts.names else str(code)
+
+    scale = 100.0 if opts.percent else 1.0
+    avg = lambda values: f"{np.nanmean(values) * scale:.{opts.digits}f}" if np.isfinite(values).any() else "–"  # noqa: E731
+    # an average over one column (or one row) would repeat it: only where there is more than one
+    avg_col, avg_row = opts.average and mean.shape[1] > 1, opts.average and mean.shape[0] > 1
+    columns = [label(c) for c in mean.columns] + (["avg"] if avg_col else [])
+    rows = []
+    for r in mean.index:
+        cells = [_cell(mean.at[r, c], std.at[r, c], n.at[r, c], opts) for c in mean.columns]
+        if avg_col:
+            cells.append(avg(mean.loc[r].to_numpy(dtype=float)))
+        rows.append((label(r), cells))
+    average_row = None
+    if avg_row:
+        cells = [avg(mean[c].to_numpy(dtype=float)) for c in mean.columns]
+        cells += [avg(mean.to_numpy(dtype=float).ravel())] if avg_col else []
+        average_row = ("avg", cells)
+    return Grid(f"{opts.rows} \\ {other}", columns, rows, average_row, caption)
+
+
+def to_markdown(g: Grid) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    out = [f"**{g.caption}**", "", line([g.corner, *g.columns]), "|:--" + "|--:" * len(g.columns) + "|"]
+    out += [line([label, *cells]) for label, cells in g.rows]
+    if g.average_row:
+        out.append(line([f"*{g.average_row[0]}*", *[f"*{c}*" for c in g.average_row[1]]]))
+    return "\n".join(out) + "\n"
+
+
+def to_latex(g: Grid) -> str:
+    def line(cells: list[str]) -> str:
+        return " & ".join(cells) + r" \\"
+
+    spec = "l" + "r" * len(g.columns)
+    out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(g.caption)}}}", r"\small",
+           rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+           line([latex_escape(g.corner), *map(latex_escape, g.columns)]), r"\midrule"]
+    out += [line([latex_escape(label), *map(latex_escape, cells)]) for label, cells in g.rows]
+    if g.average_row:
+        out += [r"\midrule", line([latex_escape(g.average_row[0]), *map(latex_escape, g.average_row[1])])]
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def choose_cells(m: Matrix, opts: TableOptions) -> Matrix:
+    """Only the asked-for sources and targets, in the asked-for order."""
+    rows = opts.sources or [str(r) for r in m.mean.index]
+    cols = opts.targets or [str(c) for c in m.mean.columns]
+    for kind, asked, have in (("source", rows, m.mean.index), ("target", cols, m.mean.columns)):
+        missing = [x for x in asked if x not in set(map(str, have))]
+        if missing:
+            raise XlexpError(f"no {kind} {', '.join(missing)} in this matrix; its {kind}s: {', '.join(map(str, have))}")
+
+    def pick(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.loc[rows, cols]
+
+    return Matrix(m.experiment, m.metric, pick(m.mean), pick(m.std), pick(m.n))
+
+
+def render_table(results_dir: str, experiment: str, metric: str | None, opts: TableOptions,
+                 selection: str | None = None, k: int | None = None, regime: str | None = None,
+                 model: str | None = None, task: str | None = None) -> str:
+    if opts.fmt not in FORMATS:
+        raise XlexpError(f"--format must be one of {', '.join(FORMATS)}; got {opts.fmt!r}")
+    if opts.rows not in ("source", "target"):
+        raise XlexpError(f"--rows must be source or target; got {opts.rows!r}")
+    df = require_records(results_dir)
+    if experiment not in set(df["experiment"]):
+        raise XlexpError(f"no records for experiment '{experiment}'. Known: {', '.join(sorted(df['experiment'].unique()))}")
+    key = choose_slice(df, experiment, selection=selection, k=k, regime=regime, model=model, task=task)
+    sub = slice_frame(df, key)
+    metrics = metrics_of(sub)
+    metric = metric or ("macro_f1" if "macro_f1" in metrics else metrics[0])
+    if metric not in metrics:
+        raise XlexpError(f"experiment '{experiment}' has no metric '{metric}'. Its metrics: {', '.join(metrics)}")
+    m = choose_cells(slice_matrix(df, key, metric), opts)
+    unit = " (×100)" if opts.percent else ""
+    over = "seeds × shot sets" if slice_frame(df, key)["shot_set"].notna().any() else "seeds"
+    spread = f", mean ± std over {over}" if (m.n > 1).any().any() else ""
+    caption = f"{experiment}: test {metric}{unit} — {key.label()}{spread}"
+    g = grid(m, opts, caption)
+    return to_markdown(g) if opts.fmt == "markdown" else to_latex(g)
