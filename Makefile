@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export XLEXP_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean bench bench-gpu
+.PHONY: demo test test-fast install clean bench bench-gpu docs
 
 install: $(VENV)/.installed
 
@@ -21,12 +21,19 @@ demo: install
 	$(BIN)/xlexp run +experiment=quickstart
 	$(BIN)/xlexp report --experiment quickstart
 
+# the layer contracts and the no-cycle rule first ([tool.importlinter] in pyproject.toml), then the tests
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # everything except the real-model runs (marked slow)
 test-fast: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/test_docs.py checks them)
+docs: install
+	$(BIN)/python -m xlexp.config.docs --docs docs
 
 # Benchmarks of issue #8 (see benchmarks/README.md; results -> benchmarks/results/, copy them into
 # BENCHMARKS.md). About 1.5-2 h on 2 idle CPU cores; `make bench BENCH_ARGS=--quick` is a smoke run.

@@ -257,3 +257,12 @@ def matmul_flops(dtype_name: str, n: int = 2048, reps: int = 10, warmup: int = 3
     flops = 2.0 * n ** 3
     return {"n": n, "reps": reps, "device": str(device), "best_flops": flops / min(times),
             "median_flops": flops / statistics.median(times)}
+
+
+def model_of(cfg):
+    """The composed config's model group as typed settings (what xlexp.models functions take)."""
+    from omegaconf import OmegaConf
+
+    from xlexp.config.schema import model_settings
+
+    return model_settings(OmegaConf.to_container(cfg.model, resolve=True))

@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def shared_settings(epochs: int | None) -> dict:
     """The hyperparameters both sides use, from xlexp's composed quickstart config."""
-    from xlexp.sweep.driver import compose_config
+    from xlexp.config.compose import compose_config
 
     cfg = compose_config(["+experiment=quickstart"])
     return {"epochs": int(epochs or cfg.trainer.epochs), "lr": float(cfg.optimizer.lr), "batch_size": int(cfg.data.batch_size),

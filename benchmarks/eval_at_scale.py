@@ -56,12 +56,9 @@ def main(argv=None) -> int:
     from xlexp.data.tokenized import TokenCache, collate, eval_batches
     from xlexp.engine.predict import autocast, compute_metrics, predict
     from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
-    try:
-        from xlexp.engine.hardware import resolve_device, resolve_precision
-    except ImportError:  # older layout
-        from xlexp.experiment.runner import resolve_device, resolve_precision
+    from xlexp.engine.hardware import resolve_device, resolve_precision
     from xlexp.experiment.plan import expand_languages
-    from xlexp.sweep.driver import compose_config
+    from xlexp.config.compose import compose_config
     from xlexp.tasks.spec import TaskSpec
 
     machine = bc.machine_info()
@@ -72,9 +69,9 @@ def main(argv=None) -> int:
     cache_dir = Path(cfg.paths.cache_dir).expanduser()
     device = resolve_device(cfg.trainer.device)
     precision = resolve_precision(a.precision, device)
-    model_path = resolve_model_path(cfg.model, cache_dir)
-    tokenizer = load_tokenizer(cfg.model, model_path)
-    model = load_classifier(cfg.model, model_path, len(spec.labels)).to(device).eval()
+    model_path = resolve_model_path(bc.model_of(cfg), cache_dir)
+    tokenizer = load_tokenizer(bc.model_of(cfg), model_path)
+    model = load_classifier(bc.model_of(cfg), model_path, len(spec.labels)).to(device).eval()
     bs, pad_id = int(cfg.data.eval_batch_size), tokenizer.pad_token_id
     cache = TokenCache(spec, tokenizer, int(cfg.data.max_length), Path(cfg.paths.data_dir), cache_dir, cfg.data.source)
 

@@ -92,7 +92,7 @@ def synthetic_split(n: int, seq_len: int, vocab: int, num_labels: int, seed: int
 def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | None, a, device) -> dict:
     """Build a fresh model, run xlexp's loop until warm-up + timed steps are done; times per step."""
     import torch
-    from omegaconf import OmegaConf
+    from xlexp.config.schema import OptimizerSettings
 
     import xlexp.engine.loop as train_mod
     from xlexp.data.vocab import count_parameters
@@ -105,7 +105,7 @@ def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | Non
     timed_end = warmup + a.steps
     total = timed_end + prof_steps
     split = synthetic_split(batch_size * total, a.seq_len, cfg.vocab_size, 3)
-    opt_cfg = OmegaConf.create({"name": "adamw", "lr": 2e-5, "weight_decay": 0.01, "warmup_ratio": 0.1, "grad_clip": 1.0})
+    opt_cfg = OptimizerSettings(name="adamw", lr=2e-5, weight_decay=0.01, warmup_ratio=0.1, grad_clip=1.0)
     settings = train_mod.TrainSettings(epochs=1, batch_size=batch_size, eval_batch_size=batch_size, group_by_length=True,
                                        eval_every=None, precision=a.precision, seed=0, compile=compile_)
     stamps: list[float] = []

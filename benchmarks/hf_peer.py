@@ -2,7 +2,7 @@
 
 English train -> English dev for model selection -> test on each of the 12 NusaX languages, with
 the offline multilingual-e5-small folder that ``xlexp build-model`` writes, and the quickstart's
-hyperparameters (conf/experiment/quickstart.yaml + conf/optimizer/adamw.yaml + conf/config.yaml):
+hyperparameters (xlexp/conf/experiment/quickstart.yaml + xlexp/conf/optimizer/adamw.yaml + xlexp/conf/config.yaml):
 5 epochs, lr 1e-4, batch 16, eval batch 64, max length 128, linear warmup over 10% of the steps
 then linear decay, weight decay 0.01 (not on biases/LayerNorm), grad-norm clip 1.0, AdamW
 (torch fused, the Trainer's default like xlexp's), seed 42.

@@ -5,7 +5,7 @@ measured matmul FLOP/s of the same dtype, in one process.
    repetitions, measured before and after the training loops (the higher is the peak).
 2. xlexp's loop, fp32 then bf16 (``trainer.precision=bf16``: autocast): the real pipeline
    (``run_experiment`` on ``+experiment=quickstart``, English train, no dev evaluations), with
-   ``xlexp.experiment.runner.train`` wrapped to time each optimizer step and to stop after
+   ``xlexp.experiment.transfer.train`` wrapped to time each optimizer step and to stop after
    ``--warmup-steps + --steps``; the first ``--warmup-steps`` are excluded. Each step's tokens are
    read from the batches the loop collates (``xlexp.engine.loop.collate`` is wrapped to count them).
    Model FLOP/s = 6 x non-embedding parameters x non-pad tokens / s (the issue's definition; the
@@ -67,8 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: int, scratch: Path) -> dict:
     """Run xlexp's pipeline until ``warmup + steps`` optimizer steps are done; per-step times and tokens."""
     import xlexp.experiment.runner as pipeline
+    import xlexp.experiment.transfer as transfer
     import xlexp.engine.loop as train_mod
-    from xlexp.sweep.driver import compose_config
+    from xlexp.config.compose import compose_config
     from xlexp.data.vocab import count_parameters
 
     total = warmup + steps
@@ -81,7 +82,7 @@ def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: in
     stamps: list[float] = []
     batches: list[tuple[int, int, int]] = []  # (non-pad tokens, padded tokens, batch size) per collated train batch
     seen: dict = {}
-    real_train = pipeline.train
+    real_train = transfer.train
     real_collate = getattr(train_mod, "collate", None)
 
     def counting_collate(split, idx, pad_id, *args, **kwargs):
@@ -107,7 +108,7 @@ def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: in
         stamps.append(time.perf_counter())
         return real_train(*bound.args, **bound.kwargs)
 
-    pipeline.train = wrapped_train
+    transfer.train = wrapped_train
     if real_collate is not None:
         train_mod.collate = counting_collate
     try:
@@ -116,7 +117,7 @@ def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: in
     except _Stop:
         pass
     finally:
-        pipeline.train = real_train
+        transfer.train = real_train
         if real_collate is not None:
             train_mod.collate = real_collate
 
@@ -202,11 +203,8 @@ def main(argv=None) -> int:
     overrides = [o for chunk in a.overrides for o in shlex.split(chunk)]
     precisions = [p.strip() for p in a.precisions.split(",") if p.strip()]
 
-    try:
-        from xlexp.engine.hardware import resolve_device
-    except ImportError:  # older layout
-        from xlexp.experiment.runner import resolve_device
-    from xlexp.sweep.driver import compose_config
+    from xlexp.engine.hardware import resolve_device
+    from xlexp.config.compose import compose_config
 
     device = str(resolve_device(compose_config(["+experiment=quickstart", *overrides]).trainer.device))
     if device.startswith("cuda") and a.matmul_n == 2048:

@@ -22,13 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from xlexp.data.tokenized import TokenCache
 from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 from xlexp.config.compose import CONF_DIR
+from xlexp.config.schema import OptimizerSettings
 from xlexp.tasks.spec import TaskSpec
 from xlexp.engine.loop import TrainSettings, train
 from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import model_of  # noqa: E402
 
 NUSAX = ["ace", "ban", "bbc", "bjn", "bug", "eng", "ind", "jav", "mad", "min", "nij", "sun"]
 
@@ -47,7 +52,7 @@ def time_steps(model, split, cfg, pad_id: int, steps: int, precision: str) -> li
     settings = TrainSettings(epochs=1, batch_size=cfg.data.batch_size, eval_batch_size=64, group_by_length=True,
                              eval_every=None, precision=precision, seed=0)
     start = time.perf_counter()
-    train(model, sub, cfg.optimizer, settings, pad_id, torch.device("cpu"), on_step=lambda *a: stamps.append(time.perf_counter()))
+    train(model, sub, OptimizerSettings(**OmegaConf.to_container(cfg.optimizer, resolve=True)), settings, pad_id, torch.device("cpu"), on_step=lambda *a: stamps.append(time.perf_counter()))
     times = np.diff([start, *stamps])
     return list(times[2:])
 
@@ -63,8 +68,8 @@ def main() -> int:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["+experiment=quickstart", f"paths.data_dir={args.data_dir}"])
     cache_dir = Path(cfg.paths.cache_dir).expanduser()
-    path = resolve_model_path(cfg.model, cache_dir)
-    tokenizer = load_tokenizer(cfg.model, path)
+    path = resolve_model_path(model_of(cfg), cache_dir)
+    tokenizer = load_tokenizer(model_of(cfg), path)
     spec = TaskSpec.from_config(cfg.task)
     cache = TokenCache(spec, tokenizer, cfg.data.max_length, Path(args.data_dir), cache_dir)
     splits = [cache.get(lang, s) for lang in NUSAX for s in ("train", "dev", "test")]
@@ -73,7 +78,7 @@ def main() -> int:
     trimmed_split = type(train_split)([trim.old_to_new[x] for x in train_split.input_ids], train_split.labels)
 
     torch.manual_seed(0)
-    full = load_classifier(cfg.model, path, len(spec.labels))
+    full = load_classifier(model_of(cfg), path, len(spec.labels))
     small = copy.deepcopy(full)
     trim_embeddings(small.encoder, trim)
     vocabularies = {"full vocabulary": (full, train_split, tokenizer.pad_token_id),

@@ -64,6 +64,15 @@ def compose_cfg(dirs: dict[str, Path], *overrides: str):
         return compose("config", overrides=[*base, *overrides])
 
 
+def model_of(cfg):
+    """The composed config's model group as typed settings (what models/ functions take)."""
+    from omegaconf import OmegaConf
+
+    from xlexp.config.schema import model_settings
+
+    return model_settings(OmegaConf.to_container(cfg.model, resolve=True))
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
     """The real-model cache: XLEXP_CACHE_DIR when set (CI keeps the built e5 there), else a temp dir."""

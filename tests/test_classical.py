@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import compose_cfg
-from xlexp.models.classical import Featurizer, _tokenizer
+from conftest import compose_cfg, model_of
+from xlexp.models.classical import Featurizer, subword_tokenizer
 from xlexp.errors import XlexpError
 from xlexp.experiment.runner import run_experiment
-from xlexp.experiment.plan import make_plan
 from xlexp.results.store import RECORD_COLUMNS, load_predictions, load_records
-from xlexp.tasks.spec import Example, TaskSpec
+from xlexp.tasks.spec import Example, TaskSpec, load_split
 
 QUIET = ["trainer.progress=false"]
 
@@ -84,13 +83,13 @@ def test_subword_features_come_from_the_named_tokenizer(dirs):
     cfg = compose_cfg(dirs, *QUIET, "model=classical_mlp", "model.features=subword", "model.tokenizer=tiny_random",
                       "regime=full", "langpair.targets=[eng]", "name=sub")
     spec = TaskSpec.from_config(cfg.task)
-    plan = make_plan("full", None, ["eng"], spec, dirs["data"])
-    tok = _tokenizer(cfg, plan, dirs["data"], dirs["cache"])
+    texts = [e.text for e in load_split(spec, "eng", "train", dirs["data"])]
+    tok = subword_tokenizer(model_of(cfg), dirs["cache"], 42, ("eng",), lambda: texts)
     ex = [Example(text="Good FOODness", label=0)]
-    pieces = Featurizer(cfg.model, tok).strings(ex)[0].split()
+    pieces = Featurizer(model_of(cfg), tok).strings(ex)[0].split()
     assert pieces == tok.tokenize("Good FOODness") and pieces[:2] == ["good", "food"] and pieces[2].startswith("##")
     word = compose_cfg(dirs, "model=classical_mlp")
-    assert Featurizer(word.model).vectorizer.build_analyzer()("Good FOODness") == ["good", "foodness"]
+    assert Featurizer(model_of(word)).vectorizer.build_analyzer()("Good FOODness") == ["good", "foodness"]
     run_experiment(cfg)
     acc = _test_cells(dirs, "sub").query("metric == 'accuracy' and selection == 'source_dev'")["value"].item()
     assert acc >= 0.8
@@ -110,13 +109,12 @@ def test_subword_features_with_the_xlmr_tokenizer(dirs, shared_cache):
     if root is None:
         pytest.skip("the offline e5 is not built in the cache (xlexp build-model)")
     cfg = compose_cfg(dirs, "model=classical_mlp", "model.features=subword", "model.tokenizer=me5_small_offline")
-    plan = make_plan("full", None, ["eng"], TaskSpec.from_config(cfg.task), dirs["data"])
-    tok = _tokenizer(cfg, plan, dirs["data"], root)
+    tok = subword_tokenizer(model_of(cfg), root, 42, ("eng",), lambda: [])
     text = "我们今天去北京旅游。"
-    pieces = Featurizer(cfg.model, tok).vectorizer.build_analyzer()(Featurizer(cfg.model, tok).strings([Example(text=text)])[0])
+    pieces = Featurizer(model_of(cfg), tok).vectorizer.build_analyzer()(Featurizer(model_of(cfg), tok).strings([Example(text=text)])[0])
     assert len(pieces) >= 4 and pieces[0].startswith("▁")
     word = compose_cfg(dirs, "model=classical_mlp")
-    assert Featurizer(word.model).vectorizer.build_analyzer()(text) == [text.rstrip("。")]  # one clause-long "word"
+    assert Featurizer(model_of(word)).vectorizer.build_analyzer()(text) == [text.rstrip("。")]  # one clause-long "word"
 
 
 def _write_pairs(root: Path, langs=("en", "fr"), sizes=(90, 30, 45), seed: int = 0) -> Path:
@@ -145,7 +143,7 @@ def test_pair_classification_joins_both_texts(dirs):
     acc = test[(test["metric"] == "accuracy") & (test["selection"] == "source_dev")].set_index("target")["value"]
     assert acc["en"] >= 0.9 and acc["fr"] >= 0.9  # the cue words are shared: transfer works here
     cfg = compose_cfg(dirs, "model=classical_mlp", "task=xnli")
-    assert Featurizer(cfg.model).strings([Example(text="a b", text_pair="c d")]) == ["a b [SEP] c d"]
+    assert Featurizer(model_of(cfg)).strings([Example(text="a b", text_pair="c d")]) == ["a b [SEP] c d"]
 
 
 def _write_conll(root: Path) -> None:
@@ -158,7 +156,7 @@ def _write_conll(root: Path) -> None:
 @pytest.mark.parametrize("overrides, message", [
     (["task=wikiann", "langpair.sources=[en]", "langpair.targets=[en]"],
      r"sentence and pair classification only; task 'wikiann' is token_classification\. Use a transformer model"),
-    (["regime=few_shot", "langpair.sources=[eng]", "langpair.targets=[ind]"], r"runs regime zero_shot, multi_source, full"),
+    (["regime=few_shot", "langpair.sources=[eng]", "langpair.targets=[ind]"], r"runs regime full, multi_source, zero_shot"),
     (["+model.classifier.no_such_knob=3", "langpair.sources=[eng]", "langpair.targets=[ind]"],
      r"MLPClassifier has no parameter\(s\) \['no_such_knob'\]; its parameters: .*hidden_layer_sizes"),
     (["model.features=chars", "langpair.sources=[eng]", "langpair.targets=[ind]"], r"model.features must be one of word, subword"),
@@ -176,14 +174,14 @@ def test_word_tokens_keep_combining_marks_and_drop_punctuation(dirs):
     """Letters + marks + digits: Hindi vowel signs stay in their word, punctuation is not glued on;
     token_pattern=null is scikit-learn's default, which cuts Hindi words at their vowel signs."""
     text = "हिन्दी भाषा, Travel. 3rd"
-    ours = Featurizer(compose_cfg(dirs, "model=classical_mlp").model).vectorizer.build_analyzer()(text)
+    ours = Featurizer(model_of(compose_cfg(dirs, "model=classical_mlp"))).vectorizer.build_analyzer()(text)
     assert ours == ["हिन्दी", "भाषा", "travel", "3rd"]
-    spaces = Featurizer(compose_cfg(dirs, "model=classical_mlp", "model.token_pattern='(?u)\\S+'").model)
+    spaces = Featurizer(model_of(compose_cfg(dirs, "model=classical_mlp", "model.token_pattern='(?u)\\S+'")))
     assert spaces.vectorizer.build_analyzer()(text) == ["हिन्दी", "भाषा,", "travel.", "3rd"]
-    sklearn_default = Featurizer(compose_cfg(dirs, "model=classical_mlp", "model.token_pattern=null").model)
+    sklearn_default = Featurizer(model_of(compose_cfg(dirs, "model=classical_mlp", "model.token_pattern=null")))
     cut = sklearn_default.vectorizer.build_analyzer()(text)
     assert "हिन्दी" not in cut and "travel" in cut
-    bigrams = Featurizer(compose_cfg(dirs, "model=classical_mlp", "model.ngram_range=[1,2]").model)
+    bigrams = Featurizer(model_of(compose_cfg(dirs, "model=classical_mlp", "model.ngram_range=[1,2]")))
     assert "हिन्दी भाषा" in bigrams.vectorizer.build_analyzer()(text)
 
 

@@ -13,7 +13,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import make_records, standard_store, write
-from xlexp.views.compare import compare, paired_bootstrap, resample_weights, seed_bootstrap, weighted_metric
+from xlexp.results.significance import paired_bootstrap, resample_weights, seed_bootstrap, weighted_metric
+from xlexp.views.compare import compare
 from xlexp.errors import XlexpError
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_predictions, load_records
@@ -136,7 +137,7 @@ def test_falls_back_to_seeds_and_says_so(tmp_path):
     c = compare(results, "zs", "zs_plus", "accuracy", n_boot=500)
     assert set(c.cells["method"]) == {"seeds"} and (c.cells["n"] == 6).all()
     assert np.allclose(c.cells["delta"], 0.1) and c.cells["significant"].all()
-    with pytest.raises(XlexpError, match="matches no experiment or run"):
+    with pytest.raises(XlexpError, match="no records for experiment 'nothing-like-this' \\(nor a run id starting with it"):
         compare(results, "zs", "nothing-like-this")
     with pytest.raises(XlexpError, match=r"'fs' has no test records with selection last and no shots.*"
                                           r"its K values here: 1, 5, 10 \(choose one with --k\)"):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import compose_cfg
+from conftest import compose_cfg, model_of
 from xlexp.data.tokenized import TokenCache, TokenizedSplit, collate, eval_batches, train_batches
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
 from xlexp.tasks.spec import load_split, load_task
@@ -43,7 +43,7 @@ def test_token_cache_second_run_tokenizes_nothing(dirs):
     cfg = compose_cfg(dirs, "model=tiny_random")
     spec = load_task("nusax_senti")
     texts = [e.text for e in load_split(spec, "eng", "train", dirs["data"])]
-    tok = load_tokenizer(cfg.model, resolve_model_path(cfg.model, dirs["cache"], texts))
+    tok = load_tokenizer(model_of(cfg), resolve_model_path(model_of(cfg), dirs["cache"], texts))
     first = TokenCache(spec, tok, 128, dirs["data"], dirs["cache"])
     a = first.get("ind", "test")
     assert first.n_tokenized == 1

@@ -4,13 +4,14 @@ precision, and the records that say which was used."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from conftest import TINY, compose_cfg
+from xlexp.config.schema import OptimizerSettings, model_settings
 from xlexp.models import finetune
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.errors import XlexpError
@@ -22,9 +23,10 @@ from xlexp.engine.loop import TrainSettings, train
 from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 
 TEXTS = ["the food was very good here", "we hate the dirty store", "order a ticket", "makanan itu sangat enak"]
-MODEL_CFG = OmegaConf.create({"name": "tiny_random", "vocab_size": 300, "hidden_size": 32, "num_layers": 2,
-                              "num_heads": 2, "intermediate_size": 64, "local_files_only": True, "pooling": "mean",
-                              "dropout": 0.0, "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}})
+MODEL_CFG = model_settings({"name": "tiny_random", "source": "tiny_random", "vocab_size": 300, "hidden_size": 32,
+                            "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "local_files_only": True,
+                            "pooling": "mean", "dropout": 0.0,
+                            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}})
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ def test_trim_keeps_special_tokens(tiny):
 
 def _train_copy(model, split, pad_id, epochs=1, batch_size=4, accum=1, lr=1e-2):
     m = copy.deepcopy(model)
-    opt = OmegaConf.create({"name": "sgd", "lr": lr, "weight_decay": 0.0})
+    opt = OptimizerSettings(name="sgd", lr=lr, weight_decay=0.0)
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, eval_batch_size=8, group_by_length=False,
                              eval_every=None, precision="fp32", seed=0, grad_accum_steps=accum)
     result = train(m, split, opt, settings, pad_id, torch.device("cpu"))
@@ -101,7 +103,7 @@ def test_gradient_accumulation_equals_the_large_batch(tiny):
 
 def test_freeze_embeddings_and_layers_keeps_them_fixed(tiny):
     path, tokenizer = tiny
-    cfg = OmegaConf.merge(MODEL_CFG, {"freeze": "embeddings", "freeze_layers": 1})
+    cfg = replace(MODEL_CFG, freeze="embeddings", freeze_layers=1)
     model = finetune.prepare(load_classifier(cfg, path, 3), cfg)
     before = copy.deepcopy(model.state_dict())
     trained, _ = _train_copy(model, _split(tokenizer, TEXTS, [0, 1, 2, 0]), tokenizer.pad_token_id, epochs=2)
@@ -111,12 +113,12 @@ def test_freeze_embeddings_and_layers_keeps_them_fixed(tiny):
     assert not any(k.startswith("encoder.encoder.layer.0.") for k in changed)
     assert any(k.startswith("encoder.encoder.layer.1.") for k in changed)
     assert "classifier.weight" in changed
-    assert finetune.describe(cfg) == "freeze-emb+1l"
+    assert cfg.finetune == "freeze-emb+1l"
 
 
 def test_lora_trains_only_adapters_and_head(tiny):
     path, tokenizer = tiny
-    cfg = OmegaConf.merge(MODEL_CFG, {"peft": "lora"})
+    cfg = replace(MODEL_CFG, peft="lora")
     model = finetune.prepare(load_classifier(cfg, path, 3), cfg)
     total, trainable = count_parameters(model)
     assert 0 < trainable < total / 5
@@ -128,7 +130,7 @@ def test_lora_trains_only_adapters_and_head(tiny):
     # checkpoints hold only what trains: adapters, head (and buffers)
     state = finetune.trainable_state(trained)
     assert all("lora_" in k or k.startswith("classifier.") or "position_ids" in k or "token_type_ids" in k for k in state)
-    assert finetune.describe(cfg) == "lora-r4"
+    assert cfg.finetune == "lora-r4"
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny):
@@ -136,7 +138,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny):
     split = _split(tokenizer, TEXTS, [0, 1, 2, 0])
     torch.manual_seed(0)
     plain = load_classifier(MODEL_CFG, path, 3)
-    checkpointed = finetune.prepare(copy.deepcopy(plain), OmegaConf.merge(MODEL_CFG, {"gradient_checkpointing": True}))
+    checkpointed = finetune.prepare(copy.deepcopy(plain), replace(MODEL_CFG, gradient_checkpointing=True))
     a, _ = _train_copy(plain, split, tokenizer.pad_token_id)
     b, _ = _train_copy(checkpointed, split, tokenizer.pad_token_id)
     for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
@@ -151,7 +153,7 @@ def test_step_losses_reach_on_step_in_order_before_each_evaluation(tiny):
     model = load_classifier(MODEL_CFG, path, 3)
     split = _split(tokenizer, TEXTS * 3, [0, 1, 2, 0] * 3)
     events: list[tuple] = []
-    opt = OmegaConf.create({"name": "sgd", "lr": 1e-2, "weight_decay": 0.0})
+    opt = OptimizerSettings(name="sgd", lr=1e-2, weight_decay=0.0)
     settings = TrainSettings(epochs=2, batch_size=4, eval_batch_size=8, group_by_length=False, eval_every=2,
                              precision="fp32", seed=0)
     result = train(model, split, opt, settings, tokenizer.pad_token_id, torch.device("cpu"),
@@ -173,7 +175,7 @@ def test_non_finite_loss_stops_training(tiny):
     model = load_classifier(MODEL_CFG, path, 3)
     with torch.no_grad():
         model.classifier.weight.fill_(float("nan"))
-    opt = OmegaConf.create({"name": "sgd", "lr": 1e-2, "weight_decay": 0.0})
+    opt = OptimizerSettings(name="sgd", lr=1e-2, weight_decay=0.0)
     settings = TrainSettings(epochs=1, batch_size=4, eval_batch_size=8, group_by_length=False, eval_every=None,
                              precision="fp32", seed=0)
     with pytest.raises(FloatingPointError, match="non-finite training loss at step 1"):

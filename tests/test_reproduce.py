@@ -16,7 +16,8 @@ from conftest import compose_cfg
 from xlexp.errors import XlexpError
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
-from xlexp.reproduce.runner import available, load_reference, load_reproduction, reproduce, summarize
+from xlexp.reproduce.runner import reproduce, summarize
+from xlexp.reproduce.spec import available, load_reference, load_reproduction
 
 LABELS = ["entertainment", "geography", "health", "politics", "science/technology", "sports", "travel"]
 # per language: how often the label's cue word is replaced by noise (so languages score differently)

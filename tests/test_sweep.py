@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from sweeps_helpers import TINY_BASE, cli, env_for, load, sqlite_url, write_sweep
 from xlexp.results.store import load_records, runs_dir
 from xlexp.sweep.driver import main as sweep_main
+from xlexp.sweep.status import status_lines
 from xlexp.sweep.storage import budget_used, fail_reason
 
 # Optuna marks heartbeats and stale-trial retries experimental; xlexp relies on them on purpose
@@ -86,6 +87,9 @@ def test_two_workers_resume_to_the_total_and_status(dirs, tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     url = sqlite_url(dirs, "par")
     assert len(load(url, "par").trials) == 2
+    # a trial prints nothing (no matrix; its log lines go to stderr): stdout is the sweep's own lines only
+    # (the first trial to finish is never pruned: the median pruner waits for one complete trial)
+    assert first.stdout.splitlines() == [f"study par ({url}): 0/2 trials so far", *status_lines(load(url, "par"), url)]
     # the same command with the file's n_trials: continues to 4 in total; numbers go on from 2
     second = cli(dirs, "sweep", str(sweep), "--workers", "2", "--heartbeat", "2")
     assert second.returncode == 0, second.stderr[-3000:]

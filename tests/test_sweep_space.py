@@ -12,9 +12,10 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from xlexp.errors import XlexpError
-from xlexp.sweep.driver import build_job, status_lines
+from xlexp.sweep.job import build_job
 from xlexp.sweep.objective import ObjectiveError, ObjectiveTracker
 from xlexp.sweep.space import Objective, default_study_name, format_value, load_sweep
+from xlexp.sweep.status import status_lines
 from xlexp.sweep.storage import budget_used, retried_numbers
 
 # Optuna marks heartbeats and stale-trial retries experimental; xlexp relies on them on purpose
@@ -195,7 +196,7 @@ def test_status_lists_trials_and_best_run_line():
 
 
 def test_workers_get_the_storage_url_from_the_environment_not_argv(tmp_path, monkeypatch):
-    from xlexp.sweep.driver import worker_command, worker_env
+    from xlexp.sweep.processes import worker_command, worker_env
 
     f = _write(tmp_path, "base: [model=tiny_random]\nparams:\n  optimizer.lr: interval(1e-5, 1e-4)", "w.yaml")
     url = "postgresql://me:hunter2@db/optuna"

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY, compose_cfg
+from conftest import TINY, compose_cfg, model_of
 from xlexp.data.tokenized import tokenize_words
 from xlexp.errors import XlexpError
 from xlexp.engine.predict import retrieval_accuracy, token_metrics
-from xlexp.views.console import pivot
+from xlexp.results.query import pivot
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 from xlexp.tasks.spec import load_split, load_task
@@ -76,7 +76,7 @@ def test_pos_long_sentences_keep_every_word_label(ner_dirs):
     cfg = compose_cfg(ner_dirs, "model=tiny_random")
     from xlexp.models.encoders import load_tokenizer, resolve_model_path
 
-    tok = load_tokenizer(cfg.model, resolve_model_path(cfg.model, ner_dirs["cache"], ["some text here"] * 5))
+    tok = load_tokenizer(model_of(cfg), resolve_model_path(model_of(cfg), ner_dirs["cache"], ["some text here"] * 5))
     words = tuple(f"w{i}" for i in range(50))
     tags = tuple(i % 5 for i in range(50))
     split = tokenize_words(tok, [words, words[:5]], [tags, tags[:5]], max_length=16)
@@ -169,7 +169,7 @@ def test_second_run_does_no_tokenization(ner_dirs):
     run_experiment(compose_cfg(ner_dirs, *overrides, "name=c1"))
     files = {p: p.stat().st_mtime_ns for p in (ner_dirs["cache"] / "tokenized").rglob("*.npz")}
     assert len(files) == 5  # en train/dev/test, de dev/test
-    from xlexp.data.tokenized import tokenized as data
+    from xlexp.data import tokenized as data
 
     calls = []
     original = data.tokenize_words

@@ -20,6 +20,7 @@ from xlexp.errors import XlexpError
 from xlexp.tracking.masking import mask_secrets, mask_url
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
+from xlexp.config.schema import TrackerSettings
 from xlexp.tracking.base import NullTracker, make_tracker
 from xlexp.tracking.wandb_tracker import WandbOptions, WandbTracker, has_api_key, log_experiment, resolve_mode
 
@@ -71,9 +72,9 @@ def test_tracker_config_is_checked(dirs):
     with pytest.raises(XlexpError, match="tracker.mode must be one of auto, online, offline, disabled"):
         run_experiment(compose_cfg(dirs, *TINY, "tracker=wandb", "tracker.mode=sometimes"))
     with pytest.raises(XlexpError, match="unknown tracker 'mlflow'"):
-        make_tracker({"name": "mlflow"})
-    assert isinstance(make_tracker({"name": "wandb", "mode": "disabled"}), NullTracker)
-    assert isinstance(make_tracker({"name": "none"}), NullTracker)  # tracker=none: nothing reaches W&B
+        make_tracker(TrackerSettings(name="mlflow"))
+    assert isinstance(make_tracker(TrackerSettings(name="wandb", options={"mode": "disabled"})), NullTracker)
+    assert isinstance(make_tracker(TrackerSettings(name="none")), NullTracker)  # tracker=none: nothing reaches W&B
     assert load_records(dirs["results"]).empty
 
 

@@ -1,5 +1,8 @@
 """The reporting verbs of ``xlexp``: ``report``, ``compare`` and ``table`` (argument parsing only;
-the work is in report.py, wandb_tracker.py, compare.py and tables.py)."""
+the work is in ``xlexp.views.html``, ``xlexp.tracking.wandb_tracker``, ``xlexp.views.compare`` and
+``xlexp.views.tables``, which read the store through ``xlexp.results.query``).
+
+Imports: ``xlexp.views`` and ``xlexp.tracking`` (inside the verbs, so ``xlexp --help`` stays fast)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-
 
 
 def _results_dir_default() -> str:
@@ -80,8 +82,6 @@ def compare_main(argv: list[str]) -> int:
 
 
 def table_main(argv: list[str]) -> int:
-    from xlexp.views.console import latest_experiment
-    from xlexp.results.store import require_records
     from xlexp.views.tables import FORMATS, TableOptions, render_table
 
     p = argparse.ArgumentParser(prog="xlexp table", description="Paper-ready Markdown or LaTeX table of a matrix.")
@@ -102,10 +102,9 @@ def table_main(argv: list[str]) -> int:
     p.add_argument("--out", help="also write the table to this file")
     _add_results_dir(p)
     args = p.parse_args(argv)
-    experiment = args.experiment or latest_experiment(require_records(args.results_dir))
     opts = TableOptions(rows=args.rows, fmt=args.format, digits=args.digits, percent=not args.raw, names=args.names,
                         average=not args.no_average, sources=_codes(args.sources), targets=_codes(args.targets))
-    text = render_table(args.results_dir, experiment, args.metric, opts, selection=args.selection, k=args.k,
+    text = render_table(args.results_dir, args.experiment, args.metric, opts, selection=args.selection, k=args.k,
                         regime=args.regime)
     sys.stdout.write(text)
     if args.out:

@@ -1,7 +1,8 @@
 """Hydra entry point: compose the config, call the pipeline, return the objective.
 
 ``xlexp run ...`` and ``python -m xlexp.cli.run ...`` are the same command (the latter is what
-torchrun and cluster launchers call).
+torchrun and cluster launchers call). Both go through :func:`main`, which first puts the
+``XLEXP_CONFIG_PATH`` folders on Hydra's search path (a bad entry: one line, exit code 2).
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from xlexp.config.compose import CONF_DIR
+from xlexp.config.compose import CONF_DIR, register_search_path
 from xlexp.errors import XlexpError
 
 log = logging.getLogger("xlexp")
 
 
+def main() -> None:
+    """``xlexp run``: the user's config folders first, then Hydra (which parses ``sys.argv``)."""
+    try:
+        register_search_path()
+    except XlexpError as e:
+        print(f"xlexp: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
+def hydra_main(cfg: DictConfig) -> float:
     from xlexp.experiment.runner import run_experiment  # after Hydra parsed args: `--help` stays fast
 
     try:

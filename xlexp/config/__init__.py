@@ -1,1 +1,9 @@
-"""TODO"""
+"""Configuration: where the YAML tree lives and what it means.
+
+``paths`` finds the config folders (the package's ``xlexp/conf`` plus the user's ``XLEXP_CONFIG_PATH``
+folders, user files first) and looks group files up by name; ``hydra_plugin`` puts those folders on
+Hydra's search path; ``compose`` composes a config outside ``xlexp run`` (sweeps, reproduce, tests);
+``schema`` turns a composed config into typed, checked settings (frozen dataclasses, every default in
+one place); ``docs`` generates the config and task tables of ``docs/`` from the YAML. Bottom layer:
+may import ``xlexp.errors`` only (``compose`` and ``hydra_plugin`` also Hydra itself).
+"""

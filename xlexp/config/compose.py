@@ -1,15 +1,34 @@
-"""Where the YAML config tree lives and how a config is composed outside ``xlexp run``.
+"""Composing a config: Hydra's search path with the user's folders, and the compose API.
 
-The tree ships inside the package (``xlexp/conf``), so a non-editable install has it.
+``xlexp run`` (``xlexp.cli.run``), the sweep-worker app (``xlexp.sweep.launch``) and
+:func:`compose_config` (sweep trials, ``xlexp reproduce``) all compose from the package's
+``conf`` folder; :func:`register_search_path` puts the ``XLEXP_CONFIG_PATH`` folders in front of it
+(see :mod:`xlexp.config.paths` for the order). ``hydra.searchpath=[file:///dir]`` still works as in
+any Hydra app: Hydra appends those folders after the package's. ``CONF_DIR`` is re-exported here
+for the modules that compose directly.
+
+May import: :mod:`xlexp.config.paths`, :mod:`xlexp.config.hydra_plugin`, :mod:`xlexp.errors`, and
+Hydra (lazily: importing this module stays cheap).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from xlexp.config.paths import CONF_DIR, user_config_dirs
 from xlexp.errors import XlexpError
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+__all__ = ["CONF_DIR", "compose_config", "register_search_path"]
+
+
+def register_search_path() -> None:
+    """Make every Hydra app whose primary config folder is the package's search ``XLEXP_CONFIG_PATH``
+    first. Checks the variable now (a missing folder: one-line XlexpError) and registers the
+    SearchPathPlugin once per process (Hydra ignores a second registration)."""
+    user_config_dirs()
+    from hydra.core.plugins import Plugins
+
+    from xlexp.config.hydra_plugin import UserConfigFolders
+
+    Plugins.instance().register(UserConfigFolders)
 
 
 def compose_config(overrides: list[str], job_name: str = "xlexp", what: str = "run"):
@@ -21,6 +40,7 @@ def compose_config(overrides: list[str], job_name: str = "xlexp", what: str = "r
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
     from omegaconf.errors import OmegaConfBaseException
 
+    register_search_path()
     backup = get_gh_backup()
     GlobalHydra.instance().clear()
     try:

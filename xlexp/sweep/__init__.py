@@ -1,1 +1,11 @@
-"""TODO"""
+"""Sweeps: Optuna searches over xlexp configs, with pruning, resume and many workers.
+
+Owns the sweep file (``space``), one sweep's job and study (``job``), the worker that runs trials
+as ordinary experiments (``worker``) and scores them (``objective``), the Optuna storage with its
+heartbeats and exact trial budget (``storage``), many workers (``processes``, ``launch``), the
+study table (``status``), the study browser (``dashboard``) and the ``xlexp sweep`` command
+(``driver``).
+
+May import: :mod:`xlexp.experiment` and everything below it (``tracking``, ``config``, ``errors``);
+never :mod:`xlexp.reproduce` or :mod:`xlexp.cli`. The modules here form no import cycle.
+"""

@@ -2,6 +2,9 @@
 
 The server runs in a thread; the command prints the URL only once ``/api/meta`` answers (the
 readiness probe), then serves until Ctrl-C.
+
+May import: :mod:`xlexp.sweep.storage`, :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`,
+optuna-dashboard.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from xlexp.errors import XlexpError
-from xlexp.tracking.masking import mask_url
 from xlexp.sweep.storage import STORAGE_ENV, open_storage
+from xlexp.tracking.masking import mask_url
 
 
 class _QuietHandler(WSGIRequestHandler):

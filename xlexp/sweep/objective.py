@@ -9,6 +9,8 @@ the last evaluation. With several training units (seeds, sources) the objective 
 Intermediate values are reported at the n-th evaluation (0-based) across the run, not the training
 step: trials with different batch sizes then compare at the same point (with the default
 ``trainer.eval_every=null``, evaluation n is epoch n + 1).
+
+May import: :mod:`xlexp.sweep.space` (the objective's definition), :mod:`xlexp.errors`, numpy.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ a cross-process lock that makes ``n_trials`` an exact total however many workers
 Optuna's own ``n_trials`` counts per ``optimize`` call, so parallel or resumed workers overshoot
 it. Here every worker takes the lock, counts the study's trials and only then asks for a new one;
 the lock is a file lock for SQLite (one machine) and a PostgreSQL advisory lock (many nodes).
+
+May import: :mod:`xlexp.tracking.masking` (URLs without passwords), :mod:`xlexp.errors`, Optuna, SQLAlchemy.
 """
 
 from __future__ import annotations

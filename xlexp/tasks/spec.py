@@ -1,43 +1,32 @@
-"""Tasks as data: a task is a YAML file under ``conf/task/`` read into a :class:`TaskSpec`.
+"""Tasks as data: a task is a YAML file under ``task/`` of a config folder read into a :class:`TaskSpec`.
 
 The spec says which languages exist, where each language's splits live (a local path pattern,
 optionally per language, and/or a hub dataset id + config), which fields hold text and labels, the
-label list, the metrics and the primary metric. Four task types share it:
-
-- ``sentence_classification``: one text field (csv/tsv/jsonl or hub), one label per row;
-- ``pair_classification``: two text fields (premise/hypothesis, sentence1/sentence2);
-- ``token_classification``: a label per word (CoNLL ``token TAG`` files or hub ``tokens``/``tags``);
-- ``retrieval``: parallel sentences (xx <-> pivot), no labels, no training.
+label list, the metrics and the primary metric. What differs between task types (sentence, pair
+and token classification, retrieval, ...) is the type's module in ``xlexp.tasks.types``; file and
+hub readers are in ``xlexp.tasks.readers``.
 
 Loading a split validates every row and fails with the file and line of the first bad one.
+May import: results, config, errors.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+import yaml
 
-from xlexp.config.compose import CONF_DIR
+from xlexp.config.paths import CONF_DIR, find_config, list_configs
 from xlexp.errors import XlexpError
+from xlexp.tasks import types
+from xlexp.tasks.readers import Example, read_hub_rows
 
 SPLITS = ("train", "dev", "test")
-TASK_TYPES = ("sentence_classification", "pair_classification", "token_classification", "retrieval")
-TASK_DIR = Path(CONF_DIR) / "task"
-
-
-@dataclass(frozen=True)
-class Example:
-    text: str = ""
-    label: int = -1
-    text_pair: str | None = None          # pair classification; retrieval: the pivot-language side
-    tokens: tuple[str, ...] = ()          # token classification
-    tags: tuple[int, ...] = ()
+TASK_DIR = Path(CONF_DIR) / "task"  # the package's tasks; XLEXP_CONFIG_PATH folders may add or replace some
 
 
 @dataclass(frozen=True)
@@ -61,14 +50,15 @@ class TaskSpec:
     max_train_examples: int | None = None              # CPU-friendly default subsample of the train split
 
     @classmethod
-    def from_config(cls, cfg: DictConfig | Mapping[str, Any]) -> "TaskSpec":
-        raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    def from_config(cls, cfg: Mapping[str, Any]) -> "TaskSpec":
+        """From the task YAML as a mapping (a plain dict, or the composed config's ``task`` node:
+        any Mapping works, nested values are copied out as plain dicts and lists)."""
+        raw = _plain(cfg)
         name = raw.get("name", "<unnamed task>")
-        where = f"conf/task/{name}.yaml"
+        where = f"task/{name}.yaml in a config folder"
         task_type = raw.get("type")
-        if task_type not in TASK_TYPES:
-            raise XlexpError(f"task '{name}': type '{task_type}' is not one of {', '.join(TASK_TYPES)} ({where})")
-        required = ["name", "languages"] + ([] if task_type == "retrieval" else ["labels"])
+        kind = types.get(task_type, f"task '{name}', {where}")
+        required = ["name", "languages"] + (["labels"] if kind.needs_labels else [])
         missing = [k for k in required if not raw.get(k)]
         if missing:
             raise XlexpError(f"task '{name}': missing key(s) {missing} in {where}")
@@ -80,11 +70,10 @@ class TaskSpec:
         primary = raw.get("primary_metric") or metrics[0]
         if primary not in metrics:
             raise XlexpError(f"task '{name}': primary_metric '{primary}' is not one of metrics {list(metrics)} ({where})")
-        default_fields = {"pair_classification": ["premise", "hypothesis"], "token_classification": ["tokens"]}
         return cls(
             name=name, type=task_type, version=int(raw.get("version", 1)),
-            text_fields=tuple(raw.get("text_fields") or default_fields.get(task_type, ["text"])),
-            label_field=raw.get("label_field") or ("tags" if task_type == "token_classification" else "label"),
+            text_fields=tuple(raw.get("text_fields") or kind.text_fields),
+            label_field=raw.get("label_field") or kind.label_field,
             labels=labels, metrics=metrics, primary_metric=primary, languages=folders, paths=paths, tags=tags,
             local=raw.get("local") or {}, hub=raw.get("hub") or {}, label_map=raw.get("label_map") or {},
             pivot=raw.get("pivot"), layer=raw.get("layer"), max_train_examples=raw.get("max_train_examples"),
@@ -95,8 +84,18 @@ class TaskSpec:
         return {label: i for i, label in enumerate(self.labels)}
 
     @property
+    def kind(self) -> types.TaskType:
+        """The task type's unit (``xlexp.tasks.types``)."""
+        return types.get(self.type)
+
+    @property
     def trains(self) -> bool:
-        return self.type != "retrieval"
+        return self.kind.trains
+
+    @property
+    def token_level(self) -> bool:
+        """One label per word (a token-classification head) instead of one per example."""
+        return self.kind.token_level
 
     def fingerprint(self) -> str:
         """Hash of everything in the spec that changes what is read (for caches)."""
@@ -133,7 +132,7 @@ class TaskSpec:
     def has_split(self, code: str, split: str, data_dir: Path, source: str = "auto") -> bool:
         """Whether (language, split) can be read: the local file exists, or (when the task's local
         folder is absent and the hub is allowed) the hub dataset is assumed to have it."""
-        if self.type == "retrieval" and split != "test":
+        if split not in self.kind.splits:
             return False
         path = self.probe_path(code, split, data_dir)
         if source != "hub" and path is not None and path.exists():
@@ -143,8 +142,17 @@ class TaskSpec:
 
     def probe_path(self, code: str, split: str, data_dir: Path) -> Path | None:
         """The file whose presence means (language, split) exists locally."""
-        extra = {"side": code} if self.type == "retrieval" else {}
-        return self.local_path(code, split, data_dir, **extra)
+        return self.local_path(code, split, data_dir, **self.kind.path_fields(code))
+
+
+def _plain(value: Any) -> Any:
+    """Mappings -> dicts and sequences -> lists, recursively (a Hydra node resolves on access)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or (hasattr(value, "__iter__") and hasattr(value, "__getitem__")
+                                            and not isinstance(value, (str, bytes))):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _parse_languages(raw: Any, name: str, where: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -175,15 +183,17 @@ def _local_task_dir_exists(spec: TaskSpec, data_dir: Path) -> bool:
 
 
 def available_tasks() -> list[str]:
-    return sorted(p.stem for p in TASK_DIR.glob("*.yaml"))
+    """Every task name: the package's ``conf/task`` and the ``task/`` of each XLEXP_CONFIG_PATH folder."""
+    return list_configs("task")
 
 
 def load_task(name: str) -> TaskSpec:
-    """Registry lookup by name (for tools outside a Hydra run, e.g. ``xlexp matrix``)."""
-    path = TASK_DIR / f"{name}.yaml"
-    if not path.exists():
+    """Registry lookup by name (for tools outside a Hydra run, e.g. ``xlexp matrix``); a user's
+    ``task/<name>.yaml`` in an XLEXP_CONFIG_PATH folder wins over the package's, as in a run."""
+    path = find_config("task", name)
+    if path is None:
         raise XlexpError(f"unknown task '{name}'. Available tasks: {', '.join(available_tasks())}")
-    return TaskSpec.from_config(OmegaConf.load(path))
+    return TaskSpec.from_config(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -192,25 +202,15 @@ def load_split(spec: TaskSpec, code: str, split: str, data_dir: Path, source: st
     spec.check_language(code, "")
     path = spec.probe_path(code, split, data_dir)
     if source != "hub" and path is not None and path.exists():
-        examples, where = _read_local(spec, code, split, data_dir, path)
+        examples, where = spec.kind.read_local(spec, code, split, data_dir, path)
     elif source == "local" or _local_task_dir_exists(spec, data_dir) or spec.hub_location(code, split) is None:
         raise XlexpError(_missing_message(spec, code, split, path, data_dir))
     else:
-        rows, where = _read_hub_rows(spec, code, split, path, data_dir)
-        examples = _rows_to_examples(spec, code, rows, where)
+        rows, where = read_hub_rows(spec, code, split, _missing_message(spec, code, split, path, data_dir))
+        examples = spec.kind.examples(spec, code, rows, where)
     if not examples:
         raise XlexpError(f"{where}: split '{split}' of language '{code}' has zero examples")
     return examples
-
-
-def _read_local(spec: TaskSpec, code: str, split: str, data_dir: Path, path: Path) -> tuple[list[Example], str]:
-    fmt = spec.local.get("format", "csv")
-    if spec.type == "retrieval":
-        pivot = spec.local_path(code, split, data_dir, side=spec.pivot or "eng")
-        return _read_parallel(path, pivot), f"{path} + {pivot}"
-    if fmt == "conll":
-        return _read_conll(spec, code, path), str(path)
-    return _rows_to_examples(spec, code, _read_local_rows(path, fmt), str(path)), str(path)
 
 
 def _missing_message(spec: TaskSpec, code: str, split: str, path: Path | None, data_dir: Path) -> str:
@@ -226,143 +226,3 @@ def _missing_message(spec: TaskSpec, code: str, split: str, path: Path | None, d
     return msg
 
 
-def _read_local_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
-    """Rows as (line number, {column: value}); CSV/TSV with a header, or JSONL."""
-    if fmt == "jsonl":
-        with path.open(encoding="utf-8") as f:
-            out = []
-            for i, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    out.append((i, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise XlexpError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            return out
-    if fmt not in ("csv", "tsv"):
-        raise XlexpError(f"{path}: unknown local format '{fmt}' (use csv, tsv, jsonl or conll)")
-    delimiter = "\t" if fmt == "tsv" else ","
-    # TSV files in the wild (SIB-200) contain bare quotes inside text: don't treat them as quoting.
-    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-        header = next(reader, None)
-        if header is None:
-            return []
-        out = []
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise XlexpError(
-                    f"{path}:{line}: expected {len(header)} columns ({', '.join(header)}), found {len(row)}"
-                )
-            out.append((line, dict(zip(header, row))))
-        return out
-
-
-def _read_hub_rows(spec: TaskSpec, code: str, split: str, path: Path | None, data_dir: Path):
-    import datasets  # imported lazily: slow, and only hub users need it
-
-    hub_id, config, hub_split = spec.hub_location(code, split)  # type: ignore[misc]
-    try:
-        ds = datasets.load_dataset(hub_id, config, split=hub_split)
-    except Exception as e:  # offline, unknown config, no such split: one message with both options
-        raise XlexpError(
-            f"could not load {hub_id} (config {config}, split {hub_split}) from the hub: {type(e).__name__}: {e}. "
-            + _missing_message(spec, code, split, path, data_dir)
-        ) from None
-    columns = dict(spec.hub.get("columns") or {})  # spec field -> hub column, where the names differ
-    feature = ds.features.get(columns.get(spec.label_field, spec.label_field))
-    inner = getattr(feature, "feature", None)  # Sequence(ClassLabel) for token tags
-    label_feature = inner if inner is not None else feature
-    to_name = label_feature.int2str if isinstance(label_feature, datasets.ClassLabel) else None  # ids -> names
-    rows = []
-    for i, row in enumerate(ds):
-        row = dict(row)
-        for name, column in columns.items():
-            row[name] = row.pop(column)
-        if to_name is not None and spec.label_field in row:
-            value = row[spec.label_field]
-            row[spec.label_field] = [to_name(v) for v in value] if isinstance(value, list) else to_name(value)
-        rows.append((i + 1, row))
-    return rows, f"hub:{hub_id}/{config}/{hub_split}"
-
-
-def _label_id(spec: TaskSpec, code: str, raw: Any, where: str, line: int) -> int:
-    label = str(raw).strip()
-    mapping = spec.label_map.get(code) or spec.label_map.get("*") or {}
-    label = str(mapping.get(label, label))
-    ids = spec.label_to_id
-    if label not in ids:
-        raise XlexpError(
-            f"{where}:{line}: label '{label}' is not in the task's label list {list(spec.labels)} "
-            f"(map it with label_map: {{{code}: {{'{label}': <label>}}}} in conf/task/{spec.name}.yaml)"
-        )
-    return ids[label]
-
-
-def _rows_to_examples(spec: TaskSpec, code: str, rows: Iterable[tuple[int, Mapping[str, Any]]], where: str) -> list[Example]:
-    if spec.type == "retrieval":
-        return [Example(text=str(r["text"]).strip(), text_pair=str(r["text_pair"]).strip()) for _, r in rows]
-    examples = []
-    for line, row in rows:
-        for key in (*spec.text_fields, spec.label_field):
-            if key not in row:
-                raise XlexpError(f"{where}:{line}: no column '{key}' (columns: {', '.join(row)})")
-        if spec.type == "token_classification":
-            tokens, tags = list(row[spec.text_fields[0]]), list(row[spec.label_field])
-            if len(tokens) != len(tags) or not tokens:
-                raise XlexpError(f"{where}:{line}: {len(tokens)} tokens but {len(tags)} tags")
-            examples.append(Example(tokens=tuple(map(str, tokens)),
-                                    tags=tuple(_label_id(spec, code, t, where, line) for t in tags)))
-            continue
-        texts = [str(row[k]).strip() for k in spec.text_fields]
-        if not all(texts):
-            raise XlexpError(f"{where}:{line}: empty text in column(s) {list(spec.text_fields)}")
-        label = _label_id(spec, code, row[spec.label_field], where, line)
-        if spec.type == "pair_classification":
-            examples.append(Example(text=texts[0], text_pair=texts[1], label=label))
-        else:
-            examples.append(Example(text=" ".join(texts), label=label))
-    return examples
-
-
-def _read_conll(spec: TaskSpec, code: str, path: Path) -> list[Example]:
-    """``token TAG`` per line (or more columns: ``local.conll_columns``), blank line between sentences."""
-    n_fields = int(spec.local.get("conll_fields", 2))
-    token_col, tag_col = spec.local.get("conll_columns", [0, -1])
-    examples, tokens, tags = [], [], []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                if tokens:
-                    examples.append(Example(tokens=tuple(tokens), tags=tuple(tags)))
-                    tokens, tags = [], []
-                continue
-            if line.startswith("-DOCSTART-"):
-                continue
-            parts = line.split("\t") if "\t" in line else line.split(" ")
-            if len(parts) != n_fields:
-                raise XlexpError(f"{path}:{line_no}: expected {n_fields} fields (token TAG), found {len(parts)}: {line!r}")
-            tokens.append(parts[token_col])
-            tags.append(_label_id(spec, code, parts[tag_col], str(path), line_no))
-    if tokens:
-        examples.append(Example(tokens=tuple(tokens), tags=tuple(tags)))
-    return examples
-
-
-def _read_parallel(path: Path, pivot_path: Path | None) -> list[Example]:
-    """Line i of the two files are translations (LASER/XTREME Tatoeba layout)."""
-    if pivot_path is None or not pivot_path.exists():
-        raise XlexpError(f"{path}: the parallel file {pivot_path} is missing")
-    xx = path.read_text(encoding="utf-8").splitlines()
-    pivot = pivot_path.read_text(encoding="utf-8").splitlines()
-    if len(xx) != len(pivot):
-        raise XlexpError(f"{path} has {len(xx)} lines but {pivot_path} has {len(pivot)}: they must be line-aligned")
-    for i, (a, b) in enumerate(zip(xx, pivot), start=1):
-        if not a.strip() or not b.strip():
-            raise XlexpError(f"{path if not a.strip() else pivot_path}:{i}: empty sentence")
-    return [Example(text=a.strip(), text_pair=b.strip()) for a, b in zip(xx, pivot)]

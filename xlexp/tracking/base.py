@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol, Sequence
 
-from xlexp.errors import XlexpError
+from xlexp.config.schema import TrackerSettings
 
 
 class Tracker(Protocol):
@@ -33,25 +33,23 @@ class NullTracker:
         pass
 
 
-TRACKERS = ("none", "wandb")
+def _options(settings: TrackerSettings) -> dict[str, Any]:
+    return {"name": settings.name, **settings.options}
 
 
-def check_tracker_config(tracker_cfg) -> None:
-    """Fail early (before any training) on a bad tracker config."""
-    name = tracker_cfg.get("name", "none")
-    if name not in TRACKERS:
-        raise XlexpError(f"unknown tracker '{name}'; available: {', '.join(TRACKERS)}")
-    if name == "wandb":
+def check_tracker_config(settings: TrackerSettings) -> None:
+    """Fail early (before any training) on bad tracker options (the name is checked by the schema)."""
+    if settings.name == "wandb":
         from xlexp.tracking.wandb_tracker import WandbOptions
 
-        WandbOptions.from_config(tracker_cfg)
+        WandbOptions.from_config(_options(settings))
 
 
-def make_tracker(tracker_cfg) -> Tracker:
-    check_tracker_config(tracker_cfg)
-    if tracker_cfg.get("name", "none") == "wandb":
+def make_tracker(settings: TrackerSettings) -> Tracker:
+    check_tracker_config(settings)
+    if settings.name == "wandb":
         from xlexp.tracking.wandb_tracker import WandbOptions, WandbTracker
 
-        tracker = WandbTracker(WandbOptions.from_config(tracker_cfg))
+        tracker = WandbTracker(WandbOptions.from_config(_options(settings)))
         return NullTracker() if tracker.mode == "disabled" else tracker
     return NullTracker()

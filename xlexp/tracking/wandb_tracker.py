@@ -9,6 +9,10 @@ netrc entry for the W&B host), else offline, printing one line with the ``wandb 
 ``online``, ``offline``, ``disabled``. The results store is written before anything reaches W&B,
 and every W&B call is guarded: a failure logs one warning and turns the tracker off for the rest of
 the process; init and finish are bounded by ``tracker.timeout_s``.
+
+What a run shows is read through ``xlexp.results.query`` (slices, K-curves, gaps) and drawn by
+``xlexp.views.figures``. Imports: wandb (lazily), ``xlexp.results``, ``xlexp.views``,
+``xlexp.tracking.masking`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations
@@ -28,11 +32,10 @@ import numpy as np
 import pandas as pd
 
 from xlexp.errors import XlexpError
-from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
+from xlexp.results.query import (experiment_records, headline, kcurve_frame, load, metrics_of, selection_gap_frame,
+                                 slice_keys, slice_matrix)
 from xlexp.tracking.masking import mask_secrets
-from xlexp.views.console import heatmap as heatmap_png
-from xlexp.results.store import require_records
-from xlexp.results.query import headline, kcurve_frame, metrics_of, selection_gap_frame, slice_keys, slice_matrix
+from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, matrix_png, ordered
 
 log = logging.getLogger(__name__)
 
@@ -302,18 +305,13 @@ def log_results(run, df: pd.DataFrame, curves: bool = False) -> None:
         payload["matrix/wide"] = wandb.Table(dataframe=wide)
     keys = slice_keys(df)
     with tempfile.TemporaryDirectory(prefix="xlexp-wandb-") as tmp:
-        for key in keys:
+        for key, metric, m in _matrices(df, keys):
             part = "" if key == headline(keys) else key.varying(keys) + "/"
-            for metric in metrics_of(df):
-                try:
-                    m = slice_matrix(df, key, metric)
-                except XlexpError:
-                    continue
-                title = f"{key.experiment}: {metric} (test) — {key.label()}"
-                payload[f"heatmap/{part}{metric}"] = wandb.Plotly(heatmap_figure(ordered(m), title))
-                png = Path(tmp) / f"{len(payload)}.png"
-                heatmap_png(m, png)
-                payload[f"heatmap_png/{part}{metric}"] = wandb.Image(str(png), caption=title)
+            title = f"{key.experiment}: {metric} (test) — {key.label()}"
+            payload[f"heatmap/{part}{metric}"] = wandb.Plotly(heatmap_figure(ordered(m), title))
+            png = Path(tmp) / f"{len(payload)}.png"
+            matrix_png(m, png)
+            payload[f"heatmap_png/{part}{metric}"] = wandb.Image(str(png), caption=title)
         if curves:
             for experiment in sorted(df["experiment"].unique()):
                 for metric in metrics_of(df):
@@ -341,10 +339,7 @@ def _add_curves(payload: dict[str, Any], df: pd.DataFrame, experiment: str, metr
 def log_experiment(results_dir: str | Path, experiment: str, opts: WandbOptions) -> str:
     """``xlexp report --wandb NAME``: one W&B run with the experiment's full matrix from the store
     (every source, few-shot curves, every selection rule). Returns where the run went."""
-    df = require_records(results_dir)
-    sub = df[df["experiment"] == experiment]
-    if sub.empty:
-        raise XlexpError(f"no records for experiment '{experiment}'. Known: {', '.join(sorted(df['experiment'].unique()))}")
+    sub = experiment_records(load(results_dir), experiment)
     mode = resolve_mode(opts.mode)
     if mode == "disabled":
         return "W&B disabled (mode disabled): nothing logged"

@@ -1,17 +1,23 @@
-"""Plotly figures of matrices, K-curves and selection-rule gaps, for the HTML report and for W&B.
+"""Every figure of xlexp: heatmaps (a matrix, a compare delta, a reproduce delta) and K-curves.
 
-Every figure carries language names (and script and family where known) in its hover text.
+Two back ends. Plotly figures (``heatmap_figure``, ``kcurve_figure``, ``gap_figure``) for the HTML
+report and W&B carry language names (and script and family where known) in their hover text.
+Matplotlib PNGs (``matrix_png``, ``kcurve_png``, ``delta_png``) are the files ``xlexp matrix``,
+``compare`` and ``reproduce`` write; they share one drawing function. No other module draws.
+
+Imports: ``xlexp.results`` (Matrix, languages) only; matplotlib is imported when a PNG is drawn.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from xlexp.results.langmeta import group_order, info
-from xlexp.views.console import Matrix
-
+from xlexp.results.languages import group_order, info
+from xlexp.results.query import Matrix
 
 def _plain(values) -> list:
     """Plain lists (NaN -> None): plotly >= 6 would otherwise store numpy arrays as base64 typed
@@ -31,7 +37,7 @@ def _lang_label(code: str) -> str:
 
 
 def ordered(m: Matrix, group: bool = True) -> Matrix:
-    """Targets grouped by family then script (see ``langmeta.group_order``), sources likewise."""
+    """Targets grouped by family then script (see ``languages.group_order``), sources likewise."""
     if not group:
         return m
     cols = group_order([str(c) for c in m.mean.columns])
@@ -104,7 +110,7 @@ def kcurve_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
 
 def gap_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
     """Grouped bars per (source →) target: score under each other selection rule minus source_dev
-    (rows of ``slices.selection_gap_frame``)."""
+    (rows of ``query.selection_gap_frame``)."""
     frame = frame.copy()
     order = {t: i for i, t in enumerate(group_order([str(t) for t in frame["target"].unique()]))}
     frame = frame.assign(_o=frame["target"].map(order)).sort_values(["source", "_o"])
@@ -120,3 +126,82 @@ def gap_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
                       yaxis={"title": f"Δ {metric}", "zeroline": True},
                       height=400, margin={"l": 60, "r": 20, "t": 50, "b": 80})
     return fig
+
+
+# ---- PNG files (matplotlib) ----------------------------------------------------------------------
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display here or on cluster nodes
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt: str, roles: tuple[str, str],
+                 vrange: tuple[float, float], cmap: str, marks: pd.DataFrame | None = None) -> None:
+    """Rows x columns of ``data`` with a colour bar; each cell's value (``fmt``, then its mark) is
+    written in when there are at most 400 cells. Transposed when there are many more columns."""
+    plt = _pyplot()
+    if data.shape[1] > 30 and data.shape[1] > data.shape[0]:
+        data, marks, roles = data.T, None if marks is None else marks.T, roles[::-1]
+    rows, cols = data.shape
+    values = data.to_numpy(dtype=float)
+    dense = rows > 60
+    fig, ax = plt.subplots(figsize=(min(2.5 + 0.7 * cols, 40), min(1.6 + (0.16 if dense else 0.38) * rows, 80)))
+    im = ax.imshow(values, cmap=cmap, vmin=vrange[0], vmax=vrange[1], aspect="auto")
+    ax.set_xticks(range(cols), [str(c) for c in data.columns], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(rows), [str(r) for r in data.index], fontsize=6 if dense else 8)
+    ax.set_xlabel(roles[1])
+    ax.set_ylabel(roles[0])
+    if rows * cols <= 400:
+        for r in range(rows):
+            for c in range(cols):
+                v = values[r, c]
+                if not np.isnan(v):
+                    red, green, blue, _ = im.cmap(im.norm(v))
+                    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+                    text = format(v, fmt) + ("" if marks is None else str(marks.iat[r, c]))
+                    ax.text(c, r, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    fig.colorbar(im, ax=ax, fraction=0.03, label=label)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def matrix_png(m: Matrix, path: Path) -> None:
+    """A matrix on a 0-1 scale; a diagonal-only matrix (regime=full) as its one in-language row."""
+    data = (m.in_language() or m).mean
+    _png_heatmap(data, path, title=f"{m.experiment}: {m.metric} (test)", label=m.metric, fmt=".2f",
+                 roles=("source", "target"), vrange=(0.0, 1.0), cmap="viridis")
+
+
+def delta_png(delta: pd.DataFrame, path: Path, *, title: str, label: str, fmt: str = "+.3f",
+              marks: pd.DataFrame | None = None, roles: tuple[str, str] = ("source", "target")) -> None:
+    """Differences on a diverging scale centred on 0 (compare: B − A with significance marks;
+    reproduce: ours − the paper's)."""
+    values = delta.to_numpy(dtype=float)
+    vmax = max(float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0, 0.01)
+    _png_heatmap(delta, path, title=title, label=label, fmt=fmt, roles=roles, vrange=(-vmax, vmax), cmap="RdBu",
+                 marks=marks)
+
+
+def kcurve_png(summary: pd.DataFrame, path: Path) -> None:
+    """Score vs K per (source, target) with std error bars (``query.few_shot_summary``)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (source, target), rows in summary.groupby(["source", "target"], sort=False):
+        rows = rows.sort_values("k")
+        ax.errorbar(rows["k"], rows["mean"], yerr=rows["std"].fillna(0.0), marker="o", capsize=3,
+                    label=f"{source}→{target}")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("K (shots)")
+    ax.set_ylabel(summary.attrs["metric"])
+    ax.set_title(f"{summary.attrs['experiment']}: few-shot curves (mean ± std)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+

@@ -3,7 +3,10 @@
 Per experiment: a plotly heatmap per (model, task, regime, selection rule[, K]) and metric, with
 values and language names on hover; a sortable table of the same cells with script and family;
 few-shot K-curves with error bars; the selection-rule gap. plotly.js is inlined (one file to mail
-around) or written next to the page (``--plotlyjs alongside``).
+around) or written next to the page (``--plotlyjs alongside``). The records and their summaries
+come from ``xlexp.results.query``, the figures from ``xlexp.views.figures``.
+
+Imports: ``xlexp.results``, ``xlexp.views.figures`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations
@@ -20,11 +23,10 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from xlexp.errors import XlexpError
+from xlexp.results.languages import info
+from xlexp.results.query import (Matrix, experiments_by_recency, headline, kcurve_frame, load, metrics_of,
+                                 selection_gap_frame, slice_keys, slice_matrix, unknown_experiment)
 from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
-from xlexp.results.langmeta import info
-from xlexp.views.console import Matrix
-from xlexp.results.store import require_records
-from xlexp.results.query import headline, kcurve_frame, metrics_of, selection_gap_frame, slice_keys, slice_matrix
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -289,15 +291,11 @@ class ReportResult:
 
 def write_report(results_dir: str | Path, out_dir: str | Path | None = None, experiments: list[str] | None = None,
                  metrics: list[str] | None = None, plotlyjs: str = "inline") -> ReportResult:
-    df = require_records(results_dir)
-    known = sorted(df["experiment"].unique())
-    if experiments:
-        missing = [e for e in experiments if e not in known]
-        if missing:
-            raise XlexpError(f"no records for experiment(s) {', '.join(missing)}. Known: {', '.join(known)}")
-    else:
-        # newest first: the one just run is at the top
-        experiments = list(df.groupby("experiment")["timestamp"].max().sort_values(ascending=False).index)
+    df = load(results_dir)
+    missing = [e for e in experiments or [] if e not in set(df["experiment"])]
+    if missing:
+        raise unknown_experiment(df, missing)
+    experiments = experiments or experiments_by_recency(df)  # newest first: the one just run is at the top
     out = Path(out_dir) if out_dir else Path(results_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     if plotlyjs == "inline":

@@ -1,8 +1,11 @@
 """``xlexp table``: paper-ready Markdown or LaTeX tables of a matrix (mean ± std, averages).
 
-The matrix comes from ``slices.slice_matrix`` (so from ``matrix.pivot``); rows are sources or
-targets; an average column (per row) and an average row (per column) are added, and the corner
-holds the mean over all cells.
+The slice and its matrix come from ``xlexp.results.query`` (``choose_slice``, ``slice_matrix``);
+rows are sources or targets; an average column (per row) and an average row (per column) are
+added, and the corner holds the mean over all cells. ``Grid`` and its Markdown/LaTeX writers are
+also what ``xlexp reproduce`` writes its tables with.
+
+Imports: ``xlexp.results`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ import pandas as pd
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name
-from xlexp.views.console import Matrix
-from xlexp.results.store import require_records
-from xlexp.results.query import choose_slice, metrics_of, slice_frame, slice_matrix
+from xlexp.results.query import (Matrix, choose_metric, choose_slice, latest_experiment, load, metrics_of, slice_frame,
+                                 slice_matrix)
 
 FORMATS = ("markdown", "latex")
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -130,25 +132,21 @@ def choose_cells(m: Matrix, opts: TableOptions) -> Matrix:
     return Matrix(m.experiment, m.metric, pick(m.mean), pick(m.std), pick(m.n))
 
 
-def render_table(results_dir: str, experiment: str, metric: str | None, opts: TableOptions,
+def render_table(results_dir: str, experiment: str | None, metric: str | None, opts: TableOptions,
                  selection: str | None = None, k: int | None = None, regime: str | None = None,
                  model: str | None = None, task: str | None = None) -> str:
     if opts.fmt not in FORMATS:
         raise XlexpError(f"--format must be one of {', '.join(FORMATS)}; got {opts.fmt!r}")
     if opts.rows not in ("source", "target"):
         raise XlexpError(f"--rows must be source or target; got {opts.rows!r}")
-    df = require_records(results_dir)
-    if experiment not in set(df["experiment"]):
-        raise XlexpError(f"no records for experiment '{experiment}'. Known: {', '.join(sorted(df['experiment'].unique()))}")
+    df = load(results_dir)
+    experiment = experiment or latest_experiment(df)
     key = choose_slice(df, experiment, selection=selection, k=k, regime=regime, model=model, task=task)
     sub = slice_frame(df, key)
-    metrics = metrics_of(sub)
-    metric = metric or ("macro_f1" if "macro_f1" in metrics else metrics[0])
-    if metric not in metrics:
-        raise XlexpError(f"experiment '{experiment}' has no metric '{metric}'. Its metrics: {', '.join(metrics)}")
+    metric = choose_metric(metrics_of(sub), metric, experiment)
     m = choose_cells(slice_matrix(df, key, metric), opts)
     unit = " (×100)" if opts.percent else ""
-    over = "seeds × shot sets" if slice_frame(df, key)["shot_set"].notna().any() else "seeds"
+    over = "seeds × shot sets" if sub["shot_set"].notna().any() else "seeds"
     spread = f", mean ± std over {over}" if (m.n > 1).any().any() else ""
     caption = f"{experiment}: test {metric}{unit} — {key.label()}{spread}"
     g = grid(m, opts, caption)

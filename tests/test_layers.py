@@ -1,0 +1,98 @@
+"""The import contracts of ``[tool.importlinter]`` (pyproject.toml), which ``make test`` checks with
+``lint-imports``: the contracts themselves are tested here on a throwaway package laid out like
+xlexp, so a contract that could never fail (a typo in a layer name, a wrong container) is caught.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+pytestmark = pytest.mark.skipif(LINT is None, reason="import-linter is not installed (pip install -e '.[dev]')")
+
+
+def _config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+
+
+def _toy(tmp: Path, files: dict[str, str]) -> Path:
+    """Package ``toyx`` with one subpackage per layer of xlexp's contract (errors: a module), the
+    given extra modules, and xlexp's contracts rewritten for it."""
+    layers = next(c for c in _config()["contracts"] if c["type"] == "layers")["layers"]
+    pkg = tmp / "toyx"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for layer in layers:
+        if layer == "errors":
+            (pkg / "errors.py").write_text("class XlexpError(Exception):\n    pass\n")
+        else:
+            (pkg / layer).mkdir()
+            (pkg / layer / "__init__.py").write_text("from toyx.errors import XlexpError\n")
+    for name, text in files.items():
+        (pkg / name).write_text(text)
+    (tmp / "contracts.toml").write_text(_contracts_text().replace('"xlexp"', '"toyx"'))
+    return tmp
+
+
+def _contracts_text() -> str:
+    """The [tool.importlinter] tables of pyproject.toml, verbatim."""
+    out, inside = [], False
+    for line in (ROOT / "pyproject.toml").read_text().splitlines():
+        if line.startswith("["):
+            inside = line.lstrip("[").startswith("tool.importlinter")
+        if inside:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _lint(where: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([LINT, "contracts.toml", "--no-cache"], cwd=where, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(where), "PATH": "/usr/bin:/bin"})
+
+
+def test_contracts_cover_every_stage_in_order():
+    contracts = {c["type"]: c for c in _config()["contracts"]}
+    assert contracts["layers"]["layers"] == ["cli", "reproduce", "sweep", "experiment", "tracking", "views", "engine",
+                                             "models", "data", "tasks", "results", "config", "errors"]
+    assert contracts["layers"]["containers"] == ["xlexp"] and contracts["layers"]["exhaustive"] is True
+    assert contracts["acyclic_siblings"]["ancestors"] == ["xlexp"]
+
+
+def test_a_package_that_keeps_the_rules_passes(tmp_path):
+    toy = _toy(tmp_path, {"cli/main.py": "import toyx.sweep.driver\n",
+                          "sweep/driver.py": "from toyx.sweep import worker\nfrom toyx.errors import XlexpError\n",
+                          "sweep/worker.py": "def run():\n    from toyx.experiment import runner\n",
+                          "experiment/runner.py": "import toyx.engine.loop\nimport toyx.config.compose\n",
+                          "engine/loop.py": "", "config/compose.py": ""})
+    result = _lint(toy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 kept, 0 broken" in result.stdout
+
+
+def test_upward_imports_lazy_ones_too_and_cycles_inside_a_stage_fail(tmp_path):
+    toy = _toy(tmp_path, {
+        "engine/loop.py": "def show():\n    from toyx.views import console  # lazy, still upward\n",
+        "views/console.py": "",
+        "errors.py": "import toyx.config\n",                      # errors is the bottom: imports no stage
+        "sweep/driver.py": "import toyx.sweep.launch\n",
+        "sweep/launch.py": "def main():\n    from toyx.sweep import driver\n",  # the old sweep cycle
+    })
+    result = _lint(toy)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "toyx.engine is not allowed to import toyx.views" in out and "toyx.engine.loop -> toyx.views.console" in out
+    assert "toyx.errors is not allowed to import toyx.config" in out
+    assert "No cycles are allowed in toyx.sweep" in out
+
+
+def test_a_new_top_level_module_outside_the_layers_fails(tmp_path):
+    toy = _toy(tmp_path, {"helpers.py": "x = 1\n"})
+    result = _lint(toy)
+    assert result.returncode == 1 and "toyx.helpers" in result.stdout, result.stdout + result.stderr

@@ -1,0 +1,67 @@
+"""Where configs live: the package's YAML tree and the user's config folders, and lookups by name.
+
+The tree ships inside the package (``xlexp/conf``, found through :mod:`importlib.resources`), so a
+non-editable install has it. Users add their own folders without touching the package:
+``XLEXP_CONFIG_PATH=dir1:dir2``, each laid out like ``xlexp/conf`` (``task/my_task.yaml``,
+``model/my_model.yaml``, ...). Those folders come *before* the package on every search: a user file
+replaces the package file of the same group and name, and ``dir1`` wins over ``dir2``. The same
+order holds for Hydra's composition (:mod:`xlexp.config.hydra_plugin`) and for lookups by name
+outside a composition (:func:`find_config`, :func:`list_configs`: tasks by name, the classical
+baselines' ``model.tokenizer``).
+
+May import: :mod:`xlexp.errors` only (no Hydra: every stage imports this module).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+from xlexp.errors import XlexpError
+
+ENV_VAR = "XLEXP_CONFIG_PATH"
+CONF_DIR = str(resources.files("xlexp").joinpath("conf"))
+
+
+def user_config_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The folders named by ``XLEXP_CONFIG_PATH`` (``os.pathsep``-separated, empty entries skipped),
+    highest priority first; a missing folder is an error that names the variable and the path."""
+    value = (os.environ if environ is None else environ).get(ENV_VAR, "")
+    dirs: list[Path] = []
+    for entry in value.split(os.pathsep):
+        if not entry.strip():
+            continue
+        path = Path(entry.strip()).expanduser().resolve()
+        if not path.is_dir():
+            raise XlexpError(f"{ENV_VAR}: '{entry}' is not a directory; set {ENV_VAR} to existing config folders "
+                             f"laid out like xlexp/conf (task/, model/, ...), separated by '{os.pathsep}'")
+        if path not in dirs:
+            dirs.append(path)
+    return dirs
+
+
+def config_dirs() -> list[Path]:
+    """Every config folder in lookup order: the user's (``XLEXP_CONFIG_PATH``), then the package's."""
+    return [*user_config_dirs(), Path(CONF_DIR)]
+
+
+def find_config(group: str, name: str) -> Path | None:
+    """The YAML file of option ``name`` in ``group`` (e.g. ``task``, ``nusax_senti``) that Hydra would
+    pick: the first folder of :func:`config_dirs` that has it; None when none has."""
+    for folder in config_dirs():
+        path = folder / group / f"{name}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def list_configs(group: str) -> list[str]:
+    """Sorted names of every option of ``group`` in any config folder (user and package)."""
+    return sorted({p.stem for folder in config_dirs() for p in (folder / group).glob("*.yaml")})
+
+
+def search_path() -> list[str]:
+    """The user's folders as Hydra search-path entries (``file://...``), in priority order."""
+    return [f"file://{d}" for d in user_config_dirs()]

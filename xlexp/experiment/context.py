@@ -1,0 +1,175 @@
+"""What every training unit of one run shares (``RunContext``), what a caller may hook into
+(``RunHooks``), and how a unit's cells become records (``UnitOutput``).
+
+The context holds typed settings (``xlexp.config.schema.Settings``), never the Hydra config: the
+stages below (engine, models, data) are called with plain values and settings objects.
+
+May import: engine, models, data, tasks, results, config, tracking (the Tracker protocol), views.progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from xlexp.config.schema import Settings
+from xlexp.data.tokenized import TokenCache, TokenizedSplit
+from xlexp.data.vocab import VocabTrim, count_parameters, trim_embeddings
+from xlexp.engine.hardware import peak_memory_mb
+from xlexp.engine.loop import TrainSettings
+from xlexp.engine.predict import compute_metrics, predict
+from xlexp.experiment.plan import Plan, TrainingUnit
+from xlexp.models import finetune
+from xlexp.models.encoders import load_classifier, load_encoder
+from xlexp.results.languages import normalize_tag
+from xlexp.results.store import Record, git_commit, now_iso
+from xlexp.tasks.spec import TaskSpec
+from xlexp.tracking.base import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def subsample(split: TokenizedSplit, limit: int | None, seed: int) -> TokenizedSplit:
+    if limit is None or limit >= len(split):
+        return split
+    idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:limit])
+    return split.subset(idx)
+
+
+@dataclass
+class RunHooks:
+    """How a caller (e.g. the sweep driver) watches a run without the runner knowing about it.
+
+    ``on_eval(unit, step, metrics)`` gets every dev evaluation (``metrics[lang][metric]``) and may
+    raise to stop the run (e.g. ``optuna.TrialPruned``); ``tags`` are written into every record
+    (``study``, ``trial``); ``run_id`` is filled in when the run starts; ``show_matrix=False`` keeps
+    the end-of-run matrix off the terminal (a sweep trial prints its trial line only).
+    """
+
+    on_eval: Callable[[TrainingUnit, int, dict[str, dict[str, float]]], None] | None = None
+    tags: dict[str, object] = field(default_factory=dict)
+    run_id: str | None = None
+    show_matrix: bool = True
+
+
+@dataclass
+class RunContext:
+    """What every unit of one run shares. Built once by the runner; only ``progress`` and
+    ``model_info`` change while the run goes on."""
+
+    settings: Settings
+    spec: TaskSpec
+    plan: Plan
+    cache: TokenCache | None    # None for classical (scikit-learn) models, which need no tokenizer
+    model_path: str
+    device: torch.device
+    precision: str
+    run_id: str
+    config_hash: str
+    tracker: Tracker
+    hooks: RunHooks = field(default_factory=RunHooks)
+    trim: VocabTrim | None = None   # model.trim_vocab: the kept ids (the cache serves renumbered splits)
+    progress: object = None
+    model_info: dict = field(default_factory=dict)  # parameter counts of the last model built, for the records
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.settings.paths.cache_dir
+
+    @property
+    def pad_id(self) -> int:
+        return self.cache.pad_id
+
+    def build_classifier(self) -> torch.nn.Module:
+        """The task model as configured: encoder (+ checkpoint), trimmed vocabulary, frozen parts or
+        LoRA, gradient checkpointing; on the run's device."""
+        m = self.settings.model
+        model = load_classifier(m, self.model_path, len(self.spec.labels), token_level=self.spec.token_level)
+        if self.trim is not None:
+            trim_embeddings(model.encoder, self.trim)
+        model = finetune.prepare(model, m).to(self.device)
+        total, trainable = count_parameters(model)
+        if self.model_info.get("params") != total:  # log once per run, not per unit
+            log.info("model: %s parameters, %s trainable (%s)", f"{total:,}", f"{trainable:,}", m.finetune)
+        self.model_info = {"params": total, "trainable_params": trainable}
+        return model
+
+    def build_encoder(self) -> torch.nn.Module:
+        encoder = load_encoder(self.settings.model, self.model_path)
+        if self.trim is not None:
+            trim_embeddings(encoder, self.trim)
+        encoder = encoder.to(self.device)
+        total, _ = count_parameters(encoder)
+        self.model_info = {"params": total, "trainable_params": 0}
+        return encoder
+
+    def train_settings(self, seed: int, epochs: int | None = None, batch_size: int | None = None) -> TrainSettings:
+        s = self.settings
+        return TrainSettings(
+            epochs=epochs or s.trainer.epochs, batch_size=batch_size or s.data.batch_size,
+            eval_batch_size=s.data.eval_batch_size, group_by_length=s.data.group_by_length,
+            eval_every=s.trainer.eval_every, precision=self.precision, seed=seed,
+            grad_accum_steps=s.trainer.grad_accum_steps, compile=s.trainer.compile,
+        )
+
+    def split(self, lang: str, name: str, seed: int) -> TokenizedSplit:
+        d = self.settings.data
+        return subsample(self.cache.get(lang, name), d.max_train_examples if name == "train" else d.max_eval_examples, seed)
+
+    def score(self, model, split: TokenizedSplit) -> tuple[np.ndarray, dict[str, float]]:
+        preds = predict(model, split, self.settings.data.eval_batch_size, self.pad_id, self.device, self.precision)
+        return preds, compute_metrics(preds, split, self.spec.metrics, self.spec.labels)
+
+
+@dataclass
+class UnitOutput:
+    """Records and per-example test predictions of one unit, built up cell by cell."""
+
+    ctx: RunContext
+    unit: TrainingUnit
+    records: list[Record] = field(default_factory=list)
+    predictions: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, target: str, split: str, metrics: dict[str, float], n: int, selection: str, step: int | None,
+            k: int | None = None, shot_set: int | None = None) -> None:
+        ctx, s = self.ctx, self.ctx.settings
+        for metric, value in metrics.items():
+            self.records.append(Record(
+                experiment=s.experiment, run_id=ctx.run_id, model=s.model.name, task=ctx.spec.name,
+                regime=s.regime.name, source=self.unit.source, target=target,
+                target_tag=ctx.spec.tags.get(target) or normalize_tag(target),
+                split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
+                config_hash=ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
+                shot_set=shot_set, step=step, finetune=s.model.finetune, precision=ctx.precision,
+                **ctx.model_info, **ctx.hooks.tags,
+            ))
+
+    def stamp_peak_memory(self) -> None:
+        """Peak memory of the run so far, on every record of this unit (known only at its end)."""
+        mb = round(peak_memory_mb(self.ctx.device), 1)
+        self.records = [replace(r, peak_memory_mb=mb) for r in self.records]
+
+    def add_test(self, target: str, test: TokenizedSplit, preds: np.ndarray, metrics: dict[str, float],
+                 selection: str, step: int | None, k: int | None = None, shot_set: int | None = None) -> None:
+        n = len(set(test.example_ids.tolist())) if test.token_labels is not None else len(test)
+        self.add(target, "test", metrics, n, selection, step, k, shot_set)
+        if test.token_labels is not None:
+            return  # per-example predictions are kept for sentence tasks (paired bootstrap) only
+        self.predictions.append(pd.DataFrame({
+            "experiment": self.ctx.settings.experiment, "run_id": self.ctx.run_id, "source": self.unit.source,
+            "target": target, "split": "test", "selection": selection, "seed": self.unit.seed, "k": k,
+            "shot_set": shot_set, "example": test.example_ids, "label": test.labels, "pred": preds,
+        }))

@@ -1,0 +1,83 @@
+"""Regimes as registered units: each module in this folder defines one :class:`Regime` subclass
+(decorated with :func:`register`) and, if it has options, its ``RegimeSettings`` subclass; its YAML
+lives in ``xlexp/conf/regime/NAME.yaml``. Modules here are found by scanning the folder, so adding a
+regime is one new module plus one YAML file, with no edit anywhere else.
+
+A regime answers three questions: which training units a plan has (``units``), which extra splits
+they need (``needs``), and how one unit turns into records (``run_unit``). Shared pieces (training a
+model on a unit and testing it under every selection rule) live in ``xlexp.experiment.transfer``.
+
+May import: experiment.context/plan/transfer and everything below experiment.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, ClassVar
+
+from xlexp.config.schema import RegimeSettings
+from xlexp.errors import XlexpError
+from xlexp.experiment.plan import TrainingUnit
+
+if TYPE_CHECKING:
+    from xlexp.experiment.context import RunContext, UnitOutput
+
+_REGISTRY: dict[str, "Regime"] = {}
+
+
+class Regime:
+    """One way of turning (sources, targets, seeds) into trained models and test cells."""
+
+    name: ClassVar[str]
+    settings_class: ClassVar[type[RegimeSettings]] = RegimeSettings
+    classical: ClassVar[bool] = True   # whether a fitted scikit-learn model (model.family=classical) can run it
+
+    def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
+              watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
+        """The plan's training units. ``sources`` is None when the regime does not take sources."""
+        raise NotImplementedError
+
+    takes_sources: ClassVar[bool] = True   # full fine-tuning ignores langpair.sources
+
+    def needs(self, unit: TrainingUnit) -> dict[tuple[str, str], str]:
+        """Splits beyond train (train languages), dev (selection languages) and test (targets) that the
+        unit reads, as ``{(language, split): why}``."""
+        return {}
+
+    def run_unit(self, ctx: "RunContext", unit: TrainingUnit, index: int, out: "UnitOutput") -> None:
+        raise NotImplementedError
+
+
+def register(cls: type[Regime]) -> type[Regime]:
+    """Class decorator: make ``cls`` available as ``regime=<cls.name>``."""
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+_discovered = False
+
+
+def _discover() -> None:
+    """Import every module of this folder once (each registers its regime)."""
+    global _discovered
+    if not _discovered:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+        _discovered = True
+
+
+def available() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Regime:
+    _discover()
+    if name not in _REGISTRY:
+        raise XlexpError(f"unknown regime '{name}'; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def settings_class(name: str) -> type[RegimeSettings]:
+    return get(name).settings_class

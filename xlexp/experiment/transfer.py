@@ -1,0 +1,101 @@
+"""Train one unit's model and test every target under every checkpoint-selection rule.
+
+Zero-shot, multi-source, full fine-tuning and the few-shot regime's source model all do this:
+train on the unit's train languages, evaluate the source (and watched target) dev splits at every
+evaluation step, keep only the checkpoints some rule currently prefers, then test each target once
+per distinct chosen checkpoint. The rules are post-hoc: one training gives source_dev, target_dev
+and last.
+
+May import: experiment.context/plan and everything below experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+from torch import nn
+
+from xlexp.data.tokenized import TokenizedSplit
+from xlexp.engine import distributed
+from xlexp.engine.loop import train
+from xlexp.engine.selection import CheckpointKeeper, steps_by_rule, target_key
+from xlexp.experiment.context import RunContext, UnitOutput
+from xlexp.experiment.plan import TrainingUnit
+
+log = logging.getLogger(__name__)
+
+Weights = Callable[[list[int]], np.ndarray | None]
+
+
+def train_unit(ctx: RunContext, unit: TrainingUnit, index: int, model: nn.Module, out: UnitOutput,
+               k: int | None = None, weights: Weights | None = None,
+               keep: Callable[[CheckpointKeeper], None] | None = None) -> None:
+    """Train and test with a checkpoint keeper that is always cleaned up; ``keep(keeper)`` runs
+    before the cleanup (e.g. to load and cache the source_dev checkpoint)."""
+    log.info("training source model %s (seed %d) on %s", unit.source, unit.seed, "+".join(unit.train_languages))
+    keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-{index:04d}{distributed.rank_suffix()}")
+    try:
+        train_and_test(ctx, unit, model, keeper, out, k, weights)
+        if keep is not None:
+            keep(keeper)
+    finally:
+        keeper.cleanup()
+
+
+def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper: CheckpointKeeper, out: UnitOutput,
+                   k: int | None = None, weights: Weights | None = None) -> None:
+    """Train one unit, watching source and target dev splits; test every target under every rule.
+    ``weights(sizes)`` gives per-example sampling probabilities when the unit trains on several
+    languages (multi-source sampling); None trains on the plain union."""
+    spec = ctx.spec
+    parts = [ctx.split(lang, "train", unit.seed) for lang in unit.train_languages]
+    sample_weights = weights([len(p) for p in parts]) if weights is not None and len(parts) > 1 else None
+    train_split = TokenizedSplit.concat(parts)
+    dev_sets = {lang: ctx.split(lang, "dev", unit.seed) for lang in dict.fromkeys((*unit.select_languages, *unit.dev_targets))}
+    settings = ctx.train_settings(unit.seed)
+    primary = spec.primary_metric
+
+    def on_eval(step: int, epoch: float) -> None:
+        metrics = {lang: ctx.score(model, dev)[1] for lang, dev in dev_sets.items()}
+        scores = {"source_dev": float(np.mean([metrics[lang][primary] for lang in unit.select_languages]))}
+        scores |= {target_key(t): metrics[t][primary] for t in unit.dev_targets}
+        keeper.observe(step, scores, model)
+        for lang, m in metrics.items():
+            out.add(lang, "dev", m, len(set(dev_sets[lang].example_ids.tolist())), "eval", step, k=k)
+        ctx.tracker.log_metrics({f"dev/{lang}/{name}": v for lang, m in metrics.items() for name, v in m.items()}, step)
+        if ctx.hooks.on_eval:
+            ctx.hooks.on_eval(unit, step, metrics)
+        watched = [metrics[t][primary] for t in unit.dev_targets]
+        log.info("step %d (epoch %.2f): source dev %s %.4f%s", step, epoch, primary, scores["source_dev"],
+                 f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "")
+
+    bar = ctx.progress.add_task(f"train {unit.source}", total=settings.epochs * settings.steps_per_epoch(len(train_split)), info="")
+
+    def on_step(step: int, loss: float, lr: float) -> None:
+        ctx.progress.update(bar, advance=1, info=f"loss {loss:.3f}")
+        ctx.tracker.log_metrics({"train/loss": loss, "train/lr": lr}, step)
+
+    result = train(model, train_split, ctx.settings.optimizer, settings, ctx.pad_id, ctx.device, on_eval, on_step,
+                   sample_weights)
+    ctx.progress.remove_task(bar)
+    log.info("source %s: best source dev %s %.4f at step %d of %d", unit.source, primary,
+             keeper.best["source_dev"][0], keeper.step_for("source_dev"), result.steps)
+
+    # the final model is in memory: test 'last' first, then load each other chosen checkpoint once
+    cells = steps_by_rule(keeper, unit.targets, result.steps, set(unit.dev_targets))
+    bar = ctx.progress.add_task(f"test {unit.source}", total=sum(len(v) for v in cells.values()), info="")
+    for step in sorted(cells, key=lambda s: (s != result.steps, s)):
+        if step != result.steps:
+            keeper.load(step, model)
+        by_target: dict[str, list[str]] = {}
+        for target, rule in cells[step]:
+            by_target.setdefault(target, []).append(rule)
+        for target, rules in by_target.items():
+            test = ctx.split(target, "test", unit.seed)
+            preds, metrics = ctx.score(model, test)
+            for rule in rules:
+                out.add_test(target, test, preds, metrics, rule, step, k=k)
+            ctx.progress.update(bar, advance=len(rules), info=target)
+    ctx.progress.remove_task(bar)

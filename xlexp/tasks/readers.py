@@ -1,0 +1,144 @@
+"""Readers: files and hub datasets -> rows or examples, each bad row reported with its file and line.
+
+Row readers (CSV/TSV with a header, JSONL, hub datasets) give ``(line, {column: value})`` pairs that a
+task type turns into examples; the CoNLL and parallel-text readers give examples directly.
+
+May import: config, errors (and ``datasets`` lazily, for the hub).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xlexp.errors import XlexpError
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str = ""
+    label: int = -1
+    text_pair: str | None = None          # pair classification; retrieval: the pivot-language side
+    tokens: tuple[str, ...] = ()          # token classification
+    tags: tuple[int, ...] = ()
+
+
+def read_local_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
+    """Rows as (line number, {column: value}); CSV/TSV with a header, or JSONL."""
+    if fmt == "jsonl":
+        with path.open(encoding="utf-8") as f:
+            out = []
+            for i, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    out.append((i, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise XlexpError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            return out
+    if fmt not in ("csv", "tsv"):
+        raise XlexpError(f"{path}: unknown local format '{fmt}' (use csv, tsv, jsonl or conll)")
+    delimiter = "\t" if fmt == "tsv" else ","
+    # TSV files in the wild (SIB-200) contain bare quotes inside text: don't treat them as quoting.
+    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        header = next(reader, None)
+        if header is None:
+            return []
+        out = []
+        for row in reader:
+            line = reader.line_num
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise XlexpError(
+                    f"{path}:{line}: expected {len(header)} columns ({', '.join(header)}), found {len(row)}"
+                )
+            out.append((line, dict(zip(header, row))))
+        return out
+
+
+def read_hub_rows(spec, code: str, split: str, missing: str):
+    """A hub dataset's rows (columns renamed, class ids turned into label names); ``missing`` says
+    where the local file was looked for, for the one-line error when the hub cannot be reached."""
+    import datasets  # imported lazily: slow, and only hub users need it
+
+    hub_id, config, hub_split = spec.hub_location(code, split)  # type: ignore[misc]
+    try:
+        ds = datasets.load_dataset(hub_id, config, split=hub_split)
+    except Exception as e:  # offline, unknown config, no such split: one message with both options
+        raise XlexpError(
+            f"could not load {hub_id} (config {config}, split {hub_split}) from the hub: {type(e).__name__}: {e}. "
+            + missing
+        ) from None
+    columns = dict(spec.hub.get("columns") or {})  # spec field -> hub column, where the names differ
+    feature = ds.features.get(columns.get(spec.label_field, spec.label_field))
+    inner = getattr(feature, "feature", None)  # Sequence(ClassLabel) for token tags
+    label_feature = inner if inner is not None else feature
+    to_name = label_feature.int2str if isinstance(label_feature, datasets.ClassLabel) else None  # ids -> names
+    rows = []
+    for i, row in enumerate(ds):
+        row = dict(row)
+        for name, column in columns.items():
+            row[name] = row.pop(column)
+        if to_name is not None and spec.label_field in row:
+            value = row[spec.label_field]
+            row[spec.label_field] = [to_name(v) for v in value] if isinstance(value, list) else to_name(value)
+        rows.append((i + 1, row))
+    return rows, f"hub:{hub_id}/{config}/{hub_split}"
+
+
+def label_id(spec, code: str, raw: Any, where: str, line: int) -> int:
+    label = str(raw).strip()
+    mapping = spec.label_map.get(code) or spec.label_map.get("*") or {}
+    label = str(mapping.get(label, label))
+    ids = spec.label_to_id
+    if label not in ids:
+        raise XlexpError(
+            f"{where}:{line}: label '{label}' is not in the task's label list {list(spec.labels)} "
+            f"(map it with label_map: {{{code}: {{'{label}': <label>}}}} in task/{spec.name}.yaml)"
+        )
+    return ids[label]
+
+
+def read_conll(spec, code: str, path: Path) -> list[Example]:
+    """``token TAG`` per line (or more columns: ``local.conll_columns``), blank line between sentences."""
+    n_fields = int(spec.local.get("conll_fields", 2))
+    token_col, tag_col = spec.local.get("conll_columns", [0, -1])
+    examples, tokens, tags = [], [], []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                if tokens:
+                    examples.append(Example(tokens=tuple(tokens), tags=tuple(tags)))
+                    tokens, tags = [], []
+                continue
+            if line.startswith("-DOCSTART-"):
+                continue
+            parts = line.split("\t") if "\t" in line else line.split(" ")
+            if len(parts) != n_fields:
+                raise XlexpError(f"{path}:{line_no}: expected {n_fields} fields (token TAG), found {len(parts)}: {line!r}")
+            tokens.append(parts[token_col])
+            tags.append(label_id(spec, code, parts[tag_col], str(path), line_no))
+    if tokens:
+        examples.append(Example(tokens=tuple(tokens), tags=tuple(tags)))
+    return examples
+
+
+def read_parallel(path: Path, pivot_path: Path | None) -> list[Example]:
+    """Line i of the two files are translations (LASER/XTREME Tatoeba layout)."""
+    if pivot_path is None or not pivot_path.exists():
+        raise XlexpError(f"{path}: the parallel file {pivot_path} is missing")
+    xx = path.read_text(encoding="utf-8").splitlines()
+    pivot = pivot_path.read_text(encoding="utf-8").splitlines()
+    if len(xx) != len(pivot):
+        raise XlexpError(f"{path} has {len(xx)} lines but {pivot_path} has {len(pivot)}: they must be line-aligned")
+    for i, (a, b) in enumerate(zip(xx, pivot), start=1):
+        if not a.strip() or not b.strip():
+            raise XlexpError(f"{path if not a.strip() else pivot_path}:{i}: empty sentence")
+    return [Example(text=a.strip(), text_pair=b.strip()) for a, b in zip(xx, pivot)]

@@ -1,0 +1,82 @@
+"""Task types as registered units: each module in this folder defines one :class:`TaskType` subclass
+(decorated with :func:`register`), found by scanning the folder. A type says what its YAML needs
+(labels or not, default field names), which splits exist, how local rows become examples, and two
+facts the stages below read through the spec: whether it trains (``trains``) and whether labels sit
+on words (``token_level``). A new task type is one module here plus a task YAML.
+
+May import: tasks.readers, config, errors.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Mapping
+
+from xlexp.errors import XlexpError
+from xlexp.tasks.readers import Example, read_conll, read_local_rows
+
+Rows = Iterable[tuple[int, Mapping[str, Any]]]
+_REGISTRY: dict[str, "TaskType"] = {}
+_discovered = False
+
+
+class TaskType:
+    """Defaults are those of a one-label-per-example task; ``spec`` arguments are TaskSpecs."""
+
+    name: ClassVar[str]
+    trains: ClassVar[bool] = True            # False: nothing to train (retrieval)
+    token_level: ClassVar[bool] = False      # one label per word (a token head, word-level metrics)
+    needs_labels: ClassVar[bool] = True      # the YAML must list its labels
+    text_fields: ClassVar[tuple[str, ...]] = ("text",)
+    label_field: ClassVar[str] = "label"
+    splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
+
+    def path_fields(self, code: str) -> dict[str, str]:
+        """Extra fields of the local path pattern that name the probed file (e.g. ``{side}``)."""
+        return {}
+
+    def read_local(self, spec, code: str, split: str, data_dir: Path, path: Path) -> tuple[list[Example], str]:
+        fmt = spec.local.get("format", "csv")
+        if fmt == "conll":
+            return read_conll(spec, code, path), str(path)
+        return self.examples(spec, code, read_local_rows(path, fmt), str(path)), str(path)
+
+    def examples(self, spec, code: str, rows: Rows, where: str) -> list[Example]:
+        raise NotImplementedError
+
+    @staticmethod
+    def check_columns(spec, row: Mapping[str, Any], line: int, where: str) -> None:
+        for key in (*spec.text_fields, spec.label_field):
+            if key not in row:
+                raise XlexpError(f"{where}:{line}: no column '{key}' (columns: {', '.join(row)})")
+
+    @staticmethod
+    def texts(spec, row: Mapping[str, Any], line: int, where: str) -> list[str]:
+        texts = [str(row[k]).strip() for k in spec.text_fields]
+        if not all(texts):
+            raise XlexpError(f"{where}:{line}: empty text in column(s) {list(spec.text_fields)}")
+        return texts
+
+
+def register(cls: type[TaskType]) -> type[TaskType]:
+    """Class decorator: make ``cls`` available as ``type: <cls.name>`` in task YAML files."""
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def available() -> list[str]:
+    global _discovered
+    if not _discovered:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+        _discovered = True
+    return sorted(_REGISTRY)
+
+
+def get(name: str, where: str = "") -> TaskType:
+    names = available()
+    if name not in _REGISTRY:
+        raise XlexpError(f"task type '{name}' is not one of {', '.join(names)}{f' ({where})' if where else ''}")
+    return _REGISTRY[name]
