@@ -37,7 +37,7 @@ def _toy(tmp: Path, files: dict[str, str]) -> Path:
             (pkg / layer / "__init__.py").write_text("from toyx.errors import XlexpError\n")
     for name, text in files.items():
         (pkg / name).write_text(text)
-    (tmp / "contracts.toml").write_text(_contracts_text().replace('"xlexp"', '"toyx"'))
+    (tmp / "contracts.toml").write_text(_contracts_text().replace('"xlexp"', '"toyx"').replace('"xlexp.', '"toyx.'))
     return tmp
 
 
@@ -63,6 +63,8 @@ def test_contracts_cover_every_stage_in_order():
                                              "models", "data", "tasks", "results", "config", "errors"]
     assert contracts["layers"]["containers"] == ["xlexp"] and contracts["layers"]["exhaustive"] is True
     assert contracts["acyclic_siblings"]["ancestors"] == ["xlexp"]
+    assert contracts["forbidden"]["source_modules"] == ["xlexp.engine", "xlexp.models", "xlexp.data"]
+    assert contracts["forbidden"]["forbidden_modules"] == ["omegaconf", "hydra"]
 
 
 def test_a_package_that_keeps_the_rules_passes(tmp_path):
@@ -73,7 +75,7 @@ def test_a_package_that_keeps_the_rules_passes(tmp_path):
                           "engine/loop.py": "", "config/compose.py": ""})
     result = _lint(toy)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_upward_imports_lazy_ones_too_and_cycles_inside_a_stage_fail(tmp_path):
@@ -96,3 +98,16 @@ def test_a_new_top_level_module_outside_the_layers_fails(tmp_path):
     toy = _toy(tmp_path, {"helpers.py": "x = 1\n"})
     result = _lint(toy)
     assert result.returncode == 1 and "toyx.helpers" in result.stdout, result.stdout + result.stderr
+
+
+def test_the_numeric_stages_never_see_a_hydra_config(tmp_path):
+    """engine, models and data take typed settings: importing omegaconf or hydra there, even
+    through another stage, breaks the typed-settings contract."""
+    toy = _toy(tmp_path, {"models/encoders.py": "from omegaconf import DictConfig\n",
+                          "data/tokenized.py": "from toyx.tasks import spec\n",
+                          "tasks/spec.py": "import hydra\n"})
+    result = _lint(toy)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "toyx.models is not allowed to import omegaconf" in out
+    assert "toyx.data is not allowed to import hydra" in out and "toyx.tasks.spec -> hydra" in out
