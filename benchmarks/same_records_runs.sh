@@ -5,6 +5,8 @@
 #   python benchmarks/same_records.py /tmp/before/quick /tmp/after/quick     # and so on for each run
 # CODE is put first on PYTHONPATH (works for the flat layout before #13 and the stage packages after);
 # both sides share the model cache (XLEXP_CACHE_DIR or ~/.cache/xlexp), so they load the same models.
+# Running one side twice: remove <cache>/source_models first, or the few-shot run reuses its cached
+# source model and records the K = 0 cells under the regime's rule only (fewer records to match).
 set -euo pipefail
 CODE="$(cd "$1" && pwd)"; OUT="$2"; mkdir -p "$OUT"
 PY="${PYTHON:-python}"

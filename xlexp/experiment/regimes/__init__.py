@@ -32,13 +32,12 @@ class Regime:
     name: ClassVar[str]
     settings_class: ClassVar[type[RegimeSettings]] = RegimeSettings
     classical: ClassVar[bool] = True   # whether a fitted scikit-learn model (model.family=classical) can run it
+    takes_sources: ClassVar[bool] = True   # False: langpair.sources is ignored (full fine-tuning)
 
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
         """The plan's training units. ``sources`` is None when the regime does not take sources."""
         raise NotImplementedError
-
-    takes_sources: ClassVar[bool] = True   # full fine-tuning ignores langpair.sources
 
     def needs(self, unit: TrainingUnit) -> dict[tuple[str, str], str]:
         """Splits beyond train (train languages), dev (selection languages) and test (targets) that the

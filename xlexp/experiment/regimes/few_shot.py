@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xlexp.config.schema import OptimizerSettings, RegimeSettings, positive_int
+from xlexp.config.schema import RegimeSettings, positive_int
 from xlexp.data.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_set
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine import distributed
