@@ -156,22 +156,21 @@ def load_encoder(model_cfg: EncoderSettings, path: str) -> nn.Module:
 # -- tiny random BERT for tests -----------------------------------------------------------------
 def build_tiny_random(model_cfg: EncoderSettings, texts: list[str], cache_dir: Path, seed: int = 0) -> Path:
     """A small random BERT + WordPiece tokenizer trained on ``texts``; cached by content hash."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     dims = {k: int(getattr(model_cfg, k)) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")}
-    digest = hashlib.sha1(json.dumps([dims, seed, sorted(texts)], ensure_ascii=False).encode()).hexdigest()[:16]
+    key = [dims, seed, sorted(texts), TINY_VOCAB_VERSION]
+    digest = hashlib.sha1(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]
     out = Path(cache_dir) / "models" / f"tiny_random-{digest}"
     if (out / "model.safetensors").exists():
         return out
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    # sorted input: the trained vocabulary does not depend on file order
-    tok.train_from_iterator(sorted(texts), trainers.WordPieceTrainer(vocab_size=dims["vocab_size"], special_tokens=specials, show_progress=False))
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    vocab = wordpiece_vocab(texts, dims["vocab_size"], specials, normalizer, pre_tokenizer)
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer, tok.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
@@ -196,3 +195,41 @@ def build_tiny_random(model_cfg: EncoderSettings, texts: list[str], cache_dir: P
     except OSError:  # another worker built the same folder first
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+TINY_VOCAB_VERSION = 2   # 2: deterministic vocabulary (wordpiece_vocab); 1 used tokenizers' WordPieceTrainer
+
+
+def wordpiece_vocab(texts: Iterable[str], size: int, specials: list[str], normalizer, pre_tokenizer) -> dict[str, int]:
+    """A WordPiece vocabulary chosen deterministically: the specials, every character (alone and as a
+    ``##`` continuation), then the most frequent candidate pieces by (count desc, piece): whole words,
+    word-initial prefixes and ``##`` continuations of 2 to 6 characters, counted over word frequencies.
+
+    Why not ``tokenizers``' WordPieceTrainer: it breaks ties between equally frequent merges in hash
+    order, which differs between processes, so the same texts gave different vocabularies (and a
+    seeded tiny_random run different numbers) whenever the model cache was cold."""
+    from collections import Counter
+
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in words for c in w})
+    vocab = [*specials, *chars, *(f"##{c}" for c in chars)]
+    pieces: Counter[str] = Counter()
+    for w, n in words.items():
+        if len(w) > 1:
+            pieces[w] += n
+        for i in range(2, min(len(w), 7)):
+            pieces[w[:i]] += n
+        for i in range(1, len(w)):
+            for j in range(i + 2, min(len(w), i + 6) + 1):
+                pieces[f"##{w[i:j]}"] += n
+    seen = set(vocab)
+    for piece, _ in sorted(pieces.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab) >= size:
+            break
+        if piece not in seen:
+            vocab.append(piece)
+            seen.add(piece)
+    return {piece: i for i, piece in enumerate(vocab)}
+
