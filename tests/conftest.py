@@ -7,9 +7,8 @@ import random
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from xlexp.config.compose import CONF_DIR
+from xlexp.config.compose import compose_config
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -60,8 +59,7 @@ TINY = ["model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=2", "data.batc
 
 def compose_cfg(dirs: dict[str, Path], *overrides: str):
     base = [f"paths.data_dir={dirs['data']}", f"paths.results_dir={dirs['results']}", f"paths.cache_dir={dirs['cache']}"]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("config", overrides=[*base, *overrides])
+    return compose_config([*base, *overrides])
 
 
 def model_of(cfg):

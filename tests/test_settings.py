@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY
+from conftest import TINY, compose_cfg
 from xlexp.config.compose import CONF_DIR, compose_config
 from xlexp.config.paths import list_configs
 from xlexp.config.schema import (ClassicalSettings, DataSettings, EncoderSettings, OptimizerSettings, RegimeSettings,
@@ -112,10 +112,9 @@ def test_a_regime_is_one_registered_class_plus_yaml(dirs, tmp_path, monkeypatch)
         (folder / "regime" / "only_first_test.yaml").write_text(
             "name: only_first_test\nselection: source_dev\nseeds: null\ndev_targets: auto\nnote: hello\n")
         monkeypatch.setenv("XLEXP_CONFIG_PATH", str(folder))
-        paths = [f"paths.{k}_dir={v}" for k, v in dirs.items()]
-        run_experiment(compose_config([*paths, *TINY, "regime=only_first_test", "langpair.sources=[eng,ind]",
-                                       "langpair.targets=[jav]", "trainer.epochs=1", "name=one"]))
+        run_experiment(compose_cfg(dirs, *TINY, "regime=only_first_test", "langpair.sources=[eng,ind]",
+                                   "langpair.targets=[jav]", "trainer.epochs=1", "name=one"))
     finally:
-        regimes._REGISTRY.pop("only_first_test")
+        regimes.REGISTRY.unregister("only_first_test")
     df = load_records(dirs["results"])
     assert set(df["regime"]) == {"only_first_test"} and set(df["source"]) == {"eng"}

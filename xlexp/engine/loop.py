@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xlexp.config.schema import OptimizerSettings
+from xlexp.config.schema import OPTIMIZERS, OptimizerSettings
 from xlexp.engine import distributed
 from xlexp.data.tokenized import TokenizedSplit, collate, train_batches
 from xlexp.errors import XlexpError
@@ -66,7 +66,7 @@ def build_optimizer(model: nn.Module, opt: OptimizerSettings) -> torch.optim.Opt
         from transformers.optimization import Adafactor
 
         return Adafactor(groups, lr=lr, relative_step=False, scale_parameter=False, warmup_init=False)
-    raise XlexpError(f"unknown optimizer '{name}'; available: adamw, sgd, adafactor")
+    raise XlexpError(f"unknown optimizer '{name}'; available: {', '.join(OPTIMIZERS)}")
 
 
 def linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):

@@ -13,13 +13,14 @@ import time
 
 import numpy as np
 
-from xlexp.config.schema import ClassicalSettings
+from xlexp.config.schema import ClassicalSettings, Settings
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine.predict import compute_metrics
-from xlexp.experiment.context import RunContext, UnitOutput
-from xlexp.experiment.plan import TrainingUnit
-from xlexp.models.classical import Featurizer, fit_quietly, make_classifier, subword_tokenizer
-from xlexp.tasks.spec import Example, load_split
+from xlexp.experiment.context import RunContext, UnitOutput, training_texts
+from xlexp.experiment.plan import Plan, TrainingUnit
+from xlexp.models.classical import (Featurizer, check, describe, fit_quietly, make_classifier,
+                                    subword_tokenizer)
+from xlexp.tasks.spec import Example, TaskSpec, load_split
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,29 @@ def _labelled(examples: list[Example], ids: np.ndarray) -> TokenizedSplit:
     return TokenizedSplit(input_ids=[], labels=np.asarray([e.label for e in examples], dtype=np.int64), example_ids=ids)
 
 
-def tokenizer_for(ctx: RunContext, texts):
-    """``features=subword``: the named model config's tokenizer (None for word features)."""
-    model: ClassicalSettings = ctx.settings.model
+def tokenizer_for(s: Settings, spec: TaskSpec, plan: Plan):
+    """``features=subword``: the named model config's tokenizer (None for word features); a
+    tiny_random tokenizer is trained on the plan's train text, read only when it is not cached."""
+    model: ClassicalSettings = s.model
     if model.features != "subword":
         return None
-    return subword_tokenizer(model, ctx.cache_dir, ctx.settings.seed, ctx.plan.languages, texts)
+    return subword_tokenizer(model, s.paths.cache_dir, s.seed, plan.languages,
+                             lambda: training_texts(spec, plan, s.paths.data_dir, s.data.source))
 
 
-def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput, texts) -> None:
+def prepare(s: Settings, spec: TaskSpec, plan: Plan) -> str:
+    """Everything a classical run can get wrong, before any data is read (the sub-word tokenizer is
+    built or loaded too); returns the description the run log shows in place of a model path."""
+    check(s.model, spec, s.seed)
+    tokenizer_for(s, spec, plan)
+    return describe(s.model)
+
+
+def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
     """Fit on the unit's train split(s), score its dev splits and test every target."""
     s, spec = ctx.settings, ctx.spec
     started = time.perf_counter()
-    tokenizer = tokenizer_for(ctx, texts)
+    tokenizer = tokenizer_for(s, spec, ctx.plan)
     sampling = getattr(s.regime, "sampling", "proportional")
     if len(unit.train_languages) > 1 and sampling != "proportional":
         log.warning("classical models fit on the union of the sources' train splits: regime.sampling=%s is ignored",

@@ -30,7 +30,7 @@ from xlexp.models import finetune
 from xlexp.models.encoders import load_classifier, load_encoder
 from xlexp.results.languages import normalize_tag
 from xlexp.results.store import Record, git_commit, now_iso
-from xlexp.tasks.spec import TaskSpec
+from xlexp.tasks.spec import TaskSpec, load_split
 from xlexp.tracking.base import Tracker
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,17 @@ def subsample(split: TokenizedSplit, limit: int | None, seed: int) -> TokenizedS
         return split
     idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:limit])
     return split.subset(idx)
+
+
+def training_texts(spec: TaskSpec, plan: Plan, data_dir: Path, source: str) -> list[str]:
+    """Train-split text of every plan language that has one (for the tiny model's tokenizer)."""
+    texts: list[str] = []
+    split = "train" if spec.trains else "test"  # retrieval has no training data
+    for lang in plan.languages:
+        if spec.has_split(lang, split, data_dir, source):
+            for e in load_split(spec, lang, split, data_dir, source):
+                texts.extend(t for t in (e.text, e.text_pair, " ".join(e.tokens)) if t)
+    return texts
 
 
 @dataclass

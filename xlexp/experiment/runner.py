@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -28,12 +27,11 @@ from xlexp.engine import distributed
 from xlexp.engine.hardware import peak_memory_mb, resolve_device, resolve_precision
 from xlexp.errors import XlexpError
 from xlexp.experiment import classical, regimes, retrieval
-from xlexp.experiment.context import RunContext, RunHooks, UnitOutput, seed_everything
+from xlexp.experiment.context import RunContext, RunHooks, UnitOutput, seed_everything, training_texts
 from xlexp.experiment.plan import Plan, TrainingUnit, make_plan
-from xlexp.models import classical as classical_models
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
 from xlexp.results.store import new_run_id, run_config_hash, without_run_noise, write_predictions, write_records
-from xlexp.tasks.spec import TaskSpec, load_split
+from xlexp.tasks.spec import TaskSpec
 from xlexp.tracking.base import NullTracker, check_tracker_config, make_tracker
 from xlexp.views import console
 from xlexp.views.progress import progress_bar, progress_enabled
@@ -63,17 +61,6 @@ def resolve_settings(cfg: DictConfig) -> Settings:
     return settings
 
 
-def training_texts(spec: TaskSpec, plan: Plan, data_dir: Path, source: str) -> list[str]:
-    """Train-split text of every plan language that has one (for the tiny model's tokenizer)."""
-    texts: list[str] = []
-    split = "train" if spec.trains else "test"  # retrieval has no training data
-    for lang in plan.languages:
-        if spec.has_split(lang, split, data_dir, source):
-            for e in load_split(spec, lang, split, data_dir, source):
-                texts.extend(t for t in (e.text, e.text_pair, " ".join(e.tokens)) if t)
-    return texts
-
-
 def trim_vocabulary(ctx: RunContext) -> VocabTrim:
     """Keep the ids of every split of every plan language (and the specials); renumber the cache."""
     splits = []
@@ -97,11 +84,7 @@ def _model_and_cache(s: Settings, spec: TaskSpec, plan: Plan) -> tuple[str, Toke
     classical model, its description and no cache."""
     data_dir, cache_dir = s.paths.data_dir, s.paths.cache_dir
     if s.classical:  # scikit-learn baselines: no encoder, no token cache
-        classical_models.check(s.model, spec, s.seed)
-        if s.model.features == "subword":  # fail early on an unknown or unbuildable tokenizer
-            classical_models.subword_tokenizer(s.model, cache_dir, s.seed, plan.languages,
-                                               lambda: training_texts(spec, plan, data_dir, s.data.source))
-        return classical_models.describe(s.model), None
+        return classical.prepare(s, spec, plan), None
     texts = training_texts(spec, plan, data_dir, s.data.source) if s.model.source == "tiny_random" else None
     if texts is not None and not texts:
         raise XlexpError("model tiny_random trains its tokenizer on the plan's train splits, and there are none here")
@@ -177,9 +160,7 @@ def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index:
     out = UnitOutput(ctx, unit)
     seed_everything(unit.seed)
     if ctx.settings.classical:
-        s = ctx.settings
-        classical.run_unit(ctx, unit, index, out,
-                           lambda: training_texts(ctx.spec, ctx.plan, s.paths.data_dir, s.data.source))
+        classical.run_unit(ctx, unit, index, out)
     elif not ctx.spec.trains:
         retrieval.run_unit(ctx, unit, index, out)
     else:

