@@ -57,8 +57,8 @@ def test_every_task_type_is_registered_and_every_shipped_task_uses_one():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("+model.peeft=lora", r"model.peeft is not a setting of model \(EncoderSettings\); known: .*peft"),
-    ("+data.batchsize=8", r"data.batchsize is not a setting of data"),
+    ("+model.peeft=lora", r"unknown key 'model.peeft' in the model settings \(EncoderSettings\); did you mean 'model.peft'\? \(known: .*peft"),
+    ("+data.batchsize=8", r"unknown key 'data.batchsize' in the data settings \(DataSettings\); did you mean 'data.batch_size'"),
     ("regime=few_shot regime.k_per=each", r"regime.k_per must be class or total; got 'each'"),
     ("regime.selection=best", r"regime.selection must be one of source_dev, target_dev, last; got 'best'"),
     ("regime.seeds=[]", r"regime.seeds is empty"),
@@ -76,7 +76,7 @@ def test_a_bad_setting_is_one_line_before_any_work(override, message):
 def test_build_turns_lists_into_tuples_and_builds_nested_settings():
     fs = build(FewShotSettings, {"name": "few_shot", "k": [1, 2], "finetune": {"lr": 1e-3}}, "regime")
     assert fs.k == (1, 2) and fs.finetune.lr == 1e-3 and fs.finetune.epochs == 5
-    with pytest.raises(XlexpError, match=r"regime.finetune.steps is not a setting"):
+    with pytest.raises(XlexpError, match=r"unknown key .regime.finetune.steps. in the regime.finetune settings"):
         build(FewShotSettings, {"name": "few_shot", "finetune": {"steps": 3}}, "regime")
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from xlexp.errors import XlexpError
+from xlexp.errors import XlexpError, unknown_key
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -75,8 +75,7 @@ def build(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(k for k in raw if k not in names)
     if unknown:
-        raise XlexpError(f"{where}.{unknown[0]} is not a setting of {where} ({cls.__name__}); "
-                         f"known: {', '.join(sorted(names))}")
+        raise unknown_key(unknown[0], names, f"the {where} settings ({cls.__name__})", prefix=f"{where}.")
     kwargs = {}
     for key, value in raw.items():
         kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")

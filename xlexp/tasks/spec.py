@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from xlexp.config.paths import find_config, list_configs
-from xlexp.errors import XlexpError
+from xlexp.errors import XlexpError, unknown_key
 from xlexp.tasks import types
 from xlexp.tasks.readers import Example, read_hub_rows
 
@@ -44,9 +44,8 @@ class TaskSpec:
     local: Mapping[str, Any] = field(default_factory=dict)
     hub: Mapping[str, Any] = field(default_factory=dict)
     label_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # lang or '*' -> {raw: label}
-    pivot: str | None = None                           # retrieval: the language every target is paired with
-    layer: int | None = None                           # retrieval: hidden layer to pool (None = last)
     max_train_examples: int | None = None              # CPU-friendly default subsample of the train split
+    options: Mapping[str, Any] = field(default_factory=dict)  # the task type's own keys (TaskType.options)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "TaskSpec":
@@ -57,6 +56,7 @@ class TaskSpec:
         where = f"task/{name}.yaml in a config folder"
         task_type = raw.get("type")
         kind = types.get(task_type, f"task '{name}', {where}")
+        _check_keys(raw, kind, name, where)
         required = ["name", "languages"] + (["labels"] if kind.needs_labels else [])
         missing = [k for k in required if not raw.get(k)]
         if missing:
@@ -75,8 +75,19 @@ class TaskSpec:
             label_field=raw.get("label_field") or kind.label_field,
             labels=labels, metrics=metrics, primary_metric=primary, languages=folders, paths=paths, tags=tags,
             local=raw.get("local") or {}, hub=raw.get("hub") or {}, label_map=raw.get("label_map") or {},
-            pivot=raw.get("pivot"), layer=raw.get("layer"), max_train_examples=raw.get("max_train_examples"),
+            max_train_examples=raw.get("max_train_examples"),
+            options={key: raw.get(key, default) for key, default in kind.options.items()},
         )
+
+    @property
+    def pivot(self) -> str | None:
+        """Retrieval: the language every target is paired with."""
+        return self.options.get("pivot")
+
+    @property
+    def layer(self) -> int | None:
+        """Retrieval: the hidden layer to pool (None = last)."""
+        return self.options.get("layer")
 
     @property
     def label_to_id(self) -> dict[str, int]:
@@ -100,7 +111,7 @@ class TaskSpec:
         """Hash of everything in the spec that changes what is read (for caches)."""
         blob = json.dumps(
             [self.name, self.type, self.version, self.text_fields, self.label_field, self.labels, dict(self.local),
-             dict(self.hub), dict(self.paths), dict(self.label_map)], sort_keys=True,
+             dict(self.hub), dict(self.paths), dict(self.label_map), dict(self.options)], sort_keys=True, default=str,
         )
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -151,6 +162,38 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [_plain(v) for v in value]
     return value
+
+
+# The keys every task YAML may have (a type adds its own through TaskType.options), and those of its
+# nested blocks. Anything else is refused with the closest valid key: a typo'd key that is silently
+# ignored changes what a run does (``primary_metrc`` switched model selection to accuracy).
+COMMON_KEYS = ("name", "type", "version", "text_fields", "label_field", "labels", "metrics", "primary_metric",
+               "languages", "local", "hub", "label_map", "max_train_examples")
+LOCAL_KEYS = ("path", "format", "split_names", "conll_fields", "conll_columns")
+HUB_KEYS = ("id", "config", "split_names", "columns")
+LANGUAGE_KEYS = ("folder", "path", "tag")
+
+
+def _check_keys(raw: Mapping[str, Any], kind: types.TaskType, name: str, where: str) -> None:
+    known = (*COMMON_KEYS, *kind.options)
+    for key in raw:
+        if key not in known:
+            raise unknown_key(key, known, f"{where} (task type {kind.name})")
+    for block, keys in (("local", LOCAL_KEYS), ("hub", HUB_KEYS)):
+        value = raw.get(block)
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            raise XlexpError(f"task '{name}': '{block}' must be a mapping of {', '.join(keys)} ({where})")
+        for key in value:
+            if key not in keys:
+                raise unknown_key(key, keys, where, prefix=f"{block}.")
+    languages = raw.get("languages")
+    if isinstance(languages, Mapping):
+        for code, entry in languages.items():
+            for key in entry if isinstance(entry, Mapping) else ():
+                if key not in LANGUAGE_KEYS:
+                    raise unknown_key(key, LANGUAGE_KEYS, where, prefix=f"languages.{code}.")
 
 
 def _parse_languages(raw: Any, name: str, where: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:

@@ -29,6 +29,9 @@ class TaskType:
     text_fields: ClassVar[tuple[str, ...]] = ("text",)
     label_field: ClassVar[str] = "label"
     splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
+    # the type's own top-level task-YAML keys and their defaults (the values land in ``spec.options``);
+    # every other key outside TaskSpec's common ones is refused, so a typo is never silently ignored
+    options: ClassVar[dict[str, Any]] = {}
 
     def path_fields(self, code: str) -> dict[str, str]:
         """Extra fields of the local path pattern that name the probed file (e.g. ``{side}``)."""

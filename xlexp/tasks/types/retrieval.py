@@ -16,6 +16,10 @@ class Retrieval(TaskType):
     trains = False
     needs_labels = False
     splits = ("test",)
+    options = {
+        "pivot": "eng",     # the language every target is paired with
+        "layer": None,      # hidden layer to pool (None = last)
+    }
 
     def path_fields(self, code: str) -> dict[str, str]:
         return {"side": code}
