@@ -7,13 +7,13 @@ SHARED_DATA := $(abspath ../shared/data)
 export XLEXP_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean bench bench-gpu docs
+.PHONY: demo test test-fast install clean bench bench-gpu docs docs-numbers
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,predict]"
 	@touch $@
 
 demo: install
@@ -35,6 +35,11 @@ test-fast: install
 docs: install
 	$(BIN)/python -m xlexp.config.docs --docs docs
 
+# the quickstart numbers quoted in docs/models.md, re-derived from one fp32 quickstart run with a fresh
+# cache (~5 min on 2 idle cores); tests/test_quickstart_numbers.py (slow) fails when they go stale
+docs-numbers: install
+	$(BIN)/python benchmarks/quickstart_numbers.py --write
+
 # Benchmarks of issue #8 (see benchmarks/README.md; results -> benchmarks/results/, copy them into
 # BENCHMARKS.md). About 1.5-2 h on 2 idle CPU cores; `make bench BENCH_ARGS=--quick` is a smoke run.
 # The HF Trainer peer needs accelerate: the `bench` extra.
@@ -52,4 +57,4 @@ bench-gpu: install
 	$(BIN)/python benchmarks/gpu_mfu.py $(BENCH_ARGS)
 
 clean:
-	rm -rf outputs multirun results/runs results/matrices results/report results/compare results/wandb .pytest_cache
+	rm -rf outputs multirun results/runs results/matrices results/report results/compare results/wandb results/predicted .pytest_cache

@@ -59,8 +59,8 @@ def _lint(where: Path) -> subprocess.CompletedProcess:
 
 def test_contracts_cover_every_stage_in_order():
     contracts = {c["type"]: c for c in _config()["contracts"]}
-    assert contracts["layers"]["layers"] == ["cli", "reproduce", "sweep", "experiment", "tracking", "views", "engine",
-                                             "models", "data", "tasks", "results", "config", "errors"]
+    assert contracts["layers"]["layers"] == ["cli", "reproduce", "sweep", "experiment", "tracking", "views", "predict",
+                                             "engine", "models", "data", "tasks", "results", "config", "errors"]
     assert contracts["layers"]["containers"] == ["xlexp"] and contracts["layers"]["exhaustive"] is True
     assert contracts["acyclic_siblings"]["ancestors"] == ["xlexp"]
     assert contracts["forbidden"]["source_modules"] == ["xlexp.engine", "xlexp.models", "xlexp.data"]

@@ -281,3 +281,42 @@ def test_tiny_random_builds_the_same_tokenizer_and_weights_in_every_process(tmp_
         assert {f: (Path(folder) / f).read_bytes() for f in files} == first
     vocab = json.loads(first["tokenizer.json"])["model"]["vocab"]
     assert len(vocab) == 60 and "##x" in vocab and "[PAD]" in vocab
+
+
+def test_class_balance_options():
+    """#20.6: class-weighted loss and balanced sampling for small imbalanced sets."""
+    from xlexp.engine.loop import balanced_sampling, balanced_weights, class_counts
+
+    split = TokenizedSplit([np.array([1, 2])] * 10, np.array([0] * 7 + [1] * 2 + [2] * 1))
+    counts = class_counts(split)
+    assert counts.tolist() == [7, 2, 1]
+    w = balanced_weights(counts)
+    assert np.allclose(w, [10 / 21, 10 / 6, 10 / 3]) and np.isclose((w[split.labels]).mean(), 1.0)
+    p = balanced_sampling(split, counts, None)
+    assert np.isclose(p.sum(), 1.0) and np.allclose([p[split.labels == c].sum() for c in range(3)], 1 / 3)
+    tokens = TokenizedSplit([np.array([1, 2])], np.array([0]), token_labels=[np.array([-100, 3])])
+    assert class_counts(tokens).tolist() == [0, 0, 0, 1]
+    with pytest.raises(XlexpError, match="data.sampling=balanced needs one label per example"):
+        balanced_sampling(tokens, class_counts(tokens), None)
+
+
+def test_balanced_options_run_end_to_end(dirs):
+    df_dirs = dirs
+    run_experiment(compose_cfg(df_dirs, *TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[ind]",
+                               "optimizer.class_weights=balanced", "data.sampling=balanced", "name=bal"))
+    assert not load_records(dirs["results"]).empty
+    with pytest.raises(XlexpError, match="data.sampling must be one of uniform, balanced"):
+        run_experiment(compose_cfg(dirs, *TINY, "data.sampling=oversample"))
+
+
+def test_a_collapsed_model_is_warned_about(dirs, caplog):
+    """#20.6: a model that predicts one class on the source dev split gets a warning naming the options."""
+    train = dirs["data"] / "nusax_senti" / "english" / "train.csv"
+    rows = train.read_text().splitlines()
+    train.write_text("\n".join([rows[0]] + [r.rsplit(",", 1)[0] + ",positive" for r in rows[1:]]) + "\n")
+    with caplog.at_level("WARNING"):
+        run_experiment(compose_cfg(dirs, *TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[ind]",
+                                   "regime.dev_targets=none"))
+    warned = [r.getMessage() for r in caplog.records if "collapsed to one class" in r.getMessage()]
+    assert len(warned) == 1 and "predicts only 'positive' on the eng dev split" in warned[0]
+    assert "optimizer.class_weights=balanced" in warned[0]

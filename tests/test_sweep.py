@@ -37,14 +37,17 @@ def _record_files(dirs) -> list[Path]:
 
 
 def _check_records_match_trials(dirs, study) -> None:
-    """One readable records file per COMPLETE trial (one training unit each), none for the others."""
+    """One readable records file per COMPLETE trial (one training unit each), none for the others;
+    tagged with the study's storage-unique id (<study>@<uid>, experiment <study>-<uid>-tNNNN)."""
     files = _record_files(dirs)
     frames = [pd.read_parquet(f) for f in files]  # every file is whole (written to a temp name, then renamed)
     complete = sorted(t.number for t in study.trials if t.state == TrialState.COMPLETE)
     assert sorted(int(f["trial"].iloc[0]) for f in frames) == complete
+    uid = study.user_attrs["xlexp_uid"]
     for frame in frames:
-        assert frame["trial"].nunique() == 1 and set(frame["study"]) == {study.study_name}
-        assert set(frame["experiment"]) == {f"{study.study_name}-t{int(frame['trial'].iloc[0]):04d}"}
+        assert frame["trial"].nunique() == 1 and set(frame["study"]) == {f"{study.study_name}@{uid}"}
+        assert set(frame["experiment"]) == {f"{study.study_name}-{uid}-t{int(frame['trial'].iloc[0]):04d}"}
+    assert not (dirs["results"] / "pending").exists() or not any((dirs["results"] / "pending").iterdir())
 
 
 def test_complete_pruned_and_failed_trials_in_one_sweep(dirs, monkeypatch, tmp_path):
@@ -62,7 +65,7 @@ def test_complete_pruned_and_failed_trials_in_one_sweep(dirs, monkeypatch, tmp_p
     states = [t.state for t in trials]
     assert states[0] == TrialState.COMPLETE and states[3] == TrialState.FAIL
     assert states[4] in (TrialState.COMPLETE, TrialState.PRUNED)  # the sweep went on after the failure
-    assert "FloatingPointError: non-finite training loss" in fail_reason(study, trials[3])
+    assert "NonFiniteLoss: non-finite training loss" in fail_reason(study, trials[3])
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
     for t in pruned:  # stopped at an evaluation where it was below the median of the complete trials there
@@ -96,7 +99,8 @@ def test_two_workers_resume_to_the_total_and_status(dirs, tmp_path):
     study = load(url, "par")
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
     assert {t.state for t in study.trials} <= FINISHED and budget_used(study.trials) == 4
-    assert {t.user_attrs["experiment"] for t in study.trials} == {f"par-t{i:04d}" for i in range(4)}
+    uid = study.user_attrs["xlexp_uid"]
+    assert {t.user_attrs["experiment"] for t in study.trials} == {f"par-{uid}-t{i:04d}" for i in range(4)}
     assert "best: trial" in second.stdout and "\n  xlexp run model=tiny_random" in second.stdout
     _check_records_match_trials(dirs, study)
     files_before = _record_files(dirs)

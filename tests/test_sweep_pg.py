@@ -41,7 +41,7 @@ def test_four_workers_on_postgres_run_exactly_n_trials(dirs, tmp_path, pg_url):
     files = sorted(runs_dir(dirs["results"]).glob("*.parquet"))
     frames = [pd.read_parquet(f) for f in files]
     assert sorted(int(f["trial"].iloc[0]) for f in frames) == sorted(t.number for t in trials if t.state == TrialState.COMPLETE)
-    assert all(set(f["study"]) == {study_name} for f in frames)
+    assert all(set(f["study"]) == {f"{study_name}@{study.user_attrs['xlexp_uid']}"} for f in frames)
 
     status = cli(dirs, "sweep", "--status", "--storage", url, "--study", study_name)
     assert status.returncode == 0 and "trials 8/8" in status.stdout

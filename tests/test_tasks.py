@@ -81,3 +81,14 @@ def test_real_sib200_reads_when_shared_data_exists():
         pytest.skip("../shared/data not present")
     ex = load_split(load_task("sib200"), "zho_Hant", "test", SHARED_DATA)
     assert len(ex) == 204
+
+
+def test_every_language_of_every_shipped_task_has_a_family_and_a_name():
+    """#20.7: arq had no family while ary had one; 2-letter and treebank codes (en, en_ewt) had none."""
+    from xlexp.results.languages import info
+    from xlexp.tasks.spec import available_tasks, load_task
+
+    missing = {t: [c for c in load_task(t).languages if not info(c).family] for t in available_tasks()}
+    assert not {t: m for t, m in missing.items() if m}
+    assert info("arq").family == info("ary").family == "Afro-Asiatic"
+    assert info("en_ewt").family == "Indo-European" and info("pcm").family == "Creole"

@@ -16,3 +16,10 @@ def unknown_key(key: str, known, where: str, prefix: str = "") -> XlexpError:
     close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
     hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
     return XlexpError(f"unknown key '{prefix}{key}' in {where}{hint} (known: {', '.join(known)})")
+
+
+def debug() -> bool:
+    """``XLEXP_DEBUG=1``: tracebacks too, for failures that otherwise end in one line."""
+    import os
+
+    return os.environ.get("XLEXP_DEBUG", "").strip().lower() not in ("", "0", "false", "no")

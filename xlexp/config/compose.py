@@ -19,11 +19,39 @@ from xlexp.errors import XlexpError
 __all__ = ["CONF_DIR", "compose_config", "register_search_path"]
 
 
+def safe_folder_name(name: str) -> str:
+    """``name`` as one folder name: no path separators, no leading dot (``../../x`` -> ``_.._x``), so a
+    run's Hydra folder ``outputs/<name>/...`` always lands inside ``outputs/``."""
+    import re
+
+    return re.sub(r"[^\w.+=,@-]", "_", str(name)).lstrip(".") or "_"
+
+
+def register_resolvers() -> None:
+    """``${xlexp_safe:${name}}`` (see :func:`safe_folder_name`) and ``${xlexp_uid:}``: a short random id,
+    cached for the process like Hydra's ``now``, so two runs started in the same second with one name
+    get two output folders (and two ``run.log`` files) instead of interleaving one."""
+    import uuid
+
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("xlexp_safe"):
+        OmegaConf.register_new_resolver("xlexp_safe", safe_folder_name)
+    if not OmegaConf.has_resolver("xlexp_groups"):  # the group list of `xlexp run --help`
+        from xlexp.config.paths import group_listing
+
+        OmegaConf.register_new_resolver("xlexp_groups", group_listing)
+    if not OmegaConf.has_resolver("xlexp_uid"):
+        OmegaConf.register_new_resolver("xlexp_uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
+
+
 def register_search_path() -> None:
     """Make every Hydra app whose primary config folder is the package's search ``XLEXP_CONFIG_PATH``
     first. Checks the variable now (a missing folder: one-line XlexpError) and registers the
-    SearchPathPlugin once per process (Hydra ignores a second registration)."""
+    SearchPathPlugin once per process (Hydra ignores a second registration); registers xlexp's
+    resolvers too (the package config's ``hydra.run.dir`` uses them)."""
     user_config_dirs()
+    register_resolvers()
     from hydra.core.plugins import Plugins
 
     from xlexp.config.hydra_plugin import UserConfigFolders

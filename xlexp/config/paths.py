@@ -65,3 +65,12 @@ def list_configs(group: str) -> list[str]:
 def search_path() -> list[str]:
     """The user's folders as Hydra search-path entries (``file://...``), in priority order."""
     return [f"file://{d}" for d in user_config_dirs()]
+
+
+def group_listing() -> str:
+    """``group: option, option`` lines for ``xlexp run --help``: every top-level group of every config
+    folder, without Hydra's own and without the base files the model configs build on (``model/base``),
+    which are not choices."""
+    groups = sorted({d.name for folder in config_dirs() if folder.is_dir() for d in folder.iterdir()
+                     if d.is_dir() and d.name != "hydra" and not d.name.startswith((".", "_"))})
+    return "\n".join(f"{g}: {', '.join(n for n in list_configs(g) if not n.startswith('_'))}" for g in groups)

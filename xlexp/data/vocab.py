@@ -74,10 +74,12 @@ def trim_embeddings(encoder: nn.Module, trim: VocabTrim) -> None:
     index = torch.from_numpy(trim.kept.astype(np.int64))
     pad = getattr(encoder.config, "pad_token_id", None)
     new_pad = int(trim.old_to_new[pad]) if pad is not None and 0 <= pad < trim.original_size else None
-    new = nn.Embedding(len(index), old.embedding_dim, padding_idx=new_pad, dtype=old.weight.dtype,
-                       device=old.weight.device)
+    # built from the kept rows directly (``_weight``): a fresh nn.Embedding would first initialise
+    # itself randomly, drawing from the global RNG in proportion to the kept vocabulary, so adding a
+    # target language would change the dropout masks and with them the trained source model
     with torch.no_grad():
-        new.weight.copy_(old.weight[index.to(old.weight.device)])
+        rows = old.weight[index.to(old.weight.device)].detach().clone()
+    new = nn.Embedding(len(index), old.embedding_dim, padding_idx=new_pad, _weight=rows)
     new.weight.requires_grad_(old.weight.requires_grad)
     encoder.set_input_embeddings(new)
     get_out = getattr(encoder, "get_output_embeddings", None)

@@ -16,8 +16,14 @@ from xlexp.engine import distributed
 from xlexp.data.tokenized import TokenizedSplit, collate, train_batches
 from xlexp.errors import XlexpError
 from xlexp.engine.predict import autocast
+from xlexp.models.span import span_loss
 
 log = logging.getLogger(__name__)
+
+class NonFiniteLoss(XlexpError, FloatingPointError):
+    """Training diverged (NaN/inf loss): a setting the user can change, so one line and no traceback;
+    the unit leaves no records (nothing was written yet)."""
+
 
 @dataclass
 class TrainSettings:
@@ -32,6 +38,7 @@ class TrainSettings:
     # torch.compile the training forward: True = default mode with dynamic shapes (batches are padded
     # per batch); or a torch.compile mode, e.g. "reduce-overhead" (CUDA graphs: one per batch shape)
     compile: bool | str = False
+    sampling: str = "uniform"   # uniform | balanced: draw examples with probability 1 / (count of their class)
 
     def steps_per_epoch(self, n_examples: int) -> int:
         """Optimizer steps per epoch."""
@@ -101,6 +108,11 @@ def train(
     optimizer = build_optimizer(model, opt)
     scheduler = linear_schedule(optimizer, int(float(opt.warmup_ratio) * total), total)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(opt.label_smoothing))
+    counts = class_counts(train_split)
+    if opt.class_weights == "balanced":
+        loss_fn.weight = torch.from_numpy(balanced_weights(counts)).to(device)
+    if settings.sampling == "balanced":
+        sample_weights = balanced_sampling(train_split, counts, sample_weights)
     grad_clip = opt.grad_clip
     world = distributed.info()
     net = distributed.wrap(model, device)  # DDP under torchrun; the model itself otherwise
@@ -122,7 +134,9 @@ def train(
         pending = None
         value = loss_t.item()
         if not math.isfinite(value):
-            raise FloatingPointError(f"non-finite training loss at step {done_step} (lr {lr:.2e})")
+            raise NonFiniteLoss(f"non-finite training loss at step {done_step} (lr {lr:.2e}): training diverged; "
+                                f"lower optimizer.lr, set optimizer.grad_clip=1.0 or warmup (optimizer.warmup_ratio=0.1), "
+                                f"or try trainer.precision=fp32")
         running.append(value)
         if on_step:
             on_step(done_step, value, lr)
@@ -144,11 +158,15 @@ def train(
                     batch = collate(train_split, idx, pad_id)
                     with autocast(device, settings.precision):
                         logits = net(to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device))
-                    # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
-                    loss = nn.functional.cross_entropy(
-                        logits.float().reshape(-1, logits.shape[-1]), to_device(batch["labels"], device).reshape(-1),
-                        reduction="sum", label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
-                    ) / max(count, 1)
+                    if train_split.offsets is not None:  # extractive QA: (B, T, 2) start/end logits, (B, 2) positions
+                        loss = span_loss(logits, to_device(batch["labels"], device)) / max(count, 1)
+                    else:
+                        # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
+                        loss = nn.functional.cross_entropy(
+                            logits.float().reshape(-1, logits.shape[-1]), to_device(batch["labels"], device).reshape(-1),
+                            reduction="sum", label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
+                            weight=_weight(loss_fn, logits),
+                        ) / max(count, 1)
                     part = loss.detach()
                 loss.backward()
                 batch_loss += part
@@ -171,6 +189,44 @@ def train(
     result.steps = step
     result.train_loss = float(np.mean(running[-steps_per_epoch:])) if running else float("nan")
     return result
+
+
+def class_counts(split: TokenizedSplit) -> np.ndarray:
+    """Training examples (sentence tasks) or labelled words (token tasks) per class id."""
+    if getattr(split, "offsets", None) is not None:  # span extraction: no classes
+        return np.zeros(0, dtype=np.int64)
+    labels = split.labels if split.token_labels is None else np.concatenate(split.token_labels or [np.zeros(0, np.int64)])
+    labels = np.asarray(labels)
+    labels = labels[labels >= 0]
+    return np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
+
+
+def balanced_weights(counts: np.ndarray) -> np.ndarray:
+    """Cross-entropy class weights n / (classes x count): 1 on average over the training examples, so the
+    loss keeps its scale; a class absent from the training split gets weight 0 (it never occurs)."""
+    present = counts > 0
+    weights = np.zeros(len(counts), dtype=np.float32)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
+
+
+def balanced_sampling(split: TokenizedSplit, counts: np.ndarray, base: np.ndarray | None) -> np.ndarray:
+    """Per-example draw probabilities 1 / count(class), times ``base`` (multi-source sampling) if given."""
+    if split.token_labels is not None or getattr(split, "offsets", None) is not None:
+        raise XlexpError("data.sampling=balanced needs one label per example; this task labels words or spans: "
+                         "use optimizer.class_weights=balanced instead")
+    weights = 1.0 / counts[np.asarray(split.labels)]
+    if base is not None:
+        weights = weights * np.asarray(base)
+    return weights / weights.sum()
+
+
+def _weight(loss_fn: nn.CrossEntropyLoss, logits: torch.Tensor) -> torch.Tensor | None:
+    """The class weights padded to the head's number of classes (labels absent from the train split)."""
+    w = loss_fn.weight
+    if w is None or len(w) == logits.shape[-1]:
+        return w
+    return torch.nn.functional.pad(w, (0, logits.shape[-1] - len(w)))
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -197,9 +253,15 @@ def _ddp_batch_loss(net: nn.Module, split: TokenizedSplit, idx: np.ndarray, pad_
     batch = collate(split, idx[:1] if empty else part, pad_id)
     with autocast(device, precision):
         logits = net(to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device))
-    labels = to_device(batch["labels"], device).reshape(-1)
-    total = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels, reduction="sum",
-                                        label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index)
+    if split.offsets is not None:  # extractive QA: one (start, end) pair per window
+        labels = to_device(batch["labels"], device)
+        total = span_loss(logits, labels)
+        labels = labels[:, 0]
+    else:
+        labels = to_device(batch["labels"], device).reshape(-1)
+        total = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels, reduction="sum",
+                                            label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
+                                            weight=_weight(loss_fn, logits))
     if empty:
         total = total * 0.0
     count = torch.tensor(0.0 if empty else float((labels != loss_fn.ignore_index).sum()), device=device)

@@ -10,7 +10,10 @@ checkpoints exist as distinct best steps. ``last`` is the model in memory when t
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +41,9 @@ class CheckpointKeeper:
                 self.best[key] = (score, step)
         needed = {s for _, s in self.best.values()}
         if step in needed and step not in self.saved:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            if not self.directory.exists():
+                self.directory.mkdir(parents=True, exist_ok=True)
+                (self.directory / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
             # only what training changes: with frozen parts or LoRA a checkpoint is a fraction of the model
             torch.save(trainable_state(model), self._file(step))
             self.saved.add(step)
@@ -61,6 +66,48 @@ class CheckpointKeeper:
 
     def _file(self, step: int) -> Path:
         return self.directory / f"step-{step:07d}.pt"
+
+
+OWNER_FILE = ".owner"   # "<host> <pid>" of the run that keeps checkpoints in this folder
+UNOWNED_MAX_AGE_S = 24 * 3600
+
+
+def remove_orphans(root: Path) -> list[Path]:
+    """Delete checkpoint folders whose run is gone (killed with -9, the node rebooted): their owner
+    process no longer exists on this host, or (folders of older versions, without an owner file) they
+    are untouched for a day. A killed run with a real encoder leaves hundreds of MB per unit."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    host = socket.gethostname()
+    for folder in root.iterdir():
+        if not folder.is_dir():
+            continue
+        try:
+            owner = (folder / OWNER_FILE).read_text().split()
+        except OSError:
+            owner = []
+        try:
+            if len(owner) == 2:
+                if owner[0] != host or _alive(int(owner[1])):
+                    continue      # another machine's run (shared cache), or still running here
+            elif time.time() - folder.stat().st_mtime < UNOWNED_MAX_AGE_S:
+                continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def steps_by_rule(keeper: CheckpointKeeper, targets: tuple[str, ...], final_step: int,

@@ -25,9 +25,10 @@ from xlexp.data.vocab import VocabTrim, count_parameters, trim_embeddings
 from xlexp.engine.hardware import peak_memory_mb
 from xlexp.engine.loop import TrainSettings
 from xlexp.engine.predict import compute_metrics, predict
+from xlexp.engine.qa import QAPredictions, predict_answers, qa_metrics
 from xlexp.experiment.plan import Plan, TrainingUnit
 from xlexp.models import finetune
-from xlexp.models.encoders import load_classifier, load_encoder
+from xlexp.models.encoders import load_classifier, load_encoder, load_span_model
 from xlexp.results.languages import normalize_tag
 from xlexp.results.store import Record, git_commit, now_iso
 from xlexp.tasks.spec import TaskSpec, load_split
@@ -43,6 +44,12 @@ def seed_everything(seed: int) -> None:
 
 
 def subsample(split: TokenizedSplit, limit: int | None, seed: int) -> TokenizedSplit:
+    if split.offsets is not None:  # QA: ``limit`` questions with all their windows
+        ids = np.unique(split.example_ids)
+        if limit is None or limit >= len(ids):
+            return split
+        keep = np.sort(np.random.default_rng(seed).permutation(ids)[:limit])
+        return split.subset(np.flatnonzero(np.isin(split.example_ids, keep)))
     if limit is None or limit >= len(split):
         return split
     idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:limit])
@@ -55,7 +62,8 @@ def training_texts(spec: TaskSpec, plan: Plan, data_dir: Path, source: str) -> l
     split = "train" if spec.trains else "test"  # retrieval has no training data
     for lang in plan.languages:
         if spec.has_split(lang, split, data_dir, source):
-            for e in load_split(spec, lang, split, data_dir, source):
+            # a target-only language's train split is read for the vocabulary only: empty is fine there
+            for e in load_split(spec, lang, split, data_dir, source, allow_empty=(lang, split) not in plan.needs):
                 texts.extend(t for t in (e.text, e.text_pair, " ".join(e.tokens)) if t)
     return texts
 
@@ -67,13 +75,17 @@ class RunHooks:
     ``on_eval(unit, step, metrics)`` gets every dev evaluation (``metrics[lang][metric]``) and may
     raise to stop the run (e.g. ``optuna.TrialPruned``); ``tags`` are written into every record
     (``study``, ``trial``); ``run_id`` is filled in when the run starts; ``show_matrix=False`` keeps
-    the end-of-run matrix off the terminal (a sweep trial prints its trial line only).
+    the end-of-run matrix off the terminal (a sweep trial prints its trial line only); ``records_dir``
+    sends the record files elsewhere (see :func:`xlexp.results.pending.promote`).
     """
 
     on_eval: Callable[[TrainingUnit, int, dict[str, dict[str, float]]], None] | None = None
     tags: dict[str, object] = field(default_factory=dict)
     run_id: str | None = None
     show_matrix: bool = True
+    # where the run's record and prediction files go instead of ``paths.results_dir`` (a sweep trial
+    # writes to a pending folder that only a COMPLETE trial promotes into the store)
+    records_dir: Path | None = None
 
 
 @dataclass
@@ -108,7 +120,10 @@ class RunContext:
         """The task model as configured: encoder (+ checkpoint), trimmed vocabulary, frozen parts or
         LoRA, gradient checkpointing; on the run's device."""
         m = self.settings.model
-        model = load_classifier(m, self.model_path, len(self.spec.labels), token_level=self.spec.token_level)
+        if self.spec.type == "extractive_qa":
+            model = load_span_model(m, self.model_path)
+        else:
+            model = load_classifier(m, self.model_path, len(self.spec.labels), token_level=self.spec.token_level)
         if self.trim is not None:
             trim_embeddings(model.encoder, self.trim)
         model = finetune.prepare(model, m).to(self.device)
@@ -133,7 +148,7 @@ class RunContext:
             epochs=epochs or s.trainer.epochs, batch_size=batch_size or s.data.batch_size,
             eval_batch_size=s.data.eval_batch_size, group_by_length=s.data.group_by_length,
             eval_every=s.trainer.eval_every, precision=self.precision, seed=seed,
-            grad_accum_steps=s.trainer.grad_accum_steps, compile=s.trainer.compile,
+            grad_accum_steps=s.trainer.grad_accum_steps, compile=s.trainer.compile, sampling=s.data.sampling,
         )
 
     def split(self, lang: str, name: str, seed: int) -> TokenizedSplit:
@@ -141,6 +156,11 @@ class RunContext:
         return subsample(self.cache.get(lang, name), d.max_train_examples if name == "train" else d.max_eval_examples, seed)
 
     def score(self, model, split: TokenizedSplit) -> tuple[np.ndarray, dict[str, float]]:
+        if split.offsets is not None:  # extractive QA: best span per question, EM/F1 (xlexp.engine.qa)
+            o = self.spec.options
+            answers = predict_answers(model, split, self.settings.data.eval_batch_size, self.pad_id, self.device,
+                                      self.precision, int(o["n_best"]), int(o["max_answer_length"]))
+            return answers, qa_metrics(answers, self.spec.metrics)
         preds = predict(model, split, self.settings.data.eval_batch_size, self.pad_id, self.device, self.precision)
         return preds, compute_metrics(preds, split, self.spec.metrics, self.spec.labels)
 
@@ -164,7 +184,7 @@ class UnitOutput:
                 target_tag=ctx.spec.tags.get(target) or normalize_tag(target),
                 split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
                 config_hash=ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
-                shot_set=shot_set, step=step, finetune=s.model.finetune, precision=ctx.precision,
+                shot_set=shot_set, step=step, finetune=s.model.finetune, precision=ctx.precision, family=s.model.family,
                 **ctx.model_info, **ctx.hooks.tags,
             ))
 
@@ -175,8 +195,17 @@ class UnitOutput:
 
     def add_test(self, target: str, test: TokenizedSplit, preds: np.ndarray, metrics: dict[str, float],
                  selection: str, step: int | None, k: int | None = None, shot_set: int | None = None) -> None:
-        n = len(set(test.example_ids.tolist())) if test.token_labels is not None else len(test)
+        windowed = test.token_labels is not None or test.offsets is not None
+        n = len(set(test.example_ids.tolist())) if windowed else len(test)
         self.add(target, "test", metrics, n, selection, step, k, shot_set)
+        if isinstance(preds, QAPredictions):  # one row per question: the answer and its EM/F1
+            self.predictions.append(pd.DataFrame({
+                "experiment": self.ctx.settings.experiment, "run_id": self.ctx.run_id, "source": self.unit.source,
+                "target": target, "split": "test", "selection": selection, "seed": self.unit.seed, "k": k,
+                "shot_set": shot_set, "example": preds.example_ids, "label": -1, "pred": -1,
+                "pred_text": preds.texts, "exact_match": preds.exact_match, "f1": preds.f1,
+            }))
+            return
         if test.token_labels is not None:
             return  # per-example predictions are kept for sentence tasks (paired bootstrap) only
         self.predictions.append(pd.DataFrame({

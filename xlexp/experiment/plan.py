@@ -14,9 +14,9 @@ exists, before any work.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Mapping, Protocol
 
 from xlexp.config.schema import RegimeSettings
 from xlexp.errors import XlexpError
@@ -46,7 +46,7 @@ class UnitSource(Protocol):
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]: ...
 
-    def needs(self, unit: TrainingUnit) -> dict[tuple[str, str], str]: ...
+    def needs(self, unit: TrainingUnit, settings: RegimeSettings) -> dict[tuple[str, str], str]: ...
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class Plan:
     sources: tuple[str, ...]
     targets: tuple[str, ...]
     units: tuple[TrainingUnit, ...]
+    # every (language, split) the units read, with why: read and validated before any training, and
+    # the only splits that may be required (an empty split nobody reads is ignored)
+    needs: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -88,6 +91,9 @@ def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Pa
         return ()
     if setting in ("all", "auto"):
         with_dev = tuple(t for t in targets if spec.has_split(t, "dev", data_dir, data_source))
+        if len(with_dev) < len(targets):
+            log.info("target(s) %s have no dev split: no target_dev rule for them (source_dev and last only)",
+                     [t for t in targets if t not in with_dev])
         if setting == "auto" and len(with_dev) > AUTO_DEV_TARGETS:
             log.info("regime.dev_targets=auto: %d targets have dev splits, more than %d, so target dev splits are "
                      "not watched (no target_dev rule); set regime.dev_targets=all or a list to watch them",
@@ -105,6 +111,11 @@ def make_plan(regime: UnitSource, settings: RegimeSettings, sources, targets, sp
               data_source: str = "auto", seeds: tuple[int, ...] = (42,)) -> Plan:
     """The units of ``regime`` for these languages and seeds, checked against the data on disk."""
     tgt = expand_languages(targets, spec, "targets")
+    if targets == "all":  # languages that by the task's own layout have no test split are sources only (QA)
+        no_test = [t for t in tgt if spec.kind.file_split(spec, t, "test") is None]
+        if no_test:
+            log.info("langpair.targets=all: %s have no test split in task '%s' (sources only)", no_test, spec.name)
+            tgt = tuple(t for t in tgt if t not in no_test)
     watch = _dev_targets(settings.dev_targets, tgt, spec, data_dir, data_source)
     if not spec.trains:  # retrieval: nothing to train; one row named by the pivot language
         if regime.name != "zero_shot":
@@ -115,24 +126,30 @@ def make_plan(regime: UnitSource, settings: RegimeSettings, sources, targets, sp
         src = expand_languages(sources, spec, "sources") if regime.takes_sources else None
         units = regime.units(settings, src, tgt, watch, tuple(seeds))
         src = src if src is not None else tgt
-    plan = Plan(regime.name, src, tgt, tuple(units))
-    _check_splits(plan, spec, data_dir, data_source, regime if spec.trains else None)
+    plan = Plan(regime.name, src, tgt, tuple(units), _needs(units, regime if spec.trains else None, settings))
+    _check_splits(plan, spec, data_dir, data_source)
     return plan
 
 
-def _check_splits(plan: Plan, spec: TaskSpec, data_dir: Path, data_source: str, regime: UnitSource | None) -> None:
-    """Fail before training if a split the plan needs does not exist."""
+def _needs(units: list[TrainingUnit], regime: UnitSource | None, settings: RegimeSettings) -> dict[tuple[str, str], str]:
     needs: dict[tuple[str, str], str] = {}
-    for unit in plan.units:
+    for unit in units:
         for lang in unit.train_languages:
             needs.setdefault((lang, "train"), f"source '{unit.source}' trains on it")
         for lang in unit.select_languages:
             needs.setdefault((lang, "dev"), "checkpoint selection uses it")
+        for lang in unit.dev_targets:
+            needs.setdefault((lang, "dev"), "the target_dev rule watches it")
         for t in unit.targets:
             needs.setdefault((t, "test"), "it is a target")
-        for key, why in (regime.needs(unit) if regime is not None else {}).items():
+        for key, why in (regime.needs(unit, settings) if regime is not None else {}).items():
             needs.setdefault(key, why)
-    for (lang, split), why in needs.items():
+    return needs
+
+
+def _check_splits(plan: Plan, spec: TaskSpec, data_dir: Path, data_source: str) -> None:
+    """Fail before training if a split the plan needs does not exist."""
+    for (lang, split), why in plan.needs.items():
         if not spec.has_split(lang, split, data_dir, data_source):
             where = spec.local_path(lang, split, data_dir)
             raise XlexpError(

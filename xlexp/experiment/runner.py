@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from dataclasses import asdict
 
 import pandas as pd
@@ -25,13 +26,14 @@ from xlexp.data.tokenized import TokenCache
 from xlexp.data.vocab import VocabTrim, plan_trim
 from xlexp.engine import distributed
 from xlexp.engine.hardware import peak_memory_mb, resolve_device, resolve_precision
+from xlexp.engine.selection import remove_orphans
 from xlexp.errors import XlexpError
 from xlexp.experiment import classical, regimes, retrieval
 from xlexp.experiment.context import RunContext, RunHooks, UnitOutput, seed_everything, training_texts
 from xlexp.experiment.plan import Plan, TrainingUnit, make_plan
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
-from xlexp.results.store import new_run_id, run_config_hash, without_run_noise, write_predictions, write_records
-from xlexp.tasks.spec import TaskSpec
+from xlexp.results.store import check_writable, new_run_id, run_config_hash, without_run_noise, write_predictions, write_records
+from xlexp.tasks.spec import TaskSpec, load_split
 from xlexp.tracking.base import NullTracker, check_tracker_config, make_tracker
 from xlexp.views import console
 from xlexp.views.progress import progress_bar, progress_enabled
@@ -61,16 +63,25 @@ def resolve_settings(cfg: DictConfig) -> Settings:
     return settings
 
 
-def trim_vocabulary(ctx: RunContext) -> VocabTrim:
-    """Keep the ids of every split of every plan language (and the specials); renumber the cache."""
-    splits = []
-    s = ctx.settings
-    for lang in ctx.plan.languages:
-        for split in ("train", "dev", "test"):
-            if ctx.spec.has_split(lang, split, s.paths.data_dir, s.data.source):
-                splits.append(ctx.cache.get(lang, split))
-                if not ctx.spec.trains:
-                    splits.append(ctx.cache.get(lang, split, side="pivot"))
+def read_needed_splits(ctx: RunContext) -> list:
+    """Read, validate and (for encoders) tokenize every split the plan needs, before any training: a
+    bad row in a target's test file fails in seconds with its file and line, not after hours of
+    training. Cached, so the units read them again for free."""
+    started, s, out = time.perf_counter(), ctx.settings, []
+    for lang, split in ctx.plan.needs:
+        if ctx.cache is None:  # classical models read the rows themselves: validate them here
+            load_split(ctx.spec, lang, split, s.paths.data_dir, s.data.source)
+            continue
+        out.append(ctx.cache.get(lang, split))
+        if not ctx.spec.trains:
+            out.append(ctx.cache.get(lang, split, side="pivot"))
+    log.info("read and checked %d split(s) of %d language(s) before training in %.1fs", len(ctx.plan.needs),
+             len({lang for lang, _ in ctx.plan.needs}), time.perf_counter() - started)
+    return out
+
+
+def trim_vocabulary(ctx: RunContext, splits: list) -> VocabTrim:
+    """Keep the ids of every split the plan reads (and the specials); renumber the cache."""
     tokenizer = ctx.cache.tokenizer
     trim = plan_trim(splits, tokenizer, max(len(tokenizer), max(tokenizer.all_special_ids) + 1))
     ctx.cache.remap(trim.old_to_new)
@@ -98,6 +109,7 @@ def _model_and_cache(s: Settings, spec: TaskSpec, plan: Plan) -> tuple[str, Toke
 
 def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     s = resolve_settings(cfg)
+    check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir)  # before any work
     spec = TaskSpec.from_config(s.task)
     regime = regimes.get(s.regime.name)
     plan = make_plan(regime, s.regime, s.langpair.sources, s.langpair.targets, spec, s.paths.data_dir, s.data.source,
@@ -119,10 +131,15 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     ctx.hooks.run_id = ctx.run_id
     log.info("run %s: experiment %s, model %s (%s) on %s, precision %s; results -> %s", ctx.run_id, s.experiment,
              s.model.name, model_path, device, ctx.precision, s.paths.results_dir.resolve())
+    if distributed.is_main():
+        for folder in remove_orphans(s.paths.cache_dir / "checkpoints"):
+            log.info("removed checkpoints of a run that no longer exists: %s", folder)
+    needed = read_needed_splits(ctx)
     if cache is not None and s.model.trim_vocab:
-        ctx.trim = trim_vocabulary(ctx)
+        ctx.trim = trim_vocabulary(ctx, needed)
 
     files, records = [], []
+    out_dir = ctx.hooks.records_dir or s.paths.results_dir
     with progress_bar(progress_enabled(s.trainer.progress) and distributed.is_main()) as progress:
         ctx.progress = progress
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
@@ -135,8 +152,8 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
             records.extend(out.records)
             if distributed.is_main():  # under torchrun every rank holds the same records; rank 0 writes them
                 if out.predictions:
-                    write_predictions(pd.concat(out.predictions, ignore_index=True), s.paths.results_dir, stem)
-                files.append(write_records(out.records, s.paths.results_dir, stem))  # last: a file = a finished unit
+                    write_predictions(pd.concat(out.predictions, ignore_index=True), out_dir, stem)
+                files.append(write_records(out.records, out_dir, stem))  # last: a file = a finished unit
             ctx.tracker.log_records(out.records)
             ctx.tracker.finish_unit()
             log.info("unit %d/%d (source %s, seed %d) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
@@ -149,7 +166,7 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == s.regime.selection)]
     objective = float(chosen["value"].mean())
     log.info("records: %d file(s) under %s (run id %s); mean test %s (%s) = %.4f; peak memory %.0f MiB", len(files),
-             s.paths.results_dir.resolve() / "runs", ctx.run_id, spec.primary_metric, s.regime.selection,
+             Path(out_dir).resolve() / "runs", ctx.run_id, spec.primary_metric, s.regime.selection,
              objective, peak_memory_mb(device))
     return objective
 
@@ -163,6 +180,10 @@ def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index:
         classical.run_unit(ctx, unit, index, out)
     elif not ctx.spec.trains:
         retrieval.run_unit(ctx, unit, index, out)
+    elif ctx.spec.type == "generation" and getattr(regime, "trains", True):  # regime=icl scores without training
+        from xlexp.experiment import generation
+
+        generation.run_unit(ctx, unit, index, out)
     else:
         regime.run_unit(ctx, unit, index, out)
     return out

@@ -29,6 +29,17 @@ log = logging.getLogger(__name__)
 Weights = Callable[[list[int]], np.ndarray | None]
 
 
+def single_class(preds, split: TokenizedSplit, spec) -> str | None:
+    """The one label a sentence-level model predicts for a whole dev split whose gold labels have
+    several classes (a collapse to the majority class), else None."""
+    if spec.token_level or getattr(split, "offsets", None) is not None or not spec.labels:
+        return None
+    preds = np.asarray(preds)
+    if preds.ndim != 1 or len(preds) < 2 or len(np.unique(split.labels)) < 2 or len(np.unique(preds)) != 1:
+        return None
+    return str(spec.labels[int(preds[0])])
+
+
 def train_unit(ctx: RunContext, unit: TrainingUnit, index: int, model: nn.Module, out: UnitOutput,
                k: int | None = None, weights: Weights | None = None,
                keep: Callable[[CheckpointKeeper], None] | None = None) -> None:
@@ -57,8 +68,13 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
     settings = ctx.train_settings(unit.seed)
     primary = spec.primary_metric
 
+    collapsed: dict[int, list[tuple[str, str]]] = {}  # step -> [(source dev language, the one label predicted)]
+
     def on_eval(step: int, epoch: float) -> None:
-        metrics = {lang: ctx.score(model, dev)[1] for lang, dev in dev_sets.items()}
+        scored = {lang: ctx.score(model, dev) for lang, dev in dev_sets.items()}
+        metrics = {lang: m for lang, (_, m) in scored.items()}
+        collapsed[step] = [(lang, one) for lang in unit.select_languages
+                           if (one := single_class(scored[lang][0], dev_sets[lang], spec)) is not None]
         scores = {"source_dev": float(np.mean([metrics[lang][primary] for lang in unit.select_languages]))}
         scores |= {target_key(t): metrics[t][primary] for t in unit.dev_targets}
         keeper.observe(step, scores, model)
@@ -82,6 +98,10 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
     ctx.progress.remove_task(bar)
     log.info("source %s: best source dev %s %.4f at step %d of %d", unit.source, primary,
              keeper.best["source_dev"][0], keeper.step_for("source_dev"), result.steps)
+    for lang, label in collapsed.get(keeper.step_for("source_dev"), []):
+        log.warning("source %s (seed %d): the selected model predicts only '%s' on the %s dev split (the gold labels have "
+                    "several classes): training collapsed to one class; try a lower optimizer.lr, "
+                    "optimizer.class_weights=balanced or data.sampling=balanced", unit.source, unit.seed, label, lang)
 
     # the final model is in memory: test 'last' first, then load each other chosen checkpoint once
     cells = steps_by_rule(keeper, unit.targets, result.steps, set(unit.dev_targets))

@@ -38,6 +38,10 @@ def resolve_model_path(model_cfg: EncoderSettings, cache_dir: Path, texts: Itera
     if source == "tiny_random":
         if texts is None:
             raise XlexpError("model source tiny_random needs the task's training text to build its tokenizer")
+        if model_cfg.family in ("decoder", "seq2seq"):  # tiny random Qwen2/Llama or T5 (xlexp.models.decoders)
+            from xlexp.models.decoders import build_tiny_random_lm
+
+            return str(build_tiny_random_lm(model_cfg, list(texts), Path(cache_dir), seed, wordpiece_vocab))
         return str(build_tiny_random(model_cfg, list(texts), Path(cache_dir), seed))
     if source in ("hub", "local"):
         if not model_cfg.path:
@@ -64,9 +68,14 @@ def load_tokenizer(model_cfg: EncoderSettings, path: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=_offline(model_cfg), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=_offline(model_cfg), trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise _load_error(model_cfg, path, e) from None
+    if model_cfg.family in ("decoder", "seq2seq"):  # pad token where there is none, padding side
+        from xlexp.models.decoders import prepare_tokenizer
+
+        tokenizer = prepare_tokenizer(tokenizer, model_cfg)
+    return tokenizer
 
 
 class SequenceClassifier(nn.Module):
@@ -114,11 +123,36 @@ class TokenClassifier(nn.Module):
 
 
 def load_classifier(model_cfg: EncoderSettings, path: str, num_labels: int, token_level: bool = False) -> nn.Module:
+    if model_cfg.family in ("decoder", "seq2seq"):  # last-token pooling on a decoder backbone (xlexp.models.decoders)
+        from xlexp.models import decoders
+
+        try:
+            return decoders.load_classifier(model_cfg, path, num_labels, token_level, _offline(model_cfg))
+        except (OSError, ValueError) as e:
+            raise _load_error(model_cfg, path, e) from None
     encoder = load_encoder(model_cfg, path)
     head_dropout = getattr(encoder.config, "hidden_dropout_prob", 0.1)
     if token_level:
         return TokenClassifier(encoder, num_labels, head_dropout)
     return SequenceClassifier(encoder, num_labels, model_cfg.pooling, head_dropout)
+
+
+def load_language_model(model_cfg: EncoderSettings, path: str) -> nn.Module:
+    """A decoder or seq2seq model with its LM head (in-context transfer, generation tasks)."""
+    from xlexp.models import decoders
+
+    try:
+        return decoders.load_lm(model_cfg, path, _offline(model_cfg))
+    except (OSError, ValueError) as e:
+        raise _load_error(model_cfg, path, e) from None
+
+
+def load_span_model(model_cfg: EncoderSettings, path: str) -> nn.Module:
+    """Encoder + extractive-QA span head (:class:`xlexp.models.span.SpanHead`)."""
+    from xlexp.models.span import SpanHead
+
+    encoder = load_encoder(model_cfg, path)
+    return SpanHead(encoder, getattr(encoder.config, "hidden_dropout_prob", 0.1))
 
 
 def load_encoder(model_cfg: EncoderSettings, path: str) -> nn.Module:

@@ -40,7 +40,7 @@ def prepare(classifier: nn.Module, model_cfg: EncoderSettings) -> nn.Module:
         for layer in layers[:n_layers]:
             for p in layer.parameters():
                 p.requires_grad_(False)
-    if model_cfg.peft == "lora":
+    if model_cfg.peft in ("lora", "qlora"):
         classifier.encoder = _lora(encoder, model_cfg)
     return classifier
 
@@ -48,14 +48,14 @@ def prepare(classifier: nn.Module, model_cfg: EncoderSettings) -> nn.Module:
 def _lora(encoder: nn.Module, model_cfg: EncoderSettings) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
+    from xlexp.models.peft_setup import lora_targets, prepare_kbit
+
     lora = model_cfg.lora
-    names = {n.rsplit(".", 1)[-1] for n, m in encoder.named_modules() if isinstance(m, nn.Linear)}
-    missing = [t for t in lora.target_modules if t not in names]
-    if missing:
-        raise XlexpError(f"model.lora.target_modules {missing} are not linear layers of '{model_cfg.name}'; "
-                         f"its linear layers are named {sorted(names)}")
+    targets = lora_targets(encoder, lora.target_modules, model_cfg.name)  # [auto]: from the architecture
+    if model_cfg.peft == "qlora":  # 4-bit base weights (loaded so by xlexp.models.decoders)
+        encoder = prepare_kbit(encoder, model_cfg.gradient_checkpointing)
     config = LoraConfig(r=int(lora.r), lora_alpha=int(lora.alpha), lora_dropout=float(lora.dropout),
-                        target_modules=list(lora.target_modules), bias="none")
+                        target_modules=targets, bias="none")
     # frozen base weights: only the adapters (and, outside the encoder, the task head) train
     return get_peft_model(encoder, config)
 

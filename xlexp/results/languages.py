@@ -45,24 +45,36 @@ def display_name(code: str) -> str:
 
 _AN, _IE, _AA, _AC = "Austronesian", "Indo-European", "Afro-Asiatic", "Atlantic-Congo"
 _FAMILY_GROUPS: dict[str, str] = {
-    _AN: "ace ban bbc bjn bug ind jav mad min nij sun zsm msa tgl fil ceb ilo war pag plt mlg mri smo fij tet haw",
+    _AN: ("ace ban bbc bjn bug ind jav mad min nij sun zsm msa tgl fil ceb ilo war pag plt mlg mri smo fij tet haw "
+          "cha dtp kzj max pam"),
     _IE: ("eng deu nld afr dan swe nob nno nor isl fao ltz ydd yid fra spa por ita cat glg oci ron lat scn srd "
           "lij lmo fur vec ast rus ukr bel pol ces slk slv hrv srp bos bul mkd lit lvs lav ltg ell gle gla cym "
+          "ang cor csb dsb hsb fry gsw swg nds lim szl orv pms kur "
           "bre hye sqi als hin urd ben mar guj pan pnb asm ory npi nep sin snd kas mai bho mag awa hne san "
           "pes fas prs tgk kmr ckb pbt pus oss"),
-    _AA: "arb ara acm acq aeb ajp apc ars ary arz heb amh tir som hau mlt kab tzm taq gaz orm",
-    "Sino-Tibetan": "zho cmn yue mya bod dzo mni",
+    _AA: "arb ara acm acq aeb ajp apc ars ary arq arz heb amh tir som hau mlt kab tzm taq gaz orm ber",
+    "Sino-Tibetan": "zho cmn yue wuu mya bod dzo mni kac lus",
     "Turkic": "tur azj azb aze kaz uzn uzb kir tat bak uig tuk crh chv",
     "Dravidian": "tam tel kan mal",
-    "Uralic": "fin est hun sme",
+    "Uralic": "fin est hun sme mhr",
     "Austroasiatic": "vie khm sat",
     "Tai-Kadai": "tha lao shn",
     "Japonic": "jpn",
     "Koreanic": "kor",
     "Kartvelian": "kat",
-    "Mande": "bam dyu",
+    "Mande": "bam dyu nqo",
     _AC: ("swh swa zul xho kin run lug lin sna nya tsn sot nso ssw tso ven kik kam lua kon kmb umb bem "
-          "yor ibo ewe fon twi aka mos wol fuv ful bbj"),
+          "yor ibo ewe fon twi aka mos wol fuv ful bbj cjk kbp sag tum"),
+    "Nilotic": "luo dik nus",
+    "Mongolic-Khitan": "mon khk",
+    "Saharan": "knc",
+    "Aymaran": "ayr",
+    "Quechuan": "quy",
+    "Tupian": "grn",
+    "Basque": "eus",   # an isolate: Glottolog's family of one
+    # not genealogical families, but how Glottolog groups them (rather than a blank)
+    "Creole": "pcm hat kea pap tpi cbk",
+    "Artificial Language": "epo ido ile ina lfn nov tzl",
 }
 FAMILIES: dict[str, str] = {code: fam for fam, codes in _FAMILY_GROUPS.items() for code in codes.split()}
 
@@ -95,8 +107,16 @@ def script_of(code: str) -> str:
         return ""
 
 
+@lru_cache(maxsize=4096)
 def family_of(code: str) -> str:
-    return FAMILIES.get(_base(code), "")
+    """Top-level family from the table, by the code's ISO 639-3 form (``en``, ``en_ewt`` -> ``eng``)."""
+    base = _base(code)
+    if base in FAMILIES:
+        return FAMILIES[base]
+    try:
+        return FAMILIES.get(langcodes.Language.get(base).to_alpha3(), "")
+    except Exception:  # not a language code langcodes knows: no family rather than a guess
+        return ""
 
 
 @lru_cache(maxsize=4096)

@@ -394,3 +394,13 @@ def config_cells(df: pd.DataFrame, experiment: str, config_hash: str, metric: st
     sub = df[(df["experiment"] == experiment) & (df["config_hash"] == config_hash) & (df["split"] == "test")
              & (df["metric"] == metric) & (df["selection"] == selection) & df["k"].map(k_value).isna()]
     return latest(sub).groupby(["source", "target"], as_index=False, sort=False)["value"].mean()
+
+
+# ---- predicted cells (``xlexp predict``): kept apart from the records ------------------------------
+
+def predicted_cells(results_dir: Path | str, experiment: str, metric: str) -> pd.DataFrame:
+    """The predicted (never measured) cells of one experiment's matrix: source, target, value, low,
+    high (``xlexp.results.predicted``); empty when nothing was predicted."""
+    from xlexp.results.predicted import load_predicted
+
+    return load_predicted(results_dir, experiment, metric)

@@ -15,7 +15,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from xlexp.errors import XlexpError
 
-METRICS = ("accuracy", "macro_f1")
+METRICS = ("accuracy", "macro_f1", "exact_match", "f1")
+SCORE_METRICS = ("exact_match", "f1")   # extractive QA: the mean of per-question scores (stored with the predictions)
 CHUNK = 200  # bootstrap resamples per vectorised block (bounds memory on large test sets)
 
 
@@ -88,6 +89,18 @@ def paired_bootstrap(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarra
         mb = np.mean([weighted_metric(metric, labels, p, w, num_labels) for p in preds_b], axis=0)
         reps.append(mb - ma)
     return _finish(point(preds_a), point(preds_b), np.concatenate(reps), "examples", len(labels))
+
+
+def paired_score_bootstrap(scores_a: np.ndarray, scores_b: np.ndarray, n_boot: int, rng: np.random.Generator) -> Test:
+    """Metrics that are a mean of per-example scores (QA exact match / F1): ``scores_a`` (seeds_a, n)
+    and ``scores_b`` (seeds_b, n) on the same n examples; each resample reweights the examples."""
+    a, b = float(scores_a.mean()), float(scores_b.mean())
+    ma_all, mb_all = scores_a.mean(axis=0), scores_b.mean(axis=0)   # the seed mean per example
+    reps = []
+    for start in range(0, n_boot, CHUNK):
+        w = resample_weights(len(ma_all), min(CHUNK, n_boot - start), rng)
+        reps.append((w @ mb_all - w @ ma_all) / w.sum(axis=1))
+    return _finish(a, b, np.concatenate(reps), "examples", len(ma_all))
 
 
 def seed_bootstrap(values_a: np.ndarray, values_b: np.ndarray, n_boot: int, rng: np.random.Generator) -> Test:

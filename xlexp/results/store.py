@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import uuid
@@ -24,6 +25,7 @@ import pandas as pd
 
 from xlexp.errors import XlexpError
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Record:
@@ -55,6 +57,8 @@ class Record:
     params: int | None = None          # parameters of the model (after vocabulary trimming)
     trainable_params: int | None = None
     peak_memory_mb: float | None = None  # peak of the run so far when the unit ended (GPU allocated / process RSS)
+    family: str | None = None          # model family: encoder | decoder | seq2seq | classical
+    metric_signature: str | None = None  # generation metrics: sacrebleu's signature (version, tokenisation...)
 
 
 RECORD_COLUMNS = [f.name for f in fields(Record)]
@@ -102,6 +106,9 @@ def runs_dir(results_dir: Path | str) -> Path:
 
 PREDICTION_COLUMNS = ["experiment", "run_id", "source", "target", "split", "selection", "seed", "k", "shot_set",
                       "example", "label", "pred"]
+# extractive QA rows add the answer and its per-question scores (label and pred are -1 there); the
+# paired bootstrap of ``xlexp compare --metric f1|exact_match`` resamples these scores
+QA_PREDICTION_COLUMNS = ["pred_text", "exact_match", "f1"]
 
 
 def predictions_dir(results_dir: Path | str) -> Path:
@@ -114,8 +121,13 @@ def _write_new_parquet(frame: pd.DataFrame, out_dir: Path, name: str) -> Path:
     if final.exists():
         raise FileExistsError(f"{final} exists: results files are immutable")
     tmp = out_dir / f".{name}.{os.getpid()}.tmp"
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, final)  # atomic on POSIX: readers see the whole file or none
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, final)  # atomic on POSIX: readers see the whole file or none
+    except OSError as e:  # disk full, quota, read-only remount: no partial file may stay behind
+        tmp.unlink(missing_ok=True)
+        raise XlexpError(f"could not write {final}: {e.strerror or e} (nothing of this unit was written; free space "
+                         f"or set paths.results_dir=... and re-run)") from None
     return final
 
 
@@ -129,7 +141,44 @@ def write_records(records: Sequence[Record], results_dir: Path | str, name: str)
 
 def write_predictions(frame: pd.DataFrame, results_dir: Path | str, name: str) -> Path:
     """Per-example test predictions of one unit (for paired bootstrap comparisons); same naming."""
-    return _write_new_parquet(frame[PREDICTION_COLUMNS], predictions_dir(results_dir), name)
+    extra = [c for c in QA_PREDICTION_COLUMNS if c in frame.columns]
+    return _write_new_parquet(frame[PREDICTION_COLUMNS + extra], predictions_dir(results_dir), name)
+
+
+# the columns without which a file's rows cannot be placed in any matrix: a file lacking one is bad
+REQUIRED_RECORD_COLUMNS = ("experiment", "run_id", "source", "target", "split", "metric", "value", "selection")
+REQUIRED_PREDICTION_COLUMNS = ("run_id", "source", "target", "example", "label", "pred")
+_warned: set[str] = set()
+
+
+def read_store_file(path: Path, required: Sequence[str]) -> tuple[pd.DataFrame | None, str | None]:
+    """One Parquet file of the store, or (None, why) when it cannot be used: unreadable (truncated,
+    not Parquet, unreadable permissions) or missing a required column."""
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types (ArrowInvalid, OSError, ...) for a bad file
+        return None, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'}"
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        return None, f"missing column(s) {missing}"
+    return frame, None
+
+
+def _read_all(files: Sequence[Path], required: Sequence[str]) -> list[pd.DataFrame]:
+    """The usable files' frames; each bad file is skipped with one warning naming it (once per process),
+    so one corrupt file never stops the views, a new run or a sweep from using all the others."""
+    frames = []
+    for f in files:
+        frame, why = read_store_file(f, required)
+        if frame is None:
+            if str(f) not in _warned:
+                _warned.add(str(f))
+                log.warning("xlexp: warning: skipping unreadable results file %s (%s); move bad files aside with "
+                            "`xlexp store check --repair`", f, why)
+            continue
+        if len(frame):
+            frames.append(frame)
+    return frames
 
 
 def load_predictions(results_dir: Path | str, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -137,18 +186,79 @@ def load_predictions(results_dir: Path | str, run_ids: Sequence[str] | None = No
     files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
     if run_ids is not None:
         files = [f for f in files if any(f.name.startswith(r) for r in run_ids)]
-    if not files:
+    frames = _read_all(files, REQUIRED_PREDICTION_COLUMNS)
+    if not frames:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
 
 
 def load_records(results_dir: Path | str) -> pd.DataFrame:
-    """Every record of every run, as one DataFrame (empty with the right columns if none)."""
+    """Every record of every run, as one DataFrame (empty with the right columns if none). A file
+    that cannot be read is skipped with a warning naming it (see :func:`check_store`)."""
     folder = runs_dir(results_dir)
     files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    if not files:
+    frames = _read_all(files, REQUIRED_RECORD_COLUMNS)
+    if not frames:
         return pd.DataFrame(columns=RECORD_COLUMNS)
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def quarantine_dir(results_dir: Path | str) -> Path:
+    return Path(results_dir) / "quarantine"
+
+
+def check_store(results_dir: Path | str, repair: bool = False) -> tuple[int, list[tuple[Path, str]]]:
+    """Read every record and prediction file; returns (number of good files, [(bad file, why)]).
+    With ``repair`` each bad file is moved to ``<results_dir>/quarantine/`` (kept, not deleted: it
+    may be recoverable, and a store never silently loses data), and leftover temp files of writers
+    that died mid-write are removed."""
+    good, bad = 0, []
+    for folder, required in ((runs_dir(results_dir), REQUIRED_RECORD_COLUMNS),
+                             (predictions_dir(results_dir), REQUIRED_PREDICTION_COLUMNS)):
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.glob("*.parquet")):
+            frame, why = read_store_file(f, required)
+            if frame is None:
+                bad.append((f, why or "unreadable"))
+            else:
+                good += 1
+        if repair:
+            for tmp in folder.glob(".*.tmp"):  # a writer killed between write and rename
+                if _writer_gone(tmp):
+                    tmp.unlink(missing_ok=True)
+    if repair:
+        for f, _ in bad:
+            dest = quarantine_dir(results_dir) / f.parent.name / f.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dest)
+    return good, bad
+
+
+def _writer_gone(tmp: Path) -> bool:
+    """``.<name>.<pid>.tmp``: the writing process no longer exists (on this host)."""
+    try:
+        pid = int(tmp.name.rsplit(".", 2)[-2])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def check_writable(results_dir: Path | str) -> None:
+    """Fail before any work when records could not be written (an unwritable or read-only folder,
+    a file where the folder should be): found after training, all the work would be lost."""
+    folder = runs_dir(results_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check.{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise XlexpError(f"cannot write results to {folder}: {e.strerror or type(e).__name__} "
+                         f"(set paths.results_dir=... or XLEXP_RESULTS_DIR to a writable folder)") from None
 
 
 def require_records(results_dir: Path | str) -> pd.DataFrame:

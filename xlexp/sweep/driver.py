@@ -9,6 +9,11 @@ The pieces live beside it: :mod:`.job` (the sweep, its preflight and study), :mo
 Re-running the same command resumes; trial numbers come from the storage, so they never restart
 at 0, and the study's ``n_trials`` is an exact total across calls and workers.
 
+Exit codes: 0 when the call ran (or had nothing to run); 1 when this call's trials all failed and
+none completed (one line: how many, the first reason); 2 for bad input or a storage that cannot be
+opened or stays away (one line, ``xlexp: error: ...``; the traceback only under ``XLEXP_DEBUG=1``);
+130 when interrupted (the running trial is re-queued).
+
 May import: the modules of :mod:`xlexp.sweep`, :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`.
 """
 
@@ -27,7 +32,8 @@ from xlexp.errors import XlexpError
 from xlexp.sweep.job import DEFAULT_HEARTBEAT_S, build_job, create_or_check_study
 from xlexp.sweep.processes import launch_workers, spawn_workers
 from xlexp.sweep.status import print_status, show_status, status_urls
-from xlexp.sweep.storage import STORAGE_ENV, budget_used
+from xlexp.sweep.outage import debug, first_line, is_outage
+from xlexp.sweep.storage import STORAGE_ENV, budget_used, fail_reason
 from xlexp.sweep.worker import Interrupted, run_worker
 from xlexp.tracking.masking import mask_url
 
@@ -72,6 +78,25 @@ def main(argv: list[str]) -> int:
         print("xlexp sweep: interrupted; the running trial was re-queued: run the same command to resume",
               file=sys.stderr)
         return 130
+    except XlexpError:
+        raise
+    except Exception as e:  # the storage went away outside a worker's retries (study creation, the final status)
+        if not is_outage(e) or debug():
+            raise
+        raise XlexpError(f"sweep storage unreachable ({first_line(e)}); re-run the same command when it is back "
+                         f"(XLEXP_DEBUG=1 shows the traceback)") from None
+
+
+def failed_without_result(study: optuna.Study, first_number: int) -> str | None:
+    """When this call's trials (numbers from ``first_number``) failed and none completed: the one
+    line that says so (how many, the first reason), else None."""
+    mine = [t for t in study.get_trials(deepcopy=False) if t.number >= first_number]
+    failed = [t for t in mine if t.state == TrialState.FAIL]
+    if not failed or any(t.state == TrialState.COMPLETE for t in mine):
+        return None
+    first = failed[0]
+    return (f"{len(failed)} trial(s) failed and none completed; first: trial {first.number}: "
+            f"{fail_reason(study, first)} (`xlexp sweep --status` lists them; XLEXP_DEBUG=1 logs tracebacks)")
 
 
 def _main(argv: list[str]) -> int:
@@ -92,6 +117,7 @@ def _main(argv: list[str]) -> int:
         return 0
     study = create_or_check_study(job)
     trials = study.get_trials(deepcopy=False)
+    first_number = len(trials)  # this call's trials are numbered from here
     todo = job.n_trials - budget_used(trials)
     pending = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     print(f"study {job.study_name} ({mask_url(job.storage_url)}): {budget_used(trials)}/{job.n_trials} trials so far")
@@ -109,4 +135,8 @@ def _main(argv: list[str]) -> int:
             print_status(job.storage_url, job.study_name, job.heartbeat_s)
             raise XlexpError(f"worker exit codes {codes}: see the lines above")
     print_status(job.storage_url, job.study_name, job.heartbeat_s)
+    failed = failed_without_result(study, first_number)
+    if failed:
+        print(f"xlexp sweep: error: {failed}", file=sys.stderr)
+        return 1
     return 0

@@ -5,8 +5,9 @@ the trial budget. :func:`build_job` composes one trial's config before anything 
 fails here, in one line) and :func:`create_or_check_study` makes sure a resumed study searches the
 same space for the same objective.
 
-May import: :mod:`xlexp.sweep.space`, :mod:`xlexp.sweep.storage`, :mod:`xlexp.experiment` (the
-settings check, lazily), :mod:`xlexp.config`, :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`, Optuna.
+May import: :mod:`xlexp.sweep.space`, :mod:`xlexp.sweep.storage`, :mod:`xlexp.sweep.commit` (the study
+id), :mod:`xlexp.experiment` (the settings check, lazily), :mod:`xlexp.config`, :mod:`xlexp.results.store`
+(the writable check), :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`, Optuna.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from omegaconf import DictConfig
 from xlexp.config.compose import compose_config as run_compose_config
 from xlexp.config.schema import Settings
 from xlexp.errors import XlexpError
+from xlexp.results.store import check_writable
+from xlexp.sweep.commit import ensure_study_uid, experiment_name, study_tag
 from xlexp.sweep.space import SweepSpec, check_study_name, default_study_name, load_sweep, trial_overrides
 from xlexp.sweep.storage import STORAGE_ENV, default_storage_url, open_storage
 from xlexp.tracking.masking import mask_url
@@ -40,6 +43,7 @@ class SweepJob:
     heartbeat_s: int = DEFAULT_HEARTBEAT_S
     results_dir: Path = Path("results")
     run_overrides: list[str] = field(default_factory=list)  # worker-only settings (progress bars), not shown
+    study_uid: str | None = None  # the study's storage-unique id (xlexp.sweep.commit), once the study is open
 
     def config_overrides(self, params: dict) -> list[str]:
         """Everything that makes a trial's config, as one ``xlexp run`` would take it."""
@@ -49,7 +53,13 @@ class SweepJob:
         return "xlexp run " + " ".join(shlex.quote(o) for o in self.config_overrides(params))
 
     def experiment(self, number: int) -> str:
-        return f"{self.study_name}-t{number:04d}"
+        """``<study>-<uid>-t<NNNN>``: unique across storages (see :mod:`xlexp.sweep.commit`)."""
+        return experiment_name(self.study_name, self.study_uid, number)
+
+    @property
+    def study_tag(self) -> str:
+        """The ``study`` column of the trials' records: ``<study>@<uid>``."""
+        return study_tag(self.study_name, self.study_uid)
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
@@ -88,6 +98,7 @@ def build_job(sweep_file: str, overrides: list[str], storage: str | None, study:
               n_trials: int | None, heartbeat_s: int | None) -> SweepJob:
     spec = load_sweep(sweep_file)
     results_dir = Path(preflight(spec, overrides).paths.results_dir)
+    check_writable(results_dir)  # an unwritable results folder fails here, in one line, not after the first trial
     url = storage or os.environ.get(STORAGE_ENV) or default_storage_url(results_dir, spec.name)
     return SweepJob(spec=spec, overrides=list(overrides), study_name=check_study_name(study or default_study_name(spec, overrides)),
                     storage_url=url, n_trials=n_trials or spec.n_trials, heartbeat_s=heartbeat_s or DEFAULT_HEARTBEAT_S,
@@ -109,4 +120,6 @@ def create_or_check_study(job: SweepJob) -> optuna.Study:
         raise XlexpError(f"study '{job.study_name}' in {mask_url(job.storage_url)} was started with a different "
                          f"{', '.join(changed)}; resume it with the same sweep file and overrides, or pass --study NEW")
     study.set_user_attr("n_trials", job.n_trials)
+    study.set_user_attr("heartbeat_s", job.heartbeat_s)  # --status tells stale RUNNING trials with it
+    job.study_uid = ensure_study_uid(study, job.storage_url)
     return study

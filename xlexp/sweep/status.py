@@ -1,7 +1,10 @@
 """``xlexp sweep --status``: a study's trials, their states and times, and the best config.
 
 Reads the Optuna storage only (never the results store): one line per trial, then the best
-trial's ``xlexp run`` line and the ``xlexp matrix`` command that shows its records.
+trial's ``xlexp run`` line and the ``xlexp matrix`` command that shows its records. A RUNNING trial
+whose heartbeat is older than the grace period shows as ``RUNNING (stale: no heartbeat for 47 s)``:
+its worker is gone, and the next worker that asks fails and re-queues it (``--status`` itself
+changes nothing).
 
 May import: :mod:`xlexp.sweep.job` (the spec attribute), ``.space``, ``.storage``,
 :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`, Optuna.
@@ -20,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from xlexp.errors import XlexpError
 from xlexp.sweep.job import DEFAULT_HEARTBEAT_S, SPEC_ATTR
 from xlexp.sweep.space import format_value, trial_overrides
-from xlexp.sweep.storage import STORAGE_ENV, budget_used, fail_reason, open_storage
+from xlexp.sweep.storage import STORAGE_ENV, budget_used, fail_reason, grace_period_s, heartbeat_ages, open_storage
 from xlexp.tracking.masking import mask_url
 
 
@@ -53,6 +56,17 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return pick(done, key=lambda t: t.value)
 
 
+def stale_running(study: optuna.Study, heartbeat_s: int | None = None) -> dict[int, float]:
+    """RUNNING trials whose heartbeat is older than the grace period (their worker is gone; the next
+    worker that asks fails and re-queues them): trial number -> seconds since the last heartbeat."""
+    heartbeat_s = int(heartbeat_s or study.user_attrs.get("heartbeat_s") or DEFAULT_HEARTBEAT_S)
+    try:
+        ages = heartbeat_ages(study)
+    except Exception:  # a status line is not worth failing over
+        return {}
+    return {n: age for n, age in ages.items() if age > grace_period_s(heartbeat_s)}
+
+
 def status_lines(study: optuna.Study, storage_url: str) -> list[str]:
     trials = study.get_trials(deepcopy=False)
     attrs = study.user_attrs
@@ -60,12 +74,14 @@ def status_lines(study: optuna.Study, storage_url: str) -> list[str]:
     objective = spec.get("objective", {})
     n_total = attrs.get("n_trials", "?")
     c = counts(study)
+    stale = stale_running(study) if c.get("RUNNING") else {}
     lines = [
         f"study {study.study_name}  ({mask_url(storage_url)})",
         f"objective: {objective.get('split', 'dev')} {objective.get('metric', '?')} on {objective.get('on', '?')} "
         f"({objective.get('selection', '?')}, {study.direction.name.lower()}); "
         f"trials {budget_used(trials)}/{n_total}: {c.get('COMPLETE', 0)} complete, {c.get('PRUNED', 0)} pruned, "
-        f"{c.get('FAIL', 0)} failed, {c.get('RUNNING', 0)} running, {c.get('WAITING', 0)} waiting",
+        f"{c.get('FAIL', 0)} failed, {c.get('RUNNING', 0)} running{f' ({len(stale)} stale)' if stale else ''}, "
+        f"{c.get('WAITING', 0)} waiting",
         f"{'#':>4}  {'state':<8}  {'value':>7}  {'time':>7}  {'evals':>5}  params",
     ]
     for t in trials:
@@ -77,7 +93,8 @@ def status_lines(study: optuna.Study, storage_url: str) -> list[str]:
         reason = fail_reason(study, t)
         if reason:
             extra.append(f"reason: {reason}")
-        lines.append(f"{t.number:>4}  {t.state.name:<8}  {value:>7}  {_duration(t):>7}  {len(t.intermediate_values):>5}  "
+        state = f"RUNNING (stale: no heartbeat for {stale[t.number]:.0f} s)" if t.number in stale else t.state.name
+        lines.append(f"{t.number:>4}  {state:<8}  {value:>7}  {_duration(t):>7}  {len(t.intermediate_values):>5}  "
                      f"{params}{'  [' + '; '.join(extra) + ']' if extra else ''}")
     best = best_trial(study)
     if best is None:

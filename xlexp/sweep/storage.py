@@ -5,7 +5,8 @@ Optuna's own ``n_trials`` counts per ``optimize`` call, so parallel or resumed w
 it. Here every worker takes the lock, counts the study's trials and only then asks for a new one;
 the lock is a file lock for SQLite (one machine) and a PostgreSQL advisory lock (many nodes).
 
-May import: :mod:`xlexp.tracking.masking` (URLs without passwords), :mod:`xlexp.errors`, Optuna, SQLAlchemy.
+May import: :mod:`xlexp.sweep.outage` (riding out outages), :mod:`xlexp.tracking.masking` (URLs without
+passwords), :mod:`xlexp.errors`, Optuna, SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from xlexp.errors import XlexpError
-from xlexp.tracking.masking import mask_url
+from xlexp.sweep.outage import StorageHealth, is_outage
+from xlexp.tracking.masking import mask_url, remember_url
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +71,65 @@ class StaleTrialRetry(RetryHeartbeatStaleTrialCallback):
         super().__call__(study, trial)
 
 
+def grace_period_s(heartbeat_s: int) -> int:
+    """How long a RUNNING trial may go without a heartbeat before it counts as stale."""
+    return max(3 * heartbeat_s, heartbeat_s + 2)
+
+
+def heartbeat_ages(study: optuna.Study) -> dict[int, float]:
+    """Seconds since the last heartbeat of each RUNNING trial (by number), by the database's clock.
+    Read-only (``--status`` fails nothing); empty for storages without heartbeats."""
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    rdb = getattr(study._storage, "_backend", study._storage)  # load_study wraps an RDBStorage in a cache
+    if not isinstance(rdb, RDBStorage):
+        return {}
+    session = rdb.scoped_session()
+    try:
+        now = session.execute(sqlalchemy.func.now()).scalar()
+        rows = (session.query(models.TrialModel.number, models.TrialHeartbeatModel.heartbeat)
+                .join(models.TrialHeartbeatModel, models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+                .filter(models.TrialModel.study_id == study._study_id, models.TrialModel.state == TrialState.RUNNING)
+                .all())
+    finally:
+        rdb.scoped_session.remove()
+    now = now.replace(tzinfo=None)  # PostgreSQL answers with a time zone, SQLite without (as Optuna does it)
+    return {int(n): max(0.0, (now - beat.replace(tzinfo=None)).total_seconds()) for n, beat in rows}
+
+
+def pg_connect_args(url: str) -> dict:
+    """A connect timeout for PostgreSQL unless the URL sets one: a host that does not answer (a
+    network partition, not a refused connection) must fail a call in seconds, so that the outage
+    retries (:mod:`xlexp.sweep.outage`) and the heartbeat thread keep their pace."""
+    return {} if "connect_timeout=" in url else {"connect_args": {"connect_timeout": 10}}
+
+
+def start_orphan_clocks(study: optuna.Study, storage: RDBStorage) -> list[int]:
+    """RUNNING trials without any heartbeat (a worker died, or lost the storage, between asking for
+    a trial and its first heartbeat) would never go stale, and workers would wait for them for ever:
+    give them a heartbeat now, so that they are failed and re-queued after the grace period. Call
+    under the budget lock (a live worker asks and beats inside it). Returns their numbers."""
+    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    if not running:
+        return []
+    beating = heartbeat_ages(study)
+    orphans = [t for t in running if t.number not in beating]
+    for t in orphans:
+        storage.record_heartbeat(t._trial_id)
+        log.warning("trial %d is RUNNING but never sent a heartbeat (its worker died right after asking): "
+                    "it is failed and re-queued if none comes within the grace period", t.number)
+    return [t.number for t in orphans]
+
+
 def open_storage(url: str, heartbeat_s: int) -> RDBStorage:
-    grace = max(3 * heartbeat_s, heartbeat_s + 2)
+    remember_url(url)  # its password is masked in every later line, even one with spaces in it
+    grace = grace_period_s(heartbeat_s)
     engine: dict = {}
     if url.startswith("sqlite"):
         engine = {"connect_args": {"timeout": 120}}  # workers share one file: wait for the writer, don't fail
     elif url.startswith("postgresql"):
-        engine = {"pool_pre_ping": True}
+        engine = {"pool_pre_ping": True, **pg_connect_args(url)}
     try:
         return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s, grace_period=grace,
                           heartbeat_stale_trial_callback=StaleTrialRetry(grace_s=grace))
@@ -100,7 +154,7 @@ def budget_lock(url: str, study_name: str) -> Iterator[None]:
         import sqlalchemy
 
         key = int.from_bytes(hashlib.sha1(f"xlexp-sweep/{study_name}".encode()).digest()[:8], "big", signed=True)
-        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **pg_connect_args(url))
         try:
             with engine.connect() as conn:
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
@@ -136,11 +190,14 @@ def fail_reason(study: optuna.Study, trial: FrozenTrial) -> str | None:
 @dataclass
 class Heartbeat:
     """Records the trial's heartbeat every interval from a thread while the trial runs, so a killed
-    worker's trial goes stale and is failed and re-queued by the next worker that asks."""
+    worker's trial goes stale and is failed and re-queued by the next worker that asks. With a
+    ``health`` (:class:`xlexp.sweep.outage.StorageHealth`) a storage outage is one warning line for
+    the whole worker, however many beats it swallows."""
 
     storage: RDBStorage
     trial_id: int
     interval_s: int
+    health: StorageHealth | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -149,10 +206,19 @@ class Heartbeat:
             try:
                 self.storage.record_heartbeat(self.trial_id)
             except Exception as e:  # a missed beat is not fatal; a long outage makes the trial stale
-                log.warning("heartbeat for trial id %d failed: %s", self.trial_id, mask_url(str(e)).splitlines()[0])
+                if self.health is not None and is_outage(e):
+                    self.health.failed(e)
+                else:
+                    log.warning("heartbeat for trial id %d failed: %s", self.trial_id, mask_url(str(e)).splitlines()[0])
+            else:
+                if self.health is not None:
+                    self.health.ok()
 
     def __enter__(self) -> "Heartbeat":
-        self.storage.record_heartbeat(self.trial_id)
+        if self.health is not None:
+            self.health.call(lambda: self.storage.record_heartbeat(self.trial_id), f"starting trial id {self.trial_id}")
+        else:
+            self.storage.record_heartbeat(self.trial_id)
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.trial_id}", daemon=True)
         self._thread.start()
         return self

@@ -9,6 +9,7 @@ May import: config, errors (and ``datasets`` lazily, for the hub).
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,30 +27,59 @@ class Example:
     tags: tuple[int, ...] = ()
 
 
+# one CSV field may hold a long document (Python's csv default stops at 128 KiB); the tokenizer
+# truncates to data.max_length anyway
+MAX_FIELD_CHARS = 1 << 26
+
+
+def read_text(path: Path) -> str:
+    """A data file as text; bytes that are not UTF-8 fail with the file and line (not a bare
+    UnicodeDecodeError), with a hint to re-encode."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise XlexpError(f"{path}:{line}: not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start}); re-encode the file, "
+                         f"e.g. `iconv -f latin1 -t utf-8`") from None
+
+
+def lines(text: str) -> list[str]:
+    """Lines split on newlines only (``str.splitlines`` also splits on U+2028 and friends, which may sit
+    inside a JSON string or a token); a trailing CR (Windows files) is dropped."""
+    out = text.split("\n")
+    if out and out[-1] == "":
+        out.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in out]
+
+
 def read_local_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
     """Rows as (line number, {column: value}); CSV/TSV with a header, or JSONL."""
     if fmt == "jsonl":
-        with path.open(encoding="utf-8") as f:
-            out = []
-            for i, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    out.append((i, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise XlexpError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            return out
+        out = []
+        for i, line in enumerate(lines(read_text(path)), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise XlexpError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise XlexpError(f"{path}:{i}: expected a JSON object per line, found {type(row).__name__}")
+            out.append((i, row))
+        return out
     if fmt not in ("csv", "tsv"):
         raise XlexpError(f"{path}: unknown local format '{fmt}' (use csv, tsv, jsonl or conll)")
     delimiter = "\t" if fmt == "tsv" else ","
     # TSV files in the wild (SIB-200) contain bare quotes inside text: don't treat them as quoting.
     quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
+    out: list[tuple[int, dict[str, Any]]] = []
+    try:
         header = next(reader, None)
         if header is None:
             return []
-        out = []
         for row in reader:
             line = reader.line_num
             if not row:
@@ -59,7 +89,9 @@ def read_local_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
                     f"{path}:{line}: expected {len(header)} columns ({', '.join(header)}), found {len(row)}"
                 )
             out.append((line, dict(zip(header, row))))
-        return out
+    except csv.Error as e:  # e.g. a field over the size limit, NUL bytes
+        raise XlexpError(f"{path}:{reader.line_num}: unreadable {fmt.upper()} row ({e})") from None
+    return out
 
 
 def read_hub_rows(spec, code: str, split: str, missing: str):
@@ -110,21 +142,24 @@ def read_conll(spec, code: str, path: Path) -> list[Example]:
     n_fields = int(spec.local.get("conll_fields", 2))
     token_col, tag_col = spec.local.get("conll_columns", [0, -1])
     examples, tokens, tags = [], [], []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                if tokens:
-                    examples.append(Example(tokens=tuple(tokens), tags=tuple(tags)))
-                    tokens, tags = [], []
-                continue
-            if line.startswith("-DOCSTART-"):
-                continue
-            parts = line.split("\t") if "\t" in line else line.split(" ")
-            if len(parts) != n_fields:
-                raise XlexpError(f"{path}:{line_no}: expected {n_fields} fields (token TAG), found {len(parts)}: {line!r}")
-            tokens.append(parts[token_col])
-            tags.append(label_id(spec, code, parts[tag_col], str(path), line_no))
+    for line_no, line in enumerate(lines(read_text(path)), start=1):
+        if not line.strip():
+            if tokens:
+                examples.append(Example(tokens=tuple(tokens), tags=tuple(tags)))
+                tokens, tags = [], []
+            continue
+        if line.startswith("-DOCSTART-"):
+            continue
+        # tab-separated columns, else any run of whitespace; a leading space (" O") must not pass as
+        # an empty token, so split() rather than split(" ")
+        parts = [p.strip() for p in line.split("\t")] if "\t" in line else line.split()
+        if len(parts) != n_fields:
+            raise XlexpError(f"{path}:{line_no}: expected {n_fields} fields (token TAG), found {len(parts)}: {line!r} "
+                             f"(other layouts: set local.conll_fields and local.conll_columns in the task YAML)")
+        if not all(parts[c] for c in (token_col, tag_col)):
+            raise XlexpError(f"{path}:{line_no}: empty token or tag: {line!r}")
+        tokens.append(parts[token_col])
+        tags.append(label_id(spec, code, parts[tag_col], str(path), line_no))
     if tokens:
         examples.append(Example(tokens=tuple(tokens), tags=tuple(tags)))
     return examples
@@ -134,8 +169,8 @@ def read_parallel(path: Path, pivot_path: Path | None) -> list[Example]:
     """Line i of the two files are translations (LASER/XTREME Tatoeba layout)."""
     if pivot_path is None or not pivot_path.exists():
         raise XlexpError(f"{path}: the parallel file {pivot_path} is missing")
-    xx = path.read_text(encoding="utf-8").splitlines()
-    pivot = pivot_path.read_text(encoding="utf-8").splitlines()
+    xx = lines(read_text(path))
+    pivot = lines(read_text(pivot_path))
     if len(xx) != len(pivot):
         raise XlexpError(f"{path} has {len(xx)} lines but {pivot_path} has {len(pivot)}: they must be line-aligned")
     for i, (a, b) in enumerate(zip(xx, pivot), start=1):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,6 +27,7 @@ from xlexp.tasks import types
 from xlexp.tasks.readers import Example, read_hub_rows
 
 SPLITS = ("train", "dev", "test")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,18 @@ class TaskSpec:
         pattern = self.paths.get(code) or self.local.get("path")
         if not pattern:
             return None
-        file_split = (self.local.get("split_names") or {}).get(split, split)
+        file_split = self.kind.file_split(self, code, split)
+        if file_split is None:  # the type says this language has no such split (e.g. QA: test-only XQuAD)
+            return None
         rel = pattern.format(folder=self.languages[code], code=code, split=file_split, **extra)
         return Path(data_dir) / rel
 
     def hub_location(self, code: str, split: str) -> tuple[str, str | None, str] | None:
+        """(dataset id, config, split) on the hub; the task type may override it per language and
+        split (QA: English SQuAD as the source of a task whose targets are another dataset)."""
+        return self.kind.hub_location(self, code, split)
+
+    def default_hub_location(self, code: str, split: str) -> tuple[str, str | None, str] | None:
         if not self.hub.get("id"):
             return None
         config = self.hub.get("config")
@@ -238,8 +247,10 @@ def load_task(name: str) -> TaskSpec:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def load_split(spec: TaskSpec, code: str, split: str, data_dir: Path, source: str = "auto") -> list[Example]:
-    """Read and validate one (language, split). ``source``: auto (local if present) | local | hub."""
+def load_split(spec: TaskSpec, code: str, split: str, data_dir: Path, source: str = "auto",
+               allow_empty: bool = False) -> list[Example]:
+    """Read and validate one (language, split). ``source``: auto (local if present) | local | hub.
+    An empty split is an error unless ``allow_empty`` (a split the plan does not need: then a log line)."""
     spec.check_language(code, "")
     path = spec.probe_path(code, split, data_dir)
     if source != "hub" and path is not None and path.exists():
@@ -250,6 +261,9 @@ def load_split(spec: TaskSpec, code: str, split: str, data_dir: Path, source: st
         rows, where = read_hub_rows(spec, code, split, _missing_message(spec, code, split, path, data_dir))
         examples = spec.kind.examples(spec, code, rows, where)
     if not examples:
+        if allow_empty:
+            log.info("%s: split '%s' of language '%s' is empty; this run does not need it, so it is ignored", where, split, code)
+            return []
         raise XlexpError(f"{where}: split '{split}' of language '{code}' has zero examples")
     return examples
 

@@ -2,6 +2,12 @@
 
 ``mask_secrets`` returns a copy: values of secret-looking keys become ``***`` and the password of
 any URL with credentials (``postgresql://user:pw@host/db``) is replaced, wherever it sits.
+
+A whole URL (what ``--storage`` takes) is split the way SQLAlchemy's ``make_url`` splits it: the
+password is everything between the user's ``:`` and the ``@``, so ``/``, spaces, ``#`` or ``:`` in
+it are masked too (SQLAlchemy accepts them unquoted). Inside free text (a log line, an error) a URL
+has no clear end, so there the password stops at whitespace; passwords of URLs handed to
+:func:`remember_url` (the sweep storage does) are masked in any text, spaces and all.
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ _SECRET_WORDS = {"password", "passwd", "passphrase", "pwd", "secret", "apikey", 
 _SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("auth", "key")}
 # a tokenizer's special tokens (``pad_token: <pad>``) are not secrets
 _SPECIAL_TOKENS = {"pad", "bos", "eos", "unk", "cls", "sep", "mask", "special", "start", "end"}
-# scheme://user:password@host... (the user part may be empty: redis://:pw@host)
-_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?P<at>@)")
+# scheme://user:password@host... in free text (the user part may be empty: redis://:pw@host)
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
+# a whole URL, with SQLAlchemy's grammar (sqlalchemy.engine.url._parse_url): name://user:password@...
+# where the user has no ':' or '/' and the password runs to the '@' (it may hold '/', ' ', ':', '#')
+_WHOLE_URL = re.compile(r"(?P<head>[\w+.\-]+://[^:/]*:)(?P<pw>[^@]*)(?P<at>@)")
+_KNOWN: set[str] = set()  # passwords of URLs this process was given (remember_url), as written and decoded
 # ...?password=...&api_key=... in a URL's query string
 _QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|token|api_?key|apikey|secret|access_?token)=)(?P<pw>[^&;#\s]+)",
                            re.IGNORECASE)
@@ -39,9 +49,30 @@ def is_secret_key(key: Any) -> bool:
     return "token" in words and not _SPECIAL_TOKENS.intersection(words)
 
 
+def _password_span(url: str) -> re.Match | None:
+    m = _WHOLE_URL.match(url)
+    return m if m and m["pw"] else None
+
+
+def remember_url(url: str) -> None:
+    """Mask this URL's password in any text from now on, wherever and however it shows up."""
+    m = _password_span(url.strip())
+    if m:
+        from urllib.parse import unquote
+
+        _KNOWN.update({m["pw"], unquote(m["pw"])})
+
+
 def mask_url(text: str) -> str:
     """``postgresql://user:pw@host/db`` -> ``postgresql://user:***@host/db`` (and ``?password=...``);
-    other text unchanged."""
+    other text unchanged. Any password of a whole URL, and of remembered URLs anywhere."""
+    stripped = text.strip()
+    if stripped and "\n" not in stripped and _WHOLE_URL.match(stripped):  # one URL: mask as SQLAlchemy parses it
+        m = _password_span(stripped)
+        if m:
+            text = text.replace(stripped, f"{m['head']}{MASK}{m['at']}{stripped[m.end():]}", 1)
+    for pw in sorted(_KNOWN, key=len, reverse=True):  # longest first: one password may contain another
+        text = text.replace(f":{pw}@", f":{MASK}@")
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
     return _QUERY_SECRET.sub(lambda m: f"{m['head']}{MASK}", text)
 

@@ -25,7 +25,7 @@ from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name, group_order
 from xlexp.results.query import SliceKey, compare_side, load, side_predictions
-from xlexp.results.significance import METRICS, paired_bootstrap, seed_bootstrap
+from xlexp.results.significance import METRICS, SCORE_METRICS, paired_bootstrap, paired_score_bootstrap, seed_bootstrap
 
 
 @dataclass
@@ -73,20 +73,24 @@ def _cell_predictions(side: Side, source: str, target: str) -> pd.DataFrame:
     return p[(p["source"] == source) & (p["target"] == target)] if not p.empty else p
 
 
-def _stack(preds: pd.DataFrame, examples: np.ndarray) -> np.ndarray:
-    """(replicates, n) predictions on ``examples`` in that order."""
-    rows = [rep.set_index("example").loc[examples, "pred"].to_numpy() for _, rep in preds.groupby(["seed", "shot_set"])]
-    return np.asarray(rows, dtype=np.int64)
+def _stack(preds: pd.DataFrame, examples: np.ndarray, column: str = "pred") -> np.ndarray:
+    """(replicates, n) predictions (or, for QA, per-question scores: ``column``) on ``examples`` in that order."""
+    rows = [rep.set_index("example").loc[examples, column].to_numpy() for _, rep in preds.groupby(["seed", "shot_set"])]
+    return np.asarray(rows, dtype=np.int64 if column == "pred" else np.float64)
 
 
 def compare(results_dir: str | Path, a: str, b: str, metric: str = "accuracy", n_boot: int = 1000, seed: int = 0,
-            alpha: float = 0.05, selection: str | None = None, k: int | None = None) -> Comparison:
+            alpha: float = 0.05, selection: str | None = None, k: int | None = None,
+            k_b: int | None = None) -> Comparison:
+    """B - A cell by cell. ``k`` picks the K of both sides; ``k_b`` (when given) B's alone, e.g. a
+    fine-tuned A (no shots) against in-context B with K = 4 demonstrations."""
     if metric not in METRICS:
         raise XlexpError(f"compare knows the metrics {', '.join(METRICS)}; got '{metric}'")
     if n_boot < 100:
         raise XlexpError(f"--n-boot must be at least 100, got {n_boot}")
     df = load(results_dir)
-    side_a, side_b = resolve_side(df, results_dir, a, selection, k), resolve_side(df, results_dir, b, selection, k)
+    side_a = resolve_side(df, results_dir, a, selection, k)
+    side_b = resolve_side(df, results_dir, b, selection, k if k_b is None else k_b)
     rng = np.random.default_rng(seed)
     cells_a = set(zip(side_a.records["source"], side_a.records["target"]))
     cells_b = set(zip(side_b.records["source"], side_b.records["target"]))
@@ -97,7 +101,15 @@ def compare(results_dir: str | Path, a: str, b: str, metric: str = "accuracy", n
     for source, target in sorted(common):
         pa, pb = _cell_predictions(side_a, source, target), _cell_predictions(side_b, source, target)
         shared = np.intersect1d(pa["example"].unique(), pb["example"].unique()) if len(pa) and len(pb) else []
-        if len(shared):
+        qa = len(shared) and "f1" in pa.columns and pa["f1"].notna().any()
+        if qa:  # extractive QA: per-question EM/F1 scores were stored with the answers
+            if metric not in SCORE_METRICS:
+                raise XlexpError(f"cell {source}->{target} is extractive QA: compare it with --metric f1 or exact_match")
+            shared = np.sort(shared)
+            test = paired_score_bootstrap(_stack(pa, shared, metric), _stack(pb, shared, metric), n_boot, rng)
+        elif len(shared):
+            if metric in SCORE_METRICS:
+                raise XlexpError(f"--metric {metric} applies to extractive QA cells only; {source}->{target} is not one")
             shared = np.sort(shared)
             labels = pa.groupby("example")["label"].last().loc[shared].to_numpy()
             labels_b = pb.groupby("example")["label"].last().loc[shared].to_numpy()

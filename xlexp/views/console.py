@@ -143,7 +143,8 @@ def _print_gap(gap: pd.DataFrame, title: str, quiet: bool = False) -> None:
 
 
 def show(results_dir: Path | str, experiment: str | None = None, metrics: list[str] | None = None,
-         split: str = "test", selection: str | None = None, regime: str | None = None, gap: bool = False) -> list[Matrix]:
+         split: str = "test", selection: str | None = None, regime: str | None = None, gap: bool = False,
+         predicted: bool = False) -> list[Matrix]:
     """``xlexp matrix``: print the matrix per metric and write CSV + heatmap next to the records;
     ``regime='few_shot'`` shows mean ± std per (target, K) and writes the K-curve PNG; ``gap``
     adds the table of selection-rule differences."""
@@ -162,6 +163,8 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
         csv_path, png_path = write_outputs(m, results_dir, selection)
         console.print(f"{m.shape[0]} x {m.shape[1]} matrix -> {csv_path} and heatmap {png_path}")
         shown.append(m)
+        if predicted:
+            show_with_predicted(results_dir, m)
         if regime == "few_shot" or _has_few_shot(df[df["experiment"] == experiment]):
             summary = few_shot_summary(df, experiment, metric)
             console.print(render_few_shot(summary))
@@ -189,3 +192,56 @@ def show_run(records: pd.DataFrame, metrics: list[str], results_dir: Path | str)
         command += f" --results-dir {shlex.quote(str(results_dir))}"
     console.print(f"`{command}` prints the whole experiment's matrix (every run) and writes its CSV and heatmap",
                   highlight=False, markup=False, soft_wrap=True)
+
+
+# ---- predicted cells (``xlexp predict``; ``xlexp matrix --predicted``) --------------------------------
+
+def render_predicted(cells: pd.DataFrame, title: str) -> Table:
+    """Long cells (source, target, value, predicted[, low, high]) as a matrix: measured cells in full,
+    predicted ones dim with a ``*`` (transposed like ``render`` when targets outnumber sources)."""
+    sources, targets = list(dict.fromkeys(cells["source"])), list(dict.fromkeys(cells["target"]))
+    value = cells.pivot(index="source", columns="target", values="value").reindex(index=sources, columns=targets)
+    flag = cells.pivot(index="source", columns="target", values="predicted").reindex(index=sources, columns=targets)
+    transpose = len(targets) > len(sources) and (len(sources) <= 3 or len(targets) > 14)
+    if transpose:
+        value, flag = value.T, flag.T
+    table = _titled(title)
+    table.add_column("target \\ source" if transpose else "source \\ target", style="bold")
+    for col in value.columns:
+        table.add_column(str(col), justify="right")
+    for row in value.index:
+        out = []
+        for col in value.columns:
+            v, p = value.at[row, col], flag.at[row, col]
+            out.append("" if pd.isna(v) else (f"[dim italic]{v:.3f}*[/]" if bool(p) else f"{v:.3f}"))
+        table.add_row(f"{row} ({display_name(str(row))})" if transpose else str(row), *out)
+    return table
+
+
+def show_predicted(cells: pd.DataFrame, experiment: str, metric: str) -> None:
+    console.print(render_predicted(cells, f"{experiment}: {metric} (test), measured and predicted (* dim: predicted)"))
+
+
+def show_with_predicted(results_dir: Path | str, m: Matrix) -> Path | None:
+    """``xlexp matrix --predicted``: the measured matrix plus the predicted cells of ``xlexp predict``
+    (never mixed: they come from ``results/predicted/``), printed and drawn as ``<stem>.predicted.png``."""
+    from xlexp.results.query import predicted_cells
+    from xlexp.views.figures import predicted_png
+
+    pred = predicted_cells(results_dir, m.experiment, m.metric)
+    if pred.empty:
+        console.print(f"no predicted cells for {m.experiment} ({m.metric}): run `xlexp predict --experiment {m.experiment}`",
+                      highlight=False)
+        return None
+    measured = m.mean.rename_axis(index="source", columns="target").reset_index().melt(
+        id_vars="source", var_name="target", value_name="value").dropna(subset=["value"]).assign(predicted=False)
+    predicted = pred[["source", "target", "value"]].assign(predicted=True)
+    cells = pd.concat([measured, predicted[~predicted.set_index(["source", "target"]).index.isin(
+        measured.set_index(["source", "target"]).index)]], ignore_index=True)
+    show_predicted(cells, m.experiment, m.metric)
+    wide = pred.pivot(index="source", columns="target", values="value")
+    path = _matrices_dir(results_dir) / f"{m.experiment}.{m.metric}.predicted.png".replace("/", "_")
+    predicted_png(m.mean, wide, path, title=f"{m.experiment}: {m.metric} — hatched/grey cells are predicted",
+                  label=m.metric)
+    console.print(f"{len(pred)} predicted cell(s) from {pred['method'].iloc[0]}; heatmap -> {path}", highlight=False)
+    return path

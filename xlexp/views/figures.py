@@ -139,6 +139,16 @@ def _pyplot():
     return plt
 
 
+def _tick(code, dense: bool) -> str:
+    """An axis label: the language's name with its code ("Javanese (jav)"), or the code alone on a
+    dense axis (SIB-200's 205 targets) or a source set (``eng+ind``)."""
+    code = str(code)
+    name = info(code).name if "+" not in code else code
+    if dense or name == code:
+        return code
+    return f"{name[:20] + '…' if len(name) > 21 else name} ({code})"
+
+
 def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt: str, roles: tuple[str, str],
                  vrange: tuple[float, float], cmap: str, marks: pd.DataFrame | None = None) -> None:
     """Rows x columns of ``data`` with a colour bar; each cell's value (``fmt``, then its mark) is
@@ -151,8 +161,8 @@ def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt:
     dense = rows > 60
     fig, ax = plt.subplots(figsize=(min(2.5 + 0.7 * cols, 40), min(1.6 + (0.16 if dense else 0.38) * rows, 80)))
     im = ax.imshow(values, cmap=cmap, vmin=vrange[0], vmax=vrange[1], aspect="auto")
-    ax.set_xticks(range(cols), [str(c) for c in data.columns], rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(rows), [str(r) for r in data.index], fontsize=6 if dense else 8)
+    ax.set_xticks(range(cols), [_tick(c, cols > 60) for c in data.columns], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(rows), [_tick(r, dense) for r in data.index], fontsize=6 if dense else 8)
     ax.set_xlabel(roles[1])
     ax.set_ylabel(roles[0])
     if rows * cols <= 400:
@@ -205,3 +215,80 @@ def kcurve_png(summary: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
+
+
+# ---- predicted cells (``xlexp predict``): greyed and hatched, measured cells in full colour ------------
+
+def predicted_png(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path, *, title: str, label: str,
+                  vrange: tuple[float, float] | None = None) -> None:
+    """Sources x targets: measured cells in full colour; predicted cells (``predicted``: same shape,
+    NaN where measured) faded towards grey and hatched, with a legend saying which is which."""
+    plt = _pyplot()
+    from matplotlib.patches import Patch, Rectangle
+
+    both = measured.combine_first(predicted)
+    if both.shape[1] > 30 and both.shape[1] > both.shape[0]:
+        measured, predicted, both, roles = measured.T, predicted.T, both.T, ("target", "source")
+    else:
+        roles = ("source", "target")
+    rows, cols = both.shape
+    meas, pred = measured.reindex_like(both).to_numpy(dtype=float), predicted.reindex_like(both).to_numpy(dtype=float)
+    finite = both.to_numpy(dtype=float)
+    lo, hi = vrange or (float(np.nanmin(finite)), float(np.nanmax(finite)))
+    dense = rows > 60
+    fig, ax = plt.subplots(figsize=(min(2.5 + 0.7 * cols, 40), min(1.6 + (0.16 if dense else 0.38) * rows, 80)))
+    im = ax.imshow(meas, cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
+    ax.imshow(pred, cmap="viridis", vmin=lo, vmax=hi, aspect="auto", alpha=0.35)
+    for r, c in zip(*np.where(np.isfinite(pred) & ~np.isfinite(meas))):
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, hatch="///", edgecolor="0.45", linewidth=0))
+        if rows * cols <= 400:
+            ax.text(c, r, format(pred[r, c], ".2f") + "*", ha="center", va="center", fontsize=7, color="0.25")
+    if rows * cols <= 400:
+        for r, c in zip(*np.where(np.isfinite(meas))):
+            red, green, blue, _ = im.cmap(im.norm(meas[r, c]))
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+            ax.text(c, r, format(meas[r, c], ".2f"), ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xticks(range(cols), [_tick(c, cols > 60) for c in both.columns], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(rows), [_tick(r, dense) for r in both.index], fontsize=6 if dense else 8)
+    ax.set_xlabel(roles[1])
+    ax.set_ylabel(roles[0])
+    fig.colorbar(im, ax=ax, fraction=0.03, label=label)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.legend(handles=[Patch(facecolor="tab:green", label="measured"),
+                        Patch(facecolor="0.85", hatch="///", edgecolor="0.45", label="predicted (*)")],
+               loc="lower left", ncol=1, fontsize=7, frameon=False)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def predicted_heatmap_figure(measured: pd.DataFrame, predicted: pd.DataFrame, low: pd.DataFrame, high: pd.DataFrame,
+                             title: str, metric: str) -> go.Figure:
+    """Plotly: measured cells on Viridis; predicted cells greyed (a grey scale) with their interval on hover."""
+    rows = [str(r) for r in measured.index.union(predicted.index, sort=False)]
+    cols = [str(c) for c in measured.columns.union(predicted.columns, sort=False)]
+    meas = measured.reindex(index=rows, columns=cols).to_numpy(dtype=float)
+    pred = predicted.reindex(index=rows, columns=cols).to_numpy(dtype=float)
+    lo_, hi_ = low.reindex(index=rows, columns=cols).to_numpy(dtype=float), high.reindex(index=rows, columns=cols).to_numpy(dtype=float)
+    finite = np.concatenate([meas[np.isfinite(meas)], pred[np.isfinite(pred)]])
+    zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    hover_m = [[f"source: {_lang_label(r)}<br>target: {_lang_label(c)}<br>{metric}: {meas[i, j]:.3f} (measured)"
+                if np.isfinite(meas[i, j]) else "" for j, c in enumerate(cols)] for i, r in enumerate(rows)]
+    hover_p = [[f"source: {_lang_label(r)}<br>target: {_lang_label(c)}<br>{metric}: {pred[i, j]:.3f} PREDICTED "
+                f"[{lo_[i, j]:.3f}, {hi_[i, j]:.3f}]" if np.isfinite(pred[i, j]) else "" for j, c in enumerate(cols)]
+               for i, r in enumerate(rows)]
+    small = meas.size <= 400
+    fig = go.Figure([
+        go.Heatmap(z=_plain(pred), x=cols, y=rows, customdata=hover_p, hovertemplate="%{customdata}<extra></extra>",
+                   colorscale=[[0.0, "#e3e3e3"], [1.0, "#8c8c8c"]], zmin=zmin, zmax=zmax, showscale=False,
+                   name="predicted", xgap=1, ygap=1,
+                   texttemplate="%{z:.2f}*" if small else None),
+        go.Heatmap(z=_plain(meas), x=cols, y=rows, customdata=hover_m, hovertemplate="%{customdata}<extra></extra>",
+                   colorscale="Viridis", zmin=zmin, zmax=zmax, colorbar={"title": {"text": f"{metric} (measured)"}},
+                   name="measured", xgap=1, ygap=1, texttemplate="%{z:.2f}" if small else None),
+    ])
+    fig.update_layout(title={"text": title + " — grey cells (*) are predicted, coloured cells measured", "font": {"size": 13}},
+                      xaxis={"title": "target", "type": "category", "tickangle": -45},
+                      yaxis={"title": "source", "type": "category", "autorange": "reversed"},
+                      height=min(200 + 30 * len(rows), 3200), margin={"l": 90, "r": 20, "t": 60, "b": 70})
+    return fig

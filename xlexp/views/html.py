@@ -262,6 +262,41 @@ def _languages_section(df: pd.DataFrame) -> str:
             f"otherwise.</p>{sortable_table(cols, rows)}</section>")
 
 
+def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: list[str] | None) -> None:
+    """The cells ``xlexp predict`` predicted for this experiment (``results/predicted/``): greyed,
+    with their intervals on hover, beside the measured cells in colour; nothing when there are none."""
+    from xlexp.results.predicted import load_predicted
+    from xlexp.results.query import pivot
+    from xlexp.views.figures import predicted_heatmap_figure
+
+    pred = load_predicted(results_dir, experiment)
+    if pred.empty:
+        return
+    df = load(results_dir)
+    page.add(f'<section class="predicted" id="pred-{_slug(experiment)}"><h3>{_esc(experiment)}: predicted cells</h3>'
+             '<p class="note">Grey cells marked * are <b>predicted</b> by <code>xlexp predict</code> (matrix completion '
+             "from the measured cells and language features; hover for the 90% interval), never measured; coloured "
+             "cells are measured records.</p>")
+    for metric in sorted(pred["metric"].unique()):
+        if metrics and metric not in metrics:
+            continue
+        cells = pred[pred["metric"] == metric]
+        try:
+            measured = pivot(df, experiment, metric, selection=str(cells["selection"].iloc[0])).mean
+        except XlexpError:
+            measured = pd.DataFrame()
+
+        def wide(col: str) -> pd.DataFrame:
+            return cells.pivot(index="source", columns="target", values=col)
+
+        page.figure(predicted_heatmap_figure(measured, wide("value"), wide("low"), wide("high"),
+                                             f"{experiment}: {metric} (test)", metric), "heatmap")
+        note = str(cells["missing_features"].iloc[0] or "")
+        if note:
+            page.add(f'<p class="note">{_esc(note)}</p>')
+    page.add("</section>")
+
+
 def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | None, results_dir: str,
                plotly_js: str) -> tuple[str, int]:
     """The page's HTML and its number of figures. ``plotly_js``: an inline script or a src tag."""
@@ -273,6 +308,7 @@ def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | No
     page.add(_overview(df, experiments))
     for experiment in experiments:
         _experiment_section(page, df, experiment, metrics)
+        _predicted_section(page, results_dir, experiment, metrics)
     page.add(_languages_section(df[df["experiment"].isin(experiments)]))
     body = "\n".join(page.parts)
     markup = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>xlexp report</title>'

@@ -35,7 +35,7 @@ class Regime:
         """The plan's training units. ``sources`` is None when the regime does not take sources (``takes_sources``)."""
         raise NotImplementedError
 
-    def needs(self, unit: TrainingUnit) -> dict[tuple[str, str], str]:
+    def needs(self, unit: TrainingUnit, settings: RegimeSettings) -> dict[tuple[str, str], str]:
         """Splits beyond train (train languages), dev (selection languages) and test (targets) that the
         unit reads, as ``{(language, split): why}``."""
         return {}

@@ -69,10 +69,16 @@ class FewShot(Regime):
     def units(self, settings: FewShotSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
         return [TrainingUnit(s, (s,), (s,), targets, watch, seed) for seed in seeds for s in sources]
 
-    def needs(self, unit: TrainingUnit) -> dict[tuple[str, str], str]:
-        return {(t, "train"): "few-shot draws its K shots from it" for t in unit.targets}
+    def needs(self, unit: TrainingUnit, settings: FewShotSettings) -> dict[tuple[str, str], str]:
+        needs = {(t, "train"): "few-shot draws its K shots from it" for t in unit.targets}
+        if settings.use_target_dev:
+            needs.update({(t, "dev"): "few-shot selects on it (regime.use_target_dev)" for t in unit.targets})
+        return needs
 
     def run_unit(self, ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
+        fs: FewShotSettings = ctx.settings.regime
+        if ctx.spec.type == "extractive_qa" and fs.k_per == "class" and not fs.shots_file:  # before any training
+            raise XlexpError(f"task '{ctx.spec.name}' is extractive QA (no classes): use regime.k_per=total")
         model = ctx.build_classifier()
         cached = source_model_file(ctx, unit)
         if cached.exists():
@@ -120,7 +126,7 @@ def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) 
                 def on_eval(step: int, epoch: float, dev=dev, keeper=keeper) -> None:
                     keeper.observe(step, {"target_dev": ctx.score(model, dev)[1][primary]}, model)
 
-                result = train(model, pool.subset(np.asarray(shots.ids)), optimizer, settings, ctx.pad_id, ctx.device,
+                result = train(model, _shot_rows(pool, shots), optimizer, settings, ctx.pad_id, ctx.device,
                                on_eval if dev is not None else None)
                 rule, step = "last", result.steps
                 if dev is not None:
@@ -136,11 +142,23 @@ def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) 
     ctx.progress.remove_task(bar)
 
 
+def _shot_rows(pool: TokenizedSplit, shots: ShotSet) -> TokenizedSplit:
+    """The shots' rows; extractive QA shots are questions, each with all of its windows."""
+    if pool.offsets is None:
+        return pool.subset(np.asarray(shots.ids))
+    return pool.subset(np.flatnonzero(np.isin(pool.example_ids, np.asarray(shots.ids))))
+
+
 def _shot_sets(ctx: RunContext, target: str, k: int, pool: TokenizedSplit) -> list[ShotSet]:
     fs: FewShotSettings = ctx.settings.regime
+    labels = pool.labels
+    if pool.offsets is not None:  # extractive QA: draw K questions (ids = question rows), not windows
+        labels = np.zeros(int(pool.example_ids.max()) + 1, dtype=np.int64)
+        if fs.k_per == "class" and not fs.shots_file:
+            raise XlexpError(f"task '{ctx.spec.name}' is extractive QA (no classes): use regime.k_per=total")
     if fs.shots_file:
-        return load_shot_file(fs.shots_file, ctx.spec.name, target, k, len(pool))
-    return [sample_shots(pool.labels, ctx.spec.labels, ctx.spec.name, target, k, fs.k_per, i, int(fs.sampling_seed))
+        return load_shot_file(fs.shots_file, ctx.spec.name, target, k, len(labels))
+    return [sample_shots(labels, ctx.spec.labels, ctx.spec.name, target, k, fs.k_per, i, int(fs.sampling_seed))
             for i in range(int(fs.shot_sets))]
 
 

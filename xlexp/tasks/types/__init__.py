@@ -37,6 +37,14 @@ class TaskType:
         """Extra fields of the local path pattern that name the probed file (e.g. ``{side}``)."""
         return {}
 
+    def file_split(self, spec, code: str, split: str) -> str | None:
+        """The ``{split}`` of the local path pattern that holds this split (None: the language has none)."""
+        return (spec.local.get("split_names") or {}).get(split, split)
+
+    def hub_location(self, spec, code: str, split: str) -> tuple[str, str | None, str] | None:
+        """Where (language, split) lives on the hub: the task's ``hub`` block by default."""
+        return spec.default_hub_location(code, split)
+
     def read_local(self, spec, code: str, split: str, data_dir: Path, path: Path) -> tuple[list[Example], str]:
         fmt = spec.local.get("format", "csv")
         if fmt == "conll":

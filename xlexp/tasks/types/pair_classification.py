@@ -10,6 +10,7 @@ from xlexp.tasks.types import Rows, TaskType, register
 @register
 class PairClassification(TaskType):
     name = "pair_classification"
+    options = {"prompt": None}   # regime=icl: template, verbalisers (xlexp.tasks.prompts)
     text_fields = ("premise", "hypothesis")
 
     def examples(self, spec, code: str, rows: Rows, where: str) -> list[Example]:

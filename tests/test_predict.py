@@ -1,0 +1,230 @@
+"""``xlexp predict`` / ``recommend`` (issue #18): completion, intervals, unknown languages, the
+separation of predicted cells from records, the CLI on a tiny store, and the evaluation on the
+published xpos UD-POS matrix (slow)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xlexp.cli.main import main
+from xlexp.predict.complete import CompletionSettings, complete
+from xlexp.predict.features import pair_features
+from xlexp.results.languages import normalize_tag
+from xlexp.results.predicted import load_predicted, predicted_dir
+from xlexp.results.store import Record, load_records, runs_dir, write_records
+
+XPOS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "xpos_udpos_xlmr_base_ft10000.csv"
+
+
+def low_rank(n_s=40, n_t=60, rank=1, noise=0.5, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (60 + rng.normal(0, 8, (n_s, 1)) + rng.normal(0, 10, (1, n_t))
+            + rng.normal(0, 3, (n_s, rank)) @ rng.normal(0, 1, (rank, n_t)) + rng.normal(0, noise, (n_s, n_t)))
+
+
+def test_completion_recovers_hidden_cells_of_a_low_rank_matrix():
+    y = low_rank()
+    mask = np.random.default_rng(1).random(y.shape) < 0.3
+    res = complete(y, mask)
+    hidden = ~mask
+    mae = np.abs(res.mean[hidden] - y[hidden]).mean()
+    naive = np.abs(y[mask].mean() - y[hidden]).mean()          # the observed mean everywhere
+    biases = complete(y, mask, cfg=CompletionSettings(rank=0, folds=1))
+    assert mae < 0.15 * naive, (mae, naive)
+    assert mae < 0.7 * np.abs(biases.mean[hidden] - y[hidden]).mean()   # the interaction is recovered too
+    assert res.settings.rank >= 1                              # auto picked a low-rank model here
+
+
+def test_intervals_cover_at_a_sane_rate():
+    covered = []
+    for seed in range(3):
+        y = low_rank(seed=seed, noise=2.0)
+        mask = np.random.default_rng(seed + 10).random(y.shape) < 0.25
+        res = complete(y, mask, cfg=CompletionSettings(level=0.9))
+        hidden = ~mask
+        covered.append(((y[hidden] >= res.low[hidden]) & (y[hidden] <= res.high[hidden])).mean())
+        assert (res.high[hidden] > res.low[hidden]).all()
+    assert 0.75 <= np.mean(covered) <= 0.99, covered
+
+
+def test_uriel_distances_match_urielplus():
+    urielplus = pytest.importorskip("urielplus.urielplus", reason="the predict extra (urielplus) is not installed")
+    import logging
+
+    from xlexp.predict.uriel import distances
+
+    logging.disable(logging.INFO)  # URIELPlus() logs every file it copies
+    try:
+        ref = urielplus.URIELPlus()
+        ours = distances(["en", "swh_Latn"], ["fra", "zho_Hans"])
+        for cat in ("genetic", "geographic", "syntactic", "script"):
+            for (i, a), (j, b) in itertools.product(enumerate(["eng", "swh"]), enumerate(["fra", "zho"])):
+                assert ours[cat][i, j] == pytest.approx(ref.new_distance(cat, [a, b]), abs=1e-3), (cat, a, b)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def test_unknown_language_codes_degrade_gracefully():
+    pytest.importorskip("urielplus", reason="the predict extra (urielplus) is not installed")
+    feats = pair_features(["en", "qqx_Zzzz", "fr"], ["de", "zzq", "es"])
+    assert np.isnan(feats.feature("uriel_genetic")[1]).all()          # the unknown source: NaN, not an error
+    assert np.isfinite(feats.feature("uriel_genetic")[0, 0])
+    note = feats.missing_note()
+    assert "uriel_genetic" in note and "qqx_Zzzz" in note and "zzq" in note
+    y = np.array([[90.0, 40.0, 80.0], [np.nan, np.nan, 50.0], [85.0, np.nan, np.nan]])
+    res = complete(y, np.isfinite(y), feats.values, CompletionSettings(folds=1), feats.names,
+                   feats.source_similarity, feats.target_similarity)
+    assert np.isfinite(res.mean).all()
+
+
+def test_without_the_predict_extra_the_other_features_are_used_and_named(monkeypatch):
+    import xlexp.predict.uriel as uriel
+    from xlexp.errors import XlexpError
+
+    def missing():
+        raise XlexpError("URIEL features need the urielplus package: pip install 'xlexp[predict]'")
+
+    uriel.database.cache_clear()
+    uriel.uriel_code.cache_clear()
+    monkeypatch.setattr(uriel, "_folder", missing)
+    try:
+        feats = pair_features(["en", "fr"], ["de", "sw"])
+        assert feats.names == ["same_language", "script_match"]
+        assert "xlexp[predict]" in feats.missing_note()
+    finally:
+        uriel.database.cache_clear()
+        uriel.uriel_code.cache_clear()
+
+
+# ---- a tiny store: 4 sources x 5 targets, some cells never measured --------------------------------
+
+SOURCES, TARGETS = ["eng", "ind", "jav", "sun"], ["ace", "ban", "bjn", "min", "mad"]
+
+
+def tiny_store(results: Path) -> int:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 0.05, len(SOURCES)), rng.normal(0, 0.08, len(TARGETS))
+    n = 0
+    for i, s in enumerate(SOURCES):
+        recs = []
+        for j, t in enumerate(TARGETS):
+            if (i + j) % 3 == 0 and s != "eng":   # unmeasured cells
+                continue
+            recs.append(Record(experiment="tiny", run_id=f"r-{s}", model="tiny_random", task="nusax_senti",
+                               regime="zero_shot", source=s, target=t, target_tag=normalize_tag(t), split="test",
+                               metric="accuracy", value=float(0.6 + a[i] + b[j]), n_examples=40, seed=1,
+                               selection="source_dev", config_hash="0" * 12, git_commit="test",
+                               timestamp="2026-01-01T00:00:00+00:00"))
+        write_records(recs, results, f"r-{s}")
+        n += len(recs)
+    return n
+
+
+def test_predicted_values_never_land_in_the_records(tmp_path, capsys):
+    results = tmp_path / "results"
+    n = tiny_store(results)
+    before = {p.name: p.stat().st_mtime_ns for p in runs_dir(results).iterdir()}
+    assert main(["predict", "--experiment", "tiny", "--results-dir", str(results), "--no-model-features",
+                 "--data-dir", str(tmp_path / "none"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "predicted cell(s)" in out and "*" in out
+    records = load_records(results)
+    assert len(records) == n                                  # nothing added to the store
+    assert {p.name: p.stat().st_mtime_ns for p in runs_dir(results).iterdir()} == before
+    pred = load_predicted(results, "tiny", "accuracy")
+    assert pred["predicted"].all() and len(pred) == len(SOURCES) * len(TARGETS) - n
+    measured = set(zip(records["source"], records["target"]))
+    assert not measured & set(zip(pred["source"], pred["target"]))   # never a measured cell
+    assert (pred["low"] <= pred["value"]).all() and (pred["value"] <= pred["high"]).all()
+    assert not list(runs_dir(results).glob("*predicted*")) and predicted_dir(results).is_dir()
+
+
+def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys):
+    results = tmp_path / "results"
+    tiny_store(results)
+    common = ["--results-dir", str(results), "--no-model-features", "--data-dir", str(tmp_path / "none"),
+              "--cache-dir", str(tmp_path / "cache")]
+    assert main(["predict", "--experiment", "tiny", *common]) == 0
+    assert main(["matrix", "--experiment", "tiny", "--predicted", "--results-dir", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "predicted" in out and (results / "matrices" / "tiny.accuracy.predicted.png").is_file()
+    assert main(["recommend", "--experiment", "tiny", "--target", "ban", "--target", "min", "--k", "3",
+                 "--next", "1", *common]) == 0
+    out = capsys.readouterr().out
+    assert "best sources for ban" in out and "1. " in out and "3. " in out
+    assert "next sources to train" in out or "nothing to train" in out
+    assert main(["predict", "--evaluate", "--experiment", "tiny", "--observed", "0.5", "--masks", "2",
+                 "--skip-loto", *common]) == 0
+    assert "xlexp (low-rank + features)" in capsys.readouterr().out
+    # the HTML report draws the predicted cells apart
+    assert main(["report", "--results-dir", str(results), "--experiment", "tiny"]) == 0
+    html = (results / "report" / "index.html").read_text(encoding="utf-8")
+    assert "predicted cells" in html and "PREDICTED" in html
+
+
+def test_model_view_is_cached_per_model_and_language(tmp_path):
+    from tests.conftest import write_nusax_like
+    from xlexp.predict.features import task_views
+
+    data = write_nusax_like(tmp_path / "data")
+    cache = tmp_path / "cache"
+    views = task_views("nusax_senti", "tiny_random", ["eng", "ind", "jav"], data, cache, n_sentences=20)
+    assert set(views) == {"eng", "ind", "jav"} and views["eng"].mean.ndim == 1
+    files = sorted((cache / "predict" / "tiny_random").glob("*.npz"))
+    assert len(files) == 3
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = task_views("nusax_senti", "tiny_random", ["eng", "ind", "jav"], data, cache, n_sentences=20)
+    assert [f.stat().st_mtime_ns for f in files] == stamps            # read back, not recomputed
+    assert np.allclose(again["ind"].mean, views["ind"].mean)
+    feats = pair_features(["eng", "ind"], ["jav"], views=views)
+    assert np.isfinite(feats.feature("model_similarity")).all() and np.isfinite(feats.feature("vocab_overlap")).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not XPOS.is_file(), reason=f"{XPOS} absent (the published xpos UD-POS matrix)")
+def test_evaluate_on_the_xpos_matrix():
+    """The measured numbers of BENCHMARKS.md, with margin: better than its own ablation and the
+    baselines, Spearman >= 0.8 at 10 % observed. (The issue's MAE <= 3.0 is not reached: see
+    BENCHMARKS.md.)"""
+    pytest.importorskip("urielplus", reason="the predict extra (urielplus) is not installed")
+    from xlexp.predict.evaluate import OURS, loto_ranking, mask_evaluation
+    from xlexp.predict.predictor import matrix_from_csv
+
+    wide = matrix_from_csv(XPOS)
+    y = wide.to_numpy(dtype=float)
+    feats = pair_features([str(s) for s in wide.index], [str(t) for t in wide.columns])
+    masks = mask_evaluation(y, feats, (0.1,), n_masks=3).set_index("method")
+    assert masks.loc[OURS, "spearman"] >= 0.8
+    assert masks.loc[OURS, "mae"] < masks.loc["biases only (no features)", "mae"]
+    assert masks.loc[OURS, "mae"] <= 6.0
+    assert 0.8 <= masks.loc[OURS, "coverage"] <= 0.97
+    loto = loto_ranking(y, feats).set_index("method")["ndcg"]
+    assert loto[OURS] > loto["English always"] and loto[OURS] > loto["URIEL distance only"]
+
+
+@pytest.mark.slow
+def test_fill_trains_the_chosen_sources_as_normal_runs_and_resumes(tmp_path, capsys):
+    """``xlexp predict --fill 2``: two normal runs (records as usual), then the third source predicted;
+    a second call trains nothing more."""
+    from tests.conftest import write_nusax_like
+
+    data, results, cache = write_nusax_like(tmp_path / "data"), tmp_path / "results", tmp_path / "cache"
+    args = ["predict", "--fill", "2", "--task", "nusax_senti", "--model", "tiny_random", "--experiment", "fill",
+            "--sources", "eng,ind,jav", "--no-model-features", "--results-dir", str(results), "--data-dir", str(data),
+            "--cache-dir", str(cache), "optimizer.lr=1e-3", "trainer.epochs=1", "langpair.targets=[eng,ind,jav]",
+            "trainer.progress=false", "regime.dev_targets=none", f"hydra.run.dir={tmp_path / 'outputs'}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("training source") == 2
+    records = load_records(results)
+    assert records["source"].nunique() == 2 and not records.empty
+    pred = load_predicted(results, "fill")
+    assert set(pred["source"]) == {"eng", "ind", "jav"} - set(records["source"])
+    assert main(args) == 0                                              # resumes: nothing left to train
+    assert "training source" not in capsys.readouterr().out
+    assert len(load_records(results)) == len(records)

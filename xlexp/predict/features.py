@@ -1,0 +1,176 @@
+"""Pair features for the sources x targets of a matrix, and which of them are missing where.
+
+Per (source, target): the URIEL distances (``xlexp.predict.uriel``: genetic, geographic,
+syntactic, phonological, inventory, script), ``same_language`` (the same normalised tag: an
+in-language cell), ``script_match`` (ISO 15924 script from ``xlexp.results.languages``),
+``log_train_size`` (of the source's training split) and, when a model and the task's text are
+given, the model's view (``xlexp.predict.represent``): ``vocab_overlap`` of sub-words and
+``model_similarity`` (cosine of mean-pooled hidden states, NN-Rank's signal). A feature a language
+lacks is NaN for its cells and listed in ``missing`` (the completion then uses the features that
+exist), so an unknown code never stops a prediction.
+
+``source_similarity``/``target_similarity`` are language x language similarities from the same
+features (mean URIEL distance, and model similarity when present): the completion uses them for
+rows or columns without any measured cell, the active chooser to spread its picks.
+
+Imports: numpy, ``xlexp.predict.uriel``, ``xlexp.predict.represent`` (lazily),
+``xlexp.results.languages`` and ``xlexp.errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xlexp.errors import XlexpError
+from xlexp.predict import uriel
+from xlexp.results.languages import normalize_tag, script_of
+
+log = logging.getLogger(__name__)
+
+URIEL_FEATURES = tuple(uriel.CATEGORIES)
+SIMILARITY_URIEL = ("genetic", "geographic", "syntactic", "script")
+
+
+@dataclass
+class PairFeatures:
+    sources: list[str]
+    targets: list[str]
+    names: list[str]
+    values: np.ndarray                                   # sources x targets x features, NaN = missing
+    missing: dict[str, list[str]] = field(default_factory=dict)   # feature -> languages that lack it
+    source_similarity: np.ndarray | None = None          # sources x sources, in [0, 1]
+    target_similarity: np.ndarray | None = None          # targets x targets
+
+    def feature(self, name: str) -> np.ndarray:
+        return self.values[..., self.names.index(name)]
+
+    def missing_note(self) -> str:
+        """One line naming the features some languages lack ('' when none)."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for name, codes in self.missing.items():
+            if codes:
+                groups.setdefault(tuple(codes), []).append(name)
+        parts = [f"{', '.join(names)} for {', '.join(codes[:8])}{f' (+{len(codes) - 8})' if len(codes) > 8 else ''}"
+                 for codes, names in groups.items()]
+        return "missing features (used without them): " + "; ".join(parts) if parts else ""
+
+    def subset(self, names: list[str]) -> "PairFeatures":
+        idx = [self.names.index(n) for n in names if n in self.names]
+        return PairFeatures(self.sources, self.targets, [self.names[i] for i in idx], self.values[..., idx],
+                            {k: v for k, v in self.missing.items() if k in names}, self.source_similarity,
+                            self.target_similarity)
+
+
+def _similarity(langs_a: list[str], langs_b: list[str], model_sim: np.ndarray | None = None) -> np.ndarray:
+    """exp(-mean URIEL distance / 0.15), averaged with model similarity where given; 0 where unknown."""
+    try:
+        d = uriel.distances(langs_a, langs_b, list(SIMILARITY_URIEL))
+        stack = np.stack([d[k] for k in SIMILARITY_URIEL])
+    except XlexpError:  # no URIEL (the predict extra is missing): same language and model similarity only
+        stack = np.full((1, len(langs_a), len(langs_b)), np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # a pair without any distance stays NaN
+        mean = np.nanmean(stack, axis=0)
+    sim = np.where(np.isfinite(mean), np.exp(-np.nan_to_num(mean, nan=1.0) / 0.15), 0.0)
+    same = np.array([[normalize_tag(a) == normalize_tag(b) for b in langs_b] for a in langs_a])
+    sim = np.where(same, 1.0, sim)
+    if model_sim is not None:
+        ok = np.isfinite(model_sim)
+        sim = np.where(ok, 0.5 * sim + 0.5 * np.clip(np.nan_to_num(model_sim), 0, 1), sim)
+    return sim
+
+
+def pair_features(sources: list[str], targets: list[str], train_sizes: dict[str, int] | None = None,
+                  views: dict[str, object] | None = None) -> PairFeatures:
+    """Features for every (source, target). ``train_sizes``: source -> training examples;
+    ``views``: language -> ``represent.LanguageView`` (model similarity and vocabulary overlap)."""
+    names, planes, missing = [], [], {}
+    try:
+        dist = uriel.distances(sources, targets)
+        unknown = [c for c in dict.fromkeys([*sources, *targets]) if uriel.uriel_code(c) is None]
+        for name in URIEL_FEATURES:
+            names.append(f"uriel_{name}")
+            planes.append(dist[name])
+            lacking = {c for i, c in enumerate(sources) if np.isnan(dist[name][i]).all()}
+            lacking |= {c for j, c in enumerate(targets) if np.isnan(dist[name][:, j]).all()}
+            missing[f"uriel_{name}"] = sorted(lacking | set(unknown))
+    except XlexpError as e:  # the predict extra missing: go on with the other features, say so
+        log.warning("URIEL features unavailable: %s", e)
+        missing[f"uriel_* ({e})"] = ["every language"]
+    tags_s, tags_t = [normalize_tag(c) for c in sources], [normalize_tag(c) for c in targets]
+    names.append("same_language")
+    planes.append(np.array([[float(a.split("-")[0] == b.split("-")[0]) for b in tags_t] for a in tags_s]))
+    scripts_s, scripts_t = [script_of(c) for c in sources], [script_of(c) for c in targets]
+    names.append("script_match")
+    planes.append(np.array([[float(a == b) if a and b else np.nan for b in scripts_t] for a in scripts_s]))
+    missing["script_match"] = sorted({c for c, s in zip([*sources, *targets], [*scripts_s, *scripts_t]) if not s})
+    if train_sizes:
+        names.append("log_train_size")
+        planes.append(np.array([[np.log1p(train_sizes[s]) if train_sizes.get(s) else np.nan] * len(targets) for s in sources]))
+        missing["log_train_size"] = [s for s in sources if not train_sizes.get(s)]
+    model_sim = None
+    if views is not None:
+        from xlexp.predict.represent import cosine, vocab_overlap
+
+        sim = np.full((len(sources), len(targets)), np.nan)
+        ovl = np.full((len(sources), len(targets)), np.nan)
+        for i, s in enumerate(sources):
+            for j, t in enumerate(targets):
+                vs, vt = views.get(s), views.get(t)
+                if vs is not None and vt is not None:
+                    sim[i, j] = cosine(vs.mean, vt.mean)
+                    ovl[i, j] = vocab_overlap(vs, vt)
+        names += ["model_similarity", "vocab_overlap"]
+        planes += [sim, ovl]
+        lacking = sorted(c for c in dict.fromkeys([*sources, *targets]) if views.get(c) is None)
+        missing["model_similarity"] = missing["vocab_overlap"] = lacking
+        model_sim = sim
+    values = np.stack(planes, axis=-1)
+    src_sim = _similarity(sources, sources, _self_similarity(views, sources) if views is not None else None)
+    tgt_sim = _similarity(targets, targets, _self_similarity(views, targets) if views is not None else None)
+    del model_sim
+    return PairFeatures(list(sources), list(targets), names, values, missing, src_sim, tgt_sim)
+
+
+def _self_similarity(views, langs: list[str]) -> np.ndarray:
+    from xlexp.predict.represent import cosine
+
+    out = np.full((len(langs), len(langs)), np.nan)
+    for i, a in enumerate(langs):
+        for j, b in enumerate(langs):
+            va, vb = views.get(a), views.get(b)
+            if va is not None and vb is not None:
+                out[i, j] = cosine(va.mean, vb.mean)
+    return out
+
+
+def task_views(task: str, model: str, langs: list[str], data_dir: Path, cache_dir: Path, n_sentences: int = 200):
+    """Language -> LanguageView for every language with text in the task's data (cached)."""
+    from xlexp.predict.represent import Representations, language_texts
+
+    texts = {c: language_texts(task, c, data_dir, n_sentences) for c in langs}
+    every = [t for ts in texts.values() for t in ts]
+    reps = Representations(model, cache_dir, texts_for_tiny=every)
+    return {c: reps.view(c, ts) for c, ts in texts.items() if ts}
+
+
+def train_sizes(task: str, sources: list[str], data_dir: Path) -> dict[str, int]:
+    """Training examples per source (the task's train split as read; 0 where absent)."""
+    from xlexp.errors import XlexpError
+    from xlexp.tasks.spec import load_split, load_task
+
+    spec = load_task(task)
+    out = {}
+    for s in sources:
+        try:
+            out[s] = len(load_split(spec, s, "train", data_dir, "local", allow_empty=True)) if spec.has_split(s, "train", data_dir, "local") else 0
+        except XlexpError:
+            out[s] = 0
+    if spec.max_train_examples:
+        out = {s: min(n, int(spec.max_train_examples)) for s, n in out.items()}
+    return out

@@ -1,0 +1,158 @@
+"""One prediction: the measured matrix from the store, its features, the completion, the files.
+
+``measured_matrix`` reads the cells through the one query layer (``xlexp.results.query``: latest
+replicate, mean over seeds, the default selection rule); ``predict_matrix`` adds the rows and
+columns asked for (``sources``/``targets``: languages not trained or tested yet), builds the
+pair features (the model's view of each language when the model is an encoder and the task's
+text is here), completes, and writes the predicted cells, and only those, through
+``xlexp.results.predicted``. ``matrix_from_csv`` reads a published matrix (long ``source,target,value``
+/ xpos's ``lang_train,lang_pred,score``, or wide) for ``xlexp predict --evaluate --matrix-csv``.
+
+Imports: numpy, pandas, ``xlexp.predict``, ``xlexp.results`` and ``xlexp.errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xlexp.errors import XlexpError
+from xlexp.predict.complete import Completion, CompletionSettings, complete
+from xlexp.predict.features import PairFeatures, pair_features, task_views, train_sizes
+from xlexp.results import query
+from xlexp.results.predicted import write_predicted
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Measured:
+    experiment: str
+    model: str
+    task: str
+    metric: str
+    selection: str
+    matrix: pd.DataFrame          # sources x targets, NaN where not measured
+
+
+@dataclass
+class Prediction:
+    measured: Measured
+    sources: list[str]
+    targets: list[str]
+    y: np.ndarray                 # measured values (NaN elsewhere), sources x targets
+    features: PairFeatures
+    completion: Completion
+    path: Path | None = None
+
+    def frame(self) -> pd.DataFrame:
+        """Long format: every cell, measured or predicted (``predicted`` column), with intervals."""
+        rows = []
+        for i, s in enumerate(self.sources):
+            for j, t in enumerate(self.targets):
+                measured = bool(self.completion.observed[i, j])
+                rows.append(dict(source=s, target=t, value=float(self.y[i, j]) if measured else float(self.completion.mean[i, j]),
+                                 low=np.nan if measured else float(self.completion.low[i, j]),
+                                 high=np.nan if measured else float(self.completion.high[i, j]), predicted=not measured))
+        return pd.DataFrame(rows)
+
+
+def measured_matrix(results_dir: Path | str, experiment: str | None = None, task: str | None = None,
+                    model: str | None = None, metric: str | None = None, selection: str | None = None) -> Measured:
+    df = query.load(results_dir)
+    if experiment is None and (task or model):
+        sub = df[(df["split"] == "test")]
+        sub = sub[(sub["task"] == task) if task else True]
+        sub = sub[(sub["model"] == model) if model else True]
+        sub = sub[sub["regime"] == "zero_shot"] if "zero_shot" in set(sub["regime"]) else sub
+        if sub.empty:
+            raise XlexpError(f"no test records for task '{task}' and model '{model}' under {results_dir}")
+        experiment = query.experiments_by_recency(sub)[0] if sub["experiment"].nunique() == 1 else None
+        if experiment is None:  # several experiments of one task and model: one matrix of all of them
+            name = f"{sub['model'].iloc[0]}-{sub['task'].iloc[0]}"
+            df = sub.assign(experiment=name)
+            experiment = name
+        else:
+            df = sub
+    sub, experiment, metric = query.select(df, experiment, metric, "test", selection)
+    m = query.matrix_of(sub, experiment, metric)
+    return Measured(experiment, str(sub["model"].iloc[0]), str(sub["task"].iloc[0]), metric,
+                    str(sub["selection"].iloc[0]), m.mean)
+
+
+def _languages(task: str, which: list[str] | None, present: list[str], data_dir: Path, role: str) -> list[str]:
+    """``present`` plus the languages asked for (``all``: every task language with a train split
+    for sources, every language for targets)."""
+    if not which:
+        return present
+    if which == ["all"]:
+        from xlexp.tasks.spec import load_task
+
+        spec = load_task(task)
+        langs = [c for c in spec.languages if role == "targets" or spec.has_split(c, "train", data_dir, "local")]
+        return list(dict.fromkeys([*present, *langs]))
+    return list(dict.fromkeys([*present, *which]))
+
+
+def build_features(task: str | None, model: str | None, sources: list[str], targets: list[str],
+                   data_dir: Path | None, cache_dir: Path | None, model_features: bool = True,
+                   n_sentences: int = 200) -> PairFeatures:
+    sizes, views = None, None
+    if task and data_dir is not None:
+        try:
+            sizes = train_sizes(task, sources, Path(data_dir))
+        except XlexpError as e:
+            log.warning("training sizes unavailable: %s", e)
+    if model_features and task and model and data_dir is not None and cache_dir is not None:
+        try:
+            views = task_views(task, model, list(dict.fromkeys([*sources, *targets])), Path(data_dir), Path(cache_dir),
+                               n_sentences)
+        except XlexpError as e:
+            log.warning("model similarity unavailable (%s); using the other features", e)
+            views = None
+    return pair_features(sources, targets, sizes, views)
+
+
+def predict_matrix(results_dir: Path | str, experiment: str | None = None, task: str | None = None,
+                   model: str | None = None, metric: str | None = None, selection: str | None = None,
+                   sources: list[str] | None = None, targets: list[str] | None = None,
+                   data_dir: Path | None = None, cache_dir: Path | None = None, model_features: bool = True,
+                   cfg: CompletionSettings = CompletionSettings(), write: bool = True,
+                   hide_targets: list[str] | None = None) -> Prediction:
+    """``hide_targets``: treat these targets' measured cells as unknown (what would have been
+    predicted before testing them); never written (``write`` is ignored then)."""
+    m = measured_matrix(results_dir, experiment, task, model, metric, selection)
+    srcs = _languages(m.task, sources, [str(s) for s in m.matrix.index], Path(data_dir or "."), "sources")
+    tgts = _languages(m.task, targets, [str(t) for t in m.matrix.columns], Path(data_dir or "."), "targets")
+    y = m.matrix.reindex(index=srcs, columns=tgts).to_numpy(dtype=float, copy=True)
+    for t in hide_targets or []:
+        y[:, tgts.index(t)] = np.nan
+    write = write and not hide_targets
+    feats = build_features(m.task, m.model, srcs, tgts, data_dir, cache_dir, model_features)
+    res = complete(y, np.isfinite(y), feats.values, cfg, feats.names, feats.source_similarity, feats.target_similarity)
+    pred = Prediction(m, srcs, tgts, y, feats, res)
+    if write:
+        cells = pred.frame()
+        cells = cells[cells["predicted"]]
+        note = feats.missing_note()
+        cells = cells.assign(experiment=m.experiment, model=m.model, task=m.task, metric=m.metric, selection=m.selection,
+                             method=f"low-rank+features rank={res.settings.rank if res.settings else '?'}",
+                             missing_features=note)
+        pred.path = write_predicted(cells, results_dir, m.experiment, m.metric)
+    return pred
+
+
+def matrix_from_csv(path: Path | str) -> pd.DataFrame:
+    """A complete matrix (sources x targets) from a CSV: long (source,target,value or xpos's
+    lang_train,lang_pred,score) or wide (first column: source)."""
+    df = pd.read_csv(path)
+    for s, t, v in (("source", "target", "value"), ("lang_train", "lang_pred", "score")):
+        if {s, t, v} <= set(df.columns):
+            return df.pivot_table(index=s, columns=t, values=v, aggfunc="mean")
+    wide = df.set_index(df.columns[0])
+    wide.index.name = "source"
+    return wide.apply(pd.to_numeric, errors="coerce")

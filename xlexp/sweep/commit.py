@@ -1,0 +1,106 @@
+"""A trial's records enter the store only when the study has the trial COMPLETE (two-phase commit),
+and they carry the study's storage-unique id.
+
+**Pending, then promoted.** A trial's run writes its record and prediction files into
+``<results>/pending/<experiment>/`` (:mod:`xlexp.results.pending`). After ``study.tell`` has stored
+the trial as COMPLETE, its worker promotes them into ``<results>/runs`` and
+``<results>/predictions``; a pruned or failed trial's folder is deleted. So a worker killed between
+writing its records and telling the study leaves no rows in the store: its trial goes stale, is
+failed and re-queued, and its folder is discarded. :func:`recover` runs under the study's lock each
+time a worker asks for a trial: folders of COMPLETE trials whose promotion was interrupted are
+promoted (idempotently), those of FAIL and PRUNED trials deleted (one log line each); RUNNING ones
+are left alone.
+
+**Storage-unique study id.** A study name is only unique within one storage: the same sweep run
+against a new SQLite file or another PostgreSQL database starts again at trial 0. Each study
+therefore gets a short random id (study user attr ``xlexp_uid``, added under the lock to studies
+made by older versions), and a trial's experiment is ``<study>-<uid>-t<NNNN>`` and its records'
+``study`` column ``<study>@<uid>``: two studies never share an experiment.
+
+May import: :mod:`xlexp.sweep.storage` (the lock), :mod:`xlexp.results.pending`, Optuna.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from xlexp.results.pending import discard, list_pending, pending_dir, promote
+from xlexp.sweep.storage import STALE_REASON_PREFIX, budget_lock
+
+log = logging.getLogger("xlexp.sweep.worker")
+
+UID_ATTR = "xlexp_uid"  # study user attr: the study's storage-unique id
+
+
+def new_uid() -> str:
+    return uuid.uuid4().hex[:6]
+
+
+def ensure_study_uid(study: optuna.Study, url: str) -> str:
+    """The study's id; a study made by an older xlexp gets one here, under the lock (one winner)."""
+    uid = study.user_attrs.get(UID_ATTR)
+    if uid:
+        return str(uid)
+    with budget_lock(url, study.study_name):
+        uid = study.user_attrs.get(UID_ATTR)  # read again: another worker may have set it meanwhile
+        if not uid:
+            uid = new_uid()
+            study.set_user_attr(UID_ATTR, uid)
+    return str(uid)
+
+
+def experiment_name(study_name: str, uid: str | None, number: int) -> str:
+    return f"{study_name}-{uid}-t{number:04d}" if uid else f"{study_name}-t{number:04d}"
+
+
+def study_tag(study_name: str, uid: str | None) -> str:
+    """The ``study`` column of a trial's records."""
+    return f"{study_name}@{uid}" if uid else study_name
+
+
+def trial_pending_dir(results_dir: Path, study_name: str, uid: str, number: int) -> Path:
+    return pending_dir(results_dir, experiment_name(study_name, uid, number))
+
+
+def _settled(study: optuna.Study, trial: FrozenTrial, min_age_s: float) -> bool:
+    """Whether the trial's own worker is surely done with its folder: it was failed as stale (that
+    worker is gone), or it finished more than ``min_age_s`` ago (a live worker promotes or deletes
+    its folder right after its tell; this keeps others from doing it, and saying so, meanwhile)."""
+    if f"{STALE_REASON_PREFIX}{trial.number}" in study.user_attrs or trial.datetime_complete is None:
+        return True
+    return (datetime.now() - trial.datetime_complete).total_seconds() >= min_age_s
+
+
+def recover(study: optuna.Study, uid: str, results_dir: Path, min_age_s: float = 0.0) -> dict[str, int]:
+    """Finish what killed workers left in ``<results>/pending/`` for this study (call under the lock).
+    Returns how many folders were promoted and discarded."""
+    prefix = experiment_name(study.study_name, uid, 0)[:-4]  # "<study>-<uid>-t"
+    folders = list_pending(results_dir, prefix)
+    done = {"promoted": 0, "discarded": 0}
+    if not folders:
+        return done
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for name, folder in folders.items():
+        m = re.fullmatch(r"\d+", name[len(prefix):])
+        trial = trials.get(int(m.group())) if m else None
+        if trial is None or not _settled(study, trial, min_age_s):
+            continue
+        state = trial.state
+        if state == TrialState.COMPLETE:
+            files = promote(folder, results_dir)
+            done["promoted"] += 1
+            log.warning("trial %d is COMPLETE but its worker stopped before its records entered the store: "
+                        "promoted %d records file(s) from %s", int(m.group()), len(files), folder)
+        elif state in (TrialState.FAIL, TrialState.PRUNED):
+            n = discard(folder)
+            done["discarded"] += 1
+            log.warning("trial %d is %s: discarded its %d pending records file(s) (%s); only complete trials' "
+                        "records enter the store", int(m.group()), state.name, n, folder)
+    return done
