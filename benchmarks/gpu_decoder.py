@@ -74,7 +74,8 @@ def main(argv=None) -> int:
         df = load_records(work / "results")
         df = df[(df["experiment"].str.startswith(f"gpu_{name}")) & (df["split"] == "test")
                 & (df["metric"] == "macro_f1") & (df["selection"] == "source_dev")]
-        by_k = {str(k if k == k else "none"): round(float(g["value"].mean()), 4) for k, g in df.groupby(df["k"].fillna(-1))}
+        by_k = {("K=none" if k == -1 else f"K={int(k)}"): round(float(g["value"].mean()), 4)
+                for k, g in df.groupby(df["k"].fillna(-1))}
         row = {"arm": name, "wall_s": round(wall, 1), "mean_test_macro_f1": by_k, "targets": int(df["target"].nunique()),
                "peak_memory_mb": float(df["peak_memory_mb"].max()), "trainable_params": int(df["trainable_params"].max()),
                "finetune": sorted(df["finetune"].unique()), "precision": sorted(df["precision"].unique()),

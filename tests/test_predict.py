@@ -158,6 +158,9 @@ def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys
     out = capsys.readouterr().out
     assert "best sources for ban" in out and "1. " in out and "3. " in out
     assert "next sources to train" in out or "nothing to train" in out
+    assert main(["recommend", "--experiment", "tiny", "--target", "qqq_Zzzz", "--k", "2", *common]) == 0
+    out = capsys.readouterr().out                                    # an unknown target: predicted, features named
+    assert "best sources for qqq_Zzzz" in out and "qqq_Zzzz" in out.split("best sources")[0]
     assert main(["predict", "--evaluate", "--experiment", "tiny", "--observed", "0.5", "--masks", "2",
                  "--skip-loto", *common]) == 0
     assert "xlexp (low-rank + features)" in capsys.readouterr().out
@@ -181,6 +184,11 @@ def test_model_view_is_cached_per_model_and_language(tmp_path):
     again = task_views("nusax_senti", "tiny_random", ["eng", "ind", "jav"], data, cache, n_sentences=20)
     assert [f.stat().st_mtime_ns for f in files] == stamps            # read back, not recomputed
     assert np.allclose(again["ind"].mean, views["ind"].mean)
+    from xlexp.predict.represent import language_texts
+
+    assert language_texts("nusax_senti", "qqq", data, 20) == []       # not a task language: no text, no error
+    partial = task_views("nusax_senti", "tiny_random", ["eng", "qqq"], data, cache, n_sentences=20)
+    assert set(partial) == {"eng"}
     feats = pair_features(["eng", "ind"], ["jav"], views=views)
     assert np.isfinite(feats.feature("model_similarity")).all() and np.isfinite(feats.feature("vocab_overlap")).all()
 

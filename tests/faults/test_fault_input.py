@@ -112,8 +112,8 @@ def test_a_conll_line_with_an_empty_token_is_rejected(tmp_path):
     (folder / "test.txt").write_text("Ina\tNOUN\n\tNOUN\n\n")
     with pytest.raises(XlexpError, match=r"test.txt:2: empty token or tag"):
         load_split(spec, "hau", "test", tmp_path)
-    (folder / "test.txt").write_text("Ina   NOUN\r\nda\tADP\n\n")  # runs of spaces, tabs and CRLF are fine
-    assert load_split(spec, "hau", "test", tmp_path)[0].tokens == ("Ina", "da")
+    (folder / "test.txt").write_text("Ina   NOUN\r\nda\tADP\n10 000 NUM\n\n")  # runs of spaces, tabs, CRLF are fine,
+    assert load_split(spec, "hau", "test", tmp_path)[0].tokens == ("Ina", "da", "10 000")  # and words with spaces (UD)
 
 
 def test_non_utf8_bytes_name_the_file_and_line(dirs):

@@ -72,7 +72,7 @@ def _evaluate(args) -> int:
     out = []
     fractions = [float(f) for f in args.observed.split(",")]
     masks = mask_evaluation(y, feats, fractions, args.masks)
-    print(f"\nhidden-cell error, {args.masks} random masks per observed fraction (coverage: of the {int(90)}% intervals)")
+    print(f"\nhidden-cell error, {args.masks} random masks per observed fraction (coverage: share of hidden cells in the 90% interval)")
     print(_md(masks))
     out.append(("masks", masks))
     if not args.skip_loto:

@@ -140,6 +140,9 @@ def config_files(conf_dir: Path) -> list[ConfigFile]:
     order, then the other groups alphabetically."""
     files = [parse(p, p.parent.relative_to(conf_dir).as_posix() if p.parent != conf_dir else "")
              for p in sorted(conf_dir.rglob("*.yaml"))]
+    for f in files:  # model/base/encoder.yaml: options merged into model.* (base/encoder@_here_), not a choice
+        if f.group.endswith("/base"):
+            f.group, f.name = f.group.rsplit("/", 1)[0], f"base/{f.name}"
     root_defaults = [next(iter(d)) for d in (yaml.safe_load((conf_dir / "config.yaml").read_text()) or {})
                      .get("defaults", []) if isinstance(d, dict)]
     order = {g: i for i, g in enumerate(["", *root_defaults])}
@@ -164,13 +167,14 @@ def configs_block(conf_dir: Path) -> str:
     out = ["| group | options (default in bold) |", "|---|---|"]
     for group, members in groups.items():
         if group:
-            names = [f"**{f.name}**" if defaults.get(group) == f.name else f"{f.name} (base)"
-                     if f.name.startswith("_") else f.name for f in members]
+            names = [f"**{f.name}**" if defaults.get(group) == f.name else f"{f.name} (shared options, not a choice)"
+                     if f.name.startswith(("_", "base/")) else f.name for f in members]
             out.append(f"| `{group}` | {', '.join(names)} |")
     for group, members in groups.items():
         out += ["", f"### {'Primary configs' if not group else f'`{group}`'}"]
         for f in members:
-            title = f"{f.name}.yaml" if not group else f"{group}={f.name}"
+            title = (f"{f.name}.yaml" if not group else f"{group}/{f.name}.yaml" if f.name.startswith("base/")
+                     else f"{group}={f.name}")
             extra = f" (`# @package {f.package}`)" if f.package else ""
             out += ["", f"#### `{title}`{extra}", ""]
             if f.header:

@@ -200,7 +200,7 @@ class EncoderSettings:
     def __post_init__(self) -> None:
         one_of("model.source", self.source, MODEL_SOURCES)
         if self.pooling not in self.POOLINGS:
-            raise XlexpError(f"model.pooling must be one of {', '.join(self.POOLINGS)}, got '{self.pooling}'")
+            raise XlexpError(f"model.pooling must be {' or '.join(repr(p) for p in self.POOLINGS)}, got '{self.pooling}'")
         if self.dropout is not None and (not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0):
             raise XlexpError(f"model.dropout must be null or in [0, 1), got {self.dropout!r}")
         if self.peft not in self.PEFTS:

@@ -195,6 +195,7 @@ def complete(y: np.ndarray, mask: np.ndarray, side: np.ndarray | None = None,
     floor = max(float(np.median(spread[~mask])) if (~mask).any() else float(np.median(spread)), 1e-6)
     scale = np.sqrt(spread ** 2 + floor ** 2)
     resid = np.abs(oof - y[obs[:, 0], obs[:, 1]])
-    q = float(np.quantile(resid / scale[obs[:, 0], obs[:, 1]], cfg.level))
+    # split-conformal finite-sample correction: the ceil((n+1)·level)/n quantile (matters for a few dozen cells)
+    q = float(np.quantile(resid / scale[obs[:, 0], obs[:, 1]], min(1.0, cfg.level * (len(resid) + 1) / len(resid))))
     return Completion(mean=mean, low=mean - q * scale, high=mean + q * scale, observed=mask,
                       oob_mae=float(resid.mean()), weights=weights, settings=chosen)

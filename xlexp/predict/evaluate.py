@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from itertools import combinations
+from math import comb
 
 import numpy as np
 import pandas as pd
@@ -179,10 +181,15 @@ def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_rand
 
     chosen = sequential_choice(features.source_similarity, budget, [], widths)
     rng = np.random.default_rng(seed)
-    randoms = [mae(list(rng.choice(n, budget, replace=False))) for _ in range(n_random)]
+    exhaustive = comb(n, budget) <= 50   # few sources: every set of that size, the exact expectation of a random choice
+    if exhaustive:
+        draws = [list(c) for c in combinations(range(n), budget)]
+    else:
+        draws = [list(rng.choice(n, budget, replace=False)) for _ in range(n_random)]
+    randoms = [mae(d) for d in draws]
     return pd.DataFrame([
         dict(method="active (xlexp sequential_choice)", budget=budget, mae=mae(chosen), mae_sd=np.nan,
              sources=" ".join(features.sources[i] for i in chosen)),
-        dict(method=f"random ({n_random} draws)", budget=budget, mae=float(np.mean(randoms)), mae_sd=float(np.std(randoms)),
+        dict(method=f"random ({len(draws)} {'sets: every one' if exhaustive else 'draws'})", budget=budget, mae=float(np.mean(randoms)), mae_sd=float(np.std(randoms)),
              sources=""),
     ])

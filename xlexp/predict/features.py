@@ -167,6 +167,9 @@ def train_sizes(task: str, sources: list[str], data_dir: Path) -> dict[str, int]
     spec = load_task(task)
     out = {}
     for s in sources:
+        if s not in spec.languages:
+            out[s] = 0
+            continue
         try:
             out[s] = len(load_split(spec, s, "train", data_dir, "local", allow_empty=True)) if spec.has_split(s, "train", data_dir, "local") else 0
         except XlexpError:

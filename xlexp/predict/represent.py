@@ -41,7 +41,7 @@ def encoder_settings(name: str) -> EncoderSettings:
     if path is None:
         raise XlexpError(f"unknown model '{name}' (no model/{name}.yaml in the config folders)")
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    base = find_config("model", "_encoder")
+    base = find_config("model", "base/encoder")
     merged = {**((yaml.safe_load(base.read_text(encoding="utf-8")) or {}) if base else {}), **raw}
     settings = model_settings(merged)
     if not isinstance(settings, EncoderSettings) or settings.family != "encoder":
@@ -54,6 +54,8 @@ def language_texts(task: str, code: str, data_dir: Path, n: int, source: str = "
     from xlexp.tasks.spec import load_split, load_task
 
     spec = load_task(task)
+    if code not in spec.languages:   # a language the task does not have: no text, the feature is missing
+        return []
     for split in ("test", "train", "dev"):
         try:
             if not spec.has_split(code, split, data_dir, source):

@@ -150,9 +150,15 @@ def read_conll(spec, code: str, path: Path) -> list[Example]:
             continue
         if line.startswith("-DOCSTART-"):
             continue
-        # tab-separated columns, else any run of whitespace; a leading space (" O") must not pass as
-        # an empty token, so split() rather than split(" ")
-        parts = [p.strip() for p in line.split("\t")] if "\t" in line else line.split()
+        # tab-separated columns, else whitespace: for the 2-column layout the tag is the last field and
+        # the token the rest (UD words may hold spaces: French GSD's "10 000 NUM"); a line " O" is an
+        # empty token, never a token "" with tag O
+        if "\t" in line:
+            parts = [p.strip() for p in line.split("\t")]
+        elif n_fields == 2:
+            parts = line.strip().rsplit(None, 1)
+        else:
+            parts = line.split()
         if len(parts) != n_fields:
             raise XlexpError(f"{path}:{line_no}: expected {n_fields} fields (token TAG), found {len(parts)}: {line!r} "
                              f"(other layouts: set local.conll_fields and local.conll_columns in the task YAML)")

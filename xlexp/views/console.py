@@ -180,6 +180,14 @@ def show_run(records: pd.DataFrame, metrics: list[str], results_dir: Path | str)
     if records.empty:
         return
     experiment, run_id = str(records["experiment"].iloc[0]), str(records["run_id"].iloc[0])
+    k = pd.to_numeric(records["k"], errors="coerce") if "k" in records else pd.Series(dtype=float)
+    if len(k) and not (k.isna() | (k == 0)).any():  # only cells with shots (regime=icl regime.k=[4]): mean per (target, K)
+        test = records[records["split"] == "test"]
+        for metric in metrics:
+            cells = test[test["metric"] == metric].groupby(["source", "target", "k"])["value"].agg(["mean", "std", "count"])
+            console.print(f"{experiment} (run {run_id}): {metric} (test)\n{cells.round(4).to_string()}",
+                          highlight=False, markup=False)
+        return
     for metric in metrics:
         console.print(render(pivot(records, experiment, metric), f"{experiment} (run {run_id}): {metric} (test)"))
         if _has_few_shot(records):

@@ -14,7 +14,8 @@ Shot sets are drawn as in few-shot (``xlexp.data.fewshot``: deterministic from t
 set index and sampling seed; saved under ``results/shots``; a published file via ``regime.shots_file``).
 The demonstrations appear in a fixed order shuffled by the set's hash (label-sorted ids would put
 all of one class last, the recency bias ICL is known for). Config: ``xlexp/conf/regime/icl.yaml``;
-prompts: ``xlexp.tasks.prompts``.
+prompts: ``xlexp.tasks.prompts``. Generation tasks (``type: generation``) get K source-language pairs
+as demonstrations and greedy decoding instead (:func:`run_icl_generation`).
 """
 
 from __future__ import annotations
