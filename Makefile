@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export XLEXP_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean bench bench-gpu docs docs-numbers
+.PHONY: demo test test-fast install clean bench bench-gpu docs docs-numbers docs-numbers-check
 
 install: $(VENV)/.installed
 
@@ -24,12 +24,12 @@ demo: install
 # the layer contracts and the no-cycle rule first ([tool.importlinter] in pyproject.toml), then the tests
 test: install
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not docs_numbers" $(PYTEST_ARGS)
 
 # everything except the real-model runs (marked slow)
 test-fast: install
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not docs_numbers" $(PYTEST_ARGS)
 
 # the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/test_docs.py checks them)
 docs: install
@@ -39,6 +39,9 @@ docs: install
 # cache (~5 min on 2 idle cores); tests/test_quickstart_numbers.py (slow) fails when they go stale
 docs-numbers: install
 	$(BIN)/python benchmarks/quickstart_numbers.py --write
+
+docs-numbers-check: install
+	$(BIN)/python -m pytest -m docs_numbers $(PYTEST_ARGS)
 
 # Benchmarks of issue #8 (see benchmarks/README.md; results -> benchmarks/results/, copy them into
 # BENCHMARKS.md). About 1.5-2 h on 2 idle CPU cores; `make bench BENCH_ARGS=--quick` is a smoke run.

@@ -8,8 +8,8 @@
 The run is ``xlexp run +experiment=quickstart trainer.precision=fp32`` (the shipped quickstart with
 fp32 arithmetic, so a CPU with bf16 units and one without give the same numbers) in a fresh
 results folder and, unless ``--cache`` is given, a fresh cache folder: the numbers must not depend
-on what a machine has cached. ``make docs-numbers`` runs ``--write``; the slow test
-``tests/test_quickstart_numbers.py`` runs ``--check`` (so CI re-derives every number in the block).
+on what a machine has cached. ``make docs-numbers`` runs ``--write``; ``make docs-numbers-check`` runs
+``tests/test_quickstart_numbers.py``, which runs ``--check`` (~10 min on 2 idle cores: kept out of ``make test``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def block(df: pd.DataFrame) -> str:
     dev = f1[(f1.split == "dev") & (f1.target == "eng")].set_index("step")["value"]
     lines = [START, "",
              f"Measured by `python benchmarks/quickstart_numbers.py --write` (runs `{COMMAND}` with a fresh cache; "
-             f"`tests/test_quickstart_numbers.py` re-runs it and fails if this block changes). Test macro-F1:", "",
+             f"`make docs-numbers-check` re-runs it and fails if this block changes). Test macro-F1:", "",
              "| selection rule | step (of " + str(int(dev.index.max())) + ") | English dev | English test | "
              "mean of 12 targets | mean of the 11 others |", "|---|---|---|---|---|---|"]
     for rule in ("source_dev", "target_dev", "last"):

@@ -173,3 +173,19 @@ def test_hub_decoders_and_seq2seq_fail_offline_with_one_line(dirs, tmp_path, mon
     with pytest.raises(XlexpError, match=f"hf download {cfg.model.path}") as e:
         run_experiment(cfg)
     assert "\n" not in str(e.value)
+
+
+def test_decoder_tagger_runs_a_pos_matrix(tmp_path):
+    """Decoders as taggers (a head on every position, labels on each word's first piece): the
+    MasakhaPOS path end to end on a few real sentences, with LoRA."""
+    if not (SHARED_DATA / "masakhapos").is_dir():
+        pytest.skip("../shared/data/masakhapos not present")
+    dirs = {"data": SHARED_DATA, "results": tmp_path / "results", "cache": tmp_path / "cache"}
+    run_experiment(compose_cfg(dirs, "model=tiny_random_decoder", "task=masakhapos", "langpair.sources=[en_ewt]",
+                               "langpair.targets=[en_ewt,hau]", "data.max_train_examples=32", "data.max_eval_examples=16",
+                               "trainer.epochs=1", "trainer.progress=false", "regime.dev_targets=none",
+                               "optimizer.lr=1e-3", "model.peft=lora"))
+    df = load_records(dirs["results"])
+    test = df[(df.split == "test") & (df.metric == "accuracy")]
+    assert set(test.target) == {"en_ewt", "hau"} and set(df.family) == {"decoder"}
+    assert test["value"].between(0, 1).all() and (test["n_examples"] == 16).all()

@@ -155,7 +155,8 @@ def test_unknown_option_is_refused():
 @needs_real
 def test_no_xquad_paragraph_in_the_italian_training_data():
     spec = load_task("xquad")
-    xquad = [load_split(spec, lang, "test", REAL) for lang in ("en", "de", "zh")]
+    xquad = [load_split(spec, lang, "test", REAL) for lang in ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr",
+                                                                "vi", "zh")]
     ids = {e.qid for e in xquad[0]}
     assert len(ids) == 1190 and all({e.qid for e in x} == ids for x in xquad)   # same ids in every language
     it = {s: load_split(spec, "it", s, REAL) for s in ("train", "dev")}
@@ -266,6 +267,55 @@ def test_best_span_is_valid_and_best_over_windows():
 
 
 # -- end to end -----------------------------------------------------------------------------------
+def small_mirror(root: Path) -> Path:
+    """A small copy of the real qa/ layout (same file names and JSON), so runs stay quick: the first
+    two XQuAD articles, SQuAD-it's paragraphs of those articles (which the exclusion must drop) plus
+    30 others, and 40 DRCD paragraphs per file."""
+    import gzip
+
+    def subset(src: Path, keep) -> dict:
+        opener = gzip.open if src.suffix == ".gz" else open
+        with opener(src, "rt", encoding="utf-8") as f:
+            data = json.load(f)
+        data["data"] = keep(data["data"])
+        return data
+
+    def write(dst: Path, data: dict) -> None:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        opener = gzip.open if dst.suffix == ".gz" else open
+        with opener(dst, "wt", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
+
+    def first_paragraphs(n):
+        def keep(articles):
+            out, left = [], n
+            for a in articles:
+                if left <= 0:
+                    break
+                out.append({**a, "paragraphs": a["paragraphs"][:left]})
+                left -= len(out[-1]["paragraphs"])
+            return out
+        return keep
+
+    xq = REAL / "qa" / "xquad"
+    for lang in ("en", "de", "zh"):
+        write(root / f"qa/xquad/xquad.{lang}.json", subset(xq / f"xquad.{lang}.json", lambda a: a[:2]))
+    ids = {q["id"] for a in subset(xq / "xquad.en.json", lambda a: a[:2])["data"] for p in a["paragraphs"]
+           for q in p["qas"]}
+
+    def italian(articles):
+        out = []
+        for a in articles:
+            paras = [p for p in a["paragraphs"] if any(q["id"] in ids for q in p["qas"])]
+            out.append({**a, "paragraphs": paras})
+        out.append({"title": "rest", "paragraphs": [p for a in articles for p in a["paragraphs"][-1:]][:30]})
+        return out
+    write(root / "qa/squad_it/SQuAD_it-test.json.gz", subset(REAL / "qa/squad_it/SQuAD_it-test.json.gz", italian))
+    for split in ("dev", "test"):
+        write(root / f"qa/drcd/DRCD_{split}.json", subset(REAL / f"qa/drcd/DRCD_{split}.json", first_paragraphs(40)))
+    return root
+
+
 @needs_real
 def test_tiny_end_to_end_run_records_predictions_and_compare(tmp_path):
     import pandas as pd
@@ -276,7 +326,11 @@ def test_tiny_end_to_end_run_records_predictions_and_compare(tmp_path):
     from xlexp.views.compare import compare
 
     targets = ["de", "zh"]
-    base = [f"paths.data_dir={REAL}", f"paths.results_dir={tmp_path / 'results'}", f"paths.cache_dir={tmp_path / 'cache'}",
+    data = small_mirror(tmp_path / "data")
+    spec = load_task("xquad")
+    it_ids = {e.qid for s in ("train", "dev") for e in load_split(spec, "it", s, data)}
+    assert it_ids and not it_ids & {e.qid for e in load_split(spec, "en", "test", data)}   # the overlap was dropped
+    base = [f"paths.data_dir={data}", f"paths.results_dir={tmp_path / 'results'}", f"paths.cache_dir={tmp_path / 'cache'}",
             "task=xquad", "model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8",
             "trainer.progress=false", "langpair.sources=[it]", f"langpair.targets=[{','.join(targets)}]",
             "data.max_train_examples=30", "data.max_eval_examples=25", "data.max_length=128"]
@@ -286,7 +340,7 @@ def test_tiny_end_to_end_run_records_predictions_and_compare(tmp_path):
     test = df[(df["split"] == "test") & (df["experiment"] == "qa_a")]
     assert set(test["target"]) == set(targets) and set(test["metric"]) == {"f1", "exact_match"}
     assert set(test["selection"]) == {"source_dev", "last"}       # XQuAD targets have no dev: no target_dev cells
-    assert (test["n_examples"] == 25).all() and test["value"].between(0, 1).all()
+    assert (test["n_examples"] == 25).all() and test["value"].between(0, 1).all()   # 25 of the mirror's questions
     assert set(df[df["split"] == "dev"]["target"]) == {"it"}
     preds = load_predictions(tmp_path / "results")
     a = preds[(preds["experiment"] == "qa_a") & (preds["selection"] == "source_dev")]
@@ -307,7 +361,8 @@ def test_few_shot_draws_questions_not_windows(tmp_path):
     from xlexp.experiment.runner import run_experiment
     from xlexp.results.store import load_records
 
-    base = [f"paths.data_dir={REAL}", f"paths.results_dir={tmp_path / 'results'}", f"paths.cache_dir={tmp_path / 'cache'}",
+    data = small_mirror(tmp_path / "data")
+    base = [f"paths.data_dir={data}", f"paths.results_dir={tmp_path / 'results'}", f"paths.cache_dir={tmp_path / 'cache'}",
             "task=xquad", "model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8",
             "trainer.progress=false", "langpair.sources=[it]", "langpair.targets=[zh_hant]", "regime=few_shot",
             "regime.k=[4]", "regime.shot_sets=1", "data.max_train_examples=12", "data.max_eval_examples=8",
@@ -319,4 +374,5 @@ def test_few_shot_draws_questions_not_windows(tmp_path):
     cells = df[(df["experiment"] == "fs") & (df["split"] == "test") & (df["metric"] == "f1")]
     assert 4 in set(cells["k"].dropna().astype(int))
     shots = json.loads(next((tmp_path / "results" / "shots" / "xquad" / "zh_hant").glob("*.json")).read_text())
-    assert len(shots["ids"]) == 4 and max(shots["ids"]) < 3175      # 4 questions of DRCD's train part
+    n_train = len(load_split(load_task("xquad"), "zh_hant", "train", data))
+    assert len(shots["ids"]) == 4 and max(shots["ids"]) < n_train   # 4 questions (not windows) of DRCD's train part
