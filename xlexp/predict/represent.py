@@ -106,13 +106,11 @@ class Representations:
 
     def _load(self):
         if self._model is None:
-            import torch
 
             from xlexp.models.encoders import load_encoder, load_tokenizer
 
             self._tokenizer = load_tokenizer(self.settings, self.path)
             self._model = load_encoder(self.settings, self.path).eval()
-            torch.set_grad_enabled(False)
         return self._tokenizer, self._model
 
     def view(self, code: str, texts: list[str]) -> LanguageView | None:
@@ -130,7 +128,8 @@ class Representations:
         for i in range(0, len(texts), self.batch_size):
             batch = tokenizer(texts[i:i + self.batch_size], padding=True, truncation=True, max_length=self.max_length,
                               return_tensors="pt")
-            hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            with torch.inference_mode():  # a context, never a global switch: the same process may train next
+                hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             m = batch["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)       # one vector per sentence
             total = pooled.sum(0) if total is None else total + pooled.sum(0)

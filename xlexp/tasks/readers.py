@@ -137,6 +137,11 @@ def label_id(spec, code: str, raw: Any, where: str, line: int) -> int:
     return ids[label]
 
 
+def _is_label(spec, code: str, raw: str) -> bool:
+    mapping = spec.label_map.get(code) or spec.label_map.get("*") or {}
+    return str(mapping.get(raw, raw)) in spec.label_to_id
+
+
 def read_conll(spec, code: str, path: Path) -> list[Example]:
     """``token TAG`` per line (or more columns: ``local.conll_columns``), blank line between sentences."""
     n_fields = int(spec.local.get("conll_fields", 2))
@@ -150,15 +155,12 @@ def read_conll(spec, code: str, path: Path) -> list[Example]:
             continue
         if line.startswith("-DOCSTART-"):
             continue
-        # tab-separated columns, else whitespace: for the 2-column layout the tag is the last field and
-        # the token the rest (UD words may hold spaces: French GSD's "10 000 NUM"); a line " O" is an
+        # tab-separated columns, else whitespace; in the 2-column layout a line with more fields whose
+        # last one is a label is a word with spaces (UD: French GSD's "10 000 NUM"); a line " O" is an
         # empty token, never a token "" with tag O
-        if "\t" in line:
-            parts = [p.strip() for p in line.split("\t")]
-        elif n_fields == 2:
-            parts = line.strip().rsplit(None, 1)
-        else:
-            parts = line.split()
+        parts = [p.strip() for p in line.split("\t")] if "\t" in line else line.split()
+        if "\t" not in line and n_fields == 2 and len(parts) > 2 and _is_label(spec, code, parts[-1]):
+            parts = [" ".join(parts[:-1]), parts[-1]]
         if len(parts) != n_fields:
             raise XlexpError(f"{path}:{line_no}: expected {n_fields} fields (token TAG), found {len(parts)}: {line!r} "
                              f"(other layouts: set local.conll_fields and local.conll_columns in the task YAML)")
