@@ -178,6 +178,9 @@ def test_model_view_is_cached_per_model_and_language(tmp_path):
     cache = tmp_path / "cache"
     views = task_views("nusax_senti", "tiny_random", ["eng", "ind", "jav"], data, cache, n_sentences=20)
     assert set(views) == {"eng", "ind", "jav"} and views["eng"].mean.ndim == 1
+    import torch
+
+    assert torch.is_grad_enabled()  # once switched off for the whole process: every later training failed
     files = sorted((cache / "predict" / "tiny_random").glob("*.npz"))
     assert len(files) == 3
     stamps = [f.stat().st_mtime_ns for f in files]
