@@ -30,8 +30,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from xlexp.config.schema import DecoderSettings, EncoderSettings, Seq2SeqSettings
+from xlexp.config.schema import DecoderSettings, EncoderSettings
 from xlexp.errors import XlexpError
+from xlexp.models.heads import TokenClassifier
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +95,6 @@ class DecoderClassifier(nn.Module):
         return self.classifier(self.dropout(pooled.float()))
 
 
-class DecoderTokenClassifier(nn.Module):
-    """Decoder backbone + a linear layer on every position (each word's first piece sees its left context)."""
-
-    def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.0):
-        super().__init__()
-        self.encoder = backbone
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(backbone.config.hidden_size, num_labels)
-        nn.init.normal_(self.classifier.weight, std=0.02)
-        nn.init.zeros_(self.classifier.bias)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.classifier(self.dropout(hidden.float()))
-
-
 # -- loading ------------------------------------------------------------------------------------------
 def pretrained_kwargs(model_cfg: EncoderSettings, offline: bool) -> dict[str, Any]:
     """``from_pretrained`` arguments: safetensors, no remote code, the dtype, and for QLoRA the
@@ -141,7 +126,7 @@ def load_classifier(model_cfg: DecoderSettings, path: str, num_labels: int, toke
     if model_cfg.checkpoint:
         _load_checkpoint(backbone, model_cfg)
     if token_level:
-        return DecoderTokenClassifier(backbone, num_labels, dropout)
+        return TokenClassifier(backbone, num_labels, dropout)  # a head on every position, as for encoders
     return DecoderClassifier(backbone, num_labels, model_cfg.pooling, dropout)
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from xlexp.config.schema import MODEL_SOURCES, EncoderSettings
 from xlexp.errors import XlexpError
+from xlexp.models.heads import TokenClassifier
 
 log = logging.getLogger(__name__)
 
@@ -104,22 +105,6 @@ class SequenceClassifier(nn.Module):
         else:
             pooled = hidden[:, 0]
         return self.classifier(self.dropout(pooled))
-
-
-class TokenClassifier(nn.Module):
-    """Encoder + dropout + a linear layer on every position (tags are read on each word's first piece)."""
-
-    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1):
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
-        nn.init.normal_(self.classifier.weight, std=0.02)
-        nn.init.zeros_(self.classifier.bias)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.classifier(self.dropout(hidden))
 
 
 def load_classifier(model_cfg: EncoderSettings, path: str, num_labels: int, token_level: bool = False) -> nn.Module:

@@ -28,6 +28,7 @@ import numpy as np
 
 from xlexp.errors import XlexpError
 from xlexp.predict import uriel
+from xlexp.predict.represent import cosine
 from xlexp.results.languages import normalize_tag, script_of
 
 log = logging.getLogger(__name__)
@@ -113,40 +114,33 @@ def pair_features(sources: list[str], targets: list[str], train_sizes: dict[str,
         names.append("log_train_size")
         planes.append(np.array([[np.log1p(train_sizes[s]) if train_sizes.get(s) else np.nan] * len(targets) for s in sources]))
         missing["log_train_size"] = [s for s in sources if not train_sizes.get(s)]
-    model_sim = None
     if views is not None:
-        from xlexp.predict.represent import cosine, vocab_overlap
+        from xlexp.predict.represent import vocab_overlap
 
-        sim = np.full((len(sources), len(targets)), np.nan)
-        ovl = np.full((len(sources), len(targets)), np.nan)
-        for i, s in enumerate(sources):
-            for j, t in enumerate(targets):
-                vs, vt = views.get(s), views.get(t)
-                if vs is not None and vt is not None:
-                    sim[i, j] = cosine(vs.mean, vt.mean)
-                    ovl[i, j] = vocab_overlap(vs, vt)
         names += ["model_similarity", "vocab_overlap"]
-        planes += [sim, ovl]
+        planes += [_view_pairs(views, sources, targets, lambda a, b: cosine(a.mean, b.mean)),
+                   _view_pairs(views, sources, targets, vocab_overlap)]
         lacking = sorted(c for c in dict.fromkeys([*sources, *targets]) if views.get(c) is None)
         missing["model_similarity"] = missing["vocab_overlap"] = lacking
-        model_sim = sim
     values = np.stack(planes, axis=-1)
-    src_sim = _similarity(sources, sources, _self_similarity(views, sources) if views is not None else None)
-    tgt_sim = _similarity(targets, targets, _self_similarity(views, targets) if views is not None else None)
-    del model_sim
+    src_sim = _similarity(sources, sources, _model_cosines(views, sources))
+    tgt_sim = _similarity(targets, targets, _model_cosines(views, targets))
     return PairFeatures(list(sources), list(targets), names, values, missing, src_sim, tgt_sim)
 
 
-def _self_similarity(views, langs: list[str]) -> np.ndarray:
-    from xlexp.predict.represent import cosine
-
-    out = np.full((len(langs), len(langs)), np.nan)
-    for i, a in enumerate(langs):
-        for j, b in enumerate(langs):
+def _view_pairs(views, rows: list[str], cols: list[str], fn) -> np.ndarray:
+    """``fn(view_a, view_b)`` for every (row, column) language pair; NaN where a view is missing."""
+    out = np.full((len(rows), len(cols)), np.nan)
+    for i, a in enumerate(rows):
+        for j, b in enumerate(cols):
             va, vb = views.get(a), views.get(b)
             if va is not None and vb is not None:
-                out[i, j] = cosine(va.mean, vb.mean)
+                out[i, j] = fn(va, vb)
     return out
+
+
+def _model_cosines(views, langs: list[str]) -> np.ndarray | None:
+    return None if views is None else _view_pairs(views, langs, langs, lambda a, b: cosine(a.mean, b.mean))
 
 
 def task_views(task: str, model: str, langs: list[str], data_dir: Path, cache_dir: Path, n_sentences: int = 200):
