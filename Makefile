@@ -2,21 +2,28 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-# Real data lives beside the project in ../shared/data when it exists; otherwise ./data.
-SHARED_DATA := $(abspath ../shared/data)
-export XLEXP_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),$(abspath data))
+# Real data: $XLEXP_DATA_DIR, else ../shared/data when it exists, else ./data. xlexp resolves this itself
+# (xlexp.config.paths.default_data_dir), so `xlexp run ...` typed after `make demo` reads the same data.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean bench bench-gpu docs docs-numbers docs-numbers-check
+.PHONY: demo test test-fast install install-core clean bench bench-gpu docs docs-numbers docs-numbers-check
 
+# `install`: xlexp with every CPU extra (W&B, hub datasets, cluster sweeps, LoRA, dashboard, URIEL) and the dev
+# tools, which the tests exercise; `install-core` (what `make demo` needs): xlexp alone, no extras
 install: $(VENV)/.installed
+install-core: $(VENV)/.installed-core
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,predict]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[all,dev]"
+	@touch $@ $(VENV)/.installed-core
+
+$(VENV)/.installed-core: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	@touch $@
 
-demo: install
+demo: install-core
 	$(BIN)/xlexp build-model
 	$(BIN)/xlexp run +experiment=quickstart
 	$(BIN)/xlexp report --experiment quickstart
@@ -57,7 +64,7 @@ bench: install
 
 # Table 6 (GPU MFU): needs CUDA (~3 min on an H200); elsewhere use `BENCH_ARGS=--quick` for a CPU smoke run.
 bench-gpu: install
-	$(BIN)/python benchmarks/gpu_mfu.py $(BENCH_ARGS)
+	PYTHON=$(BIN)/python bash benchmarks/gpu_session.sh
 
 clean:
 	rm -rf outputs multirun results/runs results/matrices results/report results/compare results/wandb results/predicted .pytest_cache

@@ -266,3 +266,33 @@ def model_of(cfg):
     from xlexp.config.schema import model_settings
 
     return model_settings(OmegaConf.to_container(cfg.model, resolve=True))
+
+
+# ---- shared by the xlexp-vs-peer scripts ------------------------------------------------------------
+
+def xlexp_test_scores(results_dir: Path, selection: str) -> dict[str, dict[str, float]]:
+    """{target: {metric: value}} of an xlexp run's test records under one selection rule."""
+    from xlexp.results.store import load_records
+
+    df = load_records(results_dir)
+    df = df[(df["split"] == "test") & (df["selection"] == selection)]
+    if df.empty:
+        raise RuntimeError(f"no selection={selection} test records under {results_dir}")
+    out: dict[str, dict[str, float]] = {}
+    for row in df.itertuples():
+        out.setdefault(row.target, {})[row.metric] = float(row.value)
+    return out
+
+
+def peer_sample_args(a) -> list[str]:
+    """The peer's subsampling flags (the same rows xlexp picks) and the user's extra peer flags."""
+    import shlex
+
+    out: list[str] = []
+    if a.max_train_examples:
+        out += ["--max-train-examples", str(a.max_train_examples)]
+    if a.max_eval_examples:
+        out += ["--max-eval-examples", str(a.max_eval_examples)]
+    for chunk in a.peer_args:
+        out.extend(shlex.split(chunk))
+    return out

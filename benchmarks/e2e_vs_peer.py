@@ -102,26 +102,11 @@ def peer_command(a, s: dict, json_out: Path) -> list[str]:
            "--max-length", str(s["max_length"]), "--warmup-ratio", str(s["warmup_ratio"]),
            "--weight-decay", str(s["weight_decay"]), "--grad-clip", str(s["grad_clip"]), "--seed", str(s["seed"]),
            "--targets", a.targets, "--json", str(json_out)]
-    if a.max_train_examples:
-        cmd += ["--max-train-examples", str(a.max_train_examples)]
-    if a.max_eval_examples:
-        cmd += ["--max-eval-examples", str(a.max_eval_examples)]
-    for chunk in a.peer_args:
-        cmd.extend(shlex.split(chunk))
-    return cmd
+    return cmd + bc.peer_sample_args(a)
 
 
 def xlexp_scores(results_dir: Path) -> dict[str, dict[str, float]]:
-    from xlexp.results.store import load_records
-
-    df = load_records(results_dir)
-    df = df[(df["split"] == "test") & (df["selection"] == "source_dev")]
-    if df.empty:
-        raise RuntimeError(f"no source_dev test records under {results_dir}/runs")
-    out: dict[str, dict[str, float]] = {}
-    for row in df.itertuples():
-        out.setdefault(row.target, {})[row.metric] = float(row.value)
-    return out
+    return bc.xlexp_test_scores(results_dir, "source_dev")
 
 
 def main(argv=None) -> int:

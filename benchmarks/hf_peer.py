@@ -58,13 +58,16 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from torch import nn  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-TASK_YAML = REPO / "xlexp" / "conf" / "task" / "nusax_senti.yaml"
+TASKS = ("nusax_senti", "sib200")   # sentence classification tasks with local files the peer can read
 
 
 # ---- data ---------------------------------------------------------------------------------------
 
-def task_layout() -> dict:
-    return yaml.safe_load(TASK_YAML.read_text())
+def task_layout(name: str = "nusax_senti") -> dict:
+    task = yaml.safe_load((REPO / "xlexp" / "conf" / "task" / f"{name}.yaml").read_text())
+    if isinstance(task["languages"], list):  # SIB-200: the folder is the code itself
+        task["languages"] = {code: code for code in task["languages"]}
+    return task
 
 
 def subsample_rows(n: int, limit: int | None, seed: int) -> np.ndarray:
@@ -77,14 +80,19 @@ def read_split(data_dir: Path, task: dict, lang: str, split: str, limit: int | N
     folder = task["languages"][lang]
     fname = task["local"]["split_names"][split]
     path = data_dir / task["local"]["path"].format(folder=folder, split=fname)
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    sep = "\t" if task["local"].get("format") == "tsv" else ","
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, quoting=3 if sep == "\t" else 0)
     df = df.iloc[subsample_rows(len(df), limit, seed)].reset_index(drop=True)
     label_id = {name: i for i, name in enumerate(task["labels"])}
     return pd.DataFrame({"text": df[task["text_fields"][0]], "labels": df[task["label_field"]].map(label_id).astype(int)})
 
 
 def tokenize(tokenizer, frame: pd.DataFrame, max_length: int):
-    from datasets import Dataset
+    try:
+        from datasets import Dataset
+    except ImportError:  # a machine without `datasets` (or an incompatible pyarrow): a list of dicts serves Trainer too
+        enc = tokenizer(list(frame["text"]), truncation=True, max_length=max_length)
+        return [{**{k: v[i] for k, v in enc.items()}, "labels": int(frame["labels"][i])} for i in range(len(frame))]
 
     ds = Dataset.from_pandas(frame, preserve_index=False)
     return ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True,
@@ -93,30 +101,35 @@ def tokenize(tokenizer, frame: pd.DataFrame, max_length: int):
 
 # ---- model --------------------------------------------------------------------------------------
 
-def mean_pool_class():
-    from transformers import BertModel, BertPreTrainedModel
+def mean_pool_class(model_dir: Path | None = None):
+    """xlexp's head on the folder's encoder class (BERT for e5, XLM-R for an XLM-R-shaped folder)."""
+    from transformers import MODEL_MAPPING, AutoConfig, BertModel
     from transformers.modeling_outputs import SequenceClassifierOutput
 
-    class BertMeanPoolClassifier(BertPreTrainedModel):
+    base = MODEL_MAPPING[type(AutoConfig.from_pretrained(model_dir))] if model_dir else BertModel
+    pretrained = base.__mro__[1]  # BertPreTrainedModel, XLMRobertaPreTrainedModel, ...
+
+    class MeanPoolClassifier(pretrained):
         """e5's head as xlexp builds it: mean over non-pad positions -> dropout -> linear."""
 
         def __init__(self, config):
             super().__init__(config)
             self.num_labels = config.num_labels
-            self.bert = BertModel(config, add_pooling_layer=False)
+            setattr(self, self.base_model_prefix, base(config, add_pooling_layer=False))
             self.dropout = nn.Dropout(config.hidden_dropout_prob)
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)
             self.post_init()
 
         def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, **kwargs):
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            encoder = getattr(self, self.base_model_prefix)
+            hidden = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             logits = self.classifier(self.dropout(pooled))
             loss = nn.functional.cross_entropy(logits.float(), labels) if labels is not None else None
             return SequenceClassifierOutput(loss=loss, logits=logits)
 
-    return BertMeanPoolClassifier
+    return MeanPoolClassifier
 
 
 def load_model(model_dir: Path, num_labels: int, pooling: str):
@@ -124,7 +137,7 @@ def load_model(model_dir: Path, num_labels: int, pooling: str):
 
     if pooling == "cls":
         return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=num_labels)
-    return mean_pool_class().from_pretrained(model_dir, num_labels=num_labels)
+    return mean_pool_class(model_dir).from_pretrained(model_dir, num_labels=num_labels)
 
 
 def sentence_metrics(labels: np.ndarray, preds: np.ndarray, n_labels: int) -> dict[str, float]:
@@ -136,10 +149,14 @@ def sentence_metrics(labels: np.ndarray, preds: np.ndarray, n_labels: int) -> di
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="nusax_senti", choices=TASKS)
+    p.add_argument("--select", default="best", choices=["best", "last"],
+                   help="best: load_best_model_at_end on dev macro-F1 (a checkpoint per epoch); last: the last epoch, "
+                        "no checkpoints (xlexp's selection=last)")
     p.add_argument("--model-dir", help="offline e5 folder (default: the one `xlexp build-model` writes)")
     p.add_argument("--data-dir", default=os.environ.get("XLEXP_DATA_DIR"), help="default: $XLEXP_DATA_DIR, else ../shared/data")
     p.add_argument("--source", default="eng")
-    p.add_argument("--targets", default="all", help="comma-separated task codes, or 'all' (the 12 NusaX languages)")
+    p.add_argument("--targets", default="all", help="comma-separated task codes, or 'all' (every language of the task)")
     p.add_argument("--epochs", type=float, default=5)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=16)
@@ -166,10 +183,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def training_args(a: argparse.Namespace, out_dir: str, search: bool):
     from transformers import TrainingArguments
 
+    search = search or a.select == "last"  # no checkpoints: the model after the last epoch is the one tested
     return TrainingArguments(
         output_dir=out_dir, num_train_epochs=a.epochs, learning_rate=a.lr, per_device_train_batch_size=a.batch_size,
         per_device_eval_batch_size=a.eval_batch_size, warmup_steps=a.warmup_ratio, lr_scheduler_type="linear",
         weight_decay=a.weight_decay, max_grad_norm=a.grad_clip, seed=a.seed, bf16=a.bf16,
+        use_cpu=not torch.cuda.is_available(),  # bf16 autocast on a CPU is refused unless said explicitly
         eval_strategy="epoch", save_strategy="no" if search else "epoch", save_total_limit=None if search else 1,
         save_only_model=a.save_only_model, load_best_model_at_end=not search, metric_for_best_model="macro_f1",
         greater_is_better=True, logging_strategy="epoch", report_to="none", disable_tqdm=True,
@@ -183,11 +202,14 @@ def main(argv=None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_warning()
-    import datasets
+    try:
+        import datasets
 
-    datasets.disable_progress_bars()
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
     t_imports = time.perf_counter()
-    task = task_layout()
+    task = task_layout(a.task)
     data_dir = Path(a.data_dir) if a.data_dir else REPO.parent / "shared" / "data"
     if a.model_dir:
         model_dir = Path(a.model_dir)

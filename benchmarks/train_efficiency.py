@@ -30,7 +30,6 @@ import inspect
 import math
 import shlex
 import shutil
-import statistics
 import sys
 import tempfile
 import time

@@ -13,7 +13,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import make_records, standard_store, write
-from xlexp.results.significance import paired_bootstrap, resample_weights, seed_bootstrap, weighted_metric
+from xlexp.results.significance import (hierarchical_bootstrap, hierarchical_score_bootstrap, paired_bootstrap,
+                                        resample_weights, seed_bootstrap, weighted_metric)
 from xlexp.views.compare import compare
 from xlexp.errors import XlexpError
 from xlexp.experiment.runner import run_experiment
@@ -116,7 +117,9 @@ def test_cli_compare_prints_marks_and_writes_csv_and_heatmap(two_runs):
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "accuracy: strong − weak (test)" in text
-    assert "* p < 0.05" in text and "paired bootstrap over test examples (500 resamples): 3 cell(s)" in text
+    assert "* p < 0.05" in text and "paired bootstrap over test examples (500 resamples; one training seed per side: " \
+        "test-example variance only): 3 cell(s)" in text.replace("\n", " ")
+    assert "warning: 3 cell(s) have one training seed on a side" in text.replace("\n", " ")
     eng_line = next(line for line in text.splitlines() if "eng (English)" in line)
     assert "*" in eng_line and "+0." in eng_line  # significant gain, marked
     csv = pd.read_csv(two_runs["results"] / "compare" / "weak_vs_strong.accuracy.csv")
@@ -144,3 +147,66 @@ def test_falls_back_to_seeds_and_says_so(tmp_path):
         compare(results, "fs", "zs", selection="last")
     few = compare(results, "fs", "fs", "accuracy", n_boot=200, k=5)  # a side against itself: no difference
     assert np.allclose(few.cells["delta"], 0) and not few.cells["significant"].any()
+
+
+# ---- training-seed variance: hierarchical bootstrap over seeds and examples -----------------------
+
+def _seed_models(labels: np.ndarray, accuracy: float, seeds: int, rng: np.random.Generator) -> np.ndarray:
+    """(seeds, n) predictions of one config: each seed is right on its own random subset of examples,
+    with a seed-dependent accuracy around ``accuracy`` (training-seed noise)."""
+    out = []
+    for _ in range(seeds):
+        acc = accuracy + rng.normal(0, 0.06)
+        out.append(np.where(rng.random(len(labels)) < acc, labels, (labels + 1) % 3))
+    return np.stack(out)
+
+
+def test_hierarchical_bootstrap_covers_seed_noise():
+    """Two configs of equal quality whose seeds scatter: resampling only the examples calls most of
+    such pairs "significant" (10 of these 20); resampling seeds and examples together few (3: above
+    the nominal 1 in 20, since 3 seeds resampled understate their variance). A real difference stays
+    significant."""
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, size=400)
+    flat, nested = 0, 0
+    for trial in range(20):
+        a, b = _seed_models(labels, 0.6, 3, rng), _seed_models(labels, 0.6, 3, rng)
+        flat += paired_bootstrap(labels, a, b, "accuracy", 400, np.random.default_rng(trial), 3).p < 0.05
+        t = hierarchical_bootstrap(labels, a, b, "accuracy", 400, np.random.default_rng(trial), 3)
+        nested += t.p < 0.05
+        assert t.method == "hierarchical" and t.n == 400
+    assert flat >= 8 and nested <= 3, (flat, nested)
+    a, b = _seed_models(labels, 0.5, 3, rng), _seed_models(labels, 0.9, 3, rng)
+    t = hierarchical_bootstrap(labels, a, b, "macro_f1", 500, np.random.default_rng(0), 3)
+    assert t.p < 0.01 and t.ci_low > 0.2
+    # the point estimate is the mean over seeds of the recorded metric, as for the paired bootstrap
+    assert t.b == pytest.approx(np.mean([f1_score(labels, p, average="macro") for p in b]))
+    scores = hierarchical_score_bootstrap(a.astype(float), a.astype(float), 300, np.random.default_rng(0))
+    assert scores.delta == 0 and scores.method == "hierarchical"
+
+
+@pytest.fixture(scope="module")
+def seed_runs(tmp_path_factory):
+    """One config (tiny random model), trained with different seeds only: three seeds per side, and
+    one seed per side."""
+    root = tmp_path_factory.mktemp("seeds")
+    dirs = {"data": write_nusax_like(root / "data"), "results": root / "results", "cache": root / "cache"}
+    for name, seeds in (("cfgA", "[1,2,3]"), ("cfgB", "[4,5,6]")):
+        run_experiment(compose_cfg(dirs, *TINY, *ONE_TO_THREE, f"name={name}", f"regime.seeds={seeds}"))
+    for name, seed in (("oneA", 1), ("oneB", 4)):
+        run_experiment(compose_cfg(dirs, *TINY, *ONE_TO_THREE, f"name={name}", f"seed={seed}"))
+    return dirs
+
+
+def test_two_seed_sets_of_one_config_are_not_significant(seed_runs):
+    c = compare(seed_runs["results"], "cfgA", "cfgB", "accuracy", n_boot=1000)
+    assert set(c.cells["method"]) == {"hierarchical"} and not c.warnings()
+    assert not c.cells["significant"].any(), c.cells[["target", "delta", "p"]]
+    one = compare(seed_runs["results"], "oneA", "oneB", "accuracy", n_boot=1000)
+    assert set(one.cells["method"]) == {"examples"}
+    from xlexp.views.compare import legend
+
+    text = legend(one)
+    assert "one training seed per side: test-example variance only" in text
+    assert "warning: 3 cell(s) have one training seed on a side" in text and "seed noise" in text
+    print(one.cells[["target", "delta", "p"]].to_string(), c.cells[["target", "delta", "p"]].to_string(), sep="\n")

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from conftest import compose_cfg, model_of
 from xlexp.data.tokenized import TokenCache, TokenizedSplit, collate, eval_batches, train_batches

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import compose_cfg, model_of
+from conftest import compose_cfg
 from xlexp.errors import XlexpError
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_predictions, load_records

@@ -194,7 +194,7 @@ def test_non_finite_loss_stops_training(tiny):
     ("model.lora.target_modules=[q_proj]", "are not linear layers"),
     ("data.max_length=1024", "exceeds model 'tiny_random''s limit"),
     ("trainer.grad_accum_steps=0", "trainer.grad_accum_steps must be a positive integer"),
-    ("trainer.compile=fast", "trainer.compile must be true, false or a torch.compile mode"),
+    ("trainer.compile=fast", "trainer.compile must be true, false, step-graph"),
 ])
 def test_bad_model_options_fail_with_one_clear_error(dirs, override, message):
     extra = ["model.peft=lora"] if "lora.target" in override else []

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +25,7 @@ def test_all_to_all_matrix_is_complete_and_deterministic(dirs):
     m = pivot(df1, "det", "accuracy")
     assert m.shape == (3, 3) and not m.mean.isna().any().any()
     # same seed, same data: identical numbers
-    second = run_experiment(compose_cfg(dirs, *TINY, *THREE, "name=det"))
+    second = run_experiment(compose_cfg(dirs, *TINY, *THREE, "name=det", "rerun=true"))  # else resumed: all skipped
     df = load_records(dirs["results"])
     runs = sorted(df["run_id"].unique())
     assert len(runs) == 2

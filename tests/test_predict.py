@@ -37,7 +37,52 @@ def test_completion_recovers_hidden_cells_of_a_low_rank_matrix():
     biases = complete(y, mask, cfg=CompletionSettings(rank=0, folds=1))
     assert mae < 0.15 * naive, (mae, naive)
     assert mae < 0.7 * np.abs(biases.mean[hidden] - y[hidden]).mean()   # the interaction is recovered too
-    assert res.settings.rank >= 1                              # auto picked a low-rank model here
+    assert res.settings.rank != 0                              # auto picked the low-rank ensemble here
+
+
+def clustered(n_s=30, n_t=50, groups=5, seed=0):
+    """Sources and targets in language groups: the interaction is group x group, and the language
+    similarity (1 within a group, 0.1 across) knows the groups, not the values."""
+    rng = np.random.default_rng(seed)
+    gs, gt = rng.integers(0, groups, n_s), rng.integers(0, groups, n_t)
+    block = rng.normal(0, 6, (groups, groups))
+    y = 60 + rng.normal(0, 4, (n_s, 1)) + rng.normal(0, 6, (1, n_t)) + block[gs][:, gt] + rng.normal(0, 1, (n_s, n_t))
+    sim = lambda g: np.where(g[:, None] == g[None], 1.0, 0.1)
+    return y, sim(gs), sim(gt)
+
+
+def test_the_language_prior_lends_strength_to_sparse_rows_and_columns():
+    """At 8 % observed (2-4 cells per target) the similarity prior on biases and factors cuts the
+    error against the same ensemble with an independent ridge (before it, the similarities only
+    filled rows or columns without any cell)."""
+    errors = {0.0: [], 0.5: []}
+    for seed in range(3):
+        y, s_sim, t_sim = clustered(seed=seed)
+        mask = np.random.default_rng(seed + 5).random(y.shape) < 0.08
+        for prior in errors:
+            res = complete(y, mask, cfg=CompletionSettings(folds=1, prior=prior, restarts=2), row_sim=s_sim, col_sim=t_sim)
+            errors[prior].append(np.abs(res.mean[~mask] - y[~mask]).mean())
+    assert np.mean(errors[0.5]) < 0.85 * np.mean(errors[0.0]), errors
+
+
+def test_the_profile_pass_finds_languages_that_behave_alike():
+    """Sources that are also targets (the same_language feature) and no language similarity at all:
+    the second pass learns which languages behave alike from their fitted rows and columns."""
+    errors = {0.0: [], 0.5: []}
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        groups = rng.integers(0, 4, 60)                      # 40 languages are sources and targets, 20 only targets
+        block = rng.normal(0, 6, (4, 4))
+        block = (block + block.T) / 2
+        y = (60 + rng.normal(0, 3, (40, 1)) + rng.normal(0, 5, (1, 60)) + block[groups[:40]][:, groups]
+             + rng.normal(0, 1, (40, 60)))
+        same = np.zeros((40, 60, 1))
+        same[np.arange(40), np.arange(40), 0] = 1.0
+        mask = np.random.default_rng(seed + 7).random(y.shape) < 0.1
+        for mix in errors:
+            res = complete(y, mask, same, CompletionSettings(folds=1, restarts=2, profiles=mix), ["same_language"])
+            errors[mix].append(np.abs(res.mean[~mask] - y[~mask]).mean())
+    assert np.mean(errors[0.5]) < 0.92 * np.mean(errors[0.0]), errors
 
 
 def test_intervals_cover_at_a_sane_rate():
@@ -144,6 +189,17 @@ def test_predicted_values_never_land_in_the_records(tmp_path, capsys):
     assert not list(runs_dir(results).glob("*predicted*")) and predicted_dir(results).is_dir()
 
 
+def test_write_predicted_refuses_measured_rows(tmp_path):
+    from xlexp.results.predicted import PREDICTED_COLUMNS, write_predicted
+
+    row = {c: "x" for c in PREDICTED_COLUMNS} | dict(value=0.5, low=0.4, high=0.6, predicted=False)
+    with pytest.raises(ValueError, match="measured row"):
+        write_predicted(pd.DataFrame([row]), tmp_path, "e", "accuracy")
+    assert not predicted_dir(tmp_path).exists()
+    write_predicted(pd.DataFrame([row | dict(predicted=True)]), tmp_path, "e", "accuracy")
+    assert load_predicted(tmp_path, "e")["predicted"].all()
+
+
 def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys):
     results = tmp_path / "results"
     tiny_store(results)
@@ -163,7 +219,9 @@ def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys
     assert "best sources for qqq_Zzzz" in out and "qqq_Zzzz" in out.split("best sources")[0]
     assert main(["predict", "--evaluate", "--experiment", "tiny", "--observed", "0.5", "--masks", "2",
                  "--skip-loto", *common]) == 0
-    assert "xlexp (low-rank + features)" in capsys.readouterr().out
+    from xlexp.predict.evaluate import OURS
+
+    assert OURS in capsys.readouterr().out
     # the HTML report draws the predicted cells apart
     assert main(["report", "--results-dir", str(results), "--experiment", "tiny"]) == 0
     html = (results / "report" / "index.html").read_text(encoding="utf-8")
@@ -211,8 +269,9 @@ def test_evaluate_on_the_xpos_matrix():
     feats = pair_features([str(s) for s in wide.index], [str(t) for t in wide.columns])
     masks = mask_evaluation(y, feats, (0.1,), n_masks=3).set_index("method")
     assert masks.loc[OURS, "spearman"] >= 0.8
-    assert masks.loc[OURS, "mae"] < masks.loc["biases only (no features)", "mae"]
-    assert masks.loc[OURS, "mae"] <= 6.0
+    assert masks.loc[OURS, "mae"] < masks.loc["biases only (no features, no language prior)", "mae"]
+    assert masks.loc[OURS, "mae"] < masks.loc["ensemble without language prior", "mae"]
+    assert masks.loc[OURS, "mae"] <= 4.8          # 4.39 measured on 10 masks (the previous model: 5.06; the issue asks 3.0)
     assert 0.8 <= masks.loc[OURS, "coverage"] <= 0.97
     loto = loto_ranking(y, feats).set_index("method")["ndcg"]
     assert loto[OURS] > loto["English always"] and loto[OURS] > loto["URIEL distance only"]

@@ -73,7 +73,7 @@ def test_few_shot_trains_source_once_and_reports_mean_std(dirs, caplog):
 
     caplog.clear()
     mtime = cached[0].stat().st_mtime_ns
-    run_experiment(compose_cfg(dirs, *FS))  # second run: the source model comes from the cache
+    run_experiment(compose_cfg(dirs, *FS, "rerun=true"))  # second run (rerun: else skipped): the source model from the cache
     assert not any("training source model" in m for m in caplog.messages)
     assert any("reusing the cached source model" in m for m in caplog.messages)
     assert cached[0].stat().st_mtime_ns == mtime

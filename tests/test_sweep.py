@@ -208,3 +208,61 @@ def test_dashboard_serves_the_storage_on_localhost(dirs, tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=120)  # drains both pipes (a full stderr pipe would block the exit); generous under load
         assert proc.returncode == 0
+
+
+# ---- Optuna conventions: metric names, --study-name, a portable lock -----------------------------
+
+def test_study_carries_the_metric_name_and_study_name_is_accepted(dirs, monkeypatch, tmp_path):
+    """optuna-dashboard labels its axes with the study's metric names (else "Objective 0"); Optuna's
+    CLI spells the study flag --study-name, so both spellings work."""
+    from xlexp.sweep.driver import parse_args
+    from xlexp.sweep.job import build_job, create_or_check_study
+
+    for key, value in env_for(dirs).items():
+        monkeypatch.setenv(key, value)
+    assert parse_args(["s.yaml", "--study-name", "mine"]).study == "mine" == parse_args(["s.yaml", "--study", "mine"]).study
+    sweep = write_sweep(tmp_path / "named.yaml", {"optimizer.lr": "choice(1e-3, 1e-2)"}, 2)
+    job = build_job(str(sweep), [], None, "named-study", None, None)
+    create_or_check_study(job)
+    assert load(job.storage_url, "named-study").metric_names == ["macro_f1"]  # read back through the storage
+    create_or_check_study(job)  # resuming keeps it (and does not fail)
+    study = load(job.storage_url, "named-study")
+    assert study.metric_names == ["macro_f1"]
+    # what optuna-dashboard's page reads for its axis titles (its API, served in-process here)
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    environ: dict = {"PATH_INFO": f"/api/studies/{study._study_id}", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    body = b"".join(wsgi(job.storage_url)(environ, lambda status, headers, exc_info=None: None))
+    assert json.loads(body)["objective_names"] == ["macro_f1"]
+
+
+def test_budget_lock_needs_no_fcntl_and_excludes_other_holders(tmp_path):
+    """The SQLite budget lock is ``filelock`` (portable): the module imports where ``fcntl`` does not
+    exist (Windows), and a second holder waits until the first lets go."""
+    import threading
+
+    from xlexp.sweep.storage import budget_lock
+
+    no_fcntl = "import sys; sys.modules['fcntl'] = None; import xlexp.sweep.storage"  # `import fcntl` fails, as on Windows
+    out = subprocess.run([sys.executable, "-c", no_fcntl], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    url = f"sqlite:///{tmp_path / 'lock.db'}"
+    order: list[str] = []
+    inside = threading.Event()
+
+    def second() -> None:
+        inside.wait(10)
+        with budget_lock(url, "s"):
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with budget_lock(url, "s"):
+        inside.set()
+        time.sleep(0.5)
+        order.append("first")
+    thread.join(10)
+    assert order == ["first", "second"]

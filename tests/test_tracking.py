@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import TINY, compose_cfg, write_nusax_like
@@ -177,6 +179,43 @@ def test_wandb_runs_hold_metrics_tables_heatmaps_and_summary(cli_wandb_run):
         wide = _table(run, "matrix/wide")
         assert {"metric", "selection", "source", "eng", "ind", "jav"} <= set(wide["columns"])
         assert len(wide["data"]) == mine[["selection", "metric"]].drop_duplicates().shape[0]
+        # ... with a column for every language of the task, so every run's table has the same columns
+        assert wide["columns"] == ["metric", "model", "task", "regime", "selection", "k", "source",
+                                   "ace", "ban", "bbc", "bjn", "bug", "ind", "jav", "mad", "min", "nij", "sun", "eng"]
+
+        # the mean leaves the in-language cell out: source -> itself is not transfer
+        for metric in ("accuracy", "macro_f1"):
+            cross = headline[(headline["metric"] == metric) & (headline["target"] != source)]["value"]
+            assert run.summary[f"xfer/mean/{metric}"] == pytest.approx(cross.mean())
+            own = headline[(headline["metric"] == metric) & (headline["target"] == source)]["value"].item()
+            assert run.summary[f"xfer/in_language/{metric}"] == pytest.approx(own)
+
+        # dev metrics: the summary holds the best value (summary="max"), not the last one
+        dev_keys = {k for h in dev for k in h if k.startswith("dev/")}
+        for key in dev_keys:
+            values = [h[key] for h in dev if key in h]
+            assert run.summary_max[key] == pytest.approx(max(values))
+            assert key not in {k for k in run.summary if k not in run.summary_max}  # no plain "last value" entry
+
+        # the console (the Logs tab) is captured, offline too
+        console = "".join(run.console)
+        assert f"source {source}: best source dev macro_f1" in console, console[-2000:]
+
+        # the Hydra output folder: in the W&B config and in every record, and it holds the run's log
+        log_dir = Path(run.config["log_dir"])
+        assert (log_dir / ".hydra" / "config.yaml").is_file()
+        assert set(records["log_dir"]) == {str(log_dir)}
+
+        # the unit's records and predictions as an artifact
+        (artifact,) = [a for a in run.artifacts if a.type == "xlexp-results"]  # (W&B adds its own for tables)
+        assert run.config["xlexp_run_id"] in artifact.name
+        files = {c.path: c for c in artifact.manifest.contents}
+        assert set(files) == {"records.parquet", "predictions.parquet"}
+        meta = json.loads(artifact.metadata)
+        assert meta["sources"] == [source] and meta["records"] == len(records[records["source"] == source])
+        assert meta["log_dir"] == str(log_dir) and meta["predictions"] > 0
+        staged = pd.read_parquet(files["records.parquet"].local_path)  # the staged copy W&B will upload
+        assert len(staged) == meta["records"] and set(staged["source"]) == {source}
 
         # heatmaps: a plotly figure (with the cell values) and a PNG per rule and metric
         fig = json.loads(_media(run, "plotly", "heatmap/macro_f1").read_text())
@@ -324,3 +363,72 @@ def test_report_wandb_few_shot_curves(tmp_path, no_key):
     assert run.summary["xfer/eng/ind/last.k5/accuracy"] == pytest.approx(
         sum(0.5 + 0.05 - 0.02 + 0.03 * 2.584962500721156 + 0.01 * s + 0.005 * sh
             for s in (1, 2) for sh in (0, 1, 2)) / 6, abs=1e-6)
+
+
+def test_heatmap_and_png_share_one_target_order(tmp_path, monkeypatch):
+    """The plotly heatmap and the PNG of a matrix list the targets in the same (family, script)
+    order; the store's order (first seen) differs from it here."""
+    from xlexp.tracking import wandb_tracker
+
+    results = standard_store(tmp_path / "results")
+    df = load_records(results)
+    df = df[df["experiment"] == "zs"]
+    pngs: list[list[str]] = []
+    real_png = wandb_tracker.matrix_png
+    monkeypatch.setattr(wandb_tracker, "matrix_png", lambda m, path, **kw: (pngs.append([str(c) for c in m.mean.columns]),
+                                                                          real_png(m, path, **kw)))
+
+    class FakeRun:
+        def __init__(self) -> None:
+            self.logged: dict = {}
+            self.summary: dict = {}
+
+        def log(self, payload: dict) -> None:
+            self.logged.update(payload)
+
+    run = FakeRun()
+    wandb_tracker.log_results(run, df)
+    figs = [v for k, v in run.logged.items() if k.startswith("heatmap/")]
+    assert figs and len(pngs) == len(figs)
+    orders = [json.loads(Path(f._path).read_text())["data"][0]["x"] for f in figs]  # the figure file W&B uploads
+    assert pngs[0] == ["ind", "jav", "eng"] != list(dict.fromkeys(df["target"]))
+    assert all(o == ["ind", "jav", "eng"] for o in orders), orders
+    assert all(p == ["ind", "jav", "eng"] for p in pngs)
+
+
+def test_wandb_workspace_template(tmp_path):
+    """``xlexp report --wandb-template DIR``: a W&B custom chart over matrix/long (a Vega 5 spec in
+    W&B's preset format) and the workspace layout, checked by their content (offline)."""
+    results = standard_store(tmp_path / "results")
+    out = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "report", "--wandb-template", str(tmp_path / "tpl"),
+                          "--results-dir", str(results)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "transfer_heatmap.vega.json" in out.stdout and not (results / "report").exists()
+    spec = json.loads((tmp_path / "tpl" / "transfer_heatmap.vega.json").read_text())
+    assert spec["$schema"].endswith("vega/v5.json") and spec["data"][0] == {"name": "wandb"}
+    signals = {s["name"]: s for s in spec["signals"]}
+    assert signals["metric"]["bind"]["options"] == ["accuracy", "macro_f1"] and signals["metric"]["value"] == "macro_f1"
+    assert signals["rule"]["bind"]["options"] == ["source_dev", "target_dev", "last"]
+    assert signals["experiment"]["bind"]["options"][0] == "(all)" and {"zs", "fs"} <= set(signals["experiment"]["bind"]["options"])
+    cells = next(d for d in spec["data"] if d["name"] == "cells")
+    keep = cells["transform"][0]["expr"]
+    for field in ("metric", "selection", "split", "experiment", "source", "target"):
+        assert f"datum['${{field:{field}}}']" in keep
+    agg = cells["transform"][1]
+    assert agg["groupby"] == ["${field:source}", "${field:target}"] and agg["ops"] == ["mean", "count"]
+    scales = {s["name"]: s for s in spec["scales"]}
+    assert scales["x"]["domain"]["field"] == "${field:target}" and scales["y"]["domain"]["field"] == "${field:source}"
+    assert scales["color"]["zero"] is False  # fitted to the values, not 0-1
+    rect = next(m for m in spec["marks"] if m["type"] == "rect")["encode"]["update"]
+    assert rect["stroke"][0] == {"test": "datum.in_language", "value": "black"}  # in-language cells outlined
+    summary = next(d for d in spec["data"] if d["name"] == "summary")
+    assert summary["transform"][0]["expr"] == "!datum.in_language"  # the mean leaves them out
+    ws = json.loads((tmp_path / "tpl" / "workspace.json").read_text())
+    assert ws["runset"]["grouping"] == ["group"] and "xfer/mean/macro_f1" in ws["runset"]["columns"]
+    (panel,) = ws["sections"][0]["panels"]
+    assert panel["type"] == "custom_chart" and panel["query"] == {"summaryTable": {"tableKey": "matrix/long"}}
+    assert set(panel["fields"]) == {"source", "target", "metric", "selection", "split", "experiment", "value"}
+    # every field the spec uses is mapped by the panel, and every mapped column is one the records have
+    used = set(re.findall(r"\$\{field:(\w+)\}", json.dumps(spec)))
+    assert used == set(panel["fields"]) and set(panel["fields"].values()) <= set(load_records(results).columns)
+    assert "matrix/long" in (tmp_path / "tpl" / "README.md").read_text()

@@ -53,6 +53,13 @@ class OfflineRun:
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)      # captured stdout/stderr pieces (the Logs tab)
+    artifacts: list = field(default_factory=list)         # pb.ArtifactRecord of every logged artifact
+
+    @property
+    def summary_max(self) -> dict:
+        """Summary keys whose value is W&B's ``{"max": v}`` (``define_metric(summary="max")``)."""
+        return {k: v["max"] for k, v in self.summary.items() if isinstance(v, dict) and "max" in v}
 
     def media(self, kind: str) -> list[Path]:
         return sorted((self.folder / "files" / "media" / kind).rglob("*"))
@@ -75,4 +82,10 @@ def read_offline_run(folder: Path) -> OfflineRun:
         elif kind == "summary":
             for u in rec.summary.update:
                 out.summary[_key(u)] = json.loads(u.value_json)
+        elif kind == "output_raw":
+            out.console.append(rec.output_raw.line)
+        elif kind == "output":
+            out.console.append(rec.output.line)
+        elif kind == "artifact":
+            out.artifacts.append(rec.artifact)
     return out

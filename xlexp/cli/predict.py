@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from xlexp.config.paths import default_data_dir
 from xlexp.errors import XlexpError
 
 
@@ -28,7 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-model-features", action="store_true",
                    help="skip the model's view of each language (model similarity, sub-word overlap)")
     p.add_argument("--results-dir", default=os.environ.get("XLEXP_RESULTS_DIR", "results"))
-    p.add_argument("--data-dir", default=os.environ.get("XLEXP_DATA_DIR", "data"))
+    p.add_argument("--data-dir", default=default_data_dir())  # $XLEXP_DATA_DIR, ../shared/data or ./data, as `xlexp run`
     p.add_argument("--cache-dir", default=os.environ.get("XLEXP_CACHE_DIR", str(Path.home() / ".cache" / "xlexp")))
 
 
@@ -120,7 +121,7 @@ def _fill(args, overrides: list[str]) -> int:
         if len(done) >= args.fill:
             break
         measured = [candidates.index(c) for c in done]
-        weight = None
+        weight, similarity = None, feats.source_similarity
         if measured:
             from xlexp.predict.predictor import measured_matrix
 
@@ -132,7 +133,9 @@ def _fill(args, overrides: list[str]) -> int:
             res = complete(y, np.isfinite(y), tf.values, CompletionSettings(folds=3), tf.names,
                            tf.source_similarity, tf.target_similarity)
             weight = row_uncertainty(res.low, res.high, res.observed)
-        pick = candidates[choose_sources(feats.source_similarity, 1, measured, weight)[0]]
+            if res.row_sim is not None:   # the similarity the completion borrows by (sharpened by measured profiles)
+                similarity = res.row_sim
+        pick = candidates[choose_sources(similarity, 1, measured, weight)[0]]
         paths = [f"paths.{k}={v}" for k, v in (("results_dir", args.results_dir), ("data_dir", args.data_dir),
                                                     ("cache_dir", args.cache_dir))
                  if not any(o.startswith(f"paths.{k}=") for o in overrides)]
@@ -189,7 +192,7 @@ def predict_main(argv: list[str]) -> int:
     show_predicted(pred.frame(), pred.measured.experiment, pred.measured.metric)
     n_pred = int((~pred.completion.observed).sum())
     chosen = pred.completion.settings
-    print(f"{n_pred} predicted cell(s) (rank {chosen.rank if chosen else '?'}; out-of-fold MAE on measured cells "
+    print(f"{n_pred} predicted cell(s) ({chosen.describe() if chosen else '?'}; out-of-fold MAE on measured cells "
           f"{pred.completion.oob_mae:.3f}) -> {pred.path}")
     _print_note(pred.features.missing_note())
     print(f"`xlexp matrix --experiment {shlex.quote(pred.measured.experiment)} --predicted` shows them with the measured cells")
@@ -250,7 +253,8 @@ def recommend_main(argv: list[str]) -> int:
         measured_rows = [i for i in range(len(pred.sources)) if pred.completion.observed[i].any()]
         width = np.nanmean(pred.completion.high - pred.completion.low, axis=1)
         width = np.where(np.isfinite(width), width, np.nanmax(width[np.isfinite(width)]) if np.isfinite(width).any() else 1.0)
-        picks = choose_sources(pred.features.source_similarity, args.next, measured_rows, width)
+        similarity = pred.completion.row_sim if pred.completion.row_sim is not None else pred.features.source_similarity
+        picks = choose_sources(similarity, args.next, measured_rows, width)
         names = [pred.sources[i] for i in picks]
         if not names:
             print("\nevery source is measured: nothing to train next")

@@ -39,8 +39,17 @@ def report_main(argv: list[str]) -> int:
     p.add_argument("--wandb-project", default="xlexp")
     p.add_argument("--wandb-entity")
     p.add_argument("--wandb-dir", help="folder for W&B run folders (default: the results dir)")
+    p.add_argument("--wandb-template", metavar="DIR",
+                   help="write a W&B workspace template for transfer matrices to DIR (a heatmap custom chart over "
+                        "matrix/long with metric/rule/experiment selectors, runs grouped by experiment) and stop")
     _add_results_dir(p)
     args = p.parse_args(argv)
+    if args.wandb_template:
+        from xlexp.tracking.wandb_template import write_template
+
+        t = write_template(args.wandb_template, args.results_dir, args.wandb_project, args.wandb_entity)
+        print(f"W&B workspace template: {', '.join(str(f) for f in t.files)} (see README.md there)")
+        return 0
     result = write_report(args.results_dir, args.out, args.experiment, args.metric, args.plotlyjs)
     print(f"report: {result.path.resolve()} ({len(result.experiments)} experiment(s), {result.figures} figures)")
     if args.wandb:

@@ -16,8 +16,8 @@ import threading
 import hydra
 from omegaconf import DictConfig
 
-from xlexp.config.compose import CONF_DIR, register_search_path
-from xlexp.errors import XlexpError, debug
+from xlexp.config.compose import CONF_DIR, normalize_overrides, register_search_path
+from xlexp.errors import XlexpError, debug, missing_extra
 
 log = logging.getLogger("xlexp")
 
@@ -29,6 +29,7 @@ def main() -> None:
     except XlexpError as e:
         print(f"xlexp: error: {e}", file=sys.stderr)
         sys.exit(2)
+    sys.argv[1:] = normalize_overrides(sys.argv[1:])  # `+experiment=X` and `experiment=X` both work
     hydra_main()
 
 
@@ -45,7 +46,11 @@ def hydra_main(cfg: DictConfig) -> float:
         print(f"xlexp: stopped by {e}: units finished before it kept their records; the unit in progress wrote "
               f"none (re-run the same command to redo it)", file=sys.stderr)
         sys.exit(143)
-    except XlexpError as e:
+    except (XlexpError, ImportError) as e:
+        if isinstance(e, ImportError):  # an optional extra that is not installed: one line naming it
+            if missing_extra(e) is None or debug():
+                raise
+            e = missing_extra(e)
         _log_to_files(f"error: {e}")  # the run's log file keeps it; the terminal gets it once
         if debug():
             raise

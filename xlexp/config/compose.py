@@ -16,7 +16,21 @@ from __future__ import annotations
 from xlexp.config.paths import CONF_DIR, user_config_dirs
 from xlexp.errors import XlexpError
 
-__all__ = ["CONF_DIR", "compose_config", "register_search_path"]
+__all__ = ["CONF_DIR", "compose_config", "normalize_overrides", "register_search_path"]
+
+# groups that the root config lists as `group: null` (lightning-hydra-template's `experiment: null`):
+# Hydra refuses `+group=x` for them ("Multiple values"), so the `+` of older docs and habits is dropped
+NULL_DEFAULT_GROUPS = ("experiment",)
+
+
+def normalize_overrides(overrides: list[str]) -> list[str]:
+    """``+experiment=NAME`` (and ``++``) -> ``experiment=NAME``: both spellings select a preset, as in
+    lightning-hydra-template, whose root config has ``experiment: null`` in its defaults list."""
+    out = []
+    for item in overrides:
+        key = item.lstrip("+").split("=", 1)[0]
+        out.append(item.lstrip("+") if item.startswith("+") and "=" in item and key in NULL_DEFAULT_GROUPS else item)
+    return out
 
 
 def safe_folder_name(name: str) -> str:
@@ -41,6 +55,10 @@ def register_resolvers() -> None:
         from xlexp.config.paths import group_listing
 
         OmegaConf.register_new_resolver("xlexp_groups", group_listing)
+    if not OmegaConf.has_resolver("xlexp_data_dir"):  # paths.data_dir: $XLEXP_DATA_DIR, ../shared/data or data
+        from xlexp.config.paths import default_data_dir
+
+        OmegaConf.register_new_resolver("xlexp_data_dir", default_data_dir)
     if not OmegaConf.has_resolver("xlexp_uid"):
         OmegaConf.register_new_resolver("xlexp_uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
 
@@ -73,7 +91,7 @@ def compose_config(overrides: list[str], job_name: str = "xlexp", what: str = "r
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name=job_name):
-            return compose("config", overrides=overrides)
+            return compose("config", overrides=normalize_overrides(overrides))
     except (HydraException, OmegaConfBaseException) as e:
         raise XlexpError(f"cannot compose the {what} config {overrides}: {str(e).strip().splitlines()[0]}") from None
     finally:

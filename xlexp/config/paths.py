@@ -25,6 +25,26 @@ ENV_VAR = "XLEXP_CONFIG_PATH"
 CONF_DIR = str(resources.files("xlexp").joinpath("conf"))
 
 
+DATA_ENV_VAR = "XLEXP_DATA_DIR"
+# where local task data is looked for when XLEXP_DATA_DIR is not set, first existing folder wins (relative
+# to the working directory). Every command resolves paths.data_dir through this, so `make demo` (which no
+# longer sets the variable) and `xlexp run` typed afterwards agree; .ci/run exports the same folder.
+DATA_DIR_FALLBACKS = ("../shared/data", "data")
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> str:
+    """The data root ``paths.data_dir`` defaults to: ``$XLEXP_DATA_DIR``; else ``../shared/data`` when that
+    folder exists (the layout of a checkout next to the shared datasets); else ``./data``. The same answer
+    for ``make demo`` and for the README's ``xlexp run ...`` typed in the same shell afterwards."""
+    value = (os.environ if environ is None else environ).get(DATA_ENV_VAR, "").strip()
+    if value:
+        return value
+    for candidate in DATA_DIR_FALLBACKS:
+        if Path(candidate).is_dir():
+            return str(Path(candidate).resolve())
+    return DATA_DIR_FALLBACKS[-1]
+
+
 def user_config_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
     """The folders named by ``XLEXP_CONFIG_PATH`` (``os.pathsep``-separated, empty entries skipped),
     highest priority first; a missing folder is an error that names the variable and the path."""

@@ -26,6 +26,8 @@ from typing import Any, Callable, Mapping
 from xlexp.errors import XlexpError, unknown_key
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# xlexp's own: forward, backward, clipping and AdamW recorded as one CUDA graph per batch shape (engine/graphed.py)
+STEP_GRAPH = "step-graph"
 PRECISIONS = ("auto", "fp32", "bf16")
 DATA_SOURCES = ("auto", "local", "hub")
 SAMPLING = ("uniform", "balanced")
@@ -64,9 +66,10 @@ def compile_setting(value: Any) -> bool | str:
         return False
     if value in (True, "true", "True"):
         return True
-    if value in COMPILE_MODES:
+    if value in COMPILE_MODES or value == STEP_GRAPH:
         return value
-    raise XlexpError(f"trainer.compile must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}); "
+    raise XlexpError(f"trainer.compile must be true, false, {STEP_GRAPH} (the whole step as CUDA graphs) or a "
+                     f"torch.compile mode ({', '.join(COMPILE_MODES)}); "
                      f"got {value!r}")
 
 
@@ -123,7 +126,7 @@ class TrainerSettings:
     eval_every: int | None = None   # steps between dev evaluations; None = once per epoch
     precision: str = "auto"         # auto = bf16 on CUDA and on CPUs with bf16 units, else fp32
     grad_accum_steps: int = 1
-    compile: bool | str = False     # torch.compile: true, or a mode (reduce-overhead = CUDA graphs)
+    compile: bool | str = False     # torch.compile: true, or a mode (reduce-overhead = CUDA graphs); step-graph
     device: str = "auto"
     num_threads: int | None = None
     progress: bool | str = "auto"   # rich progress bars: auto (only on a TTY) | true | false
@@ -324,9 +327,17 @@ class RegimeSettings:
     selection: str = "source_dev"            # the rule matrices show by default
     seeds: tuple[int, ...] | None = None     # None = (seed,)
     dev_targets: Any = "auto"                # auto (all, up to 25) | all | none | a list of targets
+    # target dev examples per evaluation, at most this multiple of the training examples between two
+    # evaluations (each watched target gets a seeded subsample of its dev split); None = full dev sets
+    target_dev_budget: float | None = 1.0
+    target_dev_min: int = 50                 # but never fewer than this per target (or its whole dev split)
 
     def __post_init__(self) -> None:
         one_of("regime.selection", self.selection, SELECTION_RULES)
+        budget = self.target_dev_budget
+        if budget is not None and (not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget <= 0):
+            raise XlexpError(f"regime.target_dev_budget must be a positive number or null (full dev sets); got {budget!r}")
+        positive_int("regime.target_dev_min", self.target_dev_min)
         if self.seeds is not None:
             if not self.seeds:
                 raise XlexpError("regime.seeds is empty: give at least one seed, or null to use `seed`")
@@ -384,6 +395,7 @@ class Settings:
     paths: PathSettings
     tracker: TrackerSettings
     resolved: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    rerun: bool = False   # train units again even when their complete records are in the store
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -430,6 +442,9 @@ def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSet
     if "name" not in regime_raw:
         raise XlexpError("regime.name is not set; pick a regime with regime=zero_shot (or few_shot, multi_source, full)")
     tracker_raw = dict(raw["tracker"])
+    rerun = raw.get("rerun", False)
+    if not isinstance(rerun, bool):
+        raise XlexpError(f"rerun must be true or false, got {rerun!r}")
     settings = Settings(
         name=str(raw.get("name")), seed=seed,
         model=model_settings(model_raw),
@@ -441,7 +456,7 @@ def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSet
         trainer=build(TrainerSettings, raw["trainer"], "trainer"),
         paths=build(PathSettings, raw["paths"], "paths"),
         tracker=TrackerSettings(name=str(tracker_raw.pop("name", "none")), options=tracker_raw),
-        resolved=raw,
+        resolved=raw, rerun=rerun,
     )
     model_max = settings.model.max_length
     if model_max is not None and settings.data.max_length > model_max:

@@ -5,7 +5,8 @@
 regime's selection rule), as lightning-hydra-template's pipelines return the optimised metric. What a
 unit does is its regime's business (``xlexp.experiment.regimes``); retrieval tasks and classical
 models have their own unit executors (``retrieval``, ``classical``). The run prints its own matrix
-from the records it holds in memory; it never re-reads the store.
+from the records it holds in memory; the store is read only for the units it skips because their
+complete records are already there (resume by content, ``xlexp.experiment.resume``).
 
 May import: everything below experiment (tracking, views, engine, models, data, tasks, results, config).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pandas as pd
 import torch
@@ -27,10 +28,11 @@ from xlexp.data.vocab import VocabTrim, plan_trim
 from xlexp.engine import distributed
 from xlexp.engine.hardware import peak_memory_mb, resolve_device, resolve_precision
 from xlexp.engine.selection import remove_orphans
-from xlexp.errors import XlexpError
+from xlexp.errors import XlexpError, require_extra
 from xlexp.experiment import classical, regimes, retrieval
 from xlexp.experiment.context import RunContext, RunHooks, UnitOutput, seed_everything, training_texts
 from xlexp.experiment.plan import Plan, TrainingUnit, make_plan
+from xlexp.experiment.resume import Resume, fault_point
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
 from xlexp.results.store import check_writable, new_run_id, run_config_hash, without_run_noise, write_predictions, write_records
 from xlexp.tasks.spec import TaskSpec, load_split
@@ -54,6 +56,10 @@ def resolve_settings(cfg: DictConfig) -> Settings:
         raise XlexpError(f"cannot resolve the config: {str(e).strip().splitlines()[0]}") from None
     settings = resolve(raw, regimes.settings_class)
     check_tracker_config(settings.tracker)  # tracker options fail here, before any work
+    if settings.tracker.name == "wandb":  # optional extras: one line naming `pip install 'xlexp[...]'`, before any work
+        require_extra("wandb")
+    if getattr(settings.model, "peft", None):
+        require_extra("peft")
     regime = regimes.get(settings.regime.name)
     if settings.classical and not regime.classical:
         usable = [name for name in regimes.available() if regimes.get(name).classical]
@@ -118,6 +124,9 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
              list(plan.sources), len(plan.targets), list(s.seeds))
 
     device = distributed.setup(resolve_device(s.trainer.device))  # under torchrun: join the group, this rank's GPU
+    resume = Resume.of(s, plan, hooks or RunHooks())  # after setup: rank 0 decides what to skip, for every rank
+    if resume.all_done:  # nothing to train: no model to load, no data to tokenize
+        return resume.finish_without_training(spec)
     if s.trainer.num_threads:
         torch.set_num_threads(s.trainer.num_threads)
     model_path, cache = _model_and_cache(s, spec, plan)
@@ -144,23 +153,34 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
         ctx.progress = progress
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
         for i, unit in enumerate(plan.units):
+            if resume.skip(i):
+                progress.advance(units_bar)
+                continue
             started = time.perf_counter()
             ctx.tracker.start_unit(f"{s.experiment}/{unit.source}/seed{unit.seed}", resolved)
-            out = run_unit(ctx, regime, unit, i)
+            resume.started(i, ctx.run_id)
+            try:
+                out = run_unit(ctx, regime, unit, i)
+            except BaseException as e:  # SIGTERM and errors: the ledger says why; the records say nothing
+                resume.failed(i, e, time.perf_counter() - started)
+                raise
             out.stamp_peak_memory()
-            stem = f"{ctx.run_id}-{i:04d}-{unit.source}-s{unit.seed}"
+            out.records = [replace(r, unit_key=resume.keys[i]) for r in out.records]
+            stem = f"{ctx.run_id}-{i:04d}-{unit.source}-s{unit.seed}-u{resume.keys[i]}"
             records.extend(out.records)
             if distributed.is_main():  # under torchrun every rank holds the same records; rank 0 writes them
                 if out.predictions:
                     write_predictions(pd.concat(out.predictions, ignore_index=True), out_dir, stem)
+                fault_point("before-records", i)
                 files.append(write_records(out.records, out_dir, stem))  # last: a file = a finished unit
+                resume.done_unit(i, time.perf_counter() - started, files[-1])
             ctx.tracker.log_records(out.records)
             ctx.tracker.finish_unit()
             log.info("unit %d/%d (source %s, seed %d) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
                      unit.seed, time.perf_counter() - started, files[-1] if files else "-")
             progress.advance(units_bar)
 
-    df = pd.DataFrame([asdict(r) for r in records])  # what the files hold, on every rank
+    df = pd.concat([pd.DataFrame([asdict(r) for r in records]), *resume.skipped_records()], ignore_index=True)
     if distributed.is_main() and ctx.hooks.show_matrix:
         console.show_run(df, list(spec.metrics), s.paths.results_dir)
     chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == s.regime.selection)]

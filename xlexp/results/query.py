@@ -46,6 +46,19 @@ class Matrix:
     def shape(self) -> tuple[int, int]:
         return self.mean.shape
 
+    def in_language_mask(self) -> pd.DataFrame:
+        """True where the target is the source, or one of a source set's languages (``eng+ind`` ->
+        ``eng``): cells that measure in-language performance, not transfer."""
+        return pd.DataFrame([[is_in_language(r, c) for c in self.mean.columns] for r in self.mean.index],
+                            index=self.mean.index, columns=self.mean.columns, dtype=bool)
+
+    def transfer_mean(self) -> float:
+        """Mean over the cross-lingual cells only (the in-language cells left out); NaN when there are none.
+        What every view calls "mean": with the diagonal in, a 1 x 4 matrix's mean is a quarter in-language."""
+        values = self.mean.to_numpy(dtype=float)[~self.in_language_mask().to_numpy()]
+        values = values[~pd.isna(values)]
+        return float(values.mean()) if values.size else float("nan")
+
     def in_language(self) -> "Matrix | None":
         """A diagonal-only matrix (regime=full) as one ``in-language`` row over the targets, else None."""
         rows, cols = [str(r) for r in self.mean.index], [str(c) for c in self.mean.columns]
@@ -57,6 +70,11 @@ class Matrix:
             return pd.DataFrame([[frame.at[c, c] for c in diagonal]], index=["in-language"], columns=diagonal)
 
         return Matrix(self.experiment, self.metric, row(self.mean), row(self.std), row(self.n))
+
+
+def is_in_language(source, target) -> bool:
+    """The target is the source language (or one of a ``+``-joined source set's)."""
+    return str(target) in str(source).split("+")
 
 
 def load(results_dir: Path | str, required: bool = True) -> pd.DataFrame:
@@ -178,10 +196,15 @@ def select(df: pd.DataFrame, experiment: str | None = None, metric: str | None =
     return latest(sub[sub["metric"] == metric]), experiment, metric
 
 
-def matrix_of(records: pd.DataFrame, experiment: str, metric: str) -> Matrix:
-    """Sources x targets (in the order they first appear) of records of one metric."""
+def matrix_of(records: pd.DataFrame, experiment: str, metric: str, order: pd.DataFrame | None = None) -> Matrix:
+    """Sources x targets (in the order they first appear) of records of one metric; with ``order``
+    (records of the same experiment, e.g. under every selection rule), in the order they first appear
+    there, so that every rule's matrix lists the languages in one order."""
     frame = latest(records)
     sources, targets = list(dict.fromkeys(frame["source"])), list(dict.fromkeys(frame["target"]))
+    if order is not None:
+        sources = sorted(sources, key=list(dict.fromkeys([*order["source"], *sources])).index)
+        targets = sorted(targets, key=list(dict.fromkeys([*order["target"], *targets])).index)
     stats = cell_stats(frame, ["source", "target"])
 
     def table(col: str) -> pd.DataFrame:
@@ -193,7 +216,8 @@ def matrix_of(records: pd.DataFrame, experiment: str, metric: str) -> Matrix:
 def pivot(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None, split: str = "test",
           selection: str | None = None) -> Matrix:
     sub, experiment, metric = select(df, experiment, metric, split, selection)
-    return matrix_of(sub, experiment, metric)
+    everything = experiment_records(df, experiment)  # every rule: target_dev lists the languages as source_dev does
+    return matrix_of(sub, experiment, metric, order=everything[everything["split"] == split])
 
 
 def few_shot_summary(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None) -> pd.DataFrame:
@@ -279,7 +303,8 @@ def slice_matrix(df: pd.DataFrame, key: SliceKey, metric: str, split: str = "tes
     sub = sub[sub["metric"] == metric]
     if sub.empty:
         raise XlexpError(f"slice {key.label()} has no metric '{metric}'")
-    return matrix_of(sub, key.experiment, metric)
+    order = df[(df["experiment"] == key.experiment) & (df["split"] == split)]  # one language order for every rule
+    return matrix_of(sub, key.experiment, metric, order=order)
 
 
 def choose_slice(df: pd.DataFrame, experiment: str, split: str = "test", **wanted) -> SliceKey:

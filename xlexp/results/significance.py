@@ -1,9 +1,21 @@
 """Significance of a difference between two sets of results: bootstraps for ``xlexp compare``.
 
-A **paired bootstrap over test examples** both sides predicted (several seeds per side are averaged
-inside each resample), and, where per-example predictions are missing, a bootstrap over seeds
-(unpaired: the seeds of A and of B are resampled separately). Pure numerics on arrays: it knows
-nothing of the store. Imports: numpy, sklearn and ``xlexp.errors`` only.
+Which variance a test covers decides what its p-value means:
+
+- **hierarchical** (``hierarchical_bootstrap``; several training seeds on *both* sides): each
+  resample draws the test examples with replacement (the same draw for both sides: paired) and,
+  independently per side, that side's seeds with replacement; a side's score is the mean over its
+  drawn seeds of the metric on the drawn examples. The p-value is then the chance of a difference
+  at least this large if the two configs were equally good, *for another training seed and another
+  test sample from the same distribution*: two seeds of one config are not "significant".
+- **paired bootstrap over test examples** (one seed on a side): the seeds are fixed, only the test
+  sample varies. Its p-value answers "are *these trained models* different on this test
+  distribution?", not "is config B better than config A?": training-seed noise alone is often
+  called significant, so ``xlexp compare`` warns when it falls back to it.
+- **bootstrap over seeds** (no per-example predictions): the seeds of A and of B are resampled
+  separately (unpaired); test-sample variance is not covered.
+
+Pure numerics on arrays: it knows nothing of the store. Imports: numpy, sklearn and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations
@@ -61,7 +73,7 @@ class Test:
     ci_low: float
     ci_high: float
     p: float
-    method: str      # examples | seeds | none
+    method: str      # hierarchical | examples | seeds | none
     n: int           # examples (paired) or seeds A+B
 
 
@@ -89,6 +101,40 @@ def paired_bootstrap(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarra
         mb = np.mean([weighted_metric(metric, labels, p, w, num_labels) for p in preds_b], axis=0)
         reps.append(mb - ma)
     return _finish(point(preds_a), point(preds_b), np.concatenate(reps), "examples", len(labels))
+
+
+def _seed_draws(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``values`` (seeds, B): per resample b, the mean over ``seeds`` seeds drawn with replacement."""
+    seeds, n_boot = values.shape
+    draws = rng.integers(0, seeds, size=(n_boot, seeds))
+    return values[draws, np.arange(n_boot)[:, None]].mean(axis=1)
+
+
+def hierarchical_bootstrap(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray, metric: str, n_boot: int,
+                           rng: np.random.Generator, num_labels: int) -> Test:
+    """Seeds and examples resampled together (see the module docstring): ``preds_a`` (seeds_a, n) and
+    ``preds_b`` (seeds_b, n) on the same n examples, each side with at least two seeds."""
+    point = lambda preds: float(np.mean([sklearn_metric(metric, labels, p, num_labels) for p in preds]))  # noqa: E731
+    reps = []
+    for start in range(0, n_boot, CHUNK):
+        w = resample_weights(len(labels), min(CHUNK, n_boot - start), rng)
+        ma = np.stack([weighted_metric(metric, labels, p, w, num_labels) for p in preds_a])   # (seeds_a, B)
+        mb = np.stack([weighted_metric(metric, labels, p, w, num_labels) for p in preds_b])
+        reps.append(_seed_draws(mb, rng) - _seed_draws(ma, rng))
+    return _finish(point(preds_a), point(preds_b), np.concatenate(reps), "hierarchical", len(labels))
+
+
+def hierarchical_score_bootstrap(scores_a: np.ndarray, scores_b: np.ndarray, n_boot: int,
+                                 rng: np.random.Generator) -> Test:
+    """``hierarchical_bootstrap`` for per-example scores (QA exact match / F1): (seeds, n) per side."""
+    reps = []
+    for start in range(0, n_boot, CHUNK):
+        w = resample_weights(scores_a.shape[1], min(CHUNK, n_boot - start), rng)
+        ma = scores_a @ w.T / w.sum(axis=1)   # (seeds_a, B)
+        mb = scores_b @ w.T / w.sum(axis=1)
+        reps.append(_seed_draws(mb, rng) - _seed_draws(ma, rng))
+    return _finish(float(scores_a.mean()), float(scores_b.mean()), np.concatenate(reps), "hierarchical",
+                   scores_a.shape[1])
 
 
 def paired_score_bootstrap(scores_a: np.ndarray, scores_b: np.ndarray, n_boot: int, rng: np.random.Generator) -> Test:

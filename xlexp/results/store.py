@@ -59,6 +59,8 @@ class Record:
     peak_memory_mb: float | None = None  # peak of the run so far when the unit ended (GPU allocated / process RSS)
     family: str | None = None          # model family: encoder | decoder | seq2seq | classical
     metric_signature: str | None = None  # generation metrics: sacrebleu's signature (version, tokenisation...)
+    unit_key: str | None = None        # the training unit's resume key (unit_config_hash): same key, same unit
+    log_dir: str | None = None         # the run's Hydra output folder (run.log, .hydra/config.yaml); set on write
 
 
 RECORD_COLUMNS = [f.name for f in fields(Record)]
@@ -77,15 +79,27 @@ def config_hash(config: Any) -> str:
 
 
 def without_run_noise(resolved: dict) -> dict:
-    """A resolved run config without the settings that cannot change results (progress bars, CPU threads)."""
+    """A resolved run config without the settings that cannot change results (progress bars, CPU
+    threads, ``rerun``: whether finished units are trained again)."""
     trainer = {k: v for k, v in resolved.get("trainer", {}).items() if k not in ("progress", "num_threads")}
-    return {**resolved, "trainer": trainer}
+    return {**{k: v for k, v in resolved.items() if k != "rerun"}, "trainer": trainer}
 
 
 def run_config_hash(resolved: dict) -> str:
     """The hash every record of a run carries: the resolved config without paths and run noise, so
     the same experiment on another machine or folder hashes the same."""
     return config_hash({k: v for k, v in without_run_noise(resolved).items() if k != "paths"})
+
+
+def unit_config_hash(resolved: dict, unit: dict) -> str:
+    """The resume key of one training unit: the run's resolved config without what only says which
+    units a run has (``langpair``, ``regime.seeds``), plus the unit itself (its source set, train,
+    selection, target and watched dev languages, seed). One source of a 5-source run and the same
+    source run alone (a job of a multirun) get the same key; a change of anything that changes the
+    unit's training or tests (lr, epochs, targets, the dev budget, the experiment name) a new one."""
+    base = {k: v for k, v in without_run_noise(resolved).items() if k not in ("paths", "langpair")}
+    regime = {k: v for k, v in (base.get("regime") or {}).items() if k != "seeds"}
+    return config_hash({**base, "regime": regime, "unit": unit})
 
 
 @lru_cache(maxsize=1)
@@ -136,7 +150,26 @@ def write_records(records: Sequence[Record], results_dir: Path | str, name: str)
     if not records:
         raise ValueError("write_records: no records")
     frame = pd.DataFrame([asdict(r) for r in records], columns=RECORD_COLUMNS)
+    here = current_log_dir()
+    if here is not None:
+        frame["log_dir"] = frame["log_dir"].fillna(here)
     return _write_new_parquet(frame, runs_dir(results_dir), name)
+
+
+def current_log_dir() -> str | None:
+    """This run's Hydra output folder (its ``run.log`` and saved config), when it runs as a Hydra app
+    (``xlexp run``, a launcher's sweep worker); None otherwise (the compose API, tests). Every record
+    carries it, so a number in a table, the report or W&B can be traced back to its log."""
+    try:
+        from hydra.core.hydra_config import HydraConfig  # lazy: the store itself needs no Hydra
+    except ImportError:
+        return None
+    if not HydraConfig.initialized():
+        return None
+    try:
+        return str(Path(HydraConfig.get().runtime.output_dir).resolve())
+    except Exception:  # a Hydra config without a runtime folder: nothing to point to
+        return None
 
 
 def write_predictions(frame: pd.DataFrame, results_dir: Path | str, name: str) -> Path:
@@ -186,6 +219,10 @@ def load_predictions(results_dir: Path | str, run_ids: Sequence[str] | None = No
     files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
     if run_ids is not None:
         files = [f for f in files if any(f.name.startswith(r) for r in run_ids)]
+    # a unit's predictions count once its records file (written after them, same name) is there: a
+    # process killed between the two writes leaves predictions that a re-run of the unit would double
+    committed = {f.stem for f in runs_dir(results_dir).glob("*.parquet")}
+    files = [f for f in files if f.stem in committed]
     frames = _read_all(files, REQUIRED_PREDICTION_COLUMNS)
     if not frames:
         return pd.DataFrame(columns=PREDICTION_COLUMNS)

@@ -1,7 +1,9 @@
 """``xlexp dashboard``: optuna-dashboard for a sweep storage, served on 127.0.0.1.
 
-The server runs in a thread; the command prints the URL only once ``/api/meta`` answers (the
-readiness probe), then serves until Ctrl-C.
+The server is optuna-dashboard's own :func:`optuna_dashboard.run_server` (what its CLI runs), in
+this process's main thread, so Ctrl-C and SIGTERM stop it the way they stop optuna-dashboard. A
+helper thread prints the URL only once ``/api/meta`` answers (the readiness probe), so a script
+that waits for the line can use the dashboard at once.
 
 May import: :mod:`xlexp.sweep.storage`, :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`,
 optuna-dashboard.
@@ -13,36 +15,15 @@ import argparse
 import json
 import os
 import signal
+import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from xlexp.errors import XlexpError
 from xlexp.sweep.storage import STORAGE_ENV, open_storage
 from xlexp.tracking.masking import mask_url
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args) -> None:  # one line per request is noise on a terminal
-        pass
-
-
-@dataclass
-class Dashboard:
-    server: WSGIServer
-    thread: threading.Thread
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def wait_ready(url: str, timeout_s: float = 30.0) -> dict:
@@ -58,21 +39,6 @@ def wait_ready(url: str, timeout_s: float = 30.0) -> dict:
     raise XlexpError(f"optuna-dashboard did not answer at {url}api/meta within {timeout_s:.0f}s ({last})")
 
 
-def start(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> Dashboard:
-    from optuna_dashboard import wsgi
-
-    app = wsgi(open_storage(storage_url, 10))
-    try:
-        server = make_server(host, port, app, handler_class=_QuietHandler)
-    except OSError as e:
-        raise XlexpError(f"cannot listen on {host}:{port}: {e.strerror}; pick another --port") from None
-    thread = threading.Thread(target=server.serve_forever, name="optuna-dashboard", daemon=True)
-    thread.start()
-    dash = Dashboard(server, thread)
-    wait_ready(dash.url)
-    return dash
-
-
 def default_storage(results_dir: Path) -> str:
     dbs = sorted((results_dir / "sweeps").glob("*.db"))
     if not dbs:
@@ -81,6 +47,29 @@ def default_storage(results_dir: Path) -> str:
         raise XlexpError(f"several sweep storages under {results_dir / 'sweeps'} ({', '.join(p.name for p in dbs)}): "
                          f"pass --storage sqlite:///{dbs[0].resolve()}")
     return f"sqlite:///{dbs[0].resolve()}"
+
+
+def _announce(storage_url: str, url: str) -> None:
+    """The readiness line, printed from a helper thread once the server answers."""
+    try:
+        wait_ready(url)
+    except XlexpError as e:
+        print(f"xlexp: warning: {e}", file=sys.stderr, flush=True)
+        return
+    print(f"optuna-dashboard for {mask_url(storage_url)}: {url}  (Ctrl-C stops it)", flush=True)
+
+
+def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve until Ctrl-C / SIGTERM (optuna-dashboard's ``run_server`` returns on KeyboardInterrupt)."""
+    from optuna_dashboard import run_server
+
+    storage = open_storage(storage_url, 10)
+    url = f"http://{host}:{port}/"
+    threading.Thread(target=_announce, args=(storage_url, url), name="dashboard-ready", daemon=True).start()
+    try:
+        run_server(storage, host=host, port=port)
+    except OSError as e:
+        raise XlexpError(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another --port") from None
 
 
 def main(argv: list[str]) -> int:
@@ -96,13 +85,8 @@ def main(argv: list[str]) -> int:
     # non-interactive shell does for `cmd &`), so scripts and tests can always stop it
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    dash = start(url, args.host, args.port)
-    print(f"optuna-dashboard for {mask_url(url)}: {dash.url}  (Ctrl-C stops it)", flush=True)
     try:
-        while dash.thread.is_alive():
-            dash.thread.join(0.5)
+        serve(url, args.host, args.port)
     except KeyboardInterrupt:
         pass
-    finally:
-        dash.stop()
     return 0

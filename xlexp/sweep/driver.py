@@ -46,7 +46,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every trial (they make another study)")
     p.add_argument("--storage", help=f"Optuna RDB URL (default: ${STORAGE_ENV}, else sqlite under <results>/sweeps/); "
                                      "postgresql://user:pw@host/db for many nodes")
-    p.add_argument("--study", help="study name (default: the sweep file's name, plus a hash of extra overrides)")
+    p.add_argument("--study", "--study-name", dest="study",  # --study-name: what Optuna's own CLI calls it
+                   help="study name (default: the sweep file's name, plus a hash of extra overrides)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (one per GPU when there are GPUs)")
     p.add_argument("--n-trials", type=int, help="total trials of the study (default: the sweep file's n_trials)")
     p.add_argument("--heartbeat", type=int, help=f"seconds between trial heartbeats (default {DEFAULT_HEARTBEAT_S}); "
@@ -66,8 +67,9 @@ def setup_logging(index: int | None) -> None:
     root = logging.getLogger()
     if root.handlers:  # inside a Hydra app: its job logging is already set up
         return
-    tag = f" [w{index}]" if index is not None else ""
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s{tag} %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from xlexp.views.progress import setup_console_logging  # the same format as `xlexp run`
+
+    setup_console_logging(f"w{index}" if index is not None else None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what each trial did
 
 

@@ -119,6 +119,8 @@ def create_or_check_study(job: SweepJob) -> optuna.Study:
         changed = sorted(k for k in identity if identity[k] != stored.get(k))
         raise XlexpError(f"study '{job.study_name}' in {mask_url(job.storage_url)} was started with a different "
                          f"{', '.join(changed)}; resume it with the same sweep file and overrides, or pass --study NEW")
+    if study.metric_names != [job.spec.objective.metric]:  # optuna-dashboard's axis: "macro_f1", not "Objective 0"
+        study.set_metric_names([job.spec.objective.metric])
     study.set_user_attr("n_trials", job.n_trials)
     study.set_user_attr("heartbeat_s", job.heartbeat_s)  # --status tells stale RUNNING trials with it
     job.study_uid = ensure_study_uid(study, job.storage_url)

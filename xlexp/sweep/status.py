@@ -128,8 +128,11 @@ def show_status(urls: list[str], study_name: str | None) -> int:
             print("\n".join(status_lines(optuna.load_study(study_name=name, storage=storage), url)))
             shown += 1
     if not shown:
-        where = ", ".join(mask_url(u) for u in urls) or "no storage"
-        raise XlexpError(f"no sweep study{f' named {study_name!r}' if study_name else ''} in {where}; "
+        where = ", ".join(mask_url(u) for u in urls)
+        if not study_name:  # a fresh store: nothing to show is not an error
+            print(f"no sweep studies yet{f' in {where}' if where else ''}; start one with `xlexp sweep sweeps/NAME.yaml`")
+            return 0
+        raise XlexpError(f"no sweep study named {study_name!r} in {where or 'no storage'}; "
                          f"start one with `xlexp sweep sweeps/NAME.yaml`")
     return 0
 

@@ -3,15 +3,15 @@ a cross-process lock that makes ``n_trials`` an exact total however many workers
 
 Optuna's own ``n_trials`` counts per ``optimize`` call, so parallel or resumed workers overshoot
 it. Here every worker takes the lock, counts the study's trials and only then asks for a new one;
-the lock is a file lock for SQLite (one machine) and a PostgreSQL advisory lock (many nodes).
+the lock is a file lock for SQLite (one machine; ``filelock``, so it works on every OS) and a
+PostgreSQL advisory lock (many nodes).
 
 May import: :mod:`xlexp.sweep.outage` (riding out outages), :mod:`xlexp.tracking.masking` (URLs without
-passwords), :mod:`xlexp.errors`, Optuna, SQLAlchemy.
+passwords), :mod:`xlexp.errors`, Optuna, SQLAlchemy, filelock.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import threading
@@ -142,13 +142,10 @@ def budget_lock(url: str, study_name: str) -> Iterator[None]:
     """Serialise "count trials, then ask" across every worker of a study."""
     path = sqlite_path(url)
     if path is not None:
-        lock_file = path.with_name(f"{path.name}.{study_name}.lock")
-        with lock_file.open("a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        from filelock import FileLock  # flock on POSIX, msvcrt locking on Windows: one lock everywhere
+
+        with FileLock(path.with_name(f"{path.name}.{study_name}.lock")):
+            yield
         return
     if url.startswith("postgresql"):
         import sqlalchemy

@@ -97,7 +97,11 @@ def read_local_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
 def read_hub_rows(spec, code: str, split: str, missing: str):
     """A hub dataset's rows (columns renamed, class ids turned into label names); ``missing`` says
     where the local file was looked for, for the one-line error when the hub cannot be reached."""
-    import datasets  # imported lazily: slow, and only hub users need it
+    try:
+        import datasets  # imported lazily: slow, and only hub users need it
+    except ImportError:  # the `hub` extra is not installed: say where the local file was looked for too
+        raise XlexpError(f"{missing.rstrip('.')}. Reading it from the hub needs the optional package 'datasets', "
+                         f"which is not installed: pip install 'xlexp[hub]'") from None
 
     hub_id, config, hub_split = spec.hub_location(code, split)  # type: ignore[misc]
     try:

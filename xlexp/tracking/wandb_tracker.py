@@ -1,8 +1,14 @@
 """Weights & Biases tracker (``tracker=wandb``) and the aggregate run of ``xlexp report --wandb``.
 
-One W&B run per training unit: train loss/lr and ``dev/{target}/{metric}`` per step; at the end the
-unit's records as a long and a wide ``wandb.Table``, a heatmap per matrix (plotly figure + PNG)
-and summary keys ``xfer/{source}/{target}/{metric}``.
+One W&B run per training unit: train loss/lr and ``dev/{target}/{metric}`` per step (their summary
+is the best value, ``summary="max"``, so run tables show the best dev score, not the last); at the
+end the unit's records as a long and a wide ``wandb.Table`` (the wide one has a column for every
+language of the task, so tables of one task's runs merge), a heatmap per matrix (plotly figure +
+PNG, targets in the same order), summary keys ``xfer/{source}/{target}/{metric}`` and
+``xfer/mean/...`` (the cross-lingual cells only: in-language cells left out), and the records and
+per-example predictions as a W&B Artifact (type ``xlexp-results``). The console is captured
+(``console="wrap"``, which works offline too: the Logs tab and ``files/output.log``), and the run's
+Hydra output folder is in the config as ``log_dir``.
 
 Modes (``tracker.mode``): ``auto`` = online when an API key is configured (``WANDB_API_KEY`` or a
 netrc entry for the W&B host), else offline, printing one line with the ``wandb sync`` command;
@@ -20,6 +26,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -31,9 +38,12 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
+from xlexp.results.languages import group_order
 from xlexp.results.query import (experiment_records, headline, kcurve_frame, load, metrics_of, selection_gap_frame,
                                  slice_keys, slice_matrix)
+from xlexp.results.store import current_log_dir, load_predictions
 from xlexp.tracking.masking import mask_secrets
 from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, matrix_png, ordered
 
@@ -137,8 +147,10 @@ def start_run(opts: WandbOptions, mode: str, **init_kwargs):
     """``wandb.init`` bounded by ``opts.timeout_s`` (W&B's own init timeout, and a thread around it)."""
     wandb = _import_wandb()
     Path(opts.dir).mkdir(parents=True, exist_ok=True)
+    # console="wrap": W&B wraps sys.stdout/stderr's write (no pty, no fd redirection), which works
+    # offline and under Hydra's and rich's own stream handling; the Logs tab shows the run's lines
     settings = wandb.Settings(init_timeout=opts.timeout_s, x_service_wait=opts.timeout_s, silent=mode == "offline",
-                              quiet=True, console="off")  # console off: Hydra's log file has the output
+                              quiet=True, console="wrap")
     return call_with_timeout(lambda: wandb.init(
         project=opts.project, entity=opts.entity, dir=str(opts.dir), mode=mode, settings=settings,
         reinit="finish_previous", **init_kwargs), opts.timeout_s + 5, "wandb.init")
@@ -163,6 +175,7 @@ class WandbTracker:
         self.opts = opts
         self.mode = resolve_mode(opts.mode)
         self._run = None
+        self._config: Mapping[str, Any] = {}
         self._off = self.mode == "disabled"
 
     @property
@@ -195,6 +208,10 @@ class WandbTracker:
         if self._off:
             return
         config = mask_secrets(dict(config))
+        log_dir = current_log_dir()
+        if log_dir is not None:  # where this run's log and saved config are (also in every record)
+            config["log_dir"] = log_dir
+        self._config = config
         kwargs = dict(name=name, group=_group(config), job_type=_name_of(config, "regime") or "train",
                       tags=[t for t in (_name_of(config, "model"), _name_of(config, "task")) if t], config=config)
         try:
@@ -214,8 +231,10 @@ class WandbTracker:
 
         def define() -> None:
             self._run.define_metric(STEP_KEY)
-            for pattern in ("train/*", "dev/*"):
-                self._run.define_metric(pattern, step_metric=STEP_KEY)
+            self._run.define_metric("train/*", step_metric=STEP_KEY)
+            # every dev metric is higher-is-better (accuracy, F1, chrF, BLEU...): the run's summary,
+            # and so the runs table, holds the best dev value rather than the last
+            self._run.define_metric("dev/*", step_metric=STEP_KEY, summary="max")
 
         self._guard("define_metric", define)
 
@@ -231,11 +250,18 @@ class WandbTracker:
     def log_records(self, records: Sequence[Any]) -> None:
         if self._run is not None and records:
             frame = pd.DataFrame([asdict(r) if not isinstance(r, Mapping) else dict(r) for r in records])
+            if current_log_dir() is not None:  # as the store's files have it (set when they are written)
+                frame["log_dir"] = frame.get("log_dir", pd.Series(index=frame.index, dtype=object)).fillna(current_log_dir())
             run = self._run
             # the store's run id ties the W&B run to its records (known only once they exist)
             self._guard("config update", lambda: run.config.update(
                 {"xlexp_run_id": str(frame["run_id"].iloc[0])}, allow_val_change=True))
             self._guard("log results", lambda: log_results(run, frame))
+            self._guard("log artifact", lambda: log_records_artifact(run, frame, self._results_dir()))
+
+    def _results_dir(self) -> Path | None:
+        paths = self._config.get("paths")
+        return Path(str(paths["results_dir"])) if isinstance(paths, Mapping) and paths.get("results_dir") else None
 
     def finish_unit(self) -> None:
         run, self._run = self._run, None
@@ -266,20 +292,42 @@ def _matrices(df: pd.DataFrame, keys):
                 continue
 
 
+def task_languages(task: str) -> list[str]:
+    """Every language of a task (its config's ``languages``), in the report's family/script order;
+    empty when the task's config is not found (a task from another machine's config folders)."""
+    path = find_config("task", task)
+    if path is None:
+        return []
+    from omegaconf import OmegaConf
+
+    languages = OmegaConf.load(path).get("languages") or {}
+    return group_order([str(code) for code in languages])
+
+
+WIDE_KEYS = ["metric", "model", "task", "regime", "selection", "k", "source"]
+
+
 def wide_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (slice, metric, source), one column per target: the matrices side by side."""
+    """One row per (slice, metric, source), one column per target: the matrices side by side. The
+    target columns are every language of the task (then any other target recorded), not only this
+    run's, so every run of a task logs the same columns and W&B can merge their tables."""
+    targets = [t for task in sorted(df["task"].astype(str).unique()) for t in task_languages(task)]
+    targets = list(dict.fromkeys(targets + group_order(sorted(set(df[df["split"] == "test"]["target"].astype(str))))))
     rows = []
     for key, metric, m in _matrices(df, slice_keys(df)):
         for source, values in m.mean.iterrows():
+            cells = {str(t): float(v) for t, v in values.items()}
             rows.append({"metric": metric, "model": key.model, "task": key.task, "regime": key.regime,
                          "selection": key.selection, "k": np.nan if key.k is None else key.k, "source": str(source),
-                         **{str(t): float(v) for t, v in values.items()}})
-    return pd.DataFrame(rows)
+                         **{t: cells.get(t, np.nan) for t in targets}})
+    return pd.DataFrame(rows, columns=[*WIDE_KEYS, *targets]) if rows else pd.DataFrame()
 
 
 def summary_keys(df: pd.DataFrame) -> dict[str, float]:
     """``xfer/{source}/{target}/{metric}`` for the headline slice (no K, source_dev when there) and
-    ``xfer/{source}/{target}/{slice}/{metric}`` for the others, plus ``xfer/mean/...`` per matrix."""
+    ``xfer/{source}/{target}/{slice}/{metric}`` for the others, plus ``xfer/mean/...`` per matrix: the
+    mean of its cross-lingual cells (in-language cells, target = source, left out; no key when the
+    matrix has only those, as regime=full has) and ``xfer/in_language/...``, their mean, when it has any."""
     keys = slice_keys(df)
     if not keys:
         return {}
@@ -291,7 +339,12 @@ def summary_keys(df: pd.DataFrame) -> dict[str, float]:
             for target, v in values.items():
                 if not pd.isna(v):
                     out[f"xfer/{source}/{target}/{part}{metric}"] = float(v)
-        out[f"xfer/mean/{part}{metric}"] = float(np.nanmean(m.mean.to_numpy(dtype=float)))
+        transfer = m.transfer_mean()
+        if not np.isnan(transfer):
+            out[f"xfer/mean/{part}{metric}"] = transfer
+        own = m.mean.to_numpy(dtype=float)[m.in_language_mask().to_numpy()]
+        if (~np.isnan(own)).any():
+            out[f"xfer/in_language/{part}{metric}"] = float(np.nanmean(own))
     return out
 
 
@@ -308,9 +361,10 @@ def log_results(run, df: pd.DataFrame, curves: bool = False) -> None:
         for key, metric, m in _matrices(df, keys):
             part = "" if key == headline(keys) else key.varying(keys) + "/"
             title = f"{key.experiment}: {metric} (test) — {key.label()}"
-            payload[f"heatmap/{part}{metric}"] = wandb.Plotly(heatmap_figure(ordered(m), title))
+            m = ordered(m)  # one order for both figures: families, then scripts
+            payload[f"heatmap/{part}{metric}"] = wandb.Plotly(heatmap_figure(m, title))
             png = Path(tmp) / f"{len(payload)}.png"
-            matrix_png(m, png)
+            matrix_png(m, png, title=title)
             payload[f"heatmap_png/{part}{metric}"] = wandb.Image(str(png), caption=title)
         if curves:
             for experiment in sorted(df["experiment"].unique()):
@@ -318,6 +372,38 @@ def log_results(run, df: pd.DataFrame, curves: bool = False) -> None:
                     _add_curves(payload, df, experiment, metric, wandb)
         run.log(payload)  # media files are copied into the run folder here, before tmp goes
     run.summary.update(summary_keys(df))
+
+
+def _artifact_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:120]
+
+
+def log_records_artifact(run, df: pd.DataFrame, results_dir: Path | None) -> None:
+    """The unit's records (and its per-example test predictions, when the store has them) as one
+    W&B Artifact of type ``xlexp-results``: the files a result came from, versioned with the run."""
+    wandb = _import_wandb()
+    run_id = str(df["run_id"].iloc[0])
+    sources = sorted(df["source"].astype(str).unique())
+    seeds = sorted(int(s) for s in df["seed"].unique())
+    name = _artifact_name(f"records-{run_id}-{'.'.join(sources)}-s{'.'.join(map(str, seeds))}")
+    preds = pd.DataFrame()
+    if results_dir is not None:
+        preds = load_predictions(results_dir, run_ids=[run_id])
+        if not preds.empty:
+            preds = preds[preds["source"].astype(str).isin(sources) & preds["seed"].isin(seeds)]
+    meta = {"experiment": str(df["experiment"].iloc[0]), "run_id": run_id, "sources": sources, "seeds": seeds,
+            "records": int(len(df)), "predictions": int(len(preds)),
+            "log_dir": str(df["log_dir"].dropna().iloc[0]) if "log_dir" in df and df["log_dir"].notna().any()
+            else current_log_dir()}
+    artifact = wandb.Artifact(name, type="xlexp-results", metadata=meta,
+                              description="xlexp records (long format) and per-example test predictions of one unit")
+    with tempfile.TemporaryDirectory(prefix="xlexp-wandb-") as tmp:
+        df.to_parquet(Path(tmp) / "records.parquet", index=False)
+        artifact.add_file(str(Path(tmp) / "records.parquet"))  # copied into W&B's staging area here
+        if not preds.empty:
+            preds.to_parquet(Path(tmp) / "predictions.parquet", index=False)
+            artifact.add_file(str(Path(tmp) / "predictions.parquet"))
+        run.log_artifact(artifact)
 
 
 def _add_curves(payload: dict[str, Any], df: pd.DataFrame, experiment: str, metric: str, wandb) -> None:
@@ -345,7 +431,9 @@ def log_experiment(results_dir: str | Path, experiment: str, opts: WandbOptions)
         return "W&B disabled (mode disabled): nothing logged"
     config = {"experiment": experiment, "runs": sorted(sub["run_id"].unique()), "records": int(len(sub)),
               "results_dir": str(Path(results_dir).resolve()), "sources": sorted(sub["source"].unique()),
-              "targets": sorted(sub["target"].unique()), "seeds": sorted(int(s) for s in sub["seed"].unique())}
+              "targets": sorted(sub["target"].unique()), "seeds": sorted(int(s) for s in sub["seed"].unique()),
+              # the runs' Hydra output folders (logs and saved configs), for records that carry them
+              "log_dirs": sorted(str(d) for d in sub["log_dir"].dropna().unique()) if "log_dir" in sub else []}
     try:
         run = start_run(opts, mode, name=f"{experiment} (matrix)", group=experiment, job_type="report",
                         tags=sorted(set(sub["model"]) | set(sub["task"])), config=mask_secrets(config))

@@ -1,9 +1,11 @@
 """``xlexp compare A B``: the delta matrix B − A with significance marks.
 
 A and B are experiment names or run ids; which records and predictions a side means is
-``xlexp.results.query.compare_side`` / ``side_predictions``. Per (source, target) cell the test is
-a paired bootstrap over the test examples both sides predicted, or, where per-example predictions
-are missing, a bootstrap over seeds (``xlexp.results.significance``). Outputs: a terminal table, a
+``xlexp.results.query.compare_side`` / ``side_predictions``. Per (source, target) cell the test is,
+on the test examples both sides predicted, a hierarchical bootstrap over seeds and examples when
+both sides have several training seeds, else a paired bootstrap over the examples alone (with a
+warning: it cannot tell a better config from a luckier seed); where per-example predictions are
+missing, a bootstrap over seeds (``xlexp.results.significance`` says what each p-value means). Outputs: a terminal table, a
 CSV and a heatmap (``xlexp.views.figures.delta_png``) under ``<results_dir>/compare/``.
 
 Imports: ``xlexp.results``, ``xlexp.config.paths`` (a task's label count), ``xlexp.views.figures``
@@ -25,7 +27,8 @@ from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name, group_order
 from xlexp.results.query import SliceKey, compare_side, load, side_predictions
-from xlexp.results.significance import METRICS, SCORE_METRICS, paired_bootstrap, paired_score_bootstrap, seed_bootstrap
+from xlexp.results.significance import (METRICS, SCORE_METRICS, hierarchical_bootstrap, hierarchical_score_bootstrap,
+                                        paired_bootstrap, paired_score_bootstrap, seed_bootstrap)
 
 
 @dataclass
@@ -67,6 +70,16 @@ class Comparison:
     def methods(self) -> list[str]:
         return sorted(set(self.cells["method"]))
 
+    def warnings(self) -> list[str]:
+        """What the reader must know to read the marks: a test over test examples only."""
+        n = int((self.cells["method"] == "examples").sum())
+        if not n:
+            return []
+        return [f"{n} cell(s) have one training seed on a side: their bootstrap covers test-example variance only, "
+                "not training-seed variance, so a '*' there can be seed noise (two seeds of one config often differ "
+                "'significantly'). Run 3 or more seeds per side (regime.seeds=[1,2,3]) for a test over seeds and "
+                "examples together."]
+
 
 def _cell_predictions(side: Side, source: str, target: str) -> pd.DataFrame:
     p = side.predictions
@@ -106,7 +119,9 @@ def compare(results_dir: str | Path, a: str, b: str, metric: str = "accuracy", n
             if metric not in SCORE_METRICS:
                 raise XlexpError(f"cell {source}->{target} is extractive QA: compare it with --metric f1 or exact_match")
             shared = np.sort(shared)
-            test = paired_score_bootstrap(_stack(pa, shared, metric), _stack(pb, shared, metric), n_boot, rng)
+            sa, sb = _stack(pa, shared, metric), _stack(pb, shared, metric)
+            test = (hierarchical_score_bootstrap if len(sa) > 1 and len(sb) > 1 else paired_score_bootstrap)(
+                sa, sb, n_boot, rng)
         elif len(shared):
             if metric in SCORE_METRICS:
                 raise XlexpError(f"--metric {metric} applies to extractive QA cells only; {source}->{target} is not one")
@@ -118,7 +133,9 @@ def compare(results_dir: str | Path, a: str, b: str, metric: str = "accuracy", n
                                  "examples; they were not run on the same test split")
             preds_a, preds_b = _stack(pa, shared), _stack(pb, shared)
             num_labels = _num_labels(side_a.key.task, labels, np.concatenate([preds_a.ravel(), preds_b.ravel()]))
-            test = paired_bootstrap(labels.astype(np.int64), preds_a, preds_b, metric, n_boot, rng, num_labels)
+            # several seeds on both sides: seeds and examples resampled together; else examples only (warned)
+            test = (hierarchical_bootstrap if len(preds_a) > 1 and len(preds_b) > 1 else paired_bootstrap)(
+                labels.astype(np.int64), preds_a, preds_b, metric, n_boot, rng, num_labels)
         else:
             va = side_a.records[(side_a.records["source"] == source) & (side_a.records["target"] == target)
                                 & (side_a.records["metric"] == metric)]["value"].to_numpy(dtype=float)
@@ -152,7 +169,9 @@ def delta_matrix(c: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def describe_methods(c: Comparison) -> str:
-    names = {"examples": f"paired bootstrap over test examples ({c.n_boot} resamples)",
+    names = {"hierarchical": f"hierarchical bootstrap over training seeds and test examples ({c.n_boot} resamples)",
+             "examples": f"paired bootstrap over test examples ({c.n_boot} resamples; one training seed per side: "
+                         "test-example variance only)",
              "seeds": f"bootstrap over seeds ({c.n_boot} resamples; no per-example predictions)",
              "none": "no test (one seed per side and no predictions)"}
     counts = c.cells["method"].value_counts()
@@ -180,8 +199,9 @@ def render(c: Comparison) -> Table:
 
 
 def legend(c: Comparison) -> str:
+    warn = "".join(f"\nwarning: {w}" for w in c.warnings())
     return (f"B − A with B = {c.b}, A = {c.a}; * p < {c.alpha:g}, ** p < {c.alpha / 5:g} (two-sided).\n"
-            f"{describe_methods(c)}.")
+            f"{describe_methods(c)}.{warn}")
 
 
 def _stem(c: Comparison) -> str:

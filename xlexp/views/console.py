@@ -24,6 +24,7 @@ from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name
 from xlexp.results.query import (Matrix, default_metric, few_shot_summary, k_value, latest_experiment, load, pivot,
                                  selection_gap)
+from xlexp.results.units import read_ledger, unit_states
 
 # Off a terminal (CI logs, files) rich would wrap tables at 80 columns; matrices need more.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -37,32 +38,72 @@ def _titled(title: str) -> Table:
     return Table(title=title, min_width=len(title) + 4)
 
 
-def render(m: Matrix, title: str | None = None) -> Table:
-    """Rich table. Rows of few sources with many targets are shown transposed (one line per target,
-    with its language name), which fits a terminal and reads better; a diagonal-only matrix (the
-    full regime) as one in-language column."""
-    m = m.in_language() or m
-    n_sources, n_targets = m.mean.shape
-    transpose = n_targets > n_sources and (n_sources <= 3 or n_targets > 14)
-    mean, std, n = (m.mean.T, m.std.T, m.n.T) if transpose else (m.mean, m.std, m.n)
-    table = _titled(title or f"{m.experiment}: {m.metric} (test)")
-    table.add_column("target \\ source" if transpose else "source \\ target", style="bold")
+def render(m: Matrix, title: str | None = None, width: int | None = None,
+           pending: dict[tuple[str, str], str] | None = None):
+    """Rich table: sources in rows, targets in columns (as ``xlexp table``, the CSV and transfer-matrix
+    papers), source rows named, a mean column and a mean row. A matrix wider than the console (many
+    targets) is cut into blocks of target columns, one table each, rather than turned on its side; a
+    diagonal-only matrix (the full regime) is one in-language row."""
+    from rich.console import Group
+
+    pending = pending or {}  # (source, target) -> running | pending | failed: empty cells of units not done yet
+    m = (m.in_language() if not pending else None) or m
+    mean, std, n = m.mean, m.std, m.n
+
+    def cell(row, col) -> str:
+        v, s, k = mean.at[row, col], std.at[row, col], n.at[row, col]
+        if pd.isna(v) and (str(row), str(col)) in pending:
+            return pending[str(row), str(col)]
+        return "" if pd.isna(v) else (f"{v:.3f}" if not k or k < 2 or pd.isna(s) else f"{v:.3f}±{s:.3f}")
+
+    labels = {row: (f"{row} ({display_name(str(row))})" if row != "in-language" else str(row)) for row in mean.index}
+    cells = {(r, c): cell(r, c) for r in mean.index for c in mean.columns}
+    label_w = max([len("source \\ target"), len("mean"), *map(len, labels.values())])
+    col_w = {c: max([len(str(c)), *(len(cells[r, c]) for r in mean.index)]) + 3 for c in mean.columns}
+    room = max((width or console.width) - label_w - 4 - 9, 20)  # label column, borders, the mean column
+    blocks, block, used = [], [], 0
     for col in mean.columns:
-        table.add_column(str(col), justify="right")
-    if not transpose:
-        table.add_column("mean", justify="right", style="italic")
-    for row in mean.index:
-        cells = []
-        for col in mean.columns:
-            v, s, k = mean.at[row, col], std.at[row, col], n.at[row, col]
-            cells.append("" if pd.isna(v) else (f"{v:.3f}" if not k or k < 2 or pd.isna(s) else f"{v:.3f}±{s:.3f}"))
-        if not transpose:
-            cells.append(f"{np.nanmean(mean.loc[row].to_numpy(dtype=float)):.3f}")
-        table.add_row(f"{row} ({display_name(str(row))})" if transpose else str(row), *cells)
-    if transpose:
-        table.add_section()
-        table.add_row("mean", *(f"{np.nanmean(mean[col].to_numpy(dtype=float)):.3f}" for col in mean.columns), style="italic")
-    return table
+        if block and used + col_w[col] > room:
+            blocks.append(block)
+            block, used = [], 0
+        block.append(col)
+        used += col_w[col]
+    blocks.append(block)
+    tables = []
+    for i, cols in enumerate(blocks):
+        last = i == len(blocks) - 1
+        part = f" (targets {i + 1}/{len(blocks)})" if len(blocks) > 1 else ""
+        table = _titled((title or f"{m.experiment}: {m.metric} (test)") + part)
+        table.add_column("source \\ target", style="bold")
+        for col in cols:
+            table.add_column(str(col), justify="right")
+        if last:
+            table.add_column("mean", justify="right", style="italic")
+        for row in mean.index:
+            row_mean = [f"{np.nanmean(mean.loc[row].to_numpy(dtype=float)):.3f}"] if last else []
+            table.add_row(labels[row], *(cells[row, col] for col in cols), *row_mean)
+        if len(mean.index) > 1:
+            table.add_section()
+            corner = [f"{np.nanmean(mean.to_numpy(dtype=float)):.3f}"] if last else []
+            table.add_row("mean", *(f"{np.nanmean(mean[col].to_numpy(dtype=float)):.3f}" for col in cols), *corner,
+                          style="italic")
+        table.caption = _names_caption(cols, label_w + 4 + sum(col_w[c] for c in cols) + (9 if last else 0))
+        tables.append(table)
+    return tables[0] if len(tables) == 1 else Group(*tables)
+
+
+def _names_caption(codes, width: int) -> str:
+    """``targets: eng (English), ind (Indonesian), ...`` (the columns show codes), broken into lines of at
+    most ``width`` (no wider than the table) between entries, so that rich never splits ``jav (Javanese)``."""
+    lines, line = [], "targets:"
+    for code in codes:
+        entry = f"{code} ({display_name(str(code))})"
+        if len(line) + 2 + len(entry) > width - 2 and line != "targets:":
+            lines.append(line + ",")
+            line = entry
+        else:
+            line = f"{line} {entry}" if line == "targets:" else f"{line}, {entry}"
+    return "\n".join([*lines, line])
 
 
 def render_gap(gap: pd.DataFrame, title: str) -> Table:
@@ -116,7 +157,7 @@ def write_outputs(m: Matrix, results_dir: Path | str, selection: str | None = No
     m.mean.to_csv(csv_path, index_label="source")
     if (m.n > 1).any().any():
         m.std.to_csv(out / f"{stem}.std.csv", index_label="source")
-    matrix_png(m, png_path)
+    matrix_png(m, png_path, selection=selection or "source_dev")
     return csv_path, png_path
 
 
@@ -148,7 +189,14 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
     """``xlexp matrix``: print the matrix per metric and write CSV + heatmap next to the records;
     ``regime='few_shot'`` shows mean ± std per (target, K) and writes the K-curve PNG; ``gap``
     adds the table of selection-rule differences."""
-    df = load(results_dir)
+    df = load(results_dir, required=experiment is None or not read_ledger(results_dir, experiment))
+    if experiment is not None and not (df["experiment"] == experiment).any():
+        if waiting := unit_states(results_dir, experiment, df):  # jobs planned or running, none finished yet
+            count = {k: sum(st.state == k for st in waiting) for k in ("running", "failed", "pending")}
+            console.print(f"experiment {experiment}: no unit done yet ({count['running']} running, {count['failed']} "
+                          f"failed, {count['pending']} pending of {len(waiting)}); `xlexp status --experiment "
+                          f"{shlex.quote(experiment)}` shows them", highlight=False, markup=False, soft_wrap=True)
+            return []
     if regime:
         df = df[df["regime"] == regime]
         if df.empty:
@@ -157,11 +205,19 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
     if not metrics:
         metrics = sorted(df[(df["experiment"] == experiment) & (df["split"] == split)]["metric"].unique()) or [None]
     shown = []
+    states = unit_states(results_dir, experiment, df) if not regime else []
     for metric in metrics:
         m = pivot(df, experiment, metric, split, selection=selection)
-        console.print(render(m, f"{m.experiment}: {m.metric} ({split}, selection {selection or 'source_dev'})"))
+        m, pending = with_pending(m, states)
+        console.print(render(m, f"{m.experiment}: {m.metric} ({split}, selection {selection or 'source_dev'})", pending=pending))
         csv_path, png_path = write_outputs(m, results_dir, selection)
         console.print(f"{m.shape[0]} x {m.shape[1]} matrix -> {csv_path} and heatmap {png_path}")
+        if pending:
+            count = {k: sum(st.state == k for st in states) for k in ("done", "running", "failed", "pending")}
+            console.print(f"partial matrix: {count['done']} of {len(states)} unit(s) done, {count['running']} running, "
+                          f"{count['failed']} failed, {count['pending']} pending; {len(pending)} cell(s) marked "
+                          f"(`xlexp status --experiment {shlex.quote(experiment)}`: errors and ETA)",
+                          highlight=False, markup=False, soft_wrap=True)
         shown.append(m)
         if predicted:
             show_with_predicted(results_dir, m)
@@ -172,6 +228,24 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
         if gap and split == "test":
             _print_gap(selection_gap(df, experiment, metric), f"{experiment}: test {m.metric} by selection rule")
     return shown
+
+
+def with_pending(m: Matrix, states: list) -> tuple[Matrix, dict[tuple[str, str], str]]:
+    """The matrix grown by the rows and columns of units that are not done yet (a matrix assembled
+    while its jobs still run), and their empty cells' states (``xlexp.results.units.unit_states``)."""
+    pending: dict[tuple[str, str], str] = {}
+    for st in states:
+        if st.state != "done":
+            for target in st.entry.targets:
+                key = (str(st.entry.source), str(target))
+                if pending.get(key) != "running":  # several seeds of one cell: running says the most
+                    pending[key] = st.state
+    if not pending:
+        return m, {}
+    rows = list(m.mean.index) + [r for r in dict.fromkeys(k[0] for k in pending) if r not in m.mean.index]
+    cols = list(m.mean.columns) + [c for c in dict.fromkeys(k[1] for k in pending) if c not in m.mean.columns]
+    grown = Matrix(m.experiment, m.metric, *(f.reindex(index=rows, columns=cols) for f in (m.mean, m.std, m.n)))
+    return grown, {k: v for k, v in pending.items() if pd.isna(grown.mean.at[k[0], k[1]])}
 
 
 def show_run(records: pd.DataFrame, metrics: list[str], results_dir: Path | str) -> None:
@@ -206,15 +280,12 @@ def show_run(records: pd.DataFrame, metrics: list[str], results_dir: Path | str)
 
 def render_predicted(cells: pd.DataFrame, title: str) -> Table:
     """Long cells (source, target, value, predicted[, low, high]) as a matrix: measured cells in full,
-    predicted ones dim with a ``*`` (transposed like ``render`` when targets outnumber sources)."""
+    predicted ones dim with a ``*``; sources in rows, targets in columns, like ``render``."""
     sources, targets = list(dict.fromkeys(cells["source"])), list(dict.fromkeys(cells["target"]))
     value = cells.pivot(index="source", columns="target", values="value").reindex(index=sources, columns=targets)
     flag = cells.pivot(index="source", columns="target", values="predicted").reindex(index=sources, columns=targets)
-    transpose = len(targets) > len(sources) and (len(sources) <= 3 or len(targets) > 14)
-    if transpose:
-        value, flag = value.T, flag.T
     table = _titled(title)
-    table.add_column("target \\ source" if transpose else "source \\ target", style="bold")
+    table.add_column("source \\ target", style="bold")
     for col in value.columns:
         table.add_column(str(col), justify="right")
     for row in value.index:
@@ -222,7 +293,7 @@ def render_predicted(cells: pd.DataFrame, title: str) -> Table:
         for col in value.columns:
             v, p = value.at[row, col], flag.at[row, col]
             out.append("" if pd.isna(v) else (f"[dim italic]{v:.3f}*[/]" if bool(p) else f"{v:.3f}"))
-        table.add_row(f"{row} ({display_name(str(row))})" if transpose else str(row), *out)
+        table.add_row(f"{row} ({display_name(str(row))})", *out)
     return table
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from xlexp.results.languages import group_order, info
-from xlexp.results.query import Matrix
+from xlexp.results.query import Matrix, is_in_language
 
 def _plain(values) -> list:
     """Plain lists (NaN -> None): plotly >= 6 would otherwise store numpy arrays as base64 typed
@@ -49,9 +49,12 @@ def ordered(m: Matrix, group: bool = True) -> Matrix:
     return Matrix(m.experiment, m.metric, re(m.mean), re(m.std), re(m.n))
 
 
-def heatmap_figure(m: Matrix, title: str, zrange: tuple[float, float] = (0.0, 1.0)) -> go.Figure:
+def heatmap_figure(m: Matrix, title: str, zrange: tuple[float, float] | None = None) -> go.Figure:
     """Sources x targets (transposed when there are many more targets than sources), value in each
-    cell when the matrix is small, mean ± std (n) and language names on hover."""
+    cell when the matrix is small, mean ± std (n) and language names on hover; axes labelled
+    "Name (code)" (the trace's x/y stay the codes), in-language cells outlined, the mean of the
+    cross-lingual cells in the title, the colour scale fitted to the values unless ``zrange`` is
+    given, and a small matrix drawn at its own width instead of stretched across the page."""
     mean, std, n = m.mean, m.std, m.n
     transpose = mean.shape[1] > 30 and mean.shape[1] > mean.shape[0]
     if transpose:
@@ -71,21 +74,35 @@ def heatmap_figure(m: Matrix, title: str, zrange: tuple[float, float] = (0.0, 1.
             hover[i, j] = (f"{row_role}: {_lang_label(r)}<br>{col_role}: {_lang_label(c)}<br>"
                            f"{m.metric}: {z[i, j]:.3f}{spread} (n={int(counts[i, j])})")
     small = z.size <= 400
+    zmin, zmax = zrange or fitted_range(z)
     trace = go.Heatmap(
         z=_plain(z), x=cols, y=rows, customdata=_plain(hover), hovertemplate="%{customdata}<extra></extra>",
-        colorscale="Viridis", zmin=zrange[0], zmax=zrange[1], colorbar={"title": {"text": m.metric}},
+        colorscale="Viridis", zmin=zmin, zmax=zmax, colorbar={"title": {"text": m.metric}},
         texttemplate="%{z:.2f}" if small else None, xgap=1, ygap=1,
     )
     fig = go.Figure(trace)
     many = len(rows) > 40  # e.g. SIB-200's 205 targets: every label, small, 14 px a row
+    xticks = [_tick(c, len(cols) > 60) for c in cols]
+    short = max((len(t) for t in xticks), default=0) <= 5
+    mean = m.transfer_mean()
     fig.update_layout(
-        title={"text": title, "font": {"size": 14}}, xaxis={"title": col_role, "type": "category", "tickangle": -45},
-        yaxis={"title": row_role, "type": "category", "autorange": "reversed",
+        title={"text": title + ("" if np.isnan(mean) else f"<br><sup>mean without in-language cells: {mean:.3f}"
+                                f"{' (outlined: in-language)' if m.in_language_mask().to_numpy().any() else ''}</sup>"),
+               "font": {"size": 14}},
+        xaxis={"title": col_role, "type": "category", "tickangle": 0 if short and len(cols) <= 24 else -45,
+               "tickmode": "array", "tickvals": cols, "ticktext": xticks},
+        yaxis={"title": row_role, "type": "category", "autorange": "reversed", "tickmode": "array",
+               "tickvals": rows, "ticktext": [_tick(r, many) for r in rows],
                **({"dtick": 1, "tickfont": {"size": 9}} if many else {})},
-        height=min(180 + (14 if many else 34) * len(rows), 3200), margin={"l": 90, "r": 20, "t": 50, "b": 70},
+        height=min(max(300, 200 + (14 if many else 34) * len(rows)), 3200), margin={"l": 150, "r": 20, "t": 70, "b": 90},
     )
-    if transpose and len(cols) <= 6:  # a tall, thin matrix needs no full-page width
-        fig.update_layout(width=max(760, 400 + 110 * len(cols)))
+    for i, r in enumerate(rows):  # outline the in-language cells (target = source): not transfer
+        for j, c in enumerate(cols):
+            if is_in_language(c, r) if transpose else is_in_language(r, c):
+                fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
+                              line={"color": "black", "width": 2}, fillcolor="rgba(0,0,0,0)")
+    if len(cols) <= 12:  # a small matrix at its own width (a 1 x 4 matrix is not stretched across the page)
+        fig.update_layout(width=max(700, 330 + 90 * len(cols)), autosize=False)
     return fig
 
 
@@ -143,28 +160,52 @@ def _tick(code, dense: bool) -> str:
     """An axis label: the language's name with its code ("Javanese (jav)"), or the code alone on a
     dense axis (SIB-200's 205 targets) or a source set (``eng+ind``)."""
     code = str(code)
+    if code == MEAN_COLUMN:
+        return MEAN_COLUMN
     name = info(code).name if "+" not in code else code
-    if dense or name == code:
+    if dense or name == code or name.startswith("Unknown language"):
         return code
     return f"{name[:20] + '…' if len(name) > 21 else name} ({code})"
 
 
 def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt: str, roles: tuple[str, str],
-                 vrange: tuple[float, float], cmap: str, marks: pd.DataFrame | None = None) -> None:
+                 vrange: tuple[float, float], cmap: str, marks: pd.DataFrame | None = None,
+                 boxed: pd.DataFrame | None = None, summary_cols: int = 0) -> None:
     """Rows x columns of ``data`` with a colour bar; each cell's value (``fmt``, then its mark) is
-    written in when there are at most 400 cells. Transposed when there are many more columns."""
+    written in when there are at most 400 cells. Transposed when there are many more columns.
+    ``boxed`` (same shape, bool): cells outlined (the in-language cells); the last ``summary_cols``
+    columns (a mean column) are set off by a white rule."""
     plt = _pyplot()
+    summary_rows = 0
     if data.shape[1] > 30 and data.shape[1] > data.shape[0]:
         data, marks, roles = data.T, None if marks is None else marks.T, roles[::-1]
+        boxed = None if boxed is None else boxed.T
+        summary_rows, summary_cols = summary_cols, 0
     rows, cols = data.shape
     values = data.to_numpy(dtype=float)
     dense = rows > 60
-    fig, ax = plt.subplots(figsize=(min(2.5 + 0.7 * cols, 40), min(1.6 + (0.16 if dense else 0.38) * rows, 80)))
+    xlabels = [_tick(c, cols > 60) for c in data.columns]
+    # short labels (codes) read best upright; names need a slant; a dense axis of codes stands them up
+    longest = max((len(x) for x in xlabels), default=0)
+    short = longest <= 5
+    rotation, ha = (90, "center") if short and cols > 100 else (0, "center") if short else (45, "right")
+    below = 0.3 if rotation == 0 else 0.08 * longest * (0.72 if rotation == 45 else 1.0)  # room for the labels
+    fig, ax = plt.subplots(figsize=(min(3.2 + 0.7 * cols, 40), min(1.9 + below + (0.16 if dense else 0.38) * rows, 80)))
     im = ax.imshow(values, cmap=cmap, vmin=vrange[0], vmax=vrange[1], aspect="auto")
-    ax.set_xticks(range(cols), [_tick(c, cols > 60) for c in data.columns], rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(range(cols), xlabels, rotation=rotation, ha=ha, fontsize=8)
     ax.set_yticks(range(rows), [_tick(r, dense) for r in data.index], fontsize=6 if dense else 8)
     ax.set_xlabel(roles[1])
     ax.set_ylabel(roles[0])
+    if boxed is not None:
+        from matplotlib.patches import Rectangle
+
+        for r, c in zip(*np.where(boxed.reindex(index=data.index, columns=data.columns, fill_value=False)
+                                  .to_numpy(dtype=bool))):
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.6))
+    if summary_cols:
+        ax.axvline(cols - summary_cols - 0.5, color="white", linewidth=4)
+    if summary_rows:
+        ax.axhline(rows - summary_rows - 0.5, color="white", linewidth=4)
     if rows * cols <= 400:
         for r in range(rows):
             for c in range(cols):
@@ -181,11 +222,45 @@ def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt:
     plt.close(fig)
 
 
-def matrix_png(m: Matrix, path: Path) -> None:
-    """A matrix on a 0-1 scale; a diagonal-only matrix (regime=full) as its one in-language row."""
-    data = (m.in_language() or m).mean
-    _png_heatmap(data, path, title=f"{m.experiment}: {m.metric} (test)", label=m.metric, fmt=".2f",
-                 roles=("source", "target"), vrange=(0.0, 1.0), cmap="viridis")
+MEAN_COLUMN = "mean"
+
+
+def fitted_range(values) -> tuple[float, float]:
+    """The colour range of a matrix: its own min..max (a fixed 0-1 scale flattens 0.3-0.9 cells into
+    two shades), widened to at least 0.05 so near-equal cells do not look far apart."""
+    arr = np.asarray(values, dtype=float)
+    arr = arr[np.isfinite(arr)]
+    if not arr.size:
+        return 0.0, 1.0
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi - lo < 0.05:
+        mid = (lo + hi) / 2
+        lo, hi = mid - 0.025, mid + 0.025
+    return lo, hi
+
+
+def matrix_png(m: Matrix, path: Path, title: str | None = None, selection: str | None = None) -> None:
+    """Sources x targets with a ``mean`` column (each source's mean over its cross-lingual targets:
+    the in-language cell, outlined, is left out), the colour scale fitted to the values (shown on
+    the colour bar), the selection rule and the overall transfer mean in the title. A diagonal-only
+    matrix (regime=full) is drawn as its one in-language row."""
+    own = m.in_language()
+    title = title or f"{m.experiment}: {m.metric} (test)" + (f" — selection {selection}" if selection else "")
+    if own is not None:
+        data, boxed, extra, note = own.mean, None, 0, ""
+    else:
+        mask = m.in_language_mask()
+        data = m.mean.copy()
+        data[MEAN_COLUMN] = m.mean.where(~mask).mean(axis=1, skipna=True)
+        boxed = mask.assign(**{MEAN_COLUMN: False})
+        extra = 1 if data[MEAN_COLUMN].notna().any() else 0
+        if not extra:
+            data = data.drop(columns=MEAN_COLUMN)
+        mean = m.transfer_mean()
+        outlined = " (outlined)" if mask.to_numpy().any() else ""
+        note = "" if np.isnan(mean) else f"\nmean without in-language cells{outlined}: {mean:.3f}"
+    _png_heatmap(data, path, title=title + note, label=m.metric, fmt=".2f", roles=("source", "target"),
+                 vrange=fitted_range(data.to_numpy(dtype=float)), cmap="viridis", boxed=boxed, summary_cols=extra)
 
 
 def delta_png(delta: pd.DataFrame, path: Path, *, title: str, label: str, fmt: str = "+.3f",

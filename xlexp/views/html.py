@@ -1,12 +1,16 @@
 """``xlexp report``: a self-contained HTML page of the results store, readable offline, no account.
 
-Per experiment: a plotly heatmap per (model, task, regime, selection rule[, K]) and metric, with
-values and language names on hover; a sortable table of the same cells with script and family;
-few-shot K-curves with error bars; the selection-rule gap. plotly.js is inlined (one file to mail
+An overview, then the cross-experiment explorer (``xlexp.views.explorer``: selectors for
+experiment(s), metric, rule, K and language grouping; B − A with significance marks; dev curves;
+log links). Per experiment: a plotly heatmap per (model, task, regime, selection rule[, K]) and
+metric, with values and language names on hover (one per metric when the rules agree); a sortable
+table of the same cells with script and family; few-shot K-curves with error bars; the
+selection-rule gap; links to the runs' log folders. A sweep study is one section (its trials in a
+table, its best trial's matrices), not one per trial. plotly.js is inlined once (one file to mail
 around) or written next to the page (``--plotlyjs alongside``). The records and their summaries
 come from ``xlexp.results.query``, the figures from ``xlexp.views.figures``.
 
-Imports: ``xlexp.results``, ``xlexp.views.figures`` and ``xlexp.errors`` only.
+Imports: ``xlexp.results``, ``xlexp.views.figures``, ``xlexp.views.explorer`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from plotly.offline import get_plotlyjs
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import info
-from xlexp.results.query import (Matrix, experiments_by_recency, headline, kcurve_frame, load, metrics_of,
-                                 selection_gap_frame, slice_keys, slice_matrix, unknown_experiment)
+from xlexp.results.query import (Matrix, default_metric, experiments_by_recency, headline, is_in_language, kcurve_frame,
+                                 load, metrics_of, selection_gap_frame, slice_keys, slice_matrix, unknown_experiment)
+from xlexp.views.explorer import EXPLORER_JS, explorer_section
 from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
@@ -45,6 +50,8 @@ table.sortable th[aria-sort=ascending]::after { content: " ▲"; }
 table.sortable th[aria-sort=descending]::after { content: " ▼"; }
 details { margin: .3rem 0 1rem; } summary { cursor: pointer; color: #336; }
 .fig { max-width: 1400px; }
+.controls { display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; margin: .6rem 0; font-size: .9rem; }
+.controls select { margin-left: .3rem; max-width: 28rem; }
 """
 
 # Click a header to sort by it (numbers numerically, via data-v); click again to reverse.
@@ -145,17 +152,57 @@ def _cells_table(matrices: dict[str, Matrix]) -> str:
     return sortable_table(cols, rows)
 
 
+def _log_links(sub: pd.DataFrame, limit: int = 5) -> str:
+    """Links to the runs' Hydra output folders (their log and saved config), from the records."""
+    dirs = sorted(str(d) for d in sub["log_dir"].dropna().unique()) if "log_dir" in sub else []
+    if not dirs:
+        return ""
+    links = " · ".join(f'<a class="logdir" href="{_esc(Path(d).as_uri())}">{_esc(d)}</a>' for d in dirs[:limit])
+    more = f" and {len(dirs) - limit} more" if len(dirs) > limit else ""
+    return f'<p class="meta">log folder{"s" if len(dirs) > 1 else ""}: {links}{more}</p>'
+
+
 def _experiment_meta(sub: pd.DataFrame) -> str:
     def many(col: str) -> str:
         return ", ".join(sorted(str(v) for v in sub[col].dropna().unique()))
 
-    rules = ", ".join(sorted(sub[sub["split"] == "test"]["selection"].unique()))
+    test = sub[sub["split"] == "test"]
+    rules = ", ".join(sorted(test["selection"].unique()))
 
     runs = sub["run_id"].nunique()
+    # targets = the test targets: dev records of the source itself (its dev split) are no target
     return (f'<p class="meta">models: {_esc(many("model"))} · tasks: {_esc(many("task"))} · regimes: '
             f'{_esc(many("regime"))} · selection rules: {_esc(rules)} · sources: {_esc(many("source"))} · '
-            f'{sub["target"].nunique()} targets · seeds: {_esc(many("seed"))} · {runs} run(s) · {len(sub)} records · '
-            f'last record {_esc(sub["timestamp"].max())} · git {_esc(many("git_commit"))}</p>')
+            f'{test["target"].nunique()} targets · seeds: {_esc(many("seed"))} · {runs} run(s) · {len(sub)} records · '
+            f'last record {_esc(sub["timestamp"].max())} · git {_esc(many("git_commit"))}</p>' + _log_links(sub))
+
+
+def _same(a: Matrix, b: Matrix) -> bool:
+    return (a.mean.shape == b.mean.shape and list(a.mean.index) == list(b.mean.index)
+            and list(a.mean.columns) == list(b.mean.columns)
+            and np.allclose(a.mean.to_numpy(dtype=float), b.mean.to_numpy(dtype=float), equal_nan=True, atol=1e-9))
+
+
+def _rule_groups(sub: pd.DataFrame, wanted: list[str]) -> list[tuple[list, dict[str, Matrix]]]:
+    """Slices with their matrices; slices that differ only in selection rule and whose matrices are
+    equal for every metric (one checkpoint per cell: every rule picks it) are merged into one entry."""
+    out: list[tuple[list, dict[str, Matrix]]] = []
+    for key in slice_keys(sub):
+        matrices: dict[str, Matrix] = {}
+        for metric in wanted:
+            try:
+                matrices[metric] = ordered(slice_matrix(sub, key, metric))
+            except XlexpError:
+                continue
+        for keys, seen in out:
+            first = keys[0]
+            if ((first.model, first.task, first.regime, first.k) == (key.model, key.task, key.regime, key.k)
+                    and set(seen) == set(matrices) and all(_same(seen[m], matrices[m]) for m in matrices)):
+                keys.append(key)
+                break
+        else:
+            out.append(([key], matrices))
+    return out
 
 
 def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: list[str] | None) -> None:
@@ -169,16 +216,15 @@ def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: 
     page.add("<h3>Transfer matrices (test)</h3>"
              '<p class="note">Rows: source (training) language; columns: target (test) language, grouped by '
              "family then script. Hover a cell for language names, mean ± std over seeds (and shot sets) and n.</p>")
-    for key in slice_keys(sub):
-        page.add(f"<h4>{_esc(key.label())}</h4>")
-        matrices: dict[str, Matrix] = {}
-        for metric in wanted:
-            try:
-                m = ordered(slice_matrix(sub, key, metric))
-            except XlexpError:
-                continue
-            matrices[metric] = m
-            page.figure(heatmap_figure(m, f"{experiment}: {metric} (test) — {key.label()}"), "heatmap")
+    for keys, matrices in _rule_groups(sub, wanted):
+        key = keys[0]
+        label = key.label()
+        if len(keys) > 1:  # one figure for rules that pick the same checkpoints, and say so
+            rules = ", ".join(k.selection for k in keys)
+            label = label.replace(f"selection {key.selection}", f"all rules agree ({rules})")
+        page.add(f"<h4>{_esc(label)}</h4>")
+        for metric, m in matrices.items():
+            page.figure(heatmap_figure(m, f"{experiment}: {metric} (test) — {label}"), "heatmap")
         if matrices:
             page.add("<details><summary>table of these cells (click a header to sort)</summary>"
                      f"{_cells_table(matrices)}</details>")
@@ -227,7 +273,7 @@ def _gaps(page: Page, sub: pd.DataFrame, experiment: str, metrics: list[str]) ->
                      f"{sortable_table(cols, rows)}</details>")
 
 
-def _overview(df: pd.DataFrame, experiments: list[str]) -> str:
+def _overview(df: pd.DataFrame, experiments: list[str], labels: dict[str, str] | None = None) -> str:
     """One row per experiment's headline slice: what it is and its mean test score per metric."""
     metrics = sorted(df[(df["split"] == "test") & df["experiment"].isin(experiments)]["metric"].unique())
     cols = [Column("experiment"), Column("model"), Column("task"), Column("regime"), Column("selection"),
@@ -243,14 +289,16 @@ def _overview(df: pd.DataFrame, experiments: list[str]) -> str:
         means = []
         for metric in metrics:
             try:
-                means.append(float(np.nanmean(slice_matrix(sub, key, metric).mean.to_numpy(dtype=float))))
+                means.append(slice_matrix(sub, key, metric).transfer_mean())
             except XlexpError:
                 means.append(np.nan)
-        rows.append([experiment, key.model, key.task, key.regime, key.selection,
-                     *[(v, str(v)) for v in (sub["source"].nunique(), sub["target"].nunique(), sub["seed"].nunique())],
+        test = sub[sub["split"] == "test"]
+        rows.append([(labels or {}).get(experiment, experiment), key.model, key.task, key.regime, key.selection,
+                     *[(v, str(v)) for v in (test["source"].nunique(), test["target"].nunique(), sub["seed"].nunique())],
                      *means, sub["timestamp"].max()])
     return ('<section id="overview"><h2>Overview</h2><p class="note">Each experiment\'s headline matrix (no shots, '
-            f"source-dev selection when recorded): mean over its cells.</p>{sortable_table(cols, rows)}</section>")
+            "source-dev selection when recorded): mean over its cross-lingual cells (in-language cells left out); "
+            f"a sweep study is one row (its best trial by dev score).</p>{sortable_table(cols, rows)}</section>")
 
 
 def _languages_section(df: pd.DataFrame) -> str:
@@ -302,20 +350,91 @@ def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | No
     """The page's HTML and its number of figures. ``plotly_js``: an inline script or a src tag."""
     page = Page()
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    nav = " ".join(f'<a href="#exp-{_slug(e)}">{_esc(e)}</a>' for e in experiments)
+    plain, studies = _by_study(df, experiments)
+    best = {study: _best_trial(df, trials) for study, trials in studies.items()}
+    nav = " ".join([f'<a href="#exp-{_slug(e)}">{_esc(e)}</a>' for e in plain]
+                   + [f'<a href="#study-{_slug(s)}">study {_esc(s)}</a>' for s in studies])
     page.add(f'<header><h1>xlexp report</h1><p class="meta">results store {_esc(Path(results_dir).resolve())} · '
-             f"{len(df)} records · generated {generated}</p><nav>{nav} <a href=\"#languages\">languages</a></nav></header>")
-    page.add(_overview(df, experiments))
-    for experiment in experiments:
+             f"{len(df)} records · generated {generated}</p><nav><a href=\"#explore\">explore</a> {nav} "
+             f"<a href=\"#languages\">languages</a></nav></header>")
+    labels = {b: f"study {s}: best of {len(studies[s])} trial(s) ({b})" for s, b in best.items()}
+    page.add(_overview(df, [*plain, *best.values()], labels))
+    page.add(explorer_section(df, experiments))
+    page.n_figures += 2  # the explorer's heatmap and dev curves, drawn by its script
+    for experiment in plain:
         _experiment_section(page, df, experiment, metrics)
         _predicted_section(page, results_dir, experiment, metrics)
+    for study, trials in studies.items():
+        _study_section(page, df, study, trials, best[study], metrics)
     page.add(_languages_section(df[df["experiment"].isin(experiments)]))
     body = "\n".join(page.parts)
     markup = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>xlexp report</title>'
               f'<meta name="viewport" content="width=device-width, initial-scale=1">'
               f'<link rel="icon" href="data:,"><style>{CSS}</style>{plotly_js}</head>'
-              f"<body>\n{body}\n<script>{SORT_JS}</script></body></html>\n")
+              f"<body>\n{body}\n<script>{SORT_JS}</script><script>{EXPLORER_JS}</script></body></html>\n")
     return markup, page.n_figures
+
+
+def _by_study(df: pd.DataFrame, experiments: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Experiments of no sweep study, and the trials (experiments) of each study (``study`` column)."""
+    if "study" not in df:
+        return list(experiments), {}
+    study_of = df.dropna(subset=["study"]).groupby("experiment")["study"].first().astype(str).to_dict()
+    plain = [e for e in experiments if e not in study_of]
+    studies: dict[str, list[str]] = {}
+    for e in experiments:
+        if e in study_of:
+            studies.setdefault(study_of[e], []).append(e)
+    return plain, studies
+
+
+def _dev_score(sub: pd.DataFrame) -> float:
+    """A trial's best dev score: the default metric on its source languages' own dev sets, mean over
+    them, best evaluation step (what a sweep optimises by default); NaN without dev records."""
+    dev = sub[(sub["split"] == "dev") & sub["step"].notna()]
+    if dev.empty:
+        return float("nan")
+    dev = dev[dev["metric"] == default_metric(dev["metric"])]
+    own = dev[[is_in_language(s, t) for s, t in zip(dev["source"], dev["target"])]]
+    if own.empty:
+        return float("nan")
+    return float(own.groupby("step")["value"].mean().max())
+
+
+def _best_trial(df: pd.DataFrame, trials: list[str]) -> str:
+    """The trial with the best dev score (a trial with none counts as worst), ties to the earlier one."""
+    scores = [(_dev_score(df[df["experiment"] == t]), t) for t in trials]
+    ranked = sorted(scores, key=lambda st: (np.isnan(st[0]), -st[0] if not np.isnan(st[0]) else 0))
+    return ranked[0][1]
+
+
+def _study_section(page: Page, df: pd.DataFrame, study: str, trials: list[str], best: str,
+                   metrics: list[str] | None) -> None:
+    """One section per sweep study: its trials in one sortable table, then the best trial's matrices
+    (a 50-trial study is one section, not 50)."""
+    sub = df[df["experiment"].isin(trials)]
+    metric_names = [m for m in metrics_of(sub) if not metrics or m in metrics]
+    cols = [Column("trial", numeric=True), Column("experiment"), Column("best dev score", numeric=True)]
+    cols += [Column(f"mean {m} (test)", numeric=True) for m in metric_names] + [Column("log folder")]
+    rows = []
+    for t in trials:
+        part = df[df["experiment"] == t]
+        trial = part["trial"].dropna()
+        keys = slice_keys(part)
+        means = []
+        for m in metric_names:
+            try:
+                means.append(slice_matrix(part, headline(keys), m).transfer_mean() if keys else np.nan)
+            except XlexpError:
+                means.append(np.nan)
+        logs = part["log_dir"].dropna() if "log_dir" in part else pd.Series(dtype=str)
+        rows.append([(int(trial.iloc[0]), str(int(trial.iloc[0]))) if len(trial) else (np.nan, ""), t,
+                     _dev_score(part), *means, logs.iloc[0] if len(logs) else ""])
+    page.add(f'<section class="study" id="study-{_slug(study)}"><h2>study {_esc(study)}</h2>'
+             f'<p class="meta">{len(trials)} trial(s); best by dev score: {_esc(best)}. Every trial is in the '
+             f'explorer (under this study).</p><details open><summary>trials (click a header to sort)</summary>'
+             f"{sortable_table(cols, rows)}</details></section>")
+    _experiment_section(page, df, best, metrics)
 
 
 @dataclass

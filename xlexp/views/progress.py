@@ -1,7 +1,19 @@
-"""Rich progress bars that switch themselves off when output is not a terminal (CI, log files)."""
+"""Rich progress bars that switch themselves off when output is not a terminal (CI, log files), and
+the console log handler that keeps log lines off the bars.
+
+While the bars are live, rich replaces ``sys.stdout`` with a proxy that prints each complete line
+above the bars. Hydra's stock console handler (``logging.StreamHandler`` on ``ext://sys.stdout``)
+captures the real stdout when logging is configured, before any bar exists, so its records were
+written straight into the bar's line (``loss 1.217[2026-..][xlexp...][INFO] - step 19``).
+:class:`LiveConsoleHandler` looks ``sys.stdout`` up at every record instead, so a record goes
+through rich's proxy while bars are shown and to the plain stream otherwise. The format is Hydra's
+own (``xlexp/conf/hydra/job_logging/xlexp.yaml``); :func:`setup_console_logging` gives the same handler
+and format to commands that are not Hydra apps (``xlexp sweep``), so their lines look like a run's.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -26,3 +38,51 @@ def progress_bar(enabled: bool) -> Iterator[Progress]:
     )
     with progress:
         yield progress
+
+
+#: Hydra's default job-logging format; ``xlexp run`` (through Hydra) and ``xlexp sweep`` log with it.
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
+
+class LiveConsoleHandler(logging.StreamHandler):
+    """A StreamHandler on whatever ``sys.stdout`` is when a record is emitted (see the module docstring)."""
+
+    def __init__(self, stream=None) -> None:  # `stream` is accepted (Hydra's YAML may pass it) and ignored
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__/setStream assign it: always sys.stdout here
+        pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rich.file_proxy import FileProxy
+
+        if not isinstance(sys.stdout, FileProxy):  # no live bars: a plain stream write
+            return super().emit(record)
+        try:  # above the live bars, through the bars' console; soft wrap: one log record stays one line
+            from rich import get_console
+            from rich.text import Text
+
+            get_console().print(Text(self.format(record)), soft_wrap=True, highlight=False)
+        except Exception:
+            self.handleError(record)
+
+
+def setup_console_logging(tag: str | None = None, level: int = logging.INFO) -> None:
+    """Console logging for the commands that are not Hydra apps (``xlexp sweep``): the same handler and
+    format as ``xlexp run``, so a sweep's log lines look like a run's; ``tag`` (e.g. ``w1``, a sweep
+    worker) goes in brackets after the time. Does nothing when the root logger has handlers already
+    (inside a Hydra app its job logging is set up). On stderr, as before: a sweep's stdout is its
+    summary, which scripts read (a sweep trial shows no progress bars to collide with)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = LOG_FORMAT if not tag else LOG_FORMAT.replace("[%(asctime)s]", f"[%(asctime)s][{tag}]", 1)
+    handler.setFormatter(logging.Formatter(fmt))
+    root.addHandler(handler)
+    root.setLevel(level)

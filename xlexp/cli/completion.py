@@ -1,0 +1,92 @@
+"""Bash tab completion for ``xlexp``: the verbs, and Hydra's own completion for ``xlexp run``.
+
+Hydra's completion script assumes the app is one executable whose first word is the app: it
+registers completion for ``basename(sys.argv[0])`` and calls ``<first word> -sc query=bash``. Our
+``run`` is a verb of ``xlexp``, so its script registered ``xlexp run`` (two words: ``xlexp`` and
+``run``) and then called ``xlexp -sc query=bash`` (``unknown command '-sc'``). Here the script is
+ours: it completes the verb after ``xlexp`` and, after ``xlexp run``, asks ``xlexp run -sc
+query=bash``; :func:`hydra_query_line` turns the line into the one Hydra expects (the app name, then
+the overrides) before Hydra's BashCompletion answers, with the config groups, options and keys of
+xlexp's config (``mod<TAB>`` -> ``model=``, ``model=<TAB>`` -> the model names).
+
+``eval "$(xlexp completion bash)"`` and Hydra's spelling ``eval "$(xlexp run --shell-completion
+install=bash)"`` (or ``-sc install=bash``) print the same script.
+"""
+
+from __future__ import annotations
+
+import re
+
+VERBS = ("run", "matrix", "build-model", "report", "compare", "table", "sweep", "store", "dashboard", "predict",
+         "recommend", "reproduce", "status", "completion", "--help", "--version")
+
+BASH_SCRIPT = r"""# xlexp bash completion (eval "$(xlexp completion bash)"): verbs, and Hydra's completion for `xlexp run`
+_xlexp_completion()
+{
+    local cur="${COMP_WORDS[COMP_CWORD]}"
+    if (( COMP_CWORD == 1 )); then
+        COMPREPLY=($(compgen -W "__VERBS__" -- "$cur"))
+        return
+    fi
+    if [ "${COMP_WORDS[1]}" == "run" ]; then
+        local line="${COMP_LINE:0:$COMP_POINT}"
+        local choices
+        choices=$(COMP_POINT=${#line} COMP_LINE="$line" "${COMP_WORDS[0]}" run -sc query=bash 2>/dev/null)
+        COMPREPLY=($(compgen -o nospace -o default -W "$choices" -- "$cur"))
+        return
+    fi
+    COMPREPLY=($(compgen -o default -- "$cur"))
+}
+COMP_WORDBREAKS=${COMP_WORDBREAKS//=}
+complete -o nospace -o default -F _xlexp_completion xlexp
+""".replace("__VERBS__", " ".join(VERBS))
+
+SHELLS = ("bash",)
+
+
+def script(shell: str) -> str:
+    """The completion script for ``shell`` (bash only, as Hydra's own bash plugin)."""
+    from xlexp.errors import XlexpError
+
+    if shell != "bash":
+        raise XlexpError(f"completion for '{shell}' is not available; use: eval \"$(xlexp completion bash)\"")
+    return BASH_SCRIPT
+
+
+def hydra_query_line(line: str) -> str:
+    """``xlexp run model=m`` -> ``xlexp model=m``: Hydra's query strips exactly one leading word (the app);
+    the ``run`` verb would otherwise be read as an override. A line without ``run`` is left alone."""
+    return re.sub(r"^(\s*\S+)\s+run(\s|$)", r"\1\2", line, count=1)
+
+
+def completion_request(args: list[str]) -> tuple[str, str] | None:
+    """``("install"|"uninstall"|"query", shell)`` when ``xlexp run`` got Hydra's ``--shell-completion``
+    / ``-sc`` flag, else None."""
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("-sc", "--shell-completion", "--shell_completion") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(("--shell-completion=", "--shell_completion=")):
+            value = arg.split("=", 1)[1]
+        if value and "=" in value:
+            action, shell = value.split("=", 1)
+            return action, shell
+    return None
+
+
+def fix_candidates(candidates: list[str]) -> list[str]:
+    """Hydra answers ``mod`` with ``model`` (no ``=``; ``model/`` also holds the ``base/`` folder of private
+    base configs) and ``model.`` (the config key), so bash stopped at ``model``. A candidate that is a
+    config group with options becomes ``group=``, and the group's ``group.`` key candidate is dropped
+    beside it: TAB completes to ``model=``; typing ``model.`` still completes the keys."""
+    from xlexp.config.paths import list_configs
+
+    out: list[str] = []
+    for c in candidates:
+        name = c.lstrip("+~")
+        if name and "=" not in name and not name.endswith((".", "/")) and list_configs(name):
+            c = c + "="
+        if c not in out:
+            out.append(c)
+    groups = {c[:-1] for c in out if c.endswith("=")}
+    return [c for c in out if not (c.endswith(".") and c[:-1] in groups)]

@@ -1,0 +1,364 @@
+"""The report's cross-experiment explorer: one matrix view driven by selectors, offline, in the page.
+
+Pick experiment A (sweep trials listed under their study), optionally B, a metric, a selection
+rule and K, and how to group the languages (family, script, or by code): the page draws A's
+source x target matrix (or the difference B − A with significance marks), axes labelled
+"Name (code)", in-language cells outlined and left out of the mean, and A's dev curves (the dev
+records of training: score per evaluation step, per source -> target, mean over seeds), with
+links to the runs' log folders (the records' ``log_dir``).
+
+Everything the selectors can show is embedded once as JSON (test cells with mean/std/n, dev
+curves, language metadata, and the significance of every B − A cell), and drawn by a small
+script with the plotly.js the page already carries, so the file stays one file and no server is
+needed. Significance: per cell, ``xlexp.results.significance.seed_bootstrap`` over the two sides'
+per-seed scores (unpaired; cells with one seed per side get no test, and the page says so);
+``xlexp compare A B`` has the paired and hierarchical tests over per-example predictions.
+
+Imports: ``xlexp.results`` and ``xlexp.errors`` only.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from xlexp.results.languages import info
+from xlexp.results.query import SELECTION_ORDER, default_metric, k_value, latest
+from xlexp.results.significance import seed_bootstrap
+
+MAX_TESTS = 20000      # seed bootstraps embedded at most (pairs x metrics x rules x K x cells)
+N_BOOT = 1000
+ALPHA = 0.05
+NONE_K = -1            # the cells without shots
+
+
+def _num(v) -> float | None:
+    return None if v is None or pd.isna(v) else round(float(v), 6)
+
+
+def _test_cells(df: pd.DataFrame) -> pd.DataFrame:
+    test = latest(df[df["split"] == "test"])
+    return test.assign(k=test["k"].map(k_value).fillna(NONE_K).astype(int), seed=test["seed"].astype(int))
+
+
+def _seed_scores(test: pd.DataFrame) -> pd.DataFrame:
+    """One score per (experiment, metric, rule, K, source, target, seed): shot sets averaged."""
+    by = ["experiment", "metric", "selection", "k", "source", "target", "seed"]
+    return test.groupby(by, as_index=False)["value"].mean()
+
+
+def _significance(scores: pd.DataFrame, experiments: list[str], tasks: dict[str, set]) -> dict[str, dict]:
+    """``"A\\tB\\tmetric\\trule\\tK" -> {"source\\ttarget": [p or None, method]}`` for every pair of
+    experiments of one task (A < B by name; B − A and A − B share a p-value)."""
+    out: dict[str, dict] = {}
+    rng = np.random.default_rng(0)
+    budget = MAX_TESTS
+    groups = {key: frame for key, frame in scores.groupby(["experiment", "metric", "selection", "k"])}
+    for a, b in combinations(sorted(experiments), 2):
+        if not tasks.get(a, set()) & tasks.get(b, set()):
+            continue
+        for (exp, metric, rule, k), fa in groups.items():
+            if exp != a or (b, metric, rule, k) not in groups or budget <= 0:
+                continue
+            fb = groups[(b, metric, rule, k)]
+            va = {key: g["value"].to_numpy(dtype=float) for key, g in fa.groupby(["source", "target"])}
+            vb = {key: g["value"].to_numpy(dtype=float) for key, g in fb.groupby(["source", "target"])}
+            tests = {}
+            for cell in sorted(set(va) & set(vb)):
+                t = seed_bootstrap(va[cell], vb[cell], N_BOOT, rng)
+                tests["\t".join(map(str, cell))] = [_num(t.p), t.method, len(va[cell]), len(vb[cell])]
+                budget -= 1
+            if tests:
+                out["\t".join([a, b, metric, rule, str(k)])] = tests
+    return out
+
+
+def explorer_data(df: pd.DataFrame, experiments: list[str]) -> dict:
+    """The JSON the explorer draws from (see the module docstring)."""
+    sub = df[df["experiment"].isin(experiments)]
+    test = _test_cells(sub)
+    stats = test.groupby(["experiment", "metric", "selection", "k", "source", "target"], as_index=False)["value"].agg(
+        mean="mean", std="std", n="count")
+    cells = [[r.experiment, r.metric, r.selection, int(r.k), str(r.source), str(r.target), _num(r.mean), _num(r.std),
+              int(r.n)] for r in stats.itertuples()]
+    dev = sub[(sub["split"] == "dev") & sub["step"].notna()]
+    curves = []
+    if not dev.empty:
+        dev = latest(dev)
+        per_step = dev.groupby(["experiment", "metric", "source", "target", "step"], as_index=False)["value"].agg(
+            mean="mean", n="count")
+        curves = [[r.experiment, r.metric, str(r.source), str(r.target), int(r.step), _num(r.mean), int(r.n)]
+                  for r in per_step.itertuples()]
+    meta = {}
+    tasks: dict[str, set] = {}
+    for exp, g in sub.groupby("experiment"):
+        study = g["study"].dropna().astype(str) if "study" in g else pd.Series(dtype=str)
+        trial = g["trial"].dropna() if "trial" in g else pd.Series(dtype=float)
+        logs = sorted(str(d) for d in g["log_dir"].dropna().unique()) if "log_dir" in g else []
+        tasks[exp] = set(g["task"].astype(str))
+        meta[exp] = {"study": study.iloc[0] if len(study) else None,
+                     "trial": int(trial.iloc[0]) if len(trial) else None,
+                     "models": sorted(set(g["model"].astype(str))), "tasks": sorted(tasks[exp]),
+                     "regimes": sorted(set(g["regime"].astype(str))),
+                     "seeds": sorted(int(s) for s in g["seed"].dropna().unique()), "log_dirs": logs[:20]}
+    codes = set(test["target"].astype(str)) | {c for s in test["source"].astype(str) for c in s.split("+")}
+    codes |= set(sub[sub["split"] == "dev"]["target"].astype(str))
+    languages = {c: {"name": info(c).name, "family": info(c).family, "script": info(c).script} for c in sorted(codes)}
+    metrics = sorted(test["metric"].unique())
+    return {"cells": cells, "curves": curves, "experiments": meta, "languages": languages,
+            "order": experiments, "defaultMetric": default_metric(metrics) if metrics else None,
+            "ruleOrder": list(SELECTION_ORDER), "alpha": ALPHA, "nBoot": N_BOOT,
+            "significance": _significance(_seed_scores(test), experiments, tasks)}
+
+
+def _experiment_options(experiments: list[str], meta: dict) -> str:
+    """``<option>``s: experiments of no study first, then one ``<optgroup>`` per sweep study."""
+    plain = [e for e in experiments if not meta.get(e, {}).get("study")]
+    studies: dict[str, list[str]] = {}
+    for e in experiments:
+        study = meta.get(e, {}).get("study")
+        if study:
+            studies.setdefault(study, []).append(e)
+    out = [f'<option value="{html.escape(e)}">{html.escape(e)}</option>' for e in plain]
+    for study, trials in sorted(studies.items()):
+        trials = sorted(trials, key=lambda e: meta[e].get("trial") or 0)
+        opts = "".join(f'<option value="{html.escape(e)}">trial {meta[e].get("trial")} ({html.escape(e)})</option>'
+                       for e in trials)
+        out.append(f'<optgroup label="study {html.escape(study)}">{opts}</optgroup>')
+    return "".join(out)
+
+
+def explorer_section(df: pd.DataFrame, experiments: list[str]) -> str:
+    """The section's HTML: the selectors, two figure slots and the embedded data (the script is ``EXPLORER_JS``)."""
+    data = explorer_data(df, experiments)
+    options = _experiment_options(experiments, data["experiments"])
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    return f"""<section id="explore"><h2>Explore</h2>
+<p class="note">One matrix at a time: pick experiment A (sweep trials are listed under their study), a metric,
+a selection rule and K; pick B to see B − A with significance marks (* p &lt; {ALPHA:g}, ** p &lt; {ALPHA / 5:g}:
+bootstrap over the per-seed scores of each side, {N_BOOT} resamples; cells with one seed per side are not tested;
+<code>xlexp compare A B</code> tests over per-example predictions). Axes: language name (code), grouped by family
+or script; outlined cells are in-language (target = source) and are left out of the mean.</p>
+<div class="controls">
+<label>experiment A <select id="ex-a">{options}</select></label>
+<label>minus/compare with B <select id="ex-b"><option value="">(none)</option>{options}</select></label>
+<label>metric <select id="ex-metric"></select></label>
+<label>selection rule <select id="ex-rule"></select></label>
+<label>K <select id="ex-k"></select></label>
+<label>group languages by <select id="ex-group"><option value="family">family</option>
+<option value="script">script</option><option value="none">none (by code)</option></select></label>
+</div>
+<p id="ex-info" class="meta"></p>
+<div class="fig explore"><div id="explore-heatmap"></div></div>
+<p id="ex-groups" class="note"></p>
+<div class="fig explore"><div id="explore-curves"></div></div>
+<p id="ex-logs" class="note"></p>
+<script type="application/json" id="xlexp-data">{payload}</script>
+</section>"""
+
+
+EXPLORER_JS = r"""
+(function () {
+  var node = document.getElementById('xlexp-data');
+  if (!node) return;
+  var D = JSON.parse(node.textContent);
+  var $ = function (id) { return document.getElementById(id); };
+  var byKey = {};
+  D.cells.forEach(function (c) {
+    var key = [c[0], c[1], c[2], c[3]].join('\t');
+    (byKey[key] = byKey[key] || []).push(c);
+  });
+  function lang(code) { return D.languages[code] || {name: code, family: '', script: ''}; }
+  function label(code) {
+    if (code.indexOf('+') >= 0) return code;
+    var n = lang(code).name;
+    return n && n !== code ? n + ' (' + code + ')' : code;
+  }
+  function groupOf(code, by) {
+    if (by === 'none') return '';
+    var i = lang(code.split('+')[0]);
+    return (by === 'family' ? i.family : i.script) || '(unknown)';
+  }
+  function order(codes, by) {
+    return codes.slice().sort(function (a, b) {
+      var ga = groupOf(a, by), gb = groupOf(b, by);
+      if (ga !== gb) {
+        if (ga === '(unknown)') return 1;
+        if (gb === '(unknown)') return -1;
+        return ga < gb ? -1 : 1;
+      }
+      return a < b ? -1 : a > b ? 1 : 0;
+    });
+  }
+  function inLanguage(s, t) { return s.split('+').indexOf(t) >= 0; }
+  function cellsOf(exp) { return D.cells.filter(function (c) { return c[0] === exp; }); }
+  function setOptions(sel, values, labels, preferred) {
+    var keep = sel.value;
+    sel.innerHTML = '';
+    values.forEach(function (v, i) {
+      var o = document.createElement('option');
+      o.value = String(v); o.textContent = labels ? labels[i] : String(v);
+      sel.appendChild(o);
+    });
+    var want = values.map(String).indexOf(keep) >= 0 ? keep : (preferred !== undefined && values.map(String).indexOf(String(preferred)) >= 0 ? String(preferred) : String(values[0]));
+    sel.value = want;
+  }
+  function uniq(list) { return list.filter(function (v, i) { return list.indexOf(v) === i; }); }
+  function refreshChoices() {
+    var mine = cellsOf($('ex-a').value);
+    var metrics = uniq(mine.map(function (c) { return c[1]; })).sort();
+    setOptions($('ex-metric'), metrics, null, D.defaultMetric);
+    var rules = uniq(mine.filter(function (c) { return c[1] === $('ex-metric').value; }).map(function (c) { return c[2]; }));
+    rules.sort(function (a, b) {
+      var ia = D.ruleOrder.indexOf(a), ib = D.ruleOrder.indexOf(b);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || (a < b ? -1 : 1);
+    });
+    setOptions($('ex-rule'), rules, null, rules[0]);
+    var ks = uniq(mine.filter(function (c) { return c[1] === $('ex-metric').value && c[2] === $('ex-rule').value; })
+      .map(function (c) { return c[3]; })).sort(function (a, b) { return a - b; });
+    setOptions($('ex-k'), ks, ks.map(function (k) { return k < 0 ? 'none (no shots)' : 'K=' + k; }), ks[0]);
+  }
+  function matrix(exp, metric, rule, k) {
+    var m = {};
+    (byKey[[exp, metric, rule, k].join('\t')] || []).forEach(function (c) {
+      (m[c[4]] = m[c[4]] || {})[c[5]] = {mean: c[6], std: c[7], n: c[8]};
+    });
+    return m;
+  }
+  function keys(m) { return Object.keys(m); }
+  function targetsOf(m) { var t = []; keys(m).forEach(function (s) { t = t.concat(keys(m[s])); }); return uniq(t); }
+  function significance(a, b, metric, rule, k, s, t) {
+    var flip = a > b, key = [flip ? b : a, flip ? a : b, metric, rule, k].join('\t');
+    var tests = D.significance[key];
+    return tests ? tests[s + '\t' + t] : undefined;
+  }
+  function mark(p) { return p === null || p === undefined ? '' : p < D.alpha / 5 ? '**' : p < D.alpha ? '*' : ''; }
+  function fmt(v, d) { return v === null || v === undefined ? '' : v.toFixed(d); }
+  var state = {};
+  window.xlexpExplorer = state;
+  function draw() {
+    var a = $('ex-a').value, b = $('ex-b').value, metric = $('ex-metric').value, rule = $('ex-rule').value;
+    var k = $('ex-k').value, by = $('ex-group').value;
+    var A = matrix(a, metric, rule, k), B = b ? matrix(b, metric, rule, k) : null;
+    function both(x, y) { return x.filter(function (v) { return y.indexOf(v) >= 0; }); }
+    var sources = order(B ? both(keys(A), keys(B)) : keys(A), by);  // B − A: the cells both sides have
+    var targets = order(B ? both(targetsOf(A), targetsOf(B)) : targetsOf(A), by);
+    var z = [], text = [], hover = [], cross = [], tested = 0, untested = 0, signif = 0;
+    sources.forEach(function (s) {
+      var zr = [], tr = [], hr = [];
+      targets.forEach(function (t) {
+        var ca = (A[s] || {})[t], cb = B ? (B[s] || {})[t] : null, v = null, txt = '', hov = 'no result';
+        var where = 'source: ' + label(s) + ' · ' + groupOf(s, 'family') + '<br>target: ' + label(t) + ' · ' +
+          lang(t).script + ' · ' + lang(t).family + '<br>';
+        if (!B && ca) {
+          v = ca.mean; txt = fmt(v, 2);
+          hov = where + metric + ': ' + fmt(v, 3) + (ca.n > 1 ? ' ± ' + fmt(ca.std, 3) : '') + ' (n=' + ca.n + ')';
+        } else if (B && ca && cb) {
+          v = cb.mean - ca.mean;
+          var sig = significance(a, b, metric, rule, k, s, t), p = sig ? sig[0] : null;
+          if (p === null || p === undefined) untested += 1; else tested += 1;
+          if (mark(p)) signif += 1;
+          txt = (v >= 0 ? '+' : '') + fmt(v, 3) + mark(p);
+          hov = where + 'B − A: ' + (v >= 0 ? '+' : '') + fmt(v, 3) + ' (A ' + fmt(ca.mean, 3) + ', B ' + fmt(cb.mean, 3) +
+            ')<br>' + (p === null || p === undefined ? 'no test (one seed per side)' : 'p = ' + fmt(p, 3) + ' (seeds ' + sig[2] + ' + ' + sig[3] + ')');
+        }
+        if (v !== null && !inLanguage(s, t)) cross.push(v);
+        zr.push(v); tr.push(txt); hr.push(hov);
+      });
+      z.push(zr); text.push(tr); hover.push(hr);
+    });
+    var mean = cross.length ? cross.reduce(function (x, y) { return x + y; }, 0) / cross.length : null;
+    var values = [].concat.apply([], z).filter(function (v) { return v !== null; });
+    var lo = Math.min.apply(null, values), hi = Math.max.apply(null, values);
+    if (!values.length) { lo = 0; hi = 1; }
+    if (hi - lo < 0.05) { var mid = (hi + lo) / 2; lo = mid - 0.025; hi = mid + 0.025; }
+    var trace = {type: 'heatmap', x: targets, y: sources, z: z, text: text, customdata: hover,
+      texttemplate: sources.length * targets.length <= 400 ? '%{text}' : '', hovertemplate: '%{customdata}<extra></extra>',
+      xgap: 1, ygap: 1, colorbar: {title: {text: B ? 'Δ ' + metric : metric}}};
+    if (B) {
+      var vmax = Math.max(0.01, Math.max.apply(null, values.map(Math.abs).concat([0])));
+      trace.colorscale = 'RdBu'; trace.zmin = -vmax; trace.zmax = vmax; trace.zmid = 0;
+    } else {
+      trace.colorscale = 'Viridis'; trace.zmin = lo; trace.zmax = hi;
+    }
+    var shapes = [];
+    sources.forEach(function (s, i) {
+      targets.forEach(function (t, j) {
+        if (inLanguage(s, t)) shapes.push({type: 'rect', x0: j - 0.5, x1: j + 0.5, y0: i - 0.5, y1: i + 0.5,
+          line: {color: 'black', width: 2}});
+      });
+    });
+    var groups = [];
+    targets.forEach(function (t, j) {  // a rule between language groups, and the groups listed below
+      var g = groupOf(t, by);
+      if (by !== 'none' && j > 0 && g !== groupOf(targets[j - 1], by)) shapes.push({type: 'line', x0: j - 0.5, x1: j - 0.5,
+        y0: -0.5, y1: sources.length - 0.5, line: {color: 'white', width: 4}});
+      if (!groups.length || groups[groups.length - 1][0] !== g) groups.push([g, []]);
+      groups[groups.length - 1][1].push(t);
+    });
+    var title = (B ? b + ' − ' + a : a) + ': ' + metric + ' (test, ' + rule + (k < 0 ? '' : ', K=' + k) + ')' +
+      (mean === null ? '' : ' — mean without in-language cells ' + (B && mean >= 0 ? '+' : '') + fmt(mean, 3));
+    var narrow = targets.length <= 12;
+    var layout = {title: {text: title, font: {size: 14}}, height: Math.min(3200, Math.max(320, 220 + 34 * sources.length)),
+      margin: {l: 170, r: 20, t: 60, b: 120}, shapes: shapes,
+      xaxis: {type: 'category', title: 'target', tickmode: 'array', tickvals: targets, ticktext: targets.map(label),
+              tickangle: -40},
+      yaxis: {type: 'category', title: 'source', autorange: 'reversed', tickmode: 'array', tickvals: sources,
+              ticktext: sources.map(label)}};
+    if (narrow) { layout.width = Math.max(560, 360 + 95 * targets.length); layout.autosize = false; }
+    Plotly.react('explore-heatmap', [trace], layout, {displaylogo: false});
+    var info = B ? 'B − A = ' + b + ' − ' + a + ': ' + signif + ' of ' + (tested + untested) + ' cell(s) significant' +
+      (untested ? '; ' + untested + ' cell(s) not tested (one seed per side)' : '') :
+      a + ': ' + sources.length + ' source(s) × ' + targets.length + ' target(s)';
+    $('ex-info').textContent = info + (mean === null ? '' : ' · mean without in-language cells: ' + fmt(mean, 3));
+    $('ex-groups').textContent = by === 'none' ? '' : 'groups (' + by + '): ' + groups.map(function (g) {
+      return g[0] + ': ' + g[1].join(', '); }).join(' | ');
+    drawCurves(a, metric, by);
+    var meta = D.experiments[a] || {}, logs = meta.log_dirs || [];
+    var box = $('ex-logs'); box.innerHTML = '';
+    box.appendChild(document.createTextNode(logs.length ? 'log folder(s) of ' + a + ': ' : 'no log folder recorded for ' + a +
+      ' (records written outside a Hydra run)'));
+    logs.forEach(function (d, i) {
+      var link = document.createElement('a'); link.href = 'file://' + encodeURI(d); link.textContent = d;
+      link.className = 'logdir';
+      if (i) box.appendChild(document.createTextNode(' · '));
+      box.appendChild(link);
+    });
+    state.a = a; state.b = b; state.metric = metric; state.rule = rule; state.k = Number(k); state.group = by;
+    state.sources = sources; state.targets = targets; state.z = z; state.text = text; state.mean = mean;
+    state.significant = signif; state.tested = tested; state.untested = untested;
+  }
+  function drawCurves(exp, metric, by) {
+    var rows = D.curves.filter(function (c) { return c[0] === exp && c[1] === metric; });
+    var series = {};
+    rows.forEach(function (c) { var key = c[2] + '\t' + c[3]; (series[key] = series[key] || []).push(c); });
+    var names = order(uniq(rows.map(function (c) { return c[3]; })), by);
+    var traces = [];
+    Object.keys(series).sort(function (x, y) {
+      var tx = x.split('\t'), ty = y.split('\t');
+      return tx[0] < ty[0] ? -1 : tx[0] > ty[0] ? 1 : names.indexOf(tx[1]) - names.indexOf(ty[1]);
+    }).forEach(function (key) {
+      var pts = series[key].sort(function (p, q) { return p[4] - q[4]; }), st = key.split('\t');
+      traces.push({type: 'scatter', mode: 'lines+markers', name: st[0] + ' → ' + label(st[1]) + (inLanguage(st[0], st[1]) ? ' (in-language)' : ''),
+        x: pts.map(function (p) { return p[4]; }), y: pts.map(function (p) { return p[5]; }),
+        line: {dash: inLanguage(st[0], st[1]) ? 'solid' : 'dot'}});
+    });
+    var layout = {title: {text: traces.length ? exp + ': dev ' + metric + ' during training (mean over seeds)' :
+      exp + ': no dev curves recorded (' + metric + ')', font: {size: 14}}, height: traces.length ? 380 : 90,
+      xaxis: {title: 'training step', visible: traces.length > 0}, yaxis: {title: 'dev ' + metric, visible: traces.length > 0},
+      margin: {l: 60, r: 20, t: 50, b: 50}};
+    Plotly.react('explore-curves', traces, layout, {displaylogo: false});
+    state.curves = traces.length;
+  }
+  $('ex-a').addEventListener('change', function () { refreshChoices(); draw(); });
+  $('ex-metric').addEventListener('change', function () { refreshChoices(); draw(); });
+  $('ex-rule').addEventListener('change', function () { refreshChoices(); draw(); });
+  ['ex-b', 'ex-k', 'ex-group'].forEach(function (id) { $(id).addEventListener('change', draw); });
+  refreshChoices();
+  draw();
+})();
+"""
