@@ -217,7 +217,9 @@ def verify_e5(model_dir: Path) -> dict[str, Any]:
     Raises RuntimeError otherwise; returns the similarities.
     """
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in `xlexp build-model` / `make demo` output
     model_dir = Path(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     for text, ids in KNOWN_ENCODINGS.items():
