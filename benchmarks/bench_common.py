@@ -296,3 +296,14 @@ def peer_sample_args(a) -> list[str]:
     for chunk in a.peer_args:
         out.extend(shlex.split(chunk))
     return out
+
+
+def shared_hyperparameters(overrides: list[str], epochs: int | None = None) -> dict:
+    """The hyperparameters both sides of an xlexp-vs-peer comparison use, from xlexp's composed config."""
+    from xlexp.config.compose import compose_config
+
+    cfg = compose_config(overrides)
+    return {"epochs": int(epochs or cfg.trainer.epochs), "lr": float(cfg.optimizer.lr), "batch_size": int(cfg.data.batch_size),
+            "eval_batch_size": int(cfg.data.eval_batch_size), "max_length": int(cfg.data.max_length),
+            "warmup_ratio": float(cfg.optimizer.warmup_ratio), "weight_decay": float(cfg.optimizer.weight_decay),
+            "grad_clip": float(cfg.optimizer.grad_clip or 0.0), "seed": int(cfg.seed), "optimizer": str(cfg.optimizer.name)}

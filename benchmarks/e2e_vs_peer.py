@@ -73,13 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def shared_settings(epochs: int | None) -> dict:
     """The hyperparameters both sides use, from xlexp's composed quickstart config."""
-    from xlexp.config.compose import compose_config
-
-    cfg = compose_config(["+experiment=quickstart"])
-    return {"epochs": int(epochs or cfg.trainer.epochs), "lr": float(cfg.optimizer.lr), "batch_size": int(cfg.data.batch_size),
-            "eval_batch_size": int(cfg.data.eval_batch_size), "max_length": int(cfg.data.max_length),
-            "warmup_ratio": float(cfg.optimizer.warmup_ratio), "weight_decay": float(cfg.optimizer.weight_decay),
-            "grad_clip": float(cfg.optimizer.grad_clip or 0.0), "seed": int(cfg.seed), "optimizer": str(cfg.optimizer.name)}
+    return bc.shared_hyperparameters(["+experiment=quickstart"], epochs)
 
 
 def xlexp_command(a, s: dict, hydra_dir: Path) -> list[str]:

@@ -83,13 +83,7 @@ def targets_of(a) -> list[str]:
 
 
 def settings_of(a) -> dict:
-    from xlexp.config.compose import compose_config
-
-    cfg = compose_config([f"task={a.task}"])
-    return {"epochs": int(a.epochs or cfg.trainer.epochs), "lr": float(cfg.optimizer.lr), "batch_size": int(cfg.data.batch_size),
-            "eval_batch_size": int(cfg.data.eval_batch_size), "max_length": int(cfg.data.max_length),
-            "warmup_ratio": float(cfg.optimizer.warmup_ratio), "weight_decay": float(cfg.optimizer.weight_decay),
-            "grad_clip": float(cfg.optimizer.grad_clip or 0.0)}
+    return bc.shared_hyperparameters([f"task={a.task}"], a.epochs)
 
 
 def write_random_xlmr_base(folder: Path) -> Path:

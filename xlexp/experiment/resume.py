@@ -121,17 +121,3 @@ class Resume:
                 text = f"{type(error).__name__}: {text}"
             ledger.mark(self.settings.paths.results_dir, self.entries[index], "failed", error=text,
                         elapsed_s=round(elapsed_s, 2))
-
-    def finish_without_training(self, spec) -> float:
-        """Every unit is in the store: show the matrix from those records and return the objective."""
-        from xlexp.views import console
-
-        df = pd.concat(self.skipped_records(), ignore_index=True)
-        s = self.settings
-        if distributed.is_main():
-            console.show_run(df, list(spec.metrics), s.paths.results_dir)
-        chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == s.regime.selection)]
-        objective = float(chosen["value"].mean())
-        log.info("all %d unit(s) were complete in the store: nothing trained; mean test %s (%s) = %.4f",
-                 len(self.plan.units), spec.primary_metric, s.regime.selection, objective)
-        return objective

@@ -124,9 +124,13 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
              list(plan.sources), len(plan.targets), list(s.seeds))
 
     device = distributed.setup(resolve_device(s.trainer.device))  # under torchrun: join the group, this rank's GPU
-    resume = Resume.of(s, plan, hooks or RunHooks())  # after setup: rank 0 decides what to skip, for every rank
+    hooks = hooks or RunHooks()
+    resume = Resume.of(s, plan, hooks)  # after setup: rank 0 decides what to skip, for every rank
     if resume.all_done:  # nothing to train: no model to load, no data to tokenize
-        return resume.finish_without_training(spec)
+        objective = show_and_score(pd.concat(resume.skipped_records(), ignore_index=True), spec, s, hooks.show_matrix)
+        log.info("all %d unit(s) were complete in the store: nothing trained; mean test %s (%s) = %.4f",
+                 len(plan.units), spec.primary_metric, s.regime.selection, objective)
+        return objective
     if s.trainer.num_threads:
         torch.set_num_threads(s.trainer.num_threads)
     model_path, cache = _model_and_cache(s, spec, plan)
@@ -135,7 +139,7 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
         settings=s, spec=spec, plan=plan, cache=cache, model_path=model_path, device=device,
         precision="fp32" if cache is None else resolve_precision(s.trainer.precision, device),  # classical: float32
         run_id=distributed.broadcast_object(new_run_id()), config_hash=run_config_hash(resolved),
-        tracker=make_tracker(s.tracker) if distributed.is_main() else NullTracker(), hooks=hooks or RunHooks(),
+        tracker=make_tracker(s.tracker) if distributed.is_main() else NullTracker(), hooks=hooks,
     )
     ctx.hooks.run_id = ctx.run_id
     log.info("run %s: experiment %s, model %s (%s) on %s, precision %s; results -> %s", ctx.run_id, s.experiment,
@@ -181,14 +185,20 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
             progress.advance(units_bar)
 
     df = pd.concat([pd.DataFrame([asdict(r) for r in records]), *resume.skipped_records()], ignore_index=True)
-    if distributed.is_main() and ctx.hooks.show_matrix:
-        console.show_run(df, list(spec.metrics), s.paths.results_dir)
-    chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == s.regime.selection)]
-    objective = float(chosen["value"].mean())
+    objective = show_and_score(df, spec, s, ctx.hooks.show_matrix)
     log.info("records: %d file(s) under %s (run id %s); mean test %s (%s) = %.4f; peak memory %.0f MiB", len(files),
              Path(out_dir).resolve() / "runs", ctx.run_id, spec.primary_metric, s.regime.selection,
              objective, peak_memory_mb(device))
     return objective
+
+
+def show_and_score(df: pd.DataFrame, spec: TaskSpec, s: Settings, show: bool) -> float:
+    """Print the run's matrix (rank 0, unless the caller is a sweep) and return the run's objective: the
+    mean test primary metric under the regime's selection rule."""
+    if distributed.is_main() and show:
+        console.show_run(df, list(spec.metrics), s.paths.results_dir)
+    chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == s.regime.selection)]
+    return float(chosen["value"].mean())
 
 
 def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index: int) -> UnitOutput:
