@@ -278,23 +278,66 @@ def test_evaluate_on_the_xpos_matrix():
 
 
 @pytest.mark.slow
-def test_fill_trains_the_chosen_sources_as_normal_runs_and_resumes(tmp_path, capsys):
-    """``xlexp predict --fill 2``: two normal runs (records as usual), then the third source predicted;
-    a second call trains nothing more."""
-    from tests.conftest import write_nusax_like
+def test_budget_trains_the_chosen_sources_as_normal_runs_and_resumes(tmp_path, caplog, capsys):
+    """``xlexp run ... langpair.budget=2`` with three candidates: two normal one-source runs (records
+    as usual, each under its unit key), then the third row predicted (never a record); the same
+    command again trains nothing; a budget of 3 continues the same matrix with the last source."""
+    import logging
 
-    data, results, cache = write_nusax_like(tmp_path / "data"), tmp_path / "results", tmp_path / "cache"
-    args = ["predict", "--fill", "2", "--task", "nusax_senti", "--model", "tiny_random", "--experiment", "fill",
-            "--sources", "eng,ind,jav", "--no-model-features", "--results-dir", str(results), "--data-dir", str(data),
-            "--cache-dir", str(cache), "optimizer.lr=1e-3", "trainer.epochs=1", "langpair.targets=[eng,ind,jav]",
-            "trainer.progress=false", "regime.dev_targets=none", f"hydra.run.dir={tmp_path / 'outputs'}"]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert out.count("training source") == 2
-    records = load_records(results)
-    assert records["source"].nunique() == 2 and not records.empty
-    pred = load_predicted(results, "fill")
-    assert set(pred["source"]) == {"eng", "ind", "jav"} - set(records["source"])
-    assert main(args) == 0                                              # resumes: nothing left to train
-    assert "training source" not in capsys.readouterr().out
-    assert len(load_records(results)) == len(records)
+    from conftest import TINY, compose_cfg
+    from tests.conftest import write_nusax_like
+    from xlexp.experiment.runner import run_experiment
+
+    dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
+    args = [*TINY, "trainer.epochs=1", "task=nusax_senti", "langpair.sources=[eng,ind,jav]",
+            "langpair.targets=[eng,ind,jav]", "regime.dev_targets=none", "name=fill"]
+    caplog.set_level(logging.INFO, logger="xlexp")
+    objective = run_experiment(compose_cfg(dirs, *args, "langpair.budget=2"))
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("active filling 1/2") or
+             r.getMessage().startswith("active filling 2/2")]
+    assert len(steps) == 2, steps
+    records = load_records(dirs["results"])
+    trained = set(records["source"])
+    assert len(trained) == 2 and records["unit_key"].notna().all() and records["run_id"].nunique() == 2
+    test = records[(records["split"] == "test") & (records["metric"] == "macro_f1") & (records["selection"] == "source_dev")]
+    assert objective == pytest.approx(test["value"].mean())
+    pred = load_predicted(dirs["results"], "fill")
+    assert set(pred["source"]) == {"eng", "ind", "jav"} - trained and pred["predicted"].all()
+    assert "predicted" in capsys.readouterr().out                         # the matrix with the predicted row
+
+    caplog.clear()
+    run_experiment(compose_cfg(dirs, *args, "langpair.budget=2"))        # resumes: nothing left to train
+    assert not [r for r in caplog.records if r.getMessage().startswith("active filling 1/")]
+    assert len(load_records(dirs["results"])) == len(records)
+    run_experiment(compose_cfg(dirs, *args, "langpair.budget=100%"))     # a larger budget: the third source only
+    assert set(load_records(dirs["results"])["source"]) == {"eng", "ind", "jav"}
+    assert load_records(dirs["results"])["run_id"].nunique() == 3
+
+
+def test_budget_is_checked_before_any_work(tmp_path):
+    from conftest import TINY, compose_cfg
+    from tests.conftest import write_nusax_like
+    from xlexp.errors import XlexpError
+    from xlexp.experiment.runner import run_experiment
+
+    dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
+    for bad in ("0", "abc", "150%", "true"):
+        with pytest.raises(XlexpError, match="langpair.budget must be"):
+            run_experiment(compose_cfg(dirs, *TINY, "task=nusax_senti", f"langpair.budget={bad}"))
+    with pytest.raises(XlexpError, match="regime=zero_shot"):
+        run_experiment(compose_cfg(dirs, *TINY, "task=nusax_senti", "regime=full", "langpair.budget=1"))
+    with pytest.raises(XlexpError, match="unknown|not a language|xyz"):
+        run_experiment(compose_cfg(dirs, *TINY, "task=nusax_senti", "langpair.sources=[eng,xyz]", "langpair.budget=1"))
+    assert not (dirs["results"] / "runs").exists() or not any((dirs["results"] / "runs").iterdir())
+
+
+def test_predict_fill_is_the_budgeted_run(tmp_path, capsys, monkeypatch):
+    """``xlexp predict --fill N`` runs ``xlexp run ... langpair.budget=N`` (one code path)."""
+    import subprocess
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    assert main(["predict", "--fill", "2", "--task", "nusax_senti", "--model", "tiny_random", "--experiment", "fill",
+                 "--sources", "eng,ind,jav", "--results-dir", str(tmp_path), "trainer.epochs=1"]) == 0
+    assert calls and "langpair.budget=2" in calls[0] and "langpair.sources=[eng,ind,jav]" in calls[0]
+    assert "trainer.epochs=1" in calls[0] and "name=fill" in calls[0]

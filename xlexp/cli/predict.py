@@ -96,65 +96,23 @@ def _evaluate(args) -> int:
 
 
 def _fill(args, overrides: list[str]) -> int:
-    """``xlexp predict --fill N``: pick the next source (``active.sequential_choice``'s rule), train
-    it with a normal ``xlexp run`` (records as usual), repeat until N sources of the experiment are
-    measured, then predict the rest. Resumable: the store says which sources are done."""
+    """``xlexp predict --fill N``: the same as ``xlexp run task=T model=M name=E langpair.sources=[...]
+    langpair.budget=N`` (``xlexp.experiment.fill``): N sources trained one by one as normal runs, each
+    chosen by what it adds to the prediction, then the rest predicted. Resumable like every run."""
     import subprocess
-
-    import numpy as np
-
-    from xlexp.predict.active import choose_sources, row_uncertainty
-    from xlexp.predict.complete import CompletionSettings, complete
-    from xlexp.predict.predictor import build_features
-    from xlexp.results.store import load_records
 
     if not (args.task and args.model and args.experiment and args.sources):
         raise XlexpError("xlexp predict --fill needs --task, --model, --experiment and --sources (the candidates)")
-    candidates = _split(args.sources)
-    feats = build_features(args.task, args.model, candidates, candidates, Path(args.data_dir), Path(args.cache_dir),
-                           not args.no_model_features)
-    _print_note(feats.missing_note())
-    while True:
-        records = load_records(args.results_dir)
-        records = records[(records["experiment"] == args.experiment) & (records["split"] == "test")]
-        done = [c for c in candidates if c in set(records["source"])]
-        if len(done) >= args.fill:
-            break
-        measured = [candidates.index(c) for c in done]
-        weight, similarity = None, feats.source_similarity
-        if measured:
-            from xlexp.predict.predictor import measured_matrix
-
-            m = measured_matrix(args.results_dir, args.experiment, metric=args.metric, selection=args.selection)
-            targets = [str(t) for t in m.matrix.columns]
-            y = m.matrix.reindex(index=candidates, columns=targets).to_numpy(dtype=float)
-            tf = build_features(args.task, args.model, candidates, targets, Path(args.data_dir), Path(args.cache_dir),
-                                not args.no_model_features)
-            res = complete(y, np.isfinite(y), tf.values, CompletionSettings(folds=3), tf.names,
-                           tf.source_similarity, tf.target_similarity)
-            weight = row_uncertainty(res.low, res.high, res.observed)
-            if res.row_sim is not None:   # the similarity the completion borrows by (sharpened by measured profiles)
-                similarity = res.row_sim
-        pick = candidates[choose_sources(similarity, 1, measured, weight)[0]]
-        paths = [f"paths.{k}={v}" for k, v in (("results_dir", args.results_dir), ("data_dir", args.data_dir),
-                                                    ("cache_dir", args.cache_dir))
-                 if not any(o.startswith(f"paths.{k}=") for o in overrides)]
-        command = [sys.executable, "-m", "xlexp.cli.run", f"task={args.task}", f"model={args.model}",
-                   f"langpair.sources=[{pick}]", f"name={args.experiment}", *paths, *overrides]
-        print(f"fill {len(done) + 1}/{args.fill}: training source {pick}: {' '.join(shlex.quote(c) for c in command[2:])}",
-              flush=True)
-        if subprocess.run(command).returncode != 0:
-            raise XlexpError(f"xlexp run for source {pick} failed; fix it and re-run `xlexp predict --fill` to resume")
-    print(f"{len(done)} of {len(candidates)} sources measured ({', '.join(done)}); predicting the rest")
-    from xlexp.predict.predictor import predict_matrix
-    from xlexp.views.console import show_predicted
-
-    pred = predict_matrix(args.results_dir, args.experiment, metric=args.metric, selection=args.selection,
-                          sources=candidates, data_dir=Path(args.data_dir), cache_dir=Path(args.cache_dir),
-                          model_features=not args.no_model_features)
-    show_predicted(pred.frame(), pred.measured.experiment, pred.measured.metric)
-    print(f"predicted cells -> {pred.path}")
-    return 0
+    if args.no_model_features:
+        raise XlexpError("--no-model-features does not apply to --fill (the run uses the features it can build); drop it")
+    paths = [f"paths.{k}={v}" for k, v in (("results_dir", args.results_dir), ("data_dir", args.data_dir),
+                                                ("cache_dir", args.cache_dir))
+             if not any(o.startswith(f"paths.{k}=") for o in overrides)]
+    command = [sys.executable, "-m", "xlexp.cli.run", f"task={args.task}", f"model={args.model}",
+               f"langpair.sources=[{','.join(_split(args.sources))}]", f"langpair.budget={args.fill}",
+               f"name={args.experiment}", *paths, *overrides]
+    print(f"xlexp run {' '.join(shlex.quote(c) for c in command[3:])}", flush=True)
+    return subprocess.run(command).returncode
 
 
 def predict_main(argv: list[str]) -> int:
@@ -172,9 +130,10 @@ def predict_main(argv: list[str]) -> int:
     p.add_argument("--skip-loto", action="store_true", help="with --evaluate: no leave-one-target-out ranking")
     p.add_argument("--out", help="with --evaluate: write the tables as markdown here")
     p.add_argument("--fill", type=int, metavar="N", help=(
-        "active filling: train (one normal `xlexp run` each) the sources, up to N in the experiment, whose rows "
-        "help the prediction most, then predict the rest; needs --task, --model, --experiment, --sources; "
-        "other key=value arguments go to `xlexp run`; re-running resumes (measured sources count)"))
+        "active filling: the same as `xlexp run task=T model=M name=E langpair.sources=[...] langpair.budget=N`: "
+        "N of the --sources trained (normal runs, each chosen by what it adds to the prediction), the rest "
+        "predicted; needs --task, --model, --experiment, --sources; other key=value arguments go to `xlexp run`; "
+        "re-running resumes"))
     args, extra = p.parse_known_args(argv)
     bad = [a for a in extra if "=" not in a or a.startswith("-")]
     if bad or (extra and not args.fill):

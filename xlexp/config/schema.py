@@ -351,6 +351,33 @@ class LangPairSettings:
     name: str = ""
     sources: Any = None   # a list of task language codes, a comma string, or 'all'
     targets: Any = None
+    # active filling: train only this many of ``sources`` (an int, or a share such as "30%"), chosen
+    # one at a time by how much they help predict the others, then predict the rest (xlexp.experiment.fill)
+    budget: Any = None
+
+    def __post_init__(self) -> None:
+        b = self.budget
+        ok = b is None or (isinstance(b, int) and not isinstance(b, bool) and b > 0) or (
+            isinstance(b, str) and b.endswith("%") and _percent(b[:-1]) is not None)
+        if not ok:
+            raise XlexpError(f"langpair.budget must be a positive number of sources or a share like 30%, or null "
+                             f"(train every source); got {b!r}")
+
+    def budget_of(self, n_candidates: int) -> int | None:
+        """The number of sources to train out of ``n_candidates`` (None: every one)."""
+        b = self.budget
+        if b is None:
+            return None
+        n = b if isinstance(b, int) else int(round(n_candidates * _percent(b[:-1]) / 100))
+        return max(1, min(n, n_candidates))
+
+
+def _percent(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if 0 < v <= 100 else None
 
 
 @dataclass(frozen=True)

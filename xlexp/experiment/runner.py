@@ -116,6 +116,10 @@ def _model_and_cache(s: Settings, spec: TaskSpec, plan: Plan) -> tuple[str, Toke
 def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     s = resolve_settings(cfg)
     check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir)  # before any work
+    if s.langpair.budget is not None:  # active filling: N one-source runs chosen in turn, the other rows predicted
+        from xlexp.experiment import fill
+
+        return fill.run(cfg, s, hooks or RunHooks(), run_experiment)
     spec = TaskSpec.from_config(s.task)
     regime = regimes.get(s.regime.name)
     plan = make_plan(regime, s.regime, s.langpair.sources, s.langpair.targets, spec, s.paths.data_dir, s.data.source,

@@ -62,8 +62,11 @@ class Prediction:
 
 
 def measured_matrix(results_dir: Path | str, experiment: str | None = None, task: str | None = None,
-                    model: str | None = None, metric: str | None = None, selection: str | None = None) -> Measured:
-    df = query.load(results_dir)
+                    model: str | None = None, metric: str | None = None, selection: str | None = None,
+                    records: pd.DataFrame | None = None) -> Measured:
+    """``records``: these records instead of the whole store (active filling passes the records of
+    the units it trained, found by content)."""
+    df = query.load(results_dir) if records is None else records
     if experiment is None and (task or model):
         sub = df[(df["split"] == "test")]
         sub = sub[(sub["task"] == task) if task else True]
@@ -122,10 +125,11 @@ def predict_matrix(results_dir: Path | str, experiment: str | None = None, task:
                    sources: list[str] | None = None, targets: list[str] | None = None,
                    data_dir: Path | None = None, cache_dir: Path | None = None, model_features: bool = True,
                    cfg: CompletionSettings = CompletionSettings(), write: bool = True,
-                   hide_targets: list[str] | None = None) -> Prediction:
+                   hide_targets: list[str] | None = None, records: pd.DataFrame | None = None) -> Prediction:
     """``hide_targets``: treat these targets' measured cells as unknown (what would have been
-    predicted before testing them); never written (``write`` is ignored then)."""
-    m = measured_matrix(results_dir, experiment, task, model, metric, selection)
+    predicted before testing them); never written (``write`` is ignored then). ``records``: see
+    :func:`measured_matrix`."""
+    m = measured_matrix(results_dir, experiment, task, model, metric, selection, records)
     srcs = _languages(m.task, sources, [str(s) for s in m.matrix.index], Path(data_dir or "."), "sources")
     tgts = _languages(m.task, targets, [str(t) for t in m.matrix.columns], Path(data_dir or "."), "targets")
     y = m.matrix.reindex(index=srcs, columns=tgts).to_numpy(dtype=float, copy=True)
@@ -144,6 +148,32 @@ def predict_matrix(results_dir: Path | str, experiment: str | None = None, task:
                              missing_features=note)
         pred.path = write_predicted(cells, results_dir, m.experiment, m.metric)
     return pred
+
+
+def next_source(task: str, model: str, candidates: list[str], targets: list[str], y: np.ndarray,
+                data_dir: Path, cache_dir: Path, model_features: bool = True) -> tuple[str, str]:
+    """The candidate source to train next, and why (one line): ``y`` is candidates x targets with
+    NaN where not measured (a trained source has a measured row). Before anything is measured the
+    choice covers the candidates by language similarity alone; after, each candidate row is
+    weighted by its predicted interval width and covered by the similarity the completion itself
+    borrows by (``active.sequential_choice``'s rule, as ``xlexp predict --evaluate --budget`` scores it)."""
+    from xlexp.predict.active import choose_sources, row_uncertainty
+
+    feats = build_features(task, model, candidates, targets, data_dir, cache_dir, model_features)
+    measured = [i for i in range(len(candidates)) if np.isfinite(y[i]).any()]
+    weight, similarity, why = None, feats.source_similarity, "language similarity (nothing measured yet)"
+    if measured:
+        res = complete(y, np.isfinite(y), feats.values, CompletionSettings(folds=3), feats.names,
+                       feats.source_similarity, feats.target_similarity)
+        weight = row_uncertainty(res.low, res.high, res.observed)
+        if res.row_sim is not None:
+            similarity = res.row_sim
+        why = f"covers the untrained sources with the widest predicted intervals ({len(measured)} trained)"
+    pick = choose_sources(similarity, 1, measured, weight)
+    if not pick:
+        raise XlexpError("every candidate source is trained already")
+    note = feats.missing_note()
+    return candidates[pick[0]], why + (f"; {note}" if note else "")
 
 
 def matrix_from_csv(path: Path | str) -> pd.DataFrame:

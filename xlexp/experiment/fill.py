@@ -1,0 +1,124 @@
+"""Active matrix filling inside ``xlexp run``: ``langpair.budget=N`` trains N of the sources, not all.
+
+A full source x target matrix costs one training per source. With a budget, ``langpair.sources`` is
+the list of *candidates*: the run trains one source at a time, each time the candidate whose
+measured row would help the completion most (``xlexp.predict.predictor.next_source``: greedy
+coverage of the untrained sources, weighted by how uncertain their predicted rows are now), until
+N are trained; then it predicts the rows of the others (``xlexp.predict``) and prints the matrix,
+predicted cells dimmed. They are written to ``<results>/predicted/``, never as records.
+
+Every step is a normal zero-shot run of one source (its own run id, records, log lines and tracker
+run), so the store cannot tell a budgeted matrix from one trained by hand. Resume is by content, as
+for every run: a candidate counts as trained when the records of all its units (one per seed) are in
+the store under their unit keys (``xlexp.experiment.resume``), so re-running the same command after a
+crash trains only the steps still missing, and a larger budget later continues the same matrix.
+``rerun=true`` counts only the sources trained by this call.
+
+May import: everything below experiment (plan, resume, predict, views, results, tasks, config).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, open_dict
+
+from xlexp.config.schema import Settings
+from xlexp.errors import XlexpError
+from xlexp.experiment import regimes
+from xlexp.experiment.context import RunHooks
+from xlexp.experiment.plan import make_plan
+from xlexp.experiment.resume import unit_keys
+from xlexp.results import units as ledger
+from xlexp.tasks.spec import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, s: Settings, hooks: RunHooks, run_one: Callable[[DictConfig, RunHooks], float]) -> float:
+    """Train up to ``langpair.budget`` sources chosen one by one (``run_one`` = the runner's
+    ``run_experiment`` on a one-source config), then predict the other rows. Returns the mean test
+    primary metric over the measured cells, the objective of a normal run."""
+    from xlexp.predict.predictor import next_source, predict_matrix
+    from xlexp.views import console
+
+    if s.regime.name != "zero_shot":
+        raise XlexpError(f"langpair.budget (active filling) chooses zero-shot sources; regime={s.regime.name} has no "
+                         f"one-source rows to choose from: use regime=zero_shot, or drop langpair.budget")
+    if hooks.on_eval is not None or hooks.records_dir is not None:
+        raise XlexpError("langpair.budget is for `xlexp run`, not for sweep trials: drop it from the sweep's overrides")
+    spec = TaskSpec.from_config(s.task)
+    plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
+                     s.paths.data_dir, s.data.source, s.seeds)   # every candidate's splits checked before any work
+    candidates, targets = list(plan.sources), list(plan.targets)
+    budget = s.langpair.budget_of(len(candidates))
+    keys = unit_keys(s, plan)
+    by_source: dict[str, list[str]] = {}
+    for unit, key in zip(plan.units, keys):
+        by_source.setdefault(unit.source, []).append(key)
+    trained_here: set[str] = set()
+    metric, rule = spec.primary_metric, s.regime.selection
+    log.info("active filling: train %d of %d candidate sources (langpair.budget=%s), predict the other rows; "
+             "%d target(s)", budget, len(candidates), s.langpair.budget, len(targets))
+
+    step_hooks = replace(hooks, show_matrix=False)
+    while True:
+        frame, measured = _measured(s, by_source, trained_here)
+        if len(measured) >= budget:
+            break
+        y = _values(frame, s.experiment, metric, rule, candidates, targets)
+        pick, why = next_source(s.task["name"], s.model.name, candidates, targets, y, s.paths.data_dir,
+                                s.paths.cache_dir)
+        log.info("active filling %d/%d: training source %s (%s)", len(measured) + 1, budget, pick, why)
+        sub = cfg.copy()
+        with open_dict(sub):
+            sub.langpair.sources = [pick]
+            sub.langpair.budget = None
+        run_one(sub, step_hooks)
+        trained_here.add(pick)
+        _, after = _measured(s, by_source, trained_here)
+        if pick not in after:  # the step ran but its records are not all in the store: never loop on it
+            raise XlexpError(f"active filling: the run of source {pick} left no complete records; see its log above")
+
+    frame, measured = _measured(s, by_source, trained_here)
+    log.info("active filling: %d of %d sources measured (%s); predicting the other %d row(s)", len(measured),
+             len(candidates), ", ".join(measured), len(candidates) - len(measured))
+    records = frame.assign(experiment=s.experiment)
+    pred = predict_matrix(s.paths.results_dir, s.experiment, metric=metric, selection=rule, sources=candidates,
+                          targets=targets, data_dir=s.paths.data_dir, cache_dir=s.paths.cache_dir, records=records)
+    if hooks.show_matrix:
+        console.show_predicted(pred.frame(), s.experiment, metric)
+    note = pred.features.missing_note()
+    log.info("predicted %d cell(s) -> %s%s; `xlexp matrix --experiment %s --predicted` shows them with the "
+             "measured cells", int((~pred.completion.observed).sum()), pred.path, f" ({note})" if note else "",
+             s.experiment)
+    chosen = records[(records["split"] == "test") & (records["metric"] == metric) & (records["selection"] == rule)]
+    return float(chosen["value"].mean())
+
+
+def _measured(s: Settings, by_source: dict[str, list[str]], trained_here: set[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The committed records of the candidates whose every unit (one per seed) is in the store, and
+    those candidates (in candidate order)."""
+    found = ledger.committed_units(s.paths.results_dir, {k for keys in by_source.values() for k in keys})
+    measured = [src for src, keys in by_source.items() if all(k in found for k in keys)
+                and (not s.rerun or src in trained_here)]
+    frames = [found[k][1] for src in measured for k in by_source[src]]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), measured
+
+
+def _values(frame: pd.DataFrame, experiment: str, metric: str, rule: str, candidates: list[str],
+            targets: list[str]) -> np.ndarray:
+    """candidates x targets: the measured cells (mean over seeds, the run's selection rule), NaN elsewhere."""
+    y = np.full((len(candidates), len(targets)), np.nan)
+    if frame.empty:
+        return y
+    from xlexp.results import query
+
+    cells = frame[(frame["split"] == "test") & (frame["metric"] == metric) & (frame["selection"] == rule)]
+    mean = query.latest(cells.assign(experiment=experiment)).pivot_table(index="source", columns="target",
+                                                                         values="value", aggfunc="mean")
+    return mean.reindex(index=candidates, columns=targets).to_numpy(dtype=float)
