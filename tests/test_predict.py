@@ -250,8 +250,25 @@ def test_model_view_is_cached_per_model_and_language(tmp_path):
     assert language_texts("nusax_senti", "qqq", data, 20) == []       # not a task language: no text, no error
     partial = task_views("nusax_senti", "tiny_random", ["eng", "qqq"], data, cache, n_sentences=20)
     assert set(partial) == {"eng"}
+    by_language = task_views("nusax_senti", "tiny_random", ["en", "id", "jv", "zz"], data, cache, n_sentences=20,
+                             by_language=True)                       # another matrix's codes: the same views
+    assert set(by_language) == {"en", "id", "jv"} and np.allclose(by_language["en"].mean, views["eng"].mean)
     feats = pair_features(["eng", "ind"], ["jav"], views=views)
     assert np.isfinite(feats.feature("model_similarity")).all() and np.isfinite(feats.feature("vocab_overlap")).all()
+
+
+def test_matrix_codes_find_the_text_of_their_language_in_another_task():
+    """``--text-task sib200`` for the xpos matrix: UD's ISO 639-1/3 codes -> SIB-200's Flores keys."""
+    from xlexp.predict.features import language_keys
+    from xlexp.tasks.spec import load_task
+
+    keys = list(load_task("sib200").languages)
+    got = language_keys(["en", "sr", "zh", "ar", "fa", "no", "tl", "gsw", "lzh", "qqq", "eng_Latn"], keys)
+    assert got == {"en": "eng_Latn", "sr": "srp_Cyrl",   # SIB-200 has Serbian in Cyrillic only
+                   "zh": "zho_Hans", "ar": "arb_Arab",    # the usual script, not zho_Hant / arb_Latn
+                   "fa": "pes_Arab",                      # Iranian Persian, not Dari (prs_Arab)
+                   "no": "nob_Latn", "tl": "tgl_Latn",    # macrolanguage -> its standard; tl -> fil
+                   "eng_Latn": "eng_Latn"}                # gsw (not German), lzh, qqq: no text, missing
 
 
 @pytest.mark.slow

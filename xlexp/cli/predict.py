@@ -66,8 +66,10 @@ def _evaluate(args) -> int:
     sources, targets = [str(s) for s in wide.index], [str(t) for t in wide.columns]
     y = wide.to_numpy(dtype=float)
     print(f"matrix {name}: {len(sources)} sources x {len(targets)} targets, {int(np.isfinite(y).sum())} measured cells")
+    if args.text_task and not (args.text_model or model):
+        raise XlexpError("--text-task needs --text-model (a --matrix-csv matrix has no model)")
     feats = build_features(task, model, sources, targets, Path(args.data_dir), Path(args.cache_dir),
-                           not args.no_model_features)
+                           not args.no_model_features, args.text_sentences, args.text_task, args.text_model)
     _print_note(feats.missing_note())
     print(f"features: {', '.join(feats.names)}")
     out = []
@@ -129,6 +131,16 @@ def predict_main(argv: list[str]) -> int:
     p.add_argument("--budget", help="with --evaluate: also score active filling with N (or N%%) sources vs random")
     p.add_argument("--skip-loto", action="store_true", help="with --evaluate: no leave-one-target-out ranking")
     p.add_argument("--out", help="with --evaluate: write the tables as markdown here")
+    p.add_argument("--text-task", metavar="TASK", help=(
+        "with --evaluate: the model features (model_similarity, vocab_overlap) from this task's text, each "
+        "language matched to the task's by language code (en -> eng_Latn; the usual script where the task has "
+        "several), e.g. sib200 (parallel Flores-200 sentences) for a --matrix-csv matrix, which has no task text; "
+        "a language the task lacks goes without them"))
+    p.add_argument("--text-model", metavar="MODEL", help=(
+        "with --text-task: the encoder whose mean-pooled hidden states are compared (a model config name, e.g. "
+        "me5_small_offline; default: the matrix's model)"))
+    p.add_argument("--text-sentences", type=int, default=200, metavar="N",
+                   help="sentences per language for the model features (default 200; cached per model and text)")
     p.add_argument("--fill", type=int, metavar="N", help=(
         "active filling: the same as `xlexp run task=T model=M name=E langpair.sources=[...] langpair.budget=N`: "
         "N of the --sources trained (normal runs, each chosen by what it adds to the prediction), the rest "

@@ -5,9 +5,11 @@ syntactic, phonological, inventory, script), ``same_language`` (the same normali
 in-language cell), ``script_match`` (ISO 15924 script from ``xlexp.results.languages``),
 ``log_train_size`` (of the source's training split) and, when a model and the task's text are
 given, the model's view (``xlexp.predict.represent``): ``vocab_overlap`` of sub-words and
-``model_similarity`` (cosine of mean-pooled hidden states, NN-Rank's signal). A feature a language
-lacks is NaN for its cells and listed in ``missing`` (the completion then uses the features that
-exist), so an unknown code never stops a prediction.
+``model_similarity`` (cosine of mean-pooled hidden states, NN-Rank's signal), from the task's text
+or another task's, matched by language (``language_keys``: SIB-200's Flores-200 sentences for the
+codes of a matrix read from a CSV). A feature a language lacks is NaN for its cells and listed in
+``missing`` (the completion then uses the features that exist), so an unknown code never stops a
+prediction.
 
 ``source_similarity``/``target_similarity`` are language x language similarities from the same
 features (mean URIEL distance, and model similarity when present): the completion uses them for
@@ -143,14 +145,50 @@ def _model_cosines(views, langs: list[str]) -> np.ndarray | None:
     return None if views is None else _view_pairs(views, langs, langs, lambda a, b: cosine(a.mean, b.mean))
 
 
-def task_views(task: str, model: str, langs: list[str], data_dir: Path, cache_dir: Path, n_sentences: int = 200):
-    """Language -> LanguageView for every language with text in the task's data (cached)."""
+def language_keys(codes: list[str], keys: list[str], max_distance: int = 3) -> dict[str, str]:
+    """Code -> the key of ``keys`` (another task's languages) for the same language, by normalised
+    tag (``en`` -> ``eng_Latn``, ``fa`` -> ``pes_Arab``); of several scripts or varieties the one
+    nearest by CLDR's tag distance, i.e. the language's usual script (``zh`` -> ``zho_Hans``, ``ar``
+    -> ``arb_Arab``) and else the one there is (``sr`` -> ``srp_Cyrl``). Another language only
+    within ``max_distance`` (CLDR: a macrolanguage and its standard, ``no`` -> ``nob_Latn``; not
+    ``gsw`` -> German). A code without a match is left out."""
+    import langcodes
+
+    tags = [normalize_tag(k) for k in keys]
+    out = {}
+    for c in codes:
+        if c in keys:
+            out[c] = c
+            continue
+        tag = normalize_tag(c)
+        lang = tag.split("-")[0]
+        try:
+            d, i = min((t.split("-")[0] != lang, langcodes.tag_distance(tag, t), i) for i, t in enumerate(tags))[1:]
+        except (ValueError, langcodes.tag_parser.LanguageTagError):   # a code langcodes cannot parse
+            continue
+        if tags[i].split("-")[0] == lang or d <= max_distance:
+            out[c] = keys[i]
+    return out
+
+
+def task_views(task: str, model: str, langs: list[str], data_dir: Path, cache_dir: Path, n_sentences: int = 200,
+               by_language: bool = False):
+    """Language -> LanguageView for every language with text in the task's data (cached).
+    ``by_language``: the codes are another matrix's, matched to the task's languages by
+    :func:`language_keys` (e.g. SIB-200's parallel Flores text for UD codes)."""
     from xlexp.predict.represent import Representations, language_texts
 
-    texts = {c: language_texts(task, c, data_dir, n_sentences) for c in langs}
+    if by_language:
+        from xlexp.tasks.spec import load_task
+
+        keys = language_keys(langs, list(load_task(task).languages))
+    else:
+        keys = {c: c for c in langs}
+    texts = {k: language_texts(task, k, data_dir, n_sentences) for k in dict.fromkeys(keys.values())}
     every = [t for ts in texts.values() for t in ts]
     reps = Representations(model, cache_dir, texts_for_tiny=every)
-    return {c: reps.view(c, ts) for c, ts in texts.items() if ts}
+    views = {k: reps.view(k, ts) for k, ts in texts.items() if ts}
+    return {c: views[k] for c, k in keys.items() if k in views}
 
 
 def train_sizes(task: str, sources: list[str], data_dir: Path) -> dict[str, int]:

@@ -103,17 +103,21 @@ def _languages(task: str, which: list[str] | None, present: list[str], data_dir:
 
 def build_features(task: str | None, model: str | None, sources: list[str], targets: list[str],
                    data_dir: Path | None, cache_dir: Path | None, model_features: bool = True,
-                   n_sentences: int = 200) -> PairFeatures:
+                   n_sentences: int = 200, text_task: str | None = None, text_model: str | None = None) -> PairFeatures:
+    """``text_task``/``text_model``: the model's view of each language from another task's text,
+    matched by language (``features.language_keys``; e.g. SIB-200's parallel Flores-200 sentences
+    for a matrix read from a CSV, which has no task or model), instead of the matrix's own."""
     sizes, views = None, None
     if task and data_dir is not None:
         try:
             sizes = train_sizes(task, sources, Path(data_dir))
         except XlexpError as e:
             log.warning("training sizes unavailable: %s", e)
-    if model_features and task and model and data_dir is not None and cache_dir is not None:
+    view_task, view_model = (text_task, text_model or model) if text_task else (task, model)
+    if model_features and view_task and view_model and data_dir is not None and cache_dir is not None:
         try:
-            views = task_views(task, model, list(dict.fromkeys([*sources, *targets])), Path(data_dir), Path(cache_dir),
-                               n_sentences)
+            views = task_views(view_task, view_model, list(dict.fromkeys([*sources, *targets])), Path(data_dir),
+                               Path(cache_dir), n_sentences, by_language=bool(text_task))
         except XlexpError as e:
             log.warning("model similarity unavailable (%s); using the other features", e)
             views = None
