@@ -112,13 +112,10 @@ def _measured(s: Settings, by_source: dict[str, list[str]], trained_here: set[st
 
 def _values(frame: pd.DataFrame, experiment: str, metric: str, rule: str, candidates: list[str],
             targets: list[str]) -> np.ndarray:
-    """candidates x targets: the measured cells (mean over seeds, the run's selection rule), NaN elsewhere."""
-    y = np.full((len(candidates), len(targets)), np.nan)
+    """candidates x targets: the measured cells (``measured_matrix`` over these records), NaN elsewhere."""
     if frame.empty:
-        return y
-    from xlexp.results import query
+        return np.full((len(candidates), len(targets)), np.nan)
+    from xlexp.predict.predictor import measured_matrix
 
-    cells = frame[(frame["split"] == "test") & (frame["metric"] == metric) & (frame["selection"] == rule)]
-    mean = query.latest(cells.assign(experiment=experiment)).pivot_table(index="source", columns="target",
-                                                                         values="value", aggfunc="mean")
-    return mean.reindex(index=candidates, columns=targets).to_numpy(dtype=float)
+    m = measured_matrix(".", experiment, metric=metric, selection=rule, records=frame.assign(experiment=experiment))
+    return m.matrix.reindex(index=candidates, columns=targets).to_numpy(dtype=float)
