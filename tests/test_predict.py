@@ -358,3 +358,24 @@ def test_predict_fill_is_the_budgeted_run(tmp_path, capsys, monkeypatch):
                  "--sources", "eng,ind,jav", "--results-dir", str(tmp_path), "trainer.epochs=1"]) == 0
     assert calls and "langpair.budget=2" in calls[0] and "langpair.sources=[eng,ind,jav]" in calls[0]
     assert "trainer.epochs=1" in calls[0] and "name=fill" in calls[0]
+
+
+def test_evaluate_checks_its_budget_before_evaluating(tmp_path, capsys, monkeypatch):
+    """``predict --evaluate --budget`` reads N or N% as ``langpair.budget`` does (one parser), and a bad
+    value is one line before the minutes of masked completions, not a traceback after them."""
+    import xlexp.predict.evaluate as evaluate
+
+    results = tmp_path / "results"
+    tiny_store(results)
+    common = ["--results-dir", str(results), "--no-model-features", "--data-dir", str(tmp_path / "none"),
+              "--cache-dir", str(tmp_path / "cache"), "--skip-loto", "--observed", "0.5", "--masks", "1"]
+    called = []
+    monkeypatch.setattr(evaluate, "mask_evaluation", lambda *a, **k: called.append(1))
+    for bad in ("abc", "0", "150%"):
+        assert main(["predict", "--evaluate", "--experiment", "tiny", "--budget", bad, *common]) != 0
+        assert "--budget must be a positive number of sources or a share like 30%" in capsys.readouterr().err
+    assert not called
+    monkeypatch.undo()
+    assert main(["predict", "--evaluate", "--experiment", "tiny", "--budget", "34%", *common]) == 0
+    out = capsys.readouterr().out
+    assert "active filling: train 1 of 4 sources" in out

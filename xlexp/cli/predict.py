@@ -65,6 +65,7 @@ def _evaluate(args) -> int:
         wide, task, model, name = m.matrix, m.task, m.model, f"{m.experiment} ({m.metric})"
     sources, targets = [str(s) for s in wide.index], [str(t) for t in wide.columns]
     y = wide.to_numpy(dtype=float)
+    budget = _budget(args.budget) if args.budget else None   # checked before minutes of evaluation, not after
     print(f"matrix {name}: {len(sources)} sources x {len(targets)} targets, {int(np.isfinite(y).sum())} measured cells")
     if args.text_task and not (args.text_model or model):
         raise XlexpError("--text-task needs --text-model (a --matrix-csv matrix has no model)")
@@ -83,11 +84,10 @@ def _evaluate(args) -> int:
         print("\nleave-one-target-out source ranking (NDCG@3; best_in_top: the measured best source is in the top 3)")
         print(_md(loto))
         out.append(("loto", loto))
-    if args.budget:
-        budget = args.budget
-        n = int(round(len(sources) * float(budget[:-1]) / 100)) if budget.endswith("%") else int(budget)
-        act = active_evaluation(y, feats, max(1, n))
-        print(f"\nactive filling: train {max(1, n)} of {len(sources)} sources, predict the rest (MAE on the rest)")
+    if budget is not None:
+        n = budget.budget_of(len(sources))
+        act = active_evaluation(y, feats, n)
+        print(f"\nactive filling: train {n} of {len(sources)} sources, predict the rest (MAE on the rest)")
         print(_md(act))
         out.append(("active", act))
     if args.out:
@@ -95,6 +95,17 @@ def _evaluate(args) -> int:
         Path(args.out).write_text("\n\n".join(f"## {k}\n\n{_md(v)}" for k, v in out) + "\n", encoding="utf-8")
         print(f"\ntables -> {args.out}")
     return 0
+
+
+def _budget(text: str):
+    """``--budget N`` or ``N%`` as the run's own setting (``langpair.budget``): one parser, one error."""
+    from xlexp.config.schema import LangPairSettings
+
+    value = int(text) if text.strip().isdigit() else text.strip()
+    try:
+        return LangPairSettings(budget=value)
+    except XlexpError:
+        raise XlexpError(f"--budget must be a positive number of sources or a share like 30%; got {text!r}") from None
 
 
 def _fill(args, overrides: list[str]) -> int:
