@@ -175,6 +175,17 @@ def test_status_lists_done_failed_running_pending_units_and_the_matrix_marks_the
     assert re.search(r"eng .*│ +0\.\d{3} │", rows["eng"])
     assert "partial matrix: 1 of 4 unit(s) done, 1 running, 1 failed, 1 pending; 9 cell(s) marked" in matrix.stdout
 
+    # the running unit's process dies: nothing runs, so no ETA of running processes; the work left for
+    # the re-run counts the failed units too (they are redone), and a matrix with failed units is not "complete"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    ledger.mark(dirs["results"], running, "running", host=ledger.this_host(), pid=gone.pid, started=time.time() - 5)
+    text = run_cli(dirs, "status", "--experiment", "st").stdout
+    assert "4 unit(s): 1 done, 0 running, 2 failed, 1 pending" in text, text
+    assert re.search(r"nothing running: \d+s of work left for one process \(mean unit time \d+s over 1 measured "
+                     r"unit\(s\); 1 pending, 2 failed\)", text), text
+    assert "ETA" not in text and "complete" not in text
+
 
 def test_a_killed_units_process_is_reported_failed_and_the_eta_is_measured(tmp_path):
     from xlexp.results import units as ledger

@@ -51,13 +51,19 @@ def status_lines(results_dir: str, experiment: str | None, show_all: bool = Fals
     mean, eta = ledger.eta_seconds(states, now)
     if mean is None:
         lines.append("ETA: unknown until a unit has finished (no measured unit time yet)")
-    elif count["pending"] + count["running"] == 0:
+    elif count["pending"] + count["running"] + count["failed"] == 0:
         lines.append(f"complete; mean unit time {_duration(mean)}")
     else:
-        lines.append(f"ETA {_duration(eta)}: mean unit time {_duration(mean)} over "
-                     f"{sum(1 for s in states if s.state == 'done' and s.entry.elapsed_s)} measured unit(s), "
-                     f"{count['pending']} pending + {count['running']} running over "
-                     f"{max(count['running'], 1)} process(es) running now")
+        measured = sum(1 for s in states if s.state == 'done' and s.entry.elapsed_s)
+        if count["running"]:
+            lines.append(f"ETA {_duration(eta)}: mean unit time {_duration(mean)} over {measured} measured unit(s), "
+                         f"{count['pending']} pending + {count['running']} running over "
+                         f"{count['running']} process(es) running now")
+        else:   # nothing runs: the work left when the same command is run again (failed units redone too)
+            left = eta + mean * count["failed"]
+            lines.append(f"nothing running: {_duration(left)} of work left for one process (mean unit time "
+                         f"{_duration(mean)} over {measured} measured unit(s); {count['pending']} pending, "
+                         f"{count['failed']} failed)")
     order = {"failed": 0, "running": 1, "pending": 2, "done": 3}
     for st in sorted(states, key=lambda s: (order[s.state], s.entry.source, s.entry.seed)):
         e = st.entry
