@@ -376,6 +376,28 @@ def test_evaluate_checks_its_budget_before_evaluating(tmp_path, capsys, monkeypa
         assert "--budget must be a positive number of sources or a share like 30%" in capsys.readouterr().err
     assert not called
     monkeypatch.undo()
+    # the whole evaluation on the tiny store, leave-one-target-out included: no data dir, so no training
+    # sizes for any source (a feature without a value, which the LangRank-style trees must leave out)
+    common.remove("--skip-loto")
     assert main(["predict", "--evaluate", "--experiment", "tiny", "--budget", "34%", *common]) == 0
     out = capsys.readouterr().out
-    assert "active filling: train 1 of 4 sources" in out
+    assert "active filling: train 1 of 4 sources" in out and "LangRank-style" in out
+
+
+def test_evaluation_reports_its_progress():
+    """The three stages of ``--evaluate`` call back after each unit of work with (done, total), ending
+    at total: the CLI's progress bars (a 205-target leave-one-target-out takes ~50 min on 2 cores)."""
+    from xlexp.predict.evaluate import active_evaluation, loto_ranking, mask_evaluation
+    from xlexp.predict.features import pair_features
+
+    rng = np.random.default_rng(0)
+    sources, targets = ["eng", "ind", "jav", "sun"], ["ace", "ban", "bjn", "min", "mad", "eng"]
+    y = 0.6 + rng.normal(0, 0.05, (4, 1)) + rng.normal(0, 0.08, (1, 6)) + rng.normal(0, 0.01, (4, 6))
+    feats = pair_features(sources, targets)
+    for run, kwargs in ((mask_evaluation, dict(fractions=(0.5,), n_masks=3)), (loto_ranking, {}),
+                        (active_evaluation, dict(budget=2))):
+        calls = []
+        run(y, feats, **kwargs, on_step=lambda done, total: calls.append((done, total)))
+        assert calls and calls[-1][0] == calls[-1][1], (run.__name__, calls)
+        assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len({t for _, t in calls}) == 1, calls
+    assert calls[-1] == (1 + 6, 1 + 6)   # the chooser's set, then every one of the C(4, 2) = 6 sets

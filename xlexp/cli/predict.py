@@ -73,23 +73,30 @@ def _evaluate(args) -> int:
                            not args.no_model_features, args.text_sentences, args.text_task, args.text_model)
     _print_note(feats.missing_note())
     print(f"features: {', '.join(feats.names)}")
+    from xlexp.views.progress import progress_bar, progress_enabled
+
     out = []
     fractions = [float(f) for f in args.observed.split(",")]
-    masks = mask_evaluation(y, feats, fractions, args.masks)
-    print(f"\nhidden-cell error, {args.masks} random masks per observed fraction (coverage: share of hidden cells in the 90% interval)")
-    print(_md(masks))
-    out.append(("masks", masks))
-    if not args.skip_loto:
-        loto = loto_ranking(y, feats)
-        print("\nleave-one-target-out source ranking (NDCG@3; best_in_top: the measured best source is in the top 3)")
-        print(_md(loto))
-        out.append(("loto", loto))
-    if budget is not None:
-        n = budget.budget_of(len(sources))
-        act = active_evaluation(y, feats, n)
-        print(f"\nactive filling: train {n} of {len(sources)} sources, predict the rest (MAE on the rest)")
-        print(_md(act))
-        out.append(("active", act))
+    with progress_bar(progress_enabled("auto")) as bars:   # on a terminal only; each table prints above the bars when ready
+        def stage(description: str):
+            task = bars.add_task(description, total=None, info="")
+            return lambda done, total: bars.update(task, completed=done, total=total)
+
+        masks = mask_evaluation(y, feats, fractions, args.masks, on_step=stage("random masks"))
+        print(f"\nhidden-cell error, {args.masks} random masks per observed fraction (coverage: share of hidden cells in the 90% interval)")
+        print(_md(masks))
+        out.append(("masks", masks))
+        if not args.skip_loto:
+            loto = loto_ranking(y, feats, on_step=stage("leave one target out"))
+            print("\nleave-one-target-out source ranking (NDCG@3; best_in_top: the measured best source is in the top 3)")
+            print(_md(loto))
+            out.append(("loto", loto))
+        if budget is not None:
+            n = budget.budget_of(len(sources))
+            act = active_evaluation(y, feats, n, on_step=stage("active filling vs random"))
+            print(f"\nactive filling: train {n} of {len(sources)} sources, predict the rest (MAE on the rest)")
+            print(_md(act))
+            out.append(("active", act))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text("\n\n".join(f"## {k}\n\n{_md(v)}" for k, v in out) + "\n", encoding="utf-8")

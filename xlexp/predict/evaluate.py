@@ -23,6 +23,7 @@ Imports: numpy, pandas, scipy, scikit-learn and ``xlexp.predict``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from itertools import combinations
 from math import comb
@@ -50,7 +51,10 @@ def _side(features: PairFeatures | None, drop: tuple[str, ...] = ()) -> tuple[np
 
 
 def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.05, 0.1, 0.2), n_masks: int = 10,
-                    cfg: CompletionSettings = CompletionSettings(), seed: int = 0) -> pd.DataFrame:
+                    cfg: CompletionSettings = CompletionSettings(), seed: int = 0,
+                    on_step: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """MAE, Spearman and interval coverage on the hidden cells of ``n_masks`` random masks per observed
+    fraction, for xlexp and its ablations. ``on_step(done, total)`` is called after each mask (a progress bar)."""
     side, names = _side(features)
     methods = {   # the ablations: how the default was chosen (BENCHMARKS.md §10)
         "biases only (no features, no language prior)": (replace(cfg, rank=0, prior=0.0), None),
@@ -58,10 +62,11 @@ def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.0
         "ensemble without language prior": (replace(cfg, prior=0.0), side),
         OURS: (cfg, side),
     }
-    rows = []
+    rows, done = [], 0
     for frac in fractions:
         for m in range(n_masks):
             mask = np.random.default_rng(seed + m).random(y.shape) < frac
+            done += 1
             if mask.sum() < 2:
                 continue
             hidden = ~mask & np.isfinite(y)
@@ -73,6 +78,8 @@ def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.0
                 covered = ((t >= res.low[hidden]) & (t <= res.high[hidden])).mean() if method == OURS else np.nan
                 rows.append(dict(method=method, observed=frac, mask=m, mae=float(np.abs(p - t).mean()),
                                  spearman=float(spearmanr(p, t)[0]), coverage=float(covered)))
+            if on_step:
+                on_step(done, len(fractions) * n_masks)
     per = pd.DataFrame(rows)
     out = per.groupby(["observed", "method"], sort=False).agg(
         mae=("mae", "mean"), mae_sd=("mae", "std"), spearman=("spearman", "mean"), coverage=("coverage", "mean"),
@@ -98,8 +105,10 @@ def _langrank_features(features: PairFeatures) -> tuple[np.ndarray, list[str]]:
 
 
 def loto_ranking(y: np.ndarray, features: PairFeatures, cfg: CompletionSettings = CompletionSettings(), k: int = 3,
-                 english: str | None = None) -> pd.DataFrame:
-    """Per method: mean NDCG@k over targets, how often the top k holds the best source, targets scored."""
+                 english: str | None = None, on_step: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Per method: mean NDCG@k over targets, how often the top k holds the best source, targets scored.
+    One completion per target (its column hidden): the slow part of ``--evaluate`` on wide matrices
+    (205 targets: ~50 min on 2 cores); ``on_step(done, total)`` is called after each target."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     sources, targets = features.sources, features.targets
@@ -120,6 +129,8 @@ def loto_ranking(y: np.ndarray, features: PairFeatures, cfg: CompletionSettings 
         scores.setdefault(method, []).append((ndcg_at(pred, truth, k), bool(np.argmax(truth) in np.argsort(-pred, kind="stable")[:k])))
 
     for j, t in enumerate(targets):
+        if on_step and j:
+            on_step(j, len(targets))
         cand = [i for i in transfer_candidates(sources, t) if np.isfinite(y[i, j])]
         if len(cand) < 2:
             continue
@@ -149,17 +160,23 @@ def loto_ranking(y: np.ndarray, features: PairFeatures, cfg: CompletionSettings 
         model = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
                                               min_samples_leaf=min(20, max(2, len(np.concatenate(ys)) // 10)),
                                               random_state=0)
+        train_x = np.concatenate(xs)
+        cols = np.isfinite(train_x).any(axis=0)   # the trees cannot bin a feature without any value
         with threadpool_limits(1):  # small fits: OpenMP threads only contend (65 s vs 1 s on a busy 2-core box)
-            model.fit(np.concatenate(xs), np.concatenate(ys))
-            add("LangRank-style (no model similarity)", model.predict(lr_x[cand, j]), truth)
+            model.fit(train_x[:, cols], np.concatenate(ys))
+            add("LangRank-style (no model similarity)", model.predict(lr_x[cand, j][:, cols]), truth)
+    if on_step and targets:
+        on_step(len(targets), len(targets))
     rows = [dict(method=m, ndcg=float(np.mean([a for a, _ in v])), best_in_top=float(np.mean([b for _, b in v])),
                  targets=len(v)) for m, v in scores.items()]
     return pd.DataFrame(rows)
 
 
 def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_random: int = 20,
-                      cfg: CompletionSettings = CompletionSettings(), seed: int = 0) -> pd.DataFrame:
-    """MAE on the rows not trained, when ``budget`` whole rows are: the chooser vs random picks."""
+                      cfg: CompletionSettings = CompletionSettings(), seed: int = 0,
+                      on_step: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """MAE on the rows not trained, when ``budget`` whole rows are: the chooser vs random picks.
+    ``on_step(done, total)`` is called after the chooser's set and after each random set."""
     side, names = _side(features)
     n = y.shape[0]
     cfg1 = replace(cfg, folds=1)
@@ -187,9 +204,16 @@ def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_rand
         draws = [list(c) for c in combinations(range(n), budget)]
     else:
         draws = [list(rng.choice(n, budget, replace=False)) for _ in range(n_random)]
-    randoms = [mae(d) for d in draws]
+    active = mae(chosen)
+    if on_step:
+        on_step(1, 1 + len(draws))
+    randoms = []
+    for d in draws:
+        randoms.append(mae(d))
+        if on_step:
+            on_step(1 + len(randoms), 1 + len(draws))
     return pd.DataFrame([
-        dict(method="active (xlexp sequential_choice)", budget=budget, mae=mae(chosen), mae_sd=np.nan,
+        dict(method="active (xlexp sequential_choice)", budget=budget, mae=active, mae_sd=np.nan,
              sources=" ".join(features.sources[i] for i in chosen)),
         dict(method=f"random ({len(draws)} {'sets: every one' if exhaustive else 'draws'})", budget=budget, mae=float(np.mean(randoms)), mae_sd=float(np.std(randoms)),
              sources=""),
