@@ -384,7 +384,7 @@ def test_evaluate_checks_its_budget_before_evaluating(tmp_path, capsys, monkeypa
     assert "active filling: train 1 of 4 sources" in out and "LangRank-style" in out
 
 
-def test_evaluation_reports_its_progress():
+def test_evaluation_reports_its_progress_and_runs_on_several_processes():
     """The three stages of ``--evaluate`` call back after each unit of work with (done, total), ending
     at total: the CLI's progress bars (a 205-target leave-one-target-out takes ~50 min on 2 cores)."""
     from xlexp.predict.evaluate import active_evaluation, loto_ranking, mask_evaluation
@@ -401,3 +401,8 @@ def test_evaluation_reports_its_progress():
         assert calls and calls[-1][0] == calls[-1][1], (run.__name__, calls)
         assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len({t for _, t in calls}) == 1, calls
     assert calls[-1] == (1 + 6, 1 + 6)   # the chooser's set, then every one of the C(4, 2) = 6 sets
+    # on two processes: the same tables (each mask, target and random set is seeded by its arguments)
+    for run, kwargs in ((mask_evaluation, dict(fractions=(0.5,), n_masks=3)), (loto_ranking, {}),
+                        (active_evaluation, dict(budget=2))):
+        one, two = run(y, feats, **kwargs), run(y, feats, **kwargs, jobs=2)
+        pd.testing.assert_frame_equal(one, two)

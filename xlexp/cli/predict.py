@@ -82,18 +82,18 @@ def _evaluate(args) -> int:
             task = bars.add_task(description, total=None, info="")
             return lambda done, total: bars.update(task, completed=done, total=total)
 
-        masks = mask_evaluation(y, feats, fractions, args.masks, on_step=stage("random masks"))
+        masks = mask_evaluation(y, feats, fractions, args.masks, on_step=stage("random masks"), jobs=args.jobs)
         print(f"\nhidden-cell error, {args.masks} random masks per observed fraction (coverage: share of hidden cells in the 90% interval)")
         print(_md(masks))
         out.append(("masks", masks))
         if not args.skip_loto:
-            loto = loto_ranking(y, feats, on_step=stage("leave one target out"))
+            loto = loto_ranking(y, feats, on_step=stage("leave one target out"), jobs=args.jobs)
             print("\nleave-one-target-out source ranking (NDCG@3; best_in_top: the measured best source is in the top 3)")
             print(_md(loto))
             out.append(("loto", loto))
         if budget is not None:
             n = budget.budget_of(len(sources))
-            act = active_evaluation(y, feats, n, on_step=stage("active filling vs random"))
+            act = active_evaluation(y, feats, n, on_step=stage("active filling vs random"), jobs=args.jobs)
             print(f"\nactive filling: train {n} of {len(sources)} sources, predict the rest (MAE on the rest)")
             print(_md(act))
             out.append(("active", act))
@@ -148,6 +148,9 @@ def predict_main(argv: list[str]) -> int:
     p.add_argument("--masks", type=int, default=10, help="random masks per fraction for --evaluate")
     p.add_argument("--budget", help="with --evaluate: also score active filling with N (or N%%) sources vs random")
     p.add_argument("--skip-loto", action="store_true", help="with --evaluate: no leave-one-target-out ranking")
+    p.add_argument("--jobs", type=int, default=-1, help=(
+        "with --evaluate: processes for the masks, targets and random sets (-1: every core, 1: this process; "
+        "the numbers do not depend on it)"))
     p.add_argument("--out", help="with --evaluate: write the tables as markdown here")
     p.add_argument("--text-task", metavar="TASK", help=(
         "with --evaluate: the model features (model_similarity, vocab_overlap) from this task's text, each "

@@ -50,14 +50,50 @@ def _side(features: PairFeatures | None, drop: tuple[str, ...] = ()) -> tuple[np
     return features.subset(keep).values, keep
 
 
+def _map(fn, items: list[tuple], jobs: int, on_step: Callable[[int, int], None] | None) -> list:
+    """``[fn(*item) for item in items]``, in order, on ``jobs`` processes (joblib; 1: in this process,
+    -1: every core), calling ``on_step(done, total)`` as results arrive. Each item is one completion
+    or a few, seeded by its own arguments: the results do not depend on ``jobs`` (tested)."""
+    total = len(items)
+    if jobs == 1 or total < 2:
+        results = (fn(*item) for item in items)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=jobs, return_as="generator")(delayed(_one_thread)(fn, *item) for item in items)
+    out = []
+    for r in results:
+        out.append(r)
+        if on_step:
+            on_step(len(out), total)
+    return out
+
+
+def _one_thread(fn, *args):
+    """In a worker process: one BLAS/OpenMP thread (the processes are the parallelism)."""
+    with threadpool_limits(1):
+        return fn(*args)
+
+
 def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.05, 0.1, 0.2), n_masks: int = 10,
                     cfg: CompletionSettings = CompletionSettings(), seed: int = 0,
-                    on_step: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                    on_step: Callable[[int, int], None] | None = None, jobs: int = 1) -> pd.DataFrame:
     """MAE, Spearman and interval coverage on the hidden cells of ``n_masks`` random masks per observed
     fraction, for xlexp and its ablations. Every method, "biases only" included, gives a language
     without any observed cell the similarity-weighted mean of the others' biases (``complete``'s
     ``borrow``), so at 5% observed the language similarity reaches every row of the table.
-    ``on_step(done, total)`` is called after each mask (a progress bar)."""
+    ``on_step(done, total)`` is called after each mask (a progress bar); ``jobs``: see ``_map``."""
+    items = [(y, features, frac, m, cfg, seed) for frac in fractions for m in range(n_masks)]
+    rows = [r for part in _map(_one_mask, items, jobs, on_step) for r in part]
+    per = pd.DataFrame(rows)
+    out = per.groupby(["observed", "method"], sort=False).agg(
+        mae=("mae", "mean"), mae_sd=("mae", "std"), spearman=("spearman", "mean"), coverage=("coverage", "mean"),
+        masks=("mask", "count")).reset_index()
+    return out
+
+
+def _one_mask(y: np.ndarray, features: PairFeatures | None, frac: float, m: int, cfg: CompletionSettings,
+              seed: int) -> list[dict]:
     side, names = _side(features)
     methods = {   # the ablations: how the default was chosen (BENCHMARKS.md §10)
         "biases only (no features, no language prior)": (replace(cfg, rank=0, prior=0.0), None),
@@ -65,29 +101,20 @@ def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.0
         "ensemble without language prior": (replace(cfg, prior=0.0), side),
         OURS: (cfg, side),
     }
-    rows, done = [], 0
-    for frac in fractions:
-        for m in range(n_masks):
-            mask = np.random.default_rng(seed + m).random(y.shape) < frac
-            done += 1
-            if mask.sum() < 2:
-                continue
-            hidden = ~mask & np.isfinite(y)
-            for method, (c, x) in methods.items():
-                res = complete(y, mask, x, replace(c, folds=c.folds if method == OURS else 1), names,
-                               features.source_similarity if features else None,
-                               features.target_similarity if features else None)
-                p, t = res.mean[hidden], y[hidden]
-                covered = ((t >= res.low[hidden]) & (t <= res.high[hidden])).mean() if method == OURS else np.nan
-                rows.append(dict(method=method, observed=frac, mask=m, mae=float(np.abs(p - t).mean()),
-                                 spearman=float(spearmanr(p, t)[0]), coverage=float(covered)))
-            if on_step:
-                on_step(done, len(fractions) * n_masks)
-    per = pd.DataFrame(rows)
-    out = per.groupby(["observed", "method"], sort=False).agg(
-        mae=("mae", "mean"), mae_sd=("mae", "std"), spearman=("spearman", "mean"), coverage=("coverage", "mean"),
-        masks=("mask", "count")).reset_index()
-    return out
+    mask = np.random.default_rng(seed + m).random(y.shape) < frac
+    if mask.sum() < 2:
+        return []
+    hidden = ~mask & np.isfinite(y)
+    rows = []
+    for method, (c, x) in methods.items():
+        res = complete(y, mask, x, replace(c, folds=c.folds if method == OURS else 1), names,
+                       features.source_similarity if features else None,
+                       features.target_similarity if features else None)
+        p, t = res.mean[hidden], y[hidden]
+        covered = ((t >= res.low[hidden]) & (t <= res.high[hidden])).mean() if method == OURS else np.nan
+        rows.append(dict(method=method, observed=frac, mask=m, mae=float(np.abs(p - t).mean()),
+                         spearman=float(spearmanr(p, t)[0]), coverage=float(covered)))
+    return rows
 
 
 def ndcg_at(predicted: np.ndarray, truth: np.ndarray, k: int = 3) -> float:
@@ -108,89 +135,91 @@ def _langrank_features(features: PairFeatures) -> tuple[np.ndarray, list[str]]:
 
 
 def loto_ranking(y: np.ndarray, features: PairFeatures, cfg: CompletionSettings = CompletionSettings(), k: int = 3,
-                 english: str | None = None, on_step: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                 english: str | None = None, on_step: Callable[[int, int], None] | None = None,
+                 jobs: int = 1) -> pd.DataFrame:
     """Per method: mean NDCG@k over targets, how often the top k holds the best source, targets scored.
     One completion per target (its column hidden): the slow part of ``--evaluate`` on wide matrices
-    (205 targets: ~50 min on 2 cores); ``on_step(done, total)`` is called after each target."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    sources, targets = features.sources, features.targets
+    (205 targets: ~50 min on 2 cores, one process); ``on_step(done, total)`` is called after each
+    target; ``jobs``: see ``_map``."""
+    sources = features.sources
     english = english or next((s for s in sources if normalize_tag(s).split("-")[0] == "en"), None)
-    side, names = _side(features)
-    side_nomodel, names_nomodel = _side(features, MODEL_FEATURES)
-    has_model = len(names_nomodel) < len(names)
-    lr_x, _ = _langrank_features(features)
-    uriel = [n for n in features.names if n.startswith("uriel_")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a pair without any URIEL distance: ranked last
-        dist = np.nanmean(features.subset(uriel).values, axis=-1) if uriel else np.zeros(y.shape)
-    dist = np.where(np.isfinite(dist), dist, 1.0)
-    cfg1 = replace(cfg, folds=1)
+    items = [(y, features, j, cfg, k, english) for j in range(len(features.targets))]
     scores: dict[str, list[tuple[float, bool]]] = {}
-
-    def add(method: str, pred: np.ndarray, truth: np.ndarray) -> None:
-        scores.setdefault(method, []).append((ndcg_at(pred, truth, k), bool(np.argmax(truth) in np.argsort(-pred, kind="stable")[:k])))
-
-    for j, t in enumerate(targets):
-        if on_step and j:
-            on_step(j, len(targets))
-        cand = [i for i in transfer_candidates(sources, t) if np.isfinite(y[i, j])]
-        if len(cand) < 2:
-            continue
-        truth = y[cand, j]
-        mask = np.isfinite(y)
-        mask[:, j] = False
-        res = complete(y, mask, side, cfg1, names, features.source_similarity, features.target_similarity)
-        add(OURS, res.mean[cand, j], truth)
-        if has_model:
-            res = complete(y, mask, side_nomodel, cfg1, names_nomodel, features.source_similarity, features.target_similarity)
-            add("xlexp without model similarity", res.mean[cand, j], truth)
-        others = [jj for jj in range(len(targets)) if jj != j]
-        if english is not None:
-            quality = np.nanmean(y[:, others], axis=1)
-            pred = quality[cand] + np.array([1e6 if sources[i] == english else 0.0 for i in cand])
-            add("English always", pred, truth)
-        add("URIEL distance only", -dist[cand, j], truth)
-        # LangRank-style: trees on the other targets' cells, relevance-normalised per target
-        xs, ys = [], []
-        for jj in others:
-            cc = [i for i in transfer_candidates(sources, targets[jj]) if np.isfinite(y[i, jj])]
-            if len(cc) < 2:
-                continue
-            col = y[cc, jj]
-            xs.append(lr_x[cc, jj])
-            ys.append((col - col.mean()) / (col.std() + 1e-9))
-        model = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
-                                              min_samples_leaf=min(20, max(2, len(np.concatenate(ys)) // 10)),
-                                              random_state=0)
-        train_x = np.concatenate(xs)
-        cols = np.isfinite(train_x).any(axis=0)   # the trees cannot bin a feature without any value
-        with threadpool_limits(1):  # small fits: OpenMP threads only contend (65 s vs 1 s on a busy 2-core box)
-            model.fit(train_x[:, cols], np.concatenate(ys))
-            add("LangRank-style (no model similarity)", model.predict(lr_x[cand, j][:, cols]), truth)
-    if on_step and targets:
-        on_step(len(targets), len(targets))
+    for part in _map(_one_target, items, jobs, on_step):
+        for method, ndcg, best in part:
+            scores.setdefault(method, []).append((ndcg, best))
     rows = [dict(method=m, ndcg=float(np.mean([a for a, _ in v])), best_in_top=float(np.mean([b for _, b in v])),
                  targets=len(v)) for m, v in scores.items()]
     return pd.DataFrame(rows)
 
 
+def _one_target(y: np.ndarray, features: PairFeatures, j: int, cfg: CompletionSettings, k: int,
+                english: str | None) -> list[tuple[str, float, bool]]:
+    """Every method's (NDCG@k, best in top k) for target ``j`` with its whole column hidden."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    sources, targets = features.sources, features.targets
+    cand = [i for i in transfer_candidates(sources, targets[j]) if np.isfinite(y[i, j])]
+    if len(cand) < 2:
+        return []
+    side, names = _side(features)
+    side_nomodel, names_nomodel = _side(features, MODEL_FEATURES)
+    cfg1 = replace(cfg, folds=1)
+    truth = y[cand, j]
+    out = []
+
+    def add(method: str, pred: np.ndarray) -> None:
+        out.append((method, ndcg_at(pred, truth, k), bool(np.argmax(truth) in np.argsort(-pred, kind="stable")[:k])))
+
+    mask = np.isfinite(y)
+    mask[:, j] = False
+    res = complete(y, mask, side, cfg1, names, features.source_similarity, features.target_similarity)
+    add(OURS, res.mean[cand, j])
+    if len(names_nomodel) < len(names):
+        res = complete(y, mask, side_nomodel, cfg1, names_nomodel, features.source_similarity, features.target_similarity)
+        add("xlexp without model similarity", res.mean[cand, j])
+    others = [jj for jj in range(len(targets)) if jj != j]
+    if english is not None:
+        quality = np.nanmean(y[:, others], axis=1)
+        add("English always", quality[cand] + np.array([1e6 if sources[i] == english else 0.0 for i in cand]))
+    uriel = [n for n in features.names if n.startswith("uriel_")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pair without any URIEL distance: ranked last
+        dist = np.nanmean(features.subset(uriel).values[cand, j], axis=-1) if uriel else np.zeros(len(cand))
+    add("URIEL distance only", -np.where(np.isfinite(dist), dist, 1.0))
+    # LangRank-style: trees on the other targets' cells, relevance-normalised per target
+    lr_x, _ = _langrank_features(features)
+    xs, ys = [], []
+    for jj in others:
+        cc = [i for i in transfer_candidates(sources, targets[jj]) if np.isfinite(y[i, jj])]
+        if len(cc) < 2:
+            continue
+        col = y[cc, jj]
+        xs.append(lr_x[cc, jj])
+        ys.append((col - col.mean()) / (col.std() + 1e-9))
+    model = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
+                                          min_samples_leaf=min(20, max(2, len(np.concatenate(ys)) // 10)),
+                                          random_state=0)
+    train_x = np.concatenate(xs)
+    cols = np.isfinite(train_x).any(axis=0)   # the trees cannot bin a feature without any value
+    with threadpool_limits(1):  # small fits: OpenMP threads only contend (65 s vs 1 s on a busy 2-core box)
+        model.fit(train_x[:, cols], np.concatenate(ys))
+        add("LangRank-style (no model similarity)", model.predict(lr_x[cand, j][:, cols]))
+    return out
+
+
 def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_random: int = 20,
                       cfg: CompletionSettings = CompletionSettings(), seed: int = 0,
-                      on_step: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                      on_step: Callable[[int, int], None] | None = None, jobs: int = 1) -> pd.DataFrame:
     """MAE on the rows not trained, when ``budget`` whole rows are: the chooser vs random picks.
-    ``on_step(done, total)`` is called after the chooser's set and after each random set."""
+    ``on_step(done, total)`` is called after the chooser's set and after each random set; ``jobs``
+    (the random sets; the chooser is sequential): see ``_map``."""
     side, names = _side(features)
     n = y.shape[0]
     cfg1 = replace(cfg, folds=1)
 
     def mae(rows: list[int]) -> float:
-        mask = np.zeros(y.shape, dtype=bool)
-        mask[rows] = True
-        mask &= np.isfinite(y)
-        res = complete(y, mask, side, cfg1, names, features.source_similarity, features.target_similarity)
-        hidden = ~mask & np.isfinite(y)
-        return float(np.abs(res.mean[hidden] - y[hidden]).mean())
+        return _rows_mae(y, features, rows, cfg1)
 
     def widths(rows: list[int]):
         mask = np.zeros(y.shape, dtype=bool)
@@ -210,14 +239,22 @@ def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_rand
     active = mae(chosen)
     if on_step:
         on_step(1, 1 + len(draws))
-    randoms = []
-    for d in draws:
-        randoms.append(mae(d))
-        if on_step:
-            on_step(1 + len(randoms), 1 + len(draws))
+    step = (lambda done, total: on_step(done + 1, total + 1)) if on_step else None
+    randoms = _map(_rows_mae, [(y, features, d, cfg1) for d in draws], jobs, step)
     return pd.DataFrame([
         dict(method="active (xlexp sequential_choice)", budget=budget, mae=active, mae_sd=np.nan,
              sources=" ".join(features.sources[i] for i in chosen)),
         dict(method=f"random ({len(draws)} {'sets: every one' if exhaustive else 'draws'})", budget=budget, mae=float(np.mean(randoms)), mae_sd=float(np.std(randoms)),
              sources=""),
     ])
+
+
+def _rows_mae(y: np.ndarray, features: PairFeatures, rows: list[int], cfg: CompletionSettings) -> float:
+    """MAE on every other row when the whole ``rows`` are measured."""
+    side, names = _side(features)
+    mask = np.zeros(y.shape, dtype=bool)
+    mask[rows] = True
+    mask &= np.isfinite(y)
+    res = complete(y, mask, side, cfg, names, features.source_similarity, features.target_similarity)
+    hidden = ~mask & np.isfinite(y)
+    return float(np.abs(res.mean[hidden] - y[hidden]).mean())
