@@ -17,7 +17,11 @@
   rows, MAE on them: ``xlexp.predict.active.sequential_choice`` (as ``xlexp predict --fill`` picks)
   against random picks of as many.
 
-Imports: numpy, pandas, scipy, scikit-learn and ``xlexp.predict``.
+Each mask, target or random set is one job, seeded by its own arguments and run with one BLAS
+thread (on matrices this small, threads only contend); ``jobs`` spreads them over processes
+(joblib, which scikit-learn brings) with the same results.
+
+Imports: numpy, pandas, scipy, scikit-learn (and its joblib, threadpoolctl) and ``xlexp.predict``.
 """
 
 from __future__ import annotations
