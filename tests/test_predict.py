@@ -217,6 +217,7 @@ def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys
     assert main(["recommend", "--experiment", "tiny", "--target", "qqq_Zzzz", "--k", "2", *common]) == 0
     out = capsys.readouterr().out                                    # an unknown target: predicted, features named
     assert "best sources for qqq_Zzzz" in out and "qqq_Zzzz" in out.split("best sources")[0]
+    assert "no measured cell for qqq_Zzzz: its own difficulty is unknown" in out   # the level is not a prediction
     assert main(["predict", "--evaluate", "--experiment", "tiny", "--observed", "0.5", "--masks", "2",
                  "--skip-loto", *common]) == 0
     from xlexp.predict.evaluate import OURS

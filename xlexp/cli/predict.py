@@ -225,6 +225,9 @@ def recommend_main(argv: list[str]) -> int:
         hidden = " (its measured cells hidden)" if args.hide_target else ""
         print(f"\n{pred.measured.experiment}: best sources for {t}{hidden} ({pred.measured.metric}; "
               f"* = predicted, [90% interval])")
+        if t in pred.targets and not pred.completion.observed[:, pred.targets.index(t)].any():
+            print(f"  no measured cell for {t}: its own difficulty is unknown, so the scores are those of an average "
+                  f"target and the intervals leave that out; read the ranking, not the level")
         best = None
         if args.hide_target and t in truth.columns:
             col = truth[t].drop(index=[s for s in truth.index if s not in set(table["source"]) | set(pred.sources)])
