@@ -375,6 +375,8 @@ def test_evaluate_checks_its_budget_before_evaluating(tmp_path, capsys, monkeypa
     for bad in ("abc", "0", "150%"):
         assert main(["predict", "--evaluate", "--experiment", "tiny", "--budget", bad, *common]) != 0
         assert "--budget must be a positive number of sources or a share like 30%" in capsys.readouterr().err
+    assert main(["predict", "--evaluate", "--experiment", "tiny", "--jobs", "0", *common]) != 0
+    assert "--jobs must be a number of processes" in capsys.readouterr().err
     assert not called
     monkeypatch.undo()
     # the whole evaluation on the tiny store, leave-one-target-out included: no data dir, so no training

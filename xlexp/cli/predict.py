@@ -66,6 +66,8 @@ def _evaluate(args) -> int:
     sources, targets = [str(s) for s in wide.index], [str(t) for t in wide.columns]
     y = wide.to_numpy(dtype=float)
     budget = _budget(args.budget) if args.budget else None   # checked before minutes of evaluation, not after
+    if args.jobs == 0:
+        raise XlexpError("--jobs must be a number of processes (1: this process) or -1 for every core; got 0")
     print(f"matrix {name}: {len(sources)} sources x {len(targets)} targets, {int(np.isfinite(y).sum())} measured cells")
     if args.text_task and not (args.text_model or model):
         raise XlexpError("--text-task needs --text-model (a --matrix-csv matrix has no model)")

@@ -17,9 +17,9 @@
   rows, MAE on them: ``xlexp.predict.active.sequential_choice`` (as ``xlexp predict --fill`` picks)
   against random picks of as many.
 
-Each mask, target or random set is one job, seeded by its own arguments and run with one BLAS
-thread (on matrices this small, threads only contend); ``jobs`` spreads them over processes
-(joblib, which scikit-learn brings) with the same results.
+Each mask, target or random set is one job, seeded by its own arguments (every completion runs with
+one BLAS thread: ``complete``); ``jobs`` spreads them over processes (joblib, which scikit-learn
+brings) with the same results.
 
 Imports: numpy, pandas, scipy, scikit-learn (and its joblib, threadpoolctl) and ``xlexp.predict``.
 """
@@ -59,24 +59,18 @@ def _map(fn, items: list[tuple], jobs: int, on_step: Callable[[int, int], None] 
     -1: every core), calling ``on_step(done, total)`` as results arrive. Each item is one completion
     or a few, seeded by its own arguments: the results do not depend on ``jobs`` (tested)."""
     total = len(items)
-    if jobs == 1 or total < 2:   # one BLAS thread here too: on these small matrices threads only contend
-        results = (_one_thread(fn, *item) for item in items)   # (xpos, 2 cores: 474 s with them, 171 s without)
+    if jobs == 1 or total < 2:
+        results = (fn(*item) for item in items)
     else:
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=jobs, return_as="generator")(delayed(_one_thread)(fn, *item) for item in items)
+        results = Parallel(n_jobs=jobs, return_as="generator")(delayed(fn)(*item) for item in items)
     out = []
     for r in results:
         out.append(r)
         if on_step:
             on_step(len(out), total)
     return out
-
-
-def _one_thread(fn, *args):
-    """One BLAS/OpenMP thread for one job (in a worker, the processes are the parallelism)."""
-    with threadpool_limits(1):
-        return fn(*args)
 
 
 def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.05, 0.1, 0.2), n_masks: int = 10,
@@ -224,9 +218,6 @@ def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_rand
     n = y.shape[0]
     cfg1 = replace(cfg, folds=1)
 
-    def mae(rows: list[int]) -> float:
-        return _rows_mae(y, features, rows, cfg1)
-
     def widths(rows: list[int]):
         mask = np.zeros(y.shape, dtype=bool)
         mask[rows] = True
@@ -242,7 +233,7 @@ def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_rand
         draws = [list(c) for c in combinations(range(n), budget)]
     else:
         draws = [list(rng.choice(n, budget, replace=False)) for _ in range(n_random)]
-    active = mae(chosen)
+    active = _rows_mae(y, features, chosen, cfg1)
     if on_step:
         on_step(1, 1 + len(draws))
     step = (lambda done, total: on_step(done + 1, total + 1)) if on_step else None
