@@ -61,6 +61,8 @@ def resolve_settings(cfg: DictConfig) -> Settings:
     if getattr(settings.model, "peft", None):
         require_extra("peft")
     regime = regimes.get(settings.regime.name)
+    regimes.check_compatible(regime.name, str(settings.task.get("name")), settings.task.get("type"),
+                             settings.model.family)
     if settings.classical and not regime.classical:
         usable = [name for name in regimes.available() if regimes.get(name).classical]
         raise XlexpError(f"model '{settings.model.name}' (family classical) runs regime {', '.join(usable)}; "
@@ -214,7 +216,7 @@ def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index:
         classical.run_unit(ctx, unit, index, out)
     elif not ctx.spec.trains:
         retrieval.run_unit(ctx, unit, index, out)
-    elif ctx.spec.type == "generation" and getattr(regime, "trains", True):  # regime=icl scores without training
+    elif ctx.spec.type == "generation" and regime.trains:  # regime=icl scores without training
         from xlexp.experiment import generation
 
         generation.run_unit(ctx, unit, index, out)

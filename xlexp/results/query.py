@@ -176,9 +176,10 @@ def records_of(df: pd.DataFrame, ident: str) -> pd.DataFrame:
 
 def select(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None, split: str = "test",
            selection: str | None = None, few_shot: bool = False) -> tuple[pd.DataFrame, str, str]:
-    """Latest replicates of one experiment/metric/split under one selection rule (default:
-    ``default_selection``). Cells without shots (K = 0 or none) only; ``few_shot`` keeps K > 0
-    instead, under every rule unless one is asked for (few-shot cells have their own rule)."""
+    """Latest replicates of one experiment/metric/split under ONE selection rule (default:
+    ``default_selection`` of the cells kept). Cells without shots (K = 0 or none) only; ``few_shot``
+    keeps K > 0 instead (few-shot cells have their own rule: target_dev or last; in-context cells none).
+    One rule, so that a summary's n counts each (source, target, seed, K, shot set) cell once."""
     experiment = experiment or latest_experiment(df)
     sub = experiment_records(df, experiment)
     sub = sub[sub["split"] == split]
@@ -186,7 +187,7 @@ def select(df: pd.DataFrame, experiment: str | None = None, metric: str | None =
     sub = sub[k > 0] if few_shot else sub[k.isna() | (k == 0)]
     if sub.empty:
         raise XlexpError(f"experiment '{experiment}' has no {'few-shot (K > 0) ' if few_shot else ''}{split} records here")
-    if split == "test" and (selection or not few_shot):
+    if split == "test":
         rules = sorted(sub["selection"].unique())
         selection = selection or default_selection(rules)
         if selection not in rules:

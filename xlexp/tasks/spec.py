@@ -71,6 +71,11 @@ class TaskSpec:
         primary = raw.get("primary_metric") or metrics[0]
         if primary not in metrics:
             raise XlexpError(f"task '{name}': primary_metric '{primary}' is not one of metrics {list(metrics)} ({where})")
+        if kind.known_metrics is not None and (bad := [m for m in metrics if m not in kind.known_metrics]):
+            raise XlexpError(f"task '{name}': metric(s) {bad} do not apply to task type {kind.name}; its metrics: "
+                             f"{', '.join(kind.known_metrics)} ({where})")
+        options = {key: raw.get(key, default) for key, default in kind.options.items()}
+        kind.check_options(options, name, where)
         return cls(
             name=name, type=task_type, version=int(raw.get("version", 1)),
             text_fields=tuple(raw.get("text_fields") or kind.text_fields),
@@ -78,7 +83,7 @@ class TaskSpec:
             labels=labels, metrics=metrics, primary_metric=primary, languages=folders, paths=paths, tags=tags,
             local=raw.get("local") or {}, hub=raw.get("hub") or {}, label_map=raw.get("label_map") or {},
             max_train_examples=raw.get("max_train_examples"),
-            options={key: raw.get(key, default) for key, default in kind.options.items()},
+            options=options,
         )
 
     @property

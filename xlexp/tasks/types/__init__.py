@@ -32,6 +32,12 @@ class TaskType:
     # the type's own top-level task-YAML keys and their defaults (the values land in ``spec.options``);
     # every other key outside TaskSpec's common ones is refused, so a typo is never silently ignored
     options: ClassVar[dict[str, Any]] = {}
+    # the metrics this type computes (None: the type checks its own names); a task YAML naming another is
+    # refused when the task is read, not after training when the first test split is scored
+    known_metrics: ClassVar[tuple[str, ...] | None] = None
+
+    def check_options(self, options: Mapping[str, Any], name: str, where: str) -> None:
+        """Refuse option values the type cannot honour (one line, before any work); the default checks nothing."""
 
     def path_fields(self, code: str) -> dict[str, str]:
         """Extra fields of the local path pattern that name the probed file (e.g. ``{side}``)."""

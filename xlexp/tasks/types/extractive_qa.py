@@ -98,10 +98,20 @@ def _per_language(value: Any, code: str, default: Any) -> Any:
 @register
 class ExtractiveQA(TaskType):
     name = "extractive_qa"
+    known_metrics = ("exact_match", "f1")
     needs_labels = False
     text_fields = ("question", "context")
     label_field = "answers"
     options: ClassVar[dict[str, Any]] = OPTIONS
+
+    def check_options(self, options: Mapping[str, Any], name: str, where: str) -> None:
+        """Span post-processing needs at least one candidate and answers of at least one piece: with 0 every
+        answer is empty (F1 0.000 in every cell) or the decoder has nothing to choose from."""
+        for key in ("n_best", "max_answer_length", "doc_stride", "max_query_length"):
+            value = options.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise XlexpError(f"task '{name}': {key} must be an integer >= 1, got {value!r} ({where}; "
+                                 f"override with task.{key}=...)")
 
     # -- which splits exist and where ------------------------------------------------------
     def layout(self, spec, code: str) -> dict[str, Any]:
