@@ -135,13 +135,15 @@ def _matrix(argv: list[str]) -> int:
     p.add_argument("--selection", choices=["source_dev", "target_dev", "last"],
                    help="checkpoint selection rule (default: source_dev)")
     p.add_argument("--regime", help="only records of this regime, e.g. few_shot (shows mean ± std per K and K-curves)")
+    p.add_argument("--model", help="the model's cells, when the experiment holds several (never averaged together)")
+    p.add_argument("--task", help="the task's cells, when the experiment holds several")
     p.add_argument("--gap", action="store_true", help="also print the per-target gap between selection rules")
     p.add_argument("--results-dir", default=_results_dir_default(), help="results store (default: $XLEXP_RESULTS_DIR or ./results)")
     p.add_argument("--predicted", action="store_true",
                    help="also show the cells `xlexp predict` predicted (dim/hatched, never mixed with measured records)")
     args = p.parse_args(argv)
     show(args.results_dir, args.experiment, args.metric, args.split, args.selection, args.regime, args.gap,
-         predicted=args.predicted)
+         predicted=args.predicted, model=args.model, task=args.task)
     return 0
 
 

@@ -186,7 +186,8 @@ class UnitOutput:
                 split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
                 config_hash=ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
                 shot_set=shot_set, step=step, finetune=s.model.finetune, precision=ctx.precision, family=s.model.family,
-                n_labels=n_labels if metric == "macro_f1" else None, **ctx.model_info, **ctx.hooks.tags,
+                n_labels=n_labels if metric == "macro_f1" else None, primary_metric=ctx.spec.primary_metric,
+                **ctx.model_info, **ctx.hooks.tags,
             ))
 
     def stamp_peak_memory(self) -> None:

@@ -81,7 +81,7 @@ def measured_matrix(results_dir: Path | str, experiment: str | None = None, task
             experiment = name
         else:
             df = sub
-    sub, experiment, metric = query.select(df, experiment, metric, "test", selection)
+    sub, experiment, metric = query.select(df, experiment, metric, "test", selection, model=model, task=task)
     m = query.matrix_of(sub, experiment, metric)
     return Measured(experiment, str(sub["model"].iloc[0]), str(sub["task"].iloc[0]), metric,
                     str(sub["selection"].iloc[0]), m.mean)

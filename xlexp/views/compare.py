@@ -26,7 +26,8 @@ from rich.table import Table
 from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name, group_order
-from xlexp.results.query import SliceKey, compare_side, load, side_predictions
+from xlexp.results.query import (SliceKey, compare_side, default_metric, load, metrics_of, recorded_primary, records_of,
+                                 side_predictions)
 from xlexp.results.significance import (METRICS, SCORE_METRICS, hierarchical_bootstrap, hierarchical_score_bootstrap,
                                         paired_bootstrap, paired_score_bootstrap, seed_bootstrap)
 
@@ -92,16 +93,22 @@ def _stack(preds: pd.DataFrame, examples: np.ndarray, column: str = "pred") -> n
     return np.asarray(rows, dtype=np.int64 if column == "pred" else np.float64)
 
 
-def compare(results_dir: str | Path, a: str, b: str, metric: str = "accuracy", n_boot: int = 1000, seed: int = 0,
+def compare(results_dir: str | Path, a: str, b: str, metric: str | None = None, n_boot: int = 1000, seed: int = 0,
             alpha: float = 0.05, selection: str | None = None, k: int | None = None,
             k_b: int | None = None) -> Comparison:
     """B - A cell by cell. ``k`` picks the K of both sides; ``k_b`` (when given) B's alone, e.g. a
     fine-tuned A (no shots) against in-context B with K = 4 demonstrations."""
-    if metric not in METRICS:
+    if metric is not None and metric not in METRICS:
         raise XlexpError(f"compare knows the metrics {', '.join(METRICS)}; got '{metric}'")
     if n_boot < 100:
         raise XlexpError(f"--n-boot must be at least 100, got {n_boot}")
     df = load(results_dir)
+    if metric is None:  # A's task's primary metric, as every view defaults to
+        mine = records_of(df, a)
+        known = [m for m in metrics_of(mine) if m in METRICS]
+        if not known:
+            raise XlexpError(f"'{a}' has none of the metrics compare tests ({', '.join(METRICS)})")
+        metric = default_metric(known, recorded_primary(mine))
     side_a = resolve_side(df, results_dir, a, selection, k)
     side_b = resolve_side(df, results_dir, b, selection, k if k_b is None else k_b)
     rng = np.random.default_rng(seed)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from xlexp.results.languages import info
-from xlexp.results.query import SELECTION_ORDER, default_metric, k_value, latest
+from xlexp.results.query import SELECTION_ORDER, default_metric, k_value, latest, recorded_primary
 from xlexp.results.significance import seed_bootstrap
 
 MAX_TESTS = 20000      # seed bootstraps embedded at most (pairs x metrics x rules x K x cells)
@@ -110,7 +110,7 @@ def explorer_data(df: pd.DataFrame, experiments: list[str]) -> dict:
     languages = {c: {"name": info(c).name, "family": info(c).family, "script": info(c).script} for c in sorted(codes)}
     metrics = sorted(test["metric"].unique())
     return {"cells": cells, "curves": curves, "experiments": meta, "languages": languages,
-            "order": experiments, "defaultMetric": default_metric(metrics) if metrics else None,
+            "order": experiments, "defaultMetric": default_metric(metrics, recorded_primary(test)) if metrics else None,
             "ruleOrder": list(SELECTION_ORDER), "alpha": ALPHA, "nBoot": N_BOOT,
             "significance": _significance(_seed_scores(test), experiments, tasks)}
 

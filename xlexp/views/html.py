@@ -28,7 +28,7 @@ from plotly.offline import get_plotlyjs
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import info
-from xlexp.results.query import (Matrix, default_metric, experiments_by_recency, headline, is_in_language, kcurve_frame,
+from xlexp.results.query import (Matrix, default_metric, experiments_by_recency, headline, is_in_language, kcurve_frame, recorded_primary,
                                  load, metrics_of, selection_gap_frame, slice_keys, slice_matrix, unknown_experiment)
 from xlexp.views.explorer import EXPLORER_JS, explorer_section
 from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
@@ -394,7 +394,7 @@ def _dev_score(sub: pd.DataFrame) -> float:
     dev = sub[(sub["split"] == "dev") & sub["step"].notna()]
     if dev.empty:
         return float("nan")
-    dev = dev[dev["metric"] == default_metric(dev["metric"])]
+    dev = dev[dev["metric"] == default_metric(dev["metric"], recorded_primary(dev))]
     own = dev[[is_in_language(s, t) for s, t in zip(dev["source"], dev["target"])]]
     if own.empty:
         return float("nan")
