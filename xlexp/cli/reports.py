@@ -69,9 +69,9 @@ def compare_main(argv: list[str]) -> int:
         "(or over seeds when there are no per-example predictions) marking significant cells."))
     p.add_argument("a", help="experiment name or run id (the baseline)")
     p.add_argument("b", help="experiment name or run id")
-    p.add_argument("--metric", choices=["accuracy", "macro_f1", "exact_match", "f1"],
-                   help="default: the task's primary metric (as in every view); exact_match / f1: extractive QA "
-                        "(paired bootstrap over per-question scores)")
+    p.add_argument("--metric", help="any test metric of A (default: the task's primary metric, as in every view); "
+                        "accuracy, macro_f1: paired bootstrap over test examples; exact_match / f1 (extractive QA): "
+                        "over per-question scores; any other (span_f1, chrf_*, ...): bootstrap over seeds")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (default 0)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level for '*' (default 0.05)")

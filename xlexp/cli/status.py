@@ -29,17 +29,14 @@ def _duration(seconds: float | None) -> str:
 
 def status_lines(results_dir: str, experiment: str | None, show_all: bool = False, now: float | None = None) -> list[str]:
     from xlexp.results import units as ledger
-    from xlexp.results.query import latest_experiment
     from xlexp.results.store import load_records
 
     records = load_records(results_dir)
-    if experiment is None:
-        experiment = ledger.latest_experiment(results_dir)
+    if experiment is None:  # the same "latest" as `xlexp matrix`: the newest record or ledger change
+        experiment = ledger.latest_activity(results_dir, records)
         if experiment is None:
-            if records.empty:
-                raise XlexpError(f"no units and no records under {results_dir}: run `xlexp run ...` first "
-                                 f"(or set XLEXP_RESULTS_DIR / --results-dir)")
-            experiment = latest_experiment(records)
+            raise XlexpError(f"no units and no records under {results_dir}: run `xlexp run ...` first "
+                             f"(or set XLEXP_RESULTS_DIR / --results-dir)")
     states = ledger.unit_states(results_dir, experiment, records)
     if not states:
         raise XlexpError(f"experiment '{experiment}' has no units in {results_dir} (records written before unit keys "

@@ -231,3 +231,24 @@ def latest_experiment(results_dir: Path | str) -> str | None:
         if (e := read_entry(f)) is not None:
             return e.experiment
     return None
+
+
+def latest_activity(results_dir: Path | str, records: pd.DataFrame) -> str | None:
+    """THE "latest experiment" of every command that takes none (``matrix``, ``status``, ``table``,
+    ``report``'s order): the experiment with the newest activity, a record written or a unit's ledger
+    entry changed (a matrix still running is newer than a finished one), whichever is later."""
+    best: tuple[float, str] | None = None
+    root = Path(results_dir) / UNITS
+    for f in root.glob("*/*.json") if root.is_dir() else []:
+        e = read_entry(f)
+        if e is not None:
+            t = e.updated or f.stat().st_mtime
+            best = max(best, (t, e.experiment)) if best else (t, e.experiment)
+    if not records.empty:
+        stamps = pd.to_datetime(records["timestamp"], utc=True, errors="coerce")
+        newest = records.assign(_t=stamps).groupby("experiment")["_t"].max().dropna()
+        if len(newest):
+            name = str(newest.idxmax())
+            t = newest.max().timestamp()
+            best = max(best, (t, name)) if best else (t, name)
+    return best[1] if best else None

@@ -23,8 +23,8 @@ from rich.table import Table
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name
 from xlexp.results.query import (Matrix, default_metric, few_shot_summary, k_value, latest_experiment, load, pivot,
-                                 TRANSFER_MEAN, recorded_primary, selection_gap)
-from xlexp.results.units import read_ledger, unit_states
+                                 TRANSFER_MEAN, is_in_language, recorded_primary, selection_gap)
+from xlexp.results.units import latest_activity, read_ledger, unit_states
 
 # Off a terminal (CI logs, files) rich would wrap tables at 80 columns; matrices need more.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -124,18 +124,30 @@ def _names_caption(codes, width: int) -> str:
     return "\n".join([*lines, line])
 
 
-def render_gap(gap: pd.DataFrame, title: str) -> Table:
-    """``query.selection_gap``: one row per (source, target), the score per rule and the differences."""
-    table = _titled(title)
-    table.add_column("source → target", style="bold")
-    for col in gap.columns:
-        table.add_column(col, justify="right")
-    for (source, target), row in gap.iterrows():
-        table.add_row(f"{source} → {target} ({display_name(str(target))})",
-                      *("" if pd.isna(v) else f"{v:+.3f}" if " - " in col else f"{v:.3f}" for col, v in row.items()))
-    table.add_section()
-    table.add_row("mean", *(f"{gap[c].mean():+.3f}" if " - " in c else f"{gap[c].mean():.3f}" for c in gap.columns), style="italic")
-    return table
+def render_gap(gap: pd.DataFrame, title: str):
+    """``query.selection_gap`` as the README prints it: per source, one row per selection rule (and per
+    difference to source_dev), targets in columns, then the mean without in-language cells."""
+    from rich.console import Group
+
+    tables = []
+    for source, rows in gap.groupby(level="source", sort=False):
+        by_target = rows.droplevel("source")
+        table = _titled(title + (f" — source {source}" if gap.index.get_level_values("source").nunique() > 1 else ""))
+        table.add_column(f"source {source} →", style="bold")
+        for target in by_target.index:
+            table.add_column(str(target), justify="right")
+        table.add_column(TRANSFER_MEAN, justify="right", style="italic")
+        cross = [not is_in_language(source, t) for t in by_target.index]
+        for col in by_target.columns:
+            values = by_target[col]
+            diff = " - " in col
+            fmt = (lambda v: "" if pd.isna(v) else (f"{v:+.3f}" if diff else f"{v:.3f}"))  # noqa: E731
+            kept = values[cross].dropna()
+            table.add_row(col, *(fmt(v) for v in values), fmt(kept.mean()) if len(kept) else "",
+                          style="italic" if diff else None)
+        table.caption = _names_caption(list(by_target.index), 80)
+        tables.append(table)
+    return tables[0] if len(tables) == 1 else Group(*tables)
 
 
 def render_few_shot(summary: pd.DataFrame) -> Table:
@@ -207,6 +219,8 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
     """``xlexp matrix``: print the matrix per metric and write CSV + heatmap next to the records;
     ``regime='few_shot'`` shows mean ± std per (target, K) and writes the K-curve PNG; ``gap``
     adds the table of selection-rule differences."""
+    if experiment is None:  # the same "latest" as `xlexp status`: the newest record or ledger change
+        experiment = latest_activity(results_dir, load(results_dir, required=False))
     df = load(results_dir, required=experiment is None or not read_ledger(results_dir, experiment))
     if experiment is not None and not (df["experiment"] == experiment).any():
         if waiting := unit_states(results_dir, experiment, df):  # jobs planned or running, none finished yet
@@ -219,7 +233,6 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
         df = df[df["regime"] == regime]
         if df.empty:
             raise XlexpError(f"no records with regime '{regime}' under {results_dir}")
-    experiment = experiment or latest_experiment(df)
     if not metrics:  # the task's primary metric first, then the others
         mine = df[(df["experiment"] == experiment) & (df["split"] == split)]
         found = sorted(mine["metric"].unique())

@@ -185,8 +185,11 @@ def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt:
     values = data.to_numpy(dtype=float)
     dense = rows > 60
     xlabels = [_tick(c, cols > 60) for c in data.columns]
-    # short labels (codes) read best upright; names need a slant; a dense axis of codes stands them up
-    longest = max((len(x) for x in xlabels), default=0)
+    # short labels (codes) read best upright; names need a slant; a dense axis of codes stands them up.
+    # The summary columns' labels (the mean's) are set on two lines and do not decide the slant.
+    plain = xlabels[:len(xlabels) - summary_cols] if summary_cols else xlabels
+    xlabels = plain + [str(c).replace(" in-language", "\nin-language") for c in data.columns[len(plain):]]
+    longest = max((len(x) for x in plain), default=0)
     short = longest <= 5
     rotation, ha = (90, "center") if short and cols > 100 else (0, "center") if short else (45, "right")
     below = 0.3 if rotation == 0 else 0.08 * longest * (0.72 if rotation == 45 else 1.0)  # room for the labels

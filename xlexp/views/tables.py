@@ -144,7 +144,12 @@ def render_table(results_dir: str, experiment: str | None, metric: str | None, o
     if opts.rows not in ("source", "target"):
         raise XlexpError(f"--rows must be source or target; got {opts.rows!r}")
     df = load(results_dir)
-    experiment = experiment or latest_experiment(df)
+    if experiment is None:  # the "latest" of every command (xlexp.results.units.latest_activity)
+        from xlexp.results.units import latest_activity
+
+        experiment = latest_activity(results_dir, df)
+        if experiment not in set(df["experiment"]):
+            experiment = latest_experiment(df)
     key = choose_slice(df, experiment, selection=selection, k=k, regime=regime, model=model, task=task)
     sub = slice_frame(df, key)
     metric = choose_metric(metrics_of(sub), metric, experiment, recorded_primary(sub))
