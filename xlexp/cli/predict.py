@@ -21,7 +21,7 @@ from xlexp.errors import XlexpError
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", help="experiment whose matrix to complete (default: the latest, or --task/--model)")
     p.add_argument("--task", help="all zero-shot records of this task (with --model) instead of one experiment")
-    p.add_argument("--model", help="with --task: the model whose records to use")
+    p.add_argument("--model", help="the model whose records to use (with --task; or with --experiment when it holds several)")
     p.add_argument("--metric", help="metric (default: the experiment's default)")
     p.add_argument("--selection", choices=["source_dev", "target_dev", "last"], help="checkpoint rule (default: source_dev)")
     p.add_argument("--sources", help="comma-separated sources to predict too, or 'all' (task languages with a train split)")
