@@ -11,7 +11,8 @@ views join by job id:
 
 - a unit the ledger calls *running* whose SLURM job has ended (CANCELLED, TIMEOUT, NODE_FAIL,
   OUT_OF_MEMORY, FAILED, or COMPLETED without its records) is *failed*, with SLURM's state;
-- a unit whose job was requeued (``scontrol requeue``, preemption) and waits again is *pending*;
+- a unit whose job was requeued (``scontrol requeue``, preemption) and waits again is *pending*,
+  although its process, killed by the requeue, marked it failed;
 - every array task of the newest submission is listed with its state (the reason when pending) and
   its units; earlier submissions are summed up by state.
 
@@ -118,11 +119,11 @@ def reconcile(states: list, experiment: str) -> tuple[list, list[str]]:
     out = []
     for st in states:
         task = tasks.get(st.entry.slurm_job or "")
-        if st.state == "running" and task is not None:
-            if task.state in WAITING:
+        if st.state in ("running", "failed") and task is not None:
+            if task.state in WAITING:   # requeued (scontrol requeue, preemption): it runs again
                 st = replace(st, state="pending", detail=f"SLURM job {task.job_id} {task.state.lower()} again "
                                                          f"(requeued{': ' + task.detail if task.detail else ''})")
-            elif task.state not in ACTIVE:
+            elif st.state == "running" and task.state not in ACTIVE:
                 st = replace(st, state="failed", detail=f"SLURM job {task.job_id} ended {task.state}"
                              + (f" {task.detail}" if task.detail else "") + " before the unit's records were "
                              "written; re-run the same command to redo the unit")
