@@ -163,6 +163,7 @@ def test_three_sources_are_three_array_tasks_into_one_store_and_status_shows_slu
         stop(proc, name)
         raise
     assert code == 0, out[-4000:]
+    print("\n" + seen)
     job = re.search(r"SLURM \(squeue/sacct, job name xlexp-" + name + r"\): job (\d+), 3 task\(s\)", seen)
     assert job, seen
     assert re.search(r"running  \w+ \(seed 42\): for \d+s on \S+ \(pid \d+, SLURM job " + job.group(1) + r"_[01]", seen), seen
@@ -194,6 +195,7 @@ def test_scancel_of_one_array_task_then_the_same_command_trains_only_that_source
         stop(proc, name)
         raise
     assert code != 0   # the launcher reports the cancelled task (the others run on)
+    print("\n" + "\n".join(out.strip().splitlines()[-3:]))
     array = victim.slurm_job.split("_")[0]
     wait_for(lambda: not active(array), f"array job {array} to end")
     assert sacct(f"xlexp-{name}")[victim.slurm_job].startswith("CANCELLED")
@@ -275,4 +277,7 @@ def test_sweep_with_two_slurm_workers_on_postgres_runs_exactly_n_trials(where, t
     assert sorted(int(f["trial"].iloc[0]) for f in frames) == complete      # only complete trials' records
     workers = sacct(f"xlexp-sweep-{study_name}")
     assert len(workers) == 2 and set(workers.values()) == {"COMPLETED"}, workers   # 2 array tasks = 2 workers
+    launch_dir = where["results"] / "sweeps" / "launcher" / study_name
+    logs = "".join(p.read_text(errors="replace") for p in launch_dir.rglob("*_log.*"))
+    assert f"/w0 on study {study_name}" in logs and f"/w1 on study {study_name}" in logs   # both workers asked for trials
     assert {t.user_attrs["worker"].rsplit("/w", 1)[1] for t in trials} <= {"0", "1"}
