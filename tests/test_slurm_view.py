@@ -80,3 +80,21 @@ def test_a_failing_squeue_is_one_line_when_the_ledger_names_slurm_jobs(tmp_path,
     text = "\n".join(status_lines(str(results), "exp"))
     assert "SLURM: squeue: slurm_load_jobs error: Unable to contact slurm controller (connect failure)" in text, text
     assert "running  eng (seed 42)" in text and "SLURM job 12" in text   # the ledger's word stands
+
+
+def test_the_slurm_launcher_names_a_runs_array_job_after_its_experiment_and_a_sweeps_after_its_study():
+    """`squeue --name xlexp-<name>` finds a matrix's tasks (what `xlexp status` asks); sweep workers
+    keep their app's job name."""
+    from hydra import compose, initialize_config_dir
+
+    from xlexp.config.compose import CONF_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        run = compose("config", overrides=["hydra/launcher=xlexp_slurm", "name=my/exp"], return_hydra_config=True)
+        default = compose("config", overrides=["hydra/launcher=xlexp_slurm", "model=tiny_random"], return_hydra_config=True)
+        sweep = compose("sweep_worker", overrides=["hydra/launcher=xlexp_slurm", "sweep_file=x", "study=s", "n_trials=8"],
+                        return_hydra_config=True)
+    assert run.hydra.launcher.name == "xlexp-my_exp"
+    assert default.hydra.launcher.name == f"xlexp-{default.name}" and "tiny_random" in default.name
+    assert sweep.hydra.launcher.name == "xlexp-sweep-s"
