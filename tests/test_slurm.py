@@ -31,6 +31,9 @@ SOURCES = ["eng", "ind", "jav"]
 # one CPU and 1 GB per array task, no GPU (the CI node has none); a 10-minute limit per task
 RESOURCES = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
              "hydra.launcher.timeout_min=10"]
+# cancel and requeue hit a unit while it trains: long enough (~10 s on 2 busy cores) that the test's
+# poll (every 0.1 s) sees it running well before it ends
+LONG_UNIT = "trainer.epochs=12"
 TINY = ["model=tiny_random", "optimizer.lr=1e-3", "data.batch_size=8", "trainer.progress=false", "trainer.num_threads=1",
         f"langpair.targets=[{','.join(SOURCES)}]", "regime.dev_targets=none"]
 
@@ -185,10 +188,10 @@ def test_scancel_of_one_array_task_then_the_same_command_trains_only_that_source
     tasks skip their units (resume by unit key) and only ind trains: the store grows by exactly one
     unit's records and the other two units' files are untouched."""
     name = f"cancel-{uuid.uuid4().hex[:6]}"
-    args = matrix_args(name, "trainer.epochs=4")
+    args = matrix_args(name, LONG_UNIT)
     proc = submit(where, *args)
     try:
-        victim = wait_for(lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc)
+        victim = wait_for(lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc, every=0.1)
         slurm("scancel", victim.slurm_job)
         code, out = finish(proc)
     except BaseException:
@@ -229,9 +232,9 @@ def test_scontrol_requeue_of_a_running_task_retrains_its_unit_and_never_duplicat
     queues it again under the same job id; when it runs again the unit, which had written nothing,
     trains once more. Every unit has exactly one records file and one run; the task ran twice."""
     name = f"requeue-{uuid.uuid4().hex[:6]}"
-    proc = submit(where, *matrix_args(name, "trainer.epochs=4"))
+    proc = submit(where, *matrix_args(name, LONG_UNIT))
     try:
-        victim = wait_for(lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc)
+        victim = wait_for(lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc, every=0.1)
         n_before = len(load_records(where["results"]).query("source == 'ind'")) if runs_dir(where["results"]).is_dir() else 0
         slurm("scontrol", "requeue", victim.slurm_job)
         wait_for(lambda: f"{victim.slurm_job}|PENDING" in active(victim.slurm_job.split("_")[0]), "the requeued task to pend", proc)
