@@ -33,10 +33,10 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not docs_numbers" $(PYTEST_ARGS)
 
-# everything except the real-model runs (marked slow)
+# everything except the real-model runs (marked slow) and the real-SLURM ones (marked slurm)
 test-fast: install
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -m "not slow and not docs_numbers" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not docs_numbers and not slurm" $(PYTEST_ARGS)
 
 # the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/test_docs.py checks them)
 docs: install
