@@ -11,12 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xlexp.config.paths import EMBEDDED_DATA_DIR, task_data_root
 from xlexp.errors import XlexpError
 
+log = logging.getLogger(__name__)
+_SAID: set[tuple[str, str]] = set()   # (task, where) pairs already logged: one line per task and origin
 
 @dataclass(frozen=True)
 class Example:
@@ -30,6 +34,36 @@ class Example:
 # one CSV field may hold a long document (Python's csv default stops at 128 KiB); the tokenizer
 # truncates to data.max_length anyway
 MAX_FIELD_CHARS = 1 << 26
+
+
+def task_top_folder(spec) -> str:
+    """The first folder of a task's local path pattern (``nusax_senti`` for ``nusax_senti/{folder}/...``):
+    its presence under the data root means the task's files are local."""
+    pattern = spec.local.get("path") or next(iter(spec.paths.values()), "")
+    return pattern.split("{", 1)[0].split("/", 1)[0]
+
+
+def data_root(spec, data_dir: Path, source: str = "auto") -> Path:
+    """The data root a task is read from: ``data_dir``, or (``data.source=auto``, the task's folder absent
+    there) the copy embedded in the package (:data:`xlexp.config.paths.EMBEDDED_DATA_DIR`). The order of
+    ``auto`` is local files, the embedded copy, the hub; the embedded choice is said in one log line."""
+    top = task_top_folder(spec)
+    root, how = task_data_root(top, data_dir, source)
+    if root != Path(data_dir):
+        say_origin(spec.name, how)
+    return root
+
+
+def say_origin(task: str, how: str | Path) -> None:
+    """One INFO line per task and origin: where its data come from (local files, embedded copy, hub);
+    a path is a data root of local files (the embedded root was already said by :func:`data_root`)."""
+    if isinstance(how, Path):
+        if how.resolve() == Path(EMBEDDED_DATA_DIR).resolve():
+            return
+        how = f"local files under {how.resolve()}"
+    if (task, how) not in _SAID:
+        _SAID.add((task, how))
+        log.info("data: task %s is read from %s", task, how)
 
 
 def read_text(path: Path) -> str:
