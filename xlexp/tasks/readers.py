@@ -87,8 +87,27 @@ def lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in out]
 
 
-def read_local_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
-    """Rows as (line number, {column: value}); CSV/TSV with a header, or JSONL."""
+QUOTING = {"standard": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}   # local.quoting -> the csv module's
+
+
+def task_file(spec) -> str:
+    """The task's YAML file as Hydra picks it (a user's folder first), for messages that name the fix."""
+    from xlexp.config.paths import find_config
+
+    path = find_config("task", getattr(spec, "name", ""))
+    return str(path) if path is not None else f"task/{getattr(spec, 'name', '<task>')}.yaml"
+
+
+def read_local_rows(path: Path, fmt: str, quoting: str = "standard", where_fix: str = "the task's YAML"
+                    ) -> list[tuple[int, dict[str, Any]]]:
+    """Rows as (line number, {column: value}); CSV/TSV with a header, or JSONL (one object per line).
+
+    CSV and TSV are read as pandas and the ``csv`` module read them by default (``quoting: standard``):
+    a field may be quoted (``"a, b"``, ``"a<TAB>b"``, a newline inside quotes, ``""`` for a quote), so
+    the MasakhaNEWS and SIB-200 files read as their authors wrote them. ``quoting: none`` (the task's
+    ``local.quoting``) takes every quote as text, for files whose fields start with a bare quote that
+    is not a quoting one. The line number is the row's first line (a quoted field may span several).
+    ``where_fix`` names the file where those options are set, for the error of a bad row."""
     if fmt == "jsonl":
         out = []
         for i, line in enumerate(lines(read_text(path)), start=1):
@@ -97,35 +116,94 @@ def read_local_rows(path: Path, fmt: str) -> list[tuple[int, dict[str, Any]]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise XlexpError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+                raise XlexpError(f"{path}:{i}: not valid JSON ({e.msg}); local.format: jsonl expects one JSON object "
+                                 f"per line (set local.format in {where_fix} if the file is csv or tsv)") from None
             if not isinstance(row, dict):
                 raise XlexpError(f"{path}:{i}: expected a JSON object per line, found {type(row).__name__}")
             out.append((i, row))
         return out
     if fmt not in ("csv", "tsv"):
         raise XlexpError(f"{path}: unknown local format '{fmt}' (use csv, tsv, jsonl or conll)")
+    if quoting not in QUOTING:
+        raise XlexpError(f"local.quoting: '{quoting}' is not one of {', '.join(QUOTING)} (in {where_fix})")
     delimiter = "\t" if fmt == "tsv" else ","
-    # TSV files in the wild (SIB-200) contain bare quotes inside text: don't treat them as quoting.
-    quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
     csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
-    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter, quoting=QUOTING[quoting])
     out: list[tuple[int, dict[str, Any]]] = []
+    start = 1
     try:
         header = next(reader, None)
         if header is None:
             return []
+        start = reader.line_num + 1
         for row in reader:
-            line = reader.line_num
+            line, start = start, reader.line_num + 1
             if not row:
                 continue
             if len(row) != len(header):
-                raise XlexpError(
-                    f"{path}:{line}: expected {len(header)} columns ({', '.join(header)}), found {len(row)}"
-                )
+                raise XlexpError(f"{path}:{line}: expected {len(header)} columns ({', '.join(header)}), found "
+                                 f"{len(row)}; {_row_hint(fmt, quoting, row, where_fix)}")
             out.append((line, dict(zip(header, row))))
-    except csv.Error as e:  # e.g. a field over the size limit, NUL bytes
-        raise XlexpError(f"{path}:{reader.line_num}: unreadable {fmt.upper()} row ({e})") from None
+    except csv.Error as e:  # e.g. a field over the size limit, NUL bytes, a quote left open at the end
+        raise XlexpError(f"{path}:{start}: unreadable {fmt.upper()} row ({e}); "
+                         f"{_row_hint(fmt, quoting, [], where_fix)}") from None
     return out
+
+
+def _row_hint(fmt: str, quoting: str, row: list[str], where_fix: str) -> str:
+    """The options that fix a row with the wrong number of columns, most likely first."""
+    other = "csv" if fmt == "tsv" else "tsv"
+    if quoting == "none" and any('"' in field for field in row):
+        first = (f"the row holds quotes: if they quote fields (as pandas and the csv module read them), set "
+                 f"local.quoting: standard")
+    else:
+        first = ("if quotes in this file are plain text rather than field quoting (a field that starts with a "
+                 "quote swallows what follows up to the next one), set local.quoting: none"
+                 if quoting == "standard" else "check the row's separators")
+    return f"{first}; if the file is {other.upper()}, set local.format: {other} (in {where_fix})"
+
+
+def label_file_labels(spec, code: str, data_dir: Path) -> tuple[Path, list[str]] | None:
+    """A language's own label list (``local.label_file``: a path pattern under the data root with
+    ``{folder}``/``{code}``, one label per line, as MasakhaNEWS's per-language ``labels.txt``): the
+    labels that language's rows may carry, each of them one of the task's ``labels`` (after
+    ``label_map``). None when the task sets no label file."""
+    pattern = spec.local.get("label_file")
+    if not pattern:
+        return None
+    path = Path(data_dir) / str(pattern).format(folder=spec.languages[code], code=code)
+    if not path.is_file():
+        raise XlexpError(f"{path}: the label file of language '{code}' (local.label_file in {task_file(spec)}) "
+                         f"does not exist")
+    mapping = spec.label_map.get(code) or spec.label_map.get("*") or {}
+    labels = []
+    for i, line in enumerate(lines(read_text(path)), start=1):
+        raw = line.strip()
+        if not raw:
+            continue
+        label = str(mapping.get(raw, raw))
+        if label not in spec.label_to_id:
+            raise XlexpError(f"{path}:{i}: label '{label}' of language '{code}' is not in the task's labels "
+                             f"{list(spec.labels)}: add it to labels: in {task_file(spec)}, or map it with "
+                             f"label_map: {{{code}: {{'{raw}': <label>}}}}")
+        labels.append(label)
+    return path, labels
+
+
+def check_language_labels(spec, code: str, data_dir: Path, rows, where: str) -> None:
+    """Every row of a language carries one of the labels of its ``local.label_file`` (if any)."""
+    found = label_file_labels(spec, code, data_dir)
+    if found is None:
+        return
+    path, allowed = found
+    mapping = spec.label_map.get(code) or spec.label_map.get("*") or {}
+    for line, row in rows:
+        raw = row.get(spec.label_field)
+        for value in (raw if isinstance(raw, list) else [raw]):
+            label = str(mapping.get(str(value).strip(), str(value).strip()))
+            if label not in allowed:
+                raise XlexpError(f"{where}:{line}: label '{label}' is not in {path}, the labels of language '{code}' "
+                                 f"({', '.join(allowed)}); fix the row or the label file (local.label_file in {task_file(spec)})")
 
 
 def read_hub_rows(spec, code: str, split: str, missing: str):
@@ -170,7 +248,7 @@ def label_id(spec, code: str, raw: Any, where: str, line: int) -> int:
     if label not in ids:
         raise XlexpError(
             f"{where}:{line}: label '{label}' is not in the task's label list {list(spec.labels)} "
-            f"(map it with label_map: {{{code}: {{'{label}': <label>}}}} in task/{spec.name}.yaml)"
+            f"(map it with label_map: {{{code}: {{'{label}': <label>}}}} in {task_file(spec)})"
         )
     return ids[label]
 

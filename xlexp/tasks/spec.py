@@ -55,7 +55,7 @@ class TaskSpec:
         any Mapping works, nested values are copied out as plain dicts and lists)."""
         raw = _plain(cfg)
         name = raw.get("name", "<unnamed task>")
-        where = f"task/{name}.yaml in a config folder"
+        where = str(find_config("task", name) or f"task/{name}.yaml in a config folder")   # the real file
         task_type = raw.get("type")
         kind = types.get(task_type, f"task '{name}', {where}")
         _check_keys(raw, kind, name, where)
@@ -179,7 +179,7 @@ def _plain(value: Any) -> Any:
 # ignored changes what a run does (``primary_metrc`` switched model selection to accuracy).
 COMMON_KEYS = ("name", "type", "version", "text_fields", "label_field", "labels", "metrics", "primary_metric",
                "languages", "local", "hub", "label_map", "max_train_examples")
-LOCAL_KEYS = ("path", "format", "split_names", "conll_fields", "conll_columns")
+LOCAL_KEYS = ("path", "format", "split_names", "conll_fields", "conll_columns", "quoting", "label_file")
 HUB_KEYS = ("id", "config", "split_names", "columns")
 LANGUAGE_KEYS = ("folder", "path", "tag")
 

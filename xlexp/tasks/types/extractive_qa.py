@@ -51,7 +51,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from xlexp.errors import XlexpError
-from xlexp.tasks.readers import Example
+from xlexp.tasks.readers import Example, task_file
 from xlexp.tasks.types import Rows, TaskType, register
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ class ExtractiveQA(TaskType):
                         f"{file or where}: question {qid}: answer_start {start} does not point at the answer "
                         f"{text!r} in the context (found {found!r}) of this {split} split; fix the file, or set "
                         f"bad_answers: repair (search near answer_start, whitespace normalised) or skip in the "
-                        f"task's YAML (task/{spec.name}.yaml)")
+                        f"task's YAML ({task_file(spec)})")
                 else:
                     n_bad += 1
             if not answers:
