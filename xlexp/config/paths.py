@@ -59,7 +59,7 @@ def task_data_root(top: str, data_dir: str | Path, source: str = "auto") -> tupl
     embedded = Path(EMBEDDED_DATA_DIR) / top
     if top and source == "auto" and not local.is_dir() and embedded.is_dir():
         return Path(EMBEDDED_DATA_DIR), (f"the copy embedded in the package ({embedded}; license and attribution: "
-                                         f"{embedded / 'LICENSE.md'}), as {local} does not exist")
+                                         f"{embedded / 'LICENSE.md'}), as {local.absolute()} does not exist")
     return Path(data_dir), f"local files under {local.resolve() if local.is_dir() else local}"
 
 
