@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # (xlexp.config.paths.default_data_dir), so `xlexp run ...` typed after `make demo` reads the same data.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install install-core clean bench bench-gpu docs docs-numbers docs-numbers-check
+.PHONY: demo demo-data test test-fast install install-core clean bench bench-gpu docs docs-numbers docs-numbers-check
 
 # `install`: xlexp with every CPU extra (W&B, hub datasets, cluster sweeps, LoRA, dashboard, URIEL) and the dev
 # tools, which the tests exercise; `install-core` (what `make demo` needs): xlexp alone, no extras
@@ -23,7 +23,9 @@ $(VENV)/.installed-core: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	@touch $@
 
-demo: install-core
+# demo-data first: where the quickstart's data will come from (local, else the copy embedded in the package),
+# or one error line, before minutes of install and encoder build
+demo: demo-data install-core
 	$(BIN)/xlexp build-model
 	$(BIN)/xlexp run +experiment=quickstart
 	$(BIN)/xlexp report --experiment quickstart
@@ -65,6 +67,9 @@ bench: install
 # Table 6 (GPU MFU): needs CUDA (~3 min on an H200); elsewhere use `BENCH_ARGS=--quick` for a CPU smoke run.
 bench-gpu: install
 	PYTHON=$(BIN)/python bash benchmarks/gpu_session.sh
+
+demo-data:
+	@PYTHONPATH=. $(PYTHON) -m xlexp.config.paths nusax_senti
 
 clean:
 	rm -rf outputs multirun results/runs results/matrices results/report results/compare results/wandb results/predicted .pytest_cache

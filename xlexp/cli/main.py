@@ -110,8 +110,12 @@ def _storage_url(args: list[str]) -> str:
 
 
 def _completion(argv: list[str], uninstall: bool = False) -> int:
-    from xlexp.cli.completion import script
+    from xlexp.cli.completion import script, words
 
+    if argv[:1] == ["--words"]:   # the completion script asks: candidates for `xlexp VERB ... PREV CUR<TAB>`
+        verb, prev, cur = (argv[1:] + ["", "", ""])[:3]
+        print(" ".join(words(verb, prev, cur, _help_text)))
+        return 0
     shell = argv[0] if argv else "bash"
     if uninstall:
         script(shell)  # the same one-line error for another shell
@@ -119,6 +123,24 @@ def _completion(argv: list[str], uninstall: bool = False) -> int:
     else:
         print(script(shell), end="")
     return 0
+
+
+def _help_text(verb: str) -> str:
+    """What ``xlexp VERB --help`` prints (its options), for completion; '' for a verb without one."""
+    import contextlib
+    import io
+
+    if verb in ("run", "completion") or verb.startswith("-"):
+        return ""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main([verb, "--help"])
+        except SystemExit:
+            pass
+        except Exception:   # a verb whose extra is missing: no options to offer
+            return ""
+    return out.getvalue()
 
 
 def _results_dir_default() -> str:

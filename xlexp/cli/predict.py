@@ -179,7 +179,9 @@ def predict_main(argv: list[str]) -> int:
         return _fill(args, extra)
     from xlexp.predict.predictor import predict_matrix
     from xlexp.views.console import show_predicted
+    from xlexp.views.progress import setup_console_logging
 
+    setup_console_logging()   # on stderr: what is computed and how long, before it is (the table goes to stdout)
     pred = predict_matrix(args.results_dir, args.experiment, args.task, args.model, args.metric, args.selection,
                           _split(args.sources), _split(args.targets), Path(args.data_dir), Path(args.cache_dir),
                           not args.no_model_features)

@@ -33,6 +33,9 @@ def report_main(argv: list[str]) -> int:
     p.add_argument("--out", help="output folder (default: <results dir>/report); the page is <out>/index.html")
     p.add_argument("--plotlyjs", choices=["inline", "alongside"], default="inline",
                    help="inline: one self-contained file (default); alongside: plotly.min.js next to the page")
+    p.add_argument("--colour-scale", choices=["metric", "heatmap"], default="metric", help=(
+        "heatmap colours: one range per metric across every heatmap (default: the same value, the same colour) "
+        "or fitted to each heatmap"))
     p.add_argument("--wandb", metavar="NAME", help="also log experiment NAME's full S x T matrix as one W&B run")
     p.add_argument("--wandb-mode", choices=list(MODES), default="auto",
                    help="auto: online with an API key, else offline (default)")
@@ -50,7 +53,7 @@ def report_main(argv: list[str]) -> int:
         t = write_template(args.wandb_template, args.results_dir, args.wandb_project, args.wandb_entity)
         print(f"W&B workspace template: {', '.join(str(f) for f in t.files)} (see README.md there)")
         return 0
-    result = write_report(args.results_dir, args.out, args.experiment, args.metric, args.plotlyjs)
+    result = write_report(args.results_dir, args.out, args.experiment, args.metric, args.plotlyjs, args.colour_scale)
     print(f"report: {result.path.resolve()} ({len(result.experiments)} experiment(s), {result.figures} figures)")
     if args.wandb:
         opts = WandbOptions(mode=args.wandb_mode, project=args.wandb_project, entity=args.wandb_entity,
