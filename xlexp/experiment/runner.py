@@ -66,6 +66,7 @@ def resolve_settings(cfg: DictConfig) -> Settings:
     regime = regimes.get(settings.regime.name)
     regimes.check_compatible(regime.name, str(settings.task.get("name")), settings.task.get("type"),
                              settings.model.family)
+    TaskSpec.from_config(settings.task)  # the task file's keys, metrics and options: refused here, before any work
     if settings.classical and not regime.classical:
         usable = [name for name in regimes.available() if regimes.get(name).classical]
         raise XlexpError(f"model '{settings.model.name}' (family classical) runs regime {', '.join(usable)}; "
