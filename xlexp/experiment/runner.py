@@ -124,6 +124,9 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     regime = regimes.get(s.regime.name)
     plan = make_plan(regime, s.regime, s.langpair.sources, s.langpair.targets, spec, s.paths.data_dir, s.data.source,
                      s.seeds)
+    preflight = getattr(regime, "preflight", None)  # the regime's own checks (task kind, model, data), before any work
+    if preflight is not None:
+        preflight(s, spec, plan)
     log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),
              list(plan.sources), len(plan.targets), list(s.seeds))
 
@@ -212,7 +215,7 @@ def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index:
     seed_everything(unit.seed)
     if ctx.settings.classical:
         classical.run_unit(ctx, unit, index, out)
-    elif not ctx.spec.trains:
+    elif not ctx.spec.trains and "retrieval" not in getattr(regime, "task_types", ()):  # regime=probe mines bitext itself
         retrieval.run_unit(ctx, unit, index, out)
     elif ctx.spec.type == "generation" and getattr(regime, "trains", True):  # regime=icl scores without training
         from xlexp.experiment import generation
