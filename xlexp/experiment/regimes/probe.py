@@ -65,6 +65,7 @@ class ProbeSettings(RegimeSettings):
     prefix: str | None = None         # null: the model's own (model.embedding.prefix); "": none
     train_split: str = "train"
     pair_features: str = "concat_diff_prod"
+    in_language: bool = False         # true: each target is probed from its own train split only (MTEB's numbers)
     predictions: bool = False         # keep per-example test predictions (a 205 x 205 matrix x 10 draws is 86M rows)
     classifier: Mapping[str, Any] = field(default_factory=lambda: {"name": "logistic_regression", "max_iter": 100})
 
@@ -146,6 +147,8 @@ class Probe(Regime):
                 f"regime=zero_shot or few_shot")
 
     def units(self, settings: ProbeSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
+        if settings.in_language:  # the diagonal: MTEB trains and tests each language on itself
+            return [TrainingUnit(t, (t,), (), (t,), (), seed) for seed in seeds for t in targets]
         return [TrainingUnit(s, (s,), (), targets, (), seed) for seed in seeds for s in sources]
 
     def preflight(self, settings, spec: TaskSpec, plan) -> None:
