@@ -122,9 +122,12 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
         return fill.run(cfg, s, hooks or RunHooks(), run_experiment)
     spec = TaskSpec.from_config(s.task)
     regime = regimes.get(s.regime.name)
+    check = getattr(regime, "check", None)  # the regime's task-kind and model checks, before the data is looked at
+    if check is not None:
+        check(s, spec)
     plan = make_plan(regime, s.regime, s.langpair.sources, s.langpair.targets, spec, s.paths.data_dir, s.data.source,
                      s.seeds)
-    preflight = getattr(regime, "preflight", None)  # the regime's own checks (task kind, model, data), before any work
+    preflight = getattr(regime, "preflight", None)  # the regime's checks of the plan's data, before any work
     if preflight is not None:
         preflight(s, spec, plan)
     log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),

@@ -151,15 +151,18 @@ class Probe(Regime):
             return [TrainingUnit(t, (t,), (), (t,), (), seed) for seed in seeds for t in targets]
         return [TrainingUnit(s, (s,), (), targets, (), seed) for seed in seeds for s in sources]
 
-    def preflight(self, settings, spec: TaskSpec, plan) -> None:
-        """Everything the regime can get wrong, before any model is loaded or text embedded: the task
-        kind, the model's embedding recipe, the classifier options, and ``per_label`` against every
-        source's train split (labels only)."""
+    def check(self, settings, spec: TaskSpec) -> None:
+        """Before the data is looked at: the task kind, the model's embedding recipe and the
+        classifier options, each one line."""
         why = self.refusal(spec.type)
         if why:
             raise XlexpError(why)
         recipe_of(settings.model, settings.regime.prefix)
         make_probe(settings.regime, 0)
+
+    def preflight(self, settings, spec: TaskSpec, plan) -> None:
+        """Before any model is loaded or text embedded: ``per_label`` against every source's train
+        split (its labels only)."""
         if spec.trains:
             for lang in dict.fromkeys(lang for u in plan.units for lang in u.train_languages):
                 examples = load_split(spec, lang, settings.regime.train_split, settings.paths.data_dir, settings.data.source)
