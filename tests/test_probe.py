@@ -88,3 +88,20 @@ def test_bitext_mining_metrics_match_mteb_definition():
     assert m["precision"] == pytest.approx((4 + 0.5 + 0) / 6) and m["recall"] == pytest.approx(5 / 6)
     with pytest.raises(XlexpError, match="line-aligned"):
         bitext_mining_metrics(xx[:5], pivot)
+
+
+def test_probe_on_a_retrieval_task_is_mteb_bitext_mining(dirs):
+    folder = dirs["data"] / "tatoeba"
+    folder.mkdir()
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+    for code in ("afr", "deu"):
+        (folder / f"tatoeba.{code}-eng.{code}").write_text("\n".join(f"{w} {code}" for w in words) + "\n", encoding="utf-8")
+        (folder / f"tatoeba.{code}-eng.eng").write_text("\n".join(f"{w} eng" for w in words) + "\n", encoding="utf-8")
+    run_experiment(compose_cfg(dirs, "model=tiny_random", "trainer.progress=false", "regime=probe", "task=tatoeba",
+                               "langpair=tatoeba_all", "langpair.targets=[afr,deu]", "name=bt"))
+    test = _test(dirs, "bt")
+    assert set(test["source"]) == {"eng"} and set(test["target"]) == {"afr", "deu"}
+    assert set(test["metric"]) == {"f1", "accuracy", "precision", "recall", "acc1_xx2en", "acc1_en2xx"}
+    assert (test["n_examples"] == 8).all() and set(test["selection"]) == {"last", "source_dev"}
+    cell = test[(test["target"] == "afr") & (test["selection"] == "last")].set_index("metric")["value"]
+    assert cell["accuracy"] == cell["acc1_xx2en"] == cell["recall"] and 0 <= cell["f1"] <= cell["accuracy"] <= 1

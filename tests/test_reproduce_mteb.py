@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from test_reproduce import SUBSET, write_sib_like
-from xlexp.reproduce.runner import paired_summary, reproduce
+from xlexp.reproduce.output import paired_summary
+from xlexp.reproduce.runner import reproduce
 from xlexp.reproduce.spec import load_reference, load_reproduction
 
 SPEC = {

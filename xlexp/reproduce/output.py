@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.table import Table
 
@@ -82,12 +83,28 @@ def group_grid(res: Result) -> Grid | None:
                 None, f"{res.repro.title}: Δ by {res.repro.group_column}")
 
 
+def paired_summary(paired: pd.DataFrame) -> dict[str, float]:
+    """Mean a − b in ours and in the paper, how often the sign agrees, the correlation of the
+    per-cell differences, and a Wilcoxon signed-rank test of ours_a vs ours_b."""
+    from scipy.stats import spearmanr, wilcoxon
+
+    d_o, d_p = paired["ours_diff"].to_numpy(float), paired["paper_diff"].to_numpy(float)
+    n = len(paired)
+    rho = (float(spearmanr(d_o, d_p).statistic) if n >= 3 and np.ptp(d_o) > 0 and np.ptp(d_p) > 0 else math.nan)
+    try:
+        w_p = float(wilcoxon(d_o).pvalue) if n >= 6 and np.any(d_o != 0) else math.nan
+    except ValueError:
+        w_p = math.nan
+    return {"n": n, "mean_ours_diff": float(d_o.mean()) if n else math.nan,
+            "mean_paper_diff": float(d_p.mean()) if n else math.nan,
+            "sign_agreement": float(np.mean(np.sign(d_o) == np.sign(d_p))) if n else math.nan,
+            "spearman_diff": rho, "wilcoxon_p_ours": w_p}
+
+
 def paired_grid(res: Result) -> Grid | None:
     """The two paired variants: a − b in ours and in the paper."""
     if res.paired is None or res.paired.empty:
         return None
-    from xlexp.reproduce.runner import paired_summary
-
     a, b = res.repro.paired
     p = paired_summary(res.paired)
     rows = [(f"{a} − {b}", [str(p["n"]), _fmt(p["mean_ours_diff"], 2, sign=True), _fmt(p["mean_paper_diff"], 2, sign=True),

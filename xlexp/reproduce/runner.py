@@ -237,24 +237,6 @@ def paired_cells(repro: Reproduction, cells: pd.DataFrame) -> pd.DataFrame | Non
     return out.reset_index()
 
 
-def paired_summary(paired: pd.DataFrame) -> dict[str, float]:
-    """Mean a − b in ours and in the paper, how often the sign agrees, the correlation of the
-    per-cell differences, and a Wilcoxon signed-rank test of ours_a vs ours_b."""
-    from scipy.stats import spearmanr, wilcoxon
-
-    d_o, d_p = paired["ours_diff"].to_numpy(float), paired["paper_diff"].to_numpy(float)
-    n = len(paired)
-    rho = _corr(spearmanr, d_o, d_p)[0]
-    try:
-        w_p = float(wilcoxon(d_o).pvalue) if n >= 6 and np.any(d_o != 0) else math.nan
-    except ValueError:
-        w_p = math.nan
-    return {"n": n, "mean_ours_diff": float(d_o.mean()) if n else math.nan,
-            "mean_paper_diff": float(d_p.mean()) if n else math.nan,
-            "sign_agreement": float(np.mean(np.sign(d_o) == np.sign(d_p))) if n else math.nan,
-            "spearman_diff": rho, "wilcoxon_p_ours": w_p}
-
-
 def reproduce(name: str, *, results_dir: str | Path = "results", dry_run: bool = False, subset: list[str] | None = None,
               variants: list[str] | None = None, overrides: list[str] | None = None,
               reference: str | Path | None = None, out_dir: str | Path | None = None, force: bool = False,
