@@ -76,3 +76,23 @@ def test_shipped_mteb_references(name, n, column, mean):
     assert len(ref) == n and ref[column].notna().all()
     assert ref[column].mean() == pytest.approx(mean, abs=0.01)
     assert ref[repro.group_column].notna().all()
+
+
+def test_a_wider_subset_counts_the_units_an_earlier_subset_finished(tmp_path: Path):
+    """Resume by content skips the eng_Latn unit on the second call; its records carry the first call's
+    config hash and must still be compared (they were left out before: 1 cell instead of 2)."""
+    data = write_sib_like(tmp_path / "data")
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    spec = {**SPEC, "variants": SPEC["variants"][:1], "paired": None}
+    spec.pop("paired")
+    (folder / "mini-mteb.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    ref = tmp_path / "ref.csv"
+    pd.DataFrame({"code": ["eng_Latn", "fra_Latn"], "script": ["Latn", "Latn"], "accuracy": [90.0, 50.0],
+                  "sd": [3.0, 1.0]}).to_csv(ref, index=False)
+    kw = dict(results_dir=tmp_path / "results", reference=ref, folder=folder,
+              overrides=[f"paths.data_dir={data}", f"paths.cache_dir={tmp_path / 'cache'}", "trainer.progress=false"])
+    first = reproduce("mini-mteb", subset=["eng_Latn"], **kw)
+    second = reproduce("mini-mteb", subset=["eng_Latn", "fra_Latn"], **kw)
+    assert set(second.cells["cell"]) == {"eng_Latn", "fra_Latn"}
+    assert second.cells.set_index("cell").at["eng_Latn", "ours"] == first.cells.set_index("cell").at["eng_Latn", "ours"]

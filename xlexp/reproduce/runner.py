@@ -184,11 +184,42 @@ def summarize(cells: pd.DataFrame, within: float | None = None) -> dict[str, flo
             "spearman": rho, "spearman_p": rho_p, "pearson": r, "pearson_p": r_p}
 
 
+def _with_resumed_units(store: pd.DataFrame, p: PlannedRun, ours: pd.DataFrame) -> pd.DataFrame:
+    """Cells of units that this run skipped because an earlier run of the same experiment had
+    finished them (resume by content: same unit key). Their records carry the earlier run's config
+    hash (e.g. ``--subset eng_Latn`` first, then ``--subset eng_Latn,hin_Deva``), so they are found
+    by unit key instead."""
+    if store.empty or "unit_key" not in store:
+        return ours
+    from xlexp.experiment import regimes
+    from xlexp.experiment.plan import make_plan
+    from xlexp.experiment.resume import unit_keys
+    from xlexp.experiment.runner import resolve_settings
+    from xlexp.results.query import latest
+    from xlexp.tasks.spec import TaskSpec
+
+    s = resolve_settings(p.cfg)
+    spec = TaskSpec.from_config(s.task)
+    plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
+                     s.paths.data_dir, s.data.source, s.seeds)
+    keys = set(unit_keys(s, plan))
+    sub = store[(store["experiment"] == p.experiment) & store["unit_key"].isin(keys) & (store["split"] == "test")
+                & (store["metric"] == p.metric) & (store["selection"] == p.cfg.regime.selection) & store["k"].isna()]
+    if sub.empty:
+        return ours
+    found = latest(sub).groupby(["source", "target"], as_index=False, sort=False)["value"].mean()
+    have = set(zip(ours["source"], ours["target"]))
+    extra = found[[(a, b) not in have for a, b in zip(found["source"], found["target"])]]
+    return pd.concat([ours, extra], ignore_index=True) if len(extra) else ours
+
+
 def compare(repro: Reproduction, runs: list[PlannedRun], store: pd.DataFrame, ref: pd.DataFrame) -> Result:
     frames, ours_only, paper_only = [], {}, {}
     for p in runs:
         experiment, chash = p.reuse or (p.experiment, run_config_hash(p.cfg))
         ours = config_cells(store, experiment, chash, p.metric, p.cfg.regime.selection)
+        if not p.reuse:
+            ours = _with_resumed_units(store, p, ours)
         frames.append(cell_frame(repro, p, ours, ref))
     allcells = pd.concat(frames, ignore_index=True)
     rows = []
