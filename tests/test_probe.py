@@ -9,7 +9,9 @@ import pytest
 from conftest import compose_cfg
 from xlexp.engine.bitext import bitext_mining_metrics
 from xlexp.errors import XlexpError
-from xlexp.experiment.regimes.probe import undersample
+from xlexp.data.tokenized import TokenizedSplit
+from xlexp.engine.predict import compute_metrics
+from xlexp.experiment.regimes.probe import label_metrics, undersample
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import RECORD_COLUMNS, load_records
 
@@ -28,10 +30,8 @@ def test_probe_matrix_records_draws_as_shot_sets(dirs):
     test = _test(dirs, "p")
     assert set(zip(test["source"], test["target"])) == {(s, t) for s in ("eng", "ind") for t in ("eng", "ind", "jav")}
     assert set(test["shot_set"].astype(int)) == {0, 1, 2} and test["k"].isna().all()
-    assert set(test["selection"]) == {"last", "source_dev"} and (test["regime"] == "probe").all()
-    assert (test["n_examples"] == 40).all()
-    by_rule = test.pivot_table(index=["source", "target", "metric", "shot_set"], columns="selection", values="value")
-    assert (by_rule["last"] == by_rule["source_dev"]).all()
+    assert set(test["selection"]) == {"last"} and (test["regime"] == "probe").all()   # one rule: no checkpoints
+    assert (test["n_examples"] == 40).all() and len(test) == 2 * 3 * 3 * 2          # cells x draws x metrics
     assert (df["split"] != "dev").all()            # no dev split is read or scored
     # embeddings were cached: one file per (language, split) read
     files = sorted(p.name.split(".")[0] + "." + p.name.split(".")[1] for p in (dirs["cache"] / "embeddings").rglob("*.npz"))
@@ -102,6 +102,18 @@ def test_probe_on_a_retrieval_task_is_mteb_bitext_mining(dirs):
     test = _test(dirs, "bt")
     assert set(test["source"]) == {"eng"} and set(test["target"]) == {"afr", "deu"}
     assert set(test["metric"]) == {"f1", "accuracy", "precision", "recall", "acc1_xx2en", "acc1_en2xx"}
-    assert (test["n_examples"] == 8).all() and set(test["selection"]) == {"last", "source_dev"}
+    assert (test["n_examples"] == 8).all() and set(test["selection"]) == {"last"}
     cell = test[(test["target"] == "afr") & (test["selection"] == "last")].set_index("metric")["value"]
     assert cell["accuracy"] == cell["acc1_xx2en"] == cell["recall"] and 0 <= cell["f1"] <= cell["accuracy"] <= 1
+
+
+def test_fast_label_metrics_equal_the_engine_metrics():
+    rng = np.random.default_rng(1)
+    for n_labels, n in ((7, 204), (3, 5), (4, 50)):
+        gold = rng.integers(0, n_labels, n)
+        pred = np.where(rng.random(n) < 0.6, gold, rng.integers(0, n_labels - 1, n))   # label n-1 rarely predicted
+        fast = label_metrics(pred, gold, ("accuracy", "macro_f1"), n_labels)
+        ref = compute_metrics(pred, TokenizedSplit(input_ids=[], labels=gold), ("accuracy", "macro_f1"),
+                              tuple(str(i) for i in range(n_labels)))
+        assert fast == pytest.approx(ref, abs=1e-12)
+    assert label_metrics(gold, gold, ("accuracy", "weighted_f1"), 4) is None
