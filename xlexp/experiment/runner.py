@@ -74,8 +74,9 @@ def read_needed_splits(ctx: RunContext) -> list:
     bad row in a target's test file fails in seconds with its file and line, not after hours of
     training. Cached, so the units read them again for free."""
     started, s, out = time.perf_counter(), ctx.settings, []
+    tokenizes = getattr(regimes.get(s.regime.name), "tokenizes", True)  # regime=probe reads vectors, not token ids
     for lang, split in ctx.plan.needs:
-        if ctx.cache is None:  # classical models read the rows themselves: validate them here
+        if ctx.cache is None or not tokenizes:  # classical models (and the probe) read the rows themselves: validate them here
             load_split(ctx.spec, lang, split, s.paths.data_dir, s.data.source)
             continue
         out.append(ctx.cache.get(lang, split))
@@ -158,7 +159,7 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
         for folder in remove_orphans(s.paths.cache_dir / "checkpoints"):
             log.info("removed checkpoints of a run that no longer exists: %s", folder)
     needed = read_needed_splits(ctx)
-    if cache is not None and s.model.trim_vocab:
+    if cache is not None and s.model.trim_vocab and needed:
         ctx.trim = trim_vocabulary(ctx, needed)
 
     files, records = [], []

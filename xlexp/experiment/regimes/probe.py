@@ -157,6 +157,7 @@ class Probe(Regime):
     name = "probe"
     settings_class = ProbeSettings
     classical = False       # the probe IS the classifier; a classical model has no sentence vectors
+    tokenizes = False       # the runner validates the rows without tokenizing them: the probe reads cached vectors
     task_types = ("sentence_classification", "pair_classification", "retrieval")
 
     @classmethod
