@@ -174,6 +174,24 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class EmbeddingSettings:
+    """How the model turns a text into ONE sentence vector when it is used frozen (``regime=probe``,
+    bitext mining): what its own sentence-transformers pipeline does. ``pooling: null`` means the
+    model has no such definition, and frozen-embedding regimes refuse it rather than guess."""
+
+    pooling: str | None = None   # null (no definition) | mean | cls
+    normalize: bool = False      # L2-normalise the pooled vector (e5: a Normalize module follows the pooling)
+    prefix: str = ""             # put before every text (e5: "query: "); "" = none
+
+    def __post_init__(self) -> None:
+        one_of("model.embedding.pooling", self.pooling, (None, "mean", "cls"))
+        if not isinstance(self.normalize, bool):
+            raise XlexpError(f"model.embedding.normalize must be true or false, got {self.normalize!r}")
+        if not isinstance(self.prefix, str):
+            raise XlexpError(f"model.embedding.prefix must be a string (\"\" for none), got {self.prefix!r}")
+
+
+@dataclass(frozen=True)
 class EncoderSettings:
     """A transformer encoder (``model.family`` absent or ``encoder``)."""
 
@@ -192,6 +210,7 @@ class EncoderSettings:
     freeze: str | None = None         # None | embeddings
     freeze_layers: int = 0
     gradient_checkpointing: bool = False
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)   # frozen sentence vectors (regime=probe)
     # source=tiny_random only: the random BERT's shape
     vocab_size: int = 2000
     hidden_size: int = 64

@@ -80,8 +80,9 @@ def read_needed_splits(ctx: RunContext) -> list:
     bad row in a target's test file fails in seconds with its file and line, not after hours of
     training. Cached, so the units read them again for free."""
     started, s, out = time.perf_counter(), ctx.settings, []
+    tokenizes = getattr(regimes.get(s.regime.name), "tokenizes", True)  # regime=probe reads vectors, not token ids
     for lang, split in ctx.plan.needs:
-        if ctx.cache is None:  # classical models read the rows themselves: validate them here
+        if ctx.cache is None or not tokenizes:  # classical models (and the probe) read the rows themselves: validate them here
             load_split(ctx.spec, lang, split, s.paths.data_dir, s.data.source)
             continue
         out.append(ctx.cache.get(lang, split))
@@ -128,8 +129,14 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
         return fill.run(cfg, s, hooks or RunHooks(), run_experiment)
     spec = TaskSpec.from_config(s.task)
     regime = regimes.get(s.regime.name)
+    check = getattr(regime, "check", None)  # the regime's task-kind and model checks, before the data is looked at
+    if check is not None:
+        check(s, spec)
     plan = make_plan(regime, s.regime, s.langpair.sources, s.langpair.targets, spec, s.paths.data_dir, s.data.source,
                      s.seeds)
+    preflight = getattr(regime, "preflight", None)  # the regime's checks of the plan's data, before any work
+    if preflight is not None:
+        preflight(s, spec, plan)
     log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),
              list(plan.sources), len(plan.targets), list(s.seeds))
 
@@ -158,7 +165,7 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
         for folder in remove_orphans(s.paths.cache_dir / "checkpoints"):
             log.info("removed checkpoints of a run that no longer exists: %s", folder)
     needed = read_needed_splits(ctx)
-    if cache is not None and s.model.trim_vocab:
+    if cache is not None and s.model.trim_vocab and needed:
         ctx.trim = trim_vocabulary(ctx, needed)
 
     files, records = [], []
@@ -237,7 +244,7 @@ def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index:
     seed_everything(unit.seed)
     if ctx.settings.classical:
         classical.run_unit(ctx, unit, index, out)
-    elif not ctx.spec.trains:
+    elif not ctx.spec.trains and "retrieval" not in getattr(regime, "task_types", ()):  # regime=probe mines bitext itself
         retrieval.run_unit(ctx, unit, index, out)
     elif ctx.spec.type == "generation" and regime.trains:  # regime=icl scores without training
         from xlexp.experiment import generation

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.table import Table
 
@@ -36,8 +37,12 @@ def _fmt(v, digits: int = 1, sign: bool = False) -> str:
 
 def summary_grid(res: Result) -> Grid:
     cols = ["cells", "mean ours", "mean paper", "published avg", "mean Δ", "mean |Δ|", "Spearman ρ", "Pearson r"]
+    within = "within_sd_share" in res.summary.columns
+    if within:
+        cols.append(f"within {res.repro.within_sd:g} sd")
     rows = [(r.variant, [str(int(r.n)), _fmt(r.mean_ours), _fmt(r.mean_paper), _fmt(r.paper_average),
-                         _fmt(r.mean_delta, sign=True), _fmt(r.mean_abs_delta), _fmt(r.spearman, 3), _fmt(r.pearson, 3)])
+                         _fmt(r.mean_delta, sign=True), _fmt(r.mean_abs_delta), _fmt(r.spearman, 3), _fmt(r.pearson, 3)]
+             + ([_fmt(100 * r.within_sd_share, 0) + "%"] if within else []))
             for r in res.summary.itertuples()]
     caption = (f"{res.repro.title}: ours vs the paper ({res.repro.metric} ×{res.repro.scale:g}; Δ = ours − paper)")
     return Grid("variant", cols, rows, None, caption)
@@ -67,6 +72,52 @@ def cells_grid(res: Result, ref: pd.DataFrame | None) -> Grid:
     return Grid("variant: cell", ["ours", "paper", "Δ"], rows, None, f"{res.repro.title}: per cell")
 
 
+def group_grid(res: Result) -> Grid | None:
+    """Δ by the reference's group column (e.g. script), per variant."""
+    if res.groups is None or res.groups.empty:
+        return None
+    rows = [(f"{r.variant}: {r.group}", [str(int(r.n)), _fmt(r.mean_ours), _fmt(r.mean_paper), _fmt(r.mean_delta, sign=True),
+                                         _fmt(r.mean_abs_delta), _fmt(r.sd_delta)])
+            for r in res.groups.itertuples()]
+    return Grid(f"variant: {res.repro.group_column}", ["cells", "mean ours", "mean paper", "mean Δ", "mean |Δ|", "sd Δ"], rows,
+                None, f"{res.repro.title}: Δ by {res.repro.group_column}")
+
+
+def paired_summary(paired: pd.DataFrame) -> dict[str, float]:
+    """Mean a − b in ours and in the paper, how often the sign agrees, the correlation of the
+    per-cell differences, and a Wilcoxon signed-rank test of ours_a vs ours_b."""
+    from scipy.stats import spearmanr, wilcoxon
+
+    d_o, d_p = paired["ours_diff"].to_numpy(float), paired["paper_diff"].to_numpy(float)
+    n = len(paired)
+    rho = (float(spearmanr(d_o, d_p).statistic) if n >= 3 and np.ptp(d_o) > 0 and np.ptp(d_p) > 0 else math.nan)
+    try:
+        w_p = float(wilcoxon(d_o).pvalue) if n >= 6 and np.any(d_o != 0) else math.nan
+    except ValueError:
+        w_p = math.nan
+    return {"n": n, "mean_ours_diff": float(d_o.mean()) if n else math.nan,
+            "mean_paper_diff": float(d_p.mean()) if n else math.nan,
+            "sign_agreement": float(np.mean(np.sign(d_o) == np.sign(d_p))) if n else math.nan,
+            "spearman_diff": rho, "wilcoxon_p_ours": w_p}
+
+
+def paired_grid(res: Result) -> Grid | None:
+    """The two paired variants: a − b in ours and in the paper."""
+    if res.paired is None or res.paired.empty:
+        return None
+    a, b = res.repro.paired
+    p = paired_summary(res.paired)
+    rows = [(f"{a} − {b}", [str(p["n"]), _fmt(p["mean_ours_diff"], 2, sign=True), _fmt(p["mean_paper_diff"], 2, sign=True),
+                            _fmt(100 * p["sign_agreement"], 0) + "%", _fmt(p["spearman_diff"], 3),
+                            "–" if math.isnan(p["wilcoxon_p_ours"]) else f"{p['wilcoxon_p_ours']:.2g}"])]
+    return Grid("paired", ["cells", "mean ours a−b", "mean paper a−b", "same sign", "Spearman of a−b", "Wilcoxon p (ours)"],
+                rows, None, f"{res.repro.title}: paired comparison of the variants")
+
+
+def _extra_grids(res: Result) -> list[Grid]:
+    return [g for g in (group_grid(res), paired_grid(res)) if g is not None]
+
+
 def delta_heatmap(res: Result, path: Path) -> None:
     """Δ (ours − paper) per cell and variant, diverging colours centred on 0."""
     data = res.cells.pivot_table(index="cell", columns="variant", values="delta", sort=False)
@@ -82,7 +133,13 @@ def write_outputs(res: Result, out_dir: Path, ref: pd.DataFrame | None) -> dict[
     res.cells.to_csv(files["cells"], index=False, float_format="%.4f")
     res.summary.to_csv(files["summary"], index=False, float_format="%.4f")
     head = f"Reference: {res.repro.citation}\n\n"
-    grids = (summary_grid(res), cells_grid(res, ref))
+    grids = (summary_grid(res), *_extra_grids(res), cells_grid(res, ref))
+    if res.groups is not None:
+        files["groups"] = out_dir / "by_group.csv"
+        res.groups.to_csv(files["groups"], index=False, float_format="%.4f")
+    if res.paired is not None:
+        files["paired"] = out_dir / "paired.csv"
+        res.paired.to_csv(files["paired"], index=False, float_format="%.4f")
     files["markdown"].write_text(head + "\n".join(to_markdown(g) for g in grids), encoding="utf-8")
     files["latex"].write_text(f"% Reference: {res.repro.citation}\n" + "\n".join(to_latex(g) for g in grids),
                               encoding="utf-8")
@@ -111,6 +168,14 @@ def print_result(res: Result, ref: pd.DataFrame | None, worst: int = 10) -> None
     for label, vals in g.rows:
         table.add_row(label, *vals)
     console.print(table)
+    for grid in _extra_grids(res):
+        extra = Table(title=grid.caption, min_width=min(len(grid.caption) + 4, 150))
+        extra.add_column(grid.corner, style="bold")
+        for c in grid.columns:
+            extra.add_column(c, justify="right")
+        for label, vals in grid.rows:
+            extra.add_row(label, *vals)
+        console.print(extra)
     for v in res.summary.itertuples():
         about = next(x.about for x in repro.variants if x.name == v.variant)
         console.print(f"  {v.variant}: {about}", highlight=False, markup=False)

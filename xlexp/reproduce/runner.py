@@ -57,8 +57,15 @@ def _languages(cfg: DictConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
     spec = TaskSpec.from_config(cfg.task)
     targets = expand_languages(cfg.langpair.targets, spec, "targets")
-    sources = targets if cfg.regime.name == "full" else expand_languages(cfg.langpair.sources, spec, "sources")
+    if not spec.trains:  # retrieval: one row, the pivot language
+        return (spec.pivot or "eng",), targets
+    sources = targets if _in_language(cfg) else expand_languages(cfg.langpair.sources, spec, "sources")
     return sources, targets
+
+
+def _in_language(cfg: DictConfig) -> bool:
+    """Runs that only fill the diagonal (each target trained on itself)."""
+    return cfg.regime.name == "full" or bool(cfg.regime.get("in_language", False))
 
 
 def _subset_overrides(repro: Reproduction, run: RunSpec, cfg: DictConfig, subset: list[str]) -> list[str]:
@@ -70,7 +77,7 @@ def _subset_overrides(repro: Reproduction, run: RunSpec, cfg: DictConfig, subset
     if not keep_t:
         return []  # no target of this run is in the subset: the run is left out
     out = [f"langpair.targets=[{','.join(keep_t)}]"]
-    if run.cells == "source_target" and cfg.regime.name != "full":
+    if run.cells == "source_target" and not _in_language(cfg):
         keep_s = [s for s in sources if s in wanted]
         if not keep_s:
             return []  # this run's source is not in the subset: the run is left out
@@ -108,7 +115,7 @@ def plan_runs(repro: Reproduction, variants: list[Variant], subset: list[str] | 
 
 def _covers(cells: pd.DataFrame, p: PlannedRun) -> bool:
     have = set(zip(cells["source"], cells["target"]))
-    if p.cfg.regime.name == "full":
+    if _in_language(p.cfg):
         return all((t, t) in have for t in p.targets)
     rows = {"+".join(p.sources)} if p.cfg.regime.name == "multi_source" else set(p.sources)
     return all((s, t) in have for s in rows for t in p.targets)
@@ -142,6 +149,10 @@ def cell_frame(repro: Reproduction, p: PlannedRun, ours: pd.DataFrame, ref: pd.D
     frame = pd.DataFrame({"variant": p.variant.name, "cell": ids, "ours": np.asarray(values, dtype=float) * repro.scale})
     frame["paper"] = frame["cell"].map(ref[p.variant.column].astype(float))
     frame["delta"] = frame["ours"] - frame["paper"]
+    if repro.sd_column:
+        frame["paper_sd"] = frame["cell"].map(ref[repro.sd_column].astype(float))
+    if repro.group_column:
+        frame["group"] = frame["cell"].map(ref[repro.group_column].astype(str))
     return frame
 
 
@@ -152,8 +163,9 @@ def _corr(fn, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(r.statistic), float(r.pvalue)
 
 
-def summarize(cells: pd.DataFrame) -> dict[str, float]:
-    """Statistics over compared cells (both sides present): means, mean Δ, mean |Δ|, Spearman, Pearson."""
+def summarize(cells: pd.DataFrame, within: float | None = None) -> dict[str, float]:
+    """Statistics over compared cells (both sides present): means, mean Δ, mean |Δ|, Spearman, Pearson;
+    with ``within`` and a ``paper_sd`` column, the share of cells with |Δ| <= within × the paper's sd."""
     from scipy.stats import pearsonr, spearmanr
 
     both = cells.dropna(subset=["ours", "paper"])
@@ -161,10 +173,44 @@ def summarize(cells: pd.DataFrame) -> dict[str, float]:
     rho, rho_p = _corr(spearmanr, a, b)
     r, r_p = _corr(pearsonr, a, b)
     n = len(both)
-    return {"n": n, "mean_ours": float(a.mean()) if n else math.nan, "mean_paper": float(b.mean()) if n else math.nan,
+    extra = {}
+    if "paper_sd" in both and within is not None:  # Δ inside the reference's own draw-to-draw spread
+        ok = both["paper_sd"].notna()
+        extra["within_sd_share"] = (float((np.abs(a - b)[ok.to_numpy()] <= within * both.loc[ok, "paper_sd"].to_numpy()).mean())
+                                    if ok.any() else math.nan)
+    return {**extra, "n": n, "mean_ours": float(a.mean()) if n else math.nan, "mean_paper": float(b.mean()) if n else math.nan,
             "mean_delta": float((a - b).mean()) if n else math.nan,
             "mean_abs_delta": float(np.abs(a - b).mean()) if n else math.nan,
             "spearman": rho, "spearman_p": rho_p, "pearson": r, "pearson_p": r_p}
+
+
+def _with_resumed_units(store: pd.DataFrame, p: PlannedRun, ours: pd.DataFrame) -> pd.DataFrame:
+    """Cells of units that this run skipped because an earlier run of the same experiment had
+    finished them (resume by content: same unit key). Their records carry the earlier run's config
+    hash (e.g. ``--subset eng_Latn`` first, then ``--subset eng_Latn,hin_Deva``), so they are found
+    by unit key instead."""
+    if store.empty or "unit_key" not in store:
+        return ours
+    from xlexp.experiment import regimes
+    from xlexp.experiment.plan import make_plan
+    from xlexp.experiment.resume import unit_keys
+    from xlexp.experiment.runner import resolve_settings
+    from xlexp.results.query import latest
+    from xlexp.tasks.spec import TaskSpec
+
+    s = resolve_settings(p.cfg)
+    spec = TaskSpec.from_config(s.task)
+    plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
+                     s.paths.data_dir, s.data.source, s.seeds)
+    keys = set(unit_keys(s, plan))
+    sub = store[(store["experiment"] == p.experiment) & store["unit_key"].isin(keys) & (store["split"] == "test")
+                & (store["metric"] == p.metric) & (store["selection"] == p.cfg.regime.selection) & store["k"].isna()]
+    if sub.empty:
+        return ours
+    found = latest(sub).groupby(["source", "target"], as_index=False, sort=False)["value"].mean()
+    have = set(zip(ours["source"], ours["target"]))
+    extra = found[[(a, b) not in have for a, b in zip(found["source"], found["target"])]]
+    return pd.concat([ours, extra], ignore_index=True) if len(extra) else ours
 
 
 def compare(repro: Reproduction, runs: list[PlannedRun], store: pd.DataFrame, ref: pd.DataFrame) -> Result:
@@ -172,6 +218,8 @@ def compare(repro: Reproduction, runs: list[PlannedRun], store: pd.DataFrame, re
     for p in runs:
         experiment, chash = p.reuse or (p.experiment, run_config_hash(p.cfg))
         ours = config_cells(store, experiment, chash, p.metric, p.cfg.regime.selection)
+        if not p.reuse:
+            ours = _with_resumed_units(store, p, ours)
         frames.append(cell_frame(repro, p, ours, ref))
     allcells = pd.concat(frames, ignore_index=True)
     rows = []
@@ -185,12 +233,39 @@ def compare(repro: Reproduction, runs: list[PlannedRun], store: pd.DataFrame, re
             paper_only[v.name] = [c for c in want if c not in ran]
         else:  # matrices and averages: only the cells this reproduction could run are expected
             paper_only[v.name] = []
-        stats = summarize(mine)
+        stats = summarize(mine, repro.within_sd if repro.sd_column else None)
         published = repro.paper_average.get(v.column)
         rows.append({"variant": v.name, "column": v.column, **stats, "paper_average": published,
                      "average_gap": stats["mean_ours"] - published if published is not None else math.nan})
     cells = allcells.dropna(subset=["ours", "paper"]).reset_index(drop=True)
-    return Result(repro, cells, pd.DataFrame(rows), ours_only, paper_only, runs)
+    return Result(repro, cells, pd.DataFrame(rows), ours_only, paper_only, runs, groups=by_group(cells),
+                  paired=paired_cells(repro, cells))
+
+
+def by_group(cells: pd.DataFrame) -> pd.DataFrame | None:
+    """Δ per variant and group (e.g. script): where an offset concentrates (quantisation, tokenizer)."""
+    if "group" not in cells or cells.empty:
+        return None
+    g = cells.groupby(["variant", "group"], sort=True)
+    out = g.agg(n=("delta", "size"), mean_ours=("ours", "mean"), mean_paper=("paper", "mean"),
+                mean_delta=("delta", "mean"), mean_abs_delta=("delta", lambda d: float(np.abs(d).mean())),
+                sd_delta=("delta", "std")).reset_index()
+    return out.sort_values(["variant", "n", "group"], ascending=[True, False, True]).reset_index(drop=True)
+
+
+def paired_cells(repro: Reproduction, cells: pd.DataFrame) -> pd.DataFrame | None:
+    """The two ``paired`` variants on their common cells: ours_a − ours_b next to paper_a − paper_b."""
+    if not repro.paired or cells.empty:
+        return None
+    a, b = repro.paired
+    wide = cells.pivot_table(index="cell", columns="variant", values=["ours", "paper"], sort=False)
+    if ("ours", a) not in wide.columns or ("ours", b) not in wide.columns:
+        return None
+    out = pd.DataFrame({"ours_a": wide[("ours", a)], "ours_b": wide[("ours", b)], "paper_a": wide[("paper", a)],
+                        "paper_b": wide[("paper", b)]}).dropna()
+    out["ours_diff"] = out["ours_a"] - out["ours_b"]
+    out["paper_diff"] = out["paper_a"] - out["paper_b"]
+    return out.reset_index()
 
 
 def reproduce(name: str, *, results_dir: str | Path = "results", dry_run: bool = False, subset: list[str] | None = None,

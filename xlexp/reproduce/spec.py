@@ -70,6 +70,12 @@ class Reproduction:
     notes: tuple[str, ...] = ()
     code_map: dict[str, str] = field(default_factory=dict)   # our language code -> the paper's
     path: Path | None = None
+    # optional agreement extras: the reference's own run-to-run sd per cell (share of cells within
+    # ``within_sd`` of them), a column to break Δ down by (e.g. script), two variants to compare pairwise
+    sd_column: str | None = None
+    within_sd: float = 2.0
+    group_column: str | None = None
+    paired: tuple[str, str] | None = None
 
 
 def available() -> list[str]:
@@ -104,9 +110,19 @@ def load_reproduction(name: str, folder: Path = REPRODUCTIONS_DIR) -> Reproducti
             paper_average={str(k): float(v) for k, v in (raw.get("paper_average") or {}).items()},
             hyperparameters=dict(raw.get("hyperparameters") or {}), cost=str(raw.get("cost", "")).strip(),
             notes=tuple(raw.get("notes") or ()), code_map=dict(raw.get("code_map") or {}), path=path,
+            sd_column=ref.get("sd"), within_sd=float(ref.get("within_sd", 2.0)), group_column=ref.get("group"),
+            paired=_paired(raw.get("paired"), [v.name for v in variants], where),
         )
     except KeyError as e:
         raise XlexpError(f"{where}: missing key {e}") from None
+
+
+def _paired(value, names: list[str], where: str) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or any(v not in names for v in value):
+        raise XlexpError(f"{where}: paired must name two of the variants ({', '.join(names)}); got {value!r}")
+    return str(value[0]), str(value[1])
 
 
 def load_reference(repro: Reproduction, path: Path | str | None = None) -> pd.DataFrame:
@@ -115,7 +131,8 @@ def load_reference(repro: Reproduction, path: Path | str | None = None) -> pd.Da
     if not path.exists():
         raise XlexpError(f"reference file {path} not found (reproduction '{repro.name}')")
     ref = pd.read_csv(path, dtype={k: str for k in repro.key})
-    missing = [c for c in (*repro.key, *{v.column for v in repro.variants}) if c not in ref.columns]
+    extra = [c for c in (repro.sd_column, repro.group_column) if c]
+    missing = [c for c in (*repro.key, *{v.column for v in repro.variants}, *extra) if c not in ref.columns]
     if missing:
         raise XlexpError(f"{path}: no column(s) {missing}; it has {', '.join(ref.columns)}")
     ref.index = ref[list(repro.key)].astype(str).agg(ARROW.join, axis=1)
@@ -150,6 +167,8 @@ class Result:
     paper_only: dict[str, list[str]]     # per variant: the paper's cells we did not run
     runs: list[PlannedRun]
     files: dict[str, Path] = field(default_factory=dict)
+    groups: pd.DataFrame | None = None   # per variant and group (reference's group column): n, mean Δ, mean |Δ|
+    paired: pd.DataFrame | None = None   # the two ``paired`` variants cell by cell: a − b in ours and in the paper
 
     def best(self, by: str) -> str | None:
         s = self.summary.dropna(subset=[by])
