@@ -68,6 +68,9 @@ def check_compatible(regime_name: str, task_name: str, task_type: str | None, fa
     regime = get(regime_name)
     if regime.task_types is not None and task_type not in regime.task_types:
         able = [n for n in available() if get(n).task_types is None or task_type in get(n).task_types]
+        own = regime.refusal(task_type) if hasattr(regime, "refusal") else None   # a regime's own words, if it has them
+        if own:
+            raise XlexpError(f"regime {regime_name} does not run {task_type} tasks: {own}")
         raise XlexpError(f"regime {regime_name} does not run {task_type} tasks (task '{task_name}'); it runs "
                          f"{', '.join(regime.task_types)}. Regimes for {task_type}: {', '.join(able)}")
     if regime.families is not None and family not in regime.families:

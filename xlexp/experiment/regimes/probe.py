@@ -43,7 +43,7 @@ import numpy as np
 from xlexp.config.schema import RegimeSettings, positive_int
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine.bitext import bitext_mining_metrics
-from xlexp.engine.predict import compute_metrics
+from xlexp.engine.predict import compute_metrics, label_counts
 from xlexp.errors import XlexpError
 from xlexp.experiment.context import RunContext, UnitOutput
 from xlexp.experiment.plan import TrainingUnit
@@ -131,8 +131,8 @@ def check_per_label(spec: TaskSpec, code: str, labels: np.ndarray, per_label: in
 
 def label_metrics(pred: np.ndarray, gold: np.ndarray, metrics: tuple[str, ...], n_labels: int) -> dict[str, float] | None:
     """Accuracy and macro-F1 from one confusion matrix, as ``engine.predict.compute_metrics`` defines
-    them (macro-F1 over ALL labels, a label never predicted and never gold counting 0, as its
-    ``zero_division=0``); None when a metric is not one of these two. A 205 x 205 matrix with 10
+    them (macro-F1 over the labels present in the gold or the predictions, scikit-learn's default label
+    set, ``zero_division=0``; docs/metrics.md); None when a metric is not one of these two. A 205 x 205 matrix with 10
     draws scores 420,250 cells: scikit-learn's per-call overhead would be most of the run."""
     if any(m not in ("accuracy", "macro_f1") for m in metrics):
         return None
@@ -144,8 +144,9 @@ def label_metrics(pred: np.ndarray, gold: np.ndarray, metrics: tuple[str, ...], 
         else:
             tp = np.diag(cm).astype(float)
             denom = cm.sum(0) + cm.sum(1)          # 2 tp + fp + fn
-            f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-            out[m] = float(f1.mean())
+            present = denom > 0
+            f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
+            out[m] = float(f1.sum() / max(int(present.sum()), 1))
     return out
 
 
@@ -265,7 +266,8 @@ class Probe(Regime):
                         out.add_test(t, TokenizedSplit(input_ids=[], labels=yt), pred, metrics, s.selection, n_iter,
                                      shot_set=d)
                     else:
-                        out.add(t, "test", metrics, len(yt), s.selection, n_iter, shot_set=d)
+                        out.add(t, "test", metrics, len(yt), s.selection, n_iter, shot_set=d,
+                                n_labels=label_counts(yt, pred)[0] if "macro_f1" in metrics else None)
                     primary.append(metrics[ctx.spec.primary_metric])
         log.info("probe %s: %d draw(s) of %d per label (%d examples), %d target(s): mean test %s %.4f in %.1fs "
                  "(embedding %.1fs so far)", unit.source, len(draws), s.per_label, len(draws[0]), len(tests),
