@@ -56,14 +56,14 @@ ATTENTION = "xlexp_stacked"   # the HF attention implementation name registered 
 SETTING = "trainer.sources_together"
 
 
-def check_supported(opt: OptimizerSettings, settings: TrainSettings, spans: bool, lora: bool,
+def check_supported(opt: OptimizerSettings, compile: bool | str, spans: bool, lora: bool,
                     gradient_checkpointing: bool, distributed: bool) -> None:
     """The combinations the stacked trainer does not do, as one line each (before any training)."""
     if opt.name != "adamw":
         raise XlexpError(f"{SETTING}>1 trains with a stacked AdamW; optimizer={opt.name} is not stacked: "
                          f"use optimizer=adamw or {SETTING}=1")
-    if settings.compile:
-        raise XlexpError(f"{SETTING}>1 does not combine with trainer.compile={settings.compile} yet: "
+    if compile:
+        raise XlexpError(f"{SETTING}>1 does not combine with trainer.compile={compile} yet: "
                          f"set trainer.compile=false or {SETTING}=1")
     if spans:
         raise XlexpError(f"{SETTING}>1 trains sentence and token classifiers; span (QA) tasks: {SETTING}=1")
@@ -77,10 +77,29 @@ def check_supported(opt: OptimizerSettings, settings: TrainSettings, spans: bool
 
 
 # -- dropout and attention that know the stack ------------------------------------------------------
+def generator_after_seeding(device: torch.device) -> torch.Generator:
+    """A generator in the state the global one (of ``device``'s kind) is in now: right after a model was
+    built, it is where that model's one-at-a-time training starts drawing its dropout masks."""
+    if device.type == "cuda":
+        gen = torch.Generator(device=device)
+        gen.set_state(torch.cuda.get_rng_state(device))
+        return gen
+    gen = torch.Generator(device="cpu")
+    gen.set_state(torch.get_rng_state())
+    return gen
+
+
 @dataclass
 class DropoutPlan:
     """What a dropout call in a stacked training forward needs: each stacked model's generator and the
-    rows and length of its own batch (its mask is drawn at that shape, then padded)."""
+    rows and length of its own batch (its mask is drawn at that shape, then padded).
+
+    On the CPU each mask is drawn as torch's CPU dropout draws it (``bernoulli_`` on a tensor of the
+    model's own batch shape), so a model consumes its generator exactly as when trained alone. On a
+    GPU torch's dropout is a fused kernel whose draws ``bernoulli_`` does not reproduce, so there the
+    stack draws all N masks in one call from the first model's generator (one kernel instead of N per
+    dropout site): the same distribution, not the same masks (bf16 on a GPU is not bit-reproducible
+    anyway; the criterion there is the parity interval)."""
 
     generators: list[torch.Generator]
     rows: list[int]
@@ -89,6 +108,9 @@ class DropoutPlan:
 
     def mask(self, shape: torch.Size, dtype: torch.dtype, device: torch.device, p: float) -> torch.Tensor:
         """(N, *shape) keep-masks scaled by 1/(1-p), zero on padding; ``shape`` is one model's padded one."""
+        if device.type != "cpu":  # padded rows and positions need no zeros: they are masked and carry no loss
+            return torch.empty((len(self.rows), *shape), dtype=dtype, device=device).bernoulli_(
+                1 - p, generator=self.generators[0]).div_(1 - p)
         out = torch.zeros((len(self.rows), *shape), dtype=dtype, device=device)
         for j, (gen, rows, length) in enumerate(zip(self.generators, self.rows, self.lengths)):
             if rows == 0:
@@ -212,7 +234,9 @@ class StackedModels:
         self.training = True
 
     def train(self, mode: bool = True) -> None:
-        self.base.train(mode)
+        # the flag only: HF's ``train()`` may re-"kernelize" the module tree, which a meta copy cannot
+        for module in self.base.modules():
+            module.training = mode
         self.training = mode
 
     def eval(self) -> None:

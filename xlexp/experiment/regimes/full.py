@@ -14,6 +14,7 @@ from xlexp.experiment.transfer import train_unit
 @register
 class Full(Regime):
     name = "full"
+    together = True
     takes_sources = False
 
     def units(self, settings: RegimeSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
