@@ -21,7 +21,7 @@ from xlexp.results.store import load_records
 SOURCES = "langpair.sources=[eng,ind,jav,sun]"
 # four sources with different train sizes (so different step counts and epoch ends), clipping, warmup,
 # weight decay, dev evaluations every 3 steps, a watched target dev split under the budget
-BASE = [*TINY, SOURCES, "langpair.targets=[eng,ind,jav,sun]", "regime.dev_targets=[jav,sun]", "trainer.precision=fp32",
+BASE = [*TINY, "trainer.num_threads=1", SOURCES, "langpair.targets=[eng,ind,jav,sun]", "regime.dev_targets=[jav,sun]", "trainer.precision=fp32",
         "trainer.eval_every=3", "optimizer.grad_clip=1.0", "optimizer.warmup_ratio=0.1", "optimizer.weight_decay=0.01",
         "regime.target_dev_budget=0.5", "regime.target_dev_min=10"]
 KEY = ["source", "target", "split", "metric", "selection", "step", "seed", "n_examples"]
@@ -79,7 +79,7 @@ def test_resume_with_two_of_four_done_stacks_the_other_two(four, caplog):
 
 
 def test_two_seeds_of_multi_source_in_one_stack(dirs):
-    common = [*TINY, "regime=multi_source", "langpair.sources=[eng,ind]", "langpair.targets=[jav]", "regime.seeds=[1,2]",
+    common = [*TINY, "trainer.num_threads=1", "regime=multi_source", "langpair.sources=[eng,ind]", "langpair.targets=[jav]", "regime.seeds=[1,2]",
               "regime.sampling=uniform", "trainer.precision=fp32"]
     run_experiment(compose_cfg(dirs, *common, "name=ms_alone"))
     run_experiment(compose_cfg(dirs, *common, "name=ms_stacked", "trainer.sources_together=2"))
