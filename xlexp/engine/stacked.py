@@ -17,9 +17,10 @@ records it has when trained alone (fp32: equal within float rounding; tested):
   unpadded batch has, so it consumes its generator exactly as the one-at-a-time run does. Dropout
   runs through :class:`StackedDropout` (an ``autograd.Function`` with a ``vmap`` rule) and the
   attention through xlexp's registered HF attention function, both vmap-safe;
-- **optimizer**: :class:`StackedAdamW`, AdamW over the stacked tensors with a per-model learning
-  rate (each model has its own linear schedule and length), per-model gradient clipping (the norm
-  over that model's gradients only) and the usual no-decay rule for biases and LayerNorm weights;
+- **optimizer**: :class:`StackedAdamW`, torch's fused AdamW kernel on each model's rows of the stacked
+  tensors with that model's learning rate (each model has its own linear schedule and length), its
+  own gradient clipping (the norm over that model's gradients only) and the usual no-decay rule for
+  biases and LayerNorm weights;
 - **schedule, evaluation and length**: a model that has done its steps stops (learning rate 0 and out
   of the stack); evaluation runs at each model's own steps (the caller batches the models due).
 
@@ -291,9 +292,11 @@ class ModelSlot:
 
 # -- the optimizer ------------------------------------------------------------------------------
 class StackedAdamW:
-    """AdamW over stacked parameters with a learning rate per model: the update of each model's rows
-    is torch's AdamW update (decoupled weight decay ``p *= 1 - lr*wd``, bias-corrected moments) of
-    that model alone. A model with learning rate 0 is left exactly as it is (it has finished)."""
+    """AdamW over stacked parameters, one model at a time: each model's rows (views of the stacked
+    tensors) are updated by torch's fused AdamW kernel with that model's learning rate and the usual
+    groups (no weight decay on biases and LayerNorm weights), so a model moves exactly as the
+    one-at-a-time optimizer (``loop.build_optimizer``: fused AdamW) moves it. A model with learning
+    rate 0 is skipped: it has finished and stays exactly as it is."""
 
     def __init__(self, stack: StackedModels, opt: OptimizerSettings):
         self.stack = stack
@@ -301,42 +304,44 @@ class StackedAdamW:
         self.b1, self.b2 = (float(b) for b in opt.betas)
         self.eps, self.wd = float(opt.eps), float(opt.weight_decay)
         # no weight decay on biases and LayerNorm weights: a model's tensor has one dimension fewer
-        self.decay = {k: stack.params[k].ndim - 1 >= 2 for k in self.names}
+        self.groups = [([k for k in self.names if stack.params[k].ndim - 1 >= 2], self.wd),
+                       ([k for k in self.names if stack.params[k].ndim - 1 < 2], 0.0)]
         self.m = {k: torch.zeros_like(stack.params[k]) for k in self.names}
         self.v = {k: torch.zeros_like(stack.params[k]) for k in self.names}
-        self.steps = 0
+        device = next(iter(stack.params.values())).device
+        self.step_t = [torch.zeros((), dtype=torch.float32, device=device) for _ in range(stack.n)]
+
+    def _grads(self, i: int) -> list[torch.Tensor]:
+        return [self.stack.params[k].grad[i] for k in self.names if self.stack.params[k].grad is not None]
 
     @torch.no_grad()
     def clip(self, max_norm: float) -> None:
-        """Each model's gradients scaled by min(1, max_norm / (its total norm + 1e-6)), as clip_grad_norm_."""
-        params = [self.stack.params[k] for k in self.names if self.stack.params[k].grad is not None]
-        if not params:
-            return
-        sq = sum(p.grad.reshape(p.shape[0], -1).float().pow(2).sum(1) for p in params)
-        coef = (float(max_norm) / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-        for p in params:
-            p.grad.mul_(coef.view(-1, *[1] * (p.ndim - 1)).to(p.grad.dtype))
+        """Each model's gradients scaled as ``clip_grad_norm_`` scales them: by min(1, max_norm /
+        (the norm of its gradients' norms + 1e-6))."""
+        for i in range(self.stack.n):
+            grads = self._grads(i)
+            if not grads:
+                continue
+            total = torch.nn.utils.get_total_norm(grads, 2.0)
+            coef = torch.clamp(float(max_norm) / (total + 1e-6), max=1.0)
+            torch._foreach_mul_(grads, coef)
 
     @torch.no_grad()
-    def step(self, lrs: torch.Tensor) -> None:
-        """One AdamW step; ``lrs`` (N,) the models' learning rates (0: leave that model alone)."""
-        self.steps += 1
-        bc1 = 1 - self.b1 ** self.steps
-        bc2_sqrt = math.sqrt(1 - self.b2 ** self.steps)
-        for k in self.names:
-            p = self.stack.params[k]
-            if p.grad is None:
+    def step(self, lrs: list[float]) -> None:
+        """One AdamW step of every model whose learning rate (``lrs[i]``) is not 0."""
+        for i, lr in enumerate(lrs):
+            if lr == 0.0:
                 continue
-            g = p.grad
-            view = (-1, *[1] * (p.ndim - 1))
-            lr = lrs.to(p.dtype).view(view)
-            if self.decay[k] and self.wd:
-                p.mul_(1 - lr * self.wd)
-            m, v = self.m[k], self.v[k]
-            m.lerp_(g, 1 - self.b1)
-            v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
-            p.sub_((lr / bc1) * m / denom)
+            self.step_t[i] += 1
+            for names, wd in self.groups:
+                names = [k for k in names if self.stack.params[k].grad is not None]
+                if not names:
+                    continue
+                params = [self.stack.params[k][i] for k in names]
+                torch._fused_adamw_(params, [self.stack.params[k].grad[i] for k in names],
+                                    [self.m[k][i] for k in names], [self.v[k][i] for k in names], [],
+                                    [self.step_t[i]] * len(names), lr=float(lr), beta1=self.b1, beta2=self.b2,
+                                    weight_decay=wd, eps=self.eps, amsgrad=False, maximize=False)
 
     def zero_grad(self) -> None:
         for k in self.names:
@@ -474,7 +479,7 @@ def train_together(stack: StackedModels, members: list[Member], opt: OptimizerSe
         if opt.grad_clip:
             optimizer.clip(float(opt.grad_clip))
         lrs = [base_lr * factors[i](step - 1) if i in groups else 0.0 for i in range(n)]
-        optimizer.step(torch.tensor(lrs, dtype=torch.float32, device=device))
+        optimizer.step(lrs)
         optimizer.zero_grad()
         report()
         pending = (step, step_losses, lrs, active)
