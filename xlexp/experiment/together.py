@@ -29,7 +29,6 @@ import logging
 import time
 
 import numpy as np
-import torch
 
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine import distributed, stacked
