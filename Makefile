@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # (xlexp.config.paths.default_data_dir), so `xlexp run ...` typed after `make demo` reads the same data.
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install install-core clean bench bench-gpu docs docs-numbers docs-numbers-check
+.PHONY: demo demo-data test test-fast install install-core clean bench bench-gpu docs docs-numbers docs-numbers-check
 
 # `install`: xlexp with every CPU extra (W&B, hub datasets, cluster sweeps, LoRA, dashboard, URIEL) and the dev
 # tools, which the tests exercise; `install-core` (what `make demo` needs): xlexp alone, no extras
@@ -23,7 +23,9 @@ $(VENV)/.installed-core: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e .
 	@touch $@
 
-demo: install-core
+# demo-data first: where the quickstart's data will come from (local, else the copy embedded in the package),
+# or one error line, before minutes of install and encoder build
+demo: demo-data install-core
 	$(BIN)/xlexp build-model
 	$(BIN)/xlexp run +experiment=quickstart
 	$(BIN)/xlexp report --experiment quickstart
@@ -33,10 +35,10 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not docs_numbers" $(PYTEST_ARGS)
 
-# everything except the real-model runs (marked slow)
+# everything except the real-model runs (marked slow) and the real-SLURM ones (marked slurm)
 test-fast: install
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -m "not slow and not docs_numbers" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not docs_numbers and not slurm" $(PYTEST_ARGS)
 
 # the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/test_docs.py checks them)
 docs: install
@@ -65,6 +67,9 @@ bench: install
 # Table 6 (GPU MFU): needs CUDA (~3 min on an H200); elsewhere use `BENCH_ARGS=--quick` for a CPU smoke run.
 bench-gpu: install
 	PYTHON=$(BIN)/python bash benchmarks/gpu_session.sh
+
+demo-data:
+	@PYTHONPATH=. $(PYTHON) -m xlexp.config.paths nusax_senti
 
 clean:
 	rm -rf outputs multirun results/runs results/matrices results/report results/compare results/wandb results/predicted .pytest_cache

@@ -120,6 +120,9 @@ def test_wheel_install_runs_a_user_task_from_an_empty_directory(tmp_path: Path, 
     shipped = {p.relative_to(ROOT).as_posix() for p in (ROOT / "xlexp" / "conf").rglob("*.yaml")}
     assert "xlexp/conf/hydra/launcher/xlexp_slurm.yaml" in shipped
     assert shipped <= names, f"missing from the wheel: {sorted(shipped - names)}"
+    embedded = {p.relative_to(ROOT).as_posix() for p in (ROOT / "xlexp" / "embedded").rglob("*") if p.is_file()}
+    assert "xlexp/embedded/nusax_senti/LICENSE.md" in embedded and len(embedded) == 1 + 12 * 3
+    assert embedded <= names, f"missing from the wheel: {sorted(embedded - names)}"   # the data and its license
 
     absent = _sh([venv / "bin" / "python", "-c", "import importlib.util as u; print([m for m in ('wandb', 'datasets', "
                   "'psycopg', 'submitit', 'peft', 'optuna_dashboard', 'hydra_plugins.hydra_submitit_launcher') "
@@ -152,8 +155,8 @@ def test_wheel_install_runs_a_user_task_from_an_empty_directory(tmp_path: Path, 
 @pytest.mark.parametrize("args, extra", [
     (["run", "model=tiny_random", "tracker=wandb", "langpair.sources=[eng]", "langpair.targets=[eng]"], "wandb"),
     (["run", "model=tiny_random", "model.peft=lora", "langpair.sources=[eng]", "langpair.targets=[eng]"], "peft"),
-    (["run", "model=tiny_random", "paths.data_dir=/nonexistent/xlexp-data", "langpair.sources=[eng]",
-      "langpair.targets=[eng]"], "hub"),                       # no local files: the hub, through datasets
+    (["run", "model=tiny_random", "task=sib200", "paths.data_dir=/nonexistent/xlexp-data", "langpair.sources=[eng_Latn]",
+      "langpair.targets=[eng_Latn]"], "hub"),                  # no local files, none embedded: the hub, through datasets
     (["dashboard"], "dashboard"),
     (["sweep", "sweeps/quickstart.yaml", "--launcher", "local"], "cluster"),
     (["sweep", "--status", "--storage", "postgresql://u:pw@127.0.0.1:1/db"], "cluster"),   # psycopg
@@ -168,3 +171,24 @@ def test_a_feature_without_its_extra_fails_with_one_line_naming_it(tmp_path: Pat
     assert out.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err[-2000:]
     assert err.startswith("xlexp: error: ") and err.endswith(f"pip install 'xlexp[{extra}]'"), err
     assert not list(tmp_path.glob("results/runs/*.parquet"))     # failed before any training
+
+
+def test_the_quickstart_reads_the_embedded_copy_with_no_data_anywhere(tmp_path: Path, installed):
+    """Issue #33: a `pip install xlexp` (the core, no `hub` extra) in an empty folder with no data root
+    (no XLEXP_DATA_DIR, no ../shared/data, no ./data) runs the quickstart preset on the NusaX-senti copy
+    that ships in the wheel, and says so in one log line. tiny_random and a few examples keep it short;
+    every other setting is the preset's."""
+    _, venv = installed
+    work = tmp_path / "empty"
+    work.mkdir()
+    assert not (tmp_path / "shared").exists() and not (work / "data").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLEXP_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(XLEXP_CACHE_DIR=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    out = _sh([venv / "bin" / "xlexp", "run", "+experiment=quickstart", "model=tiny_random", "trainer.epochs=1",
+               "data.max_train_examples=48", "data.max_eval_examples=16", "langpair.targets=[eng,jav,sun]",
+               "trainer.progress=false", "trainer.device=cpu"], cwd=work, env=env)
+    said = [line for line in (out.stdout + out.stderr).splitlines() if "data: task nusax_senti is read from" in line]
+    assert len(said) == 1 and "embedded in the package" in said[0] and str(venv) in said[0], said
+    records = pd.concat(map(pd.read_parquet, (work / "results" / "runs").glob("*.parquet")))
+    test = records[records.split == "test"]
+    assert set(test.target) == {"eng", "jav", "sun"} and set(test.experiment) == {"quickstart"}

@@ -409,3 +409,33 @@ def test_evaluation_reports_its_progress_and_runs_on_several_processes():
                         (active_evaluation, dict(budget=2))):
         one, two = run(y, feats, **kwargs), run(y, feats, **kwargs, jobs=2)
         pd.testing.assert_frame_equal(one, two)
+
+
+def test_predict_says_what_it_computes_first_and_skips_model_features_when_nothing_is_missing(tmp_path, caplog):
+    """Issue #33: on a complete 1 x 12 matrix `xlexp predict` computed the model's view for 5.5 minutes in
+    silence and then predicted 0 cells. Now a complete matrix skips the model features (one line says
+    so), and a partial one says what it will compute before it does, then logs the encoder's progress."""
+    from tests.conftest import write_nusax_like
+
+    data, cache = write_nusax_like(tmp_path / "data"), tmp_path / "cache"
+    complete_store = tmp_path / "complete"
+    recs = [Record(experiment="full", run_id="r", model="tiny_random", task="nusax_senti", regime="zero_shot",
+                   source="eng", target=t, target_tag=normalize_tag(t), split="test", metric="accuracy", value=0.5 + i / 10,
+                   n_examples=40, seed=1, selection="source_dev", config_hash="0" * 12, git_commit="test",
+                   timestamp="2026-01-01T00:00:00+00:00") for i, t in enumerate(["eng", "ind", "jav"])]
+    write_records(recs, complete_store, "r")
+    common = ["--data-dir", str(data), "--cache-dir", str(cache)]
+    with caplog.at_level("INFO"):
+        assert main(["predict", "--experiment", "full", "--results-dir", str(complete_store), *common]) == 0
+    assert "all 3 cells of the 1 source(s) x 3 target(s) matrix of full are measured" in caplog.text
+    assert "model features are not computed" in caplog.text and not (cache / "predict").exists()
+    caplog.clear()
+    partial = tmp_path / "partial"
+    tiny_store(partial)
+    with caplog.at_level("INFO"):
+        assert main(["predict", "--experiment", "tiny", "--results-dir", str(partial), *common]) == 0
+    lines = [r.getMessage() for r in caplog.records]
+    said = next(i for i, m in enumerate(lines) if "to predict from" in m)
+    assert "tiny_random's view of each of 9 language(s)" in lines[said]
+    progress = [i for i, m in enumerate(lines) if m.startswith("model features (tiny_random): ")]
+    assert progress and said < progress[0] and lines[progress[-1]].startswith("model features (tiny_random): 3/3 ")

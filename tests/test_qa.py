@@ -96,16 +96,61 @@ def test_reader_reads_squad_json(tmp_path):
 
 
 def test_bad_answer_start_one_line_error_or_counted_skip(tmp_path, caplog):
-    squad_json(tmp_path / "tinyqa/en/test.json", [(CONTEXT, [("good", "Who won?", "Denver Broncos", CONTEXT.index("Denver")),
-                                                             ("bad-7", "Who lost?", "Carolina Panthers", 70)])])
+    squad_json(tmp_path / "tinyqa/en/train.json", [(CONTEXT, [("good", "Who won?", "Denver Broncos", CONTEXT.index("Denver")),
+                                                              ("bad-7", "Who lost?", "Carolina Panthers", 70)])])
     with pytest.raises(XlexpError) as err:
-        load_split(tiny_spec(), "en", "test", tmp_path)
+        load_split(tiny_spec(), "en", "train", tmp_path)
     msg = str(err.value)
-    assert "\n" not in msg and "tinyqa/en/test.json" in msg and "question bad-7" in msg and "answer_start 70" in msg
+    assert "\n" not in msg and "tinyqa/en/train.json" in msg and "question bad-7" in msg and "answer_start 70" in msg
+    assert "bad_answers: repair" in msg and "skip" in msg
     with caplog.at_level("WARNING"):
-        ex = load_split(tiny_spec(bad_answers="skip"), "en", "test", tmp_path)
+        ex = load_split(tiny_spec(bad_answers="skip"), "en", "train", tmp_path)
     assert [e.qid for e in ex] == ["good"]
-    assert "skipped 1 answer(s)" in caplog.text and "1 question(s) left without an answer" in caplog.text
+    assert "1 skipped, 1 question(s) left without an answer skipped" in caplog.text
+
+
+# ARCD's case (issue #33): a no-break space in the context where the answer text has a plain space
+NBSP_CONTEXT = CONTEXT.replace("Carolina Panthers", "Carolina\u00a0Panthers")
+
+
+def test_a_test_split_keeps_questions_whose_offsets_miss_and_scores_them_on_texts(tmp_path, caplog):
+    """Test (and dev) splits are scored on answer texts as the official script does: a wrong offset
+    drops no question, whatever bad_answers says (it was: the test set lost them with `skip`)."""
+    squad_json(tmp_path / "tinyqa/en/test.json", [(NBSP_CONTEXT, [
+        ("good", "Who won?", "Denver Broncos", NBSP_CONTEXT.index("Denver")),
+        ("nbsp", "Who lost?", "Carolina Panthers", NBSP_CONTEXT.index("Carolina")),     # text has a plain space
+        ("far", "How many?", "24", 3)])])                                               # offset off, text there
+    for options in ({}, {"bad_answers": "skip"}):
+        with caplog.at_level("WARNING"):
+            ex = load_split(tiny_spec(**options), "en", "test", tmp_path)
+        assert [e.qid for e in ex] == ["good", "nbsp", "far"]
+        assert ex[1].answers == (("Carolina Panthers", NBSP_CONTEXT.index("Carolina")),)   # the file's text, scored
+        assert ex[2].answers == (("24", NBSP_CONTEXT.index("24")),)                         # offset repaired
+        assert "2 answer(s) whose answer_start misses their text" in caplog.text and "are kept" in caplog.text
+        caplog.clear()
+    from xlexp.engine.qa import score_answers
+
+    em, f1 = score_answers(["Carolina Panthers", "24", "Denver"], ex[1:] + ex[:1])
+    assert list(em) == [1.0, 1.0, 0.0]
+
+
+def test_training_offsets_are_repaired_near_answer_start_whitespace_normalised(tmp_path, caplog):
+    from xlexp.tasks.types.extractive_qa import repair_answer
+
+    squad_json(tmp_path / "tinyqa/en/train.json", [(NBSP_CONTEXT, [
+        ("nbsp", "Who lost?", "Carolina Panthers", NBSP_CONTEXT.index("Carolina")),
+        ("gone", "Who?", "Kansas City", 5)])])
+    with caplog.at_level("WARNING"):
+        ex = load_split(tiny_spec(bad_answers="repair"), "en", "train", tmp_path)
+    start = NBSP_CONTEXT.index("Carolina")
+    assert [e.qid for e in ex] == ["nbsp"] and ex[0].answers == (("Carolina\u00a0Panthers", start),)
+    assert ex[0].context[start : start + len(ex[0].answers[0][0])] == ex[0].answers[0][0]   # a valid span to train on
+    assert "1 repaired near answer_start, 1 skipped" in caplog.text
+    # the occurrence nearest answer_start wins; none within the window: not repaired
+    ctx = "the cat sat. " + "x" * 300 + " the cat ran."
+    assert repair_answer(ctx, "the cat", len(ctx) - 14) == ("the cat", ctx.rindex("the cat"))
+    assert repair_answer(ctx, "the  cat", 2) == ("the cat", 0)
+    assert repair_answer(ctx, "the dog", 0) is None and repair_answer(ctx, "ran", 0) is None
 
 
 def test_splits_layout_partition_and_exclusion_option(tmp_path):

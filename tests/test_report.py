@@ -384,7 +384,7 @@ def test_matrix_png_names_rule_mean_column_and_fitted_scale(tmp_path, monkeypatc
     matrix_png(m, tmp_path / "m.png", selection="source_dev")
     ax = figures[-1].axes[0]
     labels = [t.get_text() for t in ax.get_xticklabels()]
-    assert labels == ["Indonesian (ind)", "Javanese (jav)", "English (eng)", "mean"]
+    assert labels == ["Indonesian (ind)", "Javanese (jav)", "English (eng)", "mean without\nin-language cells"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["Indonesian (ind)", "English (eng)"]
     cross = m.mean.where(~m.in_language_mask())
     assert "selection source_dev" in ax.get_title() and f"{m.transfer_mean():.3f}" in ax.get_title()

@@ -11,6 +11,7 @@ import pytest
 from synthetic import make_records, standard_store, write
 from xlexp.errors import XlexpError
 from xlexp.views.tables import TableOptions, latex_escape, render_table
+from xlexp.results.query import TRANSFER_MEAN
 
 
 @pytest.fixture
@@ -28,23 +29,24 @@ def test_markdown_mean_std_and_averages(store):
     text = render_table(str(store), "zs", "accuracy", TableOptions())
     rows = _rows(text)
     # synthetic accuracy: 0.5 + 0.05*target - 0.02*source + 0.01*(seed % 3); seeds 1,2,3 -> +0.01 ± 0.01
-    assert rows["source \\ target"] == ["eng", "ind", "jav", "avg"]
-    assert rows["eng"] == ["51.0 ± 1.0", "56.0 ± 1.0", "61.0 ± 1.0", "56.0"]
+    # every average is the one matrix mean's: the in-language cells (eng->eng, ind->ind) left out
+    assert rows["source \\ target"] == ["eng", "ind", "jav", TRANSFER_MEAN]
+    assert rows["eng"] == ["51.0 ± 1.0", "56.0 ± 1.0", "61.0 ± 1.0", "58.5"]
     assert rows["ind"] == ["49.0 ± 1.0", "54.0 ± 1.0", "59.0 ± 1.0", "54.0"]
-    assert rows["avg"] == ["50.0", "55.0", "60.0", "55.0"]
+    assert rows[TRANSFER_MEAN] == ["49.0", "56.0", "60.0", f"{(56 + 61 + 49 + 59) / 4:.1f}"]
     assert "selection source_dev" in text and "mean ± std over seeds" in text
 
 
 def test_rows_target_selection_and_raw_values(store):
     rows = _rows(render_table(str(store), "zs", "accuracy", TableOptions(rows="target", percent=False, digits=2),
                               selection="target_dev"))
-    assert rows["target \\ source"] == ["eng", "ind", "avg"]
+    assert rows["target \\ source"] == ["eng", "ind", TRANSFER_MEAN]
     assert rows["jav"] == ["0.65 ± 0.01", "0.63 ± 0.01", "0.64"]  # target_dev: +0.04
 
 
 def test_chosen_rows_and_columns(store):
     rows = _rows(render_table(str(store), "zs", "accuracy", TableOptions(sources=["ind"], targets=["jav", "eng"])))
-    assert rows["source \\ target"] == ["jav", "eng", "avg"] and rows["ind"] == ["59.0 ± 1.0", "49.0 ± 1.0", "54.0"]
+    assert rows["source \\ target"] == ["jav", "eng", TRANSFER_MEAN] and rows["ind"] == ["59.0 ± 1.0", "49.0 ± 1.0", "54.0"]
     with pytest.raises(XlexpError, match="no target sun in this matrix; its targets: eng, ind, jav"):
         render_table(str(store), "zs", "accuracy", TableOptions(targets=["sun"]))
 
@@ -56,7 +58,7 @@ def test_few_shot_k_and_single_seed(store, tmp_path):
     write(results, make_records("single", sources=("eng",), targets=("ind", "jav")), "single")
     rows = _rows(render_table(str(results), "single", "macro_f1", TableOptions(names=True)))
     # seed 1: +0.01; macro-F1: -0.05. No ± with one seed; no average row for one source
-    assert rows["eng (English)"] == ["51.0", "56.0", "53.5"] and "avg" not in rows
+    assert rows["eng (English)"] == ["51.0", "56.0", "53.5"] and TRANSFER_MEAN not in rows
 
 
 def test_latex_is_escaped_and_uses_booktabs(store):

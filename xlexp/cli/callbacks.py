@@ -62,12 +62,12 @@ def plan_multirun(config: DictConfig) -> tuple[int, int]:
 
     jobs = job_overrides(config)
     n_units = 0
-    for overrides in jobs:
+    for job_num, overrides in enumerate(jobs):   # job k is array task k of the SLURM launcher's array job
         s = resolve_settings(compose_config(overrides))
         spec = TaskSpec.from_config(s.task)
         plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
                          s.paths.data_dir, s.data.source, s.seeds)
-        entries = [ledger.UnitEntry(s.experiment, k, u.source, u.seed, list(u.targets))
+        entries = [ledger.UnitEntry(s.experiment, k, u.source, u.seed, list(u.targets), job_num=job_num)
                    for k, u in zip(unit_keys(s, plan), plan.units)]
         ledger.plan_units(s.paths.results_dir, entries)
         n_units += len(entries)

@@ -1,4 +1,6 @@
-"""Bash tab completion for ``xlexp``: the verbs, and Hydra's own completion for ``xlexp run``.
+"""Bash tab completion for ``xlexp``: the verbs, Hydra's own completion for ``xlexp run``, and for the
+other verbs their options and the names they take (:func:`words`: experiments of the results store
+after ``--experiment``, tasks after ``--task``, models after ``--model``).
 
 Hydra's completion script assumes the app is one executable whose first word is the app: it
 registers completion for ``basename(sys.argv[0])`` and calls ``<first word> -sc query=bash``. Our
@@ -33,6 +35,15 @@ _xlexp_completion()
         local choices
         choices=$(COMP_POINT=${#line} COMP_LINE="$line" "${COMP_WORDS[0]}" run -sc query=bash 2>/dev/null)
         COMPREPLY=($(compgen -o nospace -o default -W "$choices" -- "$cur"))
+        return
+    fi
+    # other verbs: their options (`xlexp matrix --<TAB>`), experiment names after --experiment, task and
+    # model names after --task / --model; else file names
+    local prev="${COMP_WORDS[COMP_CWORD-1]}"
+    local words
+    words=$("${COMP_WORDS[0]}" completion --words "${COMP_WORDS[1]}" "$prev" "$cur" 2>/dev/null)
+    if [ -n "$words" ]; then
+        COMPREPLY=($(compgen -W "$words" -- "$cur"))
         return
     fi
     COMPREPLY=($(compgen -o default -- "$cur"))
@@ -90,3 +101,40 @@ def fix_candidates(candidates: list[str]) -> list[str]:
             out.append(c)
     groups = {c[:-1] for c in out if c.endswith("=")}
     return [c for c in out if not (c.endswith(".") and c[:-1] in groups)]
+
+
+# options whose value is a name xlexp can list: option -> what (see `words`)
+NAME_OPTIONS = {"--experiment": "experiment", "--task": "task", "--model": "model"}
+
+
+def experiment_names(results_dir: str) -> list[str]:
+    """Every experiment in the store's record files (only their ``experiment`` column is read)."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    names: set[str] = set()
+    for path in (Path(results_dir) / "runs").glob("*.parquet"):
+        try:
+            names.update(str(x) for x in pq.read_table(path, columns=["experiment"]).column(0).unique().to_pylist())
+        except Exception:  # a corrupt file: completion is no place to report it (`xlexp store check` is)
+            continue
+    return sorted(names)
+
+
+def words(verb: str, prev: str, cur: str, help_text) -> list[str]:
+    """The candidates for the word being completed after ``xlexp <verb>`` (``run`` is Hydra's): the names
+    after an option that takes one (:data:`NAME_OPTIONS`), else the verb's ``--options`` as its
+    ``--help`` lists them (``help_text(verb)``); nothing (file names) for a value of another option."""
+    import os
+
+    from xlexp.config.paths import list_configs
+
+    what = NAME_OPTIONS.get(prev)
+    if what == "experiment":
+        return experiment_names(os.environ.get("XLEXP_RESULTS_DIR", "results"))
+    if what:
+        return [n for n in list_configs(what) if not n.startswith("_")]
+    if cur.startswith("-") or not cur:
+        return sorted(set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", help_text(verb))) - {"--"})
+    return []

@@ -110,8 +110,12 @@ def _storage_url(args: list[str]) -> str:
 
 
 def _completion(argv: list[str], uninstall: bool = False) -> int:
-    from xlexp.cli.completion import script
+    from xlexp.cli.completion import script, words
 
+    if argv[:1] == ["--words"]:   # the completion script asks: candidates for `xlexp VERB ... PREV CUR<TAB>`
+        verb, prev, cur = (argv[1:] + ["", "", ""])[:3]
+        print(" ".join(words(verb, prev, cur, _help_text)))
+        return 0
     shell = argv[0] if argv else "bash"
     if uninstall:
         script(shell)  # the same one-line error for another shell
@@ -119,6 +123,24 @@ def _completion(argv: list[str], uninstall: bool = False) -> int:
     else:
         print(script(shell), end="")
     return 0
+
+
+def _help_text(verb: str) -> str:
+    """What ``xlexp VERB --help`` prints (its options), for completion; '' for a verb without one."""
+    import contextlib
+    import io
+
+    if verb in ("run", "completion") or verb.startswith("-"):
+        return ""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main([verb, "--help"])
+        except SystemExit:
+            pass
+        except Exception:   # a verb whose extra is missing: no options to offer
+            return ""
+    return out.getvalue()
 
 
 def _results_dir_default() -> str:
@@ -135,13 +157,15 @@ def _matrix(argv: list[str]) -> int:
     p.add_argument("--selection", choices=["source_dev", "target_dev", "last"],
                    help="checkpoint selection rule (default: source_dev)")
     p.add_argument("--regime", help="only records of this regime, e.g. few_shot (shows mean ± std per K and K-curves)")
+    p.add_argument("--model", help="the model's cells, when the experiment holds several (never averaged together)")
+    p.add_argument("--task", help="the task's cells, when the experiment holds several")
     p.add_argument("--gap", action="store_true", help="also print the per-target gap between selection rules")
     p.add_argument("--results-dir", default=_results_dir_default(), help="results store (default: $XLEXP_RESULTS_DIR or ./results)")
     p.add_argument("--predicted", action="store_true",
                    help="also show the cells `xlexp predict` predicted (dim/hatched, never mixed with measured records)")
     args = p.parse_args(argv)
     show(args.results_dir, args.experiment, args.metric, args.split, args.selection, args.regime, args.gap,
-         predicted=args.predicted)
+         predicted=args.predicted, model=args.model, task=args.task)
     return 0
 
 

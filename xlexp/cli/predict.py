@@ -21,7 +21,7 @@ from xlexp.errors import XlexpError
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", help="experiment whose matrix to complete (default: the latest, or --task/--model)")
     p.add_argument("--task", help="all zero-shot records of this task (with --model) instead of one experiment")
-    p.add_argument("--model", help="with --task: the model whose records to use")
+    p.add_argument("--model", help="the model whose records to use (with --task; or with --experiment when it holds several)")
     p.add_argument("--metric", help="metric (default: the experiment's default)")
     p.add_argument("--selection", choices=["source_dev", "target_dev", "last"], help="checkpoint rule (default: source_dev)")
     p.add_argument("--sources", help="comma-separated sources to predict too, or 'all' (task languages with a train split)")
@@ -179,7 +179,9 @@ def predict_main(argv: list[str]) -> int:
         return _fill(args, extra)
     from xlexp.predict.predictor import predict_matrix
     from xlexp.views.console import show_predicted
+    from xlexp.views.progress import setup_console_logging
 
+    setup_console_logging()   # on stderr: what is computed and how long, before it is (the table goes to stdout)
     pred = predict_matrix(args.results_dir, args.experiment, args.task, args.model, args.metric, args.selection,
                           _split(args.sources), _split(args.targets), Path(args.data_dir), Path(args.cache_dir),
                           not args.no_model_features)

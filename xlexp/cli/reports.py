@@ -33,6 +33,9 @@ def report_main(argv: list[str]) -> int:
     p.add_argument("--out", help="output folder (default: <results dir>/report); the page is <out>/index.html")
     p.add_argument("--plotlyjs", choices=["inline", "alongside"], default="inline",
                    help="inline: one self-contained file (default); alongside: plotly.min.js next to the page")
+    p.add_argument("--colour-scale", choices=["metric", "heatmap"], default="metric", help=(
+        "heatmap colours: one range per metric across every heatmap (default: the same value, the same colour) "
+        "or fitted to each heatmap"))
     p.add_argument("--wandb", metavar="NAME", help="also log experiment NAME's full S x T matrix as one W&B run")
     p.add_argument("--wandb-mode", choices=list(MODES), default="auto",
                    help="auto: online with an API key, else offline (default)")
@@ -50,7 +53,7 @@ def report_main(argv: list[str]) -> int:
         t = write_template(args.wandb_template, args.results_dir, args.wandb_project, args.wandb_entity)
         print(f"W&B workspace template: {', '.join(str(f) for f in t.files)} (see README.md there)")
         return 0
-    result = write_report(args.results_dir, args.out, args.experiment, args.metric, args.plotlyjs)
+    result = write_report(args.results_dir, args.out, args.experiment, args.metric, args.plotlyjs, args.colour_scale)
     print(f"report: {result.path.resolve()} ({len(result.experiments)} experiment(s), {result.figures} figures)")
     if args.wandb:
         opts = WandbOptions(mode=args.wandb_mode, project=args.wandb_project, entity=args.wandb_entity,
@@ -69,8 +72,9 @@ def compare_main(argv: list[str]) -> int:
         "(or over seeds when there are no per-example predictions) marking significant cells."))
     p.add_argument("a", help="experiment name or run id (the baseline)")
     p.add_argument("b", help="experiment name or run id")
-    p.add_argument("--metric", default="accuracy", choices=["accuracy", "macro_f1", "exact_match", "f1"],
-                   help="exact_match / f1: extractive QA (paired bootstrap over per-question scores)")
+    p.add_argument("--metric", help="any test metric of A (default: the task's primary metric, as in every view); "
+                        "accuracy, macro_f1: paired bootstrap over test examples; exact_match / f1 (extractive QA): "
+                        "over per-question scores; any other (span_f1, chrf_*, ...): bootstrap over seeds")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (default 0)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level for '*' (default 0.05)")
@@ -97,7 +101,9 @@ def table_main(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="xlexp table", description="Paper-ready Markdown or LaTeX table of a matrix.")
     p.add_argument("--experiment", help="experiment name (default: the latest one)")
-    p.add_argument("--metric", help="metric (default: macro_f1 when recorded)")
+    p.add_argument("--metric", help="metric (default: the task's primary metric)")
+    p.add_argument("--model", help="the model's cells, when the experiment holds several")
+    p.add_argument("--task", help="the task's cells, when the experiment holds several")
     p.add_argument("--rows", choices=["source", "target"], default="source", help="what the rows are (default source)")
     p.add_argument("--format", choices=list(FORMATS), default="markdown")
     p.add_argument("--selection", choices=["source_dev", "target_dev", "last"],
@@ -116,7 +122,7 @@ def table_main(argv: list[str]) -> int:
     opts = TableOptions(rows=args.rows, fmt=args.format, digits=args.digits, percent=not args.raw, names=args.names,
                         average=not args.no_average, sources=_codes(args.sources), targets=_codes(args.targets))
     text = render_table(args.results_dir, args.experiment, args.metric, opts, selection=args.selection, k=args.k,
-                        regime=args.regime)
+                        regime=args.regime, model=args.model, task=args.task)
     sys.stdout.write(text)
     if args.out:
         out = Path(args.out)

@@ -27,23 +27,25 @@ def _duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-def status_lines(results_dir: str, experiment: str | None, show_all: bool = False, now: float | None = None) -> list[str]:
+def status_lines(results_dir: str, experiment: str | None, show_all: bool = False, now: float | None = None,
+                 slurm: bool = True) -> list[str]:
+    """The status report; with ``slurm`` (and ``squeue`` on the PATH) SLURM's view of the
+    experiment's jobs joins the ledger (:mod:`xlexp.cli.slurm_view`)."""
+    from xlexp.cli.slurm_view import reconcile
     from xlexp.results import units as ledger
-    from xlexp.results.query import latest_experiment
     from xlexp.results.store import load_records
 
     records = load_records(results_dir)
-    if experiment is None:
-        experiment = ledger.latest_experiment(results_dir)
+    if experiment is None:  # the same "latest" as `xlexp matrix`: the newest record or ledger change
+        experiment = ledger.latest_activity(results_dir, records)
         if experiment is None:
-            if records.empty:
-                raise XlexpError(f"no units and no records under {results_dir}: run `xlexp run ...` first "
-                                 f"(or set XLEXP_RESULTS_DIR / --results-dir)")
-            experiment = latest_experiment(records)
+            raise XlexpError(f"no units and no records under {results_dir}: run `xlexp run ...` first "
+                             f"(or set XLEXP_RESULTS_DIR / --results-dir)")
     states = ledger.unit_states(results_dir, experiment, records)
     if not states:
         raise XlexpError(f"experiment '{experiment}' has no units in {results_dir} (records written before unit keys "
                          f"existed carry none); `xlexp matrix --experiment {experiment}` shows its records")
+    states, slurm_lines = reconcile(states, experiment) if slurm else (states, [])
     now = time.time() if now is None else now
     count = {k: sum(s.state == k for s in states) for k in ledger.STATES}
     lines = [f"experiment {experiment}: {len(states)} unit(s): {count['done']} done, {count['running']} running, "
@@ -76,7 +78,8 @@ def status_lines(results_dir: str, experiment: str | None, show_all: bool = Fals
             lines.append(f"  failed   {where}: {st.detail}" + (f" [host {e.host}, run {e.run_id}]" if e.host else ""))
         elif st.state == "running":
             lines.append(f"  running  {where}: for {_duration(now - e.started) if e.started else '-'} on {e.host} "
-                         f"(pid {e.pid}" + (f", run {e.run_id})" if e.run_id else ")"))
+                         f"(pid {e.pid}" + (f", SLURM job {e.slurm_job}" if e.slurm_job else "")
+                         + (f", run {e.run_id})" if e.run_id else ")"))
         elif st.state == "pending":
             lines.append(f"  pending  {where}" + (f": {st.detail}" if st.detail else ""))
         else:
@@ -84,6 +87,7 @@ def status_lines(results_dir: str, experiment: str | None, show_all: bool = Fals
     if count["pending"] > 20 and not show_all:
         pending = [f"{s.entry.source}/s{s.entry.seed}" for s in states if s.state == "pending"]
         lines.append(f"  pending  {', '.join(pending[:20])} ... and {len(pending) - 20} more (--all lists every unit)")
+    lines += slurm_lines
     if count["failed"]:
         lines.append("re-run the same command (or re-submit the multirun) to redo failed and pending units; "
                      "finished ones are skipped")

@@ -41,6 +41,13 @@ def safe_folder_name(name: str) -> str:
     return re.sub(r"[^\w.+=,@-]", "_", str(name)).lstrip(".") or "_"
 
 
+def slurm_job_name(experiment: str, app_job_name: str) -> str:
+    """The SLURM job name of a launcher job: ``xlexp-<experiment>`` for ``xlexp run -m`` (so
+    ``xlexp status`` finds an experiment's array tasks with ``squeue --name``/``sacct --name``), the
+    app's own job name (``xlexp-sweep-<study>``) for the sweep-worker app, which has no ``name``."""
+    return f"xlexp-{safe_folder_name(experiment)}" if experiment else str(app_job_name)
+
+
 def register_resolvers() -> None:
     """``${xlexp_safe:${name}}`` (see :func:`safe_folder_name`) and ``${xlexp_uid:}``: a short random id,
     cached for the process like Hydra's ``now``, so two runs started in the same second with one name
@@ -59,6 +66,8 @@ def register_resolvers() -> None:
         from xlexp.config.paths import default_data_dir
 
         OmegaConf.register_new_resolver("xlexp_data_dir", default_data_dir)
+    if not OmegaConf.has_resolver("xlexp_job_name"):  # hydra.launcher.name of xlexp_slurm: `squeue --name` finds a run's jobs
+        OmegaConf.register_new_resolver("xlexp_job_name", slurm_job_name)
     if not OmegaConf.has_resolver("xlexp_uid"):
         OmegaConf.register_new_resolver("xlexp_uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
 

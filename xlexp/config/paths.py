@@ -45,6 +45,24 @@ def default_data_dir(environ: Mapping[str, str] | None = None) -> str:
     return DATA_DIR_FALLBACKS[-1]
 
 
+# Datasets that ship inside the package (package data, each folder with its LICENSE.md): the quickstart's
+# NusaX-senti, laid out as under a data root, so `make demo` works on a clone with no data folder and no
+# network. data.source=auto reads a task from here when its folder is not under paths.data_dir.
+EMBEDDED_DATA_DIR = str(resources.files("xlexp").joinpath("embedded"))
+
+
+def task_data_root(top: str, data_dir: str | Path, source: str = "auto") -> tuple[Path, str]:
+    """Where a task whose files lie under folder ``top`` is read from, and in what words: ``data_dir``
+    when ``data_dir/top`` exists (or ``source`` is not auto, or nothing is embedded), else the embedded
+    copy. Stdlib only, so ``make demo`` can ask before it installs anything."""
+    local = Path(data_dir) / top
+    embedded = Path(EMBEDDED_DATA_DIR) / top
+    if top and source == "auto" and not local.is_dir() and embedded.is_dir():
+        return Path(EMBEDDED_DATA_DIR), (f"the copy embedded in the package ({embedded}; license and attribution: "
+                                         f"{embedded / 'LICENSE.md'}), as {local.absolute()} does not exist")
+    return Path(data_dir), f"local files under {local.resolve() if local.is_dir() else local}"
+
+
 def user_config_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
     """The folders named by ``XLEXP_CONFIG_PATH`` (``os.pathsep``-separated, empty entries skipped),
     highest priority first; a missing folder is an error that names the variable and the path."""
@@ -94,3 +112,24 @@ def group_listing() -> str:
     groups = sorted({d.name for folder in config_dirs() if folder.is_dir() for d in folder.iterdir()
                      if d.is_dir() and d.name != "hydra" and not d.name.startswith((".", "_"))})
     return "\n".join(f"{g}: {', '.join(n for n in list_configs(g) if not n.startswith('_'))}" for g in groups)
+
+
+def _check_quickstart_data(argv: list[str] | None = None) -> int:
+    """``python -m xlexp.config.paths [TASK_FOLDER]``: say where the quickstart's data would be read from,
+    or fail in one line (``make demo`` runs this before the install and the encoder build)."""
+    import sys
+
+    top = (argv if argv is not None else sys.argv[1:] or ["nusax_senti"])[0]
+    data_dir = default_data_dir()
+    root, how = task_data_root(top, data_dir)
+    if not (root / top).is_dir():
+        print(f"xlexp: error: no '{top}' data: {Path(data_dir).resolve() / top} does not exist and the package's "
+              f"embedded copy {Path(EMBEDDED_DATA_DIR) / top} is missing (a partial checkout?); put the data under "
+              f"$XLEXP_DATA_DIR, ../shared/data or ./data", file=sys.stderr)
+        return 2
+    print(f"data for '{top}': {how}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_check_quickstart_data())

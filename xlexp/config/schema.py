@@ -40,6 +40,8 @@ FREEZE_OPTIONS = (None, "embeddings")
 OPTIMIZERS = ("adamw", "sgd", "adafactor")
 TRACKERS = ("none", "wandb")
 SELECTION_RULES = ("source_dev", "target_dev", "last")
+# the rule of cells that had no checkpoint to choose (in-context prompting): never one of the three above
+NO_SELECTION = "none"
 
 
 # -- small checks that name the key ----------------------------------------------------------------

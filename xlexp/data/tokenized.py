@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from xlexp.tasks.readers import data_root
 from xlexp.tasks.spec import TaskSpec, load_split
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class TokenCache:
 
     def __init__(self, spec: TaskSpec, tokenizer, max_length: int, data_dir: Path, cache_dir: Path, source: str = "auto"):
         self.spec, self.tokenizer, self.max_length = spec, tokenizer, max_length
-        self.data_dir, self.source = Path(data_dir), source
+        self.data_dir, self.source = data_root(spec, Path(data_dir), source), source  # maybe the embedded copy
         self.dir = Path(cache_dir) / "tokenized" / spec.name
         self.fingerprint = tokenizer_fingerprint(tokenizer)
         self._memory: dict[tuple[str, str], TokenizedSplit] = {}

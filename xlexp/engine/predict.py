@@ -55,12 +55,24 @@ def compute_metrics(preds, split: TokenizedSplit, metrics: tuple[str, ...], labe
         if name == "accuracy":
             out[name] = float(accuracy_score(split.labels, preds))
         elif name == "macro_f1":
-            # all labels, so a class never predicted counts as F1 = 0 instead of vanishing from the mean
-            out[name] = float(f1_score(split.labels, preds, labels=list(range(len(label_names))), average="macro",
-                                       zero_division=0))
+            out[name] = macro_f1(split.labels, preds)
         else:
             raise XlexpError(f"metric '{name}' does not apply to sentence tasks; use accuracy or macro_f1")
     return out
+
+
+def macro_f1(gold, preds) -> float:
+    """Macro-F1 over the labels present in this test set's gold OR its predictions (scikit-learn's and
+    HF ``evaluate``'s default, ``f1_score(average="macro")`` with ``labels=None``): a label that is in
+    neither is not part of this target's task and must not count as F1 = 0. A label that is predicted
+    but absent from the gold does count (F1 = 0: every prediction of it is wrong). docs/metrics.md."""
+    return float(f1_score(np.asarray(gold), np.asarray(preds), average="macro", zero_division=0))
+
+
+def label_counts(gold, preds) -> tuple[int, int]:
+    """(labels macro-F1 averages over, labels in the gold): what a macro-F1 cell records beside its value."""
+    gold, preds = np.asarray(gold), np.asarray(preds)
+    return int(np.union1d(gold, preds).size), int(np.unique(gold).size)
 
 
 def _sentences(seqs: list[np.ndarray], example_ids: np.ndarray) -> list[np.ndarray]:

@@ -24,7 +24,7 @@ from xlexp.data.tokenized import TokenCache, TokenizedSplit
 from xlexp.data.vocab import VocabTrim, count_parameters, trim_embeddings
 from xlexp.engine.hardware import peak_memory_mb
 from xlexp.engine.loop import TrainSettings
-from xlexp.engine.predict import compute_metrics, predict
+from xlexp.engine.predict import compute_metrics, label_counts, predict
 from xlexp.engine.qa import QAPredictions, predict_answers, qa_metrics
 from xlexp.experiment.plan import Plan, TrainingUnit
 from xlexp.models import finetune
@@ -179,7 +179,8 @@ class UnitOutput:
     predictions: list[pd.DataFrame] = field(default_factory=list)
 
     def add(self, target: str, split: str, metrics: dict[str, float], n: int, selection: str, step: int | None,
-            k: int | None = None, shot_set: int | None = None) -> None:
+            k: int | None = None, shot_set: int | None = None, n_labels: int | None = None) -> None:
+        """One record per metric; ``n_labels`` (sentence tasks) goes on the macro-F1 record only."""
         ctx, s = self.ctx, self.ctx.settings
         for metric, value in metrics.items():
             self.records.append(Record(
@@ -189,6 +190,7 @@ class UnitOutput:
                 split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
                 config_hash=ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
                 shot_set=shot_set, step=step, finetune=s.model.finetune, precision=ctx.precision, family=s.model.family,
+                n_labels=n_labels if metric == "macro_f1" else None, primary_metric=ctx.spec.primary_metric,
                 **ctx.model_info, **ctx.hooks.tags,
             ))
 
@@ -201,7 +203,11 @@ class UnitOutput:
                  selection: str, step: int | None, k: int | None = None, shot_set: int | None = None) -> None:
         windowed = test.token_labels is not None or test.offsets is not None
         n = len(set(test.example_ids.tolist())) if windowed else len(test)
-        self.add(target, "test", metrics, n, selection, step, k, shot_set)
+        n_labels = None
+        if not windowed and not isinstance(preds, QAPredictions) and "macro_f1" in metrics:
+            n_labels, in_gold = label_counts(test.labels, preds)
+            _warn_missing_labels(self.ctx, target, in_gold)
+        self.add(target, "test", metrics, n, selection, step, k, shot_set, n_labels)
         if isinstance(preds, QAPredictions):  # one row per question: the answer and its EM/F1
             self.predictions.append(pd.DataFrame({
                 "experiment": self.ctx.settings.experiment, "run_id": self.ctx.run_id, "source": self.unit.source,
@@ -217,3 +223,17 @@ class UnitOutput:
             "target": target, "split": "test", "selection": selection, "seed": self.unit.seed, "k": k,
             "shot_set": shot_set, "example": test.example_ids, "label": test.labels, "pred": preds,
         }))
+
+
+_warned_labels: set[tuple[str, str]] = set()
+
+
+def _warn_missing_labels(ctx: RunContext, target: str, in_gold: int) -> None:
+    """Once per (run, target): the target's test gold lacks some of the task's labels, so its macro-F1
+    averages over fewer labels than the task has (the count is on the record: ``n_labels``)."""
+    total = len(ctx.spec.labels)
+    if in_gold < total and (ctx.run_id, target) not in _warned_labels:
+        _warned_labels.add((ctx.run_id, target))
+        log.warning("target %s: its test gold has %d of the task's %d labels; macro-F1 averages over the labels "
+                    "present in its gold or predictions (n_labels on each record; docs/metrics.md)", target, in_gold,
+                    total)

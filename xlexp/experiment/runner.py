@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
 
 import pandas as pd
 import torch
@@ -34,6 +36,7 @@ from xlexp.experiment.context import RunContext, RunHooks, UnitOutput, seed_ever
 from xlexp.experiment.plan import Plan, TrainingUnit, make_plan
 from xlexp.experiment.resume import Resume, fault_point
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
+from xlexp.results.query import TRANSFER_MEAN, default_selection, k_value, matrix_of
 from xlexp.results.store import check_writable, new_run_id, run_config_hash, without_run_noise, write_predictions, write_records
 from xlexp.tasks.spec import TaskSpec, load_split
 from xlexp.tracking.base import NullTracker, check_tracker_config, make_tracker
@@ -61,6 +64,9 @@ def resolve_settings(cfg: DictConfig) -> Settings:
     if getattr(settings.model, "peft", None):
         require_extra("peft")
     regime = regimes.get(settings.regime.name)
+    regimes.check_compatible(regime.name, str(settings.task.get("name")), settings.task.get("type"),
+                             settings.model.family)
+    TaskSpec.from_config(settings.task)  # the task file's keys, metrics and options: refused here, before any work
     if settings.classical and not regime.classical:
         usable = [name for name in regimes.available() if regimes.get(name).classical]
         raise XlexpError(f"model '{settings.model.name}' (family classical) runs regime {', '.join(usable)}; "
@@ -133,9 +139,9 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     resume = Resume.of(s, plan, hooks)  # after setup: rank 0 decides what to skip, for every rank
     if resume.all_done:  # nothing to train: no model to load, no data to tokenize
         objective = show_and_score(pd.concat(resume.skipped_records(), ignore_index=True), spec, s, hooks.show_matrix)
-        log.info("all %d unit(s) were complete in the store: nothing trained; mean test %s (%s) = %.4f",
-                 len(plan.units), spec.primary_metric, s.regime.selection, objective)
-        return objective
+        log.info("all %d unit(s) were complete in the store: nothing trained; test %s (%s), %s = %.4f",
+                 len(plan.units), spec.primary_metric, s.regime.selection, objective.label, objective.value)
+        return objective.value
     if s.trainer.num_threads:
         torch.set_num_threads(s.trainer.num_threads)
     model_path, cache = _model_and_cache(s, spec, plan)
@@ -198,19 +204,38 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
 
     df = pd.concat([pd.DataFrame([asdict(r) for r in records]), *resume.skipped_records()], ignore_index=True)
     objective = show_and_score(df, spec, s, ctx.hooks.show_matrix)
-    log.info("records: %d file(s) under %s (run id %s); mean test %s (%s) = %.4f; peak memory %.0f MiB", len(files),
-             Path(out_dir).resolve() / "runs", ctx.run_id, spec.primary_metric, s.regime.selection,
-             objective, peak_memory_mb(device))
-    return objective
+    log.info("records: %d file(s) under %s (run id %s); test %s (%s), %s = %.4f; peak memory %.0f MiB", len(files),
+             Path(out_dir).resolve() / "runs", ctx.run_id, spec.primary_metric, s.regime.selection, objective.label,
+             objective.value, peak_memory_mb(device))
+    return objective.value
 
 
-def show_and_score(df: pd.DataFrame, spec: TaskSpec, s: Settings, show: bool) -> float:
+@dataclass(frozen=True)
+class Objective:
+    value: float
+    label: str   # query.TRANSFER_MEAN, or "in-language mean" for a matrix of in-language cells only
+
+
+def show_and_score(df: pd.DataFrame, spec: TaskSpec, s: Settings, show: bool) -> Objective:
     """Print the run's matrix (rank 0, unless the caller is a sweep) and return the run's objective: the
-    mean test primary metric under the regime's selection rule."""
+    matrix mean of the test primary metric under the regime's selection rule (the rule its cells were
+    recorded under when the regime chose none, e.g. in-context cells), as every view defines it
+    (``Matrix.transfer_mean``: cross-lingual cells only), or the in-language mean when it has no other cell.
+    Cells with shots (K > 0) are left out, as in the matrix."""
     if distributed.is_main() and show:
         console.show_run(df, list(spec.metrics), s.paths.results_dir)
-    chosen = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric) & (df["selection"] == s.regime.selection)]
-    return float(chosen["value"].mean())
+    test = df[(df["split"] == "test") & (df["metric"] == spec.primary_metric)]
+    test = test[test["k"].map(k_value).isna()] if "k" in test else test
+    rules = set(test["selection"])
+    rule = s.regime.selection if s.regime.selection in rules or not rules else default_selection(rules)
+    chosen = test[test["selection"] == rule]
+    if chosen.empty:
+        return Objective(float("nan"), TRANSFER_MEAN)
+    m = matrix_of(chosen, s.experiment, spec.primary_metric)
+    transfer = m.transfer_mean()
+    if np.isnan(transfer):
+        return Objective(float(np.nanmean(m.mean.to_numpy(dtype=float))), "in-language mean")
+    return Objective(transfer, TRANSFER_MEAN)
 
 
 def unit_groups(pending: list[int], together: int) -> list[list[int]]:
@@ -238,7 +263,7 @@ def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index:
         classical.run_unit(ctx, unit, index, out)
     elif not ctx.spec.trains:
         retrieval.run_unit(ctx, unit, index, out)
-    elif ctx.spec.type == "generation" and getattr(regime, "trains", True):  # regime=icl scores without training
+    elif ctx.spec.type == "generation" and regime.trains:  # regime=icl scores without training
         from xlexp.experiment import generation
 
         generation.run_unit(ctx, unit, index, out)

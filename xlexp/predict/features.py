@@ -22,6 +22,7 @@ Imports: numpy, ``xlexp.predict.uriel``, ``xlexp.predict.represent`` (lazily),
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +188,14 @@ def task_views(task: str, model: str, langs: list[str], data_dir: Path, cache_di
     texts = {k: language_texts(task, k, data_dir, n_sentences) for k in dict.fromkeys(keys.values())}
     every = [t for ts in texts.values() for t in ts]
     reps = Representations(model, cache_dir, texts_for_tiny=every)
-    views = {k: reps.view(k, ts) for k, ts in texts.items() if ts}
+    views, todo = {}, [k for k, ts in texts.items() if ts]
+    started = last = time.monotonic()
+    for i, k in enumerate(todo, start=1):   # a line at most every 15 s: encoding 200 languages takes minutes
+        views[k] = reps.view(k, texts[k])
+        if time.monotonic() - last >= 15 or i == len(todo):
+            last = time.monotonic()
+            log.info("model features (%s): %d/%d language(s) (%.2f/s)", model, i, len(todo),
+                     i / max(last - started, 1e-9))
     return {c: views[k] for c, k in keys.items() if k in views}
 
 

@@ -81,7 +81,7 @@ def measured_matrix(results_dir: Path | str, experiment: str | None = None, task
             experiment = name
         else:
             df = sub
-    sub, experiment, metric = query.select(df, experiment, metric, "test", selection)
+    sub, experiment, metric = query.select(df, experiment, metric, "test", selection, model=model, task=task)
     m = query.matrix_of(sub, experiment, metric)
     return Measured(experiment, str(sub["model"].iloc[0]), str(sub["task"].iloc[0]), metric,
                     str(sub["selection"].iloc[0]), m.mean)
@@ -140,6 +140,18 @@ def predict_matrix(results_dir: Path | str, experiment: str | None = None, task:
     for t in hide_targets or []:
         y[:, tgts.index(t)] = np.nan
     write = write and not hide_targets
+    n_missing = int(np.isnan(y).sum())
+    if not n_missing and model_features:   # a complete matrix: the model's view (minutes) would change nothing
+        log.info("predict: all %d cells of the %d source(s) x %d target(s) matrix of %s are measured: nothing to "
+                 "predict, so the model features are not computed", y.size, len(srcs), len(tgts), m.experiment)
+        model_features = False
+    elif n_missing:
+        log.info("predict: %d of the %d cells of the %d source(s) x %d target(s) matrix of %s to predict from %d "
+                 "measured; features: URIEL and training sizes (seconds)%s", n_missing, y.size, len(srcs), len(tgts),
+                 m.experiment, y.size - n_missing,
+                 f", and {m.model}'s view of each of {len(set(srcs) | set(tgts))} language(s) (up to 200 sentences "
+                 f"each through the encoder, cached per model and text: seconds per language on a CPU the first "
+                 f"time, progress below; --no-model-features skips it)" if model_features and m.model else "")
     feats = build_features(m.task, m.model, srcs, tgts, data_dir, cache_dir, model_features)
     res = complete(y, np.isfinite(y), feats.values, cfg, feats.names, feats.source_similarity, feats.target_similarity)
     pred = Prediction(m, srcs, tgts, y, feats, res)

@@ -59,6 +59,15 @@ class Matrix:
         values = values[~pd.isna(values)]
         return float(values.mean()) if values.size else float("nan")
 
+    def transfer_cells(self) -> pd.DataFrame:
+        """The cell means with the in-language cells blanked: what every "mean without in-language
+        cells" (``TRANSFER_MEAN``) of a row, a column or the whole matrix averages."""
+        return self.mean.astype(float).where(~self.in_language_mask())
+
+    def in_language_cells(self) -> pd.DataFrame:
+        """The cell means with every cross-lingual cell blanked (shown apart from the transfer mean)."""
+        return self.mean.astype(float).where(self.in_language_mask())
+
     def in_language(self) -> "Matrix | None":
         """A diagonal-only matrix (regime=full) as one ``in-language`` row over the targets, else None."""
         rows, cols = [str(r) for r in self.mean.index], [str(c) for c in self.mean.columns]
@@ -70,6 +79,17 @@ class Matrix:
             return pd.DataFrame([[frame.at[c, c] for c in diagonal]], index=["in-language"], columns=diagonal)
 
         return Matrix(self.experiment, self.metric, row(self.mean), row(self.std), row(self.n))
+
+
+# The one label of the one matrix mean (console, table, PNG, HTML, W&B): Matrix.transfer_mean, the
+# mean over the cross-lingual cells; in-language cells (target = a source) are shown apart.
+TRANSFER_MEAN = "mean without in-language cells"
+
+
+def points_metric(metric: str) -> bool:
+    """Metrics recorded in points (0-100, sacrebleu's chrF++ and BLEU); every other metric is a fraction in
+    [0, 1] (docs/metrics.md). Views that print x100 leave points as they are."""
+    return str(metric).startswith(("chrf", "bleu"))
 
 
 def is_in_language(source, target) -> bool:
@@ -111,9 +131,21 @@ def cell_stats(df: pd.DataFrame, by: list[str], keep_k: bool = False) -> pd.Data
     return frame.groupby(by, dropna=False)["value"].agg(mean="mean", std="std", n="count").reset_index()
 
 
-def default_metric(metrics: Iterable[str]) -> str:
+def default_metric(metrics: Iterable[str], primary: str | None = None) -> str:
+    """The task's primary metric when the records name it (``primary_metric``), else macro_f1 when
+    recorded (stores written before the field), else the first by name."""
     known = sorted(set(metrics))
+    if primary is not None and primary in known:
+        return primary
     return DEFAULT_METRIC if DEFAULT_METRIC in known or not known else known[0]
+
+
+def recorded_primary(df: pd.DataFrame) -> str | None:
+    """The primary metric the records of one task carry (None: older records, or several tasks)."""
+    if "primary_metric" not in df.columns:
+        return None
+    values = df["primary_metric"].dropna().astype(str).unique()
+    return str(values[0]) if len(values) == 1 else None
 
 
 def _rule_rank(rule: str) -> int:
@@ -124,10 +156,10 @@ def default_selection(rules: Iterable[str]) -> str:
     return min(set(rules), key=lambda r: (_rule_rank(r), r))
 
 
-def choose_metric(metrics: Iterable[str], wanted: str | None, experiment: str) -> str:
+def choose_metric(metrics: Iterable[str], wanted: str | None, experiment: str, primary: str | None = None) -> str:
     """``wanted`` when recorded, else the default metric; an error listing the metrics otherwise."""
     known = sorted(set(metrics))
-    metric = wanted or default_metric(known)
+    metric = wanted or default_metric(known, primary)
     if metric not in known:
         raise XlexpError(f"experiment '{experiment}' has no metric '{metric}'. Its metrics: {', '.join(known)}")
     return metric
@@ -174,11 +206,36 @@ def records_of(df: pd.DataFrame, ident: str) -> pd.DataFrame:
 
 # ---- an experiment's matrix --------------------------------------------------------------------
 
+# What one matrix never mixes: cells of different models, tasks or regimes are not replicates of each
+# other, so averaging them (as seeds) or placing them side by side (as sources) would be a wrong number.
+UNMIXED = ("model", "task", "regime")
+
+
+def one_of_each(sub: pd.DataFrame, experiment: str, **wanted: str | None) -> pd.DataFrame:
+    """``sub`` restricted to the model, task and regime asked for; an error naming the option when the
+    records still hold several of one (``xlexp matrix --model ...``), so no view silently mixes them."""
+    for name in UNMIXED:
+        value = wanted.get(name)
+        if value is not None:
+            values = sorted(sub[name].astype(str).unique())
+            sub = sub[sub[name].astype(str) == str(value)]
+            if sub.empty:
+                raise XlexpError(f"experiment '{experiment}' has no {name} '{value}'. Its {name}s: {', '.join(values)}")
+    for name in UNMIXED:
+        values = sorted(sub[name].astype(str).unique())
+        if len(values) > 1:
+            raise XlexpError(f"experiment '{experiment}' holds several {name}s ({', '.join(values)}) whose cells are "
+                             f"never averaged or mixed; choose one with --{name}")
+    return sub
+
+
 def select(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None, split: str = "test",
-           selection: str | None = None, few_shot: bool = False) -> tuple[pd.DataFrame, str, str]:
-    """Latest replicates of one experiment/metric/split under one selection rule (default:
-    ``default_selection``). Cells without shots (K = 0 or none) only; ``few_shot`` keeps K > 0
-    instead, under every rule unless one is asked for (few-shot cells have their own rule)."""
+           selection: str | None = None, few_shot: bool = False, model: str | None = None,
+           task: str | None = None, regime: str | None = None) -> tuple[pd.DataFrame, str, str]:
+    """Latest replicates of one experiment/metric/split under ONE selection rule (default:
+    ``default_selection`` of the cells kept). Cells without shots (K = 0 or none) only; ``few_shot``
+    keeps K > 0 instead (few-shot cells have their own rule: target_dev or last; in-context cells none).
+    One rule, so that a summary's n counts each (source, target, seed, K, shot set) cell once."""
     experiment = experiment or latest_experiment(df)
     sub = experiment_records(df, experiment)
     sub = sub[sub["split"] == split]
@@ -186,13 +243,14 @@ def select(df: pd.DataFrame, experiment: str | None = None, metric: str | None =
     sub = sub[k > 0] if few_shot else sub[k.isna() | (k == 0)]
     if sub.empty:
         raise XlexpError(f"experiment '{experiment}' has no {'few-shot (K > 0) ' if few_shot else ''}{split} records here")
-    if split == "test" and (selection or not few_shot):
+    sub = one_of_each(sub, experiment, model=model, task=task, regime=regime)
+    if split == "test":
         rules = sorted(sub["selection"].unique())
         selection = selection or default_selection(rules)
         if selection not in rules:
             raise XlexpError(f"experiment '{experiment}' has no records under selection '{selection}'. Recorded: {', '.join(rules)}")
         sub = sub[sub["selection"] == selection]
-    metric = choose_metric(sub["metric"], metric, experiment)
+    metric = choose_metric(sub["metric"], metric, experiment, recorded_primary(sub))
     return latest(sub[sub["metric"] == metric]), experiment, metric
 
 
@@ -214,16 +272,20 @@ def matrix_of(records: pd.DataFrame, experiment: str, metric: str, order: pd.Dat
 
 
 def pivot(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None, split: str = "test",
-          selection: str | None = None) -> Matrix:
-    sub, experiment, metric = select(df, experiment, metric, split, selection)
+          selection: str | None = None, model: str | None = None, task: str | None = None,
+          regime: str | None = None) -> Matrix:
+    sub, experiment, metric = select(df, experiment, metric, split, selection, model=model, task=task, regime=regime)
     everything = experiment_records(df, experiment)  # every rule: target_dev lists the languages as source_dev does
     return matrix_of(sub, experiment, metric, order=everything[everything["split"] == split])
 
 
-def few_shot_summary(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None) -> pd.DataFrame:
-    """Mean, std and count over shot sets x seeds per (source, target, K), with the K = 0 cell added."""
-    sub, experiment, metric = select(df, experiment, metric, few_shot=True)
-    zero, _, _ = select(df, experiment, metric)
+def few_shot_summary(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None,
+                     model: str | None = None, task: str | None = None) -> pd.DataFrame:
+    """Mean, std and count over shot sets x seeds per (source, target, K), with the K = 0 cell added:
+    one rule per cell, so count = shot sets x seeds."""
+    sub, experiment, metric = select(df, experiment, metric, few_shot=True, model=model, task=task)
+    zero, _, _ = select(df, experiment, metric, model=str(sub["model"].iloc[0]), task=str(sub["task"].iloc[0]),
+                        regime=str(sub["regime"].iloc[0]))
     both = pd.concat([zero.assign(k=0), sub])
     both["k"] = pd.to_numeric(both["k"]).astype(int)
     out = cell_stats(both, ["source", "target", "k"], keep_k=True).rename(columns={"n": "count"})
@@ -236,7 +298,7 @@ def selection_gap(df: pd.DataFrame, experiment: str | None = None, metric: str |
     then each rule minus source_dev (``selection_gap_frame`` for one model, task and regime)."""
     experiment = experiment or latest_experiment(df)
     sub = experiment_records(df, experiment)
-    metric = choose_metric(sub[sub["split"] == "test"]["metric"], metric, experiment)
+    metric = choose_metric(sub[sub["split"] == "test"]["metric"], metric, experiment, recorded_primary(sub))
     frame = selection_gap_frame(sub, experiment, metric)
     zero = frame[frame["k"].isna()] if not frame.empty else frame
     columns = [r for r in SELECTION_ORDER if r in zero] + [c for c in zero if str(c).endswith(" - source_dev")]
@@ -381,6 +443,12 @@ def compare_side(df: pd.DataFrame, ident: str, selection: str | None, k: int | N
     """One side of ``xlexp compare``: the latest test replicates of the headline slice of an
     experiment or run with exactly K shots (None: the cells without shots) under ``selection``."""
     sub = records_of(df, ident)
+    for name in ("model", "task"):   # compare never picks one of several silently: name a run id instead
+        values = sorted(sub[sub["split"] == "test"][name].astype(str).unique())
+        if len(values) > 1:
+            runs = ", ".join(f"{r} ({g[name].iloc[0]})" for r, g in sub.groupby("run_id", sort=False))
+            raise XlexpError(f"'{ident}' holds several {name}s ({', '.join(values)}); compare one run of it by its "
+                             f"run id: {runs}")
     keys = [key for key in slice_keys(sub) if selection is None or key.selection == selection]
     with_k = [key for key in keys if key.k == k]
     if not with_k:

@@ -41,18 +41,20 @@ def resample_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarra
 
 
 def sklearn_metric(metric: str, labels: np.ndarray, preds: np.ndarray, num_labels: int) -> float:
-    """The point estimate, computed as the records' values are (all labels, zero_division=0)."""
+    """The point estimate, computed as the records' values are (macro-F1 over the labels present in the
+    gold or the predictions, zero_division=0: ``xlexp.engine.predict.macro_f1``)."""
     if metric == "accuracy":
         return float(accuracy_score(labels, preds))
-    return float(f1_score(labels, preds, labels=list(range(num_labels)), average="macro", zero_division=0))
+    return float(f1_score(labels, preds, average="macro", zero_division=0))
 
 
 def weighted_metric(metric: str, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray,
                     num_labels: int) -> np.ndarray:
     """The metric of each weighted resample: ``weights`` (B, n) over examples -> (B,).
 
-    With all weights 1 this is exactly sklearn's accuracy / macro-F1 over ``range(num_labels)``
-    with zero_division=0 (what the records hold); tests check that."""
+    With all weights 1 this is exactly sklearn's accuracy / macro-F1 over the labels present in the
+    resample's gold or predictions, zero_division=0 (what the records hold); tests check that. A
+    label absent from a resample (drawn zero times on both sides) is left out of that resample's mean."""
     if metric == "accuracy":
         return weights @ (preds == labels).astype(np.float64) / weights.sum(axis=1)
     if metric == "macro_f1":
@@ -60,8 +62,9 @@ def weighted_metric(metric: str, labels: np.ndarray, preds: np.ndarray, weights:
         true_1h, pred_1h = eye[labels], eye[preds]
         tp = weights @ (true_1h * pred_1h)
         denom = weights @ true_1h + weights @ pred_1h   # 2tp + fp + fn
-        f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-        return f1.mean(axis=1)
+        present = denom > 0
+        f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
+        return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
     raise XlexpError(f"compare knows the metrics {', '.join(METRICS)}; got '{metric}'")
 
 

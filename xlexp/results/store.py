@@ -60,6 +60,8 @@ class Record:
     family: str | None = None          # model family: encoder | decoder | seq2seq | classical
     metric_signature: str | None = None  # generation metrics: sacrebleu's signature (version, tokenisation...)
     unit_key: str | None = None        # the training unit's resume key (unit_config_hash): same key, same unit
+    n_labels: int | None = None        # macro-F1 cells: the labels it averages over (present in gold or predictions)
+    primary_metric: str | None = None  # the task's primary metric: what every view shows when no --metric is given
     log_dir: str | None = None         # the run's Hydra output folder (run.log, .hydra/config.yaml); set on write
 
 

@@ -63,6 +63,8 @@ class UnitEntry:
     error: str | None = None
     records_file: str | None = None
     updated: float | None = None
+    slurm_job: str | None = None          # the SLURM job running it ("<array job>_<task>"), set when it starts
+    job_num: int | None = None            # its multirun job number (the SLURM array task id), set when planned
 
 
 def _path(results_dir: Path | str, experiment: str, key: str) -> Path:
@@ -98,8 +100,19 @@ def plan_units(results_dir: Path | str, entries: list[UnitEntry]) -> None:
             write_entry(results_dir, e)
 
 
+def slurm_job_id() -> str | None:
+    """This process's SLURM job as ``squeue``/``sacct`` name it: ``<array job>_<task>`` for an array
+    task, else the job id; None outside SLURM. ``xlexp status`` joins the ledger to SLURM's view by it."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or None
+
+
 def mark(results_dir: Path | str, entry: UnitEntry, state: str, **changes) -> UnitEntry:
     entry.state = state
+    if state == "running":
+        entry.slurm_job = slurm_job_id()
     for k, v in changes.items():
         setattr(entry, k, v)
     write_entry(results_dir, entry)
@@ -231,3 +244,24 @@ def latest_experiment(results_dir: Path | str) -> str | None:
         if (e := read_entry(f)) is not None:
             return e.experiment
     return None
+
+
+def latest_activity(results_dir: Path | str, records: pd.DataFrame) -> str | None:
+    """THE "latest experiment" of every command that takes none (``matrix``, ``status``, ``table``,
+    ``report``'s order): the experiment with the newest activity, a record written or a unit's ledger
+    entry changed (a matrix still running is newer than a finished one), whichever is later."""
+    best: tuple[float, str] | None = None
+    root = Path(results_dir) / UNITS
+    for f in root.glob("*/*.json") if root.is_dir() else []:
+        e = read_entry(f)
+        if e is not None:
+            t = e.updated or f.stat().st_mtime
+            best = max(best, (t, e.experiment)) if best else (t, e.experiment)
+    if not records.empty:
+        stamps = pd.to_datetime(records["timestamp"], utc=True, errors="coerce")
+        newest = records.assign(_t=stamps).groupby("experiment")["_t"].max().dropna()
+        if len(newest):
+            name = str(newest.idxmax())
+            t = newest.max().timestamp()
+            best = max(best, (t, name)) if best else (t, name)
+    return best[1] if best else None

@@ -101,7 +101,10 @@ def status_lines(study: optuna.Study, storage_url: str) -> list[str]:
         lines.append("best: no complete trial yet")
         return lines
     base = [*spec.get("base", []), *spec.get("fixed", []), *spec.get("overrides", [])]
-    run = "xlexp run " + " ".join(shlex.quote(o) for o in [*base, *trial_overrides(best.params)])
+    overrides = [*base, *trial_overrides(best.params)]
+    if not any(o.lstrip("+~").startswith("name=") for o in overrides):  # its own experiment: never mixed into another
+        overrides.append(f"name={study.study_name}_best")
+    run = "xlexp run " + " ".join(shlex.quote(o) for o in overrides)
     lines += [f"best: trial {best.number}, {objective.get('metric', 'value')} = {best.value:.4f} "
               f"(experiment {best.user_attrs.get('experiment', '?')}, run {best.user_attrs.get('run_id', '?')})",
               f"  {run}",

@@ -24,7 +24,7 @@ import yaml
 from xlexp.config.paths import find_config, list_configs
 from xlexp.errors import XlexpError, unknown_key
 from xlexp.tasks import types
-from xlexp.tasks.readers import Example, read_hub_rows
+from xlexp.tasks.readers import Example, data_root, read_hub_rows, say_origin
 
 SPLITS = ("train", "dev", "test")
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class TaskSpec:
         any Mapping works, nested values are copied out as plain dicts and lists)."""
         raw = _plain(cfg)
         name = raw.get("name", "<unnamed task>")
-        where = f"task/{name}.yaml in a config folder"
+        where = str(find_config("task", name) or f"task/{name}.yaml in a config folder")   # the real file
         task_type = raw.get("type")
         kind = types.get(task_type, f"task '{name}', {where}")
         _check_keys(raw, kind, name, where)
@@ -71,6 +71,11 @@ class TaskSpec:
         primary = raw.get("primary_metric") or metrics[0]
         if primary not in metrics:
             raise XlexpError(f"task '{name}': primary_metric '{primary}' is not one of metrics {list(metrics)} ({where})")
+        if kind.known_metrics is not None and (bad := [m for m in metrics if m not in kind.known_metrics]):
+            raise XlexpError(f"task '{name}': metric(s) {bad} do not apply to task type {kind.name}; its metrics: "
+                             f"{', '.join(kind.known_metrics)} ({where})")
+        options = {key: raw.get(key, default) for key, default in kind.options.items()}
+        kind.check_options(options, name, where)
         return cls(
             name=name, type=task_type, version=int(raw.get("version", 1)),
             text_fields=tuple(raw.get("text_fields") or kind.text_fields),
@@ -78,7 +83,7 @@ class TaskSpec:
             labels=labels, metrics=metrics, primary_metric=primary, languages=folders, paths=paths, tags=tags,
             local=raw.get("local") or {}, hub=raw.get("hub") or {}, label_map=raw.get("label_map") or {},
             max_train_examples=raw.get("max_train_examples"),
-            options={key: raw.get(key, default) for key, default in kind.options.items()},
+            options=options,
         )
 
     @property
@@ -153,6 +158,7 @@ class TaskSpec:
         folder is absent and the hub is allowed) the hub dataset is assumed to have it."""
         if split not in self.kind.splits:
             return False
+        data_dir = data_root(self, data_dir, source)   # auto: local files, else the embedded copy, else the hub
         path = self.probe_path(code, split, data_dir)
         if source != "hub" and path is not None and path.exists():
             return True
@@ -178,7 +184,7 @@ def _plain(value: Any) -> Any:
 # ignored changes what a run does (``primary_metrc`` switched model selection to accuracy).
 COMMON_KEYS = ("name", "type", "version", "text_fields", "label_field", "labels", "metrics", "primary_metric",
                "languages", "local", "hub", "label_map", "max_train_examples")
-LOCAL_KEYS = ("path", "format", "split_names", "conll_fields", "conll_columns")
+LOCAL_KEYS = ("path", "format", "split_names", "conll_fields", "conll_columns", "quoting", "label_file")
 HUB_KEYS = ("id", "config", "split_names", "columns")
 LANGUAGE_KEYS = ("folder", "path", "tag")
 
@@ -252,13 +258,16 @@ def load_split(spec: TaskSpec, code: str, split: str, data_dir: Path, source: st
     """Read and validate one (language, split). ``source``: auto (local if present) | local | hub.
     An empty split is an error unless ``allow_empty`` (a split the plan does not need: then a log line)."""
     spec.check_language(code, "")
+    data_dir = data_root(spec, data_dir, source)   # auto: local files, else the embedded copy, else the hub
     path = spec.probe_path(code, split, data_dir)
     if source != "hub" and path is not None and path.exists():
+        say_origin(spec.name, data_dir)
         examples, where = spec.kind.read_local(spec, code, split, data_dir, path)
     elif source == "local" or _local_task_dir_exists(spec, data_dir) or spec.hub_location(code, split) is None:
         raise XlexpError(_missing_message(spec, code, split, path, data_dir))
     else:
         rows, where = read_hub_rows(spec, code, split, _missing_message(spec, code, split, path, data_dir))
+        say_origin(spec.name, f"the hub ({spec.hub_location(code, split)[0]})")
         examples = spec.kind.examples(spec, code, rows, where)
     if not examples:
         if allow_empty:

@@ -26,7 +26,8 @@ from rich.table import Table
 from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name, group_order
-from xlexp.results.query import SliceKey, compare_side, load, side_predictions
+from xlexp.results.query import (SliceKey, compare_side, default_metric, load, metrics_of, recorded_primary, records_of,
+                                 side_predictions)
 from xlexp.results.significance import (METRICS, SCORE_METRICS, hierarchical_bootstrap, hierarchical_score_bootstrap,
                                         paired_bootstrap, paired_score_bootstrap, seed_bootstrap)
 
@@ -92,16 +93,20 @@ def _stack(preds: pd.DataFrame, examples: np.ndarray, column: str = "pred") -> n
     return np.asarray(rows, dtype=np.int64 if column == "pred" else np.float64)
 
 
-def compare(results_dir: str | Path, a: str, b: str, metric: str = "accuracy", n_boot: int = 1000, seed: int = 0,
+def compare(results_dir: str | Path, a: str, b: str, metric: str | None = None, n_boot: int = 1000, seed: int = 0,
             alpha: float = 0.05, selection: str | None = None, k: int | None = None,
             k_b: int | None = None) -> Comparison:
     """B - A cell by cell. ``k`` picks the K of both sides; ``k_b`` (when given) B's alone, e.g. a
     fine-tuned A (no shots) against in-context B with K = 4 demonstrations."""
-    if metric not in METRICS:
-        raise XlexpError(f"compare knows the metrics {', '.join(METRICS)}; got '{metric}'")
     if n_boot < 100:
         raise XlexpError(f"--n-boot must be at least 100, got {n_boot}")
     df = load(results_dir)
+    mine = records_of(df, a)
+    known = metrics_of(mine)
+    if metric is None:  # A's task's primary metric, as every view defaults to
+        metric = default_metric(known, recorded_primary(mine))
+    if metric not in known:
+        raise XlexpError(f"'{a}' has no test metric '{metric}'; its metrics: {', '.join(known)}")
     side_a = resolve_side(df, results_dir, a, selection, k)
     side_b = resolve_side(df, results_dir, b, selection, k if k_b is None else k_b)
     rng = np.random.default_rng(seed)
@@ -115,7 +120,9 @@ def compare(results_dir: str | Path, a: str, b: str, metric: str = "accuracy", n
         pa, pb = _cell_predictions(side_a, source, target), _cell_predictions(side_b, source, target)
         shared = np.intersect1d(pa["example"].unique(), pb["example"].unique()) if len(pa) and len(pb) else []
         qa = len(shared) and "f1" in pa.columns and pa["f1"].notna().any()
-        if qa:  # extractive QA: per-question EM/F1 scores were stored with the answers
+        if metric not in METRICS:  # span F1, chrF, retrieval accuracy: no per-example form stored; the seeds' values
+            shared = []
+        if qa and len(shared):  # extractive QA: per-question EM/F1 scores were stored with the answers
             if metric not in SCORE_METRICS:
                 raise XlexpError(f"cell {source}->{target} is extractive QA: compare it with --metric f1 or exact_match")
             shared = np.sort(shared)
@@ -178,24 +185,30 @@ def describe_methods(c: Comparison) -> str:
     return "; ".join(f"{names[m]}: {counts[m]} cell(s)" for m in c.methods())
 
 
-def render(c: Comparison) -> Table:
+def render(c: Comparison, block: int = 14):
+    """Sources in rows and targets in columns, as every view (``xlexp matrix``, ``table``, the report); a
+    matrix with more targets than ``block`` is cut into blocks of target columns, one table each."""
+    from rich.console import Group
+
     delta, p = delta_matrix(c)
-    transpose = delta.shape[1] > delta.shape[0] and (delta.shape[0] <= 3 or delta.shape[1] > 14)
-    if transpose:
-        delta, p = delta.T, p.T
-    title = f"{c.metric}: {c.b} − {c.a} (test)"
-    table = Table(title=title, min_width=len(title) + 4)
-    table.add_column("target \\ source" if transpose else "source \\ target", style="bold")
-    for col in delta.columns:
-        table.add_column(str(col), justify="right")
-    for row in delta.index:
-        cells = []
-        for col in delta.columns:
-            d, pv = delta.at[row, col], p.at[row, col]
-            cells.append("" if pd.isna(d) else f"[{'green' if d > 0 else 'red' if d < 0 else 'white'}]{d:+.3f}"
-                         f"{mark(pv, c.alpha)}[/]")
-        table.add_row(f"{row} ({display_name(str(row))})" if transpose else str(row), *cells)
-    return table
+    cols = list(delta.columns)
+    parts = [cols[i:i + block] for i in range(0, len(cols), block)] or [[]]
+    tables = []
+    for i, part in enumerate(parts):
+        title = f"{c.metric}: {c.b} − {c.a} (test)" + (f" (targets {i + 1}/{len(parts)})" if len(parts) > 1 else "")
+        table = Table(title=title, min_width=len(title) + 4)
+        table.add_column("source \\ target", style="bold")
+        for col in part:
+            table.add_column(str(col), justify="right")
+        for row in delta.index:
+            cells = []
+            for col in part:
+                d, pv = delta.at[row, col], p.at[row, col]
+                cells.append("" if pd.isna(d) else f"[{'green' if d > 0 else 'red' if d < 0 else 'white'}]{d:+.3f}"
+                             f"{mark(pv, c.alpha)}[/]")
+            table.add_row(f"{row} ({display_name(str(row))})", *cells)
+        tables.append(table)
+    return tables[0] if len(tables) == 1 else Group(*tables)
 
 
 def legend(c: Comparison) -> str:

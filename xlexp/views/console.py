@@ -23,8 +23,8 @@ from rich.table import Table
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name
 from xlexp.results.query import (Matrix, default_metric, few_shot_summary, k_value, latest_experiment, load, pivot,
-                                 selection_gap)
-from xlexp.results.units import read_ledger, unit_states
+                                 TRANSFER_MEAN, is_in_language, recorded_primary, selection_gap)
+from xlexp.results.units import latest_activity, read_ledger, unit_states
 
 # Off a terminal (CI logs, files) rich would wrap tables at 80 columns; matrices need more.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -49,6 +49,11 @@ def render(m: Matrix, title: str | None = None, width: int | None = None,
     pending = pending or {}  # (source, target) -> running | pending | failed: empty cells of units not done yet
     m = (m.in_language() if not pending else None) or m
     mean, std, n = m.mean, m.std, m.n
+    diagonal_only = list(mean.index) == ["in-language"]   # regime=full: every cell is in-language
+    transfer, own = (m.mean.astype(float), m.mean.astype(float) * np.nan) if diagonal_only else \
+        (m.transfer_cells(), m.in_language_cells())
+    has_own = bool(own.notna().to_numpy().any())
+    mean_label = "mean" if diagonal_only else TRANSFER_MEAN
 
     def cell(row, col) -> str:
         v, s, k = mean.at[row, col], std.at[row, col], n.at[row, col]
@@ -58,9 +63,10 @@ def render(m: Matrix, title: str | None = None, width: int | None = None,
 
     labels = {row: (f"{row} ({display_name(str(row))})" if row != "in-language" else str(row)) for row in mean.index}
     cells = {(r, c): cell(r, c) for r in mean.index for c in mean.columns}
-    label_w = max([len("source \\ target"), len("mean"), *map(len, labels.values())])
+    label_w = max([len("source \\ target"), len(mean_label) if len(mean.index) > 1 else 4, *map(len, labels.values())])
     col_w = {c: max([len(str(c)), *(len(cells[r, c]) for r in mean.index)]) + 3 for c in mean.columns}
-    room = max((width or console.width) - label_w - 4 - 9, 20)  # label column, borders, the mean column
+    extra_w = 9 + (9 if has_own else 0)   # the mean column (and the in-language column)
+    room = max((width or console.width) - label_w - 4 - extra_w, 20)  # label column, borders, the mean column(s)
     blocks, block, used = [], [], 0
     for col in mean.columns:
         if block and used + col_w[col] > room:
@@ -78,18 +84,30 @@ def render(m: Matrix, title: str | None = None, width: int | None = None,
         for col in cols:
             table.add_column(str(col), justify="right")
         if last:
-            table.add_column("mean", justify="right", style="italic")
+            if has_own:
+                table.add_column("in-language", justify="right", style="italic")
+            table.add_column(mean_label, justify="right", style="italic")
         for row in mean.index:
-            row_mean = [f"{np.nanmean(mean.loc[row].to_numpy(dtype=float)):.3f}"] if last else []
-            table.add_row(labels[row], *(cells[row, col] for col in cols), *row_mean)
+            ends = ([_fmt_mean(own.loc[row])] if has_own else []) + [_fmt_mean(transfer.loc[row])] if last else []
+            table.add_row(labels[row], *(cells[row, col] for col in cols), *ends)
         if len(mean.index) > 1:
             table.add_section()
-            corner = [f"{np.nanmean(mean.to_numpy(dtype=float)):.3f}"] if last else []
-            table.add_row("mean", *(f"{np.nanmean(mean[col].to_numpy(dtype=float)):.3f}" for col in cols), *corner,
-                          style="italic")
-        table.caption = _names_caption(cols, label_w + 4 + sum(col_w[c] for c in cols) + (9 if last else 0))
+            corner = (([_fmt_mean(_flat(own))] if has_own else []) + [_fmt_mean(_flat(transfer))]) if last else []
+            table.add_row(mean_label, *(_fmt_mean(transfer[col]) for col in cols), *corner, style="italic")
+        table.caption = _names_caption(cols, label_w + 4 + sum(col_w[c] for c in cols) + (extra_w if last else 0))
         tables.append(table)
     return tables[0] if len(tables) == 1 else Group(*tables)
+
+
+def _flat(frame: pd.DataFrame) -> pd.Series:
+    return pd.Series(frame.to_numpy(dtype=float).ravel())
+
+
+def _fmt_mean(values: pd.Series) -> str:
+    """Mean of the non-empty values, or '' when there are none (a row of only in-language cells)."""
+    v = values.to_numpy(dtype=float)
+    v = v[~np.isnan(v)]
+    return f"{v.mean():.3f}" if v.size else ""
 
 
 def _names_caption(codes, width: int) -> str:
@@ -106,18 +124,30 @@ def _names_caption(codes, width: int) -> str:
     return "\n".join([*lines, line])
 
 
-def render_gap(gap: pd.DataFrame, title: str) -> Table:
-    """``query.selection_gap``: one row per (source, target), the score per rule and the differences."""
-    table = _titled(title)
-    table.add_column("source → target", style="bold")
-    for col in gap.columns:
-        table.add_column(col, justify="right")
-    for (source, target), row in gap.iterrows():
-        table.add_row(f"{source} → {target} ({display_name(str(target))})",
-                      *("" if pd.isna(v) else f"{v:+.3f}" if " - " in col else f"{v:.3f}" for col, v in row.items()))
-    table.add_section()
-    table.add_row("mean", *(f"{gap[c].mean():+.3f}" if " - " in c else f"{gap[c].mean():.3f}" for c in gap.columns), style="italic")
-    return table
+def render_gap(gap: pd.DataFrame, title: str):
+    """``query.selection_gap`` as the README prints it: per source, one row per selection rule (and per
+    difference to source_dev), targets in columns, then the mean without in-language cells."""
+    from rich.console import Group
+
+    tables = []
+    for source, rows in gap.groupby(level="source", sort=False):
+        by_target = rows.droplevel("source")
+        table = _titled(title + (f" — source {source}" if gap.index.get_level_values("source").nunique() > 1 else ""))
+        table.add_column(f"source {source} →", style="bold")
+        for target in by_target.index:
+            table.add_column(str(target), justify="right")
+        table.add_column(TRANSFER_MEAN, justify="right", style="italic")
+        cross = [not is_in_language(source, t) for t in by_target.index]
+        for col in by_target.columns:
+            values = by_target[col]
+            diff = " - " in col
+            fmt = (lambda v: "" if pd.isna(v) else (f"{v:+.3f}" if diff else f"{v:.3f}"))  # noqa: E731
+            kept = values[cross].dropna()
+            table.add_row(col, *(fmt(v) for v in values), fmt(kept.mean()) if len(kept) else "",
+                          style="italic" if diff else None)
+        table.caption = _names_caption(list(by_target.index), 80)
+        tables.append(table)
+    return tables[0] if len(tables) == 1 else Group(*tables)
 
 
 def render_few_shot(summary: pd.DataFrame) -> Table:
@@ -185,10 +215,12 @@ def _print_gap(gap: pd.DataFrame, title: str, quiet: bool = False) -> None:
 
 def show(results_dir: Path | str, experiment: str | None = None, metrics: list[str] | None = None,
          split: str = "test", selection: str | None = None, regime: str | None = None, gap: bool = False,
-         predicted: bool = False) -> list[Matrix]:
+         predicted: bool = False, model: str | None = None, task: str | None = None) -> list[Matrix]:
     """``xlexp matrix``: print the matrix per metric and write CSV + heatmap next to the records;
     ``regime='few_shot'`` shows mean ± std per (target, K) and writes the K-curve PNG; ``gap``
     adds the table of selection-rule differences."""
+    if experiment is None:  # the same "latest" as `xlexp status`: the newest record or ledger change
+        experiment = latest_activity(results_dir, load(results_dir, required=False))
     df = load(results_dir, required=experiment is None or not read_ledger(results_dir, experiment))
     if experiment is not None and not (df["experiment"] == experiment).any():
         if waiting := unit_states(results_dir, experiment, df):  # jobs planned or running, none finished yet
@@ -201,13 +233,15 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
         df = df[df["regime"] == regime]
         if df.empty:
             raise XlexpError(f"no records with regime '{regime}' under {results_dir}")
-    experiment = experiment or latest_experiment(df)
-    if not metrics:
-        metrics = sorted(df[(df["experiment"] == experiment) & (df["split"] == split)]["metric"].unique()) or [None]
+    if not metrics:  # the task's primary metric first, then the others
+        mine = df[(df["experiment"] == experiment) & (df["split"] == split)]
+        found = sorted(mine["metric"].unique())
+        first = default_metric(found, recorded_primary(mine)) if found else None
+        metrics = [first, *(x for x in found if x != first)] if found else [None]
     shown = []
     states = unit_states(results_dir, experiment, df) if not regime else []
     for metric in metrics:
-        m = pivot(df, experiment, metric, split, selection=selection)
+        m = pivot(df, experiment, metric, split, selection=selection, model=model, task=task)
         m, pending = with_pending(m, states)
         console.print(render(m, f"{m.experiment}: {m.metric} ({split}, selection {selection or 'source_dev'})", pending=pending))
         csv_path, png_path = write_outputs(m, results_dir, selection)
@@ -222,7 +256,7 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
         if predicted:
             show_with_predicted(results_dir, m)
         if regime == "few_shot" or _has_few_shot(df[df["experiment"] == experiment]):
-            summary = few_shot_summary(df, experiment, metric)
+            summary = few_shot_summary(df, experiment, metric, model=model, task=task)
             console.print(render_few_shot(summary))
             _write_few_shot(summary, results_dir)
         if gap and split == "test":
@@ -266,7 +300,7 @@ def show_run(records: pd.DataFrame, metrics: list[str], results_dir: Path | str)
         console.print(render(pivot(records, experiment, metric), f"{experiment} (run {run_id}): {metric} (test)"))
         if _has_few_shot(records):
             console.print(render_few_shot(few_shot_summary(records, experiment, metric)))
-    primary = default_metric(metrics)
+    primary = default_metric(metrics, recorded_primary(records))
     _print_gap(selection_gap(records, experiment, primary), f"{experiment}: test {primary} by checkpoint selection rule",
                quiet=True)
     command = f"xlexp matrix --experiment {shlex.quote(experiment)}"

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from xlexp.results.languages import info
-from xlexp.results.query import SELECTION_ORDER, default_metric, k_value, latest
+from xlexp.results.query import SELECTION_ORDER, default_metric, k_value, latest, recorded_primary
 from xlexp.results.significance import seed_bootstrap
 
 MAX_TESTS = 20000      # seed bootstraps embedded at most (pairs x metrics x rules x K x cells)
@@ -110,7 +110,7 @@ def explorer_data(df: pd.DataFrame, experiments: list[str]) -> dict:
     languages = {c: {"name": info(c).name, "family": info(c).family, "script": info(c).script} for c in sorted(codes)}
     metrics = sorted(test["metric"].unique())
     return {"cells": cells, "curves": curves, "experiments": meta, "languages": languages,
-            "order": experiments, "defaultMetric": default_metric(metrics) if metrics else None,
+            "order": experiments, "defaultMetric": default_metric(metrics, recorded_primary(test)) if metrics else None,
             "ruleOrder": list(SELECTION_ORDER), "alpha": ALPHA, "nBoot": N_BOOT,
             "significance": _significance(_seed_scores(test), experiments, tasks)}
 
@@ -151,6 +151,8 @@ or script; outlined cells are in-language (target = source) and are left out of 
 <label>K <select id="ex-k"></select></label>
 <label>group languages by <select id="ex-group"><option value="family">family</option>
 <option value="script">script</option><option value="none">none (by code)</option></select></label>
+<label>colour scale <select id="ex-scale"><option value="metric">one per metric (all heatmaps)</option>
+<option value="heatmap">fitted to this heatmap</option></select></label>
 </div>
 <p id="ex-info" class="meta"></p>
 <div class="fig explore"><div id="explore-heatmap"></div></div>
@@ -167,6 +169,23 @@ EXPLORER_JS = r"""
   if (!node) return;
   var D = JSON.parse(node.textContent);
   var $ = function (id) { return document.getElementById(id); };
+  var CONFIG = {displaylogo: false, responsive: true};
+  // one colour range per metric over every experiment, rule and K (the same value, the same colour)
+  var metricRange = {};
+  D.cells.forEach(function (c) {
+    if (c[6] === null) return;
+    var r = metricRange[c[1]] = metricRange[c[1]] || [c[6], c[6]];
+    r[0] = Math.min(r[0], c[6]); r[1] = Math.max(r[1], c[6]);
+  });
+  function widen(lo, hi) {
+    if (hi - lo < 0.05) { var mid = (hi + lo) / 2; return [mid - 0.025, mid + 0.025]; }
+    return [lo, hi];
+  }
+  // more distinct curve colours than plotly's 10 (16 targets repeated them): Dark24, then hues
+  var PALETTE = ['#2E91E5', '#E15F99', '#1CA71C', '#FB0D0D', '#DA16FF', '#222A2A', '#B68100', '#750D86', '#EB663B',
+    '#511CFB', '#00A08B', '#FB00D1', '#FC0080', '#B2828D', '#6C7C32', '#778AAE', '#862A16', '#A777F1', '#620042',
+    '#1616A7', '#DA60CA', '#6C4516', '#0D2A63', '#AF0038'];
+  function colour(i, n) { return n <= PALETTE.length ? PALETTE[i] : 'hsl(' + Math.round(360 * i / n) + ',70%,40%)'; }
   var byKey = {};
   D.cells.forEach(function (c) {
     var key = [c[0], c[1], c[2], c[3]].join('\t');
@@ -273,12 +292,14 @@ EXPLORER_JS = r"""
     });
     var mean = cross.length ? cross.reduce(function (x, y) { return x + y; }, 0) / cross.length : null;
     var values = [].concat.apply([], z).filter(function (v) { return v !== null; });
+    var scale = $('ex-scale').value;
     var lo = Math.min.apply(null, values), hi = Math.max.apply(null, values);
     if (!values.length) { lo = 0; hi = 1; }
-    if (hi - lo < 0.05) { var mid = (hi + lo) / 2; lo = mid - 0.025; hi = mid + 0.025; }
+    if (scale === 'metric' && metricRange[metric]) { lo = metricRange[metric][0]; hi = metricRange[metric][1]; }
+    var range = widen(lo, hi); lo = range[0]; hi = range[1];
     var trace = {type: 'heatmap', x: targets, y: sources, z: z, text: text, customdata: hover,
       texttemplate: sources.length * targets.length <= 400 ? '%{text}' : '', hovertemplate: '%{customdata}<extra></extra>',
-      xgap: 1, ygap: 1, colorbar: {title: {text: B ? 'Δ ' + metric : metric}}};
+      xgap: 1, ygap: 1, colorbar: {title: {text: B ? 'Δ ' + metric : metric + (scale === 'metric' ? ' (scale: all heatmaps)' : '')}}};
     if (B) {
       var vmax = Math.max(0.01, Math.max.apply(null, values.map(Math.abs).concat([0])));
       trace.colorscale = 'RdBu'; trace.zmin = -vmax; trace.zmax = vmax; trace.zmid = 0;
@@ -305,12 +326,14 @@ EXPLORER_JS = r"""
     var narrow = targets.length <= 12;
     var layout = {title: {text: title, font: {size: 14}}, height: Math.min(3200, Math.max(320, 220 + 34 * sources.length)),
       margin: {l: 170, r: 20, t: 60, b: 120}, shapes: shapes,
-      xaxis: {type: 'category', title: 'target', tickmode: 'array', tickvals: targets, ticktext: targets.map(label),
-              tickangle: -40},
-      yaxis: {type: 'category', title: 'source', autorange: 'reversed', tickmode: 'array', tickvals: sources,
-              ticktext: sources.map(label)}};
-    if (narrow) { layout.width = Math.max(560, 360 + 95 * targets.length); layout.autosize = false; }
-    Plotly.react('explore-heatmap', [trace], layout, {displaylogo: false});
+      xaxis: {type: 'category', title: {text: 'target (test language)'}, tickmode: 'array', tickvals: targets,
+              ticktext: targets.map(label), tickangle: -40, automargin: true},
+      yaxis: {type: 'category', title: {text: 'source (training language)'}, autorange: 'reversed', tickmode: 'array',
+              tickvals: sources, ticktext: sources.map(label), automargin: true}};
+    // a small matrix at its own width at most; it shrinks with the window (1280 px) instead of overflowing it
+    $('explore-heatmap').parentNode.style.maxWidth = narrow ? 'min(' + Math.max(560, 360 + 95 * targets.length) + 'px, 100%)' : '';
+    layout.autosize = true;
+    Plotly.react('explore-heatmap', [trace], layout, CONFIG);
     var info = B ? 'B − A = ' + b + ' − ' + a + ': ' + signif + ' of ' + (tested + untested) + ' cell(s) significant' +
       (untested ? '; ' + untested + ' cell(s) not tested (one seed per side)' : '') :
       a + ': ' + sources.length + ' source(s) × ' + targets.length + ' target(s)';
@@ -328,6 +351,7 @@ EXPLORER_JS = r"""
       if (i) box.appendChild(document.createTextNode(' · '));
       box.appendChild(link);
     });
+    state.zmin = trace.zmin; state.zmax = trace.zmax;
     state.a = a; state.b = b; state.metric = metric; state.rule = rule; state.k = Number(k); state.group = by;
     state.sources = sources; state.targets = targets; state.z = z; state.text = text; state.mean = mean;
     state.significant = signif; state.tested = tested; state.untested = untested;
@@ -337,7 +361,7 @@ EXPLORER_JS = r"""
     var series = {};
     rows.forEach(function (c) { var key = c[2] + '\t' + c[3]; (series[key] = series[key] || []).push(c); });
     var names = order(uniq(rows.map(function (c) { return c[3]; })), by);
-    var traces = [];
+    var traces = [], targetNames = uniq(rows.map(function (c) { return c[3]; }));
     Object.keys(series).sort(function (x, y) {
       var tx = x.split('\t'), ty = y.split('\t');
       return tx[0] < ty[0] ? -1 : tx[0] > ty[0] ? 1 : names.indexOf(tx[1]) - names.indexOf(ty[1]);
@@ -345,19 +369,24 @@ EXPLORER_JS = r"""
       var pts = series[key].sort(function (p, q) { return p[4] - q[4]; }), st = key.split('\t');
       traces.push({type: 'scatter', mode: 'lines+markers', name: st[0] + ' → ' + label(st[1]) + (inLanguage(st[0], st[1]) ? ' (in-language)' : ''),
         x: pts.map(function (p) { return p[4]; }), y: pts.map(function (p) { return p[5]; }),
-        line: {dash: inLanguage(st[0], st[1]) ? 'solid' : 'dot'}});
+        line: {dash: inLanguage(st[0], st[1]) ? 'solid' : 'dot',
+               color: colour(order(targetNames, by).indexOf(st[1]), targetNames.length)},
+        marker: {color: colour(order(targetNames, by).indexOf(st[1]), targetNames.length)},
+        hovertemplate: st[0] + ' → ' + label(st[1]) + '<br>step %{x}: %{y:.3f} (n=%{customdata})<extra></extra>',
+        customdata: pts.map(function (p) { return p[6]; })});
     });
     var layout = {title: {text: traces.length ? exp + ': dev ' + metric + ' during training (mean over seeds)' :
       exp + ': no dev curves recorded (' + metric + ')', font: {size: 14}}, height: traces.length ? 380 : 90,
-      xaxis: {title: 'training step', visible: traces.length > 0}, yaxis: {title: 'dev ' + metric, visible: traces.length > 0},
+      xaxis: {title: {text: 'training step'}, visible: traces.length > 0},
+      yaxis: {title: {text: 'dev ' + metric}, visible: traces.length > 0}, autosize: true,
       margin: {l: 60, r: 20, t: 50, b: 50}};
-    Plotly.react('explore-curves', traces, layout, {displaylogo: false});
+    Plotly.react('explore-curves', traces, layout, CONFIG);
     state.curves = traces.length;
   }
   $('ex-a').addEventListener('change', function () { refreshChoices(); draw(); });
   $('ex-metric').addEventListener('change', function () { refreshChoices(); draw(); });
   $('ex-rule').addEventListener('change', function () { refreshChoices(); draw(); });
-  ['ex-b', 'ex-k', 'ex-group'].forEach(function (id) { $(id).addEventListener('change', draw); });
+  ['ex-b', 'ex-k', 'ex-group', 'ex-scale'].forEach(function (id) { $(id).addEventListener('change', draw); });
   refreshChoices();
   draw();
 })();

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from xlexp.results.languages import group_order, info
-from xlexp.results.query import Matrix, is_in_language
+from xlexp.results.query import TRANSFER_MEAN, Matrix, is_in_language
 
 def _plain(values) -> list:
     """Plain lists (NaN -> None): plotly >= 6 would otherwise store numpy arrays as base64 typed
@@ -86,7 +86,7 @@ def heatmap_figure(m: Matrix, title: str, zrange: tuple[float, float] | None = N
     short = max((len(t) for t in xticks), default=0) <= 5
     mean = m.transfer_mean()
     fig.update_layout(
-        title={"text": title + ("" if np.isnan(mean) else f"<br><sup>mean without in-language cells: {mean:.3f}"
+        title={"text": title + ("" if np.isnan(mean) else f"<br><sup>{TRANSFER_MEAN}: {mean:.3f}"
                                 f"{' (outlined: in-language)' if m.in_language_mask().to_numpy().any() else ''}</sup>"),
                "font": {"size": 14}},
         xaxis={"title": col_role, "type": "category", "tickangle": 0 if short and len(cols) <= 24 else -45,
@@ -185,8 +185,11 @@ def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt:
     values = data.to_numpy(dtype=float)
     dense = rows > 60
     xlabels = [_tick(c, cols > 60) for c in data.columns]
-    # short labels (codes) read best upright; names need a slant; a dense axis of codes stands them up
-    longest = max((len(x) for x in xlabels), default=0)
+    # short labels (codes) read best upright; names need a slant; a dense axis of codes stands them up.
+    # The summary columns' labels (the mean's) are set on two lines and do not decide the slant.
+    plain = xlabels[:len(xlabels) - summary_cols] if summary_cols else xlabels
+    xlabels = plain + [str(c).replace(" in-language", "\nin-language") for c in data.columns[len(plain):]]
+    longest = max((len(x) for x in plain), default=0)
     short = longest <= 5
     rotation, ha = (90, "center") if short and cols > 100 else (0, "center") if short else (45, "right")
     below = 0.3 if rotation == 0 else 0.08 * longest * (0.72 if rotation == 45 else 1.0)  # room for the labels
@@ -222,7 +225,7 @@ def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt:
     plt.close(fig)
 
 
-MEAN_COLUMN = "mean"
+MEAN_COLUMN = TRANSFER_MEAN   # each source row's mean over its cross-lingual cells
 
 
 def fitted_range(values) -> tuple[float, float]:
@@ -258,7 +261,7 @@ def matrix_png(m: Matrix, path: Path, title: str | None = None, selection: str |
             data = data.drop(columns=MEAN_COLUMN)
         mean = m.transfer_mean()
         outlined = " (outlined)" if mask.to_numpy().any() else ""
-        note = "" if np.isnan(mean) else f"\nmean without in-language cells{outlined}: {mean:.3f}"
+        note = "" if np.isnan(mean) else f"\n{TRANSFER_MEAN}{outlined}: {mean:.3f}"
     _png_heatmap(data, path, title=title + note, label=m.metric, fmt=".2f", roles=("source", "target"),
                  vrange=fitted_range(data.to_numpy(dtype=float)), cmap="viridis", boxed=boxed, summary_cols=extra)
 

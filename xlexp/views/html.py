@@ -10,7 +10,9 @@ table, its best trial's matrices), not one per trial. plotly.js is inlined once 
 around) or written next to the page (``--plotlyjs alongside``). The records and their summaries
 come from ``xlexp.results.query``, the figures from ``xlexp.views.figures``.
 
-Imports: ``xlexp.results``, ``xlexp.views.figures``, ``xlexp.views.explorer`` and ``xlexp.errors`` only.
+Imports: ``xlexp.results``, ``xlexp.views.figures``, ``xlexp.views.explorer``, ``xlexp.errors`` and (for
+label names) ``xlexp.tasks.spec`` only. Layout: the page fits windows 1280-1920 px wide (figures shrink
+with the window); one colour range per metric across all heatmaps (``scale``).
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ from plotly.offline import get_plotlyjs
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import info
-from xlexp.results.query import (Matrix, default_metric, experiments_by_recency, headline, is_in_language, kcurve_frame,
+from xlexp.results.query import (Matrix, default_metric, experiments_by_recency, headline, is_in_language, kcurve_frame, recorded_primary,
                                  load, metrics_of, selection_gap_frame, slice_keys, slice_matrix, unknown_experiment)
 from xlexp.views.explorer import EXPLORER_JS, explorer_section
-from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
+from xlexp.views.figures import fitted_range, gap_figure, heatmap_figure, kcurve_figure, ordered
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -49,9 +51,11 @@ table.sortable th { background: #f2f2f6; cursor: pointer; user-select: none; whi
 table.sortable th[aria-sort=ascending]::after { content: " ▲"; }
 table.sortable th[aria-sort=descending]::after { content: " ▼"; }
 details { margin: .3rem 0 1rem; } summary { cursor: pointer; color: #336; }
-.fig { max-width: 1400px; }
+.fig { max-width: min(1400px, 100%); }
+.meta, .note, nav, h2, h3, h4 { overflow-wrap: anywhere; }
+details { max-width: 100%; overflow-x: auto; }
 .controls { display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; margin: .6rem 0; font-size: .9rem; }
-.controls select { margin-left: .3rem; max-width: 28rem; }
+.controls select { margin-left: .3rem; max-width: min(28rem, 80vw); }
 """
 
 # Click a header to sort by it (numbers numerically, via data-v); click again to reverse.
@@ -129,10 +133,17 @@ class Page:
         self.parts.append(markup)
 
     def figure(self, fig: go.Figure, kind: str) -> None:
+        """A figure that fits the window (1280-1920 px wide, issue #33): a figure drawn at its own width
+        (a small matrix) keeps that width as a maximum and shrinks with the window instead of overflowing it."""
         self.n_figures += 1
+        width = fig.layout.width
+        style = ""
+        if width:
+            fig.update_layout(width=None, autosize=True)
+            style = f' style="max-width: min({int(width)}px, 100%)"'
         div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{kind}-{self.n_figures}",
                           config=PLOTLY_CONFIG)
-        self.add(f'<div class="fig {kind}">{div}</div>')
+        self.add(f'<div class="fig {kind}"{style}>{div}</div>')
 
 
 def _cells_table(matrices: dict[str, Matrix]) -> str:
@@ -205,7 +216,21 @@ def _rule_groups(sub: pd.DataFrame, wanted: list[str]) -> list[tuple[list, dict[
     return out
 
 
-def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: list[str] | None) -> None:
+def metric_ranges(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """One colour range per metric for every heatmap of the page (issue #33: a range fitted per heatmap
+    drew the same 0.46 purple in one and blue in another): min..max of the cell means (over seeds and
+    shot sets) of every experiment, rule and K, as :func:`fitted_range` widens them."""
+    test = df[df["split"] == "test"]
+    if test.empty:
+        return {}
+    keys = [c for c in ("experiment", "model", "task", "regime", "selection", "k", "source", "target", "metric")
+            if c in test]
+    means = test.assign(k=test["k"].fillna(-1) if "k" in test else -1).groupby(keys, dropna=False)["value"].mean()
+    return {str(m): fitted_range(v.to_numpy()) for m, v in means.groupby(level="metric")}
+
+
+def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: list[str] | None,
+                        ranges: dict[str, tuple[float, float]] | None = None, results_dir: str | None = None) -> None:
     sub = df[df["experiment"] == experiment]
     page.add(f'<section class="experiment" id="exp-{_slug(experiment)}"><h2>{_esc(experiment)}</h2>')
     page.add(_experiment_meta(sub))
@@ -224,13 +249,78 @@ def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: 
             label = label.replace(f"selection {key.selection}", f"all rules agree ({rules})")
         page.add(f"<h4>{_esc(label)}</h4>")
         for metric, m in matrices.items():
-            page.figure(heatmap_figure(m, f"{experiment}: {metric} (test) — {label}"), "heatmap")
+            page.figure(heatmap_figure(m, f"{experiment}: {metric} (test) — {label}", (ranges or {}).get(metric)),
+                        "heatmap")
         if matrices:
             page.add("<details><summary>table of these cells (click a header to sort)</summary>"
                      f"{_cells_table(matrices)}</details>")
+    if results_dir is not None:
+        page.add(_per_class_section(sub, results_dir))
     _kcurves(page, sub, experiment, wanted)
     _gaps(page, sub, experiment, wanted)
     page.add("</section>")
+
+
+def _per_class_section(sub: pd.DataFrame, results_dir: str) -> str:
+    """Per target: the label set of its test split and the per-class F1 of the headline rule's
+    predictions (mean over seeds), from the per-example predictions the runs stored (none for QA and
+    generation, whose predictions are texts). An empty string when there are none."""
+    from xlexp.results.store import load_predictions
+
+    test = sub[sub["split"] == "test"]
+    keys = slice_keys(test) if not test.empty else []
+    if not keys:
+        return ""
+    key = headline(keys)
+    try:
+        preds = load_predictions(results_dir, run_ids=sorted(sub["run_id"].astype(str).unique()))
+    except Exception:   # unreadable prediction files are reported by `xlexp store check`, not here
+        return ""
+    if preds.empty or "label" not in preds:
+        return ""
+    preds = preds[(preds["split"] == "test") & (preds["selection"] == key.selection) & (preds["label"] >= 0)]
+    if "k" in preds and key.k is not None:
+        preds = preds[preds["k"].fillna(-1).astype(int) == int(key.k)]
+    elif "k" in preds:
+        preds = preds[preds["k"].isna() | (preds["k"].fillna(0).astype(int) == 0)]
+    if preds.empty:
+        return ""
+    names = _label_names(str(test["task"].iloc[0]))
+    ids = sorted(set(preds["label"].astype(int)) | set(preds["pred"].astype(int)))
+    name = [names[i] if i < len(names) else str(i) for i in ids]
+    cols = [Column("source"), Column("target"), Column("labels in the test split"), Column("n", numeric=True)]
+    cols += [Column(f"F1 {n}", numeric=True) for n in name]
+    rows = []
+    for (source, target), g in preds.groupby(["source", "target"]):
+        per_seed = []
+        for _, s in g.groupby("seed"):
+            gold, pred = s["label"].to_numpy(int), s["pred"].to_numpy(int)
+            f1 = []
+            for i in ids:
+                tp = int(((gold == i) & (pred == i)).sum())
+                denom = int((gold == i).sum() + (pred == i).sum())
+                f1.append(2 * tp / denom if denom else np.nan)
+            per_seed.append(f1)
+        f1 = np.nanmean(np.asarray(per_seed, dtype=float), axis=0) if per_seed else []
+        present = [names[i] if i < len(names) else str(i) for i in sorted(set(g["label"].astype(int)))]
+        n = int(len(g) / max(g["seed"].nunique(), 1))
+        rows.append([str(source), str(target), ", ".join(present), (n, str(n)),
+                     *[(v, "" if np.isnan(v) else f"{v:.3f}") for v in f1]])
+    return ("<h3>Per-class F1 and label set per target</h3>"
+            f'<p class="note">Test predictions under {_esc(key.selection)} (mean over seeds; per example, or per word '
+            f"for token tasks); a class no gold or predicted example has is blank.</p>"
+            f"<details><summary>per-class F1 of {len(rows)} cell(s) (click a header to sort)</summary>"
+            f"{sortable_table(cols, rows)}</details>")
+
+
+def _label_names(task: str) -> list[str]:
+    """The task's labels in id order (the predictions store ids); [] when the task is not found."""
+    try:
+        from xlexp.tasks.spec import load_task
+
+        return list(load_task(task).labels)
+    except Exception:   # a task of another config folder: ids are shown instead
+        return []
 
 
 def _kcurves(page: Page, sub: pd.DataFrame, experiment: str, metrics: list[str]) -> None:
@@ -346,8 +436,9 @@ def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: l
 
 
 def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | None, results_dir: str,
-               plotly_js: str) -> tuple[str, int]:
-    """The page's HTML and its number of figures. ``plotly_js``: an inline script or a src tag."""
+               plotly_js: str, scale: str = "metric") -> tuple[str, int]:
+    """The page's HTML and its number of figures. ``plotly_js``: an inline script or a src tag; ``scale``:
+    ``metric`` (one colour range per metric across every heatmap) or ``heatmap`` (fitted to each)."""
     page = Page()
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     plain, studies = _by_study(df, experiments)
@@ -361,11 +452,12 @@ def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | No
     page.add(_overview(df, [*plain, *best.values()], labels))
     page.add(explorer_section(df, experiments))
     page.n_figures += 2  # the explorer's heatmap and dev curves, drawn by its script
+    ranges = metric_ranges(df[df["experiment"].isin(experiments)]) if scale == "metric" else None
     for experiment in plain:
-        _experiment_section(page, df, experiment, metrics)
+        _experiment_section(page, df, experiment, metrics, ranges, results_dir)
         _predicted_section(page, results_dir, experiment, metrics)
     for study, trials in studies.items():
-        _study_section(page, df, study, trials, best[study], metrics)
+        _study_section(page, df, study, trials, best[study], metrics, ranges, results_dir)
     page.add(_languages_section(df[df["experiment"].isin(experiments)]))
     body = "\n".join(page.parts)
     markup = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>xlexp report</title>'
@@ -394,7 +486,7 @@ def _dev_score(sub: pd.DataFrame) -> float:
     dev = sub[(sub["split"] == "dev") & sub["step"].notna()]
     if dev.empty:
         return float("nan")
-    dev = dev[dev["metric"] == default_metric(dev["metric"])]
+    dev = dev[dev["metric"] == default_metric(dev["metric"], recorded_primary(dev))]
     own = dev[[is_in_language(s, t) for s, t in zip(dev["source"], dev["target"])]]
     if own.empty:
         return float("nan")
@@ -409,7 +501,7 @@ def _best_trial(df: pd.DataFrame, trials: list[str]) -> str:
 
 
 def _study_section(page: Page, df: pd.DataFrame, study: str, trials: list[str], best: str,
-                   metrics: list[str] | None) -> None:
+                   metrics: list[str] | None, ranges: dict | None = None, results_dir: str | None = None) -> None:
     """One section per sweep study: its trials in one sortable table, then the best trial's matrices
     (a 50-trial study is one section, not 50)."""
     sub = df[df["experiment"].isin(trials)]
@@ -434,7 +526,7 @@ def _study_section(page: Page, df: pd.DataFrame, study: str, trials: list[str], 
              f'<p class="meta">{len(trials)} trial(s); best by dev score: {_esc(best)}. Every trial is in the '
              f'explorer (under this study).</p><details open><summary>trials (click a header to sort)</summary>'
              f"{sortable_table(cols, rows)}</details></section>")
-    _experiment_section(page, df, best, metrics)
+    _experiment_section(page, df, best, metrics, ranges, results_dir)
 
 
 @dataclass
@@ -445,7 +537,9 @@ class ReportResult:
 
 
 def write_report(results_dir: str | Path, out_dir: str | Path | None = None, experiments: list[str] | None = None,
-                 metrics: list[str] | None = None, plotlyjs: str = "inline") -> ReportResult:
+                 metrics: list[str] | None = None, plotlyjs: str = "inline", scale: str = "metric") -> ReportResult:
+    if scale not in ("metric", "heatmap"):
+        raise XlexpError(f"--colour-scale must be metric or heatmap, got {scale!r}")
     df = load(results_dir)
     missing = [e for e in experiments or [] if e not in set(df["experiment"])]
     if missing:
@@ -460,7 +554,7 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None, exp
         script = '<script src="plotly.min.js"></script>'
     else:
         raise XlexpError(f"--plotlyjs must be inline or alongside, got {plotlyjs!r}")
-    markup, n = build_html(df, experiments, metrics, str(results_dir), script)
+    markup, n = build_html(df, experiments, metrics, str(results_dir), script, scale)
     path = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(markup, encoding="utf-8")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -86,3 +87,37 @@ def setup_console_logging(tag: str | None = None, level: int = logging.INFO) -> 
     handler.setFormatter(logging.Formatter(fmt))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+#: seconds between two progress lines of one phase in the log (the bars, on a terminal, move continuously):
+#: below the 30 s that issue #33 allows a phase to stay silent on a loaded machine
+LOG_EVERY_S = 15.0
+clock = time.monotonic   # a test swaps in a slow fake clock
+
+
+class PhaseLog:
+    """Progress of one long phase (training steps, a dev evaluation, the test targets, model features)
+    as log lines: ``what: n/total unit (rate/s)`` plus the latest item, at most every
+    :data:`LOG_EVERY_S` seconds and always for the last item, so a run without a terminal (CI, a
+    cluster's log file), where the bars are off, is never silent for long. The first line says what
+    starts and how much there is."""
+
+    def __init__(self, logger: logging.Logger, what: str, total: int, unit: str = "", start: bool = True,
+                 last: bool = True) -> None:
+        """``start``: a first line now; ``last``: a line for the last item (off where a summary follows)."""
+        self.log, self.what, self.total, self.unit, self.say_last = logger, what, int(total), unit, last
+        self.done = 0
+        self.t0 = self.last = clock()
+        if start:
+            self.log.info("%s: %d %s to do", what, self.total, unit or "item(s)")
+
+    def advance(self, n: int = 1, info: str = "") -> None:
+        self.done += n
+        now = clock()
+        final = self.done >= self.total
+        if (now - self.last < LOG_EVERY_S and not final) or (final and not self.say_last):
+            return
+        self.last = now
+        rate = self.done / max(now - self.t0, 1e-9)
+        self.log.info("%s: %d/%d %s (%.2f/s)%s", self.what, self.done, self.total, self.unit, rate,
+                      f", {info}" if info else "")

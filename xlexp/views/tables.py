@@ -2,7 +2,9 @@
 
 The slice and its matrix come from ``xlexp.results.query`` (``choose_slice``, ``slice_matrix``);
 rows are sources or targets; an average column (per row) and an average row (per column) are
-added, and the corner holds the mean over all cells. ``Grid`` and its Markdown/LaTeX writers are
+added, and the corner holds the matrix mean. Every average is ``Matrix.transfer_mean``'s: over the
+cross-lingual cells only (in-language cells, target = source, stay in the table but out of the
+averages), labelled as in every other view (``TRANSFER_MEAN``; docs/metrics.md). ``Grid`` and its Markdown/LaTeX writers are
 also what ``xlexp reproduce`` writes its tables with.
 
 Imports: ``xlexp.results`` and ``xlexp.errors`` only.
@@ -10,15 +12,15 @@ Imports: ``xlexp.results`` and ``xlexp.errors`` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name
-from xlexp.results.query import (Matrix, choose_metric, choose_slice, latest_experiment, load, metrics_of, slice_frame,
-                                 slice_matrix)
+from xlexp.results.query import (TRANSFER_MEAN, Matrix, choose_metric, choose_slice, latest_experiment, load,
+                                 metrics_of, points_metric, recorded_primary, slice_frame, slice_matrix)
 
 FORMATS = ("markdown", "latex")
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -66,7 +68,9 @@ def _cell(mean: float, std: float, n: float, opts: TableOptions, pm: str = " ± 
 
 
 def grid(m: Matrix, opts: TableOptions, caption: str) -> Grid:
+    opts = replace(opts, percent=opts.percent and not points_metric(m.metric))   # chrF/BLEU are points already
     mean, std, n = (m.mean, m.std, m.n) if opts.rows == "source" else (m.mean.T, m.std.T, m.n.T)
+    transfer = m.transfer_cells() if opts.rows == "source" else m.transfer_cells().T
     other = "target" if opts.rows == "source" else "source"
 
     def label(code) -> str:
@@ -76,18 +80,18 @@ def grid(m: Matrix, opts: TableOptions, caption: str) -> Grid:
     avg = lambda values: f"{np.nanmean(values) * scale:.{opts.digits}f}" if np.isfinite(values).any() else "–"  # noqa: E731
     # an average over one column (or one row) would repeat it: only where there is more than one
     avg_col, avg_row = opts.average and mean.shape[1] > 1, opts.average and mean.shape[0] > 1
-    columns = [label(c) for c in mean.columns] + (["avg"] if avg_col else [])
+    columns = [label(c) for c in mean.columns] + ([TRANSFER_MEAN] if avg_col else [])
     rows = []
     for r in mean.index:
         cells = [_cell(mean.at[r, c], std.at[r, c], n.at[r, c], opts) for c in mean.columns]
         if avg_col:
-            cells.append(avg(mean.loc[r].to_numpy(dtype=float)))
+            cells.append(avg(transfer.loc[r].to_numpy(dtype=float)))
         rows.append((label(r), cells))
     average_row = None
     if avg_row:
-        cells = [avg(mean[c].to_numpy(dtype=float)) for c in mean.columns]
-        cells += [avg(mean.to_numpy(dtype=float).ravel())] if avg_col else []
-        average_row = ("avg", cells)
+        cells = [avg(transfer[c].to_numpy(dtype=float)) for c in mean.columns]
+        cells += [avg(transfer.to_numpy(dtype=float).ravel())] if avg_col else []
+        average_row = (TRANSFER_MEAN, cells)
     return Grid(f"{opts.rows} \\ {other}", columns, rows, average_row, caption)
 
 
@@ -140,12 +144,17 @@ def render_table(results_dir: str, experiment: str | None, metric: str | None, o
     if opts.rows not in ("source", "target"):
         raise XlexpError(f"--rows must be source or target; got {opts.rows!r}")
     df = load(results_dir)
-    experiment = experiment or latest_experiment(df)
+    if experiment is None:  # the "latest" of every command (xlexp.results.units.latest_activity)
+        from xlexp.results.units import latest_activity
+
+        experiment = latest_activity(results_dir, df)
+        if experiment not in set(df["experiment"]):
+            experiment = latest_experiment(df)
     key = choose_slice(df, experiment, selection=selection, k=k, regime=regime, model=model, task=task)
     sub = slice_frame(df, key)
-    metric = choose_metric(metrics_of(sub), metric, experiment)
+    metric = choose_metric(metrics_of(sub), metric, experiment, recorded_primary(sub))
     m = choose_cells(slice_matrix(df, key, metric), opts)
-    unit = " (×100)" if opts.percent else ""
+    unit = " (×100)" if opts.percent and not points_metric(metric) else ""
     over = "seeds × shot sets" if sub["shot_set"].notna().any() else "seeds"
     spread = f", mean ± std over {over}" if (m.n > 1).any().any() else ""
     caption = f"{experiment}: test {metric}{unit} — {key.label()}{spread}"

@@ -29,6 +29,12 @@ class Regime:
     settings_class: ClassVar[type[RegimeSettings]] = RegimeSettings
     classical: ClassVar[bool] = True   # whether a fitted scikit-learn model (model.family=classical) can run it
     takes_sources: ClassVar[bool] = True   # False: langpair.sources is ignored (full fine-tuning)
+    trains: ClassVar[bool] = True      # False: no model is trained (in-context prompting scores a frozen model)
+    # The task types (``xlexp.tasks.types``) the regime really implements, and the model families it runs;
+    # None: every one. Checked when the settings are resolved (``check_compatible``), before any data is
+    # read: a pair the regime cannot honour is refused in one line instead of running under its label.
+    task_types: ClassVar[tuple[str, ...] | None] = None
+    families: ClassVar[tuple[str, ...] | None] = None
     # whether trainer.sources_together may train several units in one stack: each unit is exactly one
     # xlexp.experiment.transfer.train_unit (few-shot goes on to train per target, so it says False)
     together: ClassVar[bool] = False
@@ -62,3 +68,19 @@ get = REGISTRY.get
 
 def settings_class(name: str) -> type[RegimeSettings]:
     return get(name).settings_class
+
+
+def check_compatible(regime_name: str, task_name: str, task_type: str | None, family: str) -> None:
+    """One line (exit 2) when ``regime_name`` does not implement tasks of ``task_type`` or models of
+    ``family``, naming the regimes that do. Every record's regime label is then one that happened."""
+    from xlexp.errors import XlexpError
+
+    regime = get(regime_name)
+    if regime.task_types is not None and task_type not in regime.task_types:
+        able = [n for n in available() if get(n).task_types is None or task_type in get(n).task_types]
+        raise XlexpError(f"regime {regime_name} does not run {task_type} tasks (task '{task_name}'); it runs "
+                         f"{', '.join(regime.task_types)}. Regimes for {task_type}: {', '.join(able)}")
+    if regime.families is not None and family not in regime.families:
+        raise XlexpError(f"regime {regime_name} needs a {' or '.join(regime.families)} model (model.family); "
+                         f"this model is {family}" + (" (e.g. model=tiny_random_decoder or model=qwen2_5_0_5b)"
+                                                      if "decoder" in regime.families else ""))

@@ -63,6 +63,7 @@ class FewShotSettings(RegimeSettings):
 @register
 class FewShot(Regime):
     name = "few_shot"
+    task_types = ('sentence_classification', 'pair_classification', 'token_classification', 'extractive_qa')   # K target shots continue a trained classifier / tagger / QA head
     settings_class = FewShotSettings
     classical = False   # a fitted scikit-learn model does not continue training on K shots
 

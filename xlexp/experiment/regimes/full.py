@@ -14,6 +14,7 @@ from xlexp.experiment.transfer import train_unit
 @register
 class Full(Regime):
     name = "full"
+    task_types = ('sentence_classification', 'pair_classification', 'token_classification', 'extractive_qa', 'generation')
     together = True
     takes_sources = False
 

@@ -8,7 +8,8 @@ same fields (plus ``finetune='icl'``, the model ``family`` and ``k``) and every 
 ``xlexp compare``, puts a fine-tuned matrix and an in-context one side by side. K = 0 is the
 zero-shot prompt (its records have k = 0, so they form the "no shots" slice that compare uses by
 default; pass ``--k-b 4`` for the K = 4 slice). With no checkpoint to choose, each test cell is recorded
-under every selection rule with the same value, so views keyed on any rule find it.
+once, under the selection rule ``none`` (``NO_SELECTION``): a record never names a rule that did not
+choose anything, and a summary over shot sets counts each cell once (n = shot sets x seeds).
 
 Shot sets are drawn as in few-shot (``xlexp.data.fewshot``: deterministic from task, language, K,
 set index and sampling seed; saved under ``results/shots``; a published file via ``regime.shots_file``).
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from xlexp.config.schema import SELECTION_RULES, RegimeSettings, positive_int
+from xlexp.config.schema import NO_SELECTION, RegimeSettings, positive_int
 from xlexp.data.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_set
 from xlexp.data.vocab import count_parameters
 from xlexp.engine import distributed
@@ -71,6 +72,8 @@ class IclSettings(RegimeSettings):
 @register
 class InContext(Regime):
     name = "icl"
+    task_types = ('sentence_classification', 'pair_classification', 'generation')   # label verbalisers, or generation with demonstrations
+    families = ("decoder",)
     settings_class = IclSettings
     classical = False
     trains = False   # nothing is trained: generation tasks are scored here too, not by their training executor
@@ -80,18 +83,11 @@ class InContext(Regime):
         return [TrainingUnit(s, (s,), (), targets, (), seed) for seed in seeds for s in sources]
 
     def run_unit(self, ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
-        s = ctx.settings
-        if s.model.family != "decoder":
-            raise XlexpError(f"regime=icl needs a decoder model (model.family=decoder, e.g. model=tiny_random_decoder "
-                             f"or model=qwen2_5_0_5b); model '{s.model.name}' is {s.model.family}")
+        s = ctx.settings   # task type and model family: checked with the settings (regimes.check_compatible)
         if ctx.trim is not None:
             raise XlexpError("regime=icl with model.trim_vocab=true: the prompt and verbaliser tokens are not in the "
                              "trimmed vocabulary; set model.trim_vocab=false")
         generation = ctx.spec.type == "generation"
-        if not generation and (ctx.spec.token_level or ctx.spec.type not in ("sentence_classification",
-                                                                             "pair_classification")):
-            raise XlexpError(f"regime=icl scores label verbalisers of sentence or pair classification tasks, or "
-                             f"generates for generation tasks; task '{ctx.spec.name}' is {ctx.spec.type}")
         model = load_language_model(s.model, ctx.model_path).to(ctx.device)
         total, _ = count_parameters(model)
         ctx.model_info = {"params": total, "trainable_params": 0}
@@ -141,8 +137,7 @@ def run_icl_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) -
                 preds = logp.argmax(1).astype(np.int64)
                 metrics = compute_metrics(preds, test, spec.metrics, spec.labels)
                 index = shots.index if shots is not None else None
-                for rule in SELECTION_RULES:
-                    out.add_test(target, test, preds, metrics, rule, None, k=k, shot_set=index)
+                out.add_test(target, test, preds, metrics, NO_SELECTION, None, k=k, shot_set=index)
                 log.info("icl %s -> %s K=%d%s: %s", unit.source, target, k,
                          f" set {index}" if index is not None else "",
                          ", ".join(f"{m} {v:.4f}" for m, v in metrics.items()))
@@ -206,8 +201,7 @@ def run_icl_generation(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutp
                     scores, sigs = generation_scores(hyps, [p.target for p in pairs])
                     wanted = {f"{m}_{direction}": v for m, v in scores.items() if f"{m}_{direction}" in spec.metrics}
                     index = shots.index if shots is not None else None
-                    for rule in ("source_dev", "last"):
-                        add_scores(out, target, "test", wanted, len(pairs), rule, None, sigs, k=k, shot_set=index)
+                    add_scores(out, target, "test", wanted, len(pairs), NO_SELECTION, None, sigs, k=k, shot_set=index)
 
 
 def _order(shots: ShotSet) -> list[int]:

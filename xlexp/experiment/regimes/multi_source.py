@@ -53,6 +53,7 @@ def sampling_weights(sizes: list[int], mode: str, temperature: float) -> np.ndar
 @register
 class MultiSource(Regime):
     name = "multi_source"
+    task_types = ('sentence_classification', 'pair_classification', 'token_classification', 'extractive_qa', 'generation')
     settings_class = MultiSourceSettings
     together = True   # units differ by seed: several seeds train in one stack
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 from xlexp.config.registry import Registry
 from xlexp.errors import XlexpError
-from xlexp.tasks.readers import Example, read_conll, read_local_rows
+from xlexp.tasks.readers import Example, check_language_labels, read_conll, read_local_rows, task_file
 
 Rows = Iterable[tuple[int, Mapping[str, Any]]]
 
@@ -32,6 +32,12 @@ class TaskType:
     # the type's own top-level task-YAML keys and their defaults (the values land in ``spec.options``);
     # every other key outside TaskSpec's common ones is refused, so a typo is never silently ignored
     options: ClassVar[dict[str, Any]] = {}
+    # the metrics this type computes (None: the type checks its own names); a task YAML naming another is
+    # refused when the task is read, not after training when the first test split is scored
+    known_metrics: ClassVar[tuple[str, ...] | None] = None
+
+    def check_options(self, options: Mapping[str, Any], name: str, where: str) -> None:
+        """Refuse option values the type cannot honour (one line, before any work); the default checks nothing."""
 
     def path_fields(self, code: str) -> dict[str, str]:
         """Extra fields of the local path pattern that name the probed file (e.g. ``{side}``)."""
@@ -48,8 +54,15 @@ class TaskType:
     def read_local(self, spec, code: str, split: str, data_dir: Path, path: Path) -> tuple[list[Example], str]:
         fmt = spec.local.get("format", "csv")
         if fmt == "conll":
-            return read_conll(spec, code, path), str(path)
-        return self.examples(spec, code, read_local_rows(path, fmt), str(path)), str(path)
+            examples = read_conll(spec, code, path)
+            if spec.local.get("label_file"):
+                names = list(spec.labels)
+                check_language_labels(spec, code, data_dir, [(i + 1, {spec.label_field: [names[t] for t in ex.tags]})
+                                                             for i, ex in enumerate(examples)], f"{path} sentence")
+            return examples, str(path)
+        rows = read_local_rows(path, fmt, str(spec.local.get("quoting", "standard")), task_file(spec))
+        check_language_labels(spec, code, data_dir, rows, str(path))
+        return self.examples(spec, code, rows, str(path)), str(path)
 
     def examples(self, spec, code: str, rows: Rows, where: str) -> list[Example]:
         raise NotImplementedError
@@ -62,6 +75,9 @@ class TaskType:
 
     @staticmethod
     def texts(spec, row: Mapping[str, Any], line: int, where: str) -> list[str]:
+        """The row's ``text_fields``, stripped, in the YAML's order; the type joins them (sentence
+        classification: one space between fields; pair classification: the first two as the pair).
+        An empty one fails with the file and line."""
         texts = [str(row[k]).strip() for k in spec.text_fields]
         if not all(texts):
             raise XlexpError(f"{where}:{line}: empty text in column(s) {list(spec.text_fields)}")

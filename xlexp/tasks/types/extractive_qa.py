@@ -16,9 +16,15 @@ What the task YAML may add (``options``; defaults below):
   language's file that holds a question id found in that (language, split) file, before splitting.
   SQuAD-it translates SQuAD v1.1 dev, which XQuAD was drawn from: without this, XQuAD's questions
   would be in the Italian training data. Logged with counts; never applied unless configured.
-- ``bad_answers``: ``error`` (default) fails on the first answer whose ``answer_start`` does not
-  point at its text (one line: file and question id); ``skip`` drops such answers (and questions
-  left without one), counted in the log. A string or a per-language mapping with ``'*'``.
+- ``bad_answers``: what a *training* split does with an answer whose ``answer_start`` does not point at
+  its text: ``error`` (default) fails on the first (one line: file, question id and the options);
+  ``repair`` looks for the text near ``answer_start`` with whitespace normalised (a no-break space
+  for a space, a doubled space: ARCD, SQuAD-it) and uses the occurrence closest to ``answer_start``
+  (within ``REPAIR_WINDOW`` characters), skipping (counted) what it cannot repair; ``skip`` drops
+  such answers (and questions left without one), counted in the log. A string or a per-language
+  mapping with ``'*'``. Dev and test splits keep every question whatever this says: they are scored
+  on the answer *texts* (as the official SQuAD script does), so an offset there only places the
+  window label, and it is repaired where it can be (else the answer has no window label).
 - ``normalization``: metric normalisation, ``squad`` (official v1.1) or ``mlqa`` (language-aware);
   a string or a per-language mapping with ``'*'`` (see :mod:`xlexp.tasks.qa_metric`).
 - ``doc_stride``, ``max_query_length``: windows over long contexts (``xlexp.data.qa``);
@@ -45,10 +51,12 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from xlexp.errors import XlexpError
-from xlexp.tasks.readers import Example
+from xlexp.tasks.readers import Example, task_file
 from xlexp.tasks.types import Rows, TaskType, register
 
 log = logging.getLogger(__name__)
+BAD_ANSWERS = ("error", "repair", "skip")
+REPAIR_WINDOW = 200   # characters either side of answer_start searched by bad_answers: repair
 
 OPTIONS: dict[str, Any] = {
     "splits": {},
@@ -98,10 +106,20 @@ def _per_language(value: Any, code: str, default: Any) -> Any:
 @register
 class ExtractiveQA(TaskType):
     name = "extractive_qa"
+    known_metrics = ("exact_match", "f1")
     needs_labels = False
     text_fields = ("question", "context")
     label_field = "answers"
     options: ClassVar[dict[str, Any]] = OPTIONS
+
+    def check_options(self, options: Mapping[str, Any], name: str, where: str) -> None:
+        """Span post-processing needs at least one candidate and answers of at least one piece: with 0 every
+        answer is empty (F1 0.000 in every cell) or the decoder has nothing to choose from."""
+        for key in ("n_best", "max_answer_length", "doc_stride", "max_query_length"):
+            value = options.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise XlexpError(f"task '{name}': {key} must be an integer >= 1, got {value!r} ({where}; "
+                                 f"override with task.{key}=...)")
 
     # -- which splits exist and where ------------------------------------------------------
     def layout(self, spec, code: str) -> dict[str, Any]:
@@ -153,7 +171,7 @@ class ExtractiveQA(TaskType):
                      "answers": {"text": [a["text"] for a in qa.get("answers", [])],
                                  "answer_start": [a["answer_start"] for a in qa.get("answers", [])]}})
                 for i, (ctx, qas) in enumerate(paragraphs) for qa in qas]
-        return self.examples(spec, code, rows, where, str(path)), where
+        return self.examples(spec, code, rows, where, str(path), split=split), where
 
     def _exclusion_ids(self, spec, code: str, exclude: Mapping[str, Any], data_dir: Path) -> set[str]:
         other, other_split = str(exclude.get("language", "")), str(exclude.get("split", "test"))
@@ -164,16 +182,27 @@ class ExtractiveQA(TaskType):
                              f"'{other}' ({other_path}); it is not there")
         return {qa["id"] for _, qas in read_squad_json(other_path) for qa in qas}
 
-    def examples(self, spec, code: str, rows: Rows, where: str, file: str | None = None) -> list[Example]:
+    def _split_of(self, spec, code: str, where: str) -> str | None:
+        """Which split hub rows came from (``where`` is ``hub:<id>/<config>/<hub split>``)."""
+        for split in self.splits:
+            loc = self.hub_location(spec, code, split)
+            if loc is not None and where == f"hub:{loc[0]}/{loc[1]}/{loc[2]}":
+                return split
+        return None
+
+    def examples(self, spec, code: str, rows: Rows, where: str, file: str | None = None,
+                 split: str | None = None) -> list[Example]:
         opts = qa_options(spec)
         mode = _per_language(opts["normalization"], code, "squad")
         on_bad = _per_language(opts["bad_answers"], code, "error")
-        if on_bad not in ("error", "skip"):
-            raise XlexpError(f"task '{spec.name}': bad_answers must be 'error' or 'skip', got '{on_bad}'")
+        if on_bad not in BAD_ANSWERS:
+            raise XlexpError(f"task '{spec.name}': bad_answers must be one of {', '.join(BAD_ANSWERS)}, got '{on_bad}'")
+        split = split or self._split_of(spec, code, where) or "train"   # unknown: checked as strictly as training
+        scored = split != "train"   # dev/test: scored on answer texts, every question kept
         own_hub = bool(spec.hub.get("id")) and where.startswith(f"hub:{spec.hub['id']}/")
         prefix = _per_language(opts["hub_id_prefix"], code, None) if own_hub else None
         lang = spec.tags.get(code) or code
-        out, n_bad, n_dropped, first_bad = [], 0, 0, None
+        out, n_bad, n_dropped, n_repaired, first_bad = [], 0, 0, 0, None
         for line, row in rows:
             qid = str(row.get("id", line))
             if prefix and not qid.startswith(str(prefix)):
@@ -187,28 +216,75 @@ class ExtractiveQA(TaskType):
             answers = []
             for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"]):
                 text, start = str(text), int(start)
-                if context[start : start + len(text)] != text or not text:
-                    if on_bad == "error":
-                        found = context[start : start + len(text)]
-                        raise XlexpError(
-                            f"{file or where}: question {qid}: answer_start {start} does not point at the answer "
-                            f"{text!r} in the context (found {found!r}); fix the file, or set bad_answers: skip in "
-                            f"task/{spec.name}.yaml to count and skip such answers")
-                    n_bad += 1
-                    first_bad = first_bad or qid
+                if text and context[start : start + len(text)] == text:
+                    answers.append((text, start))
                     continue
-                answers.append((text, start))
+                first_bad = first_bad or qid
+                fixed = repair_answer(context, text, start) if text and (scored or on_bad == "repair") else None
+                if fixed is not None:
+                    n_repaired += 1
+                    answers.append((text, fixed[1]) if scored else fixed)   # scored: the file's text, as official
+                elif scored and text.strip():
+                    n_bad += 1
+                    answers.append((text, -1))   # scored on its text; no window holds it (label (0, 0))
+                elif on_bad == "error":
+                    found = context[start : start + len(text)]
+                    raise XlexpError(
+                        f"{file or where}: question {qid}: answer_start {start} does not point at the answer "
+                        f"{text!r} in the context (found {found!r}) of this {split} split; fix the file, or set "
+                        f"bad_answers: repair (search near answer_start, whitespace normalised) or skip in the "
+                        f"task's YAML ({task_file(spec)})")
+                else:
+                    n_bad += 1
             if not answers:
                 n_dropped += 1
                 if on_bad == "error":
-                    raise XlexpError(f"{file or where}: question {qid}: no answer")
+                    raise XlexpError(f"{file or where}: question {qid}: no answer (bad_answers: skip drops such "
+                                     f"questions)")
                 continue
             out.append(QAExample(text=question, text_pair=context, qid=qid, answers=tuple(answers), norm=mode, lang=lang))
-        if n_bad or n_dropped:
-            log.warning("%s: skipped %d answer(s) whose answer_start does not match their text (first: question %s) "
-                        "and %d question(s) left without an answer (bad_answers: skip)", where, n_bad, first_bad,
-                        n_dropped)
+        if scored and (n_bad or n_repaired):
+            log.warning("%s: %d answer(s) whose answer_start misses their text (first: question %s) are kept, as the "
+                        "%s split is scored on answer texts (%d offset(s) repaired near answer_start, %d without a "
+                        "window label)", where, n_bad + n_repaired, first_bad, split, n_repaired, n_bad)
+        elif n_bad or n_dropped or n_repaired:
+            log.warning("%s: %d answer(s) whose answer_start misses their text (first: question %s): %d repaired near "
+                        "answer_start, %d skipped, %d question(s) left without an answer skipped (bad_answers: %s)",
+                        where, n_bad + n_repaired, first_bad, n_repaired, n_bad, n_dropped, on_bad)
         return out
+
+
+def _collapse_spaces(s: str) -> tuple[str, list[int]]:
+    """``s`` with every run of Unicode whitespace as one plain space, and each kept character's index in ``s``."""
+    out, index, space = [], [], False
+    for i, ch in enumerate(s):
+        if ch.isspace():
+            if space:
+                continue
+            out.append(" ")
+            space = True
+        else:
+            out.append(ch)
+            space = False
+        index.append(i)
+    return "".join(out), index
+
+
+def repair_answer(context: str, text: str, start: int, window: int = REPAIR_WINDOW) -> tuple[str, int] | None:
+    """The answer as it stands in the context, ``(context[s:e], s)``, for the occurrence of ``text``
+    (whitespace normalised on both sides, so a no-break space or a doubled space still matches) whose
+    start is closest to ``start`` and within ``window`` characters of it; None when there is none."""
+    needle = " ".join(text.split())
+    if not needle:
+        return None
+    hay, index = _collapse_spaces(context)
+    best, k = None, hay.find(needle)
+    while k != -1:
+        s0, e0 = index[k], index[k + len(needle) - 1] + 1
+        if abs(s0 - start) <= window and (best is None or abs(s0 - start) < abs(best[0] - start)):
+            best = (s0, e0)
+        k = hay.find(needle, k + 1)
+    return None if best is None else (context[best[0] : best[1]], best[0])
 
 
 # -- SQuAD JSON helpers ------------------------------------------------------------------------

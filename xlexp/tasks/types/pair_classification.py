@@ -10,6 +10,7 @@ from xlexp.tasks.types import Rows, TaskType, register
 @register
 class PairClassification(TaskType):
     name = "pair_classification"
+    known_metrics = ("accuracy", "macro_f1")
     options = {"prompt": None}   # regime=icl: template, verbalisers (xlexp.tasks.prompts)
     text_fields = ("premise", "hypothesis")
 

@@ -12,6 +12,7 @@ from xlexp.tasks.types import Rows, TaskType, register
 @register
 class TokenClassification(TaskType):
     name = "token_classification"
+    known_metrics = ("accuracy", "span_f1", "span_precision", "span_recall")
     token_level = True
     text_fields = ("tokens",)
     label_field = "tags"

@@ -1,0 +1,36 @@
+"""Third-party noise stays out of the logs (issue #33): transformers' "Token indices sequence length is
+longer than the specified maximum" (xlexp tokenizes whole texts on purpose and windows or truncates
+them itself) no longer leaks once xlexp has loaded a tokenizer; other transformers warnings still do."""
+
+from __future__ import annotations
+
+import logging
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel({"[UNK]": 0, "[PAD]": 1, "word": 2}, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", model_max_length=8)
+
+
+def test_the_long_sequence_warning_is_silenced_and_others_are_not(capfd):
+    from xlexp.models.encoders import quiet_transformers
+
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    saved = list(logger.filters)
+    try:
+        logger.filters = [f for f in logger.filters if type(f).__name__ != "_LongSequenceNoise"]
+        _tokenizer()("word " * 20)
+        assert "Token indices sequence length" in capfd.readouterr().err      # the noise, as it was
+        quiet_transformers()
+        quiet_transformers()                                                    # idempotent: one filter
+        assert sum(type(f).__name__ == "_LongSequenceNoise" for f in logger.filters) == 1
+        _tokenizer()("word " * 20)
+        logger.warning("another warning")
+        err = capfd.readouterr().err
+        assert "Token indices sequence length" not in err and "another warning" in err
+    finally:
+        logger.filters = saved
