@@ -132,9 +132,12 @@ class TrainerSettings:
     device: str = "auto"
     num_threads: int | None = None
     progress: bool | str = "auto"   # rich progress bars: auto (only on a TTY) | true | false
+    # train up to N pending units (sources) of one architecture in one stacked pass (xlexp.experiment.together)
+    sources_together: int = 1
 
     def __post_init__(self) -> None:
         positive_int("trainer.epochs", self.epochs)
+        positive_int("trainer.sources_together", self.sources_together)
         for key in ("eval_every", "num_threads"):
             positive_int(f"trainer.{key}", getattr(self, key), allow_none=True)
         positive_int("trainer.grad_accum_steps", self.grad_accum_steps)

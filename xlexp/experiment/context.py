@@ -162,7 +162,11 @@ class RunContext:
                                       self.precision, int(o["n_best"]), int(o["max_answer_length"]))
             return answers, qa_metrics(answers, self.spec.metrics)
         preds = predict(model, split, self.settings.data.eval_batch_size, self.pad_id, self.device, self.precision)
-        return preds, compute_metrics(preds, split, self.spec.metrics, self.spec.labels)
+        return preds, self.metrics(preds, split)
+
+    def metrics(self, preds, split: TokenizedSplit) -> dict[str, float]:
+        """The task's metrics of ``preds`` on a sentence or token split (``score`` and the stacked trainer)."""
+        return compute_metrics(preds, split, self.spec.metrics, self.spec.labels)
 
 
 @dataclass

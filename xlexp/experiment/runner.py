@@ -31,7 +31,7 @@ from xlexp.engine import distributed
 from xlexp.engine.hardware import peak_memory_mb, resolve_device, resolve_precision
 from xlexp.engine.selection import remove_orphans
 from xlexp.errors import XlexpError, require_extra
-from xlexp.experiment import classical, regimes, retrieval
+from xlexp.experiment import classical, regimes, retrieval, together
 from xlexp.experiment.context import RunContext, RunHooks, UnitOutput, seed_everything, training_texts
 from xlexp.experiment.plan import Plan, TrainingUnit, make_plan
 from xlexp.experiment.resume import Resume, fault_point
@@ -141,6 +141,7 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
              list(plan.sources), len(plan.targets), list(s.seeds))
 
     device = distributed.setup(resolve_device(s.trainer.device))  # under torchrun: join the group, this rank's GPU
+    together.check(s, spec, regime)  # trainer.sources_together>1 with what it cannot stack: one line, before any work
     hooks = hooks or RunHooks()
     resume = Resume.of(s, plan, hooks)  # after setup: rank 0 decides what to skip, for every rank
     if resume.all_done:  # nothing to train: no model to load, no data to tokenize
@@ -173,33 +174,40 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     with progress_bar(progress_enabled(s.trainer.progress) and distributed.is_main()) as progress:
         ctx.progress = progress
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
-        for i, unit in enumerate(plan.units):
-            if resume.skip(i):
-                progress.advance(units_bar)
-                continue
+        pending = [i for i in range(len(plan.units)) if not resume.skip(i)]
+        progress.advance(units_bar, len(plan.units) - len(pending))
+        for group in unit_groups(pending, s.trainer.sources_together):
             started = time.perf_counter()
-            ctx.tracker.start_unit(f"{s.experiment}/{unit.source}/seed{unit.seed}", resolved)
-            resume.started(i, ctx.run_id)
+            if len(group) == 1:
+                ctx.tracker.start_unit(f"{s.experiment}/{plan.units[group[0]].source}/seed{plan.units[group[0]].seed}",
+                                       resolved)
+            for i in group:
+                resume.started(i, ctx.run_id)
             try:
-                out = run_unit(ctx, regime, unit, i)
+                outs = run_units(ctx, regime, group)
             except BaseException as e:  # SIGTERM and errors: the ledger says why; the records say nothing
-                resume.failed(i, e, time.perf_counter() - started)
+                for i in group:
+                    resume.failed(i, e, time.perf_counter() - started)
                 raise
-            out.stamp_peak_memory()
-            out.records = [replace(r, unit_key=resume.keys[i]) for r in out.records]
-            stem = f"{ctx.run_id}-{i:04d}-{unit.source}-s{unit.seed}-u{resume.keys[i]}"
-            records.extend(out.records)
-            if distributed.is_main():  # under torchrun every rank holds the same records; rank 0 writes them
-                if out.predictions:
-                    write_predictions(pd.concat(out.predictions, ignore_index=True), out_dir, stem)
-                fault_point("before-records", i)
-                files.append(write_records(out.records, out_dir, stem))  # last: a file = a finished unit
-                resume.done_unit(i, time.perf_counter() - started, files[-1])
-            ctx.tracker.log_records(out.records)
-            ctx.tracker.finish_unit()
-            log.info("unit %d/%d (source %s, seed %d) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
-                     unit.seed, time.perf_counter() - started, files[-1] if files else "-")
-            progress.advance(units_bar)
+            for i, out in zip(group, outs):
+                unit = plan.units[i]
+                elapsed = (time.perf_counter() - started) / len(group)  # a stack's time, shared by its units
+                out.stamp_peak_memory()
+                out.records = [replace(r, unit_key=resume.keys[i]) for r in out.records]
+                stem = f"{ctx.run_id}-{i:04d}-{unit.source}-s{unit.seed}-u{resume.keys[i]}"
+                records.extend(out.records)
+                if distributed.is_main():  # under torchrun every rank holds the same records; rank 0 writes them
+                    if out.predictions:
+                        write_predictions(pd.concat(out.predictions, ignore_index=True), out_dir, stem)
+                    fault_point("before-records", i)
+                    files.append(write_records(out.records, out_dir, stem))  # last: a file = a finished unit
+                    resume.done_unit(i, elapsed, files[-1])
+                ctx.tracker.log_records(out.records)
+                if len(group) == 1:
+                    ctx.tracker.finish_unit()
+                log.info("unit %d/%d (source %s, seed %d) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
+                         unit.seed, time.perf_counter() - started, files[-1] if files else "-")
+                progress.advance(units_bar)
 
     df = pd.concat([pd.DataFrame([asdict(r) for r in records]), *resume.skipped_records()], ignore_index=True)
     objective = show_and_score(df, spec, s, ctx.hooks.show_matrix)
@@ -235,6 +243,22 @@ def show_and_score(df: pd.DataFrame, spec: TaskSpec, s: Settings, show: bool) ->
     if np.isnan(transfer):
         return Objective(float(np.nanmean(m.mean.to_numpy(dtype=float))), "in-language mean")
     return Objective(transfer, TRANSFER_MEAN)
+
+
+def unit_groups(pending: list[int], together: int) -> list[list[int]]:
+    """The pending units in plan order, ``together`` at a time (``trainer.sources_together``): units
+    already in the store are not pending, so a resumed run stacks only what is missing."""
+    return [pending[k : k + together] for k in range(0, len(pending), together)]
+
+
+def run_units(ctx: RunContext, regime: regimes.Regime, group: list[int]) -> list[UnitOutput]:
+    """One unit as before; several (``trainer.sources_together>1``) in one stacked pass of the regime's."""
+    if len(group) == 1:
+        return [run_unit(ctx, regime, ctx.plan.units[group[0]], group[0])]
+    units = [ctx.plan.units[i] for i in group]
+    outs = [UnitOutput(ctx, u) for u in units]
+    regime.run_units_together(ctx, units, group, outs)
+    return outs
 
 
 def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index: int) -> UnitOutput:

@@ -82,8 +82,10 @@ def config_hash(config: Any) -> str:
 
 def without_run_noise(resolved: dict) -> dict:
     """A resolved run config without the settings that cannot change results (progress bars, CPU
-    threads, ``rerun``: whether finished units are trained again)."""
-    trainer = {k: v for k, v in resolved.get("trainer", {}).items() if k not in ("progress", "num_threads")}
+    threads, ``trainer.sources_together``: how many units train in one stack, ``rerun``: whether
+    finished units are trained again)."""
+    noise = ("progress", "num_threads", "sources_together")
+    trainer = {k: v for k, v in resolved.get("trainer", {}).items() if k not in noise}
     return {**{k: v for k, v in resolved.items() if k != "rerun"}, "trainer": trainer}
 
 

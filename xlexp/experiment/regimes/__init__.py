@@ -35,6 +35,9 @@ class Regime:
     # read: a pair the regime cannot honour is refused in one line instead of running under its label.
     task_types: ClassVar[tuple[str, ...] | None] = None
     families: ClassVar[tuple[str, ...] | None] = None
+    # whether trainer.sources_together may train several units in one stack: each unit is exactly one
+    # xlexp.experiment.transfer.train_unit (few-shot goes on to train per target, so it says False)
+    together: ClassVar[bool] = False
 
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
@@ -48,6 +51,13 @@ class Regime:
 
     def run_unit(self, ctx: "RunContext", unit: TrainingUnit, index: int, out: "UnitOutput") -> None:
         raise NotImplementedError
+
+    def run_units_together(self, ctx: "RunContext", units: list[TrainingUnit], indices: list[int],
+                           outs: list["UnitOutput"]) -> None:
+        """Several units in one stacked pass (``trainer.sources_together``), each into its own output."""
+        from xlexp.experiment.together import train_units
+
+        train_units(ctx, units, indices, outs)
 
 
 REGISTRY: Registry[Regime] = Registry("regime", __name__, __path__)

@@ -15,6 +15,7 @@ from xlexp.experiment.transfer import train_unit
 class Full(Regime):
     name = "full"
     task_types = ('sentence_classification', 'pair_classification', 'token_classification', 'extractive_qa', 'generation')
+    together = True
     takes_sources = False
 
     def units(self, settings: RegimeSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:

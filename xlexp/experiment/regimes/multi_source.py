@@ -55,6 +55,7 @@ class MultiSource(Regime):
     name = "multi_source"
     task_types = ('sentence_classification', 'pair_classification', 'token_classification', 'extractive_qa', 'generation')
     settings_class = MultiSourceSettings
+    together = True   # units differ by seed: several seeds train in one stack
 
     def units(self, settings: MultiSourceSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
         if len(sources) < 2:
@@ -65,3 +66,10 @@ class MultiSource(Regime):
         s: MultiSourceSettings = ctx.settings.regime
         train_unit(ctx, unit, index, ctx.build_classifier(), out,
                    weights=lambda sizes: sampling_weights(sizes, s.sampling, float(s.temperature)))
+
+    def run_units_together(self, ctx: RunContext, units, indices, outs) -> None:
+        from xlexp.experiment.together import train_units
+
+        s: MultiSourceSettings = ctx.settings.regime
+        train_units(ctx, units, indices, outs,
+                    weights=lambda sizes: sampling_weights(sizes, s.sampling, float(s.temperature)))

@@ -14,6 +14,7 @@ from xlexp.experiment.transfer import train_unit
 @register
 class ZeroShot(Regime):
     name = "zero_shot"
+    together = True
 
     def units(self, settings: RegimeSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
         return [TrainingUnit(s, (s,), (s,), targets, watch, seed) for seed in seeds for s in sources]

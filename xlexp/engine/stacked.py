@@ -1,0 +1,538 @@
+"""Several models of one architecture trained in one stacked pass (``trainer.sources_together=N``).
+
+Why: a transfer matrix trains the same small model once per source, and one small model keeps
+neither a GPU (BENCHMARKS §6b: 18% MFU at batch 32) nor the Python loop busy. Here N models are one
+set of stacked parameters (``torch.func.stack_module_state``) and one forward is ``vmap`` over
+``functional_call``: every matmul becomes a batched matmul over the N models, and the host issues
+one step for N models.
+
+Each model keeps everything that makes its records its own, so that a unit trained in a stack has the
+records it has when trained alone (fp32: equal within float rounding; tested):
+
+- **data order**: its own ``numpy`` generator and batches, exactly as :func:`xlexp.engine.loop.train`
+  draws them; each step the N batches are stacked, rows and positions padded (padded rows carry the
+  label -100 and an all-zero attention mask, so they add nothing to the loss or the gradient);
+- **dropout**: its own ``torch.Generator``, started from the global generator's state after its model
+  was built (as the one-at-a-time run sees it), and each mask is drawn at the shape the model's own
+  unpadded batch has, so it consumes its generator exactly as the one-at-a-time run does. Dropout
+  runs through :class:`StackedDropout` (an ``autograd.Function`` with a ``vmap`` rule) and the
+  attention through xlexp's registered HF attention function, both vmap-safe;
+- **optimizer**: :class:`StackedAdamW`, torch's fused AdamW kernel on each model's rows of the stacked
+  tensors with that model's learning rate (each model has its own linear schedule and length), its
+  own gradient clipping (the norm over that model's gradients only) and the usual no-decay rule for
+  biases and LayerNorm weights;
+- **schedule, evaluation and length**: a model that has done its steps stops (learning rate 0 and out
+  of the stack); evaluation runs at each model's own steps (the caller batches the models due).
+
+Limits (one line each, before training, see :func:`check_supported`): AdamW, sentence or token
+classification (not span QA), ``trainer.compile=false``, no gradient checkpointing, no LoRA, one
+process (not under torchrun).
+
+May import: models, data, config, errors (engine layer).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from xlexp.config.schema import OptimizerSettings
+from xlexp.data.tokenized import TokenizedSplit, collate, eval_batches, train_batches
+from xlexp.engine.graphed import class_weight
+from xlexp.engine.loop import (NonFiniteLoss, TrainSettings, _n_labels, balanced_sampling, balanced_weights,
+                               class_counts, linear_factor)
+from xlexp.engine.predict import autocast
+from xlexp.errors import XlexpError
+
+log = logging.getLogger(__name__)
+
+ATTENTION = "xlexp_stacked"   # the HF attention implementation name registered below
+SETTING = "trainer.sources_together"
+
+
+def check_supported(opt: OptimizerSettings, compile: bool | str, spans: bool, lora: bool,
+                    gradient_checkpointing: bool, distributed: bool) -> None:
+    """The combinations the stacked trainer does not do, as one line each (before any training)."""
+    if opt.name != "adamw":
+        raise XlexpError(f"{SETTING}>1 trains with a stacked AdamW; optimizer={opt.name} is not stacked: "
+                         f"use optimizer=adamw or {SETTING}=1")
+    if compile:
+        raise XlexpError(f"{SETTING}>1 does not combine with trainer.compile={compile} yet: "
+                         f"set trainer.compile=false or {SETTING}=1")
+    if spans:
+        raise XlexpError(f"{SETTING}>1 trains sentence and token classifiers; span (QA) tasks: {SETTING}=1")
+    if lora:
+        raise XlexpError(f"{SETTING}>1 does not stack LoRA adapters yet: use model.peft=null or {SETTING}=1")
+    if gradient_checkpointing:
+        raise XlexpError(f"{SETTING}>1 does not combine with model.gradient_checkpointing (the recomputed "
+                         f"forward would draw dropout again): set it to false or {SETTING}=1")
+    if distributed:
+        raise XlexpError(f"{SETTING}>1 runs in one process; under torchrun use {SETTING}=1")
+
+
+# -- dropout and attention that know the stack ------------------------------------------------------
+def generator_after_seeding(device: torch.device) -> torch.Generator:
+    """A generator in the state the global one (of ``device``'s kind) is in now: right after a model was
+    built, it is where that model's one-at-a-time training starts drawing its dropout masks."""
+    if device.type == "cuda":
+        gen = torch.Generator(device=device)
+        gen.set_state(torch.cuda.get_rng_state(device))
+        return gen
+    gen = torch.Generator(device="cpu")
+    gen.set_state(torch.get_rng_state())
+    return gen
+
+
+@dataclass
+class DropoutPlan:
+    """What a dropout call in a stacked training forward needs: each stacked model's generator and the
+    rows and length of its own batch (its mask is drawn at that shape, then padded).
+
+    On the CPU each mask is drawn as torch's CPU dropout draws it (``bernoulli_`` on a tensor of the
+    model's own batch shape), so a model consumes its generator exactly as when trained alone. On a
+    GPU torch's dropout is a fused kernel whose draws ``bernoulli_`` does not reproduce, so there the
+    stack draws all N masks in one call from the first model's generator (one kernel instead of N per
+    dropout site): the same distribution, not the same masks (bf16 on a GPU is not bit-reproducible
+    anyway; the criterion there is the parity interval)."""
+
+    generators: list[torch.Generator]
+    rows: list[int]
+    lengths: list[int]
+    padded_length: int
+
+    def mask(self, shape: torch.Size, dtype: torch.dtype, device: torch.device, p: float) -> torch.Tensor:
+        """(N, *shape) keep-masks scaled by 1/(1-p), zero on padding; ``shape`` is one model's padded one."""
+        if device.type != "cpu":  # padded rows and positions need no zeros: they are masked and carry no loss
+            return torch.empty((len(self.rows), *shape), dtype=dtype, device=device).bernoulli_(
+                1 - p, generator=self.generators[0]).div_(1 - p)
+        out = torch.zeros((len(self.rows), *shape), dtype=dtype, device=device)
+        for j, (gen, rows, length) in enumerate(zip(self.generators, self.rows, self.lengths)):
+            if rows == 0:
+                continue
+            real = [rows] + [length if d == self.padded_length else d for d in shape[1:]]
+            # the same op as torch's CPU dropout (at::dropout: empty_like(input).bernoulli_(1 - p), / (1 - p))
+            noise = torch.empty(real, dtype=dtype, device=device).bernoulli_(1 - p, generator=gen).div_(1 - p)
+            out[(j, *[slice(0, n) for n in real])] = noise
+        return out
+
+
+class _ActivePlan:
+    plan: DropoutPlan | None = None
+
+
+ACTIVE = _ActivePlan()
+
+
+class _Dropout(torch.autograd.Function):
+    """``x * mask``: under ``vmap`` the N models' masks come from :class:`DropoutPlan`."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, p: float) -> torch.Tensor:  # outside vmap: never used by the stacked trainer
+        return nn.functional.dropout(x, p, True)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - the vmap rule's ops carry the gradient
+        raise RuntimeError("stacked dropout is differentiated through its vmap rule")
+
+    @staticmethod
+    def vmap(info, in_dims, x: torch.Tensor, p: float):
+        x = x.movedim(in_dims[0], 0)
+        plan = ACTIVE.plan
+        if plan is None or x.shape[0] != len(plan.rows):
+            raise RuntimeError("stacked dropout outside a stacked training forward")
+        return x * plan.mask(x.shape[1:], x.dtype, x.device, p), 0
+
+
+def stacked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    if not training or p == 0.0 or x.numel() == 0:  # as at::dropout: no draw at all
+        return x
+    return _Dropout.apply(x, p)
+
+
+class StackedDropout(nn.Dropout):
+    """Replaces ``nn.Dropout`` in the stacked forward's module tree (same ``p``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return stacked_dropout(x, self.p, self.training)
+
+
+def stacked_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                      **kwargs):
+    """HF's eager attention (BERT, XLM-R) with the stacked dropout; registered as ``xlexp_stacked``."""
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = nn.functional.softmax(weights, dim=-1)
+    weights = stacked_dropout(weights, dropout, module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
+def stacked_mask(batch_size: int, q_length: int, kv_length: int, attention_mask: torch.Tensor | None = None,
+                 dtype: torch.dtype = torch.float32, device=None, **kwargs) -> torch.Tensor | None:
+    """The bidirectional padding mask as an additive float mask, without HF's data-dependent "no
+    padding, skip the mask" test (which ``vmap`` cannot trace)."""
+    if attention_mask is None:
+        return None
+    keep = attention_mask[:, None, None, :kv_length].to(torch.bool)
+    zero = torch.zeros((), dtype=dtype, device=keep.device)
+    return torch.where(keep, zero, torch.finfo(dtype).min).expand(batch_size, 1, q_length, kv_length)
+
+
+_REGISTERED = False
+
+
+def _register() -> None:
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from transformers.masking_utils import AttentionMaskInterface
+    from transformers.modeling_utils import AttentionInterface
+
+    AttentionInterface.register(ATTENTION, stacked_attention)
+    AttentionMaskInterface.register(ATTENTION, stacked_mask)
+    _REGISTERED = True
+
+
+# -- the stacked models -------------------------------------------------------------------------
+class StackedModels:
+    """N models of one architecture as stacked tensors, with one ``vmap``-ed forward.
+
+    ``forward(members, ids, mask)`` runs the models at positions ``members`` (all of them, or a
+    subset: their rows of each stacked tensor, with gradients flowing back to them) on (n, B, T)
+    inputs, or on shared (B, T) inputs (evaluation: one pass over a split for every member)."""
+
+    def __init__(self, models: Sequence[nn.Module]):
+        _register()
+        self.n = len(models)
+        self.base = copy.deepcopy(models[0]).to("meta")
+        for name, module in list(self.base.named_modules()):
+            for child_name, child in list(module.named_children()):
+                if type(child) is nn.Dropout:
+                    setattr(module, child_name, StackedDropout(child.p))
+        for module in self.base.modules():
+            config = getattr(module, "config", None)
+            if config is not None and hasattr(config, "_attn_implementation"):
+                config._attn_implementation = ATTENTION
+        trainable = {n for n, p in models[0].named_parameters() if p.requires_grad}
+        params, buffers = torch.func.stack_module_state(list(models))
+        self.params = {k: v.detach().requires_grad_(k in trainable) for k, v in params.items()}
+        self.buffers = buffers
+        self.trainable = [k for k in self.params if k in trainable]
+        self.training = True
+
+    def train(self, mode: bool = True) -> None:
+        # the flag only: HF's ``train()`` may re-"kernelize" the module tree, which a meta copy cannot
+        for module in self.base.modules():
+            module.training = mode
+        self.training = mode
+
+    def eval(self) -> None:
+        self.train(False)
+
+    def _state(self, members: list[int]) -> tuple[dict, dict]:
+        if members == list(range(self.n)):
+            return self.params, self.buffers
+        idx = torch.tensor(members, device=next(iter(self.params.values())).device)
+        return ({k: v.index_select(0, idx) for k, v in self.params.items()},
+                {k: v.index_select(0, idx) for k, v in self.buffers.items()})
+
+    def forward(self, members: list[int], ids: torch.Tensor, mask: torch.Tensor, shared: bool = False) -> torch.Tensor:
+        params, buffers = self._state(members)
+        base = self.base
+
+        def one(p, b, i, m):
+            return torch.func.functional_call(base, (p, b), (i, m))
+
+        dims = (0, 0, None, None) if shared else (0, 0, 0, 0)
+        return torch.func.vmap(one, in_dims=dims)(params, buffers, ids, mask)
+
+    def slot(self, i: int) -> "ModelSlot":
+        return ModelSlot(self, i)
+
+
+class ModelSlot:
+    """One model of the stack as far as checkpoints need it (``CheckpointKeeper.observe/load``)."""
+
+    def __init__(self, stack: StackedModels, i: int):
+        self.stack, self.i = stack, i
+
+    def named_parameters(self):
+        for k, v in self.stack.params.items():
+            yield k, v[self.i]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        # copies: a view would save the whole stacked storage into each checkpoint file
+        items = {**self.stack.params, **self.stack.buffers}
+        return {k: v[self.i].detach().clone() for k, v in items.items()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True):
+        items = {**self.stack.params, **self.stack.buffers}
+        unexpected = [k for k in state if k not in items]
+        missing = [k for k in items if k not in state]
+        for k, v in state.items():
+            if k in items:
+                items[k][self.i].copy_(v)
+        return missing, unexpected
+
+
+# -- the optimizer ------------------------------------------------------------------------------
+class StackedAdamW:
+    """AdamW over stacked parameters, one model at a time: each model's rows (views of the stacked
+    tensors) are updated by torch's fused AdamW kernel with that model's learning rate and the usual
+    groups (no weight decay on biases and LayerNorm weights), so a model moves exactly as the
+    one-at-a-time optimizer (``loop.build_optimizer``: fused AdamW) moves it. A model with learning
+    rate 0 is skipped: it has finished and stays exactly as it is."""
+
+    def __init__(self, stack: StackedModels, opt: OptimizerSettings):
+        self.stack = stack
+        self.names = list(stack.trainable)
+        self.b1, self.b2 = (float(b) for b in opt.betas)
+        self.eps, self.wd = float(opt.eps), float(opt.weight_decay)
+        # no weight decay on biases and LayerNorm weights: a model's tensor has one dimension fewer
+        self.groups = [([k for k in self.names if stack.params[k].ndim - 1 >= 2], self.wd),
+                       ([k for k in self.names if stack.params[k].ndim - 1 < 2], 0.0)]
+        self.m = {k: torch.zeros_like(stack.params[k]) for k in self.names}
+        self.v = {k: torch.zeros_like(stack.params[k]) for k in self.names}
+        device = next(iter(stack.params.values())).device
+        self.step_t = [torch.zeros((), dtype=torch.float32, device=device) for _ in range(stack.n)]
+
+    def _grads(self, i: int) -> list[torch.Tensor]:
+        return [self.stack.params[k].grad[i] for k in self.names if self.stack.params[k].grad is not None]
+
+    @torch.no_grad()
+    def clip(self, max_norm: float) -> None:
+        """Each model's gradients scaled as ``clip_grad_norm_`` scales them: by min(1, max_norm /
+        (the norm of its gradients' norms + 1e-6))."""
+        for i in range(self.stack.n):
+            grads = self._grads(i)
+            if not grads:
+                continue
+            total = torch.nn.utils.get_total_norm(grads, 2.0)
+            coef = torch.clamp(float(max_norm) / (total + 1e-6), max=1.0)
+            torch._foreach_mul_(grads, coef)
+
+    @torch.no_grad()
+    def step(self, lrs: list[float]) -> None:
+        """One AdamW step of every model whose learning rate (``lrs[i]``) is not 0."""
+        for i, lr in enumerate(lrs):
+            if lr == 0.0:
+                continue
+            self.step_t[i] += 1
+            for names, wd in self.groups:
+                names = [k for k in names if self.stack.params[k].grad is not None]
+                if not names:
+                    continue
+                params = [self.stack.params[k][i] for k in names]
+                torch._fused_adamw_(params, [self.stack.params[k].grad[i] for k in names],
+                                    [self.m[k][i] for k in names], [self.v[k][i] for k in names], [],
+                                    [self.step_t[i]] * len(names), lr=float(lr), beta1=self.b1, beta2=self.b2,
+                                    weight_decay=wd, eps=self.eps, amsgrad=False, maximize=False)
+
+    def zero_grad(self) -> None:
+        for k in self.names:
+            self.stack.params[k].grad = None
+
+
+# -- training -------------------------------------------------------------------------------
+@dataclass
+class Member:
+    """One model of the stack: its data, settings and callbacks (as :func:`loop.train` takes them)."""
+
+    name: str
+    split: TokenizedSplit
+    settings: TrainSettings
+    generator: torch.Generator
+    sample_weights: np.ndarray | None = None
+    on_step: Callable[[int, float, float], None] | None = None
+    # filled in by train_together
+    total: int = 0
+    steps_per_epoch: int = 0
+    eval_every: int = 0
+    weight: torch.Tensor | None = None
+    losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class StackResult:
+    steps: list[int]
+    train_loss: list[float]
+
+
+def _groups(member: Member):
+    """The member's optimizer steps as groups of micro-batches, epoch after epoch (loop.train's order)."""
+    s = member.settings
+    rng = np.random.default_rng(s.seed)
+    for _ in range(s.epochs):
+        batches = train_batches(member.split, s.batch_size, rng, s.group_by_length, member.sample_weights)
+        for start in range(0, len(batches), s.grad_accum_steps):
+            yield batches[start : start + s.grad_accum_steps]
+
+
+def _padded_length(lengths: list[int], avoid: set[int]) -> int:
+    """The stacked batch's length: the longest member's, lengthened past any model dimension it equals
+    (a dropout mask's sequence dimensions are found by that size)."""
+    t = max(lengths)
+    while t in avoid:
+        t += 1
+    return t
+
+
+def model_sizes(model: nn.Module) -> set[int]:
+    """Every dimension size of the model's parameters and its config's head count and head size."""
+    sizes = {d for p in model.parameters() for d in p.shape}
+    config = getattr(getattr(model, "encoder", model), "config", None)
+    if config is not None:
+        heads = getattr(config, "num_attention_heads", None)
+        if heads:
+            sizes |= {int(heads), int(config.hidden_size) // int(heads)}
+    return sizes
+
+
+def train_together(stack: StackedModels, members: list[Member], opt: OptimizerSettings, pad_id: int,
+                   device: torch.device, on_eval: Callable[[int, list[int]], None] | None, sizes: set[int]
+                   ) -> StackResult:
+    """Train the stack's models, each as :func:`xlexp.engine.loop.train` trains it alone.
+    ``on_eval(step, members_due)`` runs at a step where some members evaluate (every ``eval_every``
+    of their steps or each epoch end, and their last step); the stack is in eval mode meanwhile."""
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=float(opt.label_smoothing))
+    for m in members:
+        s = m.settings
+        m.steps_per_epoch = s.steps_per_epoch(len(m.split))
+        m.total = m.steps_per_epoch * s.epochs
+        m.eval_every = s.eval_every or m.steps_per_epoch
+        counts = class_counts(m.split)
+        if opt.class_weights == "balanced":
+            m.weight = torch.from_numpy(balanced_weights(counts)).to(device)
+        if s.sampling == "balanced":
+            m.sample_weights = balanced_sampling(m.split, counts, m.sample_weights)
+    factors = [linear_factor(int(float(opt.warmup_ratio) * m.total), m.total) for m in members]
+    base_lr = float(opt.lr)
+    optimizer = StackedAdamW(stack, opt)
+    iters = [_groups(m) for m in members]
+    precision = members[0].settings.precision
+    n = len(members)
+    pending = None
+
+    def report() -> None:
+        nonlocal pending
+        if pending is None:
+            return
+        step, losses, lrs, active = pending
+        pending = None
+        values = losses.tolist()
+        for i in active:
+            value = values[i]
+            if not math.isfinite(value):
+                raise NonFiniteLoss(
+                    f"non-finite training loss at step {step} of source {members[i].name} (lr {lrs[i]:.2e}): training "
+                    f"diverged; lower optimizer.lr, set optimizer.grad_clip=1.0 or warmup (optimizer.warmup_ratio=0.1), "
+                    f"or try trainer.precision=fp32")
+            members[i].losses.append(value)
+            if members[i].on_step:
+                members[i].on_step(step, value, lrs[i])
+
+    stack.train()
+    for step in range(1, max(m.total for m in members) + 1):
+        active = [i for i, m in enumerate(members) if step <= m.total]
+        groups = {i: next(iters[i]) for i in active}
+        counts = {i: sum(_n_labels(members[i].split, idx) for idx in groups[i]) for i in active}
+        step_losses = torch.zeros(n, device=device)
+        for j in range(max(len(g) for g in groups.values())):
+            due = [i for i in active if j < len(groups[i])]
+            batches = [collate(members[i].split, groups[i][j], pad_id) for i in due]
+            rows = [b["input_ids"].shape[0] for b in batches]
+            lengths = [b["input_ids"].shape[1] for b in batches]
+            width = _padded_length(lengths, sizes)
+            ids, mask, labels = _stack_batches(batches, max(rows), width, pad_id)
+            ACTIVE.plan = DropoutPlan([members[i].generator for i in due], rows, lengths, width)
+            try:
+                with autocast(device, precision):
+                    logits = stack.forward(due, ids.to(device), mask.to(device))
+            finally:
+                ACTIVE.plan = None
+            labels = labels.to(device)
+            total = torch.zeros((), device=device)
+            for k, i in enumerate(due):
+                lg = logits[k].float()
+                loss = nn.functional.cross_entropy(
+                    lg.reshape(-1, lg.shape[-1]), labels[k].reshape(-1), reduction="sum",
+                    label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
+                    weight=class_weight(members[i].weight, lg)) / max(counts[i], 1)
+                total = total + loss
+                step_losses[i] += loss.detach()
+            total.backward()
+        if opt.grad_clip:
+            optimizer.clip(float(opt.grad_clip))
+        lrs = [base_lr * factors[i](step - 1) if i in groups else 0.0 for i in range(n)]
+        optimizer.step(lrs)
+        optimizer.zero_grad()
+        report()
+        pending = (step, step_losses, lrs, active)
+        due_eval = [i for i in active if step % members[i].eval_every == 0 or step == members[i].total]
+        if on_eval and due_eval:
+            report()
+            stack.eval()
+            on_eval(step, due_eval)
+            stack.train()
+    report()
+    stack.eval()
+    return StackResult([m.total for m in members],
+                       [float(np.mean(m.losses[-m.steps_per_epoch:])) if m.losses else float("nan") for m in members])
+
+
+def _stack_batches(batches: list[dict], rows: int, width: int, pad_id: int):
+    """(n, rows, width) ids and mask, labels padded with -100 (ignored: no loss, no gradient)."""
+    n = len(batches)
+    ids = torch.full((n, rows, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, rows, width), dtype=torch.long)
+    token = batches[0]["labels"].dim() == 2
+    labels = torch.full((n, rows, width) if token else (n, rows), -100, dtype=torch.long)
+    for k, b in enumerate(batches):
+        r, t = b["input_ids"].shape
+        ids[k, :r, :t] = b["input_ids"]
+        mask[k, :r, :t] = b["attention_mask"]
+        if token:
+            labels[k, :r, :t] = b["labels"]
+        else:
+            labels[k, :r] = b["labels"]
+    return ids, mask, labels
+
+
+@torch.inference_mode()
+def predict_together(stack: StackedModels, members: list[int], split: TokenizedSplit, batch_size: int, pad_id: int,
+                     device: torch.device, precision: str = "fp32") -> list:
+    """:func:`xlexp.engine.predict.predict` for several models of the stack at once: one pass over the
+    split, each batch run by every member (the inputs are shared, not copied)."""
+    stack.eval()
+    token_level = split.token_labels is not None
+    out = [([None] * len(split)) if token_level else np.empty(len(split), dtype=np.int64) for _ in members]
+    for idx in eval_batches(split, batch_size):
+        batch = collate(split, idx, pad_id)
+        with autocast(device, precision):
+            logits = stack.forward(members, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                   shared=True)
+        best = logits.argmax(-1).cpu().numpy()
+        if token_level:
+            labels = batch["labels"].numpy()
+            for k in range(len(members)):
+                for row, i in enumerate(idx):
+                    out[k][i] = best[k][row][labels[row] != -100]
+        else:
+            for k in range(len(members)):
+                out[k][idx] = best[k]
+    return out
