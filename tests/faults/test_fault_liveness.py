@@ -1,0 +1,110 @@
+"""Round 2 (issue #28), items 1, 2 and 4: liveness asked of a held lock, never of a pid.
+
+1. a sweep killed while it promotes its last trial's files: the same command finishes the promotion;
+2. a run in another PID namespace never deletes a live run's checkpoints;
+4. two concurrent runs of one config never both train a unit (a claim per unit key).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweeps_helpers import cli, env_for, load, sqlite_url, write_sweep
+from xlexp.results.liveness import HeldLock, lock_state
+from xlexp.results.pending import pending_root
+from xlexp.results.store import predictions_dir, runs_dir
+
+pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+              pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")]
+
+LR = {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}
+
+KILL_IN_PROMOTE = """
+import os, sys
+import xlexp.sweep.worker as worker
+from xlexp.results import pending
+from xlexp.results.store import predictions_dir
+from xlexp.sweep.driver import main
+def promote(folder, results_dir):
+    pending._move_all(predictions_dir(folder), predictions_dir(results_dir))
+    os.kill(os.getpid(), 9)       # kill -9 half way through the promotion of the study's LAST trial
+worker.promote = promote
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+
+
+def test_fault_kill_during_the_last_promotion_is_finished_by_the_same_command(dirs, tmp_path):
+    sweep = write_sweep(tmp_path / "last.yaml", LR, 1, pruner="{name: none}")
+    killed = subprocess.run([sys.executable, "-c", KILL_IN_PROMOTE, str(sweep), "--heartbeat", "30"],
+                            capture_output=True, text=True, env=env_for(dirs), cwd=tmp_path, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert _files(runs_dir(dirs["results"])) == []                     # the records still wait in pending/
+    # at once (well inside the 90 s grace period of a 30 s heartbeat): the lock says the worker is gone
+    again = cli(dirs, "sweep", str(sweep), "--heartbeat", "30")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing to run" in again.stdout
+    assert "trial 0 is COMPLETE but its worker stopped before its records entered the store: promoted 1" in again.stderr
+    assert len(_files(runs_dir(dirs["results"]))) == 1 and len(_files(predictions_dir(dirs["results"]))) == 1
+    root = pending_root(dirs["results"])
+    assert not root.exists() or not any(root.iterdir())
+    matrix = cli(dirs, "matrix")
+    assert matrix.returncode == 0 and "no records" not in matrix.stderr, matrix.stderr[-2000:]
+
+
+def test_fault_a_live_workers_pending_folder_is_left_alone(tmp_path):
+    """The other side of the lock: a folder whose worker is alive (lock held) is neither promoted nor
+    discarded, however old its trial's completion is."""
+    import optuna
+
+    from xlexp.sweep.commit import recover
+
+    results = tmp_path / "results"
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    trial = study.ask()
+    study.tell(trial, 0.5)
+    folder = results / "pending" / "s-abc123-t0000"
+    (folder / "runs").mkdir(parents=True)
+    (folder / "runs" / "r-0000.parquet").write_bytes(b"x")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys,time; from xlexp.results.liveness import HeldLock; "
+        f"HeldLock({str(folder) + '.lock'!r}).acquire(); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert recover(study, "abc123", results) == {"promoted": 0, "discarded": 0}
+        assert (folder / "runs" / "r-0000.parquet").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert recover(study, "abc123", results) == {"promoted": 1, "discarded": 0}   # its holder is gone now
+    assert (results / "runs" / "r-0000.parquet").exists()
+
+
+def test_fault_a_lock_outlives_nothing_but_its_process(tmp_path):
+    lock = tmp_path / "x.lock"
+    assert lock_state(lock) == "none"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        f"from xlexp.results.liveness import HeldLock; HeldLock({str(lock)!r}).acquire(); print('held', flush=True); "
+        "import time; time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert lock_state(lock) == "held"
+    assert not HeldLock(lock).acquire()
+    os.kill(holder.pid, 9)
+    holder.wait()
+    assert lock_state(lock) == "free"
+    mine = HeldLock(lock)
+    assert mine.acquire() and lock_state(lock) == "held"
+    assert not HeldLock(lock).acquire()        # a second object in this process does not get it either
+    mine.release()
+    assert lock_state(lock) == "none"
