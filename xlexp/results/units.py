@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from xlexp.config.names import safe_folder_name
 from xlexp.results.store import load_records, runs_dir
 
 UNITS = "units"
@@ -40,7 +40,7 @@ STATES = ("done", "running", "failed", "pending")
 
 
 def safe_name(name: str) -> str:
-    return re.sub(r"[^\w.+=,@-]", "_", str(name)).lstrip(".") or "_"
+    return safe_folder_name(name)
 
 
 def ledger_dir(results_dir: Path | str, experiment: str) -> Path:
