@@ -108,3 +108,52 @@ def test_fault_a_lock_outlives_nothing_but_its_process(tmp_path):
     assert not HeldLock(lock).acquire()        # a second object in this process does not get it either
     mine.release()
     assert lock_state(lock) == "none"
+
+
+# ---- 2. checkpoints of a live run in another PID namespace ------------------------------------
+
+KEEPER = """
+import sys, time, torch
+from pathlib import Path
+from xlexp.engine.selection import CheckpointKeeper
+keeper = CheckpointKeeper(Path(sys.argv[1]))
+keeper.observe(1, {"source_dev": 0.5}, torch.nn.Linear(2, 2))
+print("saved", flush=True)
+time.sleep(120)
+"""
+
+
+def _in_other_pid_namespace() -> list[str]:
+    """unshare -p -f --mount-proc (root only): the run's pid means nothing outside its namespace."""
+    import shutil
+
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        probe = subprocess.run(["unshare", "-p", "-f", "--mount-proc", "true"], capture_output=True)
+        if probe.returncode == 0:
+            return ["unshare", "-p", "-f", "--mount-proc"]
+    return []
+
+
+def test_fault_a_live_run_in_another_pid_namespace_keeps_its_checkpoints(tmp_path):
+    """Before: run B logged 'removed checkpoints of a run that no longer exists' for live run A's
+    folder (A's pid, in its own namespace, did not exist in B's); A died with FileNotFoundError."""
+    from xlexp.engine.selection import remove_orphans
+
+    root = tmp_path / "cache" / "checkpoints"
+    folder = root / "20260101T000000-livelive-0000"
+    prefix = _in_other_pid_namespace()
+    a = subprocess.Popen([*prefix, sys.executable, "-c", KEEPER, str(folder)], stdout=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        assert a.stdout.readline().strip() == "saved"
+        owner = (folder / ".owner").read_text().split()
+        if prefix:
+            assert owner[1] == "1" or int(owner[1]) < 10          # its pid inside its own namespace
+        assert remove_orphans(root) == []                         # B, here: A is alive, whatever its pid says
+        assert (folder / "step-0000001.pt").exists()
+    finally:
+        os.killpg(a.pid, 9)
+        a.wait()
+    time.sleep(0.2)
+    assert remove_orphans(root) == [folder]                       # A is gone now: its folder goes
+    assert not root.exists() or sorted(root.iterdir()) == []
