@@ -157,3 +157,82 @@ def test_fault_a_live_run_in_another_pid_namespace_keeps_its_checkpoints(tmp_pat
     time.sleep(0.2)
     assert remove_orphans(root) == [folder]                       # A is gone now: its folder goes
     assert not root.exists() or sorted(root.iterdir()) == []
+
+
+# ---- 4. two concurrent runs of one config ---------------------------------------------------
+
+RUN_SLOW_FIRST_UNIT = """
+import sys, time
+from pathlib import Path
+import xlexp.experiment.runner as runner
+from xlexp.results.liveness import lock_state
+real = runner.run_unit
+started, go = Path(sys.argv[1]), Path(sys.argv[2])
+def run_unit(ctx, regime, unit, i):
+    if i == 0:
+        started.write_text("started")
+        deadline = time.time() + 300
+        claims = Path(ctx.settings.paths.results_dir) / "claims"
+        while time.time() < deadline:   # until B (started by the test) holds the claim of unit 2
+            if go.exists() and sum(lock_state(p) == "held" for p in claims.glob("*.lock")) >= 2:
+                break
+            time.sleep(0.2)
+    return real(ctx, regime, unit, i)
+runner.run_unit = run_unit
+sys.argv = [sys.argv[0], *sys.argv[3:]]
+from xlexp.cli.run import main
+main()
+"""
+
+TWO_SOURCES = ["model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8",
+               "trainer.progress=false", "trainer.num_threads=1", "langpair.sources=[eng,ind]",
+               "langpair.targets=[eng,ind]", "regime.dev_targets=none", "name=twice"]
+
+
+def test_fault_two_concurrent_runs_of_one_config_train_each_unit_once(dirs, tmp_path):
+    """Before: both runs trained both units (4 record files for 2 unit keys)."""
+    from xlexp.cli.status import status_lines
+
+    started, go = tmp_path / "a_started", tmp_path / "b_started"
+    a = subprocess.Popen([sys.executable, "-c", RUN_SLOW_FIRST_UNIT, str(started), str(go), *TWO_SOURCES],
+                         env=env_for(dirs), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while not started.exists() and a.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert started.exists(), a.communicate()[0][-3000:]
+        lines = status_lines(str(dirs["results"]), "twice")
+        assert "1 running" in lines[0] and any(f"(pid {a.pid}" in line for line in lines), lines  # the claim is seen
+        b = subprocess.Popen([sys.executable, "-m", "xlexp.cli.main", "run", *TWO_SOURCES], env=env_for(dirs),
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        go.write_text("go")
+        out_b = b.communicate(timeout=600)[0]
+        out_a = a.communicate(timeout=600)[0]
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert a.returncode == 0 and b.returncode == 0, (out_a[-3000:], out_b[-3000:])
+    files = sorted(runs_dir(dirs["results"]).glob("*.parquet"))
+    keys = [f.stem.rsplit("-u", 1)[-1] for f in files]
+    assert len(files) == 2 and len(set(keys)) == 2, [f.name for f in files]     # each unit trained once
+    assert "unit 1/2 (source eng, seed 42): another run trains it now" in out_b, out_b[-3000:]
+    assert "another run finished it meanwhile" in out_a + out_b, (out_a[-3000:], out_b[-3000:])
+    claims = dirs["results"] / "claims"
+    assert not claims.exists() or list(claims.iterdir()) == []                   # released, files removed
+
+
+def test_fault_a_running_unit_whose_claim_is_free_is_failed_whatever_its_pid(tmp_path):
+    """`xlexp status` asks the claim, not the pid: a ledger that names a live pid (reused by another
+    process, or this one) but whose claim is free is a dead unit."""
+    from xlexp.results import units as ledger
+
+    results = tmp_path / "results"
+    entry = ledger.UnitEntry("e", "k1", "eng", 0, ["eng"])
+    ledger.mark(results, entry, "running", host=ledger.this_host(), pid=os.getpid(), started=time.time())
+    claim = ledger.claim_path(results, "k1")
+    holder = HeldLock(claim)
+    assert holder.acquire()
+    assert [s.state for s in ledger.unit_states(results, "e")] == ["running"]
+    holder.release(remove=False)                   # the lock file stays, free: its process is gone
+    (state,) = ledger.unit_states(results, "e")
+    assert state.state == "failed" and "is gone" in state.detail

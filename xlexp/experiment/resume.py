@@ -40,6 +40,7 @@ from xlexp.errors import XlexpError
 from xlexp.experiment.context import RunHooks
 from xlexp.experiment.plan import Plan
 from xlexp.results import units as ledger
+from xlexp.results.liveness import HeldLock
 from xlexp.results.store import unit_config_hash
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Resume:
     done: dict[int, tuple[Path, pd.DataFrame]] = field(default_factory=dict)
     entries: list[ledger.UnitEntry] = field(default_factory=list)
     keep_ledger: bool = False
+    _claims: dict[int, HeldLock] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, s: Settings, plan: Plan, hooks: RunHooks) -> "Resume":
@@ -101,6 +103,43 @@ class Resume:
 
     def skipped_records(self) -> list[pd.DataFrame]:
         return [frame for _, (_, frame) in sorted(self.done.items())]
+
+    def claim(self, index: int, wait: bool = False) -> str:
+        """Claim unit ``index`` for this process (``xlexp.results.units.claim_path``): ``"train"``
+        (claimed: train it, then :meth:`release`), ``"busy"`` (another live run trains it; only
+        without ``wait``) or ``"done"`` (its records reached the store meanwhile: they are read and
+        the unit skipped). Sweep trials are their own experiments and claim nothing. Rank 0 decides,
+        for every rank."""
+        verdict = "train"
+        if self.keep_ledger:
+            verdict = self._claim(index, wait)
+        return distributed.broadcast_object(verdict)
+
+    def _claim(self, index: int, wait: bool) -> str:
+        results, key, u = self.settings.paths.results_dir, self.keys[index], self.plan.units[index]
+        lock = self._claims.setdefault(index, HeldLock(ledger.claim_path(results, key)))
+        if not lock.acquire():
+            _, host, pid = ledger.claim_holder(results, key)
+            if not wait:
+                log.info("unit %d/%d (source %s, seed %d): another run trains it now (host %s, pid %s; %s); the other "
+                         "units first", index + 1, len(self.plan.units), u.source, u.seed, host, pid, lock.path)
+                return "busy"
+            log.info("unit %d/%d (source %s, seed %d): another run trains it (host %s, pid %s); waiting for it "
+                     "instead of training it twice", index + 1, len(self.plan.units), u.source, u.seed, host, pid)
+            lock.acquire(block=True)
+        found = ledger.committed_units(results, {key})
+        if key in found:  # the other run finished it while this one checked the store or waited
+            lock.release()
+            self.done[index] = found[key]
+            log.info("skip unit %d/%d (source %s, seed %d): another run finished it meanwhile (%s)", index + 1,
+                     len(self.plan.units), u.source, u.seed, found[key][0].name)
+            return "done"
+        return "train"
+
+    def release(self, index: int) -> None:
+        lock = self._claims.pop(index, None)
+        if lock is not None:
+            lock.release()
 
     def started(self, index: int, run_id: str) -> None:
         if self.keep_ledger:

@@ -160,8 +160,16 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     with progress_bar(progress_enabled(s.trainer.progress) and distributed.is_main()) as progress:
         ctx.progress = progress
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
-        for i, unit in enumerate(plan.units):
-            if resume.skip(i):
+        queue, deferred = list(range(len(plan.units))), set()
+        while queue:  # a unit another run trains now (its claim is held) comes last, then is waited for
+            i = queue.pop(0)
+            unit = plan.units[i]
+            claim = "done" if resume.skip(i) else resume.claim(i, wait=i in deferred)
+            if claim == "busy":
+                queue.append(i)
+                deferred.add(i)
+                continue
+            if claim == "done":
                 progress.advance(units_bar)
                 continue
             started = time.perf_counter()
@@ -171,6 +179,7 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
                 out = run_unit(ctx, regime, unit, i)
             except BaseException as e:  # SIGTERM and errors: the ledger says why; the records say nothing
                 resume.failed(i, e, time.perf_counter() - started)
+                resume.release(i)
                 raise
             out.stamp_peak_memory()
             out.records = [replace(r, unit_key=resume.keys[i]) for r in out.records]
@@ -180,8 +189,12 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
                 if out.predictions:
                     write_predictions(pd.concat(out.predictions, ignore_index=True), out_dir, stem)
                 fault_point("before-records", i)
-                files.append(write_records(out.records, out_dir, stem))  # last: a file = a finished unit
+                try:
+                    files.append(write_records(out.records, out_dir, stem))  # last: a file = a finished unit
+                finally:
+                    resume.release(i)
                 resume.done_unit(i, time.perf_counter() - started, files[-1])
+            resume.release(i)
             ctx.tracker.log_records(out.records)
             ctx.tracker.finish_unit()
             log.info("unit %d/%d (source %s, seed %d) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
