@@ -115,7 +115,8 @@ def _model_and_cache(s: Settings, spec: TaskSpec, plan: Plan) -> tuple[str, Toke
 
 def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     s = resolve_settings(cfg)
-    check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir)  # before any work
+    check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir,  # before any work
+                   s.paths.cache_dir / "checkpoints")
     if s.langpair.budget is not None:  # active filling: N one-source runs chosen in turn, the other rows predicted
         from xlexp.experiment import fill
 
