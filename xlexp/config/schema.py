@@ -17,6 +17,7 @@ May import: ``xlexp.errors`` only (this is the bottom layer beside results/).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -96,6 +97,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             return build(option, value, where)
         if typing.get_origin(option) is tuple and isinstance(value, (list, tuple)):
             return tuple(value)
+    others = [o for o in options if o is not type(None) and typing.get_origin(o) is not tuple]
+    if value is not None and not others and any(typing.get_origin(o) is tuple for o in options):
+        # a list setting given one value (regime.k=4): one line, not a TypeError deep in a regime
+        raise XlexpError(f"{where} must be a list, e.g. {where}=[{value}]; got {value!r}")
     return value
 
 
@@ -155,8 +160,17 @@ class OptimizerSettings:
 
     def __post_init__(self) -> None:
         one_of("optimizer.name", self.name, OPTIMIZERS)
-        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or self.lr <= 0:
-            raise XlexpError(f"optimizer.lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise XlexpError(f"optimizer.lr must be a positive finite number, got {self.lr!r}")
+        for key in ("weight_decay", "eps", "momentum", *(("grad_clip",) if self.grad_clip is not None else ())):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise XlexpError(f"optimizer.{key} must be a finite number >= 0, got {value!r}")
+        if self.grad_clip is not None and self.grad_clip == 0:
+            raise XlexpError("optimizer.grad_clip must be positive (or null: no clipping), got 0")
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                           for b in self.betas):
+            raise XlexpError(f"optimizer.betas must be two numbers in [0, 1), e.g. [0.9,0.999]; got {list(self.betas)!r}")
         fraction("optimizer.warmup_ratio", self.warmup_ratio)
         fraction("optimizer.label_smoothing", self.label_smoothing)
         if self.class_weights is not None:

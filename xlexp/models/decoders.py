@@ -33,6 +33,7 @@ from torch import nn
 from xlexp.config.schema import DecoderSettings, EncoderSettings
 from xlexp.errors import XlexpError
 from xlexp.models.heads import TokenClassifier
+from xlexp.models.weights import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def _load_checkpoint(model: nn.Module, model_cfg: EncoderSettings) -> None:
     checkpoint = model_cfg.checkpoint
     if not Path(checkpoint).is_file():
         raise XlexpError(f"model.checkpoint {checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = load_weights(checkpoint, "model.checkpoint")
     inner = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     missing, unexpected = model.load_state_dict(inner or state, strict=False)
     if unexpected or len(missing) == len(model.state_dict()):
