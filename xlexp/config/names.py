@@ -73,18 +73,39 @@ def check_relative_pattern(pattern: Any, what: str, where: str, fields: Iterable
 FORBIDDEN_TASK_KEYS = ("defaults", "hydra")
 
 
-def _find_target(value: Any, trail: str) -> str | None:
+MAX_TASK_VALUES = 1_000_000   # a task with every FLORES-200 language is ~2,000 values; aliases can make 10**9
+
+
+def _expanded_size(value: Any, memo: dict[int, int]) -> int:
+    """How many values ``value`` holds once every YAML alias is expanded (what Hydra and the spec
+    would copy out), counted without expanding: shared nodes are counted once per reference."""
+    if not isinstance(value, (Mapping, list)):
+        return 1
+    key = id(value)
+    if key not in memo:
+        memo[key] = 0  # a recursive alias counts as nothing more
+        items = value.values() if isinstance(value, Mapping) else value
+        memo[key] = 1 + sum(_expanded_size(v, memo) for v in items)
+    return memo[key]
+
+
+def _find_target(value: Any, trail: str, seen: set[int] | None = None) -> str | None:
+    seen = set() if seen is None else seen
+    if isinstance(value, (Mapping, list)):
+        if id(value) in seen:  # an alias of a node already searched
+            return None
+        seen.add(id(value))
     if isinstance(value, Mapping):
         for k, v in value.items():
             here = f"{trail}.{k}" if trail else str(k)
             if str(k) == "_target_":
                 return here
-            found = _find_target(v, here)
+            found = _find_target(v, here, seen)
             if found:
                 return found
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            found = _find_target(v, f"{trail}[{i}]")
+            found = _find_target(v, f"{trail}[{i}]", seen)
             if found:
                 return found
     return None
@@ -110,6 +131,10 @@ def check_task_file(path: Path) -> None:
         raise XlexpError(f"task file {path}{at}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
     if raw is None:
         return
+    size = _expanded_size(raw, {})
+    if size > MAX_TASK_VALUES:
+        raise XlexpError(f"task file {path}: its YAML aliases expand to {size:,} values (more than "
+                         f"{MAX_TASK_VALUES:,}): a task is a few hundred values; write them out")
     if not isinstance(raw, Mapping):
         raise XlexpError(f"task file {path}: a task is a mapping of keys (name, type, languages, ...), "
                          f"not a {type(raw).__name__}")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from xlexp.config.names import check_name
 from xlexp.errors import XlexpError, unknown_key
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -215,6 +216,9 @@ class EncoderSettings:
     PEFTS: typing.ClassVar[tuple] = PEFT_METHODS
 
     def __post_init__(self) -> None:
+        check_name(self.name, "model.name", "it names cached models and source models")
+        if self.checkpoint and not Path(str(self.checkpoint)).is_file():  # before any data is read or model loaded
+            raise XlexpError(f"model.checkpoint {self.checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
         one_of("model.source", self.source, MODEL_SOURCES)
         if self.pooling not in self.POOLINGS:
             raise XlexpError(f"model.pooling must be {' or '.join(repr(p) for p in self.POOLINGS)}, got '{self.pooling}'")

@@ -73,12 +73,28 @@ def save_shot_set(shots: ShotSet, results_dir: Path | str) -> Path:
     return path
 
 
+def read_shot_file(path: Path | str) -> dict:
+    """The shot file's JSON, checked for its shape ``{"<lang>": {"<K>": [[row ids], ...]}}``: one line
+    naming the file and the first wrong part (called when the settings are read, before training)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise XlexpError(f"regime.shots_file {path}: {e}") from None
+    shape = 'JSON {"<lang>": {"<K>": [[train row ids], ...]}}'
+    if not isinstance(data, dict):
+        raise XlexpError(f"regime.shots_file {path}: expected {shape}, got a {type(data).__name__}")
+    for lang, by_k in data.items():
+        if not isinstance(by_k, dict):
+            raise XlexpError(f"regime.shots_file {path}: '{lang}' must map K to shot sets ({shape})")
+        for k, sets in by_k.items():
+            if not isinstance(sets, list) or not all(isinstance(ids, list) for ids in sets):
+                raise XlexpError(f"regime.shots_file {path}: '{lang}'/'{k}' must be a list of lists of row ids ({shape})")
+    return data
+
+
 def load_shot_file(path: Path | str, task: str, language: str, k: int, n_train: int) -> list[ShotSet]:
     """Shot sets from a JSON file ``{"<lang>": {"<K>": [[ids...], ...]}}`` (ids = train-split rows)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise XlexpError(f"regime.shots_file {path}: {e}") from None
+    data = read_shot_file(path)
     sets = data.get(language, {}).get(str(k))
     if not sets:
         raise XlexpError(f"regime.shots_file {path} has no shot sets for language '{language}' and K={k}")

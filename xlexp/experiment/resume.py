@@ -118,7 +118,12 @@ class Resume:
     def _claim(self, index: int, wait: bool) -> str:
         results, key, u = self.settings.paths.results_dir, self.keys[index], self.plan.units[index]
         lock = self._claims.setdefault(index, HeldLock(ledger.claim_path(results, key)))
-        if not lock.acquire():
+        try:
+            claimed = lock.acquire()
+        except OSError as e:  # a folder or an unreadable file where the claim belongs
+            raise XlexpError(f"cannot claim unit {index + 1} at {lock.path}: {e.strerror or e} (remove it; claims are "
+                             f"lock files that xlexp makes and removes)") from None
+        if not claimed:
             _, host, pid = ledger.claim_holder(results, key)
             if not wait:
                 log.info("unit %d/%d (source %s, seed %d): another run trains it now (host %s, pid %s; %s); the other "

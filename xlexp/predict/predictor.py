@@ -207,6 +207,9 @@ def matrix_from_csv(path: Path | str) -> pd.DataFrame:
         raise XlexpError(f"{where}: cannot read it as CSV ({first})") from None
     if df.empty:
         raise XlexpError(f"{where}: a header and no rows; add one row per cell (long) or per source (wide)")
+    if len(df.columns) == 1:
+        raise XlexpError(f"{where}: one column ({str(df.columns[0])[:60]!r}); columns are separated by commas "
+                         f"(source,target,value, or source then one column per target)")
     for s, t, v in (("source", "target", "value"), ("lang_train", "lang_pred", "score")):
         if {s, t, v} <= set(df.columns):
             long = pd.DataFrame({"source": df[s].str.strip(), "target": df[t].str.strip(),

@@ -282,7 +282,7 @@ def check_store(results_dir: Path | str, repair: bool = False) -> tuple[int, lis
     """Read every record and prediction file; returns (number of good files, [(bad file, why)]).
     With ``repair`` each bad file is moved to ``<results_dir>/quarantine/`` (kept, not deleted: it
     may be recoverable, and a store never silently loses data), and leftover temp files of writers
-    that died mid-write are removed."""
+    that died mid-write are removed (those untouched for an hour: see :func:`_writer_gone`)."""
     good, bad = 0, []
     for folder, required in ((runs_dir(results_dir), REQUIRED_RECORD_COLUMNS),
                              (predictions_dir(results_dir), REQUIRED_PREDICTION_COLUMNS)):
@@ -301,8 +301,12 @@ def check_store(results_dir: Path | str, repair: bool = False) -> tuple[int, lis
     if repair:
         for f, _ in bad:
             dest = _free_name(quarantine_dir(results_dir) / f.parent.name / f.name)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(f, dest)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, dest)
+            except OSError as e:
+                raise XlexpError(f"cannot move {f} to {dest.parent}: {e.strerror or e} (make "
+                                 f"{quarantine_dir(results_dir)} a writable folder)") from None
     return good, bad
 
 
@@ -317,16 +321,19 @@ def _free_name(dest: Path) -> Path:
     return candidate
 
 
-def _writer_gone(tmp: Path) -> bool:
-    """``.<name>.<pid>.tmp``: the writing process no longer exists (on this host)."""
+TEMP_MAX_AGE_S = 3600   # a writer renames its temp file within seconds of creating it
+
+
+def _writer_gone(tmp: Path, now: float | None = None) -> bool:
+    """``.<name>.<pid>.tmp`` untouched for an hour: its writer is gone. Not judged by the pid in its
+    name: on a shared results folder that pid is another host's or another PID namespace's, and a
+    live writer's temp file removed mid-write loses its unit."""
+    import time
+
     try:
-        pid = int(tmp.name.rsplit(".", 2)[-2])
-        os.kill(pid, 0)
-    except (ValueError, IndexError, ProcessLookupError):
-        return True
-    except PermissionError:
+        return (time.time() if now is None else now) - tmp.stat().st_mtime >= TEMP_MAX_AGE_S
+    except OSError:
         return False
-    return False
 
 
 def check_writable(results_dir: Path | str, *more: Path | str) -> None:

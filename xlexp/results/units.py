@@ -158,10 +158,16 @@ def claim_holder(results_dir: Path | str, key: str) -> tuple[str, str | None, in
 
 
 def _pid_alive(pid: int | None) -> bool:
-    if not pid:
+    """Only for ledger files of older versions (no claim): a pid that is not a positive integer (a
+    hand-edited or corrupt file: ``"abc"``, ``-1``, which would signal every process) is not alive."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

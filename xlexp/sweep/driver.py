@@ -111,6 +111,14 @@ def _main(argv: list[str]) -> int:
         raise XlexpError("give a sweep file: xlexp sweep sweeps/NAME.yaml [overrides] (or --status)")
     if args.workers < 1:
         raise XlexpError("--workers must be at least 1")
+    most = 4 * (os.cpu_count() or 1)
+    if args.workers > most and not args.launcher:
+        raise XlexpError(f"--workers {args.workers}: at most {most} local worker processes on this machine (4 per core); "
+                         f"for more, use --launcher slurm")
+    if args.n_trials is not None and args.n_trials < 1:
+        raise XlexpError(f"--n-trials must be a positive total of trials, got {args.n_trials}")
+    if args.heartbeat is not None and args.heartbeat < 1:
+        raise XlexpError(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     job = build_job(args.sweep, args.overrides, args.storage, args.study, args.n_trials, args.heartbeat)
     if args.status:
         return show_status([job.storage_url], job.study_name)

@@ -190,7 +190,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
     except yaml.YAMLError as e:
-        raise XlexpError(f"{path}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f", line {mark.line + 1}" if mark is not None else ""
+        why = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
+        raise XlexpError(f"{path}{at}: not valid YAML: {why} (sweep files are plain YAML: no !!python tags)") from None
     where = str(path)
     unknown = set(raw) - {"base", "objective", "params", "sampler", "pruner", "n_trials"}
     if unknown:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from xlexp.config.schema import RegimeSettings, positive_int
-from xlexp.data.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_set
+from xlexp.data.fewshot import ShotSet, load_shot_file, read_shot_file, sample_shots, save_shot_set
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine import distributed
 from xlexp.engine.loop import train
@@ -60,6 +60,8 @@ class FewShotSettings(RegimeSettings):
         if self.k_per not in ("class", "total"):
             raise XlexpError(f"regime.k_per must be class or total; got {self.k_per!r}")
         positive_int("regime.shot_sets", self.shot_sets)
+        if self.shots_file:  # read now: a bad file found after the source model trained loses the training
+            read_shot_file(self.shots_file)
         positive_int("regime.finetune.epochs", self.finetune.epochs)
         positive_int("regime.finetune.batch_size", self.finetune.batch_size)
 
