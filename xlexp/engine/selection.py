@@ -95,6 +95,8 @@ def remove_orphans(root: Path) -> list[Path]:
     if not root.is_dir():
         return removed
     for folder in root.iterdir():
+        if folder.is_symlink():  # never followed: a link to a user's folder is not a run's checkpoints
+            continue
         if not folder.is_dir():
             if folder.suffix == ".lock" and not folder.with_suffix("").exists() and lock_state(folder) == "free":
                 folder.unlink(missing_ok=True)   # a lock left beside no folder
