@@ -151,3 +151,23 @@ def test_fault_a_semicolon_matrix_csv_says_commas(tmp_path):
     path.write_text("source;eng;ind\neng;0.9;0.7\nind;0.6;0.8\n")
     with pytest.raises(XlexpError, match="one column .*separated by commas"):
         matrix_from_csv(path)
+
+
+def test_fault_two_writers_with_one_pid_never_share_a_temp_file(tmp_path, monkeypatch):
+    """Two containers' runs are often both pid 1: with '.<name>.<pid>.tmp' two writers of one
+    tokenized-cache file (a shared cache) wrote into one temp file."""
+    from xlexp.config.names import temp_path
+    from xlexp.data import tokenized
+
+    monkeypatch.setattr("os.getpid", lambda: 1)
+    final = tmp_path / "eng.train.abc.npz"
+    a, b = temp_path(final), temp_path(final)
+    assert a != b and a.parent == b.parent == tmp_path and a.name.startswith(".eng.train.abc.npz.1-")
+    seen = []
+    real_replace = tokenized.os.replace
+    monkeypatch.setattr(tokenized.os, "replace", lambda src, dst: (seen.append(Path(src).name), real_replace(src, dst)))
+    import numpy as np
+    tok = tokenized.TokenizedSplit(input_ids=[np.array([1, 2], np.int32)], labels=np.array([0]))
+    tokenized._save_npz_atomic(final, tok)
+    tokenized._save_npz_atomic(final, tok)
+    assert len(set(seen)) == 2 and final.exists() and not list(tmp_path.glob(".*.tmp"))

@@ -69,6 +69,16 @@ def check_relative_pattern(pattern: Any, what: str, where: str, fields: Iterable
     return text
 
 
+def temp_path(final: Path, suffix: str = ".tmp") -> Path:
+    """A hidden temp name beside ``final`` for a write-then-rename: ``.<name>.<pid>-<random><suffix>``.
+    The pid alone is not unique on a shared folder: two containers' runs are often both pid 1, and
+    two writers of one cache file under one temp name interleave their bytes."""
+    import os
+    import uuid
+
+    return final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
 # -- task files are data -------------------------------------------------------------------------
 FORBIDDEN_TASK_KEYS = ("defaults", "hydra")
 

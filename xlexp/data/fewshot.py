@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xlexp.config.names import temp_path
 from xlexp.errors import XlexpError
 
 
@@ -67,7 +68,7 @@ def save_shot_set(shots: ShotSet, results_dir: Path | str) -> Path:
     path = folder / f"k{shots.k}-{shots.k_per}-set{shots.index}-seed{shots.sampling_seed}-{shots.hash}.json"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        tmp = temp_path(path)
         tmp.write_text(json.dumps({**asdict(shots), "ids": list(shots.ids), "hash": shots.hash}, indent=1))
         os.replace(tmp, path)
     return path

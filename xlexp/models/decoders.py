@@ -30,6 +30,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from xlexp.config.names import temp_path
 from xlexp.config.schema import DecoderSettings, EncoderSettings
 from xlexp.errors import XlexpError
 from xlexp.models.heads import TokenClassifier
@@ -201,7 +202,7 @@ def build_tiny_random_lm(model_cfg: EncoderSettings, texts: list[str], cache_dir
                                        model_max_length=512, clean_up_tokenization_spaces=True)
     torch.manual_seed(seed)
     model = _tiny_model(family, arch, dims, tok.get_vocab_size(), ids)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temp_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     fast.save_pretrained(tmp)
     model.save_pretrained(tmp, safe_serialization=True)

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from xlexp.config.names import temp_path
 from xlexp.config.schema import MODEL_SOURCES, EncoderSettings
 from xlexp.errors import XlexpError
 from xlexp.models.heads import TokenClassifier
@@ -250,7 +251,7 @@ def build_tiny_random(model_cfg: EncoderSettings, texts: list[str], cache_dir: P
     )
     torch.manual_seed(seed)
     model = BertModel(config, add_pooling_layer=False)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temp_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     fast.save_pretrained(tmp)
     model.save_pretrained(tmp, safe_serialization=True)

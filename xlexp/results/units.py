@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from xlexp.config.names import safe_folder_name
+from xlexp.config.names import safe_folder_name, temp_path
 from xlexp.results.liveness import lock_owner, lock_state
 from xlexp.results.store import load_records, runs_dir
 
@@ -80,7 +80,7 @@ def write_entry(results_dir: Path | str, entry: UnitEntry) -> None:
     """Atomically (re)write one unit's ledger file; a failure to write it never stops a run."""
     path = _path(results_dir, entry.experiment, entry.unit_key)
     entry.updated = time.time()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(asdict(entry), sort_keys=True))

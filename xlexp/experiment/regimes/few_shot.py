@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xlexp.config.names import temp_path
 from xlexp.config.schema import RegimeSettings, positive_int
 from xlexp.data.fewshot import ShotSet, load_shot_file, read_shot_file, sample_shots, save_shot_set
 from xlexp.data.tokenized import TokenizedSplit
@@ -202,6 +203,6 @@ def _read_cached(path: Path) -> dict | None:
 
 def _save_atomic(state: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     torch.save(state, tmp)
     os.replace(tmp, path)
