@@ -70,6 +70,9 @@ class Resume:
     entries: list[ledger.UnitEntry] = field(default_factory=list)
     keep_ledger: bool = False
     _claims: dict[int, HeldLock] = field(default_factory=dict, repr=False)
+    # record files of this run's units already in the store when it began (with rerun=true they are
+    # trained again: only a file written since then means another run just finished the unit)
+    existing: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
     def of(cls, s: Settings, plan: Plan, hooks: RunHooks) -> "Resume":
@@ -78,6 +81,8 @@ class Resume:
         keys = unit_keys(s, plan)
         sweep_trial = hooks.on_eval is not None or hooks.records_dir is not None
         out = cls(s, plan, keys, keep_ledger=not sweep_trial and distributed.is_main())
+        if out.keep_ledger:
+            out.existing = ledger.unit_record_files(s.paths.results_dir, set(keys))
         if not s.rerun and not sweep_trial:
             found = distributed.broadcast_object(ledger.committed_units(s.paths.results_dir, set(keys)))
             out.done = {i: found[k] for i, k in enumerate(keys) if k in found}
@@ -133,7 +138,7 @@ class Resume:
                      "instead of training it twice", index + 1, len(self.plan.units), u.source, u.seed, host, pid)
             lock.acquire(block=True)
         found = ledger.committed_units(results, {key})
-        if key in found:  # the other run finished it while this one checked the store or waited
+        if key in found and found[key][0].name not in self.existing:  # another run finished it meanwhile
             lock.release()
             self.done[index] = found[key]
             log.info("skip unit %d/%d (source %s, seed %d): another run finished it meanwhile (%s)", index + 1,

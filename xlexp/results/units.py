@@ -235,6 +235,13 @@ def eta_seconds(states: list[UnitState], now: float | None = None) -> tuple[floa
     return mean, left / max(len(running), 1)
 
 
+def unit_record_files(results_dir: Path | str, keys: set[str]) -> set[str]:
+    """Names of the record files in the store of the units in ``keys`` (by name, nothing opened)."""
+    folder = runs_dir(results_dir)
+    return {f.name for f in (folder.glob("*-u*.parquet") if folder.is_dir() else [])
+            if f.stem.rsplit("-u", 1)[-1] in keys}
+
+
 def committed_units(results_dir: Path | str, keys: set[str]) -> dict[str, tuple[Path, pd.DataFrame]]:
     """The records file and records of each unit in ``keys`` that is complete in the store, found by
     file name (``...-u<key>.parquet``: no other file is opened, so a resume check costs the same in a
