@@ -29,13 +29,10 @@ def load_weights(path: Path | str, what: str) -> dict:
     truncated, not a torch file, or a pickle that would need code to load."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "unsupported global" not in str(e).lower():  # garbage bytes ("Unsupported operand", "invalid load key")
-            raise BadWeightsFile(f"{what} {path} cannot be read as a torch state dict (truncated or not a .pt file: "
-                                 "not a pickle of tensors)") from None
-        raise BadWeightsFile(f"{what} {path} is not a weights-only state dict (its pickle names code to run); xlexp "
-                             f"loads weights only and never runs code from a checkpoint: save one with "
-                             f"torch.save(model.state_dict(), path)") from None
+    except pickle.UnpicklingError:  # torch's message cannot tell garbage from a pickle that names code
+        raise BadWeightsFile(f"{what} {path} cannot be read as a weights-only torch state dict (truncated, not a .pt "
+                             f"file, or a pickle that names code to run); xlexp loads weights only and never runs "
+                             f"code from a checkpoint: save one with torch.save(model.state_dict(), path)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BadWeightsFile(f"{what} {path} cannot be read as a torch state dict (truncated or not a .pt file: "
