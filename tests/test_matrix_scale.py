@@ -182,7 +182,7 @@ def test_status_lists_done_failed_running_pending_units_and_the_matrix_marks_the
     ledger.mark(dirs["results"], running, "running", host=ledger.this_host(), pid=gone.pid, started=time.time() - 5)
     text = run_cli(dirs, "status", "--experiment", "st").stdout
     assert "4 unit(s): 1 done, 0 running, 2 failed, 1 pending" in text, text
-    assert re.search(r"nothing running: \d+s of work left for one process \(mean unit time \d+s over 1 measured "
+    assert re.search(r"nothing running: (\d+h)?(\d+m)?\d+s of work left for one process \(mean unit time [\dhms]+ over 1 measured "
                      r"unit\(s\); 1 pending, 2 failed\)", text), text
     assert "ETA" not in text and "complete" not in text
 

@@ -173,25 +173,37 @@ def test_a_corrupt_tokenized_cache_file_is_rebuilt(dirs, caplog):
 
 
 def test_orphan_checkpoints_of_a_killed_run_are_removed(dirs):
-    """#14.10: kill -9 left cache/checkpoints/<run>/step-*.pt forever."""
+    """#14.10: kill -9 left cache/checkpoints/<run>/step-*.pt forever. #28.2: liveness is the run's
+    held lock (checkpoints/<run>.lock), not a (host, pid) pair."""
     from xlexp.experiment.runner import run_experiment
+    from xlexp.results.liveness import HeldLock
 
     root = dirs["cache"] / "checkpoints"
     dead = root / "20260101T000000-deadbeef-0000"
     dead.mkdir(parents=True)
     (dead / "step-0000001.pt").write_bytes(b"x" * 1000)
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    (dead / ".owner").write_text(f"{os.uname().nodename} {proc.pid}\n")  # a pid that has exited
+    proc = subprocess.Popen([sys.executable, "-c", "from xlexp.results.liveness import HeldLock; "
+                             f"HeldLock({str(dead) + '.lock'!r}).acquire()"])
+    proc.wait()                                                   # its lock file stays, free: the owner is gone
+    (dead / ".owner").write_text(f"{os.uname().nodename} {proc.pid}\n")
     alive = root / "20260101T000000-alive000-0000"
     alive.mkdir()
-    (alive / ".owner").write_text(f"{os.uname().nodename} {os.getpid()}\n")
-    other_host = root / "20260101T000000-otherhost-0000"
-    other_host.mkdir()
-    (other_host / ".owner").write_text("some-other-node 1\n")
-    run_experiment(compose_cfg(dirs, *SMALL))
-    assert not dead.exists() and alive.exists() and other_host.exists()
-    assert sorted(p.name for p in root.iterdir()) == sorted([alive.name, other_host.name])  # the run cleaned its own
+    (alive / ".owner").write_text("some-other-node 1\n")          # whatever it says: the held lock decides
+    held = HeldLock(str(alive) + ".lock")
+    assert held.acquire()
+    legacy = root / "20260101T000000-legacy00-0000"                 # an older version's folder, no lock file
+    legacy.mkdir()
+    (legacy / ".owner").write_text(f"{os.uname().nodename} 1\n")
+    young_legacy = root / "20260101T000000-young000-0000"
+    young_legacy.mkdir()
+    os.utime(legacy, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    try:
+        run_experiment(compose_cfg(dirs, *SMALL))
+    finally:
+        held.release(remove=False)
+    assert not dead.exists() and not Path(str(dead) + ".lock").exists() and not legacy.exists()
+    assert alive.exists() and young_legacy.exists()
+    assert sorted(p.name for p in root.iterdir()) == sorted([alive.name, alive.name + ".lock", young_legacy.name])
 
 
 # -- runs --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ log = logging.getLogger("xlexp")
 def main() -> None:
     """``xlexp run``: the user's config folders first, then Hydra (which parses ``sys.argv``)."""
     try:
-        register_search_path()
+        register_search_path(sys.argv[1:])
     except XlexpError as e:
         print(f"xlexp: error: {e}", file=sys.stderr)
         sys.exit(2)

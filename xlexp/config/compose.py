@@ -13,7 +13,8 @@ Hydra (lazily: importing this module stays cheap).
 
 from __future__ import annotations
 
-from xlexp.config.paths import CONF_DIR, user_config_dirs
+from xlexp.config.names import check_task_files, safe_folder_name, searchpath_dirs
+from xlexp.config.paths import CONF_DIR, config_dirs, user_config_dirs
 from xlexp.errors import XlexpError
 
 __all__ = ["CONF_DIR", "compose_config", "normalize_overrides", "register_search_path"]
@@ -31,14 +32,6 @@ def normalize_overrides(overrides: list[str]) -> list[str]:
         key = item.lstrip("+").split("=", 1)[0]
         out.append(item.lstrip("+") if item.startswith("+") and "=" in item and key in NULL_DEFAULT_GROUPS else item)
     return out
-
-
-def safe_folder_name(name: str) -> str:
-    """``name`` as one folder name: no path separators, no leading dot (``../../x`` -> ``_.._x``), so a
-    run's Hydra folder ``outputs/<name>/...`` always lands inside ``outputs/``."""
-    import re
-
-    return re.sub(r"[^\w.+=,@-]", "_", str(name)).lstrip(".") or "_"
 
 
 def slurm_job_name(experiment: str, app_job_name: str) -> str:
@@ -72,12 +65,16 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("xlexp_uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
 
 
-def register_search_path() -> None:
+def register_search_path(overrides: list[str] | tuple[str, ...] = ()) -> None:
     """Make every Hydra app whose primary config folder is the package's search ``XLEXP_CONFIG_PATH``
     first. Checks the variable now (a missing folder: one-line XlexpError) and registers the
     SearchPathPlugin once per process (Hydra ignores a second registration); registers xlexp's
-    resolvers too (the package config's ``hydra.run.dir`` uses them)."""
+    resolvers too (the package config's ``hydra.run.dir`` uses them). Every task file of every config
+folder (and of a ``hydra.searchpath=`` override) is checked to be data only first
+(:func:`xlexp.config.names.check_task_files`)."""
     user_config_dirs()
+    # task files are data: refused before Hydra composes them if they could set hydra.* or name code
+    check_task_files([*config_dirs(), *searchpath_dirs(overrides)])
     register_resolvers()
     from hydra.core.plugins import Plugins
 
@@ -95,7 +92,7 @@ def compose_config(overrides: list[str], job_name: str = "xlexp", what: str = "r
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
     from omegaconf.errors import OmegaConfBaseException
 
-    register_search_path()
+    register_search_path(overrides)
     backup = get_gh_backup()
     GlobalHydra.instance().clear()
     try:

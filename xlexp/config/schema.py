@@ -17,12 +17,14 @@ May import: ``xlexp.errors`` only (this is the bottom layer beside results/).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from xlexp.config.names import check_name
 from xlexp.errors import XlexpError, unknown_key
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -98,6 +100,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             return build(option, value, where)
         if typing.get_origin(option) is tuple and isinstance(value, (list, tuple)):
             return tuple(value)
+    others = [o for o in options if o is not type(None) and typing.get_origin(o) is not tuple]
+    if value is not None and not others and any(typing.get_origin(o) is tuple for o in options):
+        # a list setting given one value (regime.k=4): one line, not a TypeError deep in a regime
+        raise XlexpError(f"{where} must be a list, e.g. {where}=[{value}]; got {value!r}")
     return value
 
 
@@ -160,8 +166,17 @@ class OptimizerSettings:
 
     def __post_init__(self) -> None:
         one_of("optimizer.name", self.name, OPTIMIZERS)
-        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or self.lr <= 0:
-            raise XlexpError(f"optimizer.lr must be a positive number, got {self.lr!r}")
+        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise XlexpError(f"optimizer.lr must be a positive finite number, got {self.lr!r}")
+        for key in ("weight_decay", "eps", "momentum", *(("grad_clip",) if self.grad_clip is not None else ())):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise XlexpError(f"optimizer.{key} must be a finite number >= 0, got {value!r}")
+        if self.grad_clip is not None and self.grad_clip == 0:
+            raise XlexpError("optimizer.grad_clip must be positive (or null: no clipping), got 0")
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                           for b in self.betas):
+            raise XlexpError(f"optimizer.betas must be two numbers in [0, 1), e.g. [0.9,0.999]; got {list(self.betas)!r}")
         fraction("optimizer.warmup_ratio", self.warmup_ratio)
         fraction("optimizer.label_smoothing", self.label_smoothing)
         if self.class_weights is not None:
@@ -225,6 +240,9 @@ class EncoderSettings:
     PEFTS: typing.ClassVar[tuple] = PEFT_METHODS
 
     def __post_init__(self) -> None:
+        check_name(self.name, "model.name", "it names cached models and source models")
+        if self.checkpoint and not Path(str(self.checkpoint)).is_file():  # before any data is read or model loaded
+            raise XlexpError(f"model.checkpoint {self.checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
         one_of("model.source", self.source, MODEL_SOURCES)
         if self.pooling not in self.POOLINGS:
             raise XlexpError(f"model.pooling must be {' or '.join(repr(p) for p in self.POOLINGS)}, got '{self.pooling}'")

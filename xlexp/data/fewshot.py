@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xlexp.config.names import temp_path
 from xlexp.errors import XlexpError
 
 
@@ -67,18 +68,34 @@ def save_shot_set(shots: ShotSet, results_dir: Path | str) -> Path:
     path = folder / f"k{shots.k}-{shots.k_per}-set{shots.index}-seed{shots.sampling_seed}-{shots.hash}.json"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        tmp = temp_path(path)
         tmp.write_text(json.dumps({**asdict(shots), "ids": list(shots.ids), "hash": shots.hash}, indent=1))
         os.replace(tmp, path)
     return path
 
 
+def read_shot_file(path: Path | str) -> dict:
+    """The shot file's JSON, checked for its shape ``{"<lang>": {"<K>": [[row ids], ...]}}``: one line
+    naming the file and the first wrong part (called when the settings are read, before training)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise XlexpError(f"regime.shots_file {path}: {e}") from None
+    shape = 'JSON {"<lang>": {"<K>": [[train row ids], ...]}}'
+    if not isinstance(data, dict):
+        raise XlexpError(f"regime.shots_file {path}: expected {shape}, got a {type(data).__name__}")
+    for lang, by_k in data.items():
+        if not isinstance(by_k, dict):
+            raise XlexpError(f"regime.shots_file {path}: '{lang}' must map K to shot sets ({shape})")
+        for k, sets in by_k.items():
+            if not isinstance(sets, list) or not all(isinstance(ids, list) for ids in sets):
+                raise XlexpError(f"regime.shots_file {path}: '{lang}'/'{k}' must be a list of lists of row ids ({shape})")
+    return data
+
+
 def load_shot_file(path: Path | str, task: str, language: str, k: int, n_train: int) -> list[ShotSet]:
     """Shot sets from a JSON file ``{"<lang>": {"<K>": [[ids...], ...]}}`` (ids = train-split rows)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise XlexpError(f"regime.shots_file {path}: {e}") from None
+    data = read_shot_file(path)
     sets = data.get(language, {}).get(str(k))
     if not sets:
         raise XlexpError(f"regime.shots_file {path} has no shot sets for language '{language}' and K={k}")

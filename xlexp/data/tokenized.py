@@ -18,6 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from xlexp.config.names import temp_path
 from xlexp.tasks.readers import data_root
 from xlexp.tasks.spec import TaskSpec, load_split
 
@@ -208,7 +209,7 @@ def _save_npz_atomic(file: Path, tok: TokenizedSplit) -> None:
     extra = {} if tok.token_labels is None else {"token_labels": np.concatenate(tok.token_labels)}
     if tok.offsets is not None:  # QA windows: (pieces, 2) character offsets, cut like input_ids
         extra["qa_offsets"] = np.concatenate(tok.offsets) if tok.offsets else np.zeros((0, 2), np.int32)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    tmp = temp_path(file)
     with tmp.open("wb") as f:
         np.savez(f, flat=flat, offsets=offsets, labels=tok.labels, n_truncated=np.int64(tok.n_truncated),
                  example_ids=tok.example_ids, **extra)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from xlexp.models.finetune import trainable_state
+from xlexp.results.liveness import HeldLock, lock_state
 
 RULES = ("source_dev", "target_dev", "last")
 
@@ -34,6 +35,7 @@ class CheckpointKeeper:
     directory: Path
     best: dict[str, tuple[float, int]] = field(default_factory=dict)  # key -> (score, step)
     saved: set[int] = field(default_factory=set)
+    _lock: HeldLock | None = field(default=None, repr=False)
 
     def observe(self, step: int, scores: dict[str, float], model: nn.Module) -> None:
         for key, score in scores.items():
@@ -42,6 +44,9 @@ class CheckpointKeeper:
         needed = {s for _, s in self.best.values()}
         if step in needed and step not in self.saved:
             if not self.directory.exists():
+                # the lock first: a folder without a held lock is an orphan to every other run
+                self._lock = HeldLock(lock_path(self.directory))
+                self._lock.acquire()
                 self.directory.mkdir(parents=True, exist_ok=True)
                 (self.directory / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
             # only what training changes: with frozen parts or LoRA a checkpoint is a fraction of the model
@@ -63,51 +68,51 @@ class CheckpointKeeper:
     def cleanup(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
         self.saved.clear()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _file(self, step: int) -> Path:
         return self.directory / f"step-{step:07d}.pt"
 
 
-OWNER_FILE = ".owner"   # "<host> <pid>" of the run that keeps checkpoints in this folder
+OWNER_FILE = ".owner"   # "<host> <pid>" of the run that keeps checkpoints in this folder (for people)
 UNOWNED_MAX_AGE_S = 24 * 3600
 
 
+def lock_path(folder: Path) -> Path:
+    """``checkpoints/<run>.lock``: held (``xlexp.results.liveness``) while the run keeps the folder."""
+    return folder.with_name(folder.name + ".lock")
+
+
 def remove_orphans(root: Path) -> list[Path]:
-    """Delete checkpoint folders whose run is gone (killed with -9, the node rebooted): their owner
-    process no longer exists on this host, or (folders of older versions, without an owner file) they
-    are untouched for a day. A killed run with a real encoder leaves hundreds of MB per unit."""
+    """Delete checkpoint folders whose run is gone (killed with -9, the node rebooted). A run holds
+    ``<folder>.lock`` while it keeps checkpoints, so a free lock means a gone owner and a held one a
+    live owner, whatever host or PID namespace (a container sharing the host name and the cache) it
+    runs in: a pid is never trusted. Folders without a lock file (older versions) go when untouched
+    for a day. A killed run with a real encoder leaves hundreds of MB per unit."""
     removed = []
     if not root.is_dir():
         return removed
-    host = socket.gethostname()
     for folder in root.iterdir():
-        if not folder.is_dir():
+        if folder.is_symlink():  # never followed: a link to a user's folder is not a run's checkpoints
             continue
+        if not folder.is_dir():
+            if folder.suffix == ".lock" and not folder.with_suffix("").exists() and lock_state(folder) == "free":
+                folder.unlink(missing_ok=True)   # a lock left beside no folder
+            continue
+        state = lock_state(lock_path(folder))
         try:
-            owner = (folder / OWNER_FILE).read_text().split()
-        except OSError:
-            owner = []
-        try:
-            if len(owner) == 2:
-                if owner[0] != host or _alive(int(owner[1])):
-                    continue      # another machine's run (shared cache), or still running here
-            elif time.time() - folder.stat().st_mtime < UNOWNED_MAX_AGE_S:
+            if state == "held":
                 continue
-        except (OSError, ValueError):
+            if state == "none" and time.time() - folder.stat().st_mtime < UNOWNED_MAX_AGE_S:
+                continue
+        except OSError:
             continue
         shutil.rmtree(folder, ignore_errors=True)
+        lock_path(folder).unlink(missing_ok=True)
         removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def steps_by_rule(keeper: CheckpointKeeper, targets: tuple[str, ...], final_step: int,

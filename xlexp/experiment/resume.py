@@ -40,6 +40,7 @@ from xlexp.errors import XlexpError
 from xlexp.experiment.context import RunHooks
 from xlexp.experiment.plan import Plan
 from xlexp.results import units as ledger
+from xlexp.results.liveness import HeldLock
 from xlexp.results.store import unit_config_hash
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class Resume:
     done: dict[int, tuple[Path, pd.DataFrame]] = field(default_factory=dict)
     entries: list[ledger.UnitEntry] = field(default_factory=list)
     keep_ledger: bool = False
+    _claims: dict[int, HeldLock] = field(default_factory=dict, repr=False)
+    # record files of this run's units already in the store when it began (with rerun=true they are
+    # trained again: only a file written since then means another run just finished the unit)
+    existing: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
     def of(cls, s: Settings, plan: Plan, hooks: RunHooks) -> "Resume":
@@ -76,6 +81,8 @@ class Resume:
         keys = unit_keys(s, plan)
         sweep_trial = hooks.on_eval is not None or hooks.records_dir is not None
         out = cls(s, plan, keys, keep_ledger=not sweep_trial and distributed.is_main())
+        if out.keep_ledger:
+            out.existing = ledger.unit_record_files(s.paths.results_dir, set(keys))
         if not s.rerun and not sweep_trial:
             found = distributed.broadcast_object(ledger.committed_units(s.paths.results_dir, set(keys)))
             out.done = {i: found[k] for i, k in enumerate(keys) if k in found}
@@ -101,6 +108,48 @@ class Resume:
 
     def skipped_records(self) -> list[pd.DataFrame]:
         return [frame for _, (_, frame) in sorted(self.done.items())]
+
+    def claim(self, index: int, wait: bool = False) -> str:
+        """Claim unit ``index`` for this process (``xlexp.results.units.claim_path``): ``"train"``
+        (claimed: train it, then :meth:`release`), ``"busy"`` (another live run trains it; only
+        without ``wait``) or ``"done"`` (its records reached the store meanwhile: they are read and
+        the unit skipped). Sweep trials are their own experiments and claim nothing. Rank 0 decides,
+        for every rank."""
+        verdict = "train"
+        if self.keep_ledger:
+            verdict = self._claim(index, wait)
+        return distributed.broadcast_object(verdict)
+
+    def _claim(self, index: int, wait: bool) -> str:
+        results, key, u = self.settings.paths.results_dir, self.keys[index], self.plan.units[index]
+        lock = self._claims.setdefault(index, HeldLock(ledger.claim_path(results, key)))
+        try:
+            claimed = lock.acquire()
+        except OSError as e:  # a folder or an unreadable file where the claim belongs
+            raise XlexpError(f"cannot claim unit {index + 1} at {lock.path}: {e.strerror or e} (remove it; claims are "
+                             f"lock files that xlexp makes and removes)") from None
+        if not claimed:
+            _, host, pid = ledger.claim_holder(results, key)
+            if not wait:
+                log.info("unit %d/%d (source %s, seed %d): another run trains it now (host %s, pid %s; %s); the other "
+                         "units first", index + 1, len(self.plan.units), u.source, u.seed, host, pid, lock.path)
+                return "busy"
+            log.info("unit %d/%d (source %s, seed %d): another run trains it (host %s, pid %s); waiting for it "
+                     "instead of training it twice", index + 1, len(self.plan.units), u.source, u.seed, host, pid)
+            lock.acquire(block=True)
+        found = ledger.committed_units(results, {key})
+        if key in found and found[key][0].name not in self.existing:  # another run finished it meanwhile
+            lock.release()
+            self.done[index] = found[key]
+            log.info("skip unit %d/%d (source %s, seed %d): another run finished it meanwhile (%s)", index + 1,
+                     len(self.plan.units), u.source, u.seed, found[key][0].name)
+            return "done"
+        return "train"
+
+    def release(self, index: int) -> None:
+        lock = self._claims.pop(index, None)
+        if lock is not None:
+            lock.release()
 
     def started(self, index: int, run_id: str) -> None:
         if self.keep_ledger:

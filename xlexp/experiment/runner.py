@@ -122,7 +122,8 @@ def _model_and_cache(s: Settings, spec: TaskSpec, plan: Plan) -> tuple[str, Toke
 
 def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     s = resolve_settings(cfg)
-    check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir)  # before any work
+    check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir,  # before any work
+                   s.paths.cache_dir / "checkpoints")
     if s.langpair.budget is not None:  # active filling: N one-source runs chosen in turn, the other rows predicted
         from xlexp.experiment import fill
 
@@ -174,9 +175,8 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     with progress_bar(progress_enabled(s.trainer.progress) and distributed.is_main()) as progress:
         ctx.progress = progress
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
-        pending = [i for i in range(len(plan.units)) if not resume.skip(i)]
-        progress.advance(units_bar, len(plan.units) - len(pending))
-        for group in unit_groups(pending, s.trainer.sources_together):
+        for group in claimed_groups(resume, len(plan.units), s.trainer.sources_together,
+                                    lambda: progress.advance(units_bar)):
             started = time.perf_counter()
             if len(group) == 1:
                 ctx.tracker.start_unit(f"{s.experiment}/{plan.units[group[0]].source}/seed{plan.units[group[0]].seed}",
@@ -188,6 +188,7 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
             except BaseException as e:  # SIGTERM and errors: the ledger says why; the records say nothing
                 for i in group:
                     resume.failed(i, e, time.perf_counter() - started)
+                    resume.release(i)
                 raise
             for i, out in zip(group, outs):
                 unit = plan.units[i]
@@ -200,8 +201,12 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
                     if out.predictions:
                         write_predictions(pd.concat(out.predictions, ignore_index=True), out_dir, stem)
                     fault_point("before-records", i)
-                    files.append(write_records(out.records, out_dir, stem))  # last: a file = a finished unit
+                    try:
+                        files.append(write_records(out.records, out_dir, stem))  # last: a file = a finished unit
+                    finally:
+                        resume.release(i)
                     resume.done_unit(i, elapsed, files[-1])
+                resume.release(i)
                 ctx.tracker.log_records(out.records)
                 if len(group) == 1:
                     ctx.tracker.finish_unit()
@@ -243,6 +248,29 @@ def show_and_score(df: pd.DataFrame, spec: TaskSpec, s: Settings, show: bool) ->
     if np.isnan(transfer):
         return Objective(float(np.nanmean(m.mean.to_numpy(dtype=float))), "in-language mean")
     return Objective(transfer, TRANSFER_MEAN)
+
+
+def claimed_groups(resume: Resume, n_units: int, together: int, skipped):
+    """The units this run trains, ``together`` at a time (``trainer.sources_together``), each claimed
+    first (``Resume.claim``): a unit in the store, or finished by another run meanwhile, is skipped
+    (``skipped()`` is called); one another live run trains now goes to the back of the queue and is
+    waited for when its turn comes again — never while this run holds claims of a group it has not
+    trained yet, so two runs of one config never wait on each other."""
+    queue, deferred = list(range(n_units)), set()
+    while queue:
+        group: list[int] = []
+        while queue and len(group) < together and not (group and queue[0] in deferred):
+            i = queue.pop(0)
+            claim = "done" if resume.skip(i) else resume.claim(i, wait=i in deferred)
+            if claim == "busy":
+                queue.append(i)
+                deferred.add(i)
+            elif claim == "done":
+                skipped()
+            else:
+                group.append(i)
+        if group:
+            yield group
 
 
 def unit_groups(pending: list[int], together: int) -> list[list[int]]:

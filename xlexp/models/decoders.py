@@ -30,9 +30,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from xlexp.config.names import temp_path
 from xlexp.config.schema import DecoderSettings, EncoderSettings
 from xlexp.errors import XlexpError
 from xlexp.models.heads import TokenClassifier
+from xlexp.models.weights import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +151,7 @@ def _load_checkpoint(model: nn.Module, model_cfg: EncoderSettings) -> None:
     checkpoint = model_cfg.checkpoint
     if not Path(checkpoint).is_file():
         raise XlexpError(f"model.checkpoint {checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = load_weights(checkpoint, "model.checkpoint")
     inner = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     missing, unexpected = model.load_state_dict(inner or state, strict=False)
     if unexpected or len(missing) == len(model.state_dict()):
@@ -200,7 +202,7 @@ def build_tiny_random_lm(model_cfg: EncoderSettings, texts: list[str], cache_dir
                                        model_max_length=512, clean_up_tokenization_spaces=True)
     torch.manual_seed(seed)
     model = _tiny_model(family, arch, dims, tok.get_vocab_size(), ids)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temp_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     fast.save_pretrained(tmp)
     model.save_pretrained(tmp, safe_serialization=True)

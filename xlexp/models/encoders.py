@@ -19,9 +19,11 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from xlexp.config.names import temp_path
 from xlexp.config.schema import MODEL_SOURCES, EncoderSettings
 from xlexp.errors import XlexpError
 from xlexp.models.heads import TokenClassifier
+from xlexp.models.weights import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +219,7 @@ def load_encoder(model_cfg: EncoderSettings, path: str) -> nn.Module:
     if checkpoint:
         if not Path(checkpoint).is_file():
             raise XlexpError(f"model.checkpoint {checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = load_weights(checkpoint, "model.checkpoint")
         enc_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
         missing, unexpected = encoder.load_state_dict(enc_state or state, strict=False)
         if unexpected or len(missing) == len(encoder.state_dict()):
@@ -260,7 +262,7 @@ def build_tiny_random(model_cfg: EncoderSettings, texts: list[str], cache_dir: P
     )
     torch.manual_seed(seed)
     model = BertModel(config, add_pooling_layer=False)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = temp_path(out)
     shutil.rmtree(tmp, ignore_errors=True)
     fast.save_pretrained(tmp)
     model.save_pretrained(tmp, safe_serialization=True)

@@ -192,13 +192,83 @@ def next_source(task: str, model: str, candidates: list[str], targets: list[str]
     return candidates[pick[0]], why + (f"; {note}" if note else "")
 
 
+MAX_ABS_SCORE = 1e6   # a score (accuracy, F1, BLEU, a percentage); beyond this a cell is a typo, not a score
+
+
 def matrix_from_csv(path: Path | str) -> pd.DataFrame:
     """A complete matrix (sources x targets) from a CSV: long (source,target,value or xpos's
-    lang_train,lang_pred,score) or wide (first column: source)."""
-    df = pd.read_csv(path)
+    lang_train,lang_pred,score) or wide (first column: source). The file is a user's: every way it
+    can be wrong is one line naming the file and the fix (a missing, empty, header-only or all-empty
+    file; a text or non-finite cell; two rows for one cell with different values, which an average
+    would hide, or a source row given twice in the wide layout, which would become a second source
+    whose hidden cells have an observed twin; fewer than 2 sources or targets)."""
+    import csv
+
+    where = f"--matrix-csv {path}"
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), [])
+    except FileNotFoundError:
+        raise XlexpError(f"{where}: no such file") from None
+    except pd.errors.EmptyDataError:
+        raise XlexpError(f"{where}: the file is empty; give a header (source,target,value, or source then one "
+                         f"column per target) and one row per cell or source") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise XlexpError(f"{where}: cannot read it as CSV ({first})") from None
+    if df.empty:
+        raise XlexpError(f"{where}: a header and no rows; add one row per cell (long) or per source (wide)")
+    if len(df.columns) == 1:
+        raise XlexpError(f"{where}: one column ({str(df.columns[0])[:60]!r}); columns are separated by commas "
+                         f"(source,target,value, or source then one column per target)")
     for s, t, v in (("source", "target", "value"), ("lang_train", "lang_pred", "score")):
         if {s, t, v} <= set(df.columns):
-            return df.pivot_table(index=s, columns=t, values=v, aggfunc="mean")
-    wide = df.set_index(df.columns[0])
-    wide.index.name = "source"
-    return wide.apply(pd.to_numeric, errors="coerce")
+            long = pd.DataFrame({"source": df[s].str.strip(), "target": df[t].str.strip(),
+                                 "value": _numbers(df[v], where, v, df.index + 2)})
+            long = long[long["value"].notna()]
+            conflicts = long.groupby(["source", "target"])["value"].nunique()
+            conflicts = conflicts[conflicts > 1]
+            if len(conflicts):
+                src, tgt = conflicts.index[0]
+                values = sorted(long[(long.source == src) & (long.target == tgt)]["value"].tolist())
+                raise XlexpError(f"{where}: {len(conflicts)} cell(s) given twice with different values, first "
+                                 f"({src}, {tgt}): {values}; keep one row per (source, target)")
+            wide = long.drop_duplicates(["source", "target"]).pivot(index="source", columns="target", values="value")
+            return _checked_shape(wide, where)
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise XlexpError(f"{where}: column(s) {dupes} appear twice in the header; one column per target")
+    first = df.columns[0]
+    rows = df[first].str.strip()
+    twice = sorted(set(rows[rows.duplicated()]))
+    if twice:
+        raise XlexpError(f"{where}: source row(s) {twice[:5]} appear twice; one row per source (a second row would "
+                         f"become another source whose hidden cells have an observed twin)")
+    wide = pd.DataFrame({c: _numbers(df[c], where, c, df.index + 2) for c in df.columns[1:]})
+    wide.index = pd.Index(rows, name="source")
+    return _checked_shape(wide, where)
+
+
+def _numbers(column: pd.Series, where: str, name: str, lines) -> pd.Series:
+    """A column of cells as floats: empty cells (and NA, nan) are unmeasured; text, inf and
+    |value| > MAX_ABS_SCORE are refused naming the line."""
+    text = column.astype(str).str.strip()
+    empty = text.str.lower().isin(["", "na", "nan", "n/a", "null", "none"])
+    values = pd.to_numeric(text.where(~empty), errors="coerce")
+    bad = (~empty) & (values.isna() | ~np.isfinite(values.fillna(0)) | (values.abs() > MAX_ABS_SCORE))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise XlexpError(f"{where}, line {list(lines)[i]}, column '{name}': {column.iloc[i]!r} is not a score (a finite "
+                         f"number up to {MAX_ABS_SCORE:g} in size; leave a cell empty when it was not measured)")
+    return values.astype(float)
+
+
+def _checked_shape(wide: pd.DataFrame, where: str) -> pd.DataFrame:
+    wide = wide.dropna(how="all").dropna(axis=1, how="all")
+    if wide.shape[0] < 2 or wide.shape[1] < 2:
+        raise XlexpError(f"{where}: {wide.shape[0]} source(s) x {wide.shape[1]} target(s) with a measured cell; "
+                         f"evaluating a predictor needs at least 2 of each")
+    wide.index = wide.index.astype(str)
+    wide.columns = wide.columns.astype(str)
+    return wide

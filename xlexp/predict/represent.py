@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from xlexp.config.names import temp_path
 from xlexp.config.paths import find_config
 from xlexp.config.schema import EncoderSettings, model_settings
 from xlexp.errors import XlexpError
@@ -141,7 +142,7 @@ class Representations:
                     counts[t] = counts.get(t, 0) + 1
         mean = (total / count).to(torch.float32).numpy()
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp.npz")
+        tmp = temp_path(file, ".tmp.npz")
         np.savez(tmp, mean=mean, ids=np.array(list(counts), dtype=np.int64), counts=np.array(list(counts.values()), dtype=np.int64))
         os.replace(tmp, file)
         return LanguageView(code, mean, counts)

@@ -36,6 +36,11 @@ def pending_dir(results_dir: Path | str, experiment: str) -> Path:
     return pending_root(results_dir) / experiment
 
 
+def pending_lock(folder: Path) -> Path:
+    """The lock file its trial's worker holds while the folder is its own (``xlexp.results.liveness``)."""
+    return folder.with_name(folder.name + ".lock")
+
+
 def list_pending(results_dir: Path | str, prefix: str = "") -> dict[str, Path]:
     """Pending folders whose experiment name starts with ``prefix``, by experiment name."""
     root = pending_root(results_dir)
@@ -78,7 +83,7 @@ def promote(folder: Path, results_dir: Path | str) -> list[Path]:
     _move_all(predictions_dir(folder), predictions_dir(results_dir))
     records = _move_all(runs_dir(folder), runs_dir(results_dir))
     shutil.rmtree(folder, ignore_errors=True)
-    _remove_if_empty(folder.parent)
+    remove_if_empty(folder.parent)
     return records
 
 
@@ -86,11 +91,11 @@ def discard(folder: Path) -> int:
     """Delete a pending folder (a failed or pruned trial's files); returns how many record files it held."""
     n = len(list(runs_dir(folder).glob("*.parquet"))) if folder.is_dir() else 0
     shutil.rmtree(folder, ignore_errors=True)
-    _remove_if_empty(folder.parent)
+    remove_if_empty(folder.parent)
     return n
 
 
-def _remove_if_empty(folder: Path) -> None:
+def remove_if_empty(folder: Path) -> None:
     try:
         folder.rmdir()  # only when empty: other trials may be pending there
     except OSError:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from xlexp.config.names import temp_path
 from xlexp.results.store import now_iso
 
 PREDICTED_COLUMNS = ["experiment", "model", "task", "metric", "selection", "source", "target", "value", "low",
@@ -46,7 +47,7 @@ def write_predicted(frame: pd.DataFrame, results_dir: Path | str, experiment: st
     out = predicted_dir(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     final = out / f"{_name(experiment, metric)}.parquet"
-    tmp = out / f".{final.name}.{os.getpid()}.tmp"
+    tmp = temp_path(final)
     frame[PREDICTED_COLUMNS].to_parquet(tmp, index=False)
     os.replace(tmp, final)
     return final

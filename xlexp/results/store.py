@@ -198,7 +198,41 @@ def read_store_file(path: Path, required: Sequence[str]) -> tuple[pd.DataFrame |
     missing = [c for c in required if c not in frame.columns]
     if missing:
         return None, f"missing column(s) {missing}"
+    wrong = _wrong_dtypes(frame)
+    if wrong:
+        return None, f"wrong column type(s): {'; '.join(wrong)}"
     return frame, None
+
+
+# what each column must hold, where a file has it: a file with string ``value``s passed the column
+# check and then broke every view ("agg function failed"); such a file is bad like a corrupt one
+STRING_COLUMNS = ("experiment", "run_id", "source", "target", "split", "metric", "selection")
+NUMBER_COLUMNS = ("value", "n_examples", "seed", "k", "shot_set", "trial", "step", "example", "label", "pred",
+                  "exact_match", "f1")
+
+
+def _wrong_dtypes(frame: pd.DataFrame) -> list[str]:
+    """The columns of a store file whose values are not of their type (strings where numbers belong,
+    numbers or missing values where names belong); empty for a good file. Vectorised: cheap on a
+    store of thousands of files."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype, is_string_dtype
+
+    out = []
+    if not len(frame):
+        return out
+    for col in STRING_COLUMNS:
+        if col in frame.columns and not is_string_dtype(frame[col]):
+            out.append(f"'{col}' must hold names, has {frame[col].dtype} values like {frame[col].iloc[0]!r}")
+    for col in NUMBER_COLUMNS:
+        if col not in frame.columns:
+            continue
+        values = frame[col]
+        if values.isna().all():  # optional columns (k, trial, ...) are empty where they do not apply
+            continue
+        if is_bool_dtype(values) or not is_numeric_dtype(values):
+            sample = values.dropna().iloc[0]
+            out.append(f"'{col}' must hold numbers, has {values.dtype} values like {sample!r}")
+    return out
 
 
 def _read_all(files: Sequence[Path], required: Sequence[str]) -> list[pd.DataFrame]:
@@ -252,7 +286,7 @@ def check_store(results_dir: Path | str, repair: bool = False) -> tuple[int, lis
     """Read every record and prediction file; returns (number of good files, [(bad file, why)]).
     With ``repair`` each bad file is moved to ``<results_dir>/quarantine/`` (kept, not deleted: it
     may be recoverable, and a store never silently loses data), and leftover temp files of writers
-    that died mid-write are removed."""
+    that died mid-write are removed (those untouched for an hour: see :func:`_writer_gone`)."""
     good, bad = 0, []
     for folder, required in ((runs_dir(results_dir), REQUIRED_RECORD_COLUMNS),
                              (predictions_dir(results_dir), REQUIRED_PREDICTION_COLUMNS)):
@@ -270,36 +304,61 @@ def check_store(results_dir: Path | str, repair: bool = False) -> tuple[int, lis
                     tmp.unlink(missing_ok=True)
     if repair:
         for f, _ in bad:
-            dest = quarantine_dir(results_dir) / f.parent.name / f.name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(f, dest)
+            dest = _free_name(quarantine_dir(results_dir) / f.parent.name / f.name)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, dest)
+            except OSError as e:
+                raise XlexpError(f"cannot move {f} to {dest.parent}: {e.strerror or e} (make "
+                                 f"{quarantine_dir(results_dir)} a writable folder)") from None
     return good, bad
 
 
-def _writer_gone(tmp: Path) -> bool:
-    """``.<name>.<pid>.tmp``: the writing process no longer exists (on this host)."""
+def _free_name(dest: Path) -> Path:
+    """``dest``, or ``<stem>.1<suffix>``, ``.2``, ... when a file of that name is already in the
+    quarantine (a second bad file of one name must never overwrite the first)."""
+    n = 0
+    candidate = dest
+    while candidate.exists():
+        n += 1
+        candidate = dest.with_name(f"{dest.stem}.{n}{dest.suffix}")
+    return candidate
+
+
+TEMP_MAX_AGE_S = 3600   # a writer renames its temp file within seconds of creating it
+
+
+def _writer_gone(tmp: Path, now: float | None = None) -> bool:
+    """``.<name>.<pid>.tmp`` untouched for an hour: its writer is gone. Not judged by the pid in its
+    name: on a shared results folder that pid is another host's or another PID namespace's, and a
+    live writer's temp file removed mid-write loses its unit."""
+    import time
+
     try:
-        pid = int(tmp.name.rsplit(".", 2)[-2])
-        os.kill(pid, 0)
-    except (ValueError, IndexError, ProcessLookupError):
-        return True
-    except PermissionError:
+        return (time.time() if now is None else now) - tmp.stat().st_mtime >= TEMP_MAX_AGE_S
+    except OSError:
         return False
-    return False
 
 
-def check_writable(results_dir: Path | str) -> None:
+def check_writable(results_dir: Path | str, *more: Path | str) -> None:
     """Fail before any work when records could not be written (an unwritable or read-only folder,
-    a file where the folder should be): found after training, all the work would be lost."""
-    folder = runs_dir(results_dir)
+    a file where the folder should be): found after training, all the work would be lost. Every
+    folder a run writes its results into is checked (``runs/``, ``predictions/``, ``claims/``), and
+    ``more`` folders too (the run's checkpoint folder)."""
+    for folder in (runs_dir(results_dir), predictions_dir(results_dir), Path(results_dir) / "claims"):
+        check_folder(folder, "results", "set paths.results_dir=... or XLEXP_RESULTS_DIR to a writable folder")
+    for folder in more:
+        check_folder(Path(folder), "cache files", "set paths.cache_dir=... or XLEXP_CACHE_DIR to a writable folder")
+
+
+def check_folder(folder: Path, what: str, fix: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-check.{os.getpid()}.tmp"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise XlexpError(f"cannot write results to {folder}: {e.strerror or type(e).__name__} "
-                         f"(set paths.results_dir=... or XLEXP_RESULTS_DIR to a writable folder)") from None
+        raise XlexpError(f"cannot write {what} to {folder}: {e.strerror or type(e).__name__} ({fix})") from None
 
 
 def require_records(results_dir: Path | str) -> pd.DataFrame:

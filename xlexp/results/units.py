@@ -13,19 +13,25 @@ unit under ``<results_dir>/units/<experiment>/<unit_key>.json``, rewritten atomi
 - ``done``: its records file is in the store (with the unit's measured wall time, for the ETA);
 - ``failed``: it raised (the one-line error), or was stopped by a signal.
 
-A process killed with SIGKILL cannot write anything: its units stay ``running``; :func:`unit_states`
-reports them ``failed`` when their pid is gone on this host (another host's pid cannot be checked).
+A process killed with SIGKILL cannot write anything: its units stay ``running``. Whether it still
+runs is asked of the unit's **claim**, ``<results_dir>/claims/<unit_key>.lock``, an flock the
+training process holds (``xlexp.results.liveness``): held = running (on any host that sees the lock,
+in any PID namespace), free = the process is gone, and :func:`unit_states` reports the unit
+``failed``. The claim is also what keeps two concurrent runs of one config (a retried SLURM array
+task, a run typed twice) from both training a unit: the second one trains the other units first and
+then waits for the claim, and reads the unit's records instead of training it. (Ledger files of
+older versions, without a claim, fall back to the pid on this host.)
 The records stay the authority on *done*: a unit whose key is in the store is done whatever its
 ledger file says, so a lost or stale ledger file never makes a run redo or skip work.
 
-Imports: :mod:`xlexp.results.store` and the standard library (pandas for reading records).
+Imports: :mod:`xlexp.results.store`, :mod:`xlexp.results.liveness`, :mod:`xlexp.config.names` and the standard
+library (pandas for reading records).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +39,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from xlexp.config.names import safe_folder_name, temp_path
+from xlexp.results.liveness import lock_owner, lock_state
 from xlexp.results.store import load_records, runs_dir
 
 UNITS = "units"
@@ -40,7 +48,7 @@ STATES = ("done", "running", "failed", "pending")
 
 
 def safe_name(name: str) -> str:
-    return re.sub(r"[^\w.+=,@-]", "_", str(name)).lstrip(".") or "_"
+    return safe_folder_name(name)
 
 
 def ledger_dir(results_dir: Path | str, experiment: str) -> Path:
@@ -75,7 +83,7 @@ def write_entry(results_dir: Path | str, entry: UnitEntry) -> None:
     """Atomically (re)write one unit's ledger file; a failure to write it never stops a run."""
     path = _path(results_dir, entry.experiment, entry.unit_key)
     entry.updated = time.time()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(asdict(entry), sort_keys=True))
@@ -144,11 +152,36 @@ def completed_units(results_dir: Path | str, experiment: str | None = None,
     return out
 
 
+CLAIMS = "claims"
+
+
+def claim_path(results_dir: Path | str, key: str) -> Path:
+    """``<results>/claims/<unit key>.lock``: held (``xlexp.results.liveness``) by the process that
+    trains the unit. Keyed like the records (the unit key, not the experiment), so any two runs that
+    would write the same unit's records share one claim."""
+    return Path(results_dir) / CLAIMS / f"{key}.lock"
+
+
+def claim_holder(results_dir: Path | str, key: str) -> tuple[str, str | None, int | None]:
+    """(lock state, host, pid) of a unit's claim: ``held`` (a live process trains it), ``free`` (its
+    process is gone) or ``none`` (no claim file)."""
+    path = claim_path(results_dir, key)
+    state = lock_state(path)
+    host, pid = lock_owner(path) if state != "none" else (None, None)
+    return state, host, pid
+
+
 def _pid_alive(pid: int | None) -> bool:
-    if not pid:
+    """Only for ledger files of older versions (no claim): a pid that is not a positive integer (a
+    hand-edited or corrupt file: ``"abc"``, ``-1``, which would signal every process) is not alive."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -183,7 +216,10 @@ def unit_states(results_dir: Path | str, experiment: str, records: pd.DataFrame 
         out.append(UnitState(e, "done"))
     for e in entries.values():
         if e.state == "running":
-            if e.host == this_host() and not _pid_alive(e.pid):
+            claim = lock_state(claim_path(results_dir, e.unit_key))
+            if claim == "held":   # a live process holds the unit's claim: on any host, in any PID namespace
+                out.append(UnitState(e, "running"))
+            elif claim == "free" or (e.host == this_host() and not _pid_alive(e.pid)):  # no claim: an older version's
                 out.append(UnitState(e, "failed", f"process {e.pid} on {e.host} is gone (killed: SIGKILL, out of "
                                                   f"memory or a node failure); re-run the command to redo the unit"))
             else:
@@ -211,6 +247,13 @@ def eta_seconds(states: list[UnitState], now: float | None = None) -> tuple[floa
     left = sum(mean for s in states if s.state == "pending")
     left += sum(max(mean - (now - (s.entry.started or now)), 0.0) for s in running)
     return mean, left / max(len(running), 1)
+
+
+def unit_record_files(results_dir: Path | str, keys: set[str]) -> set[str]:
+    """Names of the record files in the store of the units in ``keys`` (by name, nothing opened)."""
+    folder = runs_dir(results_dir)
+    return {f.name for f in (folder.glob("*-u*.parquet") if folder.is_dir() else [])
+            if f.stem.rsplit("-u", 1)[-1] in keys}
 
 
 def committed_units(results_dir: Path | str, keys: set[str]) -> dict[str, tuple[Path, pd.DataFrame]]:

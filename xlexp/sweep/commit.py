@@ -17,7 +17,13 @@ therefore gets a short random id (study user attr ``xlexp_uid``, added under the
 made by older versions), and a trial's experiment is ``<study>-<uid>-t<NNNN>`` and its records'
 ``study`` column ``<study>@<uid>``: two studies never share an experiment.
 
-May import: :mod:`xlexp.sweep.storage` (the lock), :mod:`xlexp.results.pending`, Optuna.
+**A kill during the promotion.** Its worker holds ``pending/<experiment>.lock`` until the files are
+promoted, so a folder whose lock is free belongs to a gone worker and is finished at once, by the
+next worker *or* by the next ``xlexp sweep`` call of the study even when the study has all its
+trials (:func:`recover_now`): a complete trial's records never wait for a larger ``--n-trials``.
+
+May import: :mod:`xlexp.sweep.storage` (the lock), :mod:`xlexp.results.pending`,
+:mod:`xlexp.results.liveness`, Optuna.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from xlexp.results.pending import discard, list_pending, pending_dir, promote
+from xlexp.results.liveness import lock_state
+from xlexp.results.pending import discard, list_pending, pending_dir, pending_lock, promote
 from xlexp.sweep.storage import STALE_REASON_PREFIX, budget_lock
 
 log = logging.getLogger("xlexp.sweep.worker")
@@ -69,10 +76,15 @@ def trial_pending_dir(results_dir: Path, study_name: str, uid: str, number: int)
     return pending_dir(results_dir, experiment_name(study_name, uid, number))
 
 
-def _settled(study: optuna.Study, trial: FrozenTrial, min_age_s: float) -> bool:
-    """Whether the trial's own worker is surely done with its folder: it was failed as stale (that
-    worker is gone), or it finished more than ``min_age_s`` ago (a live worker promotes or deletes
-    its folder right after its tell; this keeps others from doing it, and saying so, meanwhile)."""
+def _settled(study: optuna.Study, trial: FrozenTrial, min_age_s: float, folder: Path) -> bool:
+    """Whether the trial's own worker is surely done with its folder. Its worker holds the folder's
+    lock (``xlexp.results.liveness``) from the run until the promotion: a held lock means a live
+    worker (leave it alone), a free one a gone worker (finish its job now, however recently it told
+    the study). A folder without a lock file (an older version's): the trial was failed as stale (its
+    worker is gone), or it finished more than ``min_age_s`` ago."""
+    state = lock_state(pending_lock(folder))
+    if state != "none":
+        return state == "free"
     if f"{STALE_REASON_PREFIX}{trial.number}" in study.user_attrs or trial.datetime_complete is None:
         return True
     return (datetime.now() - trial.datetime_complete).total_seconds() >= min_age_s
@@ -90,17 +102,27 @@ def recover(study: optuna.Study, uid: str, results_dir: Path, min_age_s: float =
     for name, folder in folders.items():
         m = re.fullmatch(r"\d+", name[len(prefix):])
         trial = trials.get(int(m.group())) if m else None
-        if trial is None or not _settled(study, trial, min_age_s):
+        if trial is None or not _settled(study, trial, min_age_s, folder):
             continue
         state = trial.state
         if state == TrialState.COMPLETE:
             files = promote(folder, results_dir)
+            pending_lock(folder).unlink(missing_ok=True)
             done["promoted"] += 1
             log.warning("trial %d is COMPLETE but its worker stopped before its records entered the store: "
                         "promoted %d records file(s) from %s", int(m.group()), len(files), folder)
         elif state in (TrialState.FAIL, TrialState.PRUNED):
             n = discard(folder)
+            pending_lock(folder).unlink(missing_ok=True)
             done["discarded"] += 1
             log.warning("trial %d is %s: discarded its %d pending records file(s) (%s); only complete trials' "
                         "records enter the store", int(m.group()), state.name, n, folder)
     return done
+
+
+def recover_now(study: optuna.Study, url: str, uid: str, results_dir: Path, min_age_s: float) -> dict[str, int]:
+    """:func:`recover` under the study's lock: what ``xlexp sweep`` runs before deciding whether
+    there is anything to run, so the files of a worker killed during its last promotion reach the
+    store even when no further trial is asked for."""
+    with budget_lock(url, study.study_name):
+        return recover(study, uid, results_dir, min_age_s=min_age_s)

@@ -29,11 +29,12 @@ import optuna
 from optuna.trial import TrialState
 
 from xlexp.errors import XlexpError
+from xlexp.sweep.commit import recover_now
 from xlexp.sweep.job import DEFAULT_HEARTBEAT_S, build_job, create_or_check_study
 from xlexp.sweep.processes import launch_workers, spawn_workers
 from xlexp.sweep.status import print_status, show_status, status_urls
 from xlexp.sweep.outage import debug, first_line, is_outage
-from xlexp.sweep.storage import STORAGE_ENV, budget_used, fail_reason
+from xlexp.sweep.storage import STORAGE_ENV, budget_used, fail_reason, grace_period_s
 from xlexp.sweep.worker import Interrupted, run_worker
 from xlexp.tracking.masking import mask_url
 
@@ -110,6 +111,14 @@ def _main(argv: list[str]) -> int:
         raise XlexpError("give a sweep file: xlexp sweep sweeps/NAME.yaml [overrides] (or --status)")
     if args.workers < 1:
         raise XlexpError("--workers must be at least 1")
+    most = 4 * (os.cpu_count() or 1)
+    if args.workers > most and not args.launcher:
+        raise XlexpError(f"--workers {args.workers}: at most {most} local worker processes on this machine (4 per core); "
+                         f"for more, use --launcher slurm")
+    if args.n_trials is not None and args.n_trials < 1:
+        raise XlexpError(f"--n-trials must be a positive total of trials, got {args.n_trials}")
+    if args.heartbeat is not None and args.heartbeat < 1:
+        raise XlexpError(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     job = build_job(args.sweep, args.overrides, args.storage, args.study, args.n_trials, args.heartbeat)
     if args.status:
         return show_status([job.storage_url], job.study_name)
@@ -118,6 +127,8 @@ def _main(argv: list[str]) -> int:
         run_worker(job, args.worker_index)
         return 0
     study = create_or_check_study(job)
+    if job.study_uid:  # finish what killed workers left pending, even when there is nothing left to run
+        recover_now(study, job.storage_url, job.study_uid, job.results_dir, grace_period_s(job.heartbeat_s))
     trials = study.get_trials(deepcopy=False)
     first_number = len(trials)  # this call's trials are numbered from here
     todo = job.n_trials - budget_used(trials)

@@ -37,7 +37,7 @@ def main(cfg: DictConfig) -> dict:
 
 if __name__ == "__main__":
     try:  # the user's XLEXP_CONFIG_PATH folders (e.g. their own hydra/launcher configs), as for `xlexp run`
-        register_search_path()
+        register_search_path(sys.argv[1:])
     except XlexpError as e:
         print(f"xlexp: error: {e}", file=sys.stderr)
         sys.exit(2)

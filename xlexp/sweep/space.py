@@ -22,6 +22,7 @@ import optuna
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from xlexp.config.names import check_name
 from xlexp.errors import XlexpError
 
 OBJECTIVE_ON_FIXED = ("source", "targets_mean")
@@ -30,7 +31,6 @@ DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "gp")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
 _INT_INTERVAL = re.compile(r"interval\(\s*[-+]?\d+\s*,\s*[-+]?\d+\s*\)")
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
     except yaml.YAMLError as e:
-        raise XlexpError(f"{path}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f", line {mark.line + 1}" if mark is not None else ""
+        why = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
+        raise XlexpError(f"{path}{at}: not valid YAML: {why} (sweep files are plain YAML: no !!python tags)") from None
     where = str(path)
     unknown = set(raw) - {"base", "objective", "params", "sampler", "pruner", "n_trials"}
     if unknown:
@@ -233,9 +236,9 @@ def default_study_name(spec: SweepSpec, overrides: list[str]) -> str:
 
 
 def check_study_name(name: str) -> str:
-    if not _STUDY_NAME.match(name):
-        raise XlexpError(f"study name {name!r}: use letters, digits, '_', '.' and '-' (it names records and files)")
-    return name
+    """A study name names pending folders, lock files and every trial's experiment: one file name
+    (``xlexp.config.names``; a trailing newline or a 5000-character name is refused too)."""
+    return check_name(name, "study name", "--study or the sweep file's name")
 
 
 def make_sampler(cfg: dict[str, Any], seed: int | None) -> optuna.samplers.BaseSampler:

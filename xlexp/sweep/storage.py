@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from xlexp.errors import XlexpError
 from xlexp.sweep.outage import StorageHealth, is_outage
-from xlexp.tracking.masking import mask_url, remember_url
+from xlexp.tracking.masking import mask_url, remember_url, url_hint
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,8 @@ def open_storage(url: str, heartbeat_s: int) -> RDBStorage:
         return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s, grace_period=grace,
                           heartbeat_stale_trial_callback=StaleTrialRetry(grace_s=grace))
     except Exception as e:  # sqlalchemy / driver errors: say where, without the password
-        raise XlexpError(f"cannot open sweep storage {mask_url(url)}: {type(e).__name__}: {mask_url(str(e)).splitlines()[0]}") from None
+        raise XlexpError(f"cannot open sweep storage {mask_url(url)}: {type(e).__name__}: "
+                         f"{mask_url(str(e)).splitlines()[0]}{url_hint(url)}") from None
 
 
 @contextmanager

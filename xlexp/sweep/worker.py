@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import TrialState
 
-from xlexp.results.pending import discard, promote
+from xlexp.results.liveness import HeldLock
+from xlexp.results.pending import discard, pending_lock, promote, remove_if_empty
 from xlexp.sweep.commit import ensure_study_uid, recover, trial_pending_dir
 from xlexp.sweep.job import SweepJob, compose_config
 from xlexp.sweep.objective import ObjectiveError, ObjectiveTracker
@@ -129,6 +130,21 @@ def _worker_loop(job: SweepJob, study: optuna.Study, storage, index: int, health
 
 def run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
               health: StorageHealth | None = None) -> TrialState:
+    """Run one trial while holding its pending folder's lock: until its files are promoted or
+    discarded, no other worker touches them; once this process is gone (killed anywhere, even during
+    the promotion), the next worker or `xlexp sweep` call finishes the job at once."""
+    folder = trial_pending_dir(job.results_dir, job.study_name, job.study_uid, trial.number)
+    claim = HeldLock(pending_lock(folder))
+    claim.acquire()
+    try:
+        return _run_trial(job, study, trial, storage, health)
+    finally:
+        claim.release()
+        remove_if_empty(folder.parent)
+
+
+def _run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
+               health: StorageHealth | None = None) -> TrialState:
     from xlexp.experiment.runner import RunHooks, run_experiment  # torch & co.: not for `xlexp sweep --status`
 
     health = health or StorageHealth(job.storage_url)

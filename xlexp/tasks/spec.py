@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from xlexp.config.names import check_name, check_relative_pattern
 from xlexp.config.paths import find_config, list_configs
 from xlexp.errors import XlexpError, unknown_key
 from xlexp.tasks import types
@@ -63,7 +64,9 @@ class TaskSpec:
         missing = [k for k in required if not raw.get(k)]
         if missing:
             raise XlexpError(f"task '{name}': missing key(s) {missing} in {where}")
+        check_name(name, "task name", where)
         folders, paths, tags = _parse_languages(raw["languages"], name, where)
+        _check_names_and_patterns(raw, kind, folders, paths, name, where)
         labels = tuple(str(x) for x in raw.get("labels") or ())
         if len(set(labels)) != len(labels):
             raise XlexpError(f"task '{name}': duplicate labels in {list(labels)} ({where})")
@@ -229,6 +232,25 @@ def _parse_languages(raw: Any, name: str, where: str) -> tuple[dict[str, str], d
         else:
             folders[code] = str(entry if entry is not None else code)
     return folders, paths, tags
+
+
+def _check_names_and_patterns(raw: Mapping[str, Any], kind: types.TaskType, folders: Mapping[str, str],
+                              paths: Mapping[str, str], name: str, where: str) -> None:
+    """Language codes name cache and records files, folders and path patterns are joined to the data
+    folder: each must stay one plain name / a path inside it (``xlexp.config.names``)."""
+    extra = set(kind.path_fields("x"))
+    fields = {"folder", "code", "split", *extra}
+    for code, folder in folders.items():
+        check_name(code, "language code", f"task '{name}', {where}")
+        check_relative_pattern(folder, f"folder of language '{code}'", f"task '{name}', {where}", ())
+    for code, pattern in paths.items():
+        check_relative_pattern(pattern, f"path of language '{code}'", f"task '{name}', {where}", fields)
+    local = raw.get("local") or {}
+    if local.get("path"):
+        check_relative_pattern(local["path"], "local.path", f"task '{name}', {where}", fields)
+    hub = raw.get("hub") or {}
+    if hub.get("config"):
+        check_relative_pattern(hub["config"], "hub.config", f"task '{name}', {where}", ("code", "folder"))
 
 
 def _local_task_dir_exists(spec: TaskSpec, data_dir: Path) -> bool:

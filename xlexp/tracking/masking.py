@@ -5,7 +5,8 @@ any URL with credentials (``postgresql://user:pw@host/db``) is replaced, whereve
 
 A whole URL (what ``--storage`` takes) is split the way SQLAlchemy's ``make_url`` splits it: the
 password is everything between the user's ``:`` and the ``@``, so ``/``, spaces, ``#`` or ``:`` in
-it are masked too (SQLAlchemy accepts them unquoted). Inside free text (a log line, an error) a URL
+it are masked too (SQLAlchemy accepts them unquoted), and up to the *last* ``@``: an unencoded ``@``
+in a password (``p@ss@w0rd``) is masked whole, and :func:`url_hint` tells to percent-encode it. Inside free text (a log line, an error) a URL
 has no clear end, so there the password stops at whitespace; passwords of URLs handed to
 :func:`remember_url` (the sweep storage does) are masked in any text, spaces and all.
 """
@@ -25,10 +26,13 @@ _SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("secret
 # a tokenizer's special tokens (``pad_token: <pad>``) are not secrets
 _SPECIAL_TOKENS = {"pad", "bos", "eos", "unk", "cls", "sep", "mask", "special", "start", "end"}
 # scheme://user:password@host... in free text (the user part may be empty: redis://:pw@host)
-_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?P<at>@)")
+# the password runs to the *last* '@' before whitespace: an unencoded '@' in it (p@ss@w0rd) is masked whole
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^\s]*[^@\s]|)(?P<at>@)(?=[^@\s]*(?:\s|$))")
 # a whole URL, with SQLAlchemy's grammar (sqlalchemy.engine.url._parse_url): name://user:password@...
 # where the user has no ':' or '/' and the password runs to the '@' (it may hold '/', ' ', ':', '#')
-_WHOLE_URL = re.compile(r"(?P<head>[\w+.\-]+://[^:/]*:)(?P<pw>[^@]*)(?P<at>@)")
+# (to the last '@': a password with an unencoded '@' is masked whole, and :func:`url_hint` says to encode it)
+_WHOLE_URL = re.compile(r"(?P<head>[\w+.\-]+://[^:/@]*:)(?P<pw>.*)(?P<at>@)")
+_FRAGMENTS: set[str] = set()  # the tails of remembered passwords after an unencoded '@'
 _KNOWN: set[str] = set()  # passwords of URLs this process was given (remember_url), as written and decoded
 # ...?password=...&api_key=... in a URL's query string
 _QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|token|api_?key|apikey|secret|access_?token)=)(?P<pw>[^&;#\s]+)",
@@ -61,6 +65,10 @@ def remember_url(url: str) -> None:
         from urllib.parse import unquote
 
         _KNOWN.update({m["pw"], unquote(m["pw"])})
+        # an unencoded '@' makes a URL parser take the rest for the host, and drivers print that host
+        # ("host 'ss@w0rd@db'"): every part after an '@' is masked wherever it appears
+        parts = m["pw"].split("@")
+        _FRAGMENTS.update(p for i in range(1, len(parts)) if len(p := "@".join(parts[i:])) >= 3)
 
 
 def mask_url(text: str) -> str:
@@ -74,7 +82,18 @@ def mask_url(text: str) -> str:
     for pw in sorted(_KNOWN, key=len, reverse=True):  # longest first: one password may contain another
         text = text.replace(f":{pw}@", f":{MASK}@")
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
+    for fragment in sorted(_FRAGMENTS, key=len, reverse=True):
+        text = text.replace(fragment, MASK)
     return _QUERY_SECRET.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def url_hint(url: str) -> str:
+    """A hint for an error about this URL: when its credentials hold an unencoded ``@`` (the URL
+    parser splits at the first one, so the rest becomes a wrong host), say to percent-encode it."""
+    m = _password_span(url.strip())
+    if m and "@" in m["pw"]:
+        return " (the password holds '@': percent-encode it as %40, e.g. with urllib.parse.quote(password, safe=''))"
+    return ""
 
 
 def mask_secrets(obj: Any) -> Any:

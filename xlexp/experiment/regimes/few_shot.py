@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xlexp.config.names import temp_path
 from xlexp.config.schema import RegimeSettings, positive_int
-from xlexp.data.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_set
+from xlexp.data.fewshot import ShotSet, load_shot_file, read_shot_file, sample_shots, save_shot_set
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine import distributed
 from xlexp.engine.loop import train
@@ -27,6 +28,7 @@ from xlexp.experiment.context import RunContext, UnitOutput, seed_everything
 from xlexp.experiment.plan import TrainingUnit
 from xlexp.experiment.regimes import Regime, register
 from xlexp.experiment.transfer import train_unit
+from xlexp.models.weights import BadWeightsFile, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +55,14 @@ class FewShotSettings(RegimeSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.k or any(not isinstance(k, int) or isinstance(k, bool) or k < 0 for k in self.k):
+            raise XlexpError(f"regime.k must be a non-empty list of integers >= 0 (shots), e.g. regime.k=[1,5]; got "
+                             f"{list(self.k)}")
         if self.k_per not in ("class", "total"):
             raise XlexpError(f"regime.k_per must be class or total; got {self.k_per!r}")
         positive_int("regime.shot_sets", self.shot_sets)
+        if self.shots_file:  # read now: a bad file found after the source model trained loses the training
+            read_shot_file(self.shots_file)
         positive_int("regime.finetune.epochs", self.finetune.epochs)
         positive_int("regime.finetune.batch_size", self.finetune.batch_size)
 
@@ -82,9 +89,10 @@ class FewShot(Regime):
             raise XlexpError(f"task '{ctx.spec.name}' is extractive QA (no classes): use regime.k_per=total")
         model = ctx.build_classifier()
         cached = source_model_file(ctx, unit)
-        if cached.exists():
+        state = _read_cached(cached)
+        if state is not None:
             log.info("few-shot: reusing the cached source model for %s (seed %d): %s", unit.source, unit.seed, cached)
-            model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+            model.load_state_dict(state)
             for target in unit.targets:
                 test = ctx.split(target, "test", unit.seed)
                 preds, metrics = ctx.score(model, test)
@@ -180,8 +188,22 @@ def source_model_file(ctx: RunContext, unit: TrainingUnit) -> Path:
     return ctx.cache_dir / "source_models" / f"{s.model.name}-{ctx.spec.name}-{unit.source}-s{unit.seed}-{digest}.pt"
 
 
+def _read_cached(path: Path) -> dict | None:
+    """The cached source model's weights; None when there is none, or when the file cannot be read
+    (truncated by a full disk, a killed copy): then one warning, the file is removed and the source
+    model trained again, as a bad tokenized cache is rebuilt."""
+    if not path.exists():
+        return None
+    try:
+        return load_weights(path, "cached few-shot source model")
+    except BadWeightsFile as e:
+        log.warning("xlexp: warning: %s; removed, the source model is trained again", e)
+        path.unlink(missing_ok=True)
+        return None
+
+
 def _save_atomic(state: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     torch.save(state, tmp)
     os.replace(tmp, path)
