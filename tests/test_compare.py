@@ -117,16 +117,16 @@ def test_cli_compare_prints_marks_and_writes_csv_and_heatmap(two_runs):
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "accuracy: strong − weak (test)" in text
+    assert "macro_f1: strong − weak (test)" in text   # the default: the primary metric (macro_f1 for older stores)
     assert "* p < 0.05" in text and "paired bootstrap over test examples (500 resamples; one training seed per side: " \
         "test-example variance only): 3 cell(s)" in text.replace("\n", " ")
     assert "warning: 3 cell(s) have one training seed on a side" in text.replace("\n", " ")
     eng_line = next(line for line in text.splitlines() if "eng (English)" in line)
     assert "*" in eng_line and "+0." in eng_line  # significant gain, marked
-    csv = pd.read_csv(two_runs["results"] / "compare" / "weak_vs_strong.accuracy.csv")
+    csv = pd.read_csv(two_runs["results"] / "compare" / "weak_vs_strong.macro_f1.csv")
     assert {"source", "target", "a", "b", "delta", "ci_low", "ci_high", "p", "significant", "method", "mark"} <= set(csv)
     assert csv.set_index("target").loc["eng", "mark"] in ("*", "**")
-    png = two_runs["results"] / "compare" / "weak_vs_strong.accuracy.png"
+    png = two_runs["results"] / "compare" / "weak_vs_strong.macro_f1.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     print(f"compare heatmap: {png}")
 

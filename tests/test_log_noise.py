@@ -16,21 +16,33 @@ def _tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", model_max_length=8)
 
 
-def test_the_long_sequence_warning_is_silenced_and_others_are_not(capfd):
+def test_the_long_sequence_warning_is_silenced_and_others_are_not(caplog):
     from xlexp.models.encoders import quiet_transformers
 
+    from transformers.utils import logging as hf_logging
+
     logger = logging.getLogger("transformers.tokenization_utils_base")
-    saved = list(logger.filters)
+    saved, level = list(logger.filters), hf_logging.get_verbosity()
+    # other tests (and Hydra's logging config) may have changed transformers' verbosity or handler: set both
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_default_handler()
+    hf_logging.enable_propagation()
+    disabled = logger.disabled
+    logger.disabled = False   # a logging.config.dictConfig earlier in the process (Hydra's) disables existing loggers
     try:
         logger.filters = [f for f in logger.filters if type(f).__name__ != "_LongSequenceNoise"]
+        caplog.set_level(logging.WARNING)   # records, not stderr: a handler made by an earlier test may hold a stale stream
         _tokenizer()("word " * 20)
-        assert "Token indices sequence length" in capfd.readouterr().err      # the noise, as it was
+        assert "Token indices sequence length" in caplog.text                 # the noise, as it was
+        caplog.clear()
         quiet_transformers()
         quiet_transformers()                                                    # idempotent: one filter
         assert sum(type(f).__name__ == "_LongSequenceNoise" for f in logger.filters) == 1
         _tokenizer()("word " * 20)
         logger.warning("another warning")
-        err = capfd.readouterr().err
+        err = caplog.text
         assert "Token indices sequence length" not in err and "another warning" in err
     finally:
         logger.filters = saved
+        logger.disabled = disabled
+        hf_logging.set_verbosity(level)

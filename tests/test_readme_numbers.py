@@ -45,7 +45,7 @@ def test_readme_claims_are_true_and_it_is_small():
     assert kinds == ["extractive_qa", "generation", "pair_classification", "retrieval", "sentence_classification",
                      "token_classification"]   # five kinds: classification of sentences and pairs counts once
     regimes = sorted(p.stem for p in (ROOT / "xlexp" / "conf" / "regime").glob("*.yaml"))
-    assert regimes == ["few_shot", "full", "icl", "multi_source", "zero_shot"] and "five regimes" in first
+    assert regimes == ["few_shot", "full", "icl", "multi_source", "probe", "zero_shot"] and "six regimes" in first
     speed = re.search(r"at ([\d.]+)× a `Trainer` peer's wall time[^(]*\(([^)]*)", README, re.S)
     assert speed and speed.group(1) == "0.86" and "equal arithmetic" in README and "§13" in speed.group(2)
     benchmarks = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")

@@ -234,7 +234,8 @@ def matrix_from_csv(path: Path | str) -> pd.DataFrame:
                 values = sorted(long[(long.source == src) & (long.target == tgt)]["value"].tolist())
                 raise XlexpError(f"{where}: {len(conflicts)} cell(s) given twice with different values, first "
                                  f"({src}, {tgt}): {values}; keep one row per (source, target)")
-            wide = long.drop_duplicates(["source", "target"]).pivot(index="source", columns="target", values="value")
+            wide = long.groupby(["source", "target"], as_index=False, sort=False)["value"].first().pivot(
+                index="source", columns="target", values="value")   # duplicates agree (checked above)
             return _checked_shape(wide, where)
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
