@@ -118,7 +118,7 @@ def make_plan(regime: UnitSource, settings: RegimeSettings, sources, targets, sp
             tgt = tuple(t for t in tgt if t not in no_test)
     watch = _dev_targets(settings.dev_targets, tgt, spec, data_dir, data_source)
     if not spec.trains:  # retrieval: nothing to train; one row named by the pivot language
-        if regime.name != "zero_shot" and "retrieval" not in getattr(regime, "task_types", ()):
+        if regime.name != "zero_shot" and "retrieval" not in (regime.task_types or ()):
             raise XlexpError(f"task '{spec.name}' is a retrieval task (no training): use regime=zero_shot "
                              f"(or regime=probe: MTEB's bitext mining)")
         src = (spec.pivot or "eng",)

@@ -296,7 +296,7 @@ def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index:
     seed_everything(unit.seed)
     if ctx.settings.classical:
         classical.run_unit(ctx, unit, index, out)
-    elif not ctx.spec.trains and "retrieval" not in getattr(regime, "task_types", ()):  # regime=probe mines bitext itself
+    elif not ctx.spec.trains and "retrieval" not in (regime.task_types or ()):  # regime=probe names retrieval: it mines bitext itself
         retrieval.run_unit(ctx, unit, index, out)
     elif ctx.spec.type == "generation" and regime.trains:  # regime=icl scores without training
         from xlexp.experiment import generation
