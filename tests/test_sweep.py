@@ -52,7 +52,7 @@ def _check_records_match_trials(dirs, study) -> None:
 
 def test_complete_pruned_and_failed_trials_in_one_sweep(dirs, monkeypatch, tmp_path):
     """Seeded random sampler: lr 1e-3 with seeds 1, 2, 1 (the repeat is pruned, or the second one is:
-    median pruning after one complete trial), then lr=inf (NaN loss: FAIL with its reason), then one more."""
+    median pruning after one complete trial), then lr=inf (refused by the settings: FAIL with its reason), then one more."""
     for key, value in env_for(dirs).items():
         monkeypatch.setenv(key, value)
     sweep = write_sweep(tmp_path / "mixed.yaml", {"optimizer.lr": "choice(1e-3, inf)", "seed": "choice(1, 2)"}, 5,
@@ -65,7 +65,7 @@ def test_complete_pruned_and_failed_trials_in_one_sweep(dirs, monkeypatch, tmp_p
     states = [t.state for t in trials]
     assert states[0] == TrialState.COMPLETE and states[3] == TrialState.FAIL
     assert states[4] in (TrialState.COMPLETE, TrialState.PRUNED)  # the sweep went on after the failure
-    assert "NonFiniteLoss: non-finite training loss" in fail_reason(study, trials[3])
+    assert "optimizer.lr must be a positive finite number, got inf" in fail_reason(study, trials[3])
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
     for t in pruned:  # stopped at an evaluation where it was below the median of the complete trials there
