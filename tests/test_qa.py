@@ -395,8 +395,9 @@ def test_tiny_end_to_end_run_records_predictions_and_compare(tmp_path):
     assert a.groupby("target")["f1"].mean().to_dict() == pytest.approx(rec.to_dict())
     c = compare(tmp_path / "results", "qa_a", "qa_b", "f1", n_boot=200)
     assert set(c.cells["method"]) == {"examples"} and set(c.cells["target"]) == set(targets)
-    with pytest.raises(XlexpError, match="--metric f1 or exact_match"):
+    with pytest.raises(XlexpError, match="'qa_a' has no test metric 'accuracy'; its metrics: exact_match, f1"):
         compare(tmp_path / "results", "qa_a", "qa_b", "accuracy", n_boot=200)
+    assert compare(tmp_path / "results", "qa_a", "qa_b", n_boot=200).metric == "f1"   # QA's primary metric by default
     assert isinstance(df, pd.DataFrame)
 
 
