@@ -6,35 +6,19 @@ retrieval's by tests/test_task_types.py (zero-shot) and tests/test_probe.py (pro
 
 from __future__ import annotations
 
-import json
 import random
 
 import pandas as pd
 import pytest
 
 from conftest import compose_cfg, write_nusax_like
-from test_task_types import write_conll
+from test_task_types import write_conll, write_pawsx
 from xlexp.experiment import regimes
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 
 QUICK = ["optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8", "trainer.progress=false",
          "data.max_train_examples=24", "data.max_eval_examples=12"]
-
-
-def _pairs(root) -> None:
-    rng = random.Random(1)
-    words = {"en": ["cat", "dog", "house", "tree", "car"], "de": ["katze", "hund", "haus", "baum", "auto"]}
-    for lang, vocab in words.items():
-        for split, n in (("train", 40), ("dev", 12), ("test", 12)):
-            rows = []
-            for i in range(n):
-                a = rng.sample(vocab, 3)
-                b = list(a) if i % 2 == 0 else rng.sample(vocab, 3)
-                rows.append({"sentence1": " ".join(a), "sentence2": " ".join(b), "label": "1" if i % 2 == 0 else "0"})
-            out = root / "pawsx" / lang
-            out.mkdir(parents=True, exist_ok=True)
-            (out / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 
 
 def _parallel(root) -> None:
@@ -52,7 +36,7 @@ def _parallel(root) -> None:
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("grid") / "data"
     write_nusax_like(root, sizes=(40, 12, 12))
-    _pairs(root)
+    write_pawsx(root, sizes=(40, 12, 12))
     write_conll(root, "wikiann", sizes=(30, 10, 10))
     _parallel(root)
     return root

@@ -86,20 +86,25 @@ def test_pos_long_sentences_keep_every_word_label(ner_dirs):
     assert max(len(x) for x in split.input_ids) <= 16
 
 
-def test_pair_classification_from_local_hub_layout(tmp_path):
-    rng = random.Random(1)
+def write_pawsx(root: Path, sizes=(60, 20, 30), seed=1) -> None:
+    """A PAWS-X-layout folder (``pawsx/<lang>/<split>.jsonl``): label 1 when the two sentences are equal."""
+    rng = random.Random(seed)
     words = {"en": ["cat", "dog", "house", "tree", "car"], "de": ["katze", "hund", "haus", "baum", "auto"]}
     for lang, vocab in words.items():
-        for split, n in (("train", 60), ("dev", 20), ("test", 30)):
+        for split, n in zip(("train", "dev", "test"), sizes):
             rows = []
             for i in range(n):
                 a = rng.sample(vocab, 3)
                 same = i % 2 == 0
                 b = list(a) if same else rng.sample(vocab, 3)
                 rows.append({"sentence1": " ".join(a), "sentence2": " ".join(b), "label": "1" if same else "0"})
-            out = tmp_path / "data" / "pawsx" / lang
+            out = root / "pawsx" / lang
             out.mkdir(parents=True, exist_ok=True)
             (out / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def test_pair_classification_from_local_hub_layout(tmp_path):
+    write_pawsx(tmp_path / "data")
     dirs = {"data": tmp_path / "data", "results": tmp_path / "results", "cache": tmp_path / "cache"}
     ex = load_split(load_task("pawsx"), "de", "dev", dirs["data"])
     assert ex[0].text_pair and ex[0].label in (0, 1)

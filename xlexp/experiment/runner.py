@@ -273,12 +273,6 @@ def claimed_groups(resume: Resume, n_units: int, together: int, skipped):
             yield group
 
 
-def unit_groups(pending: list[int], together: int) -> list[list[int]]:
-    """The pending units in plan order, ``together`` at a time (``trainer.sources_together``): units
-    already in the store are not pending, so a resumed run stacks only what is missing."""
-    return [pending[k : k + together] for k in range(0, len(pending), together)]
-
-
 def run_units(ctx: RunContext, regime: regimes.Regime, group: list[int]) -> list[UnitOutput]:
     """One unit as before; several (``trainer.sources_together>1``) in one stacked pass of the regime's."""
     if len(group) == 1:

@@ -279,16 +279,6 @@ def committed_units(results_dir: Path | str, keys: set[str]) -> dict[str, tuple[
     return out
 
 
-def latest_experiment(results_dir: Path | str) -> str | None:
-    """The experiment whose ledger changed last (None without a ledger)."""
-    root = Path(results_dir) / UNITS
-    files = sorted(root.glob("*/*.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-    for f in reversed(files):
-        if (e := read_entry(f)) is not None:
-            return e.experiment
-    return None
-
-
 def latest_activity(results_dir: Path | str, records: pd.DataFrame) -> str | None:
     """THE "latest experiment" of every command that takes none (``matrix``, ``status``, ``table``,
     ``report``'s order): the experiment with the newest activity, a record written or a unit's ledger
