@@ -31,9 +31,19 @@ SOURCES = ["eng", "ind", "jav"]
 # one CPU and 1 GB per array task, no GPU (the CI node has none); a 10-minute limit per task
 RESOURCES = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
              "hydra.launcher.timeout_min=10"]
-# cancel and requeue hit a unit while it trains: long enough (~10 s on 2 busy cores) that the test's
-# poll (every 0.1 s) sees it running well before it ends
+# cancel and requeue hit `ind`'s unit while it trains. An epoch of the tiny model on 40 rows takes
+# ~0.05 s, so 12 epochs ended before the test's requeue landed on a fast CI machine (the unit was done,
+# 1 s). Only ind's training set is made long (LONG_ROWS copies of its rows: ~15 s at 12 epochs), so
+# the poll (every 0.1 s) sees the unit running with seconds to spare and eng and jav stay quick.
 LONG_UNIT = "trainer.epochs=12"
+LONG_ROWS = 25
+
+
+def lengthen_ind(where) -> None:
+    """ind's train.csv repeated LONG_ROWS times: its unit trains LONG_ROWS times longer than the others."""
+    path = where["data"] / "nusax_senti" / "indonesian" / "train.csv"
+    header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text(header + "".join(rows * LONG_ROWS), encoding="utf-8")
 TINY = ["model=tiny_random", "optimizer.lr=1e-3", "data.batch_size=8", "trainer.progress=false", "trainer.num_threads=1",
         f"langpair.targets=[{','.join(SOURCES)}]", "regime.dev_targets=none"]
 
@@ -188,6 +198,7 @@ def test_scancel_of_one_array_task_then_the_same_command_trains_only_that_source
     tasks skip their units (resume by unit key) and only ind trains: the store grows by exactly one
     unit's records and the other two units' files are untouched."""
     name = f"cancel-{uuid.uuid4().hex[:6]}"
+    lengthen_ind(where)
     args = matrix_args(name, LONG_UNIT)
     proc = submit(where, *args)
     try:
@@ -232,6 +243,7 @@ def test_scontrol_requeue_of_a_running_task_retrains_its_unit_and_never_duplicat
     queues it again under the same job id; when it runs again the unit, which had written nothing,
     trains once more. Every unit has exactly one records file and one run; the task ran twice."""
     name = f"requeue-{uuid.uuid4().hex[:6]}"
+    lengthen_ind(where)
     proc = submit(where, *matrix_args(name, LONG_UNIT))
     try:
         victim = wait_for(lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc, every=0.1)
