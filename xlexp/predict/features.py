@@ -194,8 +194,9 @@ def task_views(task: str, model: str, langs: list[str], data_dir: Path, cache_di
         views[k] = reps.view(k, texts[k])
         if time.monotonic() - last >= 15 or i == len(todo):
             last = time.monotonic()
-            log.info("model features (%s): %d/%d language(s) (%.2f/s)", model, i, len(todo),
-                     i / max(last - started, 1e-9))
+            rate = i / max(last - started, 1e-9)
+            log.info("model features (%s): %d/%d language(s) (%.2f/s)%s", model, i, len(todo), rate,
+                     f", ~{(len(todo) - i) / rate:.0f}s left" if i < len(todo) else "")
     return {c: views[k] for c, k in keys.items() if k in views}
 
 
