@@ -28,6 +28,7 @@ $(VENV)/.installed-core: pyproject.toml
 demo: demo-data install-core
 	$(BIN)/xlexp build-model
 	$(BIN)/xlexp run +experiment=quickstart
+	$(BIN)/xlexp matrix --experiment quickstart --gap
 	$(BIN)/xlexp report --experiment quickstart
 
 # the layer contracts and the no-cycle rule first ([tool.importlinter] in pyproject.toml), then the tests

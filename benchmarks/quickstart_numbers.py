@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
             df = load_records(args.records)
             df = df[df.experiment == args.experiment]
+            if df.empty:
+                raise SystemExit(f"no records of experiment {args.experiment!r} under {args.records}")
         else:
             df = run(Path(tmp) / "results", Path(args.cache) if args.cache else Path(tmp) / "cache")
     print(block(df))
