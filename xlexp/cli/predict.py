@@ -119,7 +119,7 @@ def _budget(text: str):
 
 def _fill(args, overrides: list[str]) -> int:
     """``xlexp predict --fill N``: the same as ``xlexp run task=T model=M name=E langpair.sources=[...]
-    langpair.budget=N`` (``xlexp.experiment.fill``): N sources trained one by one as normal runs, each
+    langpair.budget=N`` (``xlexp.fill``): N sources trained one by one as normal runs, each
     chosen by what it adds to the prediction, then the rest predicted. Resumable like every run."""
     import subprocess
 

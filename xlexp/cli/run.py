@@ -1,4 +1,4 @@
-"""Hydra entry point: compose the config, call the pipeline, return the objective.
+"""Hydra entry point: compose the config, run its stage (active filling or one experiment), return the objective.
 
 ``xlexp run ...`` and ``python -m xlexp.cli.run ...`` are the same command (the latter is what
 torchrun and cluster launchers call). Both go through :func:`main`, which first puts the
@@ -35,12 +35,10 @@ def main() -> None:
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float:
-    from xlexp.experiment.runner import run_experiment  # after Hydra parsed args: `--help` stays fast
-
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
-        return run_experiment(cfg)
+        return dispatch(cfg)
     except Terminated as e:  # unwinds through the finally blocks: checkpoints are removed, nothing half-written
         _log_to_files(f"stopped by {e}")
         print(f"xlexp: stopped by {e}: units finished before it kept their records; the unit in progress wrote "
@@ -59,6 +57,19 @@ def hydra_main(cfg: DictConfig) -> float:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def dispatch(cfg: DictConfig) -> float:
+    """The stage a composed config asks for: active filling (``langpair.budget``, :mod:`xlexp.fill`)
+    above the experiment, else one experiment; both from the settings resolved once here."""
+    from xlexp.experiment.runner import resolve_settings, run_settings  # after Hydra parsed args: `--help` stays fast
+
+    s = resolve_settings(cfg)
+    if s.langpair.budget is not None:
+        from xlexp import fill
+
+        return fill.run(s)
+    return run_settings(s)
 
 
 class Terminated(BaseException):
