@@ -13,11 +13,14 @@ import signal
 import sys
 import threading
 
-import hydra
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING
 
+from xlexp.cli.registry import Verb, register, version
 from xlexp.config.compose import CONF_DIR, normalize_overrides, register_search_path
-from xlexp.errors import XlexpError, debug, missing_extra
+from xlexp.errors import XlexpError, debug, missing_extra, require_extra
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("xlexp")
 
@@ -33,8 +36,16 @@ def main() -> None:
     hydra_main()
 
 
-@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> float:
+def hydra_main() -> None:
+    """Hydra's app around :func:`run_config`; decorated here, not at import, so that importing this
+    module (``xlexp --help`` imports every verb) does not import Hydra."""
+    import hydra
+
+    hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")(run_config)()
+
+
+def run_config(cfg: DictConfig) -> float:
+    """The composed config's stage (:func:`dispatch`), with SIGTERM and errors turned into one line."""
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
@@ -95,6 +106,47 @@ def rank_overrides(env: dict[str, str] = os.environ) -> list[str]:
     if env.get("RANK", "0") in ("", "0"):
         return []
     return ["hydra/job_logging=none", "hydra.output_subdir=null"]
+
+
+def passthrough(rest: list[str]) -> int:
+    """``xlexp run``: Hydra, except for what Hydra gets wrong for a verb of another command: its
+    ``--version`` (Hydra's only) and its shell completion (see :mod:`xlexp.cli.completion`)."""
+    from xlexp.cli import completion
+
+    if "--version" in rest:
+        import hydra
+
+        print(f"xlexp {version()} (Hydra {hydra.__version__})")
+        return 0
+    if any(a.startswith("hydra/launcher=xlexp_") or a.startswith("hydra/launcher=submitit") for a in rest):
+        require_extra("hydra_plugins.hydra_submitit_launcher")  # one job per source: one line, not Hydra's error
+    request = completion.completion_request(rest)
+    if request is not None and request[0] in ("install", "uninstall"):
+        return completion.print_script(request[1], uninstall=request[0] == "uninstall")
+    sys.argv = ["xlexp run", *rest]
+    if request is not None and request[0] == "query" and "COMP_LINE" in os.environ:
+        import contextlib
+        import io
+
+        os.environ["COMP_LINE"] = completion.hydra_query_line(os.environ["COMP_LINE"])
+        os.environ["COMP_POINT"] = str(len(os.environ["COMP_LINE"]))
+        answer = io.StringIO()
+        with contextlib.redirect_stdout(answer):
+            main()
+        print(" ".join(completion.fix_candidates(answer.getvalue().split())))
+        return 0
+    main()
+    return 0
+
+
+VERB = register(Verb(
+    "run", "train and evaluate a source x target matrix (Hydra overrides; `xlexp run --help`: groups and options); "
+    "finished units are skipped (resume by content), rerun=true trains them again; langpair.budget=N: active "
+    "filling", passthrough=passthrough,
+    examples=("xlexp run +experiment=quickstart",
+              "xlexp run model=tiny_random langpair=nusax_all_all",
+              "xlexp run -m langpair.sources=[eng],[ind]                    (Hydra multirun)",
+              "xlexp run -m hydra/launcher=xlexp_slurm langpair.sources=eng,ind   (one job per source)")))
 
 
 if __name__ == "__main__":
