@@ -80,9 +80,10 @@ _VERBS: dict[str, Verb] = {}
 
 
 def register(verb: Verb) -> Verb:
-    """Called by each verb module at import time."""
-    if verb.name in _VERBS and _VERBS[verb.name] is not verb:
-        raise ValueError(f"verb '{verb.name}' is registered twice")
+    """Called by each verb module at import time (again when ``python -m xlexp.cli.run`` imports its own
+    module a second time, as ``xlexp.cli.run``: the later one stands)."""
+    if verb.module not in VERB_MODULES:
+        raise ValueError(f"verb '{verb.name}': add its module xlexp/cli/{verb.module}.py to VERB_MODULES")
     _VERBS[verb.name] = verb
     return verb
 

@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import threading
-
 from typing import TYPE_CHECKING
 
 from xlexp.cli.registry import Verb, register, version
