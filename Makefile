@@ -43,7 +43,7 @@ test-fast: install
 
 # the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/test_docs.py checks them)
 docs: install
-	$(BIN)/python -m xlexp.config.docs --docs docs
+	$(BIN)/xlexp docs --docs docs
 
 # the quickstart numbers quoted in docs/models.md, re-derived from one fp32 quickstart run with a fresh
 # cache (~5 min on 2 idle cores); tests/test_quickstart_numbers.py (slow) fails when they go stale

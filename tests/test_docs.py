@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from xlexp.cli import docs as docs_verb
 from xlexp.config import docs
 from xlexp.config.paths import CONF_DIR
 from xlexp.errors import XlexpError
@@ -17,17 +18,17 @@ DOCS = ROOT / "docs"
 
 
 def test_committed_docs_are_current():
-    """Fails when xlexp/conf changed without `make docs` (python -m xlexp.config.docs)."""
-    assert docs.main(["--docs", str(DOCS), "--check"]) == 0, "docs/ is stale: run `make docs`"
+    """Fails when xlexp/conf changed without `make docs` (xlexp docs)."""
+    assert docs_verb.main(["--docs", str(DOCS), "--check"]) == 0, "docs/ is stale: run `make docs`"
 
 
 def test_check_fails_on_a_stale_block_and_the_generator_repairs_it(tmp_path: Path, capsys):
     shutil.copytree(DOCS, tmp_path / "docs")
     tasks = tmp_path / "docs" / "tasks.md"
     tasks.write_text(tasks.read_text().replace("| `sib200` |", "| `sib201` |"))
-    assert docs.main(["--docs", str(tmp_path / "docs"), "--check"]) == 1
+    assert docs_verb.main(["--docs", str(tmp_path / "docs"), "--check"]) == 1
     assert "make docs" in capsys.readouterr().err
-    assert docs.main(["--docs", str(tmp_path / "docs")]) == 0
+    assert docs_verb.main(["--docs", str(tmp_path / "docs")]) == 0
     assert tasks.read_text() == (DOCS / "tasks.md").read_text()
 
 
@@ -35,7 +36,7 @@ def test_missing_markers_name_the_file(tmp_path: Path):
     (tmp_path / "configs.md").write_text("# Configs\n")
     (tmp_path / "tasks.md").write_text("# Tasks\n")
     with pytest.raises(XlexpError, match="configs.md: needs exactly one pair"):
-        docs.main(["--docs", str(tmp_path)])
+        docs_verb.main(["--docs", str(tmp_path)])
 
 
 def test_every_task_group_option_and_key_is_in_the_reference():

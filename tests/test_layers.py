@@ -25,7 +25,8 @@ def _config() -> dict:
 def _toy(tmp: Path, files: dict[str, str]) -> Path:
     """Package ``toyx`` with one subpackage per layer of xlexp's contract (errors: a module), the
     given extra modules, and xlexp's contracts rewritten for it."""
-    layers = next(c for c in _config()["contracts"] if c["type"] == "layers")["layers"]
+    layers = [name.strip() for layer in next(c for c in _config()["contracts"] if c["type"] == "layers")["layers"]
+              for name in layer.split("|")]   # "sweep | fill": independent siblings, one package each
     pkg = tmp / "toyx"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
@@ -58,13 +59,16 @@ def _lint(where: Path) -> subprocess.CompletedProcess:
 
 
 def test_contracts_cover_every_stage_in_order():
-    contracts = {c["type"]: c for c in _config()["contracts"]}
-    assert contracts["layers"]["layers"] == ["cli", "reproduce", "sweep", "experiment", "tracking", "views", "predict",
-                                             "engine", "models", "data", "tasks", "results", "config", "errors"]
+    contracts = {c["id"]: c for c in _config()["contracts"]}
+    assert contracts["layers"]["layers"] == ["cli", "reproduce", "sweep | fill", "experiment", "tracking", "views",
+                                             "predict", "engine", "models", "data", "tasks", "results", "config",
+                                             "errors"]
     assert contracts["layers"]["containers"] == ["xlexp"] and contracts["layers"]["exhaustive"] is True
-    assert contracts["acyclic_siblings"]["ancestors"] == ["xlexp"]
-    assert contracts["forbidden"]["source_modules"] == ["xlexp.engine", "xlexp.models", "xlexp.data"]
-    assert contracts["forbidden"]["forbidden_modules"] == ["omegaconf", "hydra"]
+    assert contracts["acyclic"]["ancestors"] == ["xlexp"]
+    assert contracts["typed-settings"]["source_modules"] == ["xlexp.engine", "xlexp.models", "xlexp.data"]
+    assert contracts["typed-settings"]["forbidden_modules"] == ["omegaconf", "hydra"]
+    assert contracts["experiment-no-predict"]["source_modules"] == ["xlexp.experiment"]
+    assert contracts["experiment-no-predict"]["forbidden_modules"] == ["xlexp.predict"]
 
 
 def test_a_package_that_keeps_the_rules_passes(tmp_path):
@@ -75,7 +79,7 @@ def test_a_package_that_keeps_the_rules_passes(tmp_path):
                           "engine/loop.py": "", "config/compose.py": ""})
     result = _lint(toy)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 kept, 0 broken" in result.stdout
+    assert "4 kept, 0 broken" in result.stdout
 
 
 def test_upward_imports_lazy_ones_too_and_cycles_inside_a_stage_fail(tmp_path):
@@ -111,3 +115,23 @@ def test_the_numeric_stages_never_see_a_hydra_config(tmp_path):
     assert result.returncode == 1, out + result.stderr
     assert "toyx.models is not allowed to import omegaconf" in out
     assert "toyx.data is not allowed to import hydra" in out and "toyx.tasks.spec -> hydra" in out
+
+
+def test_active_filling_is_the_stage_above_experiment_and_predict(tmp_path):
+    """The fill stage may import experiment and predict; experiment may not import predict (even
+    lazily), nor the fill stage; fill and sweep are independent siblings."""
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "bad").mkdir()
+    ok = _toy(tmp_path / "ok", {"fill/budget.py": "import toyx.experiment.runner\ndef run():\n    import toyx.predict.x\n",
+                                "experiment/runner.py": "", "predict/x.py": ""})
+    result = _lint(ok)
+    assert result.returncode == 0, result.stdout + result.stderr
+    bad = _toy(tmp_path / "bad", {"experiment/runner.py": "def fill():\n    from toyx.predict import x\n",
+                                  "experiment/up.py": "import toyx.fill\n", "sweep/worker.py": "import toyx.fill\n",
+                                  "predict/x.py": ""})
+    result = _lint(bad)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "toyx.experiment is not allowed to import toyx.predict" in out
+    assert "toyx.experiment is not allowed to import toyx.fill" in out
+    assert "toyx.sweep is not allowed to import toyx.fill" in out

@@ -304,13 +304,13 @@ def test_budget_trains_the_chosen_sources_as_normal_runs_and_resumes(tmp_path, c
 
     from conftest import TINY, compose_cfg
     from tests.conftest import write_nusax_like
-    from xlexp.experiment.runner import run_experiment
+    from xlexp.cli.run import dispatch   # what `xlexp run` calls: langpair.budget -> xlexp.fill
 
     dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
     args = [*TINY, "trainer.epochs=1", "task=nusax_senti", "langpair.sources=[eng,ind,jav]",
             "langpair.targets=[eng,ind,jav]", "regime.dev_targets=none", "name=fill"]
     caplog.set_level(logging.INFO, logger="xlexp")
-    objective = run_experiment(compose_cfg(dirs, *args, "langpair.budget=2"))
+    objective = dispatch(compose_cfg(dirs, *args, "langpair.budget=2"))
     steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("active filling 1/2") or
              r.getMessage().startswith("active filling 2/2")]
     assert len(steps) == 2, steps
@@ -324,10 +324,10 @@ def test_budget_trains_the_chosen_sources_as_normal_runs_and_resumes(tmp_path, c
     assert "predicted" in capsys.readouterr().out                         # the matrix with the predicted row
 
     caplog.clear()
-    run_experiment(compose_cfg(dirs, *args, "langpair.budget=2"))        # resumes: nothing left to train
+    dispatch(compose_cfg(dirs, *args, "langpair.budget=2"))              # resumes: nothing left to train
     assert not [r for r in caplog.records if r.getMessage().startswith("active filling 1/")]
     assert len(load_records(dirs["results"])) == len(records)
-    run_experiment(compose_cfg(dirs, *args, "langpair.budget=100%"))     # a larger budget: the third source only
+    dispatch(compose_cfg(dirs, *args, "langpair.budget=100%"))           # a larger budget: the third source only
     assert set(load_records(dirs["results"])["source"]) == {"eng", "ind", "jav"}
     assert load_records(dirs["results"])["run_id"].nunique() == 3
 
@@ -336,17 +336,51 @@ def test_budget_is_checked_before_any_work(tmp_path):
     from conftest import TINY, compose_cfg
     from tests.conftest import write_nusax_like
     from xlexp.errors import XlexpError
-    from xlexp.experiment.runner import run_experiment
+    from xlexp.cli.run import dispatch   # what `xlexp run` calls: langpair.budget -> xlexp.fill
 
     dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
     for bad in ("0", "abc", "150%", "true"):
         with pytest.raises(XlexpError, match="langpair.budget must be"):
-            run_experiment(compose_cfg(dirs, *TINY, "task=nusax_senti", f"langpair.budget={bad}"))
+            dispatch(compose_cfg(dirs, *TINY, "task=nusax_senti", f"langpair.budget={bad}"))
     with pytest.raises(XlexpError, match="regime=zero_shot"):
-        run_experiment(compose_cfg(dirs, *TINY, "task=nusax_senti", "regime=full", "langpair.budget=1"))
+        dispatch(compose_cfg(dirs, *TINY, "task=nusax_senti", "regime=full", "langpair.budget=1"))
     with pytest.raises(XlexpError, match="unknown|not a language|xyz"):
-        run_experiment(compose_cfg(dirs, *TINY, "task=nusax_senti", "langpair.sources=[eng,xyz]", "langpair.budget=1"))
+        dispatch(compose_cfg(dirs, *TINY, "task=nusax_senti", "langpair.sources=[eng,xyz]", "langpair.budget=1"))
     assert not (dirs["results"] / "runs").exists() or not any((dirs["results"] / "runs").iterdir())
+
+
+def test_one_experiment_refuses_a_budget_and_a_fill_step_is_the_run_by_hand(tmp_path):
+    """Active filling is the stage above the experiment: ``run_experiment`` with ``langpair.budget``
+    says where it runs (a sweep trial: drop it), and a step's settings (``xlexp.fill.budget.one_source``)
+    hash as ``langpair.sources=[src]`` composed by hand, so a step's records are that run's."""
+    from conftest import TINY, compose_cfg
+    from tests.conftest import write_nusax_like
+    from xlexp.errors import XlexpError
+    from xlexp.experiment.context import RunHooks
+    from xlexp.experiment.resume import unit_keys
+    from xlexp.experiment.runner import resolve_settings, run_experiment
+    from xlexp.experiment.plan import make_plan
+    from xlexp.experiment import regimes
+    from xlexp.fill.budget import one_source
+    from xlexp.results.store import run_config_hash
+    from xlexp.tasks.spec import TaskSpec
+
+    dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
+    args = [*TINY, "task=nusax_senti", "langpair.sources=[eng,ind,jav]", "langpair.targets=[eng,ind]"]
+    with pytest.raises(XlexpError, match="xlexp run"):
+        run_experiment(compose_cfg(dirs, *args, "langpair.budget=2"))
+    with pytest.raises(XlexpError, match="not for sweep trials"):
+        run_experiment(compose_cfg(dirs, *args, "langpair.budget=2"), RunHooks(on_eval=lambda *a: None))
+    step = one_source(resolve_settings(compose_cfg(dirs, *args, "langpair.budget=2")), "ind")
+    by_hand = resolve_settings(compose_cfg(dirs, *args[:-2], "langpair.sources=[ind]", "langpair.targets=[eng,ind]"))
+    assert step.langpair == by_hand.langpair and step.resolved == by_hand.resolved
+    assert run_config_hash(dict(step.resolved)) == run_config_hash(dict(by_hand.resolved))
+
+    def keys(s):
+        spec = TaskSpec.from_config(s.task)
+        return unit_keys(s, make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets,
+                                      spec, s.paths.data_dir, s.data.source, s.seeds))
+    assert keys(step) == keys(by_hand)
 
 
 def test_predict_fill_is_the_budgeted_run(tmp_path, capsys, monkeypatch):

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from sweeps_helpers import TINY_BASE, cli, env_for, load, sqlite_url, write_sweep
 from xlexp.results.store import load_records, runs_dir
-from xlexp.sweep.driver import main as sweep_main
+from xlexp.cli.sweep import main as sweep_main
 from xlexp.sweep.status import status_lines
 from xlexp.sweep.storage import budget_used, fail_reason
 
@@ -215,7 +215,7 @@ def test_dashboard_serves_the_storage_on_localhost(dirs, tmp_path):
 def test_study_carries_the_metric_name_and_study_name_is_accepted(dirs, monkeypatch, tmp_path):
     """optuna-dashboard labels its axes with the study's metric names (else "Objective 0"); Optuna's
     CLI spells the study flag --study-name, so both spellings work."""
-    from xlexp.sweep.driver import parse_args
+    from xlexp.cli.sweep import parse_args
     from xlexp.sweep.job import build_job, create_or_check_study
 
     for key, value in env_for(dirs).items():

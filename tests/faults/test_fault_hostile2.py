@@ -42,7 +42,7 @@ def test_fault_a_python_tag_in_a_sweep_file_is_one_line(tmp_path):
 def test_fault_sweep_numbers_that_make_no_sense_are_refused(tmp_path, args, needle):
     """Before: --n-trials -5 ran nothing silently, --heartbeat -3 reached the heartbeat thread,
     --workers 100000 would have forked 100000 processes."""
-    from xlexp.sweep.driver import main
+    from xlexp.cli.sweep import main
 
     with pytest.raises(XlexpError, match=needle):
         main([str(tmp_path / "never-read.yaml"), *args])

@@ -30,7 +30,7 @@ import os, sys
 import xlexp.sweep.worker as worker
 from xlexp.results import pending
 from xlexp.results.store import predictions_dir
-from xlexp.sweep.driver import main
+from xlexp.cli.sweep import main
 def promote(folder, results_dir):
     pending._move_all(predictions_dir(folder), predictions_dir(results_dir))
     os.kill(os.getpid(), 9)       # kill -9 half way through the promotion of the study's LAST trial

@@ -23,7 +23,7 @@ from sweeps_helpers import TINY_BASE, cli, env_for, load, sqlite_url, write_swee
 from xlexp.results.pending import list_pending, pending_root
 from xlexp.results.store import predictions_dir, runs_dir
 from xlexp.sweep.commit import UID_ATTR, ensure_study_uid, recover
-from xlexp.sweep.driver import main as sweep_main
+from xlexp.cli.sweep import main as sweep_main
 from xlexp.sweep.status import status_lines
 from xlexp.sweep.storage import fail_reason, open_storage
 from xlexp.tracking.masking import mask_url
@@ -116,7 +116,7 @@ def test_fault_trials_failing_after_writing_records_leave_none_and_the_sweep_exi
 KILL_AT_TELL = """
 import os, sys
 import optuna
-from xlexp.sweep.driver import main
+from xlexp.cli.sweep import main
 real = optuna.Study.tell
 def tell(self, trial, values=None, state=None, **kw):
     if values is not None:
@@ -131,7 +131,7 @@ import os, sys
 import xlexp.sweep.worker as worker
 from xlexp.results import pending
 from xlexp.results.store import predictions_dir
-from xlexp.sweep.driver import main
+from xlexp.cli.sweep import main
 def promote(folder, results_dir):
     pending._move_all(predictions_dir(folder), predictions_dir(results_dir))
     os._exit(9)       # killed half way through the promotion: predictions moved, records not yet

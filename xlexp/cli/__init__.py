@@ -1,6 +1,7 @@
 """Command line: parse arguments, compose the config, call one stage, print. Nothing else.
 
-``main`` dispatches ``xlexp <command>``; ``run`` is the Hydra entry (``xlexp run`` and
-``python -m xlexp.cli.run``, which torchrun and cluster launchers call); ``reports`` holds the
-read-only commands (matrix, report, compare, table). Top layer: may import every other subpackage.
+One module per verb (``xlexp <verb>``: ``run``, ``status``, ``matrix``, ``sweep``, ...), each registering
+its name, help, arguments and ``run(args)`` in :mod:`xlexp.cli.registry`; ``main`` looks the verb up, and
+``xlexp --help`` and the shell completion are generated from the registry. ``run`` is the Hydra entry
+(``xlexp run`` and ``python -m xlexp.cli.run``, which torchrun and cluster launchers call).
 """

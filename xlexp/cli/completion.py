@@ -12,15 +12,16 @@ the overrides) before Hydra's BashCompletion answers, with the config groups, op
 xlexp's config (``mod<TAB>`` -> ``model=``, ``model=<TAB>`` -> the model names).
 
 ``eval "$(xlexp completion bash)"`` and Hydra's spelling ``eval "$(xlexp run --shell-completion
-install=bash)"`` (or ``-sc install=bash``) print the same script.
+install=bash)"`` (or ``-sc install=bash``) print the same script. The verbs and their options come from
+the verb registry (:mod:`xlexp.cli.registry`), as ``xlexp --help`` does.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 
-VERBS = ("run", "matrix", "build-model", "report", "compare", "table", "sweep", "store", "dashboard", "predict",
-         "recommend", "reproduce", "status", "completion", "--help", "--version")
+from xlexp.cli.registry import Verb, register
 
 BASH_SCRIPT = r"""# xlexp bash completion (eval "$(xlexp completion bash)"): verbs, and Hydra's completion for `xlexp run`
 _xlexp_completion()
@@ -50,9 +51,16 @@ _xlexp_completion()
 }
 COMP_WORDBREAKS=${COMP_WORDBREAKS//=}
 complete -o nospace -o default -F _xlexp_completion xlexp
-""".replace("__VERBS__", " ".join(VERBS))
+"""
 
 SHELLS = ("bash",)
+
+
+def verb_words() -> list[str]:
+    """What TAB offers after ``xlexp``: every registered verb, then ``--help`` and ``--version``."""
+    from xlexp.cli.registry import verbs
+
+    return [v.name for v in verbs()] + ["--help", "--version"]
 
 
 def script(shell: str) -> str:
@@ -61,7 +69,17 @@ def script(shell: str) -> str:
 
     if shell != "bash":
         raise XlexpError(f"completion for '{shell}' is not available; use: eval \"$(xlexp completion bash)\"")
-    return BASH_SCRIPT
+    return BASH_SCRIPT.replace("__VERBS__", " ".join(verb_words()))
+
+
+def print_script(shell: str, uninstall: bool = False) -> int:
+    """``xlexp completion bash`` (and Hydra's ``-sc install=bash`` / ``uninstall=bash``)."""
+    if uninstall:
+        script(shell)  # the same one-line error for another shell
+        print("complete -r xlexp 2>/dev/null; unset -f _xlexp_completion")
+    else:
+        print(script(shell), end="")
+    return 0
 
 
 def hydra_query_line(line: str) -> str:
@@ -122,12 +140,13 @@ def experiment_names(results_dir: str) -> list[str]:
     return sorted(names)
 
 
-def words(verb: str, prev: str, cur: str, help_text) -> list[str]:
+def words(verb: str, prev: str, cur: str) -> list[str]:
     """The candidates for the word being completed after ``xlexp <verb>`` (``run`` is Hydra's): the names
-    after an option that takes one (:data:`NAME_OPTIONS`), else the verb's ``--options`` as its
-    ``--help`` lists them (``help_text(verb)``); nothing (file names) for a value of another option."""
+    after an option that takes one (:data:`NAME_OPTIONS`), else the verb's ``--options`` from its parser
+    in the registry; nothing (file names) for a value of another option or an unknown verb."""
     import os
 
+    from xlexp.cli.registry import get
     from xlexp.config.paths import list_configs
 
     what = NAME_OPTIONS.get(prev)
@@ -135,6 +154,24 @@ def words(verb: str, prev: str, cur: str, help_text) -> list[str]:
         return experiment_names(os.environ.get("XLEXP_RESULTS_DIR", "results"))
     if what:
         return [n for n in list_configs(what) if not n.startswith("_")]
-    if cur.startswith("-") or not cur:
-        return sorted(set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", help_text(verb))) - {"--"})
+    found = get(verb) if not verb.startswith("-") else None
+    if found is not None and (cur.startswith("-") or not cur):
+        return found.options()
     return []
+
+
+def main(argv: list[str]) -> int:
+    """``xlexp completion [bash]``; ``--words VERB PREV CUR`` is the script asking for candidates (raw
+    words: PREV is often an option such as ``--experiment``, which no parser may read as its own)."""
+    if argv[:1] == ["--words"]:
+        verb, prev, cur = (argv[1:] + ["", "", ""])[:3]
+        print(" ".join(words(verb, prev, cur)))
+        return 0
+    p = argparse.ArgumentParser(prog="xlexp completion", description=VERB.help)
+    p.add_argument("shell", nargs="?", default="bash", help="the shell (bash)")
+    return print_script(p.parse_args(argv).shell)
+
+
+VERB = register(Verb("completion", "bash tab completion (verbs and their options; groups, options and keys of "
+                     "`xlexp run`)", passthrough=main,
+                     examples=('eval "$(xlexp completion bash)"   (or: eval "$(xlexp run -sc install=bash)")',)))

@@ -1,4 +1,4 @@
-"""``xlexp predict`` and ``xlexp recommend``: predict the matrix before paying for it.
+"""``xlexp predict``: predict the matrix before paying for it (``xlexp recommend``: :mod:`xlexp.cli.recommend`).
 
 Argument parsing and printing only; the work is in ``xlexp.predict`` (features, completion,
 ranking, evaluation, the active chooser) and the display of predicted cells in ``xlexp.views``.
@@ -14,11 +14,13 @@ import shlex
 import sys
 from pathlib import Path
 
+from xlexp.cli.registry import Verb, register
 from xlexp.config.paths import default_data_dir
 from xlexp.errors import XlexpError
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def common_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments ``predict`` and ``recommend`` share."""
     p.add_argument("--experiment", help="experiment whose matrix to complete (default: the latest, or --task/--model)")
     p.add_argument("--task", help="all zero-shot records of this task (with --model) instead of one experiment")
     p.add_argument("--model", help="the model whose records to use (with --task; or with --experiment when it holds several)")
@@ -33,11 +35,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=os.environ.get("XLEXP_CACHE_DIR", str(Path.home() / ".cache" / "xlexp")))
 
 
-def _split(v: str | None) -> list[str] | None:
+def split_list(v: str | None) -> list[str] | None:
     return [x.strip() for x in v.split(",") if x.strip()] if v else None
 
 
-def _print_note(note: str) -> None:
+def print_note(note: str) -> None:
     if note:
         print(note)
 
@@ -73,7 +75,7 @@ def _evaluate(args) -> int:
         raise XlexpError("--text-task needs --text-model (a --matrix-csv matrix has no model)")
     feats = build_features(task, model, sources, targets, Path(args.data_dir), Path(args.cache_dir),
                            not args.no_model_features, args.text_sentences, args.text_task, args.text_model)
-    _print_note(feats.missing_note())
+    print_note(feats.missing_note())
     print(f"features: {', '.join(feats.names)}")
     from xlexp.views.progress import progress_bar, progress_enabled
 
@@ -119,7 +121,7 @@ def _budget(text: str):
 
 def _fill(args, overrides: list[str]) -> int:
     """``xlexp predict --fill N``: the same as ``xlexp run task=T model=M name=E langpair.sources=[...]
-    langpair.budget=N`` (``xlexp.experiment.fill``): N sources trained one by one as normal runs, each
+    langpair.budget=N`` (``xlexp.fill``): N sources trained one by one as normal runs, each
     chosen by what it adds to the prediction, then the rest predicted. Resumable like every run."""
     import subprocess
 
@@ -131,19 +133,14 @@ def _fill(args, overrides: list[str]) -> int:
                                                 ("cache_dir", args.cache_dir))
              if not any(o.startswith(f"paths.{k}=") for o in overrides)]
     command = [sys.executable, "-m", "xlexp.cli.run", f"task={args.task}", f"model={args.model}",
-               f"langpair.sources=[{','.join(_split(args.sources))}]", f"langpair.budget={args.fill}",
+               f"langpair.sources=[{','.join(split_list(args.sources))}]", f"langpair.budget={args.fill}",
                f"name={args.experiment}", *paths, *overrides]
     print(f"xlexp run {' '.join(shlex.quote(c) for c in command[3:])}", flush=True)
     return subprocess.run(command).returncode
 
 
-def predict_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="xlexp predict", description=(
-        "Complete a partially measured source x target matrix: every missing cell gets a predicted score and "
-        "an interval, from the measured cells plus language features (URIEL, script, sizes, the model's view). "
-        "Predicted cells go to <results>/predicted/, never to the records. --evaluate scores the predictor "
-        "on a complete matrix by hiding cells."))
-    _common(p)
+def arguments(p: argparse.ArgumentParser) -> None:
+    common_arguments(p)
     p.add_argument("--evaluate", action="store_true", help="hide cells of a complete matrix and score the predictor")
     p.add_argument("--matrix-csv", help="with --evaluate: a complete matrix from a CSV instead of the store")
     p.add_argument("--observed", default="0.05,0.1,0.2", help="observed fractions for --evaluate")
@@ -169,10 +166,13 @@ def predict_main(argv: list[str]) -> int:
         "N of the --sources trained (normal runs, each chosen by what it adds to the prediction), the rest "
         "predicted; needs --task, --model, --experiment, --sources; other key=value arguments go to `xlexp run`; "
         "re-running resumes"))
-    args, extra = p.parse_known_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    extra = args.extra   # key=value arguments: overrides of `xlexp run` for --fill
     bad = [a for a in extra if "=" not in a or a.startswith("-")]
     if bad or (extra and not args.fill):
-        p.error(f"unrecognized arguments: {' '.join(bad or extra)}")
+        VERB.parser().error(f"unrecognized arguments: {' '.join(bad or extra)}")
     if args.evaluate:
         return _evaluate(args)
     if args.fill:
@@ -183,86 +183,24 @@ def predict_main(argv: list[str]) -> int:
 
     setup_console_logging()   # on stderr: what is computed and how long, before it is (the table goes to stdout)
     pred = predict_matrix(args.results_dir, args.experiment, args.task, args.model, args.metric, args.selection,
-                          _split(args.sources), _split(args.targets), Path(args.data_dir), Path(args.cache_dir),
+                          split_list(args.sources), split_list(args.targets), Path(args.data_dir), Path(args.cache_dir),
                           not args.no_model_features)
     show_predicted(pred.frame(), pred.measured.experiment, pred.measured.metric)
     n_pred = int((~pred.completion.observed).sum())
     chosen = pred.completion.settings
     print(f"{n_pred} predicted cell(s) ({chosen.describe() if chosen else '?'}; out-of-fold MAE on measured cells "
           f"{pred.completion.oob_mae:.3f}) -> {pred.path}")
-    _print_note(pred.features.missing_note())
+    print_note(pred.features.missing_note())
     print(f"`xlexp matrix --experiment {shlex.quote(pred.measured.experiment)} --predicted` shows them with the measured cells")
     return 0
 
 
-def recommend_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="xlexp recommend", description=(
-        "The best source languages for a target: measured where the store has the cell, predicted (with an "
-        "interval and the features that drove it) elsewhere. --next N: the N sources to train next."))
-    _common(p)
-    p.add_argument("--target", action="append", help="target language (repeatable)")
-    p.add_argument("--k", type=int, default=5, help="how many sources to list")
-    p.add_argument("--next", type=int, metavar="N", help="print the N sources whose training helps the predicted matrix most")
-    p.add_argument("--hide-target", action="store_true",
-                   help="ignore the targets' measured cells (what xlexp would recommend before testing them) and "
-                        "show the measured values beside the predictions")
-    args = p.parse_args(argv)
-    if not args.target and not args.next:
-        raise XlexpError("xlexp recommend: give --target LANG (repeatable) or --next N")
-    import numpy as np
-
-    from xlexp.predict.active import choose_sources
-    from xlexp.predict.predictor import predict_matrix
-    from xlexp.predict.rank import recommend
-
-    targets = _split(args.targets) or []
-    targets = list(dict.fromkeys([*targets, *(args.target or [])]))
-    pred = predict_matrix(args.results_dir, args.experiment, args.task, args.model, args.metric, args.selection,
-                          _split(args.sources), targets or None, Path(args.data_dir), Path(args.cache_dir),
-                          not args.no_model_features, write=False,
-                          hide_targets=(args.target or []) if args.hide_target else None)
-    _print_note(pred.features.missing_note())
-    truth = pred.measured.matrix
-    for t in args.target or []:
-        table = recommend(pred.completion, pred.y, pred.sources, pred.targets, t, pred.features.values,
-                          pred.features.names, args.k)
-        hidden = " (its measured cells hidden)" if args.hide_target else ""
-        print(f"\n{pred.measured.experiment}: best sources for {t}{hidden} ({pred.measured.metric}; "
-              f"* = predicted, [90% interval])")
-        if t in pred.targets and not pred.completion.observed[:, pred.targets.index(t)].any():
-            print(f"  no measured cell for {t}: its own difficulty is unknown, so the scores are those of an average "
-                  f"target and the intervals leave that out; read the ranking, not the level")
-        best = None
-        if args.hide_target and t in truth.columns:
-            col = truth[t].drop(index=[s for s in truth.index if s not in set(table["source"]) | set(pred.sources)])
-            from xlexp.predict.rank import transfer_candidates
-
-            cands = [pred.sources[i] for i in transfer_candidates(pred.sources, t)]
-            col = col.reindex(cands).dropna()
-            best = str(col.idxmax()) if not col.empty else None
-        for r in table.itertuples():
-            value = f"{r.score:.3f}" if r.measured else f"{r.score:.3f}* [{r.low:.3f}, {r.high:.3f}]"
-            what = "measured" if r.measured else "predicted: " + (r.drivers or "-")
-            if args.hide_target and t in truth.columns and r.source in truth.index and np.isfinite(truth.at[r.source, t]):
-                what += f" | measured {truth.at[r.source, t]:.3f}" + (" (measured best)" if r.source == best else "")
-            print(f"  {r.rank}. {r.source:<14} {value:<28} {what}")
-        if best is not None and best not in set(table["source"].head(3)):
-            print(f"  measured best source {best} ({truth.at[best, t]:.3f}) is not in the top 3")
-    if args.next:
-        measured_rows = [i for i in range(len(pred.sources)) if pred.completion.observed[i].any()]
-        width = np.nanmean(pred.completion.high - pred.completion.low, axis=1)
-        width = np.where(np.isfinite(width), width, np.nanmax(width[np.isfinite(width)]) if np.isfinite(width).any() else 1.0)
-        similarity = pred.completion.row_sim if pred.completion.row_sim is not None else pred.features.source_similarity
-        picks = choose_sources(similarity, args.next, measured_rows, width)
-        names = [pred.sources[i] for i in picks]
-        if not names:
-            print("\nevery source is measured: nothing to train next")
-        else:
-            print(f"\nnext sources to train ({len(names)}): {', '.join(names)}")
-            print(f"  xlexp run task={pred.measured.task} model={pred.measured.model} "
-                  f"'langpair.sources=[{','.join(names)}]' name={pred.measured.experiment}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(predict_main(sys.argv[1:]))
+VERB = register(Verb(
+    "predict", "complete the matrix: predicted cells with intervals (kept apart from the records); --evaluate hides "
+    "cells of a complete matrix and scores the predictor vs baselines; --fill N: active filling",
+    run=run, arguments=arguments, parse="known", description=(
+        "Complete a partially measured source x target matrix: every missing cell gets a predicted score and "
+        "an interval, from the measured cells plus language features (URIEL, script, sizes, the model's view). "
+        "Predicted cells go to <results>/predicted/, never to the records. --evaluate scores the predictor "
+        "on a complete matrix by hiding cells."),
+    examples=("xlexp predict --experiment quickstart --sources all",)))

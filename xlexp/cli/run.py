@@ -1,4 +1,4 @@
-"""Hydra entry point: compose the config, call the pipeline, return the objective.
+"""Hydra entry point: compose the config, run its stage (active filling or one experiment), return the objective.
 
 ``xlexp run ...`` and ``python -m xlexp.cli.run ...`` are the same command (the latter is what
 torchrun and cluster launchers call). Both go through :func:`main`, which first puts the
@@ -12,12 +12,14 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-import hydra
-from omegaconf import DictConfig
-
+from xlexp.cli.registry import Verb, register, version
 from xlexp.config.compose import CONF_DIR, normalize_overrides, register_search_path
-from xlexp.errors import XlexpError, debug, missing_extra
+from xlexp.errors import XlexpError, debug, missing_extra, require_extra
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger("xlexp")
 
@@ -33,14 +35,20 @@ def main() -> None:
     hydra_main()
 
 
-@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> float:
-    from xlexp.experiment.runner import run_experiment  # after Hydra parsed args: `--help` stays fast
+def hydra_main() -> None:
+    """Hydra's app around :func:`run_config`; decorated here, not at import, so that importing this
+    module (``xlexp --help`` imports every verb) does not import Hydra."""
+    import hydra
 
+    hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")(run_config)()
+
+
+def run_config(cfg: DictConfig) -> float:
+    """The composed config's stage (:func:`dispatch`), with SIGTERM and errors turned into one line."""
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
-        return run_experiment(cfg)
+        return dispatch(cfg)
     except Terminated as e:  # unwinds through the finally blocks: checkpoints are removed, nothing half-written
         _log_to_files(f"stopped by {e}")
         print(f"xlexp: stopped by {e}: units finished before it kept their records; the unit in progress wrote "
@@ -59,6 +67,19 @@ def hydra_main(cfg: DictConfig) -> float:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def dispatch(cfg: DictConfig) -> float:
+    """The stage a composed config asks for: active filling (``langpair.budget``, :mod:`xlexp.fill`)
+    above the experiment, else one experiment; both from the settings resolved once here."""
+    from xlexp.experiment.runner import resolve_settings, run_settings  # after Hydra parsed args: `--help` stays fast
+
+    s = resolve_settings(cfg)
+    if s.langpair.budget is not None:
+        from xlexp import fill
+
+        return fill.run(s)
+    return run_settings(s)
 
 
 class Terminated(BaseException):
@@ -84,6 +105,47 @@ def rank_overrides(env: dict[str, str] = os.environ) -> list[str]:
     if env.get("RANK", "0") in ("", "0"):
         return []
     return ["hydra/job_logging=none", "hydra.output_subdir=null"]
+
+
+def passthrough(rest: list[str]) -> int:
+    """``xlexp run``: Hydra, except for what Hydra gets wrong for a verb of another command: its
+    ``--version`` (Hydra's only) and its shell completion (see :mod:`xlexp.cli.completion`)."""
+    from xlexp.cli import completion
+
+    if "--version" in rest:
+        import hydra
+
+        print(f"xlexp {version()} (Hydra {hydra.__version__})")
+        return 0
+    if any(a.startswith("hydra/launcher=xlexp_") or a.startswith("hydra/launcher=submitit") for a in rest):
+        require_extra("hydra_plugins.hydra_submitit_launcher")  # one job per source: one line, not Hydra's error
+    request = completion.completion_request(rest)
+    if request is not None and request[0] in ("install", "uninstall"):
+        return completion.print_script(request[1], uninstall=request[0] == "uninstall")
+    sys.argv = ["xlexp run", *rest]
+    if request is not None and request[0] == "query" and "COMP_LINE" in os.environ:
+        import contextlib
+        import io
+
+        os.environ["COMP_LINE"] = completion.hydra_query_line(os.environ["COMP_LINE"])
+        os.environ["COMP_POINT"] = str(len(os.environ["COMP_LINE"]))
+        answer = io.StringIO()
+        with contextlib.redirect_stdout(answer):
+            main()
+        print(" ".join(completion.fix_candidates(answer.getvalue().split())))
+        return 0
+    main()
+    return 0
+
+
+VERB = register(Verb(
+    "run", "train and evaluate a source x target matrix (Hydra overrides; `xlexp run --help`: groups and options); "
+    "finished units are skipped (resume by content), rerun=true trains them again; langpair.budget=N: active "
+    "filling", passthrough=passthrough,
+    examples=("xlexp run +experiment=quickstart",
+              "xlexp run model=tiny_random langpair=nusax_all_all",
+              "xlexp run -m langpair.sources=[eng],[ind]                    (Hydra multirun)",
+              "xlexp run -m hydra/launcher=xlexp_slurm langpair.sources=eng,ind   (one job per source)")))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ May import: everything (the top layer).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
+from xlexp.cli.registry import Verb, add_results_dir, register
 from xlexp.errors import XlexpError
 
 
@@ -94,13 +94,17 @@ def status_lines(results_dir: str, experiment: str | None, show_all: bool = Fals
     return lines
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="xlexp status",
-                                description="Done / running / failed / pending training units of an experiment, with errors and an ETA.")
+def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", help="experiment name (default: the one whose units changed last)")
     p.add_argument("--all", action="store_true", help="list every unit, done ones too")
-    p.add_argument("--results-dir", default=os.environ.get("XLEXP_RESULTS_DIR", "results"),
-                   help="results store (default: $XLEXP_RESULTS_DIR or ./results)")
-    args = p.parse_args(argv)
+    add_results_dir(p)
+
+
+def run(args: argparse.Namespace) -> int:
     print("\n".join(status_lines(args.results_dir, args.experiment, args.all)))
     return 0
+
+
+VERB = register(Verb("status", "done / running / failed / pending training units, their errors, ETA from unit times",
+                     run=run, arguments=arguments, description="Done / running / failed / pending training units "
+                     "of an experiment, with errors and an ETA."))

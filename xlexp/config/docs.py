@@ -1,6 +1,6 @@
 """The config and task reference tables of ``docs/``, generated from the package's YAML tree.
 
-``python -m xlexp.config.docs`` (``make docs``) rewrites the marked blocks of ``docs/configs.md``
+``xlexp docs`` (``make docs``; :mod:`xlexp.cli.docs`) rewrites the marked blocks of ``docs/configs.md``
 (every group, every option file, every key with its default and its comment) and ``docs/tasks.md``
 (every ``conf/task/*.yaml``: type, languages, metrics, local path, hub id); ``--check`` only
 compares and exits 1 when a block is stale (``tests/test_docs.py`` runs it). Text outside the
@@ -13,9 +13,7 @@ May import: :mod:`xlexp.config.paths`, :mod:`xlexp.errors`, PyYAML.
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import yaml
 from xlexp.config.paths import CONF_DIR
 from xlexp.errors import XlexpError
 
-BEGIN = "<!-- BEGIN GENERATED {name}: `make docs` (python -m xlexp.config.docs) writes this block; do not edit -->"
+BEGIN = "<!-- BEGIN GENERATED {name}: `make docs` (xlexp docs) writes this block; do not edit -->"
 END = "<!-- END GENERATED {name} -->"
 BLOCKS = {"configs": "configs.md", "tasks": "tasks.md"}
 SUMMARIZED = {"task": {"languages"}}  # keys whose children are counted, not listed (see docs/tasks.md)
@@ -215,33 +213,17 @@ def replace_block(text: str, name: str, body: str, where: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m xlexp.config.docs", description=__doc__.split("\n\n")[0])
-    p.add_argument("--docs", type=Path, default=Path("docs"), help="the docs folder (default: ./docs)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated block is stale")
-    args = p.parse_args(argv)
+def update(docs_dir: Path, check: bool = False) -> list[str]:
+    """Rewrite the generated blocks of ``docs_dir`` (with ``check``: write nothing); the stale files."""
     stale = []
     for name, body in generate().items():
-        path = args.docs / BLOCKS[name]
+        path = docs_dir / BLOCKS[name]
         if not path.is_file():
             raise XlexpError(f"{path}: no such file; run from the repository root or pass --docs DIR")
         old = path.read_text(encoding="utf-8")
         new = replace_block(old, name, body, str(path))
         if new != old:
             stale.append(str(path))
-            if not args.check:
+            if not check:
                 path.write_text(new, encoding="utf-8")
-    if args.check and stale:
-        print(f"stale generated tables in {', '.join(stale)}: run `make docs` and commit the result", file=sys.stderr)
-        return 1
-    print(("checked: " if args.check else "up to date: " if not stale else "rewrote: ") + ", ".join(
-        stale or [str(args.docs / f) for f in BLOCKS.values()]))
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except XlexpError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    return stale

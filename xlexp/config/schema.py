@@ -394,7 +394,7 @@ class LangPairSettings:
     sources: Any = None   # a list of task language codes, a comma string, or 'all'
     targets: Any = None
     # active filling: train only this many of ``sources`` (an int, or a share such as "30%"), chosen
-    # one at a time by how much they help predict the others, then predict the rest (xlexp.experiment.fill)
+    # one at a time by how much they help predict the others, then predict the rest (xlexp.fill)
     budget: Any = None
 
     def __post_init__(self) -> None:

@@ -43,7 +43,7 @@ from xlexp.tracking.base import NullTracker, check_tracker_config, make_tracker
 from xlexp.views import console
 from xlexp.views.progress import progress_bar, progress_enabled
 
-__all__ = ["RunHooks", "run_experiment", "resolve_settings"]
+__all__ = ["RunHooks", "run_experiment", "run_settings", "resolve_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +121,26 @@ def _model_and_cache(s: Settings, spec: TaskSpec, plan: Plan) -> tuple[str, Toke
 
 
 def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
+    """The composed config's run: :func:`resolve_settings`, then :func:`run_settings`. Active filling
+    (``langpair.budget``) is the stage above (``xlexp.fill``, which ``xlexp run`` dispatches to)."""
     s = resolve_settings(cfg)
+    if s.langpair.budget is not None:
+        if hooks is not None and (hooks.on_eval is not None or hooks.records_dir is not None):
+            raise XlexpError("langpair.budget is for `xlexp run`, not for sweep trials: drop it from the sweep's "
+                             "overrides")
+        raise XlexpError("langpair.budget (active filling) is the stage above one experiment: run it with `xlexp run`, "
+                         "or call xlexp.fill.run(resolve_settings(cfg)); or drop langpair.budget")
+    return run_settings(s, hooks)
+
+
+def run_settings(s: Settings, hooks: RunHooks | None = None) -> float:
+    """One experiment from typed settings (:func:`resolve_settings`): every unit of its plan, trained
+    or skipped (resume by content), its records written; returns the run's objective. The stages
+    above (``xlexp.fill``) call this with settings of their own making."""
+    if s.langpair.budget is not None:
+        raise XlexpError("langpair.budget (active filling) is run by xlexp.fill.run, not by one experiment")
     check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir,  # before any work
                    s.paths.cache_dir / "checkpoints")
-    if s.langpair.budget is not None:  # active filling: N one-source runs chosen in turn, the other rows predicted
-        from xlexp.experiment import fill
-
-        return fill.run(cfg, s, hooks or RunHooks(), run_experiment)
     spec = TaskSpec.from_config(s.task)
     regime = regimes.get(s.regime.name)
     check = getattr(regime, "check", None)  # the regime's task-kind and model checks, before the data is looked at

