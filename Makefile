@@ -40,12 +40,12 @@ test-fast: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow and not docs_numbers and not slurm" $(PYTEST_ARGS)
 
-# the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/test_docs.py checks them)
+# the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/docs/test_docs.py checks them)
 docs: install
 	$(BIN)/python -m xlexp.config.docs --docs docs
 
 # the quickstart numbers quoted in docs/models.md, re-derived from one fp32 quickstart run with a fresh
-# cache (~5 min on 2 idle cores); tests/test_quickstart_numbers.py (slow) fails when they go stale
+# cache (~5 min on 2 idle cores); tests/docs/test_quickstart_numbers.py (slow) fails when they go stale
 docs-numbers: install
 	$(BIN)/python benchmarks/quickstart_numbers.py --write
 

@@ -10,9 +10,9 @@ The run is ``xlexp run +experiment=quickstart trainer.precision=fp32`` (the ship
 is fp32 too, so a CPU with bf16 units and one without give the same numbers) in a fresh results folder
 and, unless ``--cache`` is given, a fresh cache folder: the numbers must not depend on what a machine
 has cached. Two generated blocks carry them: the table of ``docs/models.md`` and the summary in
-``README.md`` (English test and the target means per selection rule). ``tests/test_readme_numbers.py``
+``README.md`` (English test and the target means per selection rule). ``tests/docs/test_readme_numbers.py``
 (fast) fails when the README's block is not what the models.md block gives; ``make docs-numbers-check``
-runs ``tests/test_quickstart_numbers.py``, which runs ``--check`` (~10 min on 2 idle cores: kept out of
+runs ``tests/docs/test_quickstart_numbers.py``, which runs ``--check`` (~10 min on 2 idle cores: kept out of
 ``make test``): a fresh run must give both blocks as they stand.
 """
 

@@ -24,7 +24,7 @@ import pytest
 from conftest import TINY, compose_cfg, model_of
 from synthetic import make_records, write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 XLEXP = Path(sys.executable).with_name("xlexp")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 LOG_PREFIX = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\]\[[\w.]+\]\[(INFO|WARNING|ERROR)\] - ")

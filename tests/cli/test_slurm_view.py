@@ -1,5 +1,5 @@
 """SLURM's view in ``xlexp status`` without a cluster: ``squeue`` and ``sacct`` are small scripts on
-the PATH printing what SLURM 22.05 prints (the formats tests/test_slurm.py checks on a real one)."""
+the PATH printing what SLURM 22.05 prints (the formats tests/cli/test_slurm.py checks on a real one)."""
 
 from __future__ import annotations
 

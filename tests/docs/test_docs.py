@@ -12,7 +12,7 @@ from xlexp.config import docs
 from xlexp.config.paths import CONF_DIR
 from xlexp.errors import XlexpError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
 

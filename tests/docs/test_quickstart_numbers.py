@@ -12,7 +12,7 @@ from conftest import SHARED_DATA
 # one fp32 quickstart with a fresh cache (~10 min on 2 idle cores): `make docs-numbers-check` runs it;
 # `make test` leaves it out to keep CI under its time budget
 pytestmark = [pytest.mark.slow, pytest.mark.docs_numbers]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_documented_quickstart_numbers_are_reproduced():

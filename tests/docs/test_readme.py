@@ -23,7 +23,7 @@ import pytest
 
 from conftest import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FAST = ["model=tiny_random", "trainer.epochs=1", "data.max_train_examples=48", "data.max_eval_examples=24",
         "trainer.device=cpu"]

@@ -53,7 +53,7 @@ def test_icl_shot_sets_are_deterministic_and_reusable_from_a_file(dirs, tmp_path
 def test_verbaliser_scores_equal_a_plain_forward_pass(dirs):
     """Batched, left-padded, length-sorted scoring with logits on the last positions only gives the
     summed log-probabilities of an unpadded forward pass of each (context, continuation)."""
-    from test_decoders import _tiny
+    from tests.models.test_decoders import _tiny
     from xlexp.engine.lm_scoring import continuation_logprobs
     from xlexp.models.encoders import load_language_model
 

@@ -1,8 +1,8 @@
 """The regime x task-type grid run end to end with tiny models (issue #27): every pair a regime
 declares runs and its records say exactly what happened (regime, K, shot set, selection rule, source
 and target shape); every other pair is refused before any work (``test_numbers_right``). Extractive
-QA's pairs are run by tests/test_qa.py (zero-shot and few-shot on the real SQuAD-it/DRCD data);
-retrieval's by tests/test_task_types.py (zero-shot) and tests/test_probe.py (probe)."""
+QA's pairs are run by tests/tasks/test_qa.py (zero-shot and few-shot on the real SQuAD-it/DRCD data);
+retrieval's by tests/tasks/test_task_types.py (zero-shot) and tests/experiment/test_probe.py (probe)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import compose_cfg, write_nusax_like
-from test_task_types import write_conll, write_pawsx
+from tests.tasks.test_task_types import write_conll, write_pawsx
 from xlexp.experiment import regimes
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records

@@ -18,7 +18,7 @@ from xlexp.results.languages import normalize_tag
 from xlexp.results.predicted import load_predicted, predicted_dir
 from xlexp.results.store import Record, load_records, runs_dir, write_records
 
-XPOS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "xpos_udpos_xlmr_base_ft10000.csv"
+XPOS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "xpos_udpos_xlmr_base_ft10000.csv"
 
 
 def low_rank(n_s=40, n_t=60, rank=1, noise=0.5, seed=0) -> np.ndarray:

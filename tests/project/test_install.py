@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 
 from conftest import write_nusax_like
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 MY_TASK = {
     "name": "my_task", "type": "sentence_classification", "labels": ["negative", "neutral", "positive"],

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_reproduce import SUBSET, write_sib_like
+from tests.reproduce.test_reproduce import SUBSET, write_sib_like
 from xlexp.reproduce.output import paired_summary
 from xlexp.reproduce.runner import reproduce
 from xlexp.reproduce.spec import load_reference, load_reproduction

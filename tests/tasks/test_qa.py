@@ -207,7 +207,7 @@ def test_no_xquad_paragraph_in_the_italian_training_data():
     it = {s: load_split(spec, "it", s, REAL) for s in ("train", "dev")}
     assert not ids & {e.qid for s in it.values() for e in s}
     # paragraph level: no Italian context whose source paragraph held an XQuAD question
-    raw = yaml.safe_load((Path(__file__).parents[1] / "xlexp/conf/task/xquad.yaml").read_text())
+    raw = yaml.safe_load((Path(__file__).parents[2] / "xlexp/conf/task/xquad.yaml").read_text())
     assert raw["exclude_ids_from"]["it"] == {"language": "en", "split": "test"}
     from xlexp.tasks.types.extractive_qa import read_squad_json
     paras = read_squad_json(REAL / "qa/squad_it/SQuAD_it-test.json.gz")

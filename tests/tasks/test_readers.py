@@ -116,7 +116,7 @@ def test_errors_name_the_real_task_file(tmp_path, monkeypatch):
     """The typo error and the label error name the YAML file itself, not 'task/x.yaml in a config folder'."""
     conf = tmp_path / "conf"
     (conf / "task").mkdir(parents=True)
-    raw = yaml.safe_load(Path(__file__).parents[1].joinpath("xlexp/conf/task/nusax_senti.yaml").read_text())
+    raw = yaml.safe_load(Path(__file__).parents[2].joinpath("xlexp/conf/task/nusax_senti.yaml").read_text())
     (conf / "task" / "mytask.yaml").write_text(yaml.safe_dump({**raw, "name": "mytask", "lables": ["x"]}))
     monkeypatch.setenv("XLEXP_CONFIG_PATH", str(conf))
     with pytest.raises(XlexpError) as err:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from synthetic import make_records, write
-from test_report import browser  # noqa: F401  (the headless Chromium fixture)
+from tests.views.test_report import browser  # noqa: F401  (the headless Chromium fixture)
 from xlexp.results.languages import normalize_tag
 from xlexp.results.store import Record, write_predictions
 from xlexp.views.html import metric_ranges, write_report
