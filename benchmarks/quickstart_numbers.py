@@ -37,12 +37,12 @@ COMMAND = "xlexp run " + " ".join(o for o in OVERRIDES if not o.startswith("trai
 
 
 def run(results: Path, cache: Path) -> pd.DataFrame:
-    from xlexp.config.compose import compose_config
-    from xlexp.experiment.context import RunHooks
-    from xlexp.experiment.runner import run_experiment
-    from xlexp.results.store import load_records
+    from xlexp import compose
+    from xlexp import RunHooks
+    from xlexp import run_experiment
+    from xlexp import load_records
 
-    run_experiment(compose_config([*OVERRIDES, f"paths.results_dir={results}", f"paths.cache_dir={cache}"]),
+    run_experiment(compose([*OVERRIDES, f"paths.results_dir={results}", f"paths.cache_dir={cache}"]),
                    RunHooks(show_matrix=False))
     return load_records(results)
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.records:
-            from xlexp.results.store import load_records
+            from xlexp import load_records
 
             df = load_records(args.records)
             df = df[df.experiment == args.experiment]

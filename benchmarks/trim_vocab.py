@@ -28,7 +28,7 @@ from xlexp.data.tokenized import TokenCache
 from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 from xlexp.config.compose import CONF_DIR
 from xlexp.config.schema import OptimizerSettings
-from xlexp.tasks.spec import TaskSpec
+from xlexp import TaskSpec
 from xlexp.engine.loop import TrainSettings, train
 from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 
