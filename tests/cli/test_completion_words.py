@@ -13,6 +13,8 @@ import pytest
 
 from xlexp.results.store import Record, write_records
 
+pytestmark = pytest.mark.integration
+
 XLEXP = Path(sys.executable).parent / "xlexp"
 SCRIPT = r'''
 eval "$(xlexp completion bash)"

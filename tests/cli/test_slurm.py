@@ -23,6 +23,8 @@ from tests.conftest import write_nusax_like
 from xlexp.results import units as ledger
 from xlexp.results.store import load_records, runs_dir
 
+pytestmark = pytest.mark.integration
+
 pytestmark = [pytest.mark.slurm,
               pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
               pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")]

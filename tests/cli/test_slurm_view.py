@@ -12,6 +12,8 @@ import pytest
 from xlexp.cli.status import status_lines
 from xlexp.results import units as ledger
 
+pytestmark = pytest.mark.unit
+
 
 def fake(bin_dir: Path, name: str, output: str, code: int = 0) -> None:
     path = bin_dir / name

@@ -36,6 +36,7 @@ def user_dir(tmp_path: Path, monkeypatch) -> Path:
     return folder
 
 
+@pytest.mark.unit
 def test_missing_folder_is_one_line_naming_the_variable_and_path(tmp_path: Path, monkeypatch):
     missing = tmp_path / "nope"
     monkeypatch.setenv(ENV_VAR, f"{tmp_path}{os.pathsep}{missing}")
@@ -44,6 +45,7 @@ def test_missing_folder_is_one_line_naming_the_variable_and_path(tmp_path: Path,
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.unit
 def test_entries_in_order_empty_ones_skipped(tmp_path: Path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
@@ -51,6 +53,7 @@ def test_entries_in_order_empty_ones_skipped(tmp_path: Path):
     assert user_config_dirs({}) == []
 
 
+@pytest.mark.unit
 def test_user_task_composes_and_is_found_by_name(user_dir: Path):
     cfg = compose_config(["task=my_task", "langpair.sources=[aaa]"])
     assert cfg.task.name == "my_task" and list(cfg.task.languages) == ["aaa", "bbb"]
@@ -59,6 +62,7 @@ def test_user_task_composes_and_is_found_by_name(user_dir: Path):
     assert {"my_task", "nusax_senti", "sib200"} <= set(available_tasks())
 
 
+@pytest.mark.unit
 def test_user_file_replaces_the_package_file_of_the_same_name(user_dir: Path, tmp_path: Path, monkeypatch):
     write_yaml(user_dir / "task" / "nusax_senti.yaml", {**MY_TASK, "name": "nusax_senti"})
     second = tmp_path / "second"
@@ -73,6 +77,7 @@ def test_user_file_replaces_the_package_file_of_the_same_name(user_dir: Path, tm
     assert "my_task" not in list_configs("task")
 
 
+@pytest.mark.unit
 def test_hydra_searchpath_still_works_and_adds_to_the_user_folders(user_dir: Path, tmp_path: Path):
     other = tmp_path / "other"
     write_yaml(other / "langpair" / "my_pair.yaml", {"name": "my_pair", "sources": ["aaa"], "targets": ["bbb"]})
@@ -80,6 +85,7 @@ def test_hydra_searchpath_still_works_and_adds_to_the_user_folders(user_dir: Pat
     assert cfg.task.name == "my_task" and cfg.langpair.targets == ["bbb"]
 
 
+@pytest.mark.unit
 def test_classical_tokenizer_config_is_looked_up_in_user_folders(user_dir: Path):
     from xlexp.models.classical import _model_config
 
@@ -97,6 +103,7 @@ def _search_path(config_dir: str) -> list[str]:
         return [source.path for source in GlobalHydra.instance().config_loader().get_sources()]
 
 
+@pytest.mark.unit
 def test_user_folders_come_before_the_package_and_other_apps_are_left_alone(user_dir: Path, tmp_path: Path,
                                                                            monkeypatch):
     register_search_path()
@@ -110,6 +117,7 @@ def test_user_folders_come_before_the_package_and_other_apps_are_left_alone(user
     assert str(user_dir) not in _search_path(str(app))
 
 
+@pytest.mark.unit
 def test_sweep_worker_app_sees_a_user_launcher(user_dir: Path):
     from hydra import compose, initialize_config_dir
 

@@ -21,6 +21,7 @@ from xlexp.results.store import load_records
 from xlexp.tasks import types
 
 
+@pytest.mark.unit
 def test_the_default_config_resolves_to_typed_settings():
     s = resolve_settings(compose_config([]))
     assert isinstance(s.model, EncoderSettings) and s.model.name == "me5_small_offline"
@@ -32,6 +33,7 @@ def test_the_default_config_resolves_to_typed_settings():
     assert isinstance(s.paths.cache_dir, Path) and "~" not in str(s.paths.cache_dir)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("model", [m for m in list_configs("model") if not m.startswith("_")])
 def test_every_shipped_model_resolves(model):
     s = resolve_settings(compose_config([f"model={model}"]))
@@ -39,6 +41,7 @@ def test_every_shipped_model_resolves(model):
     assert isinstance(s.model, ClassicalSettings if model.startswith("classical") else EncoderSettings)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("regime", regimes.available())
 def test_every_regime_yaml_matches_its_settings_class(regime):
     """Every key of conf/regime/NAME.yaml is a field of the regime's class, and back again: the YAML
@@ -50,6 +53,7 @@ def test_every_regime_yaml_matches_its_settings_class(regime):
     assert keys == {f.name for f in dataclasses.fields(s.regime)}
 
 
+@pytest.mark.unit
 def test_every_task_type_is_registered_and_every_shipped_task_uses_one():
     assert {"sentence_classification", "pair_classification", "token_classification", "retrieval"} <= set(types.available())
     for name in list_configs("task"):
@@ -57,6 +61,7 @@ def test_every_task_type_is_registered_and_every_shipped_task_uses_one():
         assert task["type"] in types.available(), name
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("override, message", [
     ("+model.peeft=lora", r"unknown key 'model.peeft' in the model settings \(EncoderSettings\); did you mean 'model.peft'\? \(known: .*peft"),
     ("+data.batchsize=8", r"unknown key 'data.batchsize' in the data settings \(DataSettings\); did you mean 'data.batch_size'"),
@@ -74,6 +79,7 @@ def test_a_bad_setting_is_one_line_before_any_work(override, message):
         resolve_settings(compose_config(["model=tiny_random", *override.split()]))
 
 
+@pytest.mark.unit
 def test_build_turns_lists_into_tuples_and_builds_nested_settings():
     fs = build(FewShotSettings, {"name": "few_shot", "k": [1, 2], "finetune": {"lr": 1e-3}}, "regime")
     assert fs.k == (1, 2) and fs.finetune.lr == 1e-3 and fs.finetune.epochs == 5
@@ -81,6 +87,7 @@ def test_build_turns_lists_into_tuples_and_builds_nested_settings():
         build(FewShotSettings, {"name": "few_shot", "finetune": {"steps": 3}}, "regime")
 
 
+@pytest.mark.unit
 def test_lora_and_freezing_name_the_experiment():
     s = resolve_settings(compose_config(["model=tiny_random", "model.peft=lora", "model.freeze_layers=1", "name=x"]))
     assert s.model.finetune == "lora-r8+freeze-1l" and s.experiment == "x+lora-r8+freeze-1l"

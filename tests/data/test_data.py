@@ -4,6 +4,9 @@ from conftest import compose_cfg, model_of
 from xlexp.data.tokenized import TokenCache, TokenizedSplit, collate, eval_batches, train_batches
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
 from xlexp.tasks.spec import load_split, load_task
+import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def _split(lengths):

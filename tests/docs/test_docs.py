@@ -12,6 +12,8 @@ from xlexp.config import docs
 from xlexp.config.paths import CONF_DIR
 from xlexp.errors import XlexpError
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import SHARED_DATA
 
+pytestmark = pytest.mark.integration
+
 # one fp32 quickstart with a fresh cache (~10 min on 2 idle cores): `make docs-numbers-check` runs it;
 # `make test` leaves it out to keep CI under its time budget
 pytestmark = [pytest.mark.slow, pytest.mark.docs_numbers]

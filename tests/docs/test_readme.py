@@ -48,6 +48,7 @@ def as_run_here(line: str) -> str:
     return f"{line} {' '.join(shlex.quote(o) for o in extra)}"
 
 
+@pytest.mark.unit
 def test_the_readme_block_is_the_one_this_test_knows():
     lines = everyday_commands()
     assert len(lines) == 5 and all(line.startswith("xlexp ") for line in lines), lines

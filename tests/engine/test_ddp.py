@@ -9,6 +9,9 @@ import numpy as np
 
 from sweeps_helpers import env_for
 from xlexp.results.store import load_records, predictions_dir, runs_dir
+import pytest
+
+pytestmark = pytest.mark.integration
 
 ARGS = ["model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=2", "data.batch_size=7", "data.max_train_examples=57",
         "trainer.progress=false",

@@ -16,6 +16,7 @@ from xlexp.engine.loop import DeviceLR, linear_factor, linear_schedule
 from xlexp.errors import XlexpError
 
 
+@pytest.mark.unit
 def test_buckets_are_quarters_rounded_to_eight():
     assert graphed.buckets(128) == [32, 64, 96, 128]
     assert graphed.buckets(100) == [32, 56, 80, 100]
@@ -24,6 +25,7 @@ def test_buckets_are_quarters_rounded_to_eight():
     assert [graphed.bucket_length(n, sizes) for n in (1, 128, 129, 512, 600)] == [128, 128, 256, 512, 512]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("token_level", [False, True])
 def test_padding_to_a_bucket_keeps_the_loss(token_level):
     torch.manual_seed(0)
@@ -49,6 +51,7 @@ def test_padding_to_a_bucket_keeps_the_loss(token_level):
     assert torch.allclose(loss_of(batch), loss_of(padded))
 
 
+@pytest.mark.unit
 def test_device_lr_schedule_equals_lambda_lr():
     factor = linear_factor(3, 10)
     p = nn.Parameter(torch.zeros(2))
@@ -62,6 +65,7 @@ def test_device_lr_schedule_equals_lambda_lr():
         ref_opt.step(), ref.step(), dev.step()
 
 
+@pytest.mark.unit
 def test_step_graph_setting_and_its_limits():
     assert compile_setting("step-graph") == "step-graph"
     with pytest.raises(XlexpError, match="step-graph"):

@@ -26,6 +26,8 @@ from xlexp.engine.predict import compute_metrics, label_counts, macro_f1, retrie
 from xlexp.results.significance import sklearn_metric, weighted_metric
 from xlexp.tasks import qa_metric
 
+pytestmark = pytest.mark.unit
+
 CASES = 500
 
 

@@ -111,6 +111,7 @@ def test_sources_together_must_be_positive(dirs):
                                    "trainer.sources_together=0"))
 
 
+@pytest.mark.unit
 def test_stacked_adamw_is_torch_adamw_per_model():
     """Per-model clipping, no-decay rule and learning rates: each model's rows move as torch's AdamW
     moves that model alone (the one-at-a-time optimizer, fused), model 2 with lr 0 not at all."""
@@ -134,7 +135,7 @@ def test_stacked_adamw_is_torch_adamw_per_model():
     lrs = [1e-2, 5e-3, 0.0]
     refs = [build_optimizer(m, opt) for m in models]
     before = {k: v.detach().clone() for k, v in stack.params.items()}
-    for step in range(3):
+    for _ in range(3):
         x = torch.randn(3, 6, 5)
         out = stack.forward([0, 1, 2], x, torch.ones(3, 6, 1))
         out.pow(2).sum().backward()

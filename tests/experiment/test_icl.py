@@ -77,6 +77,7 @@ def test_verbaliser_scores_equal_a_plain_forward_pass(dirs):
     assert cut == 1 and np.isfinite(short).all()
 
 
+@pytest.mark.unit
 def test_prompts_per_language_and_their_checks():
     from xlexp.tasks.prompts import prompt_for
 

@@ -220,6 +220,7 @@ def test_few_shot_cells_are_skipped_with_their_source_unit(dirs):
     assert len(df) == n and set(df.k.dropna().astype(int)) == {0, 2}
 
 
+@pytest.mark.unit
 def test_matrix_of_an_experiment_whose_jobs_have_not_finished_a_unit_says_so(tmp_path, capsys):
     from xlexp.results import units as ledger
     from xlexp.views.console import show

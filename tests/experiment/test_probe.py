@@ -63,6 +63,7 @@ def test_prefix_is_part_of_the_cache_key(dirs):
     assert not np.allclose(x, y)
 
 
+@pytest.mark.unit
 def test_undersample_is_mteb_draws():
     labels = np.array([0, 1, 2] * 10)
     draws = undersample(labels, 2, 3, 42)
@@ -76,6 +77,7 @@ def test_undersample_is_mteb_draws():
     assert draws[0].tolist() != draws[1].tolist()
 
 
+@pytest.mark.unit
 def test_bitext_mining_metrics_match_mteb_definition():
     rng = np.random.default_rng(0)
     pivot = rng.normal(size=(6, 8))
@@ -107,6 +109,7 @@ def test_probe_on_a_retrieval_task_is_mteb_bitext_mining(dirs):
     assert cell["accuracy"] == cell["acc1_xx2en"] == cell["recall"] and 0 <= cell["f1"] <= cell["accuracy"] <= 1
 
 
+@pytest.mark.unit
 def test_fast_label_metrics_equal_the_engine_metrics():
     rng = np.random.default_rng(1)
     for n_labels, n in ((7, 204), (3, 5), (4, 50)):

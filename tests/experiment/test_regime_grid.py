@@ -17,6 +17,8 @@ from xlexp.experiment import regimes
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 
+pytestmark = pytest.mark.integration
+
 QUICK = ["optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8", "trainer.progress=false",
          "data.max_train_examples=24", "data.max_eval_examples=12"]
 

@@ -85,6 +85,7 @@ def test_few_shot_trains_source_once_and_reports_mean_std(dirs, caplog):
     assert a == b  # same seed, same shots: identical numbers
 
 
+@pytest.mark.unit
 def test_shot_sets_are_deterministic_and_class_balanced():
     labels = np.array([0, 1, 2] * 10)
     a = sample_shots(labels, ("a", "b", "c"), "t", "ind", 4, "class", 1, 0)
@@ -117,6 +118,7 @@ def test_multi_source_needs_two_sources(dirs):
         run_experiment(compose_cfg(dirs, *TINY, "regime=multi_source", "langpair.sources=[eng]", "langpair.targets=[ind]"))
 
 
+@pytest.mark.unit
 def test_sampling_weights():
     assert sampling_weights([10, 30], "proportional", 1.0) is None
     w = sampling_weights([10, 30], "uniform", 1.0)

@@ -12,6 +12,8 @@ from xlexp.results.query import pivot
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 
+pytestmark = pytest.mark.integration
+
 THREE = ["langpair.sources=[eng,ind,jav]", "langpair.targets=[eng,ind,jav]"]
 
 

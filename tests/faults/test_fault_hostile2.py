@@ -13,6 +13,8 @@ import pytest
 
 from xlexp.errors import XlexpError
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("name", ["x\n", "a" * 5000, "../../x", ".hidden", "-rf"])
 def test_fault_a_study_name_with_a_newline_or_5000_characters_is_refused(name):

@@ -30,6 +30,7 @@ def nusax_yaml() -> dict:
 
 
 # -- strict YAML -------------------------------------------------------------------------------
+@pytest.mark.unit
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.update(primary_metrc="accuracy"), r"unknown key 'primary_metrc' .*did you mean 'primary_metric'\?"),
     (lambda d: d.update(lables=d.pop("labels")), r"unknown key 'lables' .*did you mean 'labels'\?"),
@@ -99,6 +100,7 @@ def test_an_empty_train_split_of_a_target_only_language_is_ignored(dirs, trim):
                                    "regime.dev_targets=none"))
 
 
+@pytest.mark.unit
 def test_a_conll_line_with_an_empty_token_is_rejected(tmp_path):
     """#20.5: " O" (a space before the tag) was split on one space and accepted as an empty token."""
     from xlexp.tasks.spec import load_task, load_split

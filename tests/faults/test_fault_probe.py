@@ -11,6 +11,8 @@ from tests.conftest import compose_cfg, write_nusax_like
 from xlexp.errors import XlexpError
 from xlexp.experiment.runner import run_experiment
 
+pytestmark = pytest.mark.integration
+
 PROBE = ["model=tiny_random", "trainer.progress=false", "regime=probe", "langpair.sources=[eng]", "langpair.targets=[eng,ind]"]
 
 

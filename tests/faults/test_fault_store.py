@@ -82,6 +82,7 @@ def test_a_corrupt_record_file_is_skipped_named_and_repaired(dirs):
     assert "skipping" not in clean.stderr
 
 
+@pytest.mark.unit
 def test_a_record_file_without_required_columns_is_skipped(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -138,6 +139,7 @@ def test_disk_full_during_a_record_write_leaves_no_partial_file(tmp_path):
         subprocess.run(["umount", str(mnt)])
 
 
+@pytest.mark.unit
 def test_an_injected_write_error_leaves_no_temp_file(tmp_path, monkeypatch):
     from xlexp.results.store import Record, write_records
 

@@ -103,6 +103,7 @@ def _built_e5(shared_cache: Path) -> Path | None:
     return None
 
 
+@pytest.mark.unit
 def test_subword_features_with_the_xlmr_tokenizer(dirs, shared_cache):
     """The offline e5's tokenizer is XLM-R's: Chinese (no spaces) becomes pieces, not one clause-long token."""
     root = _built_e5(shared_cache)
@@ -170,6 +171,7 @@ def test_bad_config_fails_in_one_line_without_records(dirs, overrides, message):
     assert load_records(dirs["results"]).empty
 
 
+@pytest.mark.unit
 def test_word_tokens_keep_combining_marks_and_drop_punctuation(dirs):
     """Letters + marks + digits: Hindi vowel signs stay in their word, punctuation is not glued on;
     token_pattern=null is scikit-learn's default, which cuts Hindi words at their vowel signs."""

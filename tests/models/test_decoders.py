@@ -151,6 +151,7 @@ def test_qlora_needs_cuda_one_line(dirs):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.unit
 def test_decoder_settings_are_checked():
     from xlexp.config.schema import model_settings
 

@@ -5,6 +5,9 @@ them itself) no longer leaks once xlexp has loaded a tokenizer; other transforme
 from __future__ import annotations
 
 import logging
+import pytest
+
+pytestmark = pytest.mark.unit
 
 
 def _tokenizer():

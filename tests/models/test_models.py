@@ -53,6 +53,7 @@ def _logits(model, split: TokenizedSplit, pad_id: int) -> torch.Tensor:
         return model(batch["input_ids"], batch["attention_mask"])
 
 
+@pytest.mark.unit
 def test_trimmed_model_gives_identical_logits_on_kept_tokens(tiny):
     path, tokenizer = tiny
     model = load_classifier(MODEL_CFG, path, 3)
@@ -74,6 +75,7 @@ def test_trimmed_model_gives_identical_logits_on_kept_tokens(tiny):
     assert all(trim.old_to_new[i] == i_new for i_new, i in enumerate(trim.kept))
 
 
+@pytest.mark.unit
 def test_trim_keeps_special_tokens(tiny):
     _, tokenizer = tiny
     trim = plan_trim([_split(tokenizer, TEXTS[:1])], tokenizer, len(tokenizer))
@@ -204,6 +206,7 @@ def test_bad_model_options_fail_with_one_clear_error(dirs, override, message):
     assert not (dirs["results"] / "runs").exists() or not list((dirs["results"] / "runs").glob("*.parquet"))
 
 
+@pytest.mark.unit
 def test_precision_auto_follows_the_hardware():
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
@@ -283,6 +286,7 @@ def test_tiny_random_builds_the_same_tokenizer_and_weights_in_every_process(tmp_
     assert len(vocab) == 60 and "##x" in vocab and "[PAD]" in vocab
 
 
+@pytest.mark.unit
 def test_class_balance_options():
     """#20.6: class-weighted loss and balanced sampling for small imbalanced sets."""
     from xlexp.engine.loop import balanced_sampling, balanced_weights, class_counts

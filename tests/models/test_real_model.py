@@ -7,6 +7,8 @@ from xlexp.results.query import pivot
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 
+pytestmark = pytest.mark.integration
+
 pytestmark = [pytest.mark.slow]
 
 

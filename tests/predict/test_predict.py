@@ -27,6 +27,7 @@ def low_rank(n_s=40, n_t=60, rank=1, noise=0.5, seed=0) -> np.ndarray:
             + rng.normal(0, 3, (n_s, rank)) @ rng.normal(0, 1, (rank, n_t)) + rng.normal(0, noise, (n_s, n_t)))
 
 
+@pytest.mark.unit
 def test_completion_recovers_hidden_cells_of_a_low_rank_matrix():
     y = low_rank()
     mask = np.random.default_rng(1).random(y.shape) < 0.3
@@ -47,10 +48,13 @@ def clustered(n_s=30, n_t=50, groups=5, seed=0):
     gs, gt = rng.integers(0, groups, n_s), rng.integers(0, groups, n_t)
     block = rng.normal(0, 6, (groups, groups))
     y = 60 + rng.normal(0, 4, (n_s, 1)) + rng.normal(0, 6, (1, n_t)) + block[gs][:, gt] + rng.normal(0, 1, (n_s, n_t))
-    sim = lambda g: np.where(g[:, None] == g[None], 1.0, 0.1)
+    def sim(g):
+        return np.where(g[:, None] == g[None], 1.0, 0.1)
+
     return y, sim(gs), sim(gt)
 
 
+@pytest.mark.unit
 def test_the_language_prior_lends_strength_to_sparse_rows_and_columns():
     """At 8 % observed (2-4 cells per target) the similarity prior on biases and factors cuts the
     error against the same ensemble with an independent ridge (before it, the similarities only
@@ -65,6 +69,7 @@ def test_the_language_prior_lends_strength_to_sparse_rows_and_columns():
     assert np.mean(errors[0.5]) < 0.85 * np.mean(errors[0.0]), errors
 
 
+@pytest.mark.unit
 def test_the_profile_pass_finds_languages_that_behave_alike():
     """Sources that are also targets (the same_language feature) and no language similarity at all:
     the second pass learns which languages behave alike from their fitted rows and columns."""
@@ -85,6 +90,7 @@ def test_the_profile_pass_finds_languages_that_behave_alike():
     assert np.mean(errors[0.5]) < 0.92 * np.mean(errors[0.0]), errors
 
 
+@pytest.mark.unit
 def test_intervals_cover_at_a_sane_rate():
     covered = []
     for seed in range(3):
@@ -97,6 +103,7 @@ def test_intervals_cover_at_a_sane_rate():
     assert 0.75 <= np.mean(covered) <= 0.99, covered
 
 
+@pytest.mark.unit
 def test_uriel_distances_match_urielplus():
     urielplus = pytest.importorskip("urielplus.urielplus", reason="the predict extra (urielplus) is not installed")
     import logging
@@ -114,6 +121,7 @@ def test_uriel_distances_match_urielplus():
         logging.disable(logging.NOTSET)
 
 
+@pytest.mark.unit
 def test_unknown_language_codes_degrade_gracefully():
     pytest.importorskip("urielplus", reason="the predict extra (urielplus) is not installed")
     feats = pair_features(["en", "qqx_Zzzz", "fr"], ["de", "zzq", "es"])
@@ -127,6 +135,7 @@ def test_unknown_language_codes_degrade_gracefully():
     assert np.isfinite(res.mean).all()
 
 
+@pytest.mark.unit
 def test_without_the_predict_extra_the_other_features_are_used_and_named(monkeypatch):
     import xlexp.predict.uriel as uriel
     from xlexp.errors import XlexpError
@@ -170,6 +179,7 @@ def tiny_store(results: Path) -> int:
     return n
 
 
+@pytest.mark.unit
 def test_predicted_values_never_land_in_the_records(tmp_path, capsys):
     results = tmp_path / "results"
     n = tiny_store(results)
@@ -189,6 +199,7 @@ def test_predicted_values_never_land_in_the_records(tmp_path, capsys):
     assert not list(runs_dir(results).glob("*predicted*")) and predicted_dir(results).is_dir()
 
 
+@pytest.mark.unit
 def test_write_predicted_refuses_measured_rows(tmp_path):
     from xlexp.results.predicted import PREDICTED_COLUMNS, write_predicted
 
@@ -229,6 +240,7 @@ def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys
     assert "predicted cells" in html and "PREDICTED" in html
 
 
+@pytest.mark.unit
 def test_model_view_is_cached_per_model_and_language(tmp_path):
     from tests.conftest import write_nusax_like
     from xlexp.predict.features import task_views
@@ -258,6 +270,7 @@ def test_model_view_is_cached_per_model_and_language(tmp_path):
     assert np.isfinite(feats.feature("model_similarity")).all() and np.isfinite(feats.feature("vocab_overlap")).all()
 
 
+@pytest.mark.unit
 def test_matrix_codes_find_the_text_of_their_language_in_another_task():
     """``--text-task sib200`` for the xpos matrix: UD's ISO 639-1/3 codes -> SIB-200's Flores keys."""
     from xlexp.predict.features import language_keys
@@ -361,6 +374,7 @@ def test_predict_fill_is_the_budgeted_run(tmp_path, capsys, monkeypatch):
     assert "trainer.epochs=1" in calls[0] and "name=fill" in calls[0]
 
 
+@pytest.mark.unit
 def test_evaluate_checks_its_budget_before_evaluating(tmp_path, capsys, monkeypatch):
     """``predict --evaluate --budget`` reads N or N% as ``langpair.budget`` does (one parser), and a bad
     value is one line before the minutes of masked completions, not a traceback after them."""
@@ -400,7 +414,7 @@ def test_evaluation_reports_its_progress_and_runs_on_several_processes():
     for run, kwargs in ((mask_evaluation, dict(fractions=(0.5,), n_masks=3)), (loto_ranking, {}),
                         (active_evaluation, dict(budget=2))):
         calls = []
-        run(y, feats, **kwargs, on_step=lambda done, total: calls.append((done, total)))
+        run(y, feats, **kwargs, on_step=lambda done, total, calls=calls: calls.append((done, total)))
         assert calls and calls[-1][0] == calls[-1][1], (run.__name__, calls)
         assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len({t for _, t in calls}) == 1, calls
     assert calls[-1] == (1 + 6, 1 + 6)   # the chooser's set, then every one of the C(4, 2) = 6 sets
@@ -411,6 +425,7 @@ def test_evaluation_reports_its_progress_and_runs_on_several_processes():
         pd.testing.assert_frame_equal(one, two)
 
 
+@pytest.mark.unit
 def test_predict_says_what_it_computes_first_and_skips_model_features_when_nothing_is_missing(tmp_path, caplog):
     """Issue #33: on a complete 1 x 12 matrix `xlexp predict` computed the model's view for 5.5 minutes in
     silence and then predicted 0 cells. Now a complete matrix skips the model features (one line says

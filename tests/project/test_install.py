@@ -29,6 +29,8 @@ from omegaconf import OmegaConf
 
 from conftest import write_nusax_like
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 
 MY_TASK = {

@@ -57,6 +57,7 @@ def _lint(where: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=120, env={"PYTHONPATH": str(where), "PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.unit
 def test_contracts_cover_every_stage_in_order():
     contracts = {c["type"]: c for c in _config()["contracts"]}
     assert contracts["layers"]["layers"] == ["cli", "reproduce", "sweep", "experiment", "tracking", "views", "predict",

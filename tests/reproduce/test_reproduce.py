@@ -68,6 +68,7 @@ def _run(d, **kw):
                      reference=d["reference"], **kw)
 
 
+@pytest.mark.unit
 def test_summary_math_by_hand():
     cells = pd.DataFrame({"ours": [60.0, 70.0, 80.0, 90.0], "paper": [62.0, 65.0, 90.0, 85.0]})
     s = summarize(cells)
@@ -129,6 +130,7 @@ def test_reuses_a_plain_run_of_the_same_config(sib):
     assert res.runs[0].reuse[0] == "plain"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", available())
 def test_dry_run_of_every_reproduction(name, tmp_path, capsys):
     assert reproduce(name, results_dir=tmp_path / "results", dry_run=True) is None
@@ -146,6 +148,7 @@ def test_dry_run_of_every_reproduction(name, tmp_path, capsys):
         assert len(ref) == 204 and ref["mlp"].mean() == pytest.approx(62.3, abs=0.05)
 
 
+@pytest.mark.unit
 def test_subset_of_a_matrix_reproduction(tmp_path, capsys):
     reproduce("udpos-xpos", results_dir=tmp_path, dry_run=True, subset=["en", "wo", "yo"])
     out = capsys.readouterr().out
@@ -153,6 +156,7 @@ def test_subset_of_a_matrix_reproduction(tmp_path, capsys):
     assert "langpair.targets=[en_ewt,wo_wtb,yo_ytb]" in out and "fr_gsd]" not in out
 
 
+@pytest.mark.unit
 def test_unknown_reproduction_and_variant(tmp_path):
     with pytest.raises(XlexpError, match=r"unknown reproduction 'nope'. Available: .*sib200-mlp.*xtreme-avg"):
         reproduce("nope", results_dir=tmp_path)
@@ -160,6 +164,7 @@ def test_unknown_reproduction_and_variant(tmp_path):
         reproduce("sib200-mlp", results_dir=tmp_path, variants=["big"])
 
 
+@pytest.mark.unit
 def test_gpu_reproduction_refuses_to_run_on_cpu(tmp_path):
     import torch
 

@@ -64,6 +64,7 @@ def test_within_sd_groups_and_paired(tmp_path: Path):
     assert "Δ by script" in res.files["markdown"].read_text(encoding="utf-8")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name, n, column, mean", [
     ("mteb-sib200-e5small", 197, "accuracy", 57.53),
     ("mteb-tatoeba-e5small", 112, "f1_query_prefix", 63.90),

@@ -20,6 +20,8 @@ from xlexp.views.console import show_run
 from xlexp.views.html import write_report
 from xlexp.views.tables import TableOptions, render_table
 
+pytestmark = pytest.mark.unit
+
 LATER = "2026-02-01T00:00:00+00:00"
 
 

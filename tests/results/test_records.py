@@ -2,6 +2,8 @@ import pytest
 
 from xlexp.results.store import RECORD_COLUMNS, Record, load_records, write_records
 
+pytestmark = pytest.mark.unit
+
 
 def _rec(target="ind", value=0.5, **kw):
     base = dict(experiment="e", run_id="r1", model="m", task="t", regime="zero_shot", source="eng", target=target,

@@ -212,6 +212,7 @@ def test_dashboard_serves_the_storage_on_localhost(dirs, tmp_path):
 
 # ---- Optuna conventions: metric names, --study-name, a portable lock -----------------------------
 
+@pytest.mark.unit
 def test_study_carries_the_metric_name_and_study_name_is_accepted(dirs, monkeypatch, tmp_path):
     """optuna-dashboard labels its axes with the study's metric names (else "Objective 0"); Optuna's
     CLI spells the study flag --study-name, so both spellings work."""

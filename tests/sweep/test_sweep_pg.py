@@ -14,6 +14,8 @@ from pg import pg_url, with_password  # noqa: F401  (pg_url is a fixture)
 from sweeps_helpers import cli, load, write_sweep
 from xlexp.results.store import runs_dir
 
+pytestmark = pytest.mark.integration
+
 # Optuna marks heartbeats and stale-trial retries experimental; xlexp relies on them on purpose
 pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
               pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")]

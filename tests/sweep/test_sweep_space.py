@@ -18,6 +18,8 @@ from xlexp.sweep.space import Objective, default_study_name, format_value, load_
 from xlexp.sweep.status import status_lines
 from xlexp.sweep.storage import budget_used, retried_numbers
 
+pytestmark = pytest.mark.unit
+
 # Optuna marks heartbeats and stale-trial retries experimental; xlexp relies on them on purpose
 pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
               pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")]

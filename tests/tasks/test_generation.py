@@ -26,6 +26,7 @@ def _parallel(root: Path, code: str, pairs: list[tuple[str, str]]) -> None:
     (folder / f"tatoeba.{code}-eng.eng").write_text("".join(b + "\n" for _, b in pairs), encoding="utf-8")
 
 
+@pytest.mark.unit
 def test_line_splits_carve_disjoint_train_dev_test(tmp_path):
     from xlexp.tasks.spec import load_split, load_task
 
@@ -39,6 +40,7 @@ def test_line_splits_carve_disjoint_train_dev_test(tmp_path):
     assert len(set(seen)) == 50
 
 
+@pytest.mark.unit
 def test_a_parallel_path_without_split_or_line_splits_is_refused(tmp_path):
     from xlexp.tasks.spec import TaskSpec, load_split, load_task
 

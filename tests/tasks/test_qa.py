@@ -22,6 +22,7 @@ needs_real = pytest.mark.skipif(not HAS_QA, reason=f"real QA data not under {REA
 
 
 # -- the metric ---------------------------------------------------------------------------------
+@pytest.mark.unit
 @pytest.mark.parametrize("pred, gold, em, f1", [
     ("The Panthers", "Panthers", 1.0, 1.0),                # article and case
     ("panthers!", "the Panthers.", 1.0, 1.0),              # punctuation
@@ -39,6 +40,7 @@ def test_squad_metric_hand_computed(pred, gold, em, f1):
     assert qa_metric.f1(pred, gold) == pytest.approx(f1)
 
 
+@pytest.mark.unit
 def test_squad_metric_max_over_gold_answers_and_corpus_mean():
     assert qa_metric.score("Denver Broncos", ["Broncos", "the Denver Broncos", "Denver"]) == (1.0, 1.0)
     assert qa_metric.score("Denver", ["Broncos", "Denver Broncos"]) == (0.0, pytest.approx(2 / 3))
@@ -47,12 +49,14 @@ def test_squad_metric_max_over_gold_answers_and_corpus_mean():
     assert scores == {"exact_match": pytest.approx(1 / 3), "f1": pytest.approx(1 / 3)}
 
 
+@pytest.mark.unit
 def test_squad_keeps_unicode_punctuation_mlqa_drops_it():
     # the v1.1 script only knows string.punctuation: '«»' and '。' stay, so EM fails
     assert qa_metric.exact_match("«Roma»", "Roma") == 0.0
     assert qa_metric.exact_match("«Roma»", "Roma", "mlqa", "es") == 1.0
 
 
+@pytest.mark.unit
 def test_mlqa_language_aware_normalisation():
     # Spanish and German articles go, English ones stay in German text
     assert qa_metric.exact_match("la casa", "casa", "mlqa", "es") == 1.0
@@ -87,6 +91,7 @@ def tiny_spec(**options) -> TaskSpec:
     return TaskSpec.from_config(raw)
 
 
+@pytest.mark.unit
 def test_reader_reads_squad_json(tmp_path):
     squad_json(tmp_path / "tinyqa/en/test.json", [(CONTEXT, [("q1", "Who won?", "Denver Broncos", CONTEXT.index("Denver")),
                                                              ("q2", "Who lost?", "Carolina Panthers", CONTEXT.index("Carolina"))])])
@@ -95,6 +100,7 @@ def test_reader_reads_squad_json(tmp_path):
     assert ex[0].question == "Who won?" and ex[0].context == CONTEXT and ex[0].answers == (("Denver Broncos", CONTEXT.index("Denver")),)
 
 
+@pytest.mark.unit
 def test_bad_answer_start_one_line_error_or_counted_skip(tmp_path, caplog):
     squad_json(tmp_path / "tinyqa/en/train.json", [(CONTEXT, [("good", "Who won?", "Denver Broncos", CONTEXT.index("Denver")),
                                                               ("bad-7", "Who lost?", "Carolina Panthers", 70)])])
@@ -113,6 +119,7 @@ def test_bad_answer_start_one_line_error_or_counted_skip(tmp_path, caplog):
 NBSP_CONTEXT = CONTEXT.replace("Carolina Panthers", "Carolina\u00a0Panthers")
 
 
+@pytest.mark.unit
 def test_a_test_split_keeps_questions_whose_offsets_miss_and_scores_them_on_texts(tmp_path, caplog):
     """Test (and dev) splits are scored on answer texts as the official script does: a wrong offset
     drops no question, whatever bad_answers says (it was: the test set lost them with `skip`)."""
@@ -134,6 +141,7 @@ def test_a_test_split_keeps_questions_whose_offsets_miss_and_scores_them_on_text
     assert list(em) == [1.0, 1.0, 0.0]
 
 
+@pytest.mark.unit
 def test_training_offsets_are_repaired_near_answer_start_whitespace_normalised(tmp_path, caplog):
     from xlexp.tasks.types.extractive_qa import repair_answer
 
@@ -153,6 +161,7 @@ def test_training_offsets_are_repaired_near_answer_start_whitespace_normalised(t
     assert repair_answer(ctx, "the dog", 0) is None and repair_answer(ctx, "ran", 0) is None
 
 
+@pytest.mark.unit
 def test_splits_layout_partition_and_exclusion_option(tmp_path):
     paras = [(f"Context number {i} says {i}.", [(f"q{i}", f"What number {i}?", str(i), 22 if i < 10 else 23)])
              for i in range(20)]
@@ -171,6 +180,7 @@ def test_splits_layout_partition_and_exclusion_option(tmp_path):
     assert excl.fingerprint() != plain.fingerprint()               # the tokenized cache tells them apart
 
 
+@pytest.mark.unit
 def test_hub_layout_squad_source_and_tydiqa_id_prefix(tmp_path):
     mlqa, tydiqa, xquad = load_task("mlqa"), load_task("tydiqa"), load_task("xquad")
     assert mlqa.hub_location("de", "test") == ("facebook/mlqa", "mlqa.de.de", "test")
@@ -191,12 +201,14 @@ def test_hub_layout_squad_source_and_tydiqa_id_prefix(tmp_path):
     assert mlqa.kind.examples(mlqa, "zh", squad_rows, "hub:x")[0].norm == "mlqa"
 
 
+@pytest.mark.unit
 def test_unknown_option_is_refused():
     with pytest.raises(XlexpError, match="exclude_ids_fro"):
         tiny_spec(exclude_ids_fro={"xx": {"language": "en"}})
 
 
 # -- the real data ------------------------------------------------------------------------------
+@pytest.mark.unit
 @needs_real
 def test_no_xquad_paragraph_in_the_italian_training_data():
     spec = load_task("xquad")
@@ -222,6 +234,7 @@ def test_no_xquad_paragraph_in_the_italian_training_data():
     assert ids & {e.qid for s in ("train", "dev") for e in load_split(no_excl, "it", s, REAL)}
 
 
+@pytest.mark.unit
 @needs_real
 def test_windows_recover_every_gold_span_of_a_real_sample():
     from transformers import AutoTokenizer  # noqa: F401  (the tiny model's tokenizer is a fast one)
@@ -268,6 +281,7 @@ def _tiny_tokenizer(spec):
 
 
 # -- post-processing ----------------------------------------------------------------------------
+@pytest.mark.unit
 def test_best_span_is_valid_and_best_over_windows():
     from xlexp.data.tokenized import TokenizedSplit
     from xlexp.engine.qa import best_span

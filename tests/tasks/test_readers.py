@@ -15,6 +15,8 @@ import yaml
 from xlexp.errors import XlexpError
 from xlexp.tasks.spec import TaskSpec, load_split, load_task
 
+pytestmark = pytest.mark.unit
+
 LABELS = ["business", "health", "politics", "sports"]
 # MasakhaNEWS's shape: an id, the label, a headline and a text; real files quote fields that hold
 # quotes, tabs or newlines (pcm/train.tsv:892 was the first such row)

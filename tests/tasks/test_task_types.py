@@ -62,6 +62,7 @@ def test_ner_conll_end_to_end_span_f1(ner_dirs):
     assert set(test["n_examples"]) == {30}  # sentences, not windows
 
 
+@pytest.mark.unit
 def test_seqeval_span_f1_by_hand():
     labels = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
     gold = [np.array([1, 2, 0, 3]), np.array([0, 3, 4])]
@@ -72,6 +73,7 @@ def test_seqeval_span_f1_by_hand():
     assert out["accuracy"] == pytest.approx(6 / 7)
 
 
+@pytest.mark.unit
 def test_pos_long_sentences_keep_every_word_label(ner_dirs):
     cfg = compose_cfg(ner_dirs, "model=tiny_random")
     from xlexp.models.encoders import load_tokenizer, resolve_model_path
@@ -134,6 +136,7 @@ def test_retrieval_no_training_both_directions(tmp_path):
         load_split(load_task("tatoeba"), "deu", "test", dirs["data"])
 
 
+@pytest.mark.unit
 def test_retrieval_accuracy_math():
     a = np.eye(3)
     b = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
@@ -141,6 +144,7 @@ def test_retrieval_accuracy_math():
     assert out == {"acc1_xx2en": pytest.approx(1 / 3), "acc1_en2xx": pytest.approx(1 / 3)}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "line, expected",
     [
@@ -163,6 +167,7 @@ def test_label_map_reconciles_label_sets(ner_dirs):
     assert not load_records(ner_dirs["results"]).empty
 
 
+@pytest.mark.unit
 def test_missing_split_lists_what_exists(ner_dirs):
     (ner_dirs["data"] / "wikiann" / "de" / "dev.txt").unlink()
     with pytest.raises(XlexpError, match=r"no 'dev' split .* that folder has: test.txt, train.txt"):
@@ -187,6 +192,7 @@ def test_second_run_does_no_tokenization(ner_dirs):
     assert {p: p.stat().st_mtime_ns for p in (ner_dirs["cache"] / "tokenized").rglob("*.npz")} == files
 
 
+@pytest.mark.unit
 def test_real_masakhapos_and_tatoeba_layouts_read():
     from conftest import SHARED_DATA
 

@@ -6,6 +6,8 @@ from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name, normalize_tag
 from xlexp.tasks.spec import TaskSpec, load_split, load_task
 
+pytestmark = pytest.mark.unit
+
 
 def test_registry_lists_tasks_and_rejects_unknown():
     with pytest.raises(XlexpError, match="Available tasks: .*nusax_senti.*sib200"):

@@ -32,6 +32,7 @@ TWO_UNITS = ["langpair.sources=[eng,ind]", "langpair.targets=[jav]"]
 
 # ---- masking -----------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_mask_secrets_keys_and_urls():
     cfg = {
         "tracker": {"name": "wandb", "api_key": "abc123", "entity": None},
@@ -55,6 +56,7 @@ def test_mask_secrets_keys_and_urls():
 
 # ---- mode choice -------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_mode_follows_the_api_key(tmp_path):
     netrc = tmp_path / "netrc"
     env = {"NETRC": str(netrc)}
@@ -309,6 +311,7 @@ def test_hung_wandb_server_costs_seconds(no_key, monkeypatch, capfd, caplog, tmp
         assert not list((tmp_path / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.unit
 def test_tracker_call_timeout_turns_wandb_off(monkeypatch, caplog, no_key, tmp_path):
     """A W&B call that hangs (here: finish) is abandoned after timeout_s with one warning."""
     tracker = WandbTracker(WandbOptions(mode="offline", dir=str(tmp_path), timeout_s=1))

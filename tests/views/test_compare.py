@@ -25,6 +25,7 @@ ONE_TO_THREE = ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]
 
 # ---- the statistics --------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_weighted_metric_matches_sklearn_and_resamples():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, size=200)
@@ -42,6 +43,7 @@ def test_weighted_metric_matches_sklearn_and_resamples():
         f1_score(labels[idx], preds[idx], labels=[0, 1, 2], average="macro", zero_division=0))
 
 
+@pytest.mark.unit
 def test_paired_bootstrap_null_and_clear_difference():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, size=300)
@@ -64,6 +66,7 @@ def test_paired_bootstrap_null_and_clear_difference():
     assert t2.delta == pytest.approx((accuracy_score(labels, better) - accuracy_score(labels, same)) / 2)
 
 
+@pytest.mark.unit
 def test_seed_bootstrap():
     rng = np.random.default_rng(0)
     t = seed_bootstrap(np.array([0.50, 0.51, 0.49]), np.array([0.60, 0.61, 0.59]), 1000, rng)
@@ -133,6 +136,7 @@ def test_cli_compare_prints_marks_and_writes_csv_and_heatmap(two_runs):
 
 # ---- without predictions: seeds -----------------------------------------------------------------
 
+@pytest.mark.unit
 def test_falls_back_to_seeds_and_says_so(tmp_path):
     results = standard_store(tmp_path / "results")
     shifted = [r.__class__(**{**r.__dict__, "experiment": "zs_plus", "run_id": "plus-" + r.run_id,
@@ -162,6 +166,7 @@ def _seed_models(labels: np.ndarray, accuracy: float, seeds: int, rng: np.random
     return np.stack(out)
 
 
+@pytest.mark.unit
 def test_hierarchical_bootstrap_covers_seed_noise():
     """Two configs of equal quality whose seeds scatter: resampling only the examples calls most of
     such pairs "significant" (10 of these 20); resampling seeds and examples together few (3: above

@@ -12,6 +12,8 @@ from xlexp.errors import XlexpError
 from xlexp.results.store import load_records
 from xlexp.results.units import UnitEntry, latest_activity, write_entry
 
+pytestmark = pytest.mark.unit
+
 
 def _store(results, primary="accuracy"):
     recs = make_records("conv", sources=("eng", "ind"), targets=("eng", "ind", "jav"), seeds=(1, 2),

@@ -84,6 +84,7 @@ RUN_BY = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("regime", sorted(regimes.available()))
 @pytest.mark.parametrize("task_type", sorted(TASKS))
 def test_every_regime_task_pair_is_declared_and_refused_before_any_work_or_accepted(tmp_path, regime, task_type):
@@ -117,12 +118,14 @@ def test_generation_few_shot_is_one_line_exit_2_not_a_mislabelled_zero_shot_run(
     assert not (tmp_path / "r" / "runs").exists() or not any((tmp_path / "r" / "runs").iterdir())
 
 
+@pytest.mark.unit
 def test_the_declared_grid_is_what_the_tests_run():
     for (regime, task_type) in RUN_BY:
         declared = regimes.get(regime).task_types
         assert declared is None or task_type in declared
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("override,key", [("+task.n_best=0", "n_best"), ("+task.max_answer_length=0", "max_answer_length")])
 def test_bad_qa_options_are_refused_when_the_task_is_read(tmp_path, override, key):
     from xlexp.tasks.spec import TaskSpec
@@ -133,6 +136,7 @@ def test_bad_qa_options_are_refused_when_the_task_is_read(tmp_path, override, ke
         TaskSpec.from_config(resolve_settings(cfg).task)
 
 
+@pytest.mark.unit
 def test_a_metric_the_task_type_does_not_compute_is_refused_when_read():
     from xlexp.tasks.spec import TaskSpec
 
@@ -149,6 +153,7 @@ def _two_models(results) -> None:
                                 timestamp="2026-01-02T00:00:00+00:00"), "r-tiny")
 
 
+@pytest.mark.unit
 def test_matrix_table_compare_and_report_never_average_two_models(tmp_path, capsys):
     from xlexp.views.compare import compare
     from xlexp.views.console import show
@@ -172,6 +177,7 @@ def test_matrix_table_compare_and_report_never_average_two_models(tmp_path, caps
 
 # ---- one mean -------------------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_one_mean_in_console_table_png_html_and_wandb(tmp_path, capsys, monkeypatch):
     from xlexp.tracking.wandb_tracker import summary_keys
     from xlexp.views import figures

@@ -12,6 +12,9 @@ import re
 from conftest import TINY, compose_cfg
 from xlexp.experiment.runner import run_experiment
 from xlexp.views import progress
+import pytest
+
+pytestmark = pytest.mark.integration
 
 
 class SlowClock:

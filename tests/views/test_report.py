@@ -27,6 +27,7 @@ from xlexp.results.query import kcurve_frame, selection_gap_frame, slice_keys, s
 
 # ---- content, without a browser ----------------------------------------------------------------
 
+@pytest.mark.unit
 def test_report_sections_for_every_slice(tmp_path):
     results = standard_store(tmp_path / "results")
     r = write_report(results)
@@ -44,6 +45,7 @@ def test_report_sections_for_every_slice(tmp_path):
     assert len(page) > 3_000_000  # plotly.js inlined
 
 
+@pytest.mark.unit
 def test_report_without_few_shot_or_rules_has_no_such_sections(tmp_path):
     results = tmp_path / "results"
     write(results, make_records("plain", sources=("eng",), targets=("ind", "jav", "sun")), "plain")
@@ -53,6 +55,7 @@ def test_report_without_few_shot_or_rules_has_no_such_sections(tmp_path):
     assert '<script src="plotly.min.js"></script>' in page and (tmp_path / "out" / "plotly.min.js").stat().st_size > 1e6
 
 
+@pytest.mark.unit
 def test_report_errors(tmp_path):
     with pytest.raises(XlexpError, match="no records under"):
         write_report(tmp_path / "empty")
@@ -61,6 +64,7 @@ def test_report_errors(tmp_path):
         write_report(tmp_path / "r", experiments=["two"])
 
 
+@pytest.mark.unit
 def test_figures_carry_values_names_and_metadata(tmp_path):
     results = standard_store(tmp_path / "results")
     df = load_records(results)
@@ -241,6 +245,7 @@ def _explorer_store(root) -> tuple:
     return results
 
 
+@pytest.mark.unit
 def test_report_groups_studies_merges_agreeing_rules_and_counts_targets(tmp_path):
     results = _explorer_store(tmp_path)
     page = write_report(results).path.read_text()
@@ -262,6 +267,7 @@ def test_report_groups_studies_merges_agreeing_rules_and_counts_targets(tmp_path
     assert page.count("Plotly.newPlot") >= 1 and page.count("plotly.js v") <= 2 and len(page) < 6_000_000
 
 
+@pytest.mark.unit
 def test_heatmap_axes_names_in_language_cells_and_mean(tmp_path):
     results = standard_store(tmp_path / "results")
     df = load_records(results)
@@ -366,6 +372,7 @@ def test_explorer_in_headless_chromium(tmp_path, browser):
     assert not errors, errors
 
 
+@pytest.mark.unit
 def test_matrix_png_names_rule_mean_column_and_fitted_scale(tmp_path, monkeypatch):
     """The PNG heatmap: "Name (code)" labels (short codes upright), the selection rule and the mean
     without in-language cells in the title, a mean column, in-language cells outlined, and the colour

@@ -18,6 +18,8 @@ from xlexp.results.store import Record, write_predictions
 from xlexp.views.html import metric_ranges, write_report
 from xlexp.results.store import load_records
 
+pytestmark = pytest.mark.integration
+
 NUSAX = ("ace", "ban", "bbc", "bjn", "bug", "eng", "ind", "jav", "mad", "min", "nij", "sun")
 SIB16 = ("eng_Latn", "fra_Latn", "deu_Latn", "spa_Latn", "ita_Latn", "por_Latn", "nld_Latn", "swe_Latn", "pol_Latn",
          "ces_Latn", "tur_Latn", "ind_Latn", "vie_Latn", "swh_Latn", "yor_Latn", "hau_Latn")

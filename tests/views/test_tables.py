@@ -20,11 +20,12 @@ def store(tmp_path):
 
 
 def _rows(markdown: str) -> dict[str, list[str]]:
-    lines = [l for l in markdown.splitlines() if l.startswith("|") and not l.startswith("|:--")]
+    lines = [line for line in markdown.splitlines() if line.startswith("|") and not line.startswith("|:--")]
     return {cells[0].strip("* "): [c.strip("* ") for c in cells[1:]]
-            for cells in ([c.strip() for c in l.strip("|").split("|")] for l in lines)}
+            for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
 
 
+@pytest.mark.unit
 def test_markdown_mean_std_and_averages(store):
     text = render_table(str(store), "zs", "accuracy", TableOptions())
     rows = _rows(text)
@@ -37,6 +38,7 @@ def test_markdown_mean_std_and_averages(store):
     assert "selection source_dev" in text and "mean ± std over seeds" in text
 
 
+@pytest.mark.unit
 def test_rows_target_selection_and_raw_values(store):
     rows = _rows(render_table(str(store), "zs", "accuracy", TableOptions(rows="target", percent=False, digits=2),
                               selection="target_dev"))
@@ -44,6 +46,7 @@ def test_rows_target_selection_and_raw_values(store):
     assert rows["jav"] == ["0.65 ± 0.01", "0.63 ± 0.01", "0.64"]  # target_dev: +0.04
 
 
+@pytest.mark.unit
 def test_chosen_rows_and_columns(store):
     rows = _rows(render_table(str(store), "zs", "accuracy", TableOptions(sources=["ind"], targets=["jav", "eng"])))
     assert rows["source \\ target"] == ["jav", "eng", TRANSFER_MEAN] and rows["ind"] == ["59.0 ± 1.0", "49.0 ± 1.0", "54.0"]
@@ -51,6 +54,7 @@ def test_chosen_rows_and_columns(store):
         render_table(str(store), "zs", "accuracy", TableOptions(targets=["sun"]))
 
 
+@pytest.mark.unit
 def test_few_shot_k_and_single_seed(store, tmp_path):
     text = render_table(str(store), "fs", "accuracy", TableOptions(), k=5)
     assert "K=5" in text and "seeds × shot sets" in text
@@ -61,6 +65,7 @@ def test_few_shot_k_and_single_seed(store, tmp_path):
     assert rows["eng (English)"] == ["51.0", "56.0", "53.5"] and TRANSFER_MEAN not in rows
 
 
+@pytest.mark.unit
 def test_latex_is_escaped_and_uses_booktabs(store):
     text = render_table(str(store), "zs", "macro_f1", TableOptions(fmt="latex"))
     assert text.startswith("\\begin{table}[t]") and "\\toprule" in text and "\\bottomrule" in text
@@ -70,6 +75,7 @@ def test_latex_is_escaped_and_uses_booktabs(store):
     assert latex_escape("a_b & 50% #1") == "a\\_b \\& 50\\% \\#1"
 
 
+@pytest.mark.unit
 def test_errors_name_the_fix(store):
     with pytest.raises(XlexpError, match="no k '7'. Its k values: 1, 5, 10, none"):
         render_table(str(store), "fs", None, TableOptions(), k=7)

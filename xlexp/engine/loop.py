@@ -62,7 +62,7 @@ def build_optimizer(model: nn.Module, opt: OptimizerSettings, capturable_on: tor
     name = opt.name
     # no weight decay on biases and LayerNorm weights (the usual BERT recipe)
     decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    for _, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 else decay).append(p)
     wd = float(opt.weight_decay)

@@ -219,7 +219,7 @@ class StackedModels:
         _register()
         self.n = len(models)
         self.base = copy.deepcopy(models[0]).to("meta")
-        for name, module in list(self.base.named_modules()):
+        for module in list(self.base.modules()):
             for child_name, child in list(module.named_children()):
                 if type(child) is nn.Dropout:
                     setattr(module, child_name, StackedDropout(child.p))

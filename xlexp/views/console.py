@@ -141,7 +141,7 @@ def render_gap(gap: pd.DataFrame, title: str):
         for col in by_target.columns:
             values = by_target[col]
             diff = " - " in col
-            fmt = (lambda v: "" if pd.isna(v) else (f"{v:+.3f}" if diff else f"{v:.3f}"))  # noqa: E731
+            fmt = (lambda v, diff=diff: "" if pd.isna(v) else (f"{v:+.3f}" if diff else f"{v:.3f}"))  # noqa: E731
             kept = values[cross].dropna()
             table.add_row(col, *(fmt(v) for v in values), fmt(kept.mean()) if len(kept) else "",
                           style="italic" if diff else None)

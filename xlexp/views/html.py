@@ -424,7 +424,7 @@ def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: l
         except XlexpError:
             measured = pd.DataFrame()
 
-        def wide(col: str) -> pd.DataFrame:
+        def wide(col: str, cells: pd.DataFrame = cells) -> pd.DataFrame:
             return cells.pivot(index="source", columns="target", values=col)
 
         page.figure(predicted_heatmap_figure(measured, wide("value"), wide("low"), wide("high"),
