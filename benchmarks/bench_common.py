@@ -15,9 +15,10 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "benchmarks"
@@ -149,7 +150,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 def write_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
     """``benchmarks/results/<name>-<time>.json`` and ``.md`` (+ ``-latest`` copies); returns the JSON path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     payload = {"benchmark": name, "timestamp": stamp, "command": this_command(), **payload}
     js = RESULTS_DIR / f"{name}-{stamp}.json"
     md = RESULTS_DIR / f"{name}-{stamp}.md"

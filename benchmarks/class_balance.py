@@ -47,10 +47,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS))
     a = p.parse_args(argv)
-    from xlexp import compose
-    from xlexp import RunHooks
-    from xlexp import run_experiment
-    from xlexp import load_records
+    from xlexp import RunHooks, compose, load_records, run_experiment
 
     scratch = Path(tempfile.mkdtemp(prefix="class_balance-"))
     imbalanced_copy(bc.data_dir() / "nusax_senti" / "english", scratch / "data" / "nusax_senti" / "english")

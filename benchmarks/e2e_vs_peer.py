@@ -37,7 +37,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     busy = bc.warn_if_busy()
     machine = bc.machine_info()
     s = shared_settings(a.epochs)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     scratch = Path(tempfile.mkdtemp(prefix=f"e2e-{stamp}-", dir=bc.RESULTS_DIR if bc.RESULTS_DIR.is_dir() else None))
     env = {"XLEXP_DATA_DIR": str(bc.data_dir())}
     walls: dict[str, list[float]] = {"xlexp": [], "peer": []}

@@ -53,13 +53,12 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
+    from xlexp import TaskSpec, compose
     from xlexp.data.tokenized import TokenCache, collate, eval_batches
-    from xlexp.engine.predict import autocast, compute_metrics, predict
-    from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
     from xlexp.engine.hardware import resolve_device, resolve_precision
+    from xlexp.engine.predict import autocast, compute_metrics, predict
     from xlexp.experiment.plan import expand_languages
-    from xlexp import compose
-    from xlexp import TaskSpec
+    from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 
     machine = bc.machine_info()
     overrides = [o for chunk in a.overrides for o in shlex.split(chunk)]

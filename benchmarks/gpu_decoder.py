@@ -33,9 +33,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from xlexp import compose
-    from xlexp import run_experiment
-    from xlexp import load_records
+    from xlexp import compose, load_records, run_experiment
 
     data = Path(os.environ.get("XLEXP_DATA_DIR", ROOT.parent / "shared" / "data"))
     if not (data / "nusax_senti").is_dir():

@@ -37,10 +37,7 @@ COMMAND = "xlexp run " + " ".join(o for o in OVERRIDES if not o.startswith("trai
 
 
 def run(results: Path, cache: Path) -> pd.DataFrame:
-    from xlexp import compose
-    from xlexp import RunHooks
-    from xlexp import run_experiment
-    from xlexp import load_records
+    from xlexp import RunHooks, compose, load_records, run_experiment
 
     run_experiment(compose([*OVERRIDES, f"paths.results_dir={results}", f"paths.cache_dir={cache}"]),
                    RunHooks(show_matrix=False))

@@ -65,9 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: int, scratch: Path) -> dict:
     """Run xlexp's pipeline until ``warmup + steps`` optimizer steps are done; per-step times and tokens."""
+    import xlexp.engine.loop as train_mod
     import xlexp.experiment.runner as pipeline
     import xlexp.experiment.transfer as transfer
-    import xlexp.engine.loop as train_mod
     from xlexp import compose
     from xlexp.data.vocab import count_parameters
 
@@ -202,8 +202,8 @@ def main(argv=None) -> int:
     overrides = [o for chunk in a.overrides for o in shlex.split(chunk)]
     precisions = [p.strip() for p in a.precisions.split(",") if p.strip()]
 
-    from xlexp.engine.hardware import resolve_device
     from xlexp import compose
+    from xlexp.engine.hardware import resolve_device
 
     device = str(resolve_device(compose(["+experiment=quickstart", *overrides]).trainer.device))
     if device.startswith("cuda") and a.matmul_n == 2048:

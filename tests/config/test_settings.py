@@ -11,8 +11,15 @@ import yaml
 from conftest import TINY, compose_cfg
 from xlexp.config.compose import CONF_DIR, compose_config
 from xlexp.config.paths import list_configs
-from xlexp.config.schema import (ClassicalSettings, DataSettings, EncoderSettings, OptimizerSettings, RegimeSettings,
-                                 TrainerSettings, build)
+from xlexp.config.schema import (
+    ClassicalSettings,
+    DataSettings,
+    EncoderSettings,
+    OptimizerSettings,
+    RegimeSettings,
+    TrainerSettings,
+    build,
+)
 from xlexp.errors import XlexpError
 from xlexp.experiment import regimes
 from xlexp.experiment.regimes.few_shot import FewShotSettings

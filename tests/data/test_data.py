@@ -1,10 +1,10 @@
 import numpy as np
+import pytest
 
 from conftest import compose_cfg, model_of
 from xlexp.data.tokenized import TokenCache, TokenizedSplit, collate, eval_batches, train_batches
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
 from xlexp.tasks.spec import load_split, load_task
-import pytest
 
 pytestmark = pytest.mark.unit
 

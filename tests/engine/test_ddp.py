@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from sweeps_helpers import env_for
 from xlexp.results.store import load_records, predictions_dir, runs_dir
-import pytest
 
 pytestmark = pytest.mark.integration
 

@@ -102,7 +102,9 @@ TAGS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG")
 
 
 def test_token_metrics_equal_seqeval_and_word_accuracy_on_500_cases():
-    from seqeval.metrics import f1_score as seq_f1, precision_score as seq_p, recall_score as seq_r
+    from seqeval.metrics import f1_score as seq_f1
+    from seqeval.metrics import precision_score as seq_p
+    from seqeval.metrics import recall_score as seq_r
 
     rng = np.random.default_rng(2)
     mismatches = 0

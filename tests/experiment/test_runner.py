@@ -8,8 +8,8 @@ import pytest
 
 from conftest import TINY, compose_cfg
 from xlexp.errors import XlexpError
-from xlexp.results.query import pivot
 from xlexp.experiment.runner import run_experiment
+from xlexp.results.query import pivot
 from xlexp.results.store import load_records
 
 pytestmark = pytest.mark.integration

@@ -103,7 +103,7 @@ def test_an_empty_train_split_of_a_target_only_language_is_ignored(dirs, trim):
 @pytest.mark.unit
 def test_a_conll_line_with_an_empty_token_is_rejected(tmp_path):
     """#20.5: " O" (a space before the tag) was split on one space and accepted as an empty token."""
-    from xlexp.tasks.spec import load_task, load_split
+    from xlexp.tasks.spec import load_split, load_task
 
     spec = load_task("masakhapos")
     folder = tmp_path / "masakhapos" / "data" / "hau"

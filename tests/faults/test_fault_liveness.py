@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps_helpers import cli, env_for, load, sqlite_url, write_sweep
+from sweeps_helpers import cli, env_for, write_sweep
 from xlexp.results.liveness import HeldLock, lock_state
 from xlexp.results.pending import pending_root
 from xlexp.results.store import predictions_dir, runs_dir

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from synthetic import make_records, write
-from tests.faults.test_fault_store import SMALL, cli, error_lines, n_records
 from tests.conftest import write_nusax_like
+from tests.faults.test_fault_store import SMALL, cli, error_lines, n_records
 from xlexp.results.store import RECORD_COLUMNS, check_store, load_records, quarantine_dir, runs_dir
 
 

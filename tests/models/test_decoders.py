@@ -21,8 +21,8 @@ HUB_SEQ2SEQ = ["mt5_small", "nllb_600m", "m2m100_418m", "mbart50"]
 
 def _tiny(dirs, *overrides):
     """The tiny decoder's folder and its typed settings, built from the test data's text."""
-    from xlexp.experiment.context import training_texts
     from xlexp.experiment import regimes
+    from xlexp.experiment.context import training_texts
     from xlexp.experiment.plan import make_plan
     from xlexp.models.encoders import load_tokenizer, resolve_model_path
     from xlexp.tasks.spec import TaskSpec

@@ -5,6 +5,7 @@ them itself) no longer leaks once xlexp has loaded a tokenizer; other transforme
 from __future__ import annotations
 
 import logging
+
 import pytest
 
 pytestmark = pytest.mark.unit
@@ -20,9 +21,9 @@ def _tokenizer():
 
 
 def test_the_long_sequence_warning_is_silenced_and_others_are_not(caplog):
-    from xlexp.models.encoders import quiet_transformers
-
     from transformers.utils import logging as hf_logging
+
+    from xlexp.models.encoders import quiet_transformers
 
     logger = logging.getLogger("transformers.tokenization_utils_base")
     saved, level = list(logger.filters), hf_logging.get_verbosity()

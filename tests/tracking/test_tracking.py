@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,12 +18,12 @@ import pytest
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import standard_store
 from wandb_offline import read_offline_run
+from xlexp.config.schema import TrackerSettings
 from xlexp.errors import XlexpError
-from xlexp.tracking.masking import mask_secrets, mask_url
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
-from xlexp.config.schema import TrackerSettings
 from xlexp.tracking.base import NullTracker, make_tracker
+from xlexp.tracking.masking import mask_secrets, mask_url
 from xlexp.tracking.wandb_tracker import WandbOptions, WandbTracker, has_api_key, log_experiment, resolve_mode
 
 TWO = ["langpair.sources=[eng,ind]", "langpair.targets=[eng,ind,jav]"]

@@ -13,12 +13,18 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import make_records, standard_store, write
-from xlexp.results.significance import (hierarchical_bootstrap, hierarchical_score_bootstrap, paired_bootstrap,
-                                        resample_weights, seed_bootstrap, weighted_metric)
-from xlexp.views.compare import compare
 from xlexp.errors import XlexpError
 from xlexp.experiment.runner import run_experiment
+from xlexp.results.significance import (
+    hierarchical_bootstrap,
+    hierarchical_score_bootstrap,
+    paired_bootstrap,
+    resample_weights,
+    seed_bootstrap,
+    weighted_metric,
+)
 from xlexp.results.store import load_predictions, load_records
+from xlexp.views.compare import compare
 
 ONE_TO_THREE = ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 import csv
 import logging
 import re
-import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import re
 
+import pytest
+
 from conftest import TINY, compose_cfg
 from xlexp.experiment.runner import run_experiment
 from xlexp.views import progress
-import pytest
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,8 @@ import pytest
 from synthetic import make_records, write
 from tests.views.test_report import browser  # noqa: F401  (the headless Chromium fixture)
 from xlexp.results.languages import normalize_tag
-from xlexp.results.store import Record, write_predictions
+from xlexp.results.store import Record, load_records, write_predictions
 from xlexp.views.html import metric_ranges, write_report
-from xlexp.results.store import load_records
 
 pytestmark = pytest.mark.integration
 

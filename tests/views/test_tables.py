@@ -10,8 +10,8 @@ import pytest
 
 from synthetic import make_records, standard_store, write
 from xlexp.errors import XlexpError
-from xlexp.views.tables import TableOptions, latex_escape, render_table
 from xlexp.results.query import TRANSFER_MEAN
+from xlexp.views.tables import TableOptions, latex_escape, render_table
 
 
 @pytest.fixture

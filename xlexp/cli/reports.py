@@ -22,8 +22,8 @@ def _add_results_dir(p: argparse.ArgumentParser) -> None:
 
 
 def report_main(argv: list[str]) -> int:
-    from xlexp.views.html import write_report
     from xlexp.tracking.wandb_tracker import MODES, WandbOptions, log_experiment
+    from xlexp.views.html import write_report
 
     p = argparse.ArgumentParser(prog="xlexp report", description=(
         "Write a self-contained HTML report of the results store (heatmaps, sortable tables, K-curves, "

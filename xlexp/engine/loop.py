@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from xlexp.config.schema import OPTIMIZERS, OptimizerSettings
-from xlexp.engine import distributed
 from xlexp.data.tokenized import TokenizedSplit, collate, train_batches
-from xlexp.errors import XlexpError
+from xlexp.engine import distributed
 from xlexp.engine.graphed import STEP_GRAPH, GraphedStep, check_supported, class_weight
 from xlexp.engine.predict import autocast
+from xlexp.errors import XlexpError
 from xlexp.models.span import span_loss
 
 log = logging.getLogger(__name__)

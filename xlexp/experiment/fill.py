@@ -20,8 +20,8 @@ May import: everything below experiment (plan, resume, predict, views, results, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import pandas as pd

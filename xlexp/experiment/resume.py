@@ -75,7 +75,7 @@ class Resume:
     existing: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
-    def of(cls, s: Settings, plan: Plan, hooks: RunHooks) -> "Resume":
+    def of(cls, s: Settings, plan: Plan, hooks: RunHooks) -> Resume:
         """The plan's unit keys, which of them are complete in the store (skipped unless
         ``rerun=true``; one line each), and the ledger's planned units."""
         keys = unit_keys(s, plan)
