@@ -149,8 +149,8 @@ def stop(proc: subprocess.Popen, name: str) -> None:
 
 
 def status(where, experiment: str) -> str:
+    from xlexp import XlexpError
     from xlexp.cli.status import status_lines
-    from xlexp.errors import XlexpError
 
     try:
         return "\n".join(status_lines(str(where["results"]), experiment, show_all=True))

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from xlexp import XlexpError
 from xlexp.config.compose import CONF_DIR, compose_config, register_search_path
 from xlexp.config.paths import ENV_VAR, find_config, list_configs, user_config_dirs
-from xlexp.errors import XlexpError
 from xlexp.tasks.spec import available_tasks, load_task
 
 MY_TASK = {

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import TINY, compose_cfg
+from xlexp import XlexpError, load_records
 from xlexp.config.compose import CONF_DIR, compose_config
 from xlexp.config.paths import list_configs
 from xlexp.config.schema import (
@@ -20,11 +21,9 @@ from xlexp.config.schema import (
     TrainerSettings,
     build,
 )
-from xlexp.errors import XlexpError
 from xlexp.experiment import regimes
 from xlexp.experiment.regimes.few_shot import FewShotSettings
 from xlexp.experiment.runner import resolve_settings, run_experiment
-from xlexp.results.store import load_records
 from xlexp.tasks import types
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from xlexp import XlexpError
 from xlexp.config import docs
 from xlexp.config.paths import CONF_DIR
-from xlexp.errors import XlexpError
 
 pytestmark = pytest.mark.unit
 

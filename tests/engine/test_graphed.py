@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from xlexp import XlexpError
 from xlexp.config.schema import OptimizerSettings, compile_setting
 from xlexp.engine import graphed
 from xlexp.engine.loop import DeviceLR, linear_factor, linear_schedule
-from xlexp.errors import XlexpError
 
 
 @pytest.mark.unit

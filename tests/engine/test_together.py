@@ -14,9 +14,7 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
-from xlexp.results.store import load_records
+from xlexp import XlexpError, load_records, run_experiment
 
 SOURCES = "langpair.sources=[eng,ind,jav,sun]"
 # four sources with different train sizes (so different step counts and epoch ends), clipping, warmup,

@@ -11,9 +11,7 @@ import pytest
 import torch
 
 from conftest import compose_cfg
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
-from xlexp.results.store import load_predictions, load_records
+from xlexp import XlexpError, load_predictions, load_records, run_experiment
 
 ICL = ["model=tiny_random_decoder", "regime=icl", "trainer.progress=false", "langpair.sources=[eng]",
        "langpair.targets=[eng,ind,jav]"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY, compose_cfg, write_nusax_like
-from xlexp.experiment.runner import run_experiment
+from xlexp import run_experiment
 from xlexp.results.store import load_predictions, load_records, runs_dir
 
 

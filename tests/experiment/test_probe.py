@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import compose_cfg
+from xlexp import XlexpError, run_experiment
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine.bitext import bitext_mining_metrics
 from xlexp.engine.predict import compute_metrics
-from xlexp.errors import XlexpError
 from xlexp.experiment.regimes.probe import label_metrics, undersample
-from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import RECORD_COLUMNS, load_records
 
 TINY = ["model=tiny_random", "trainer.progress=false", "regime=probe", "regime.per_label=5", "regime.draws=3"]

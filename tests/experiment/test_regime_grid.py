@@ -13,9 +13,8 @@ import pytest
 
 from conftest import compose_cfg, write_nusax_like
 from tests.tasks.test_task_types import write_conll, write_pawsx
+from xlexp import load_records, run_experiment
 from xlexp.experiment import regimes
-from xlexp.experiment.runner import run_experiment
-from xlexp.results.store import load_records
 
 pytestmark = pytest.mark.integration
 

@@ -7,12 +7,10 @@ import pandas as pd
 import pytest
 
 from conftest import TINY, compose_cfg
+from xlexp import XlexpError, load_predictions, load_records, run_experiment
 from xlexp.data.fewshot import sample_shots
-from xlexp.errors import XlexpError
 from xlexp.experiment.regimes.multi_source import sampling_weights
-from xlexp.experiment.runner import run_experiment
 from xlexp.results.query import few_shot_summary, pivot, selection_gap
-from xlexp.results.store import load_predictions, load_records
 
 ZS = [*TINY, "trainer.epochs=3", "trainer.eval_every=4", "langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]
 

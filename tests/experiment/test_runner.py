@@ -7,10 +7,8 @@ import sys
 import pytest
 
 from conftest import TINY, compose_cfg
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
+from xlexp import XlexpError, load_records, run_experiment
 from xlexp.results.query import pivot
-from xlexp.results.store import load_records
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 
 pytestmark = pytest.mark.unit
 

@@ -10,11 +10,8 @@ import yaml
 
 from tests.conftest import TINY, compose_cfg, write_nusax_like
 from tests.faults.test_fault_store import cli, error_lines, n_records
+from xlexp import TaskSpec, XlexpError, load_records, run_experiment
 from xlexp.config.paths import CONF_DIR
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
-from xlexp.results.store import load_records
-from xlexp.tasks.spec import TaskSpec
 
 SMALL = [*TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]", "regime.dev_targets=none"]
 

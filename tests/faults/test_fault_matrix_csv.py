@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 from xlexp.predict.predictor import matrix_from_csv
 
 GOOD_LONG = "source,target,value\neng,eng,0.9\neng,ind,0.7\nind,eng,0.6\nind,ind,0.8\n"

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import compose_cfg, write_nusax_like
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
+from xlexp import XlexpError, run_experiment
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,9 @@ import yaml
 
 from tests.conftest import TINY, write_nusax_like
 from tests.faults.test_fault_store import cli, error_lines, n_records
+from xlexp import TaskSpec, XlexpError
 from xlexp.config.names import check_task_file
 from xlexp.config.paths import CONF_DIR
-from xlexp.errors import XlexpError
-from xlexp.tasks.spec import TaskSpec
 
 SMALL = [*TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]", "regime.dev_targets=none"]
 

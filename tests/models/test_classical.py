@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import compose_cfg, model_of
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
+from xlexp import XlexpError, run_experiment
 from xlexp.models.classical import Featurizer, subword_tokenizer
 from xlexp.results.store import RECORD_COLUMNS, load_predictions, load_records
 from xlexp.tasks.spec import Example, TaskSpec, load_split

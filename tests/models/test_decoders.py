@@ -9,9 +9,7 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA, compose_cfg, model_of
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
-from xlexp.results.store import load_records
+from xlexp import XlexpError, load_records, run_experiment
 
 DEC = ["model=tiny_random_decoder", "optimizer.lr=1e-3", "trainer.epochs=2", "data.batch_size=8", "trainer.progress=false"]
 THREE = ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]
@@ -21,11 +19,11 @@ HUB_SEQ2SEQ = ["mt5_small", "nllb_600m", "m2m100_418m", "mbart50"]
 
 def _tiny(dirs, *overrides):
     """The tiny decoder's folder and its typed settings, built from the test data's text."""
+    from xlexp import TaskSpec
     from xlexp.experiment import regimes
     from xlexp.experiment.context import training_texts
     from xlexp.experiment.plan import make_plan
     from xlexp.models.encoders import load_tokenizer, resolve_model_path
-    from xlexp.tasks.spec import TaskSpec
 
     cfg = compose_cfg(dirs, *DEC, *THREE, *overrides)
     m = model_of(cfg)

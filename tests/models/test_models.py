@@ -15,16 +15,14 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg
+from xlexp import XlexpError, load_records, run_experiment
 from xlexp.config.schema import OptimizerSettings, model_settings
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 from xlexp.engine.hardware import resolve_precision
 from xlexp.engine.loop import TrainSettings, train
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
 from xlexp.models import finetune
 from xlexp.models.encoders import build_tiny_random, load_classifier, load_tokenizer
-from xlexp.results.store import load_records
 
 TEXTS = ["the food was very good here", "we hate the dirty store", "order a ticket", "makanan itu sangat enak"]
 MODEL_CFG = model_settings({"name": "tiny_random", "source": "tiny_random", "vocab_size": 300, "hidden_size": 32,

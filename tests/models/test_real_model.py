@@ -3,9 +3,8 @@
 import pytest
 
 from conftest import SHARED_DATA, compose_cfg, model_of
-from xlexp.experiment.runner import run_experiment
+from xlexp import load_records, run_experiment
 from xlexp.results.query import pivot
-from xlexp.results.store import load_records
 
 pytestmark = pytest.mark.integration
 
@@ -42,10 +41,10 @@ def test_offline_e5_trimmed_vocabulary_gives_identical_logits(real_dirs):
     import numpy as np
     import torch
 
+    from xlexp import TaskSpec
     from xlexp.data.tokenized import TokenCache, collate
     from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
     from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
-    from xlexp.tasks.spec import TaskSpec
 
     cfg = compose_cfg(real_dirs, "+experiment=quickstart")
     path = resolve_model_path(model_of(cfg), real_dirs["cache"])

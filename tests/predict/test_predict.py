@@ -138,7 +138,7 @@ def test_unknown_language_codes_degrade_gracefully():
 @pytest.mark.unit
 def test_without_the_predict_extra_the_other_features_are_used_and_named(monkeypatch):
     import xlexp.predict.uriel as uriel
-    from xlexp.errors import XlexpError
+    from xlexp import XlexpError
 
     def missing():
         raise XlexpError("URIEL features need the urielplus package: pip install 'xlexp[predict]'")
@@ -317,7 +317,7 @@ def test_budget_trains_the_chosen_sources_as_normal_runs_and_resumes(tmp_path, c
 
     from conftest import TINY, compose_cfg
     from tests.conftest import write_nusax_like
-    from xlexp.experiment.runner import run_experiment
+    from xlexp import run_experiment
 
     dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
     args = [*TINY, "trainer.epochs=1", "task=nusax_senti", "langpair.sources=[eng,ind,jav]",
@@ -348,8 +348,7 @@ def test_budget_trains_the_chosen_sources_as_normal_runs_and_resumes(tmp_path, c
 def test_budget_is_checked_before_any_work(tmp_path):
     from conftest import TINY, compose_cfg
     from tests.conftest import write_nusax_like
-    from xlexp.errors import XlexpError
-    from xlexp.experiment.runner import run_experiment
+    from xlexp import XlexpError, run_experiment
 
     dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
     for bad in ("0", "abc", "150%", "true"):

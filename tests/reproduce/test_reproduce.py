@@ -13,11 +13,9 @@ import pandas as pd
 import pytest
 
 from conftest import compose_cfg
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
+from xlexp import XlexpError, load_records, run_experiment
 from xlexp.reproduce.runner import reproduce, summarize
 from xlexp.reproduce.spec import available, load_reference, load_reproduction
-from xlexp.results.store import load_records
 
 LABELS = ["entertainment", "geography", "health", "politics", "science/technology", "sports", "travel"]
 # per language: how often the label's cue word is replaced by noise (so languages score differently)

@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 
 from synthetic import make_records, standard_store, value, write
-from xlexp.errors import XlexpError
+from xlexp import XlexpError, load_records
 from xlexp.results import query
-from xlexp.results.store import load_records
 from xlexp.views.console import show_run
 from xlexp.views.html import write_report
 from xlexp.views.tables import TableOptions, render_table

@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 from xlexp.sweep.job import build_job
 from xlexp.sweep.objective import ObjectiveError, ObjectiveTracker
 from xlexp.sweep.space import Objective, default_study_name, format_value, load_sweep

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_DATA, compose_cfg
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
-from xlexp.results.store import load_records
+from xlexp import XlexpError, load_records, run_experiment
 
 TATOEBA = SHARED_DATA / "tatoeba"
 # small and fast: dev scored once (at the end), short outputs, 50 held-out pairs

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 from xlexp.tasks import qa_metric
 from xlexp.tasks.spec import TaskSpec, load_split, load_task
 
@@ -378,9 +378,8 @@ def small_mirror(root: Path) -> Path:
 def test_tiny_end_to_end_run_records_predictions_and_compare(tmp_path):
     import pandas as pd
 
+    from xlexp import load_predictions, load_records, run_experiment
     from xlexp.config.compose import compose_config
-    from xlexp.experiment.runner import run_experiment
-    from xlexp.results.store import load_predictions, load_records
     from xlexp.views.compare import compare
 
     targets = ["de", "zh"]
@@ -416,9 +415,8 @@ def test_tiny_end_to_end_run_records_predictions_and_compare(tmp_path):
 
 @needs_real
 def test_few_shot_draws_questions_not_windows(tmp_path):
+    from xlexp import load_records, run_experiment
     from xlexp.config.compose import compose_config
-    from xlexp.experiment.runner import run_experiment
-    from xlexp.results.store import load_records
 
     data = small_mirror(tmp_path / "data")
     base = [f"paths.data_dir={data}", f"paths.results_dir={tmp_path / 'results'}", f"paths.cache_dir={tmp_path / 'cache'}",

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 from xlexp.tasks.spec import TaskSpec, load_split, load_task
 
 pytestmark = pytest.mark.unit

@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY, compose_cfg, model_of
+from xlexp import XlexpError, load_records, run_experiment
 from xlexp.data.tokenized import tokenize_words
 from xlexp.engine.predict import retrieval_accuracy, token_metrics
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
 from xlexp.results.query import pivot
-from xlexp.results.store import load_records
 from xlexp.tasks.spec import load_split, load_task
 
 NER_LEX = {

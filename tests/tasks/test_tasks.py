@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 from xlexp.results.languages import display_name, normalize_tag
 from xlexp.tasks.spec import TaskSpec, load_split, load_task
 

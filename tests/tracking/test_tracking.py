@@ -18,10 +18,8 @@ import pytest
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import standard_store
 from wandb_offline import read_offline_run
+from xlexp import XlexpError, load_records, run_experiment
 from xlexp.config.schema import TrackerSettings
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
-from xlexp.results.store import load_records
 from xlexp.tracking.base import NullTracker, make_tracker
 from xlexp.tracking.masking import mask_secrets, mask_url
 from xlexp.tracking.wandb_tracker import WandbOptions, WandbTracker, has_api_key, log_experiment, resolve_mode

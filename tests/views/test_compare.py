@@ -13,8 +13,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import make_records, standard_store, write
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
+from xlexp import XlexpError, load_predictions, load_records, run_experiment
 from xlexp.results.significance import (
     hierarchical_bootstrap,
     hierarchical_score_bootstrap,
@@ -23,7 +22,6 @@ from xlexp.results.significance import (
     seed_bootstrap,
     weighted_metric,
 )
-from xlexp.results.store import load_predictions, load_records
 from xlexp.views.compare import compare
 
 ONE_TO_THREE = ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]

@@ -8,8 +8,7 @@ import re
 import pytest
 
 from synthetic import make_records, write
-from xlexp.errors import XlexpError
-from xlexp.results.store import load_records
+from xlexp import XlexpError, load_records
 from xlexp.results.units import UnitEntry, latest_activity, write_entry
 
 pytestmark = pytest.mark.unit

@@ -14,11 +14,10 @@ from sklearn.metrics import f1_score
 
 from conftest import TINY, compose_cfg
 from synthetic import make_records, write
-from xlexp.errors import XlexpError
+from xlexp import XlexpError, load_predictions, load_records
 from xlexp.experiment import regimes
 from xlexp.experiment.runner import resolve_settings, run_experiment
 from xlexp.results.query import TRANSFER_MEAN, pivot
-from xlexp.results.store import load_predictions, load_records
 
 
 def _drop_label(data_dir, folder: str, label: str) -> None:
@@ -126,7 +125,7 @@ def test_the_declared_grid_is_what_the_tests_run():
 @pytest.mark.unit
 @pytest.mark.parametrize("override,key", [("+task.n_best=0", "n_best"), ("+task.max_answer_length=0", "max_answer_length")])
 def test_bad_qa_options_are_refused_when_the_task_is_read(tmp_path, override, key):
-    from xlexp.tasks.spec import TaskSpec
+    from xlexp import TaskSpec
 
     dirs = {"data": tmp_path / "none", "results": tmp_path / "r", "cache": tmp_path / "c"}
     cfg = compose_cfg(dirs, "task=xquad", "model=tiny_random", override.replace("+", ""))
@@ -136,7 +135,7 @@ def test_bad_qa_options_are_refused_when_the_task_is_read(tmp_path, override, ke
 
 @pytest.mark.unit
 def test_a_metric_the_task_type_does_not_compute_is_refused_when_read():
-    from xlexp.tasks.spec import TaskSpec
+    from xlexp import TaskSpec
 
     with pytest.raises(XlexpError, match=r"metric\(s\) \['span_f1'\] do not apply to task type sentence_classification"):
         TaskSpec.from_config({"name": "t", "type": "sentence_classification", "languages": ["eng"],

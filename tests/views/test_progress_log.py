@@ -12,7 +12,7 @@ import re
 import pytest
 
 from conftest import TINY, compose_cfg
-from xlexp.experiment.runner import run_experiment
+from xlexp import run_experiment
 from xlexp.views import progress
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from synthetic import make_records, standard_store, write
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 from xlexp.results.query import TRANSFER_MEAN
 from xlexp.views.tables import TableOptions, latex_escape, render_table
 
