@@ -80,8 +80,9 @@ def shared_cache(tmp_path_factory) -> Path:
     return Path(env) if env else tmp_path_factory.mktemp("xlexp-cache")
 
 
-# ---- tiers: every test is `unit` (in-process, no model training: `make test-fast`) or `integration`
-# (trains a model or spawns xlexp/torchrun/SLURM/PostgreSQL processes). A module marks its tier with
+# ---- tiers: every test is `unit` (in-process, trains no model, seconds: `make test-fast`) or `integration`
+# (trains a model; spawns xlexp, torchrun, SLURM, PostgreSQL, W&B or a browser; reads the real data sets;
+# or runs a whole command end to end, as reproduction dry runs and HTML reports). A module marks its tier with
 # `pytestmark`; a module with both marks its unit tests one by one and leaves the rest to the default,
 # integration: an unmarked new test stays out of the fast tier until someone says it is fast.
 TIERS = ("unit", "integration")

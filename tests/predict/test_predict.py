@@ -373,7 +373,6 @@ def test_predict_fill_is_the_budgeted_run(tmp_path, capsys, monkeypatch):
     assert "trainer.epochs=1" in calls[0] and "name=fill" in calls[0]
 
 
-@pytest.mark.unit
 def test_evaluate_checks_its_budget_before_evaluating(tmp_path, capsys, monkeypatch):
     """``predict --evaluate --budget`` reads N or N% as ``langpair.budget`` does (one parser), and a bad
     value is one line before the minutes of masked completions, not a traceback after them."""

@@ -128,7 +128,6 @@ def test_reuses_a_plain_run_of_the_same_config(sib):
     assert res.runs[0].reuse[0] == "plain"
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("name", available())
 def test_dry_run_of_every_reproduction(name, tmp_path, capsys):
     assert reproduce(name, results_dir=tmp_path / "results", dry_run=True) is None
@@ -146,7 +145,6 @@ def test_dry_run_of_every_reproduction(name, tmp_path, capsys):
         assert len(ref) == 204 and ref["mlp"].mean() == pytest.approx(62.3, abs=0.05)
 
 
-@pytest.mark.unit
 def test_subset_of_a_matrix_reproduction(tmp_path, capsys):
     reproduce("udpos-xpos", results_dir=tmp_path, dry_run=True, subset=["en", "wo", "yo"])
     out = capsys.readouterr().out

@@ -208,7 +208,6 @@ def test_unknown_option_is_refused():
 
 
 # -- the real data ------------------------------------------------------------------------------
-@pytest.mark.unit
 @needs_real
 def test_no_xquad_paragraph_in_the_italian_training_data():
     spec = load_task("xquad")
@@ -234,7 +233,6 @@ def test_no_xquad_paragraph_in_the_italian_training_data():
     assert ids & {e.qid for s in ("train", "dev") for e in load_split(no_excl, "it", s, REAL)}
 
 
-@pytest.mark.unit
 @needs_real
 def test_windows_recover_every_gold_span_of_a_real_sample():
     from transformers import AutoTokenizer  # noqa: F401  (the tiny model's tokenizer is a fast one)

@@ -309,7 +309,6 @@ def test_hung_wandb_server_costs_seconds(no_key, monkeypatch, capfd, caplog, tmp
         assert not list((tmp_path / "wandb").glob("offline-run-*"))
 
 
-@pytest.mark.unit
 def test_tracker_call_timeout_turns_wandb_off(monkeypatch, caplog, no_key, tmp_path):
     """A W&B call that hangs (here: finish) is abandoned after timeout_s with one warning."""
     tracker = WandbTracker(WandbOptions(mode="offline", dir=str(tmp_path), timeout_s=1))

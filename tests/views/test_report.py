@@ -242,7 +242,6 @@ def _explorer_store(root) -> tuple:
     return results
 
 
-@pytest.mark.unit
 def test_report_groups_studies_merges_agreeing_rules_and_counts_targets(tmp_path):
     results = _explorer_store(tmp_path)
     page = write_report(results).path.read_text()
