@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # (xlexp.config.paths.default_data_dir), so `xlexp run ...` typed after `make demo` reads the same data.
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-data test test-fast install install-core clean bench bench-gpu docs docs-numbers docs-numbers-check
+.PHONY: demo demo-data lint test test-fast install install-core clean bench bench-gpu docs docs-numbers docs-numbers-check
 
 # `install`: xlexp with every CPU extra (W&B, hub datasets, cluster sweeps, LoRA, dashboard, URIEL) and the dev
 # tools, which the tests exercise; `install-core` (what `make demo` needs): xlexp alone, no extras
@@ -31,22 +31,28 @@ demo: demo-data install-core
 	$(BIN)/xlexp matrix --experiment quickstart --gap
 	$(BIN)/xlexp report --experiment quickstart
 
-# the layer contracts and the no-cycle rule first ([tool.importlinter] in pyproject.toml), then the tests
-test: install
+# ruff ([tool.ruff] in pyproject.toml), then the layer contracts and the no-cycle rule ([tool.importlinter]).
+# RUFF_FORMAT=1 adds `ruff format --check`: off until the code base has been formatted once (issue #30)
+RUFF_FORMAT ?=
+lint: install
+	$(BIN)/ruff check .
+	$(if $(RUFF_FORMAT),$(BIN)/ruff format --check .)
 	$(BIN)/lint-imports
+
+# lint first, then every test: both tiers, `unit` and `integration` (tests/conftest.py), the slow and SLURM ones included
+test: lint
 	$(BIN)/python -m pytest -m "not docs_numbers" $(PYTEST_ARGS)
 
-# everything except the real-model runs (marked slow) and the real-SLURM ones (marked slurm)
-test-fast: install
-	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -m "not slow and not docs_numbers and not slurm" $(PYTEST_ARGS)
+# lint, then the unit tier only: in-process tests that train no model and spawn no run (a few minutes on 2 cores)
+test-fast: lint
+	$(BIN)/python -m pytest -m "unit and not docs_numbers" $(PYTEST_ARGS)
 
-# the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/test_docs.py checks them)
+# the generated tables of docs/configs.md and docs/tasks.md, from xlexp/conf (tests/docs/test_docs.py checks them)
 docs: install
 	$(BIN)/xlexp docs --docs docs
 
 # the quickstart numbers quoted in docs/models.md, re-derived from one fp32 quickstart run with a fresh
-# cache (~5 min on 2 idle cores); tests/test_quickstart_numbers.py (slow) fails when they go stale
+# cache (~5 min on 2 idle cores); tests/docs/test_quickstart_numbers.py (slow) fails when they go stale
 docs-numbers: install
 	$(BIN)/python benchmarks/quickstart_numbers.py --write
 

@@ -15,9 +15,10 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "benchmarks"
@@ -149,7 +150,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 def write_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
     """``benchmarks/results/<name>-<time>.json`` and ``.md`` (+ ``-latest`` copies); returns the JSON path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     payload = {"benchmark": name, "timestamp": stamp, "command": this_command(), **payload}
     js = RESULTS_DIR / f"{name}-{stamp}.json"
     md = RESULTS_DIR / f"{name}-{stamp}.md"
@@ -272,7 +273,7 @@ def model_of(cfg):
 
 def xlexp_test_scores(results_dir: Path, selection: str) -> dict[str, dict[str, float]]:
     """{target: {metric: value}} of an xlexp run's test records under one selection rule."""
-    from xlexp.results.store import load_records
+    from xlexp import load_records
 
     df = load_records(results_dir)
     df = df[(df["split"] == "test") & (df["selection"] == selection)]
@@ -300,9 +301,9 @@ def peer_sample_args(a) -> list[str]:
 
 def shared_hyperparameters(overrides: list[str], epochs: int | None = None) -> dict:
     """The hyperparameters both sides of an xlexp-vs-peer comparison use, from xlexp's composed config."""
-    from xlexp.config.compose import compose_config
+    from xlexp import compose
 
-    cfg = compose_config(overrides)
+    cfg = compose(overrides)
     return {"epochs": int(epochs or cfg.trainer.epochs), "lr": float(cfg.optimizer.lr), "batch_size": int(cfg.data.batch_size),
             "eval_batch_size": int(cfg.data.eval_batch_size), "max_length": int(cfg.data.max_length),
             "warmup_ratio": float(cfg.optimizer.warmup_ratio), "weight_decay": float(cfg.optimizer.weight_decay),

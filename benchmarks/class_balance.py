@@ -47,16 +47,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS))
     a = p.parse_args(argv)
-    from xlexp.config.compose import compose_config
-    from xlexp.experiment.context import RunHooks
-    from xlexp.experiment.runner import run_experiment
-    from xlexp.results.store import load_records
+    from xlexp import RunHooks, compose, load_records, run_experiment
 
     scratch = Path(tempfile.mkdtemp(prefix="class_balance-"))
     imbalanced_copy(bc.data_dir() / "nusax_senti" / "english", scratch / "data" / "nusax_senti" / "english")
     res = scratch / "results"
     for name in a.variants.split(","):
-        cfg = compose_config(["model=me5_small_offline", "model.trim_vocab=true", "regime=full", "langpair.targets=[eng]",
+        cfg = compose(["model=me5_small_offline", "model.trim_vocab=true", "regime=full", "langpair.targets=[eng]",
                               "task=nusax_senti", "regime.seeds=[1,2]", "trainer.precision=fp32", "trainer.progress=false",
                               f"name=imb-{name}", f"paths.data_dir={scratch / 'data'}", f"paths.results_dir={res}",
                               *VARIANTS[name]])

@@ -37,7 +37,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     busy = bc.warn_if_busy()
     machine = bc.machine_info()
     s = shared_settings(a.epochs)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     scratch = Path(tempfile.mkdtemp(prefix=f"e2e-{stamp}-", dir=bc.RESULTS_DIR if bc.RESULTS_DIR.is_dir() else None))
     env = {"XLEXP_DATA_DIR": str(bc.data_dir())}
     walls: dict[str, list[float]] = {"xlexp": [], "peer": []}
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
                         f"peer load_best_model_at_end)",
                         ["target", "xlexp acc", "peer acc", "xlexp macro-F1", "peer macro-F1", "Δ macro-F1 (pts)"], rows)
     summary = [
-        ["wall time (s), median of %d" % a.repeats, w_x, w_p, f"ratio {ratio:.3f} (target ≤ {TARGET_RATIO})",
+        [f"wall time (s), median of {a.repeats}", w_x, w_p, f"ratio {ratio:.3f} (target ≤ {TARGET_RATIO})",
          "MET" if ok_time else f"MISSED by {ratio - TARGET_RATIO:+.3f}"],
         ["mean macro-F1", x_f1, p_f1, f"Δ {d_f1:+.2f} pts (target |Δ| ≤ {TARGET_F1_POINTS})",
          "MET" if ok_f1 else f"MISSED by {abs(d_f1) - TARGET_F1_POINTS:.2f} pts"],

@@ -53,17 +53,16 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
+    from xlexp import TaskSpec, compose
     from xlexp.data.tokenized import TokenCache, collate, eval_batches
-    from xlexp.engine.predict import autocast, compute_metrics, predict
-    from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
     from xlexp.engine.hardware import resolve_device, resolve_precision
+    from xlexp.engine.predict import autocast, compute_metrics, predict
     from xlexp.experiment.plan import expand_languages
-    from xlexp.config.compose import compose_config
-    from xlexp.tasks.spec import TaskSpec
+    from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 
     machine = bc.machine_info()
     overrides = [o for chunk in a.overrides for o in shlex.split(chunk)]
-    cfg = compose_config(["task=sib200", "langpair=sib200_eng_all", f"trainer.precision={a.precision}", *overrides])
+    cfg = compose(["task=sib200", "langpair=sib200_eng_all", f"trainer.precision={a.precision}", *overrides])
     spec = TaskSpec.from_config(cfg.task)
     targets = list(expand_languages(cfg.langpair.targets, spec, "targets"))[: a.targets_limit or None]
     cache_dir = Path(cfg.paths.cache_dir).expanduser()

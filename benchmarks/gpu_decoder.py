@@ -33,9 +33,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from xlexp.config.compose import compose_config
-    from xlexp.experiment.runner import run_experiment
-    from xlexp.results.store import load_records
+    from xlexp import compose, load_records, run_experiment
 
     data = Path(os.environ.get("XLEXP_DATA_DIR", ROOT.parent / "shared" / "data"))
     if not (data / "nusax_senti").is_dir():
@@ -69,7 +67,7 @@ def main(argv=None) -> int:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
-        run_experiment(compose_config([*base, *device, *extra, f"name=gpu_{name}"]))
+        run_experiment(compose([*base, *device, *extra, f"name=gpu_{name}"]))
         wall = time.perf_counter() - started
         df = load_records(work / "results")
         df = df[(df["experiment"].str.startswith(f"gpu_{name}")) & (df["split"] == "test")

@@ -95,9 +95,9 @@ def synthetic_split(n: int, seq_len: int, vocab: int, num_labels: int, seed: int
 def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | None, a, device) -> dict:
     """Build a fresh model, run xlexp's loop until warm-up + timed steps are done; times per step."""
     import torch
-    from xlexp.config.schema import OptimizerSettings
 
     import xlexp.engine.loop as train_mod
+    from xlexp.config.schema import OptimizerSettings
     from xlexp.data.vocab import count_parameters
 
     torch.manual_seed(0)

@@ -42,7 +42,7 @@ has() { case " $PHASES " in *" $1 "*) return 0;; esac; return 1; }
 
 if has together; then
   stamp "together: GPU equality test of the stacked engine"
-  timeout ${TOG_TEST_S:-60} "$PY" -m pytest -q tests/test_together.py -k "engine" > "$LOGS/together_test.log" 2>&1
+  timeout ${TOG_TEST_S:-60} "$PY" -m pytest -q tests/engine/test_together.py -k "engine" > "$LOGS/together_test.log" 2>&1
   echo "together test rc $?"; tail -2 "$LOGS/together_test.log"
   stamp "together: MFU of the stacked step (batch 32 x 128 per model)"
   timeout ${TOG_MFU_S:-120} "$PY" benchmarks/together.py --no-matrix --mfu 1,4,8,20 --mfu-shape xlmr-base --mfu-steps 20 \

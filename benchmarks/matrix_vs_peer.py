@@ -31,7 +31,7 @@ import shlex
 import statistics
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +184,7 @@ def interval(diffs: list[float]) -> tuple[float, float, float]:
 
 def run_seeds(a, s: dict, targets: list[str], seeds: list[int], sides: list[str], model_dir: str | None) -> list[dict]:
     """Both sides once per seed (who runs first alternates); per-target scores and wall times."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     scratch = Path(tempfile.mkdtemp(prefix=f"matrix-{stamp}-"))
     env = {"XLEXP_DATA_DIR": str(bc.data_dir())}
     per_seed = []

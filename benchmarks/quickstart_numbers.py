@@ -10,9 +10,9 @@ The run is ``xlexp run +experiment=quickstart trainer.precision=fp32`` (the ship
 is fp32 too, so a CPU with bf16 units and one without give the same numbers) in a fresh results folder
 and, unless ``--cache`` is given, a fresh cache folder: the numbers must not depend on what a machine
 has cached. Two generated blocks carry them: the table of ``docs/models.md`` and the summary in
-``README.md`` (English test and the target means per selection rule). ``tests/test_readme_numbers.py``
+``README.md`` (English test and the target means per selection rule). ``tests/docs/test_readme_numbers.py``
 (fast) fails when the README's block is not what the models.md block gives; ``make docs-numbers-check``
-runs ``tests/test_quickstart_numbers.py``, which runs ``--check`` (~10 min on 2 idle cores: kept out of
+runs ``tests/docs/test_quickstart_numbers.py``, which runs ``--check`` (~10 min on 2 idle cores: kept out of
 ``make test``): a fresh run must give both blocks as they stand.
 """
 
@@ -37,12 +37,9 @@ COMMAND = "xlexp run " + " ".join(o for o in OVERRIDES if not o.startswith("trai
 
 
 def run(results: Path, cache: Path) -> pd.DataFrame:
-    from xlexp.config.compose import compose_config
-    from xlexp.experiment.context import RunHooks
-    from xlexp.experiment.runner import run_experiment
-    from xlexp.results.store import load_records
+    from xlexp import RunHooks, compose, load_records, run_experiment
 
-    run_experiment(compose_config([*OVERRIDES, f"paths.results_dir={results}", f"paths.cache_dir={cache}"]),
+    run_experiment(compose([*OVERRIDES, f"paths.results_dir={results}", f"paths.cache_dir={cache}"]),
                    RunHooks(show_matrix=False))
     return load_records(results)
 
@@ -129,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.records:
-            from xlexp.results.store import load_records
+            from xlexp import load_records
 
             df = load_records(args.records)
             df = df[df.experiment == args.experiment]

@@ -167,7 +167,6 @@ def matrix_arms(a, work: Path) -> tuple[list[list], dict]:
 
 # -- MFU of the stacked step ------------------------------------------------------------------------
 def _classifier(shape: str, vocab: int):
-    import torch
     from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
 
     from xlexp.models.encoders import SequenceClassifier

@@ -65,14 +65,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: int, scratch: Path) -> dict:
     """Run xlexp's pipeline until ``warmup + steps`` optimizer steps are done; per-step times and tokens."""
+    import xlexp.engine.loop as train_mod
     import xlexp.experiment.runner as pipeline
     import xlexp.experiment.transfer as transfer
-    import xlexp.engine.loop as train_mod
-    from xlexp.config.compose import compose_config
+    from xlexp import compose
     from xlexp.data.vocab import count_parameters
 
     total = warmup + steps
-    cfg = compose_config(["+experiment=quickstart", "name=bench_train_eff", "regime.dev_targets=none",
+    cfg = compose(["+experiment=quickstart", "name=bench_train_eff", "regime.dev_targets=none",
                           "langpair.targets=[eng]", f"trainer.precision={precision}", "trainer.progress=false",
                           f"paths.results_dir={scratch / 'results'}", *overrides])
     steps_per_epoch = math.ceil(min(500, cfg.data.max_train_examples or 500) / cfg.data.batch_size)
@@ -202,10 +202,10 @@ def main(argv=None) -> int:
     overrides = [o for chunk in a.overrides for o in shlex.split(chunk)]
     precisions = [p.strip() for p in a.precisions.split(",") if p.strip()]
 
+    from xlexp import compose
     from xlexp.engine.hardware import resolve_device
-    from xlexp.config.compose import compose_config
 
-    device = str(resolve_device(compose_config(["+experiment=quickstart", *overrides]).trainer.device))
+    device = str(resolve_device(compose(["+experiment=quickstart", *overrides]).trainer.device))
     if device.startswith("cuda") and a.matmul_n == 2048:
         a.matmul_n = 8192  # 2048^2 does not fill a GPU
     peaks_before = {p: bc.matmul_flops(p, a.matmul_n, a.matmul_reps, device=device) for p in precisions}

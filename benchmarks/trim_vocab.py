@@ -24,13 +24,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from xlexp.data.tokenized import TokenCache
-from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
+from xlexp import TaskSpec
 from xlexp.config.compose import CONF_DIR
 from xlexp.config.schema import OptimizerSettings
-from xlexp.tasks.spec import TaskSpec
-from xlexp.engine.loop import TrainSettings, train
+from xlexp.data.tokenized import TokenCache
 from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
+from xlexp.engine.loop import TrainSettings, train
+from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import model_of  # noqa: E402

@@ -78,3 +78,26 @@ def shared_cache(tmp_path_factory) -> Path:
 
     env = os.environ.get("XLEXP_CACHE_DIR")
     return Path(env) if env else tmp_path_factory.mktemp("xlexp-cache")
+
+
+# ---- tiers: every test is `unit` (in-process, trains no model, seconds: `make test-fast`) or `integration`
+# (trains a model; spawns xlexp, torchrun, SLURM, PostgreSQL, W&B or a browser; reads the real data sets;
+# or runs a whole command end to end, as reproduction dry runs and HTML reports). A module marks its tier with
+# `pytestmark`; a module with both marks its unit tests one by one and leaves the rest to the default,
+# integration: an unmarked new test stays out of the fast tier until someone says it is fast.
+TIERS = ("unit", "integration")
+ALWAYS_INTEGRATION = ("slow", "slurm", "docs_numbers")
+
+
+def pytest_collection_modifyitems(config, items):
+    bad = []
+    for item in items:
+        tiers = {m.name for m in item.iter_markers() if m.name in TIERS}
+        if len(tiers) > 1:
+            bad.append(f"{item.nodeid}: marked both unit and integration")
+        elif tiers == {"unit"} and any(item.get_closest_marker(m) for m in ALWAYS_INTEGRATION):
+            bad.append(f"{item.nodeid}: unit, but marked {'/'.join(ALWAYS_INTEGRATION)} (those are integration)")
+        elif not tiers:
+            item.add_marker(pytest.mark.integration)
+    if bad:
+        raise pytest.UsageError("test tiers: " + "; ".join(bad))

@@ -11,7 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize("name", ["x\n", "a" * 5000, "../../x", ".hidden", "-rf"])

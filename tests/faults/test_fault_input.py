@@ -10,11 +10,8 @@ import yaml
 
 from tests.conftest import TINY, compose_cfg, write_nusax_like
 from tests.faults.test_fault_store import cli, error_lines, n_records
+from xlexp import TaskSpec, XlexpError, load_records, run_experiment
 from xlexp.config.paths import CONF_DIR
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
-from xlexp.results.store import load_records
-from xlexp.tasks.spec import TaskSpec
 
 SMALL = [*TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]", "regime.dev_targets=none"]
 
@@ -30,6 +27,7 @@ def nusax_yaml() -> dict:
 
 
 # -- strict YAML -------------------------------------------------------------------------------
+@pytest.mark.unit
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.update(primary_metrc="accuracy"), r"unknown key 'primary_metrc' .*did you mean 'primary_metric'\?"),
     (lambda d: d.update(lables=d.pop("labels")), r"unknown key 'lables' .*did you mean 'labels'\?"),
@@ -99,9 +97,10 @@ def test_an_empty_train_split_of_a_target_only_language_is_ignored(dirs, trim):
                                    "regime.dev_targets=none"))
 
 
+@pytest.mark.unit
 def test_a_conll_line_with_an_empty_token_is_rejected(tmp_path):
     """#20.5: " O" (a space before the tag) was split on one space and accepted as an empty token."""
-    from xlexp.tasks.spec import load_task, load_split
+    from xlexp.tasks.spec import load_split, load_task
 
     spec = load_task("masakhapos")
     folder = tmp_path / "masakhapos" / "data" / "hau"

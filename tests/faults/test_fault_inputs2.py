@@ -52,6 +52,7 @@ class _Evil:
         return (os.system, ("touch PWNED",))
 
 
+@pytest.mark.unit
 def test_fault_a_truncated_cached_few_shot_source_model_is_trained_again(tmp_path, caplog):
     """Before: a truncated cache/source_models/*.pt gave a traceback on every re-run until deleted."""
     from xlexp.experiment.regimes.few_shot import _read_cached
@@ -67,6 +68,7 @@ def test_fault_a_truncated_cached_few_shot_source_model_is_trained_again(tmp_pat
     assert "cannot be read as a torch state dict" in caplog.text and "trained again" in caplog.text
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("content, needle", [
     (b"", "cannot be read"),
     (b"not a torch file at all", "cannot be read"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps_helpers import cli, env_for, load, sqlite_url, write_sweep
+from sweeps_helpers import cli, env_for, write_sweep
 from xlexp.results.liveness import HeldLock, lock_state
 from xlexp.results.pending import pending_root
 from xlexp.results.store import predictions_dir, runs_dir
@@ -221,6 +221,7 @@ def test_fault_two_concurrent_runs_of_one_config_train_each_unit_once(dirs, tmp_
     assert not claims.exists() or list(claims.iterdir()) == []                   # released, files removed
 
 
+@pytest.mark.unit
 def test_fault_a_running_unit_whose_claim_is_free_is_failed_whatever_its_pid(tmp_path):
     """`xlexp status` asks the claim, not the pid: a ledger that names a live pid (reused by another
     process, or this one) but whose claim is free is a dead unit."""

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 from xlexp.predict.predictor import matrix_from_csv
 
 GOOD_LONG = "source,target,value\neng,eng,0.9\neng,ind,0.7\nind,eng,0.6\nind,ind,0.8\n"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text, needle", [
     (None, "no such file"),
     ("", "the file is empty"),
@@ -39,6 +39,7 @@ def test_fault_a_bad_matrix_csv_is_one_line(tmp_path, text, needle):
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.unit
 def test_identical_duplicates_and_empty_cells_are_fine(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text(GOOD_LONG + "eng,ind,0.7\n")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import compose_cfg, write_nusax_like
-from xlexp.errors import XlexpError
-from xlexp.experiment.runner import run_experiment
+from xlexp import XlexpError, run_experiment
+
+pytestmark = pytest.mark.integration
 
 PROBE = ["model=tiny_random", "trainer.progress=false", "regime=probe", "langpair.sources=[eng]", "langpair.targets=[eng,ind]"]
 

@@ -11,6 +11,7 @@ from xlexp.tracking.masking import mask_url, url_hint
 PASSWORD = "p@ss@w0rd"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text", [
     f"postgresql://postgres:{PASSWORD}@db.example/optuna",
     f"postgresql+psycopg://postgres:{PASSWORD}@db.example:5432/optuna?sslmode=require",
@@ -22,6 +23,7 @@ def test_fault_a_password_with_an_unencoded_at_is_masked_whole(text):
     assert "ss@w0rd" not in masked and "w0rd" not in masked and "postgres:***@db.example" in masked
 
 
+@pytest.mark.unit
 def test_other_at_signs_in_free_text_are_left_alone():
     assert mask_url("mail me@example.org about postgresql://u:pw@h/db") == "mail me@example.org about postgresql://u:***@h/db"
     assert url_hint("postgresql://u:pw@h/db") == ""

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import TINY, compose_cfg, write_nusax_like
-from xlexp.errors import XlexpError
+from xlexp import XlexpError
 from xlexp.results.store import check_store, load_records
 
 SMALL = [*TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]", "regime.dev_targets=none"]
@@ -82,6 +82,7 @@ def test_a_corrupt_record_file_is_skipped_named_and_repaired(dirs):
     assert "skipping" not in clean.stderr
 
 
+@pytest.mark.unit
 def test_a_record_file_without_required_columns_is_skipped(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -138,6 +139,7 @@ def test_disk_full_during_a_record_write_leaves_no_partial_file(tmp_path):
         subprocess.run(["umount", str(mnt)])
 
 
+@pytest.mark.unit
 def test_an_injected_write_error_leaves_no_temp_file(tmp_path, monkeypatch):
     from xlexp.results.store import Record, write_records
 
@@ -155,7 +157,7 @@ def test_an_injected_write_error_leaves_no_temp_file(tmp_path, monkeypatch):
 # -- caches ------------------------------------------------------------------------------------
 def test_a_corrupt_tokenized_cache_file_is_rebuilt(dirs, caplog):
     """#14.4: a truncated .npz gave BadZipFile without a file name on every re-run."""
-    from xlexp.experiment.runner import run_experiment
+    from xlexp import run_experiment
 
     run_experiment(compose_cfg(dirs, *SMALL, "name=a"))
     files = sorted((dirs["cache"] / "tokenized").rglob("*.npz"))
@@ -175,7 +177,7 @@ def test_a_corrupt_tokenized_cache_file_is_rebuilt(dirs, caplog):
 def test_orphan_checkpoints_of_a_killed_run_are_removed(dirs):
     """#14.10: kill -9 left cache/checkpoints/<run>/step-*.pt forever. #28.2: liveness is the run's
     held lock (checkpoints/<run>.lock), not a (host, pid) pair."""
-    from xlexp.experiment.runner import run_experiment
+    from xlexp import run_experiment
     from xlexp.results.liveness import HeldLock
 
     root = dirs["cache"] / "checkpoints"
@@ -247,7 +249,7 @@ def test_two_concurrent_runs_with_one_name_get_two_log_folders(dirs):
 def test_the_same_seed_gives_identical_records_with_two_cache_folders(dirs, tmp_path):
     """#14.11 / acceptance: the tiny model's vocabulary, the token cache and the trimmed embedding all
     rebuild identically, so a cold and a warm cache (and another machine's) give the same numbers."""
-    from xlexp.experiment.runner import run_experiment
+    from xlexp import run_experiment
 
     values = []
     for i, cache in enumerate((tmp_path / "cache_a", tmp_path / "cache_b", tmp_path / "cache_a")):  # cold, cold, warm

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from synthetic import make_records, write
-from tests.faults.test_fault_store import SMALL, cli, error_lines, n_records
 from tests.conftest import write_nusax_like
+from tests.faults.test_fault_store import SMALL, cli, error_lines, n_records
 from xlexp.results.store import RECORD_COLUMNS, check_store, load_records, quarantine_dir, runs_dir
 
 
@@ -47,6 +47,7 @@ def test_fault_a_record_file_with_string_values_is_skipped_by_every_view_and_fou
     assert check.returncode == 1 and f"bad: {bad} (wrong column type(s): 'value' must hold numbers" in check.stdout
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("column, bad_value, needle", [
     ("source", 3, "'source' must hold names"),
     ("target", None, "'target' must hold names"),
@@ -64,6 +65,7 @@ def test_fault_other_wrong_types_are_bad_files(tmp_path, column, bad_value, need
     assert load_records(tmp_path).empty
 
 
+@pytest.mark.unit
 def test_fault_repairing_a_second_file_of_a_quarantined_name_keeps_both(tmp_path):
     """Before: `store check --repair` of a second bad file with an already-quarantined name
     overwrote the first."""

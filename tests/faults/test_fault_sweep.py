@@ -20,10 +20,10 @@ from optuna.trial import TrialState
 
 from pg import SCRIPT, _have_binaries, _unavailable, with_password
 from sweeps_helpers import TINY_BASE, cli, env_for, load, sqlite_url, write_sweep
+from xlexp.cli.sweep import main as sweep_main
 from xlexp.results.pending import list_pending, pending_root
 from xlexp.results.store import predictions_dir, runs_dir
 from xlexp.sweep.commit import UID_ATTR, ensure_study_uid, recover
-from xlexp.cli.sweep import main as sweep_main
 from xlexp.sweep.status import status_lines
 from xlexp.sweep.storage import fail_reason, open_storage
 from xlexp.tracking.masking import mask_url
@@ -191,6 +191,7 @@ def test_fault_worker_killed_during_promotion_is_finished_by_the_next_worker(dir
     assert _records(dirs) == before
 
 
+@pytest.mark.unit
 def test_fault_promotion_never_writes_a_file_twice(tmp_path):
     from xlexp.results.pending import promote
 
@@ -233,6 +234,7 @@ def test_fault_same_study_name_in_two_storages_never_shares_an_experiment(dirs, 
         assert matrix.returncode == 0 and f"twin-{uid}-t0000: " in matrix.stdout, matrix.stderr[-2000:]
 
 
+@pytest.mark.unit
 def test_fault_study_made_by_an_older_version_gets_an_id_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     study = optuna.create_study(study_name="old", storage=open_storage(url, 1))
@@ -260,6 +262,7 @@ def test_fault_preflight_errors_are_one_line_rc_2(dirs, tmp_path):
 
 # ---- 7. passwords with '/' or spaces ---------------------------------------------------------------
 
+@pytest.mark.unit
 @pytest.mark.parametrize("password", ["s3cret/PW", "s3 cret", "a:b#c/d e"])
 def test_fault_any_password_is_masked(password):
     from sqlalchemy.engine import make_url

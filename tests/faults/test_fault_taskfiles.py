@@ -11,10 +11,9 @@ import yaml
 
 from tests.conftest import TINY, write_nusax_like
 from tests.faults.test_fault_store import cli, error_lines, n_records
+from xlexp import TaskSpec, XlexpError
 from xlexp.config.names import check_task_file
 from xlexp.config.paths import CONF_DIR
-from xlexp.errors import XlexpError
-from xlexp.tasks.spec import TaskSpec
 
 SMALL = [*TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]", "regime.dev_targets=none"]
 
@@ -71,6 +70,7 @@ def test_a_task_file_with_a_package_directive_and_a_hydra_callback_runs_nothing(
     assert not dst.exists()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text, needle", [
     ("name: evil\nhydra:\n  job:\n    chdir: true\n", "key 'hydra'"),
     ("defaults:\n  - /hydra/callbacks: x\nname: evil\n", "key 'defaults'"),
@@ -85,11 +85,13 @@ def test_code_or_hydra_keys_anywhere_in_a_task_file_are_refused(tmp_path, text, 
     assert needle in str(e.value) and str(path) in str(e.value)
 
 
+@pytest.mark.unit
 def test_the_packaged_task_files_are_data(tmp_path):
     for path in sorted((Path(CONF_DIR) / "task").glob("*.yaml")):
         check_task_file(path)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("edit, needle", [
     (lambda d: d.update(languages={"../../../../../outside/PWNED": "english", "ind": "indonesian"}), "language code"),
     (lambda d: d.update(name="../../../../outside/TASKPWN"), "task name"),

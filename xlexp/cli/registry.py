@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 # the verb modules of xlexp.cli, in the order `xlexp --help` lists them
 VERB_MODULES = ("run", "status", "matrix", "build_model", "report", "compare", "table", "sweep", "store",

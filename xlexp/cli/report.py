@@ -33,8 +33,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xlexp.views.html import write_report
     from xlexp.tracking.wandb_tracker import WandbOptions, log_experiment
+    from xlexp.views.html import write_report
 
     if args.wandb_template:
         from xlexp.tracking.wandb_template import write_template

@@ -3,7 +3,7 @@
 ``xlexp docs`` (``make docs``; :mod:`xlexp.cli.docs`) rewrites the marked blocks of ``docs/configs.md``
 (every group, every option file, every key with its default and its comment) and ``docs/tasks.md``
 (every ``conf/task/*.yaml``: type, languages, metrics, local path, hub id); ``--check`` only
-compares and exits 1 when a block is stale (``tests/test_docs.py`` runs it). Text outside the
+compares and exits 1 when a block is stale (``tests/docs/test_docs.py`` runs it). Text outside the
 markers is hand-written and left alone. Comments are read from the YAML lines themselves (a
 key's trailing ``# ...``, its continuation lines, or the comment lines right above it), values as
 written. Only the package's ``conf/`` is read, never ``XLEXP_CONFIG_PATH``.

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from xlexp.errors import XlexpError
 

@@ -20,9 +20,10 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from xlexp.config.names import check_name
 from xlexp.errors import XlexpError, unknown_key

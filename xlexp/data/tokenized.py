@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -48,14 +48,14 @@ class TokenizedSplit:
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
-    def subset(self, indices: np.ndarray) -> "TokenizedSplit":
+    def subset(self, indices: np.ndarray) -> TokenizedSplit:
         tl = None if self.token_labels is None else [self.token_labels[i] for i in indices]
         off = None if self.offsets is None else [self.offsets[i] for i in indices]
         return TokenizedSplit([self.input_ids[i] for i in indices], self.labels[indices], self.n_truncated,
                               self.example_ids[indices], tl, off, self.examples)
 
     @staticmethod
-    def concat(parts: list["TokenizedSplit"]) -> "TokenizedSplit":
+    def concat(parts: list[TokenizedSplit]) -> TokenizedSplit:
         ids = [x for p in parts for x in p.input_ids]
         tl = None if parts[0].token_labels is None else [x for p in parts for x in p.token_labels]
         off = None if parts[0].offsets is None else [x for p in parts for x in p.offsets]

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from xlexp.config.schema import OPTIMIZERS, OptimizerSettings
-from xlexp.engine import distributed
 from xlexp.data.tokenized import TokenizedSplit, collate, train_batches
-from xlexp.errors import XlexpError
+from xlexp.engine import distributed
 from xlexp.engine.graphed import STEP_GRAPH, GraphedStep, check_supported, class_weight
 from xlexp.engine.predict import autocast
+from xlexp.errors import XlexpError
 from xlexp.models.span import span_loss
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def build_optimizer(model: nn.Module, opt: OptimizerSettings, capturable_on: tor
     name = opt.name
     # no weight decay on biases and LayerNorm weights (the usual BERT recipe)
     decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    for _, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 else decay).append(p)
     wd = float(opt.weight_decay)

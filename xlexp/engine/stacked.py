@@ -36,8 +36,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -46,8 +46,15 @@ from torch import nn
 from xlexp.config.schema import OptimizerSettings
 from xlexp.data.tokenized import TokenizedSplit, collate, eval_batches, train_batches
 from xlexp.engine.graphed import class_weight
-from xlexp.engine.loop import (NonFiniteLoss, TrainSettings, _n_labels, balanced_sampling, balanced_weights,
-                               class_counts, linear_factor)
+from xlexp.engine.loop import (
+    NonFiniteLoss,
+    TrainSettings,
+    _n_labels,
+    balanced_sampling,
+    balanced_weights,
+    class_counts,
+    linear_factor,
+)
 from xlexp.engine.predict import autocast
 from xlexp.errors import XlexpError
 
@@ -219,7 +226,7 @@ class StackedModels:
         _register()
         self.n = len(models)
         self.base = copy.deepcopy(models[0]).to("meta")
-        for name, module in list(self.base.named_modules()):
+        for module in list(self.base.modules()):
             for child_name, child in list(module.named_children()):
                 if type(child) is nn.Dropout:
                     setattr(module, child_name, StackedDropout(child.p))
@@ -260,7 +267,7 @@ class StackedModels:
         dims = (0, 0, None, None) if shared else (0, 0, 0, 0)
         return torch.func.vmap(one, in_dims=dims)(params, buffers, ids, mask)
 
-    def slot(self, i: int) -> "ModelSlot":
+    def slot(self, i: int) -> ModelSlot:
         return ModelSlot(self, i)
 
 

@@ -18,8 +18,7 @@ from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine.predict import compute_metrics
 from xlexp.experiment.context import RunContext, UnitOutput, training_texts
 from xlexp.experiment.plan import Plan, TrainingUnit
-from xlexp.models.classical import (Featurizer, check, describe, fit_quietly, make_classifier,
-                                    subword_tokenizer)
+from xlexp.models.classical import Featurizer, check, describe, fit_quietly, make_classifier, subword_tokenizer
 from xlexp.tasks.spec import Example, TaskSpec, load_split
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,10 @@ exists, before any work.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Protocol
 
 from xlexp.config.schema import RegimeSettings
 from xlexp.errors import XlexpError

@@ -52,7 +52,7 @@ def fault_point(where: str, index: int) -> None:
     """Crash-test hook: ``XLEXP_FAULT=before-records:3`` makes the process kill itself with SIGKILL
     (nothing runs after it: no finally block, no signal handler) when unit 3 has trained, tested and
     written its predictions but not yet its records, the worst moment for a crash. Used by
-    tests/test_matrix_scale.py; unset, it costs one dictionary lookup per unit."""
+    tests/experiment/test_matrix_scale.py; unset, it costs one dictionary lookup per unit."""
     if os.environ.get(FAULT_ENV) == f"{where}:{index + 1}":
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -75,7 +75,7 @@ class Resume:
     existing: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
-    def of(cls, s: Settings, plan: Plan, hooks: RunHooks) -> "Resume":
+    def of(cls, s: Settings, plan: Plan, hooks: RunHooks) -> Resume:
         """The plan's unit keys, which of them are complete in the store (skipped unless
         ``rerun=true``; one line each), and the ledger's planned units."""
         keys = unit_keys(s, plan)

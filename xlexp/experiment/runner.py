@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
-
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -37,7 +36,14 @@ from xlexp.experiment.plan import Plan, TrainingUnit, make_plan
 from xlexp.experiment.resume import Resume, fault_point
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
 from xlexp.results.query import TRANSFER_MEAN, default_selection, k_value, matrix_of
-from xlexp.results.store import check_writable, new_run_id, run_config_hash, without_run_noise, write_predictions, write_records
+from xlexp.results.store import (
+    check_writable,
+    new_run_id,
+    run_config_hash,
+    without_run_noise,
+    write_predictions,
+    write_records,
+)
 from xlexp.tasks.spec import TaskSpec, load_split
 from xlexp.tracking.base import NullTracker, check_tracker_config, make_tracker
 from xlexp.views import console

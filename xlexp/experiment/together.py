@@ -8,7 +8,7 @@ build, which is what the one-at-a-time run trains with), its training split, sam
 settings, source and target dev splits (the target-dev budget is per unit, as alone), its own
 checkpoint keeper and selection rules; the stacked engine (:mod:`xlexp.engine.stacked`) trains them
 with per-model data order, AdamW state and schedule. So every unit's records equal its one-at-a-time
-records (fp32, within float rounding: ``tests/test_together.py``).
+records (fp32, within float rounding: ``tests/engine/test_together.py``).
 
 Evaluation is batched: at a step where several models evaluate, each dev split that several of
 them read (the same watched target with the same examples) is one pass with every such model; at

@@ -34,8 +34,8 @@ from xlexp.experiment.context import RunHooks
 from xlexp.experiment.plan import make_plan
 from xlexp.experiment.resume import unit_keys
 from xlexp.experiment.runner import run_settings
-from xlexp.results.store import check_writable
 from xlexp.results import units as ledger
+from xlexp.results.store import check_writable
 from xlexp.tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)

@@ -63,7 +63,7 @@ class PairFeatures:
                  for codes, names in groups.items()]
         return "missing features (used without them): " + "; ".join(parts) if parts else ""
 
-    def subset(self, names: list[str]) -> "PairFeatures":
+    def subset(self, names: list[str]) -> PairFeatures:
         idx = [self.names.index(n) for n in names if n in self.names]
         return PairFeatures(self.sources, self.targets, [self.names[i] for i in idx], self.values[..., idx],
                             {k: v for k, v in self.missing.items() if k in names}, self.source_similarity,

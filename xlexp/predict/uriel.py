@@ -17,8 +17,8 @@ Imports: numpy, langcodes and ``xlexp.errors``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 

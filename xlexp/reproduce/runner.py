@@ -26,8 +26,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from xlexp.errors import XlexpError
 from xlexp.reproduce.output import print_plan, print_result, write_outputs
-from xlexp.reproduce.spec import (ARROW, REPRODUCTIONS_DIR, PlannedRun, Reproduction, Result, RunSpec, Variant,
-                                  load_reference, load_reproduction)
+from xlexp.reproduce.spec import (
+    ARROW,
+    REPRODUCTIONS_DIR,
+    PlannedRun,
+    Reproduction,
+    Result,
+    RunSpec,
+    Variant,
+    load_reference,
+    load_reproduction,
+)
 from xlexp.results.query import config_cells, experiments_by_recency, load
 from xlexp.results.store import run_config_hash as record_hash
 

@@ -34,7 +34,7 @@ import socket
 import time
 from pathlib import Path
 
-_HELD: dict[str, "HeldLock"] = {}   # lock files this process holds, by absolute path
+_HELD: dict[str, HeldLock] = {}   # lock files this process holds, by absolute path
 
 
 def _key(path: Path) -> str:
@@ -98,7 +98,7 @@ class HeldLock:
             self._fd = None
             _HELD.pop(_key(self.path), None)
 
-    def __enter__(self) -> "HeldLock":
+    def __enter__(self) -> HeldLock:
         if not self.acquire():
             raise BlockingIOError(f"{self.path} is held by another process")
         return self

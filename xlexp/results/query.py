@@ -19,9 +19,9 @@ Imports: pandas, ``xlexp.results.store`` and ``xlexp.errors`` only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -68,7 +68,7 @@ class Matrix:
         """The cell means with every cross-lingual cell blanked (shown apart from the transfer mean)."""
         return self.mean.astype(float).where(self.in_language_mask())
 
-    def in_language(self) -> "Matrix | None":
+    def in_language(self) -> Matrix | None:
         """A diagonal-only matrix (regime=full) as one ``in-language`` row over the targets, else None."""
         rows, cols = [str(r) for r in self.mean.index], [str(c) for c in self.mean.columns]
         if len(rows) < 2 or not (self.mean.notna().to_numpy() == [[r == c for c in cols] for r in rows]).all():
@@ -322,7 +322,7 @@ class SliceKey:
         parts = [self.model, self.task, self.regime, f"selection {self.selection}"]
         return " · ".join(parts + ([f"K={self.k}"] if self.k is not None else []))
 
-    def varying(self, others: list["SliceKey"]) -> str:
+    def varying(self, others: list[SliceKey]) -> str:
         """The parts of this key that differ among ``others`` ('' when they are all the same), to
         tell slices apart in short names: ``target_dev``, ``few_shot.source_dev.k10``."""
         parts = []

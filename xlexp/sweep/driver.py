@@ -31,9 +31,9 @@ from optuna.trial import TrialState
 from xlexp.errors import XlexpError
 from xlexp.sweep.commit import recover_now
 from xlexp.sweep.job import build_job, create_or_check_study
+from xlexp.sweep.outage import debug, first_line, is_outage
 from xlexp.sweep.processes import launch_workers, spawn_workers
 from xlexp.sweep.status import print_status, show_status, status_urls
-from xlexp.sweep.outage import debug, first_line, is_outage
 from xlexp.sweep.storage import budget_used, fail_reason, grace_period_s
 from xlexp.sweep.worker import Interrupted, run_worker
 from xlexp.tracking.masking import mask_url

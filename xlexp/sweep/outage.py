@@ -20,7 +20,8 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from xlexp.errors import XlexpError, debug  # noqa: F401  (re-exported for the sweep modules)
 from xlexp.tracking.masking import mask_url
@@ -74,7 +75,7 @@ def first_line(e: BaseException) -> str:
     """``Type: first line of the message`` of the driver's error (``psycopg2 OperationalError:
     connection to server ... failed: Connection refused``), without passwords."""
     chain = list(_chain(e))
-    driver = next((getattr(err, "orig") for err in chain if getattr(err, "orig", None) is not None), None)
+    driver = next((err.orig for err in chain if getattr(err, "orig", None) is not None), None)
     shown = driver if driver is not None else chain[0]
     text = str(shown).strip()
     return f"{type(shown).__name__}: {mask_url(text.splitlines()[0]) if text else 'no message'}"

@@ -45,7 +45,7 @@ class Objective:
     direction: str = "maximize"
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None, where: str) -> "Objective":
+    def from_dict(cls, raw: dict[str, Any] | None, where: str) -> Objective:
         raw = dict(raw or {})
         unknown = set(raw) - {"metric", "split", "on", "selection", "direction"}
         if unknown:

@@ -16,10 +16,10 @@ import hashlib
 import logging
 import threading
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -212,7 +212,7 @@ class Heartbeat:
                 if self.health is not None:
                     self.health.ok()
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         if self.health is not None:
             self.health.call(lambda: self.storage.record_heartbeat(self.trial_id), f"starting trial id {self.trial_id}")
         else:

@@ -42,8 +42,16 @@ from xlexp.sweep.job import SweepJob, compose_config
 from xlexp.sweep.objective import ObjectiveError, ObjectiveTracker
 from xlexp.sweep.outage import StorageHealth, StorageUnavailable, debug, first_line
 from xlexp.sweep.space import make_pruner, make_sampler, trial_overrides
-from xlexp.sweep.storage import (FAIL_REASON, MAX_RETRY, Heartbeat, budget_lock, budget_used, grace_period_s,
-                                 open_storage, start_orphan_clocks)
+from xlexp.sweep.storage import (
+    FAIL_REASON,
+    MAX_RETRY,
+    Heartbeat,
+    budget_lock,
+    budget_used,
+    grace_period_s,
+    open_storage,
+    start_orphan_clocks,
+)
 from xlexp.tracking.masking import mask_url
 
 log = logging.getLogger("xlexp.sweep.worker")

@@ -20,8 +20,9 @@ May import: errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from xlexp.errors import XlexpError
 

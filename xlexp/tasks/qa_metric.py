@@ -22,8 +22,8 @@ import string
 import sys
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 MODES = ("squad", "mlqa")
 

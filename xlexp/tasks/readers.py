@@ -154,8 +154,8 @@ def _row_hint(fmt: str, quoting: str, row: list[str], where_fix: str) -> str:
     """The options that fix a row with the wrong number of columns, most likely first."""
     other = "csv" if fmt == "tsv" else "tsv"
     if quoting == "none" and any('"' in field for field in row):
-        first = (f"the row holds quotes: if they quote fields (as pandas and the csv module read them), set "
-                 f"local.quoting: standard")
+        first = ("the row holds quotes: if they quote fields (as pandas and the csv module read them), set "
+                 "local.quoting: standard")
     else:
         first = ("if quotes in this file are plain text rather than field quoting (a field that starts with a "
                  "quote swallows what follows up to the next one), set local.quoting: none"

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -51,7 +52,7 @@ class TaskSpec:
     options: Mapping[str, Any] = field(default_factory=dict)  # the task type's own keys (TaskType.options)
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "TaskSpec":
+    def from_config(cls, cfg: Mapping[str, Any]) -> TaskSpec:
         """From the task YAML as a mapping (a plain dict, or the composed config's ``task`` node:
         any Mapping works, nested values are copied out as plain dicts and lists)."""
         raw = _plain(cfg)

@@ -7,7 +7,8 @@ loses a result.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from xlexp.config.schema import TrackerSettings
 

@@ -30,9 +30,10 @@ import re
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -41,8 +42,16 @@ import pandas as pd
 from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.languages import group_order
-from xlexp.results.query import (experiment_records, headline, kcurve_frame, load, metrics_of, selection_gap_frame,
-                                 slice_keys, slice_matrix)
+from xlexp.results.query import (
+    experiment_records,
+    headline,
+    kcurve_frame,
+    load,
+    metrics_of,
+    selection_gap_frame,
+    slice_keys,
+    slice_matrix,
+)
 from xlexp.results.store import current_log_dir, load_predictions
 from xlexp.tracking.masking import mask_secrets
 from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, matrix_png, ordered
@@ -64,7 +73,7 @@ class WandbOptions:
     timeout_s: float = 10.0
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "WandbOptions":
+    def from_config(cls, cfg: Mapping[str, Any]) -> WandbOptions:
         mode = str(cfg.get("mode", "auto"))
         if mode not in MODES:
             raise XlexpError(f"tracker.mode must be one of {', '.join(MODES)}; got {mode!r}")

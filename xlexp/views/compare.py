@@ -26,10 +26,25 @@ from rich.table import Table
 from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name, group_order
-from xlexp.results.query import (SliceKey, compare_side, default_metric, load, metrics_of, recorded_primary, records_of,
-                                 side_predictions)
-from xlexp.results.significance import (METRICS, SCORE_METRICS, hierarchical_bootstrap, hierarchical_score_bootstrap,
-                                        paired_bootstrap, paired_score_bootstrap, seed_bootstrap)
+from xlexp.results.query import (
+    SliceKey,
+    compare_side,
+    default_metric,
+    load,
+    metrics_of,
+    recorded_primary,
+    records_of,
+    side_predictions,
+)
+from xlexp.results.significance import (
+    METRICS,
+    SCORE_METRICS,
+    hierarchical_bootstrap,
+    hierarchical_score_bootstrap,
+    paired_bootstrap,
+    paired_score_bootstrap,
+    seed_bootstrap,
+)
 
 
 @dataclass

@@ -22,8 +22,18 @@ from rich.table import Table
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name
-from xlexp.results.query import (Matrix, default_metric, few_shot_summary, k_value, latest_experiment, load, pivot,
-                                 TRANSFER_MEAN, is_in_language, recorded_primary, selection_gap)
+from xlexp.results.query import (
+    TRANSFER_MEAN,
+    Matrix,
+    default_metric,
+    few_shot_summary,
+    is_in_language,
+    k_value,
+    load,
+    pivot,
+    recorded_primary,
+    selection_gap,
+)
 from xlexp.results.units import latest_activity, read_ledger, unit_states
 
 # Off a terminal (CI logs, files) rich would wrap tables at 80 columns; matrices need more.
@@ -141,7 +151,7 @@ def render_gap(gap: pd.DataFrame, title: str):
         for col in by_target.columns:
             values = by_target[col]
             diff = " - " in col
-            fmt = (lambda v: "" if pd.isna(v) else (f"{v:+.3f}" if diff else f"{v:.3f}"))  # noqa: E731
+            fmt = (lambda v, diff=diff: "" if pd.isna(v) else (f"{v:+.3f}" if diff else f"{v:.3f}"))  # noqa: E731
             kept = values[cross].dropna()
             table.add_row(col, *(fmt(v) for v in values), fmt(kept.mean()) if len(kept) else "",
                           style="italic" if diff else None)

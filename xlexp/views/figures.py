@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from xlexp.results.languages import group_order, info
 from xlexp.results.query import TRANSFER_MEAN, Matrix, is_in_language
 
+
 def _plain(values) -> list:
     """Plain lists (NaN -> None): plotly >= 6 would otherwise store numpy arrays as base64 typed
     arrays, which W&B's plotly panel (an older plotly.js) cannot read."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +30,21 @@ from plotly.offline import get_plotlyjs
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import info
-from xlexp.results.query import (Matrix, default_metric, experiments_by_recency, headline, is_in_language, kcurve_frame, recorded_primary,
-                                 load, metrics_of, selection_gap_frame, slice_keys, slice_matrix, unknown_experiment)
+from xlexp.results.query import (
+    Matrix,
+    default_metric,
+    experiments_by_recency,
+    headline,
+    is_in_language,
+    kcurve_frame,
+    load,
+    metrics_of,
+    recorded_primary,
+    selection_gap_frame,
+    slice_keys,
+    slice_matrix,
+    unknown_experiment,
+)
 from xlexp.views.explorer import EXPLORER_JS, explorer_section
 from xlexp.views.figures import fitted_range, gap_figure, heatmap_figure, kcurve_figure, ordered
 
@@ -424,7 +437,7 @@ def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: l
         except XlexpError:
             measured = pd.DataFrame()
 
-        def wide(col: str) -> pd.DataFrame:
+        def wide(col: str, cells: pd.DataFrame = cells) -> pd.DataFrame:
             return cells.pivot(index="source", columns="target", values=col)
 
         page.figure(predicted_heatmap_figure(measured, wide("value"), wide("low"), wide("high"),
@@ -440,7 +453,7 @@ def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | No
     """The page's HTML and its number of figures. ``plotly_js``: an inline script or a src tag; ``scale``:
     ``metric`` (one colour range per metric across every heatmap) or ``heatmap`` (fitted to each)."""
     page = Page()
-    generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
     plain, studies = _by_study(df, experiments)
     best = {study: _best_trial(df, trials) for study, trials in studies.items()}
     nav = " ".join([f'<a href="#exp-{_slug(e)}">{_esc(e)}</a>' for e in plain]

@@ -19,8 +19,19 @@ import pandas as pd
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name
-from xlexp.results.query import (TRANSFER_MEAN, Matrix, choose_metric, choose_slice, latest_experiment, load,
-                                 metrics_of, points_metric, recorded_primary, slice_frame, slice_matrix)
+from xlexp.results.query import (
+    TRANSFER_MEAN,
+    Matrix,
+    choose_metric,
+    choose_slice,
+    latest_experiment,
+    load,
+    metrics_of,
+    points_metric,
+    recorded_primary,
+    slice_frame,
+    slice_matrix,
+)
 
 FORMATS = ("markdown", "latex")
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

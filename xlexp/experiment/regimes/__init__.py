@@ -49,11 +49,11 @@ class Regime:
         unit reads, as ``{(language, split): why}``."""
         return {}
 
-    def run_unit(self, ctx: "RunContext", unit: TrainingUnit, index: int, out: "UnitOutput") -> None:
+    def run_unit(self, ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
         raise NotImplementedError
 
-    def run_units_together(self, ctx: "RunContext", units: list[TrainingUnit], indices: list[int],
-                           outs: list["UnitOutput"]) -> None:
+    def run_units_together(self, ctx: RunContext, units: list[TrainingUnit], indices: list[int],
+                           outs: list[UnitOutput]) -> None:
         """Several units in one stacked pass (``trainer.sources_together``), each into its own output."""
         from xlexp.experiment.together import train_units
 

@@ -9,8 +9,9 @@ May import: tasks.readers, config, errors.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar
 
 from xlexp.config.registry import Registry
 from xlexp.errors import XlexpError
