@@ -157,8 +157,10 @@ def run_settings(s: Settings, hooks: RunHooks | None = None) -> float:
     preflight = getattr(regime, "preflight", None)  # the regime's checks of the plan's data, before any work
     if preflight is not None:
         preflight(s, spec, plan)
+    # the sources the units train on (an in-language regime narrowed to some targets trains only those)
+    used = {lang for u in plan.units for lang in u.train_languages}
     log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),
-             list(plan.sources), len(plan.targets), list(s.seeds))
+             [x for x in plan.sources if x in used] if used else list(plan.sources), len(plan.targets), list(s.seeds))
 
     device = distributed.setup(resolve_device(s.trainer.device))  # under torchrun: join the group, this rank's GPU
     together.check(s, spec, regime)  # trainer.sources_together>1 with what it cannot stack: one line, before any work
