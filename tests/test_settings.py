@@ -12,7 +12,7 @@ from conftest import TINY, compose_cfg
 from xlexp.config.compose import CONF_DIR, compose_config
 from xlexp.config.paths import list_configs
 from xlexp.config.schema import (ClassicalSettings, DataSettings, EncoderSettings, OptimizerSettings, RegimeSettings,
-                                 TrainerSettings, build)
+                                 TrainerSettings, TransformerSettings, build)
 from xlexp.errors import XlexpError
 from xlexp.experiment import regimes
 from xlexp.experiment.regimes.few_shot import FewShotSettings
@@ -36,7 +36,7 @@ def test_the_default_config_resolves_to_typed_settings():
 def test_every_shipped_model_resolves(model):
     s = resolve_settings(compose_config([f"model={model}"]))
     assert s.model.name == model
-    assert isinstance(s.model, ClassicalSettings if model.startswith("classical") else EncoderSettings)
+    assert isinstance(s.model, ClassicalSettings if model.startswith("classical") else TransformerSettings)
 
 
 @pytest.mark.parametrize("regime", regimes.available())

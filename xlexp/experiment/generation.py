@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xlexp.config.schema import Seq2SeqSettings
 from xlexp.data.vocab import count_parameters
 from xlexp.engine import distributed
 from xlexp.engine.lm_scoring import generate
@@ -80,7 +81,7 @@ class Codec:
         self.tokenizer = ctx.cache.tokenizer
         self.model_cfg = ctx.settings.model
         self.seq2seq = self.model_cfg.family == "seq2seq"
-        self.codes = dict(getattr(self.model_cfg, "lang_codes", {}) or {})
+        self.codes = dict(self.model_cfg.lang_codes) if isinstance(self.model_cfg, Seq2SeqSettings) else {}
         self.prefix = str(ctx.spec.options.get("prefix") or "")
         self.separator = str(ctx.spec.options.get("separator") or " ")
         self.max_length = int(ctx.settings.data.max_length)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from xlexp.config.schema import EncoderSettings
+from xlexp.config.schema import LanguageModelSettings
 from xlexp.errors import XlexpError
 
 # attention projections first: LoRA's usual choice; the MLP ones where a paper adapts "all linear"
@@ -66,7 +66,7 @@ def lora_targets(model: nn.Module, configured: tuple[str, ...], model_name: str)
     return list(configured)
 
 
-def quantization_kwargs(model_cfg: EncoderSettings) -> dict:
+def quantization_kwargs(model_cfg: LanguageModelSettings) -> dict:
     """``from_pretrained`` arguments for 4-bit NF4 base weights (QLoRA, Dettmers et al. 2023)."""
     import torch
 

@@ -196,10 +196,9 @@ def _with_resumed_units(store: pd.DataFrame, p: PlannedRun, ours: pd.DataFrame) 
     from xlexp.experiment.resume import unit_keys
     from xlexp.experiment.runner import resolve_settings
     from xlexp.results.query import latest
-    from xlexp.tasks.spec import TaskSpec
 
     s = resolve_settings(p.cfg)
-    spec = TaskSpec.from_config(s.task)
+    spec = s.task
     plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
                      s.paths.data_dir, s.data.source, s.seeds)
     keys = set(unit_keys(s, plan))

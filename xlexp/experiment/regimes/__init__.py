@@ -19,7 +19,10 @@ from xlexp.config.schema import RegimeSettings
 from xlexp.experiment.plan import TrainingUnit
 
 if TYPE_CHECKING:
+    from xlexp.config.schema import Settings
     from xlexp.experiment.context import RunContext, UnitOutput
+    from xlexp.experiment.plan import Plan
+    from xlexp.tasks.spec import TaskSpec
 
 
 class Regime:
@@ -38,6 +41,7 @@ class Regime:
     # whether trainer.sources_together may train several units in one stack: each unit is exactly one
     # xlexp.experiment.transfer.train_unit (few-shot goes on to train per target, so it says False)
     together: ClassVar[bool] = False
+    tokenizes: ClassVar[bool] = True   # False: the runner validates the rows without tokenizing them (the probe)
 
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
@@ -48,6 +52,12 @@ class Regime:
         """Splits beyond train (train languages), dev (selection languages) and test (targets) that the
         unit reads, as ``{(language, split): why}``."""
         return {}
+
+    def check(self, settings: "Settings", spec: "TaskSpec") -> None:
+        """The regime's own checks of the task and model, before the data is looked at (one line each)."""
+
+    def preflight(self, settings: "Settings", spec: "TaskSpec", plan: "Plan") -> None:
+        """The regime's own checks of the plan's data, before any model is loaded."""
 
     def run_unit(self, ctx: "RunContext", unit: TrainingUnit, index: int, out: "UnitOutput") -> None:
         raise NotImplementedError
