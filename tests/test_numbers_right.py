@@ -171,7 +171,7 @@ def test_matrix_table_compare_and_report_never_average_two_models(tmp_path, caps
 # ---- one mean -------------------------------------------------------------------------------------------
 
 def test_one_mean_in_console_table_png_html_and_wandb(tmp_path, capsys, monkeypatch):
-    from xlexp.tracking.wandb_tracker import summary_keys
+    from xlexp.tracking.wandb_results import summary_keys
     from xlexp.views import figures
     from xlexp.views.console import show
     from xlexp.views.html import write_report

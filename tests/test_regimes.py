@@ -9,7 +9,8 @@ import pytest
 from conftest import TINY, compose_cfg
 from xlexp.errors import XlexpError
 from xlexp.data.fewshot import sample_shots
-from xlexp.results.query import few_shot_summary, pivot, selection_gap
+from xlexp.results.frames import selection_gap
+from xlexp.results.query import few_shot_summary, pivot
 from xlexp.experiment.regimes.multi_source import sampling_weights
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_predictions, load_records

@@ -22,7 +22,8 @@ from xlexp.results.languages import info
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records
 from xlexp.views.html import write_report
-from xlexp.results.query import kcurve_frame, selection_gap_frame, slice_keys, slice_matrix
+from xlexp.results.frames import kcurve_frame, selection_gap_frame
+from xlexp.results.query import slice_keys, slice_matrix
 
 
 # ---- content, without a browser ----------------------------------------------------------------

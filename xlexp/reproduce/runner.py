@@ -4,7 +4,7 @@ Each run of a reproduction (``xlexp.reproduce.spec``) is composed with Hydra lik
 would, under the experiment name ``reproduce-<name>-<variant>``, and goes through the normal
 pipeline; when the results store already holds a run of the same config (same config hash, under
 any experiment name) covering the needed cells, its records are reused and nothing is trained.
-The cells are read with ``xlexp.results.query.config_cells``.
+The cells are read with ``xlexp.results.frames.config_cells``.
 
 Printed (``output``): per variant the worst cells and a summary (mean of each side, mean Δ, mean
 |Δ|, Spearman and Pearson over cells); written: ``<results>/reproduce/<name>/{cells.csv,table.md,
@@ -28,7 +28,8 @@ from xlexp.errors import XlexpError
 from xlexp.reproduce.output import print_plan, print_result, write_outputs
 from xlexp.reproduce.spec import (ARROW, REPRODUCTIONS_DIR, PlannedRun, Reproduction, Result, RunSpec, Variant,
                                   available, load_reference, load_reproduction)
-from xlexp.results.query import config_cells, experiments_by_recency, load
+from xlexp.results.frames import config_cells
+from xlexp.results.query import experiments_by_recency, load
 from xlexp.results.store import run_config_hash as record_hash
 
 log = logging.getLogger(__name__)

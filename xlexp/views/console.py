@@ -22,8 +22,9 @@ from rich.table import Table
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import display_name
+from xlexp.results.frames import selection_gap
 from xlexp.results.query import (Matrix, default_metric, few_shot_summary, k_value, latest_experiment, load, pivot,
-                                 TRANSFER_MEAN, is_in_language, recorded_primary, selection_gap)
+                                 TRANSFER_MEAN, is_in_language, recorded_primary)
 from xlexp.results.units import latest_activity, read_ledger, unit_states
 
 # Off a terminal (CI logs, files) rich would wrap tables at 80 columns; matrices need more.
@@ -125,7 +126,7 @@ def _names_caption(codes, width: int) -> str:
 
 
 def render_gap(gap: pd.DataFrame, title: str):
-    """``query.selection_gap`` as the README prints it: per source, one row per selection rule (and per
+    """``frames.selection_gap`` as the README prints it: per source, one row per selection rule (and per
     difference to source_dev), targets in columns, then the mean without in-language cells."""
     from rich.console import Group
 
@@ -338,7 +339,7 @@ def show_predicted(cells: pd.DataFrame, experiment: str, metric: str) -> None:
 def show_with_predicted(results_dir: Path | str, m: Matrix) -> Path | None:
     """``xlexp matrix --predicted``: the measured matrix plus the predicted cells of ``xlexp predict``
     (never mixed: they come from ``results/predicted/``), printed and drawn as ``<stem>.predicted.png``."""
-    from xlexp.results.query import predicted_cells
+    from xlexp.results.frames import predicted_cells
     from xlexp.views.figures import predicted_png
 
     pred = predicted_cells(results_dir, m.experiment, m.metric)

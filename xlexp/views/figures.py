@@ -127,7 +127,7 @@ def kcurve_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
 
 def gap_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
     """Grouped bars per (source →) target: score under each other selection rule minus source_dev
-    (rows of ``query.selection_gap_frame``)."""
+    (rows of ``frames.selection_gap_frame``)."""
     frame = frame.copy()
     order = {t: i for i, t in enumerate(group_order([str(t) for t in frame["target"].unique()]))}
     frame = frame.assign(_o=frame["target"].map(order)).sort_values(["source", "_o"])
