@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY, compose_cfg, model_of
 from xlexp.data.tokenized import tokenize_words
 from xlexp.errors import XlexpError
-from xlexp.engine.predict import retrieval_accuracy, token_metrics
+from xlexp.engine.inference import retrieval_accuracy, token_metrics
 from xlexp.results.query import pivot
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.store import load_records

@@ -163,7 +163,7 @@ def _engine_case(device: torch.device, dropout: float, token: bool):
     from xlexp.data.tokenized import TokenizedSplit
     from xlexp.engine import stacked
     from xlexp.engine.loop import TrainSettings, train
-    from xlexp.engine.predict import predict
+    from xlexp.engine.inference import predict
     from xlexp.models.encoders import SequenceClassifier
     from xlexp.models.heads import TokenClassifier
 

@@ -2,5 +2,5 @@
 
 ``main`` dispatches ``xlexp <command>``; ``run`` is the Hydra entry (``xlexp run`` and
 ``python -m xlexp.cli.run``, which torchrun and cluster launchers call); ``reports`` holds the
-read-only commands (matrix, report, compare, table). Top layer: may import every other subpackage.
+read-only commands (matrix, report, compare, table). The top layer.
 """

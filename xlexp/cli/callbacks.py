@@ -11,8 +11,6 @@ crash lists and trains only what is missing.
 Only Hydra's basic sweeper is expanded (the one ``-m a=1,2`` uses); with another sweeper the jobs
 still list their own units when they start. Listing never stops the multirun: a problem is one
 warning line, and the jobs report it themselves when they run.
-
-May import: everything (the top layer).
 """
 
 from __future__ import annotations

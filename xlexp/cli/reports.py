@@ -1,8 +1,7 @@
 """The reporting verbs of ``xlexp``: ``report``, ``compare`` and ``table`` (argument parsing only;
 the work is in ``xlexp.views.html``, ``xlexp.tracking.wandb_tracker``, ``xlexp.views.compare`` and
 ``xlexp.views.tables``, which read the store through ``xlexp.results.query``).
-
-Imports: ``xlexp.views`` and ``xlexp.tracking`` (inside the verbs, so ``xlexp --help`` stays fast)."""
+"""
 
 from __future__ import annotations
 

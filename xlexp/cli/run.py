@@ -1,4 +1,4 @@
-"""Hydra entry point: compose the config, call the pipeline, return the objective.
+"""Hydra entry point: compose the config, call the experiment runner, return the objective.
 
 ``xlexp run ...`` and ``python -m xlexp.cli.run ...`` are the same command (the latter is what
 torchrun and cluster launchers call). Both go through :func:`main`, which first puts the

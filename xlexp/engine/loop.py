@@ -16,7 +16,7 @@ from xlexp.engine import distributed
 from xlexp.data.tokenized import TokenizedSplit, collate, train_batches
 from xlexp.errors import XlexpError
 from xlexp.engine.graphed import STEP_GRAPH, GraphedStep, check_supported, class_weight
-from xlexp.engine.predict import autocast
+from xlexp.engine.inference import autocast
 from xlexp.models.span import span_loss
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,6 @@ records it has when trained alone (fp32: equal within float rounding; tested):
 Limits (one line each, before training, see :func:`check_supported`): AdamW, sentence or token
 classification (not span QA), ``trainer.compile=false``, no gradient checkpointing, no LoRA, one
 process (not under torchrun).
-
-May import: models, data, config, errors (engine layer).
 """
 
 from __future__ import annotations
@@ -48,7 +46,7 @@ from xlexp.data.tokenized import TokenizedSplit, collate, eval_batches, train_ba
 from xlexp.engine.graphed import class_weight
 from xlexp.engine.loop import (NonFiniteLoss, TrainSettings, _n_labels, balanced_sampling, balanced_weights,
                                class_counts, linear_factor)
-from xlexp.engine.predict import autocast
+from xlexp.engine.inference import autocast
 from xlexp.engine.stack_ops import ACTIVE, ATTENTION, DropoutPlan, StackedDropout, register_attention
 from xlexp.engine.stack_ops import generator_after_seeding  # noqa: F401  (a stack member's generator: callers use stacked.)
 from xlexp.errors import XlexpError
@@ -387,7 +385,7 @@ def _stack_batches(batches: list[dict], rows: int, width: int, pad_id: int):
 @torch.inference_mode()
 def predict_together(stack: StackedModels, members: list[int], split: TokenizedSplit, batch_size: int, pad_id: int,
                      device: torch.device, precision: str = "fp32") -> list:
-    """:func:`xlexp.engine.predict.predict` for several models of the stack at once: one pass over the
+    """:func:`xlexp.engine.inference.predict` for several models of the stack at once: one pass over the
     split, each batch run by every member (the inputs are shared, not copied)."""
     stack.eval()
     token_level = split.token_labels is not None

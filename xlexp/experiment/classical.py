@@ -2,8 +2,6 @@
 tracker and matrices as transformers: fit on the unit's train split(s), score its dev splits
 (``split=dev`` records) and test every target under ``last`` and the regime's selection rule (one
 fit, no checkpoints: the same numbers). Features and estimators live in ``xlexp.models.classical``.
-
-May import: experiment.context/plan and everything below experiment.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import numpy as np
 
 from xlexp.config.schema import ClassicalSettings, Settings
 from xlexp.data.tokenized import TokenizedSplit
-from xlexp.engine.predict import compute_metrics
+from xlexp.engine.inference import compute_metrics
 from xlexp.experiment.context import RunContext, UnitOutput, training_texts
 from xlexp.experiment.plan import Plan, TrainingUnit
 from xlexp.experiment.regimes.multi_source import MultiSourceSettings

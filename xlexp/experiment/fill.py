@@ -13,8 +13,6 @@ for every run: a candidate counts as trained when the records of all its units (
 the store under their unit keys (``xlexp.experiment.resume``), so re-running the same command after a
 crash trains only the steps still missing, and a larger budget later continues the same matrix.
 ``rerun=true`` counts only the sources trained by this call.
-
-May import: everything below experiment (plan, resume, predict, views, results, tasks, config).
 """
 
 from __future__ import annotations

@@ -13,8 +13,6 @@ Sequences: a seq2seq model reads ``prefix + source`` and is trained on the targe
 ``text_target``); a decoder reads ``<s> prefix + source + separator`` and is trained on ``target </s>``
 (loss on the target tokens only). Models with ``model.lang_codes`` (NLLB, M2M100, mBART-50) take the
 tokenizer's source/target language and a forced first output token instead of the prefix.
-
-May import: experiment.context/plan and everything below experiment.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from xlexp.engine import distributed
 from xlexp.engine.lm_scoring import generate
 from xlexp.engine.loop import build_optimizer, linear_schedule, to_device
 from xlexp.engine.mt_metrics import generation_scores
-from xlexp.engine.predict import autocast
+from xlexp.engine.inference import autocast
 from xlexp.engine.selection import CheckpointKeeper
 from xlexp.errors import XlexpError
 from xlexp.experiment.context import RunContext, UnitOutput

@@ -7,8 +7,6 @@ unit does is its regime's business (``xlexp.experiment.regimes``); retrieval tas
 models have their own unit executors (``retrieval``, ``classical``). The run prints its own matrix
 from the records it holds in memory; the store is read only for the units it skips because their
 complete records are already there (resume by content, ``xlexp.experiment.resume``).
-
-May import: everything below experiment (tracking, views, engine, models, data, tasks, results, config).
 """
 
 from __future__ import annotations

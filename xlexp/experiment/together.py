@@ -19,8 +19,6 @@ The vocabulary trim (``model.trim_vocab``) is the run's (the kept ids of every s
 so the stack shares it. Not stacked (one line each, before any work): few-shot (its units go on to
 train per target), classical models, retrieval and generation tasks, span QA, other optimizers than
 AdamW, ``trainer.compile``, LoRA, gradient checkpointing, torchrun, a tracker (its runs are per unit).
-
-May import: experiment.context/plan/transfer and everything below experiment.
 """
 
 from __future__ import annotations

@@ -13,8 +13,6 @@ through the same code as the encoders, because :class:`DecoderClassifier` expose
 Loading goes through ``xlexp.models.encoders`` (one load path, one offline error message); this
 module never imports it (encoders imports this one lazily), so the deterministic vocabulary builder
 is passed in by the caller.
-
-May import: config, errors (and torch / transformers / tokenizers / peft).
 """
 
 from __future__ import annotations

@@ -15,8 +15,6 @@ and ``labels``; written atomically (temp file, then rename), so a killed job res
 
 Sides: ``""`` is each example's ``text``, ``pair`` its ``text_pair`` (the second sentence of a pair
 task, the pivot sentence of a retrieval task).
-
-May import: data, tasks, config, errors (the models layer).
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ below, then from peft's own table; an unknown architecture is one line naming it
 ``model.peft=qlora`` loads the frozen base weights in 4-bit NF4 with bf16 compute
 (``BitsAndBytesConfig``), prepares the model for k-bit training and adds LoRA adapters on top.
 bitsandbytes is imported lazily and only for QLoRA: it is a CUDA library, absent on CPU machines.
-
-May import: config, errors (and peft / transformers / bitsandbytes lazily).
 """
 
 from __future__ import annotations

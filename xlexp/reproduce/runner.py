@@ -2,16 +2,13 @@
 
 Each run of a reproduction (``xlexp.reproduce.spec``) is composed with Hydra like ``xlexp run``
 would, under the experiment name ``reproduce-<name>-<variant>``, and goes through the normal
-pipeline; when the results store already holds a run of the same config (same config hash, under
+experiment runner; when the results store already holds a run of the same config (same config hash, under
 any experiment name) covering the needed cells, its records are reused and nothing is trained.
 The cells are read with ``xlexp.results.frames.config_cells``.
 
 Printed (``output``): per variant the worst cells and a summary (mean of each side, mean Δ, mean
 |Δ|, Spearman and Pearson over cells); written: ``<results>/reproduce/<name>/{cells.csv,table.md,
 table.tex,delta_heatmap.png}``.
-
-Imports: ``xlexp.experiment`` (the runs), ``xlexp.tasks``, ``xlexp.config``, ``xlexp.results``,
-``xlexp.reproduce.spec`` / ``output`` and ``xlexp.errors``.
 """
 
 from __future__ import annotations

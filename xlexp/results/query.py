@@ -13,8 +13,6 @@ report, W&B, ``compare``, ``table`` and ``reproduce``), so the rules they share 
 - ``Matrix`` (sources x targets mean/std/n), ``pivot`` (an experiment's matrix), slices (one matrix
   per experiment, model, task, regime, selection rule and K) and few-shot summaries. The frames built on these (K-curves, selection-rule gaps, what ``compare`` and
   ``reproduce`` read, predicted cells) are in ``xlexp.results.frames``.
-
-Imports: pandas, ``xlexp.results.store`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations

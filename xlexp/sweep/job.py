@@ -4,10 +4,6 @@ A job is the sweep file plus the command line's overrides, the study name, the s
 the trial budget. :func:`build_job` composes one trial's config before anything runs (a typo
 fails here, in one line) and :func:`create_or_check_study` makes sure a resumed study searches the
 same space for the same objective.
-
-May import: :mod:`xlexp.sweep.space`, :mod:`xlexp.sweep.storage`, :mod:`xlexp.sweep.commit` (the study
-id), :mod:`xlexp.experiment` (the settings check, lazily), :mod:`xlexp.config`, :mod:`xlexp.results.store`
-(the writable check), :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`, Optuna.
 """
 
 from __future__ import annotations

@@ -16,8 +16,7 @@ netrc entry for the W&B host), else offline, printing one line with the ``wandb 
 and every W&B call is guarded: a failure logs one warning and turns the tracker off for the rest of
 the process; init and finish are bounded by ``tracker.timeout_s``.
 
-What a run shows (tables, heatmaps, summary keys, the artifact) is ``xlexp.tracking.wandb_results``. Imports: wandb (lazily), ``xlexp.results``, ``xlexp.views``,
-``xlexp.tracking.masking`` and ``xlexp.errors`` only.
+What a run shows (tables, heatmaps, summary keys, the artifact) is ``xlexp.tracking.wandb_results``.
 """
 
 from __future__ import annotations
@@ -153,7 +152,7 @@ def _name_of(config: Mapping[str, Any], key: str) -> str | None:
 
 
 class WandbTracker:
-    """The pipeline's Tracker for W&B. Never raises: a W&B failure turns it off with one warning."""
+    """The experiment runner's Tracker for W&B. Never raises: a W&B failure turns it off with one warning."""
 
     def __init__(self, opts: WandbOptions):
         self.opts = opts

@@ -7,9 +7,6 @@ both sides have several training seeds, else a paired bootstrap over the example
 warning: it cannot tell a better config from a luckier seed); where per-example predictions are
 missing, a bootstrap over seeds (``xlexp.results.significance`` says what each p-value means). Outputs: a terminal table, a
 CSV and a heatmap (``xlexp.views.figures.delta_png``) under ``<results_dir>/compare/``.
-
-Imports: ``xlexp.results``, ``xlexp.config.paths`` (a task's label count), ``xlexp.views.figures``
-and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@
 files); ``show_run`` is the end of ``xlexp run`` (only that run's matrix, from its records in
 memory: it never reads the store). The records come from ``xlexp.results.query``; the PNGs are
 drawn by ``xlexp.views.figures``.
-
-Imports: rich, ``xlexp.results``, ``xlexp.views.figures`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations

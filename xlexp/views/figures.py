@@ -3,9 +3,8 @@
 Two back ends. Plotly figures (``heatmap_figure``, ``kcurve_figure``, ``gap_figure``) for the HTML
 report and W&B carry language names (and script and family where known) in their hover text.
 Matplotlib PNGs (``matrix_png``, ``kcurve_png``, ``delta_png``) are the files ``xlexp matrix``,
-``compare`` and ``reproduce`` write; they share one drawing function. No other module draws.
-
-Imports: ``xlexp.results`` (Matrix, languages) only; matplotlib is imported when a PNG is drawn.
+``compare`` and ``reproduce`` write; they share one drawing function (matplotlib is imported only when a
+PNG is drawn). No other module draws.
 """
 
 from __future__ import annotations

@@ -12,9 +12,8 @@ come from ``xlexp.results.query``, the figures from ``xlexp.views.figures``, the
 (styles, sortable tables) from ``xlexp.views.page``, and the per-class, K-curve and selection-gap sections
 from ``xlexp.views.report_sections``.
 
-Imports: ``xlexp.results``, ``xlexp.views.figures``, ``xlexp.views.explorer``, ``xlexp.errors`` and (for
-label names) ``xlexp.tasks.spec`` only. Layout: the page fits windows 1280-1920 px wide (figures shrink
-with the window); one colour range per metric across all heatmaps (``scale``).
+Layout: the page fits windows 1280-1920 px wide (figures shrink with the window); one colour range per
+metric across all heatmaps (``scale``).
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@ regime is one new module plus one YAML file, with no edit anywhere else.
 A regime answers three questions: which training units a plan has (``units``), which extra splits
 they need (``needs``), and how one unit turns into records (``run_unit``). Shared pieces (training a
 model on a unit and testing it under every selection rule) live in ``xlexp.experiment.transfer``.
-
-May import: experiment.context/plan/transfer and everything below experiment.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from xlexp.data.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_
 from xlexp.data.vocab import count_parameters
 from xlexp.engine import distributed
 from xlexp.engine.lm_scoring import continuation_logprobs
-from xlexp.engine.predict import compute_metrics
+from xlexp.engine.inference import compute_metrics
 from xlexp.errors import XlexpError
 from xlexp.experiment.context import RunContext, UnitOutput
 from xlexp.experiment.plan import TrainingUnit
