@@ -1,9 +1,9 @@
 """The ``model`` group's settings: one class per model family, picked by ``model.family``.
 
 Why these shapes: a transformer encoder, a decoder (GPT-style) and an encoder-decoder (seq2seq) share
-how they are found, loaded, frozen, LoRA-adapted, trimmed and checkpointed (:class:`TransformerSettings`),
-and differ in the rest: only an encoder has a frozen sentence-embedding recipe (``embedding``); only
-the two language models generate (:class:`LanguageModelSettings`: dtype, decoding length, beams); only
+how they are found, loaded, frozen, LoRA-adapted, trimmed and checkpointed, and their frozen
+sentence-embedding recipe (:class:`TransformerSettings`), and differ in the rest: only the two
+language models generate (:class:`LanguageModelSettings`: dtype, decoding length, beams, QLoRA); only
 a decoder has a padding side and a pad-token override; only a seq2seq model maps language codes. As
 siblings, each class accepts exactly its family's keys (``+model.lang_codes`` on a decoder is a typo,
 not a setting), and code that needs a family's key asks for that family's class instead of falling
@@ -75,6 +75,7 @@ class TransformerSettings:
     freeze: str | None = None         # None | embeddings
     freeze_layers: int = 0
     gradient_checkpointing: bool = False
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)   # frozen sentence vectors (regime=probe)
     # source=tiny_random only: the random model's shape
     vocab_size: int = 2000
     hidden_size: int = 64
@@ -125,7 +126,6 @@ class EncoderSettings(TransformerSettings):
 
     family: str = "encoder"
     pooling: str = "cls"              # cls | mean
-    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)   # frozen sentence vectors (regime=probe)
 
 
 @dataclass(frozen=True)

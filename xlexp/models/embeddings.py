@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from xlexp.config.schema import EncoderSettings, TransformerSettings
+from xlexp.config.schema import TransformerSettings
 from xlexp.data.tokenized import tokenizer_fingerprint
 from xlexp.errors import XlexpError
 from xlexp.tasks.spec import TaskSpec, load_split
@@ -59,8 +59,8 @@ class Recipe:
 def recipe_of(model: TransformerSettings, prefix: str | None = None) -> Recipe:
     """The model's embedding recipe (``model.embedding``), with ``prefix`` in place of the model's
     own when given. One line, before any work, when the model defines none."""
-    e = model.embedding if isinstance(model, EncoderSettings) else None   # only encoders define one
-    if e is None or e.pooling is None:
+    e = model.embedding
+    if e.pooling is None:
         raise XlexpError(f"model '{model.name}' has no sentence-embedding definition (model.embedding.pooling is null): "
                          f"frozen-embedding regimes need the model's own pooling; set model.embedding.pooling=mean or "
                          f"cls (and model.embedding.normalize / model.embedding.prefix) as its sentence-transformers "
