@@ -2,7 +2,7 @@
 evaluate path vs the pure model forward on exactly the same batches.
 
 For each target (token cache warm: tokenization is timed once, separately):
-- A: xlexp's path: ``xlexp.engine.predict.predict`` (length-sorted batches, collation, autocast, argmax,
+- A: xlexp's path: ``xlexp.engine.inference.predict`` (length-sorted batches, collation, autocast, argmax,
   copy back) + ``compute_metrics`` (accuracy, macro-F1), on the ``TokenizedSplit`` from
   ``xlexp.data.tokenized.TokenCache``;
 - B: the same batches (``eval_batches`` + ``collate``) pre-built as tensors, then only
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     from xlexp import TaskSpec, compose
     from xlexp.data.tokenized import TokenCache, collate, eval_batches
     from xlexp.engine.hardware import resolve_device, resolve_precision
-    from xlexp.engine.predict import autocast, compute_metrics, predict
+    from xlexp.engine.inference import autocast, compute_metrics, predict
     from xlexp.experiment.plan import expand_languages
     from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 

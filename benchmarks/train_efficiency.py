@@ -151,7 +151,7 @@ def time_plain_loop(seen: dict, precision: str, warmup: int, steps: int, max_len
 
     import torch
 
-    from xlexp.engine.predict import autocast
+    from xlexp.engine.inference import autocast
 
     cfg, split, device, pad_id = seen["cfg"], seen["split"], seen["device"], seen["pad_id"]
     torch.manual_seed(0)

@@ -19,8 +19,10 @@ from xlexp.config.schema import (
     OptimizerSettings,
     RegimeSettings,
     TrainerSettings,
+    TransformerSettings,
     build,
 )
+from xlexp.errors import XlexpError
 from xlexp.experiment import regimes
 from xlexp.experiment.regimes.few_shot import FewShotSettings
 from xlexp.experiment.runner import resolve_settings, run_experiment
@@ -44,7 +46,7 @@ def test_the_default_config_resolves_to_typed_settings():
 def test_every_shipped_model_resolves(model):
     s = resolve_settings(compose_config([f"model={model}"]))
     assert s.model.name == model
-    assert isinstance(s.model, ClassicalSettings if model.startswith("classical") else EncoderSettings)
+    assert isinstance(s.model, ClassicalSettings if model.startswith("classical") else TransformerSettings)
 
 
 @pytest.mark.unit

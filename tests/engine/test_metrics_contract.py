@@ -21,8 +21,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from xlexp.data.tokenized import TokenizedSplit
+from xlexp.engine.inference import compute_metrics, label_counts, macro_f1, retrieval_accuracy, token_metrics
 from xlexp.engine.mt_metrics import generation_scores
-from xlexp.engine.predict import compute_metrics, label_counts, macro_f1, retrieval_accuracy, token_metrics
 from xlexp.results.significance import sklearn_metric, weighted_metric
 from xlexp.tasks import qa_metric
 

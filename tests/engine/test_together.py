@@ -161,8 +161,8 @@ def _engine_case(device: torch.device, dropout: float, token: bool):
     from xlexp.config.schema import OptimizerSettings
     from xlexp.data.tokenized import TokenizedSplit
     from xlexp.engine import stacked
+    from xlexp.engine.inference import predict
     from xlexp.engine.loop import TrainSettings, train
-    from xlexp.engine.predict import predict
     from xlexp.models.encoders import SequenceClassifier
     from xlexp.models.heads import TokenClassifier
 

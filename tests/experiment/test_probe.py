@@ -10,7 +10,7 @@ from conftest import compose_cfg
 from xlexp import XlexpError, run_experiment
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine.bitext import bitext_mining_metrics
-from xlexp.engine.predict import compute_metrics
+from xlexp.engine.inference import compute_metrics
 from xlexp.experiment.regimes.probe import label_metrics, undersample
 from xlexp.results.store import RECORD_COLUMNS, load_records
 

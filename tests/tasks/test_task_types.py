@@ -10,7 +10,8 @@ import pytest
 from conftest import TINY, compose_cfg, model_of
 from xlexp import XlexpError, load_records, run_experiment
 from xlexp.data.tokenized import tokenize_words
-from xlexp.engine.predict import retrieval_accuracy, token_metrics
+from xlexp.engine.inference import retrieval_accuracy, token_metrics
+from xlexp.errors import XlexpError
 from xlexp.results.query import pivot
 from xlexp.tasks.spec import load_split, load_task
 

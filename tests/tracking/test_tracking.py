@@ -368,14 +368,14 @@ def test_report_wandb_few_shot_curves(tmp_path, no_key):
 def test_heatmap_and_png_share_one_target_order(tmp_path, monkeypatch):
     """The plotly heatmap and the PNG of a matrix list the targets in the same (family, script)
     order; the store's order (first seen) differs from it here."""
-    from xlexp.tracking import wandb_tracker
+    from xlexp.tracking import wandb_results
 
     results = standard_store(tmp_path / "results")
     df = load_records(results)
     df = df[df["experiment"] == "zs"]
     pngs: list[list[str]] = []
-    real_png = wandb_tracker.matrix_png
-    monkeypatch.setattr(wandb_tracker, "matrix_png", lambda m, path, **kw: (pngs.append([str(c) for c in m.mean.columns]),
+    real_png = wandb_results.matrix_png
+    monkeypatch.setattr(wandb_results, "matrix_png", lambda m, path, **kw: (pngs.append([str(c) for c in m.mean.columns]),
                                                                           real_png(m, path, **kw)))
 
     class FakeRun:
@@ -387,7 +387,7 @@ def test_heatmap_and_png_share_one_target_order(tmp_path, monkeypatch):
             self.logged.update(payload)
 
     run = FakeRun()
-    wandb_tracker.log_results(run, df)
+    wandb_results.log_results(run, df)
     figs = [v for k, v in run.logged.items() if k.startswith("heatmap/")]
     assert figs and len(pngs) == len(figs)
     orders = [json.loads(Path(f._path).read_text())["data"][0]["x"] for f in figs]  # the figure file W&B uploads

@@ -17,8 +17,11 @@ import pytest
 from conftest import TINY, compose_cfg, write_nusax_like
 from synthetic import make_records, standard_store, write
 from xlexp import XlexpError, load_records, run_experiment
+from xlexp.experiment.runner import run_experiment
+from xlexp.results.frames import kcurve_frame, selection_gap_frame
 from xlexp.results.languages import info
-from xlexp.results.query import kcurve_frame, selection_gap_frame, slice_keys, slice_matrix
+from xlexp.results.query import slice_keys, slice_matrix
+from xlexp.results.store import load_records
 from xlexp.views.figures import heatmap_figure, ordered
 from xlexp.views.html import write_report
 

@@ -11,8 +11,6 @@ crash lists and trains only what is missing.
 Only Hydra's basic sweeper is expanded (the one ``-m a=1,2`` uses); with another sweeper the jobs
 still list their own units when they start. Listing never stops the multirun: a problem is one
 warning line, and the jobs report it themselves when they run.
-
-May import: everything (the top layer).
 """
 
 from __future__ import annotations
@@ -58,13 +56,12 @@ def plan_multirun(config: DictConfig) -> tuple[int, int]:
     from xlexp.experiment.resume import unit_keys
     from xlexp.experiment.runner import resolve_settings
     from xlexp.results import units as ledger
-    from xlexp.tasks.spec import TaskSpec
 
     jobs = job_overrides(config)
     n_units = 0
     for job_num, overrides in enumerate(jobs):   # job k is array task k of the SLURM launcher's array job
         s = resolve_settings(compose_config(overrides))
-        spec = TaskSpec.from_config(s.task)
+        spec = s.task
         plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
                          s.paths.data_dir, s.data.source, s.seeds)
         entries = [ledger.UnitEntry(s.experiment, k, u.source, u.seed, list(u.targets), job_num=job_num)

@@ -2,8 +2,6 @@
 
 Argument parsing and printing only; the work is in ``xlexp.predict`` (features, completion,
 ranking, evaluation, the active chooser) and the display of predicted cells in ``xlexp.views``.
-
-Imports: ``xlexp.predict``, ``xlexp.views`` and ``xlexp.errors`` (inside the verbs, so ``xlexp --help`` stays fast).
 """
 
 from __future__ import annotations

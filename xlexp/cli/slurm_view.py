@@ -18,8 +18,6 @@ views join by job id:
 
 Nothing here is needed to run: without ``squeue`` on the PATH (a laptop) the section is left out,
 and a failing ``squeue``/``sacct`` is one line, never an error.
-
-May import: everything (the top layer).
 """
 
 from __future__ import annotations

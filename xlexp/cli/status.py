@@ -5,8 +5,6 @@ planned, running and failed ones from the ledger (``xlexp.results.units``), whic
 up to date and a multirun fills before it submits its jobs. A running unit whose process is gone from
 this host (kill -9, out of memory) is failed. The ETA is measured, never guessed: the mean wall time of
 the finished units, times the units left, over the processes running now.
-
-May import: everything (the top layer).
 """
 
 from __future__ import annotations

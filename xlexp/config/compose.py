@@ -6,9 +6,6 @@
 (see :mod:`xlexp.config.paths` for the order). ``hydra.searchpath=[file:///dir]`` still works as in
 any Hydra app: Hydra appends those folders after the package's. ``CONF_DIR`` is re-exported here
 for the modules that compose directly.
-
-May import: :mod:`xlexp.config.paths`, :mod:`xlexp.config.hydra_plugin`, :mod:`xlexp.errors`, and
-Hydra (lazily: importing this module stays cheap).
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ compares and exits 1 when a block is stale (``tests/docs/test_docs.py`` runs it)
 markers is hand-written and left alone. Comments are read from the YAML lines themselves (a
 key's trailing ``# ...``, its continuation lines, or the comment lines right above it), values as
 written. Only the package's ``conf/`` is read, never ``XLEXP_CONFIG_PATH``.
-
-May import: :mod:`xlexp.config.paths`, :mod:`xlexp.errors`, PyYAML.
 """
 
 from __future__ import annotations

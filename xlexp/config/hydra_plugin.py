@@ -7,8 +7,6 @@ alone. The user folders go right before the package folder, so a user file repla
 file of the same group and name. The folders are read again each time Hydra builds a search path.
 A module of its own because Hydra keeps registered plugin classes in state that the submitit
 launcher pickles (by reference).
-
-May import: :mod:`xlexp.config.paths`, Hydra.
 """
 
 from __future__ import annotations

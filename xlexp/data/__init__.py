@@ -1,4 +1,4 @@
 """Data for training and evaluation: tokenized splits with a content-keyed cache (``tokenized``),
 length-grouped batches and collation, vocabulary trimming (``vocab``) and few-shot shot sets
-(``fewshot``). May import tasks, results, config and errors; never models or engine.
+(``fewshot``).
 """

@@ -16,7 +16,6 @@ Questions longer than ``max_query_length`` pieces are cut (the BERT/HF default i
 window keeps room for context. Tokenization runs in chunks, so memory stays bounded on big splits.
 
 Returns plain arrays (:class:`Windows`); ``xlexp.data.tokenized`` makes them a ``TokenizedSplit``.
-May import: tasks, errors.
 """
 
 from __future__ import annotations

@@ -3,9 +3,7 @@ for every sentence of the non-pivot side, its cosine nearest neighbour among ALL
 (one direction only); sentence i's gold match is pivot row i. Metrics: accuracy, and precision,
 recall and F1 of the matches averaged with ``average="weighted"`` (scikit-learn, ``zero_division=0``)
 over the gold ids, which is MTEB's main score (F1). XTREME's protocol (accuracy@1 in both
-directions, ``engine.predict.retrieval_accuracy``) stays the ``regime=zero_shot`` one.
-
-May import: errors (engine layer: numpy and scikit-learn only here).
+directions, ``engine.inference.retrieval_accuracy``) stays the ``regime=zero_shot`` one.
 """
 
 from __future__ import annotations

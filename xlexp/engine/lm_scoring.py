@@ -6,8 +6,6 @@ batched longest first, left-padded with explicit position ids so every continuat
 position: the LM head then runs on the last few positions only (``logits_to_keep``), not on the whole
 prompt times a 150k-250k vocabulary. A context too long for ``max_length`` loses its *oldest* tokens
 (the first demonstrations), never the query.
-
-May import: engine, models, data, tasks, config, errors.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import logging
 import numpy as np
 import torch
 
-from xlexp.engine.predict import autocast
+from xlexp.engine.inference import autocast
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from xlexp.config.schema import OPTIMIZERS, OptimizerSettings
 from xlexp.data.tokenized import TokenizedSplit, collate, train_batches
 from xlexp.engine import distributed
 from xlexp.engine.graphed import STEP_GRAPH, GraphedStep, check_supported, class_weight
-from xlexp.engine.predict import autocast
+from xlexp.engine.inference import autocast
 from xlexp.errors import XlexpError
 from xlexp.models.span import span_loss
 

@@ -4,8 +4,6 @@ score can be compared with a published one only when the signatures agree (Post,
 
 Metric names are ``chrf_<direction>`` / ``bleu_<direction>`` (``xlexp.tasks.types.generation``);
 values are sacrebleu's 0-100 scores.
-
-May import: errors (sacrebleu lazily).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from xlexp.data.tokenized import TokenizedSplit, collate, eval_batches
-from xlexp.engine.predict import autocast
+from xlexp.engine.inference import autocast
 from xlexp.errors import XlexpError
 from xlexp.tasks import qa_metric
 

@@ -4,6 +4,5 @@
 ``regimes/`` holds one registered module per regime (zero_shot, few_shot, multi_source, full);
 ``transfer`` trains a unit and tests every target under every selection rule; ``retrieval`` and
 ``classical`` run the units of retrieval tasks and scikit-learn baselines; ``context`` is what the
-units of one run share; ``runner`` resolves the config once and writes the records. May import
-tracking, views and everything below them; never cli, sweep or reproduce.
+units of one run share; ``runner`` resolves the config once and writes the records.
 """

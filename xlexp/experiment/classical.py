@@ -2,8 +2,6 @@
 tracker and matrices as transformers: fit on the unit's train split(s), score its dev splits
 (``split=dev`` records) and test every target under ``last`` and the regime's selection rule (one
 fit, no checkpoints: the same numbers). Features and estimators live in ``xlexp.models.classical``.
-
-May import: experiment.context/plan and everything below experiment.
 """
 
 from __future__ import annotations
@@ -15,9 +13,10 @@ import numpy as np
 
 from xlexp.config.schema import ClassicalSettings, Settings
 from xlexp.data.tokenized import TokenizedSplit
-from xlexp.engine.predict import compute_metrics
+from xlexp.engine.inference import compute_metrics
 from xlexp.experiment.context import RunContext, UnitOutput, training_texts
 from xlexp.experiment.plan import Plan, TrainingUnit
+from xlexp.experiment.regimes.multi_source import MultiSourceSettings
 from xlexp.models.classical import Featurizer, check, describe, fit_quietly, make_classifier, subword_tokenizer
 from xlexp.tasks.spec import Example, TaskSpec, load_split
 
@@ -64,10 +63,9 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -
     s, spec = ctx.settings, ctx.spec
     started = time.perf_counter()
     tokenizer = tokenizer_for(s, spec, ctx.plan)
-    sampling = getattr(s.regime, "sampling", "proportional")
-    if len(unit.train_languages) > 1 and sampling != "proportional":
+    if len(unit.train_languages) > 1 and isinstance(s.regime, MultiSourceSettings) and s.regime.sampling != "proportional":
         log.warning("classical models fit on the union of the sources' train splits: regime.sampling=%s is ignored",
-                    sampling)
+                    s.regime.sampling)
     features = Featurizer(s.model, tokenizer)
     train = [ex for lang in unit.train_languages for ex in _examples(ctx, lang, "train", unit.seed)[0]]
     X = features.fit_transform(train)

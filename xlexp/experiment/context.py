@@ -3,8 +3,6 @@
 
 The context holds typed settings (``xlexp.config.schema.Settings``), never the Hydra config: the
 stages below (engine, models, data) are called with plain values and settings objects.
-
-May import: engine, models, data, tasks, results, config, tracking (the Tracker protocol), views.progress.
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ from xlexp.config.schema import Settings
 from xlexp.data.tokenized import TokenCache, TokenizedSplit
 from xlexp.data.vocab import VocabTrim, count_parameters, trim_embeddings
 from xlexp.engine.hardware import peak_memory_mb
+from xlexp.engine.inference import compute_metrics, label_counts, predict
 from xlexp.engine.loop import TrainSettings
-from xlexp.engine.predict import compute_metrics, label_counts, predict
 from xlexp.engine.qa import QAPredictions, predict_answers, qa_metrics
 from xlexp.experiment.plan import Plan, TrainingUnit
 from xlexp.models import finetune

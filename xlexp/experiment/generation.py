@@ -13,8 +13,6 @@ Sequences: a seq2seq model reads ``prefix + source`` and is trained on the targe
 ``text_target``); a decoder reads ``<s> prefix + source + separator`` and is trained on ``target </s>``
 (loss on the target tokens only). Models with ``model.lang_codes`` (NLLB, M2M100, mBART-50) take the
 tokenizer's source/target language and a forced first output token instead of the prefix.
-
-May import: experiment.context/plan and everything below experiment.
 """
 
 from __future__ import annotations
@@ -27,12 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from xlexp.config.schema import Seq2SeqSettings
 from xlexp.data.vocab import count_parameters
 from xlexp.engine import distributed
+from xlexp.engine.inference import autocast
 from xlexp.engine.lm_scoring import generate
 from xlexp.engine.loop import build_optimizer, linear_schedule, to_device
 from xlexp.engine.mt_metrics import generation_scores
-from xlexp.engine.predict import autocast
 from xlexp.engine.selection import CheckpointKeeper
 from xlexp.errors import XlexpError
 from xlexp.experiment.context import RunContext, UnitOutput
@@ -80,7 +79,7 @@ class Codec:
         self.tokenizer = ctx.cache.tokenizer
         self.model_cfg = ctx.settings.model
         self.seq2seq = self.model_cfg.family == "seq2seq"
-        self.codes = dict(getattr(self.model_cfg, "lang_codes", {}) or {})
+        self.codes = dict(self.model_cfg.lang_codes) if isinstance(self.model_cfg, Seq2SeqSettings) else {}
         self.prefix = str(ctx.spec.options.get("prefix") or "")
         self.separator = str(ctx.spec.options.get("separator") or " ")
         self.max_length = int(ctx.settings.data.max_length)

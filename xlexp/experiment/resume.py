@@ -18,8 +18,6 @@ redone with it.
 The same places keep the unit ledger up to date (``xlexp.results.units``: planned, running, done,
 failed, with host, pid and the measured unit time) for ``xlexp status`` and the partial matrix of
 ``xlexp matrix``.
-
-May import: engine (distributed), results, views, config; the standard library.
 """
 
 from __future__ import annotations

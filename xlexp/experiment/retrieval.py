@@ -1,8 +1,6 @@
 """Retrieval tasks (``type: retrieval``, e.g. Tatoeba): no training. Encode both sides of every
 target's parallel test set and search by cosine. Every distinct token sequence is encoded once
 (pivot sentences repeat across language pairs), in one length-sorted pass over all targets.
-
-May import: experiment.context/plan and everything below experiment.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ import logging
 import numpy as np
 
 from xlexp.data.tokenized import TokenizedSplit
-from xlexp.engine.predict import encode, retrieval_accuracy
+from xlexp.engine.inference import encode, retrieval_accuracy
 from xlexp.experiment.context import RunContext, UnitOutput
 from xlexp.experiment.plan import TrainingUnit
 

@@ -7,8 +7,6 @@ unit does is its regime's business (``xlexp.experiment.regimes``); retrieval tas
 models have their own unit executors (``retrieval``, ``classical``). The run prints its own matrix
 from the records it holds in memory; the store is read only for the units it skips because their
 complete records are already there (resume by content, ``xlexp.experiment.resume``).
-
-May import: everything below experiment (tracking, views, engine, models, data, tasks, results, config).
 """
 
 from __future__ import annotations
@@ -63,16 +61,15 @@ def resolve_settings(cfg: DictConfig) -> Settings:
         raw = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as e:
         raise XlexpError(f"cannot resolve the config: {str(e).strip().splitlines()[0]}") from None
-    settings = resolve(raw, regimes.settings_class)
+    # the task file's keys, metrics and options are refused here, before any work, and parsed this once
+    settings = resolve(raw, regimes.settings_class, TaskSpec.from_config)
     check_tracker_config(settings.tracker)  # tracker options fail here, before any work
     if settings.tracker.name == "wandb":  # optional extras: one line naming `pip install 'xlexp[...]'`, before any work
         require_extra("wandb")
-    if getattr(settings.model, "peft", None):
+    if not settings.classical and settings.model.peft:
         require_extra("peft")
     regime = regimes.get(settings.regime.name)
-    regimes.check_compatible(regime.name, str(settings.task.get("name")), settings.task.get("type"),
-                             settings.model.family)
-    TaskSpec.from_config(settings.task)  # the task file's keys, metrics and options: refused here, before any work
+    regimes.check_compatible(regime.name, settings.task.name, settings.task.type, settings.model.family)
     if settings.classical and not regime.classical:
         usable = [name for name in regimes.available() if regimes.get(name).classical]
         raise XlexpError(f"model '{settings.model.name}' (family classical) runs regime {', '.join(usable)}; "
@@ -86,7 +83,7 @@ def read_needed_splits(ctx: RunContext) -> list:
     bad row in a target's test file fails in seconds with its file and line, not after hours of
     training. Cached, so the units read them again for free."""
     started, s, out = time.perf_counter(), ctx.settings, []
-    tokenizes = getattr(regimes.get(s.regime.name), "tokenizes", True)  # regime=probe reads vectors, not token ids
+    tokenizes = regimes.get(s.regime.name).tokenizes  # regime=probe reads vectors, not token ids
     for lang, split in ctx.plan.needs:
         if ctx.cache is None or not tokenizes:  # classical models (and the probe) read the rows themselves: validate them here
             load_split(ctx.spec, lang, split, s.paths.data_dir, s.data.source)
@@ -147,16 +144,12 @@ def run_settings(s: Settings, hooks: RunHooks | None = None) -> float:
         raise XlexpError("langpair.budget (active filling) is run by xlexp.fill.run, not by one experiment")
     check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir,  # before any work
                    s.paths.cache_dir / "checkpoints")
-    spec = TaskSpec.from_config(s.task)
+    spec = s.task
     regime = regimes.get(s.regime.name)
-    check = getattr(regime, "check", None)  # the regime's task-kind and model checks, before the data is looked at
-    if check is not None:
-        check(s, spec)
+    regime.check(s, spec)  # the regime's task-kind and model checks, before the data is looked at
     plan = make_plan(regime, s.regime, s.langpair.sources, s.langpair.targets, spec, s.paths.data_dir, s.data.source,
                      s.seeds)
-    preflight = getattr(regime, "preflight", None)  # the regime's checks of the plan's data, before any work
-    if preflight is not None:
-        preflight(s, spec, plan)
+    regime.preflight(s, spec, plan)  # the regime's checks of the plan's data, before any work
     # the sources the units train on (an in-language regime narrowed to some targets trains only those)
     used = {lang for u in plan.units for lang in u.train_languages}
     log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),

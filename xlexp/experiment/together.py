@@ -19,8 +19,6 @@ The vocabulary trim (``model.trim_vocab``) is the run's (the kept ids of every s
 so the stack shares it. Not stacked (one line each, before any work): few-shot (its units go on to
 train per target), classical models, retrieval and generation tasks, span QA, other optimizers than
 AdamW, ``trainer.compile``, LoRA, gradient checkpointing, torchrun, a tracker (its runs are per unit).
-
-May import: experiment.context/plan/transfer and everything below experiment.
 """
 
 from __future__ import annotations
@@ -55,12 +53,12 @@ def check(ctx_settings, spec, regime) -> None:
     if not spec.trains or spec.type == "generation":
         raise XlexpError(f"{SETTING}>1 stacks classifier training; task '{spec.name}' ({spec.type}) does not train "
                          f"one: {SETTING}=1")
-    if not getattr(regime, "together", False):
+    if not regime.together:
         raise XlexpError(f"{SETTING}>1: regime {regime.name} does not train its units in a stack (each unit does more "
                          f"than one training); use regime=zero_shot, full or multi_source, {fix}")
     if s.tracker.name != "none":
         raise XlexpError(f"{SETTING}>1 does not log to a tracker yet (tracker runs are per unit): set tracker=none {fix}")
-    if getattr(s.model, "family", "encoder") != "encoder":
+    if s.model.family != "encoder":
         raise XlexpError(f"{SETTING}>1 stacks encoders (BERT, XLM-R shapes); model '{s.model.name}' is a "
                          f"{s.model.family}: {SETTING}=1")
     stacked.check_supported(s.optimizer, s.trainer.compile, spec.type == "extractive_qa", s.model.peft is not None,

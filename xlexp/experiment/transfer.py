@@ -5,8 +5,6 @@ train on the unit's train languages, evaluate the source (and watched target) de
 evaluation step, keep only the checkpoints some rule currently prefers, then test each target once
 per distinct chosen checkpoint. The rules are post-hoc: one training gives source_dev, target_dev
 and last.
-
-May import: experiment.context/plan and everything below experiment.
 """
 
 from __future__ import annotations

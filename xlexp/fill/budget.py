@@ -36,7 +36,6 @@ from xlexp.experiment.resume import unit_keys
 from xlexp.experiment.runner import run_settings
 from xlexp.results import units as ledger
 from xlexp.results.store import check_writable
-from xlexp.tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def run(s: Settings, hooks: RunHooks | None = None) -> float:
                          f"one-source rows to choose from: use regime=zero_shot, or drop langpair.budget")
     if hooks.on_eval is not None or hooks.records_dir is not None:
         raise XlexpError("langpair.budget is for `xlexp run`, not for sweep trials: drop it from the sweep's overrides")
-    spec = TaskSpec.from_config(s.task)
+    spec = s.task
     plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
                      s.paths.data_dir, s.data.source, s.seeds)   # every candidate's splits checked before any work
     candidates, targets = list(plan.sources), list(plan.targets)
@@ -78,7 +77,7 @@ def run(s: Settings, hooks: RunHooks | None = None) -> float:
         if len(measured) >= budget:
             break
         y = _values(frame, s.experiment, metric, rule, candidates, targets)
-        pick, why = next_source(s.task["name"], s.model.name, candidates, targets, y, s.paths.data_dir,
+        pick, why = next_source(s.task.name, s.model.name, candidates, targets, y, s.paths.data_dir,
                                 s.paths.cache_dir)
         log.info("active filling %d/%d: training source %s (%s)", len(measured) + 1, budget, pick, why)
         run_settings(one_source(s, pick), step_hooks)

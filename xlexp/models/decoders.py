@@ -13,8 +13,6 @@ through the same code as the encoders, because :class:`DecoderClassifier` expose
 Loading goes through ``xlexp.models.encoders`` (one load path, one offline error message); this
 module never imports it (encoders imports this one lazily), so the deterministic vocabulary builder
 is passed in by the caller.
-
-May import: config, errors (and torch / transformers / tokenizers / peft).
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ import torch
 from torch import nn
 
 from xlexp.config.names import temp_path
-from xlexp.config.schema import DecoderSettings, EncoderSettings
+from xlexp.config.schema import DecoderSettings, LanguageModelSettings, TransformerSettings
 from xlexp.errors import XlexpError
 from xlexp.models.heads import TokenClassifier
 from xlexp.models.weights import load_weights
@@ -43,11 +41,13 @@ TINY_LM_VERSION = 2   # 2: decoded text joins punctuation ("It's", not "It ' s")
 
 
 # -- tokenizer ------------------------------------------------------------------------------------
-def prepare_tokenizer(tokenizer, model_cfg: EncoderSettings):
+def prepare_tokenizer(tokenizer, model_cfg: LanguageModelSettings):
     """Pad token and padding side of a decoder or seq2seq tokenizer. A decoder without a pad token
     pads with its eos token (or ``model.pad_token``): padded positions are masked out of attention
-    and pooling, so which id fills them does not matter."""
-    wanted = getattr(model_cfg, "pad_token", None)
+    and pooling, so which id fills them does not matter. A seq2seq model keeps its tokenizer's
+    padding (``model.pad_token`` and ``model.padding_side`` are decoder keys)."""
+    decoder = isinstance(model_cfg, DecoderSettings)
+    wanted = model_cfg.pad_token if decoder else None
     if wanted:
         if wanted not in tokenizer.get_vocab():
             raise XlexpError(f"model.pad_token '{wanted}' is not in the tokenizer of model '{model_cfg.name}'")
@@ -58,9 +58,8 @@ def prepare_tokenizer(tokenizer, model_cfg: EncoderSettings):
             raise XlexpError(f"tokenizer of model '{model_cfg.name}' has no pad, eos or unk token; "
                              f"set model.pad_token to one of its tokens")
         tokenizer.pad_token = fallback
-    side = getattr(model_cfg, "padding_side", None)
-    if side:
-        tokenizer.padding_side = side
+    if decoder and model_cfg.padding_side:
+        tokenizer.padding_side = model_cfg.padding_side
     return tokenizer
 
 
@@ -99,11 +98,11 @@ class DecoderClassifier(nn.Module):
 
 
 # -- loading ------------------------------------------------------------------------------------------
-def pretrained_kwargs(model_cfg: EncoderSettings, offline: bool) -> dict[str, Any]:
+def pretrained_kwargs(model_cfg: LanguageModelSettings, offline: bool) -> dict[str, Any]:
     """``from_pretrained`` arguments: safetensors, no remote code, the dtype, and for QLoRA the
     4-bit quantisation (CUDA only)."""
     kwargs: dict[str, Any] = {"local_files_only": offline, "trust_remote_code": False, "use_safetensors": True}
-    dtype = getattr(model_cfg, "dtype", None)
+    dtype = model_cfg.dtype
     if dtype == "bf16":
         kwargs["dtype"] = torch.bfloat16
     elif dtype == "fp32" or dtype is None:
@@ -133,7 +132,7 @@ def load_classifier(model_cfg: DecoderSettings, path: str, num_labels: int, toke
     return DecoderClassifier(backbone, num_labels, model_cfg.pooling, dropout)
 
 
-def load_lm(model_cfg: EncoderSettings, path: str, offline: bool) -> nn.Module:
+def load_lm(model_cfg: TransformerSettings, path: str, offline: bool) -> nn.Module:
     """The whole language model with its head: ``AutoModelForCausalLM`` for a decoder,
     ``AutoModelForSeq2SeqLM`` for a seq2seq model (in-context transfer, generation)."""
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
@@ -148,7 +147,7 @@ def load_lm(model_cfg: EncoderSettings, path: str, offline: bool) -> nn.Module:
     return model
 
 
-def _load_checkpoint(model: nn.Module, model_cfg: EncoderSettings) -> None:
+def _load_checkpoint(model: nn.Module, model_cfg: TransformerSettings) -> None:
     checkpoint = model_cfg.checkpoint
     if not Path(checkpoint).is_file():
         raise XlexpError(f"model.checkpoint {checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
@@ -164,7 +163,7 @@ def _load_checkpoint(model: nn.Module, model_cfg: EncoderSettings) -> None:
 VocabBuilder = Callable[..., dict[str, int]]
 
 
-def build_tiny_random_lm(model_cfg: EncoderSettings, texts: list[str], cache_dir: Path, seed: int,
+def build_tiny_random_lm(model_cfg: LanguageModelSettings, texts: list[str], cache_dir: Path, seed: int,
                          vocab_builder: VocabBuilder) -> Path:
     """A small random Llama-style decoder (``family: decoder``) or T5-style seq2seq model
     (``family: seq2seq``) with a WordPiece tokenizer chosen deterministically from ``texts``
@@ -177,7 +176,7 @@ def build_tiny_random_lm(model_cfg: EncoderSettings, texts: list[str], cache_dir
     from transformers import PreTrainedTokenizerFast
 
     family = model_cfg.family
-    arch = getattr(model_cfg, "arch", "t5") if family == "decoder" else "t5"
+    arch = model_cfg.arch if isinstance(model_cfg, DecoderSettings) else "t5"
     dims = {k: int(getattr(model_cfg, k)) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")}
     key = [family, arch, dims, seed, sorted(texts), TINY_LM_VERSION]
     digest = hashlib.sha1(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]

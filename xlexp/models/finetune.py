@@ -2,7 +2,7 @@
 embeddings or bottom layers, and gradient checkpointing.
 
 The task head always trains. The short label that records and experiment names carry (``full``,
-``lora-r8``, ``freeze-emb+4l``...) is ``EncoderSettings.finetune``; the options are checked there too.
+``lora-r8``, ``freeze-emb+4l``...) is ``TransformerSettings.finetune``; the options are checked there too.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import logging
 import torch
 from torch import nn
 
-from xlexp.config.schema import EncoderSettings
+from xlexp.config.schema import TransformerSettings
 from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
 
-def prepare(classifier: nn.Module, model_cfg: EncoderSettings) -> nn.Module:
+def prepare(classifier: nn.Module, model_cfg: TransformerSettings) -> nn.Module:
     """Apply freezing, LoRA and gradient checkpointing to ``classifier.encoder`` in place."""
     encoder = classifier.encoder
     if model_cfg.gradient_checkpointing:
@@ -45,7 +45,7 @@ def prepare(classifier: nn.Module, model_cfg: EncoderSettings) -> nn.Module:
     return classifier
 
 
-def _lora(encoder: nn.Module, model_cfg: EncoderSettings) -> nn.Module:
+def _lora(encoder: nn.Module, model_cfg: TransformerSettings) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     from xlexp.models.peft_setup import lora_targets, prepare_kbit

@@ -1,6 +1,4 @@
 """The per-position classification head shared by encoder and decoder backbones (taggers).
-
-May import: torch only.
 """
 
 from __future__ import annotations

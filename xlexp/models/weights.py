@@ -5,8 +5,6 @@ ends with torch's hint to retry with ``weights_only=False``: the one thing a use
 file from elsewhere. Every state dict xlexp reads from a user's path or its own cache goes through
 :func:`load_weights`, which says instead that xlexp loads weights only, and names a truncated or
 foreign file as such (a cache file is then rebuilt by its caller, as the tokenized caches are).
-
-May import: :mod:`xlexp.errors`, torch.
 """
 
 from __future__ import annotations

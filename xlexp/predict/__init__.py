@@ -8,5 +8,5 @@ features; ``complete`` fills a partially measured sources x targets matrix with 
 store (predicted cells go to ``xlexp.results.predicted``, never to the records).
 
 Stage: below ``views`` (which shows predicted cells through ``xlexp.results``) and above
-``engine``; may import ``models``, ``data``, ``tasks``, ``results``, ``config`` and ``errors``.
+``engine``.
 """

@@ -7,8 +7,6 @@ sources worth training are the ones that cover the others: greedy facility locat
 ``source_similarity`` (URIEL, plus model similarity when computed), each row weighted by how
 uncertain its prediction is now (its mean interval width, 1 before anything is measured). Greedy
 facility location is within (1 - 1/e) of the best set for this objective.
-
-Imports: numpy only.
 """
 
 from __future__ import annotations

@@ -39,8 +39,6 @@ own uncertainty (a target with two observed cells is less certain than one with 
 conformal factor scales it so that the out-of-fold residuals of the observed cells are covered at
 ``level`` (CV+ in spirit). The out-of-fold MAE is reported as an honest estimate of the error on
 missing cells.
-
-Imports: numpy and scipy.linalg.
 """
 
 from __future__ import annotations

@@ -20,8 +20,6 @@
 Each mask, target or random set is one job, seeded by its own arguments (every completion runs with
 one BLAS thread: ``complete``); ``jobs`` spreads them over processes (joblib, which scikit-learn
 brings) with the same results.
-
-Imports: numpy, pandas, scipy, scikit-learn (and its joblib, threadpoolctl) and ``xlexp.predict``.
 """
 
 from __future__ import annotations

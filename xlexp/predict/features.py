@@ -14,9 +14,6 @@ prediction.
 ``source_similarity``/``target_similarity`` are language x language similarities from the same
 features (mean URIEL distance, and model similarity when present): the completion uses them for
 rows or columns without any measured cell, the active chooser to spread its picks.
-
-Imports: numpy, ``xlexp.predict.uriel``, ``xlexp.predict.represent`` (lazily),
-``xlexp.results.languages`` and ``xlexp.errors``.
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ pair features (the model's view of each language when the model is an encoder an
 text is here), completes, and writes the predicted cells, and only those, through
 ``xlexp.results.predicted``. ``matrix_from_csv`` reads a published matrix (long ``source,target,value``
 / xpos's ``lang_train,lang_pred,score``, or wide) for ``xlexp predict --evaluate --matrix-csv``.
-
-Imports: numpy, pandas, ``xlexp.predict``, ``xlexp.results`` and ``xlexp.errors``.
 """
 
 from __future__ import annotations

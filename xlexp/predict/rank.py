@@ -4,8 +4,6 @@ Measured cells keep their measured value (marked ``measured``); predicted ones c
 interval. The drivers of a prediction are the side features whose contribution ``w_k·x[s,t,k]``
 (standardised features) lifts or lowers this source most compared with the average candidate
 source for the target, plus the source's own bias ("source quality") when the row has cells.
-
-Imports: numpy, pandas, ``xlexp.predict.complete`` and ``xlexp.results.languages``.
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@ Both come from the same few hundred sentences per language (the task's own text:
 of a target, which needs no labels, or the train split; only the words are read), are computed
 once and cached under ``<cache_dir>/predict/`` with a key of the model, its files and the exact
 text, so a second ``xlexp predict`` reads them back and a changed model or text recomputes.
-
-Imports: numpy, torch, ``xlexp.models``, ``xlexp.tasks``, ``xlexp.config`` and ``xlexp.errors``.
 """
 
 from __future__ import annotations

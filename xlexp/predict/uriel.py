@@ -11,8 +11,6 @@ per category, the union ('U', URIEL+'s default) of the sources' values, then the
 ``2·arccos(cos θ)/π`` over the features both languages have (tests check a few pairs against
 ``URIELPlus().new_distance``). A pair without shared features, or a language URIEL does not hold,
 gets NaN: the caller reports the feature as missing instead of failing.
-
-Imports: numpy, langcodes and ``xlexp.errors``.
 """
 
 from __future__ import annotations

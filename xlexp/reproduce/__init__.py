@@ -3,7 +3,4 @@
 ``spec`` reads a reproduction and its reference table and holds the planned runs and the result;
 ``runner`` plans, runs through ``xlexp.experiment``, reuses matching records and compares;
 ``output`` prints and writes the tables and the Δ heatmap.
-
-May import: ``xlexp.experiment`` and everything below it (views, results, tasks, config, errors);
-never ``xlexp.sweep`` or ``xlexp.cli``.
 """

@@ -1,7 +1,5 @@
 """What ``xlexp reproduce`` prints and writes: the plan, the worst cells, the summary, and
 ``cells.csv``, ``summary.csv``, ``table.md``/``.tex`` and ``delta_heatmap.png``.
-
-Imports: ``xlexp.reproduce.spec``, ``xlexp.views`` (console, tables, figures) and ``xlexp.results``.
 """
 
 from __future__ import annotations

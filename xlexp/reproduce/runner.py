@@ -2,16 +2,13 @@
 
 Each run of a reproduction (``xlexp.reproduce.spec``) is composed with Hydra like ``xlexp run``
 would, under the experiment name ``reproduce-<name>-<variant>``, and goes through the normal
-pipeline; when the results store already holds a run of the same config (same config hash, under
+experiment runner; when the results store already holds a run of the same config (same config hash, under
 any experiment name) covering the needed cells, its records are reused and nothing is trained.
-The cells are read with ``xlexp.results.query.config_cells``.
+The cells are read with ``xlexp.results.frames.config_cells``.
 
 Printed (``output``): per variant the worst cells and a summary (mean of each side, mean Δ, mean
 |Δ|, Spearman and Pearson over cells); written: ``<results>/reproduce/<name>/{cells.csv,table.md,
 table.tex,delta_heatmap.png}``.
-
-Imports: ``xlexp.experiment`` (the runs), ``xlexp.tasks``, ``xlexp.config``, ``xlexp.results``,
-``xlexp.reproduce.spec`` / ``output`` and ``xlexp.errors``.
 """
 
 from __future__ import annotations
@@ -37,7 +34,8 @@ from xlexp.reproduce.spec import (
     load_reference,
     load_reproduction,
 )
-from xlexp.results.query import config_cells, experiments_by_recency, load
+from xlexp.results.frames import config_cells
+from xlexp.results.query import experiments_by_recency, load
 from xlexp.results.store import run_config_hash as record_hash
 
 log = logging.getLogger(__name__)
@@ -205,10 +203,9 @@ def _with_resumed_units(store: pd.DataFrame, p: PlannedRun, ours: pd.DataFrame) 
     from xlexp.experiment.resume import unit_keys
     from xlexp.experiment.runner import resolve_settings
     from xlexp.results.query import latest
-    from xlexp.tasks.spec import TaskSpec
 
     s = resolve_settings(p.cfg)
-    spec = TaskSpec.from_config(s.task)
+    spec = s.task
     plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
                      s.paths.data_dir, s.data.source, s.seeds)
     keys = set(unit_keys(s, plan))

@@ -10,8 +10,7 @@ compared on the intersection of ours and the paper's:
   to the paper's through ``code_map``);
 - ``cells: mean``: one cell per run, the mean over its targets (e.g. XTREME's task averages).
 
-``runner`` plans, runs (or reuses) and compares; ``output`` prints and writes. Imports: yaml,
-omegaconf and ``xlexp.errors`` only.
+``runner`` plans, runs (or reuses) and compares; ``output`` prints and writes.
 """
 
 from __future__ import annotations

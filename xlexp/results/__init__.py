@@ -4,6 +4,4 @@
 unit; ``query`` is THE query layer over them (latest replicate, default metric and selection rule,
 matrices, slices, gaps, K-curves); ``significance`` holds the bootstraps of ``xlexp compare``;
 ``languages`` the language codes, names, scripts and families.
-
-May import: ``xlexp.config`` and ``xlexp.errors`` only; every stage above may import it.
 """

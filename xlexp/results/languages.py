@@ -9,8 +9,6 @@ likely-subtags data in langcodes (``eng`` -> Latn). langcodes has no families, s
 short hand-made table of top-level families (Glottolog's names) for the languages of the shipped
 tasks and other widely studied ones; a language that is not in it has no family (blank), rather
 than a guess. Reports, tables and figures group and label languages with it.
-
-Imports: langcodes only (no xlexp module), so every layer may use it.
 """
 
 from __future__ import annotations

@@ -21,8 +21,6 @@ people and ``xlexp status``, and keeps it until :meth:`HeldLock.release` or the 
 or ``"none"`` (no lock file: work of an older version). A probe opens the file read-only and never
 truncates it. Locks this process holds are also kept in a set, because a file system where flock
 falls back to per-process POSIX locks (NFS) would let a process take its own lock a second time.
-
-May import: the standard library only.
 """
 
 from __future__ import annotations

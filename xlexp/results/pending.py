@@ -12,8 +12,6 @@ run again, and a file already in the store is never written twice.
 Every move is an ``os.replace`` inside one results folder (one file system): a reader sees a file
 whole or not at all. Predictions move first and records last, as a run writes them: a records file
 in the store means its unit's predictions are there too.
-
-May import: :mod:`xlexp.results.store` (the store's folder names) and the standard library.
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ under ``runs/`` is ever written here and ``store.load_records`` never reads this
 predicted value cannot be mistaken for a measured one; every row also says ``predicted=True``.
 Views that can show predicted cells (``xlexp matrix --predicted``, the heatmap, the HTML report)
 read them through :func:`load_predicted` and draw them apart (hatched / greyed).
-
-Imports: pandas and ``xlexp.results.store`` only.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Which variance a test covers decides what its p-value means:
 - **bootstrap over seeds** (no per-example predictions): the seeds of A and of B are resampled
   separately (unpaired); test-sample variance is not covered.
 
-Pure numerics on arrays: it knows nothing of the store. Imports: numpy, sklearn and ``xlexp.errors`` only.
+Pure numerics on arrays: it knows nothing of the store.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def resample_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarra
 
 def sklearn_metric(metric: str, labels: np.ndarray, preds: np.ndarray, num_labels: int) -> float:
     """The point estimate, computed as the records' values are (macro-F1 over the labels present in the
-    gold or the predictions, zero_division=0: ``xlexp.engine.predict.macro_f1``)."""
+    gold or the predictions, zero_division=0: ``xlexp.engine.inference.macro_f1``)."""
     if metric == "accuracy":
         return float(accuracy_score(labels, preds))
     return float(f1_score(labels, preds, average="macro", zero_division=0))

@@ -3,8 +3,6 @@
 Files go to ``<results_dir>/runs/`` under a dot-prefixed temp name and are then renamed, so a
 reader (``pd.read_parquet``, which skips dot files) never sees a half-written file and parallel
 workers never write the same file. Reading for views goes through ``xlexp.results.query``.
-
-Imports: ``xlexp.errors`` only.
 """
 
 from __future__ import annotations

@@ -23,9 +23,6 @@ then waits for the claim, and reads the unit's records instead of training it. (
 older versions, without a claim, fall back to the pid on this host.)
 The records stay the authority on *done*: a unit whose key is in the store is done whatever its
 ledger file says, so a lost or stale ledger file never makes a run redo or skip work.
-
-Imports: :mod:`xlexp.results.store`, :mod:`xlexp.results.liveness`, :mod:`xlexp.config.names` and the standard
-library (pandas for reading records).
 """
 
 from __future__ import annotations

@@ -6,6 +6,5 @@ heartbeats and exact trial budget (``storage``), many workers (``processes``, ``
 study table (``status``), the study browser (``dashboard``) and the ``xlexp sweep`` command
 (``driver``).
 
-May import: :mod:`xlexp.experiment` and everything below it (``tracking``, ``config``, ``errors``);
-never :mod:`xlexp.reproduce` or :mod:`xlexp.cli`. The modules here form no import cycle.
+The modules here form no import cycle.
 """

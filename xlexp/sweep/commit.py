@@ -21,9 +21,6 @@ made by older versions), and a trial's experiment is ``<study>-<uid>-t<NNNN>`` a
 promoted, so a folder whose lock is free belongs to a gone worker and is finished at once, by the
 next worker *or* by the next ``xlexp sweep`` call of the study even when the study has all its
 trials (:func:`recover_now`): a complete trial's records never wait for a larger ``--n-trials``.
-
-May import: :mod:`xlexp.sweep.storage` (the lock), :mod:`xlexp.results.pending`,
-:mod:`xlexp.results.liveness`, Optuna.
 """
 
 from __future__ import annotations

@@ -4,9 +4,6 @@ The server is optuna-dashboard's own :func:`optuna_dashboard.run_server` (what i
 this process's main thread, so Ctrl-C and SIGTERM stop it the way they stop optuna-dashboard. A
 helper thread prints the URL only once ``/api/meta`` answers (the readiness probe), so a script
 that waits for the line can use the dashboard at once.
-
-May import: :mod:`xlexp.sweep.storage`, :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`,
-optuna-dashboard.
 """
 
 from __future__ import annotations

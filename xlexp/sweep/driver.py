@@ -13,8 +13,6 @@ Exit codes: 0 when the call ran (or had nothing to run); 1 when this call's tria
 none completed (one line: how many, the first reason); 2 for bad input or a storage that cannot be
 opened or stays away (one line, ``xlexp: error: ...``; the traceback only under ``XLEXP_DEBUG=1``);
 130 when interrupted (the running trial is re-queued).
-
-May import: the modules of :mod:`xlexp.sweep`, :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`.
 """
 
 from __future__ import annotations

@@ -4,10 +4,6 @@ A job is the sweep file plus the command line's overrides, the study name, the s
 the trial budget. :func:`build_job` composes one trial's config before anything runs (a typo
 fails here, in one line) and :func:`create_or_check_study` makes sure a resumed study searches the
 same space for the same objective.
-
-May import: :mod:`xlexp.sweep.space`, :mod:`xlexp.sweep.storage`, :mod:`xlexp.sweep.commit` (the study
-id), :mod:`xlexp.experiment` (the settings check, lazily), :mod:`xlexp.config`, :mod:`xlexp.results.store`
-(the writable check), :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`, Optuna.
 """
 
 from __future__ import annotations
@@ -84,9 +80,9 @@ def preflight(spec: SweepSpec, overrides: list[str]) -> Settings:
     if clash:
         raise XlexpError(f"{clash[0]!r} sets a parameter the sweep searches; drop it, or make it fixed in {spec.path.name}")
     settings = resolve_settings(compose_config([*spec.base, *spec.fixed, *overrides, *trial_overrides(_first_values(spec))]))
-    metrics = list(settings.task["metrics"])
+    metrics = list(settings.task.metrics)
     if spec.objective.metric not in metrics:
-        raise XlexpError(f"objective.metric={spec.objective.metric} is not a metric of task {settings.task['name']} "
+        raise XlexpError(f"objective.metric={spec.objective.metric} is not a metric of task {settings.task.name} "
                          f"({', '.join(metrics)})")
     if spec.objective.on == "targets_mean" and settings.regime.dev_targets in (None, "none", False):
         raise XlexpError("objective.on=targets_mean needs target dev evaluations, but regime.dev_targets=none; "

@@ -9,8 +9,6 @@ command can be typed directly::
     XLEXP_SWEEP_STORAGE=postgresql://user:pw@db/optuna python -m xlexp.sweep.launch -m \\
         hydra/launcher=xlexp_slurm sweep_file=$PWD/sweeps/xnli_xlmr_base.yaml study=xnli_xlmr_base \\
         n_trials=64 'worker=range(0,8)'
-
-May import: :mod:`xlexp.sweep.job`, :mod:`xlexp.sweep.worker`, :mod:`xlexp.config.compose` (the conf dir).
 """
 
 from __future__ import annotations

@@ -1,16 +1,14 @@
-"""A trial's objective, computed from the dev evaluations the pipeline reports through ``RunHooks.on_eval``.
+"""A trial's objective, computed from the dev evaluations the experiment runner reports through ``RunHooks.on_eval``.
 
 At every evaluation the running objective (the value if training stopped here) is what the pruner
 sees; the final one is the objective at the checkpoint the selection rule picks, the same rule the
-pipeline uses for test cells: ``source_dev`` takes the step with the best mean source-dev primary
+experiment runner uses for test cells: ``source_dev`` takes the step with the best mean source-dev primary
 metric (ties keep the earlier step), ``target_dev`` takes each language's own best step, ``last``
 the last evaluation. With several training units (seeds, sources) the objective is their mean.
 
 Intermediate values are reported at the n-th evaluation (0-based) across the run, not the training
 step: trials with different batch sizes then compare at the same point (with the default
 ``trainer.eval_every=null``, evaluation n is epoch n + 1).
-
-May import: :mod:`xlexp.sweep.space` (the objective's definition), :mod:`xlexp.errors`, numpy.
 """
 
 from __future__ import annotations

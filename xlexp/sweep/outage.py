@@ -10,8 +10,6 @@ and what happens to the trial; the traceback only under ``XLEXP_DEBUG=1``.
 
 Only connection-level errors are retried (:func:`is_outage`): an integrity error or a bug is
 raised at once, as before.
-
-May import: :mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`, SQLAlchemy (lazily).
 """
 
 from __future__ import annotations

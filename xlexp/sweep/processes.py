@@ -6,9 +6,6 @@ are GPUs (``CUDA_VISIBLE_DEVICES``), the CPU cores shared out otherwise. Launche
 Hydra app of :mod:`xlexp.sweep.launch`, started with the arguments :func:`launcher_argv` builds. The
 storage URL always travels in the environment (``XLEXP_SWEEP_STORAGE``), never on a command line
 that ``ps`` would show.
-
-May import: :mod:`xlexp.sweep.job`, :mod:`xlexp.sweep.storage`; it starts the worker modules as
-subprocesses by name and imports neither.
 """
 
 from __future__ import annotations

@@ -3,9 +3,6 @@
 The space is written in Hydra's override grammar (``interval``, ``choice``, ``range``,
 ``tag(log, ...)``), parsed with Hydra's own parser and mapped to Optuna distributions, so a sweep
 file reads like the ``-m`` overrides users already know. A plain value is a fixed override.
-
-May import: :mod:`xlexp.errors`, Optuna, PyYAML, Hydra's override parser; nothing else of xlexp (it is the
-bottom of :mod:`xlexp.sweep`).
 """
 
 from __future__ import annotations

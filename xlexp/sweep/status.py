@@ -5,9 +5,6 @@ trial's ``xlexp run`` line and the ``xlexp matrix`` command that shows its recor
 whose heartbeat is older than the grace period shows as ``RUNNING (stale: no heartbeat for 47 s)``:
 its worker is gone, and the next worker that asks fails and re-queues it (``--status`` itself
 changes nothing).
-
-May import: :mod:`xlexp.sweep.job` (the spec attribute), ``.space``, ``.storage``,
-:mod:`xlexp.tracking.masking`, :mod:`xlexp.errors`, Optuna.
 """
 
 from __future__ import annotations

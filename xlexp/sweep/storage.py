@@ -5,9 +5,6 @@ Optuna's own ``n_trials`` counts per ``optimize`` call, so parallel or resumed w
 it. Here every worker takes the lock, counts the study's trials and only then asks for a new one;
 the lock is a file lock for SQLite (one machine; ``filelock``, so it works on every OS) and a
 PostgreSQL advisory lock (many nodes).
-
-May import: :mod:`xlexp.sweep.outage` (riding out outages), :mod:`xlexp.tracking.masking` (URLs without
-passwords), :mod:`xlexp.errors`, Optuna, SQLAlchemy, filelock.
 """
 
 from __future__ import annotations

@@ -16,9 +16,6 @@ The study's total (``n_trials``) is exact across calls and workers: a worker loc
 counts its trials and only then asks for a new one (see :mod:`xlexp.sweep.storage`). A killed
 worker's trial stops heart-beating, is failed by the next worker that asks, and re-queued; SIGTERM
 (SLURM preemption) fails the running trial and re-queues it at once.
-
-May import: :mod:`xlexp.sweep.job`, ``.commit``, ``.objective``, ``.outage``, ``.space``, ``.storage``,
-:mod:`xlexp.experiment` (the runner), :mod:`xlexp.results.pending`, :mod:`xlexp.tracking.masking`, Optuna.
 """
 
 from __future__ import annotations

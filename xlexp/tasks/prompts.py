@@ -14,8 +14,6 @@ language, so a study can keep English instructions everywhere (the default) or l
       verbalizers: {negative: negative, neutral: neutral, positive: positive}   # default: the label names
       languages:
         ind: {verbalizers: {negative: negatif, neutral: netral, positive: positif}}
-
-May import: errors.
 """
 
 from __future__ import annotations

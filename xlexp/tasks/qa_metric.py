@@ -11,8 +11,6 @@ language outside MLQA's seven gets whitespace tokens and no article removal.
 
 Scores are fractions in [0, 1] (the SQuAD script prints 100x these). An empty prediction scores
 F1 = 0 and EM = 1 only if a gold answer also normalises to the empty string (as in the script).
-
-May import: nothing of xlexp.
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 
 Row readers (CSV/TSV with a header, JSONL, hub datasets) give ``(line, {column: value})`` pairs that a
 task type turns into examples; the CoNLL and parallel-text readers give examples directly.
-
-May import: config, errors (and ``datasets`` lazily, for the hub).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ and token classification, retrieval, ...) is the type's module in ``xlexp.tasks.
 hub readers are in ``xlexp.tasks.readers``.
 
 Loading a split validates every row and fails with the file and line of the first bad one.
-May import: results, config, errors.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
 """Experiment trackers: the ``Tracker`` protocol and the null tracker (``base``), Weights & Biases
 (``wandb_tracker``) and secret masking (``masking``). Trackers see results only after the store has
-them, so a tracker failure never loses a result. May import views and everything below them.
+them, so a tracker failure never loses a result.
 """

@@ -1,4 +1,4 @@
-"""The tracker seam: the pipeline talks to a Tracker; ``tracker=none`` is the null one,
+"""The tracker seam: the experiment runner talks to a Tracker; ``tracker=none`` is the null one,
 ``tracker=wandb`` is Weights & Biases (``xlexp.tracking.wandb_tracker``).
 
 Trackers only ever see results after the results store has them, so a tracker failure never

@@ -18,8 +18,6 @@ Why files, not ``wandb-workspaces``: applying a workspace needs the W&B server (
 network), while xlexp must work offline; the template is plain JSON that can be reviewed,
 versioned and tested offline, and applied later where there is a W&B server. The selectors'
 options come from the results store when it has records (its metrics, rules and experiments).
-
-Imports: ``xlexp.results`` only.
 """
 
 from __future__ import annotations

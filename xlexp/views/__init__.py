@@ -4,7 +4,4 @@
 K-curve (plotly for the report and W&B, matplotlib PNGs for files); ``html`` writes the report;
 ``tables`` the Markdown/LaTeX tables; ``compare`` the delta matrix of two experiments;
 ``progress`` the training progress bars.
-
-May import: ``xlexp.results``, ``xlexp.config`` and ``xlexp.errors`` only; never the stages that
-produce results (experiment, engine, models, data, tasks) nor tracking, sweep, reproduce or cli.
 """

@@ -1,15 +1,12 @@
 """``xlexp compare A B``: the delta matrix B − A with significance marks.
 
 A and B are experiment names or run ids; which records and predictions a side means is
-``xlexp.results.query.compare_side`` / ``side_predictions``. Per (source, target) cell the test is,
+``xlexp.results.frames.compare_side`` / ``side_predictions``. Per (source, target) cell the test is,
 on the test examples both sides predicted, a hierarchical bootstrap over seeds and examples when
 both sides have several training seeds, else a paired bootstrap over the examples alone (with a
 warning: it cannot tell a better config from a luckier seed); where per-example predictions are
 missing, a bootstrap over seeds (``xlexp.results.significance`` says what each p-value means). Outputs: a terminal table, a
 CSV and a heatmap (``xlexp.views.figures.delta_png``) under ``<results_dir>/compare/``.
-
-Imports: ``xlexp.results``, ``xlexp.config.paths`` (a task's label count), ``xlexp.views.figures``
-and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations
@@ -25,17 +22,9 @@ from rich.table import Table
 
 from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
+from xlexp.results.frames import compare_side, side_predictions
 from xlexp.results.languages import display_name, group_order
-from xlexp.results.query import (
-    SliceKey,
-    compare_side,
-    default_metric,
-    load,
-    metrics_of,
-    recorded_primary,
-    records_of,
-    side_predictions,
-)
+from xlexp.results.query import SliceKey, default_metric, load, metrics_of, recorded_primary, records_of
 from xlexp.results.significance import (
     METRICS,
     SCORE_METRICS,

@@ -4,8 +4,6 @@
 files); ``show_run`` is the end of ``xlexp run`` (only that run's matrix, from its records in
 memory: it never reads the store). The records come from ``xlexp.results.query``; the PNGs are
 drawn by ``xlexp.views.figures``.
-
-Imports: rich, ``xlexp.results``, ``xlexp.views.figures`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xlexp.errors import XlexpError
+from xlexp.results.frames import selection_gap
 from xlexp.results.languages import display_name
 from xlexp.results.query import (
     TRANSFER_MEAN,
@@ -32,7 +31,6 @@ from xlexp.results.query import (
     load,
     pivot,
     recorded_primary,
-    selection_gap,
 )
 from xlexp.results.units import latest_activity, read_ledger, unit_states
 
@@ -135,7 +133,7 @@ def _names_caption(codes, width: int) -> str:
 
 
 def render_gap(gap: pd.DataFrame, title: str):
-    """``query.selection_gap`` as the README prints it: per source, one row per selection rule (and per
+    """``frames.selection_gap`` as the README prints it: per source, one row per selection rule (and per
     difference to source_dev), targets in columns, then the mean without in-language cells."""
     from rich.console import Group
 
@@ -348,7 +346,7 @@ def show_predicted(cells: pd.DataFrame, experiment: str, metric: str) -> None:
 def show_with_predicted(results_dir: Path | str, m: Matrix) -> Path | None:
     """``xlexp matrix --predicted``: the measured matrix plus the predicted cells of ``xlexp predict``
     (never mixed: they come from ``results/predicted/``), printed and drawn as ``<stem>.predicted.png``."""
-    from xlexp.results.query import predicted_cells
+    from xlexp.results.frames import predicted_cells
     from xlexp.views.figures import predicted_png
 
     pred = predicted_cells(results_dir, m.experiment, m.metric)

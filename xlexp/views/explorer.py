@@ -13,8 +13,6 @@ script with the plotly.js the page already carries, so the file stays one file a
 needed. Significance: per cell, ``xlexp.results.significance.seed_bootstrap`` over the two sides'
 per-seed scores (unpaired; cells with one seed per side get no test, and the page says so);
 ``xlexp compare A B`` has the paired and hierarchical tests over per-example predictions.
-
-Imports: ``xlexp.results`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 Two back ends. Plotly figures (``heatmap_figure``, ``kcurve_figure``, ``gap_figure``) for the HTML
 report and W&B carry language names (and script and family where known) in their hover text.
 Matplotlib PNGs (``matrix_png``, ``kcurve_png``, ``delta_png``) are the files ``xlexp matrix``,
-``compare`` and ``reproduce`` write; they share one drawing function. No other module draws.
-
-Imports: ``xlexp.results`` (Matrix, languages) only; matplotlib is imported when a PNG is drawn.
+``compare`` and ``reproduce`` write; they share one drawing function (matplotlib is imported only when a
+PNG is drawn). No other module draws.
 """
 
 from __future__ import annotations
@@ -128,7 +127,7 @@ def kcurve_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
 
 def gap_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
     """Grouped bars per (source →) target: score under each other selection rule minus source_dev
-    (rows of ``query.selection_gap_frame``)."""
+    (rows of ``frames.selection_gap_frame``)."""
     frame = frame.copy()
     order = {t: i for i, t in enumerate(group_order([str(t) for t in frame["target"].unique()]))}
     frame = frame.assign(_o=frame["target"].map(order)).sort_values(["source", "_o"])

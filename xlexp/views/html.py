@@ -8,24 +8,22 @@ table of the same cells with script and family; few-shot K-curves with error bar
 selection-rule gap; links to the runs' log folders. A sweep study is one section (its trials in a
 table, its best trial's matrices), not one per trial. plotly.js is inlined once (one file to mail
 around) or written next to the page (``--plotlyjs alongside``). The records and their summaries
-come from ``xlexp.results.query``, the figures from ``xlexp.views.figures``.
+come from ``xlexp.results.query``, the figures from ``xlexp.views.figures``, the page's building blocks
+(styles, sortable tables) from ``xlexp.views.page``, and the per-class, K-curve and selection-gap sections
+from ``xlexp.views.report_sections``.
 
-Imports: ``xlexp.results``, ``xlexp.views.figures``, ``xlexp.views.explorer``, ``xlexp.errors`` and (for
-label names) ``xlexp.tasks.spec`` only. Layout: the page fits windows 1280-1920 px wide (figures shrink
-with the window); one colour range per metric across all heatmaps (``scale``).
+Layout: the page fits windows 1280-1920 px wide (figures shrink with the window); one colour range per
+metric across all heatmaps (``scale``).
 """
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from xlexp.errors import XlexpError
@@ -36,127 +34,17 @@ from xlexp.results.query import (
     experiments_by_recency,
     headline,
     is_in_language,
-    kcurve_frame,
     load,
     metrics_of,
     recorded_primary,
-    selection_gap_frame,
     slice_keys,
     slice_matrix,
     unknown_experiment,
 )
 from xlexp.views.explorer import EXPLORER_JS, explorer_section
-from xlexp.views.figures import fitted_range, gap_figure, heatmap_figure, kcurve_figure, ordered
-
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
-
-CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0 2rem 3rem; color: #222; }
-header { border-bottom: 1px solid #ddd; margin-bottom: 1rem; }
-h2 { margin-top: 2.5rem; border-bottom: 2px solid #446; padding-bottom: .2rem; }
-h3 { margin-top: 1.8rem; color: #334; } h4 { margin: 1.2rem 0 .3rem; color: #445; }
-.meta { color: #555; font-size: .9rem; } .note { color: #666; font-size: .85rem; }
-nav a { margin-right: 1rem; }
-table.sortable { border-collapse: collapse; font-size: .85rem; margin: .4rem 0 1rem; }
-table.sortable th, table.sortable td { border: 1px solid #ddd; padding: 2px 8px; text-align: left; }
-table.sortable td.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.sortable th { background: #f2f2f6; cursor: pointer; user-select: none; white-space: nowrap; }
-table.sortable th[aria-sort=ascending]::after { content: " ▲"; }
-table.sortable th[aria-sort=descending]::after { content: " ▼"; }
-details { margin: .3rem 0 1rem; } summary { cursor: pointer; color: #336; }
-.fig { max-width: min(1400px, 100%); }
-.meta, .note, nav, h2, h3, h4 { overflow-wrap: anywhere; }
-details { max-width: 100%; overflow-x: auto; }
-.controls { display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; margin: .6rem 0; font-size: .9rem; }
-.controls select { margin-left: .3rem; max-width: min(28rem, 80vw); }
-"""
-
-# Click a header to sort by it (numbers numerically, via data-v); click again to reverse.
-SORT_JS = """
-document.querySelectorAll('table.sortable').forEach(function (table) {
-  table.querySelectorAll('th').forEach(function (th, col) {
-    th.addEventListener('click', function () {
-      var asc = th.getAttribute('aria-sort') !== 'ascending';
-      table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('aria-sort'); });
-      th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
-      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-      function key(row) {
-        var cell = row.cells[col], v = cell.getAttribute('data-v');
-        return v !== null ? parseFloat(v) : cell.textContent.trim().toLowerCase();
-      }
-      rows.sort(function (a, b) {
-        var x = key(a), y = key(b);
-        if (typeof x === 'number' && isNaN(x)) return 1;
-        if (typeof y === 'number' && isNaN(y)) return -1;
-        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-});
-"""
-
-
-@dataclass
-class Column:
-    title: str
-    numeric: bool = False
-
-
-def _esc(value) -> str:
-    return html.escape(str(value))
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
-
-
-def sortable_table(columns: list[Column], rows: list[list], css_id: str = "") -> str:
-    """An HTML table whose columns sort on click; numeric cells are (value, shown text) pairs."""
-    head = "".join(f"<th>{_esc(c.title)}</th>" for c in columns)
-    body = []
-    for row in rows:
-        cells = []
-        for col, cell in zip(columns, row):
-            if col.numeric:
-                value, shown = cell if isinstance(cell, tuple) else (cell, "" if cell is None or pd.isna(cell) else f"{cell:.3f}")
-                v = "NaN" if value is None or pd.isna(value) else repr(float(value))
-                cells.append(f'<td class="num" data-v="{v}">{_esc(shown)}</td>')
-            else:
-                cells.append(f"<td>{_esc(cell)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    ident = f' id="{_esc(css_id)}"' if css_id else ""
-    return f'<table class="sortable"{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-def _mean_std(mean: float, std: float, n: float) -> tuple[float, str]:
-    if pd.isna(mean):
-        return (np.nan, "")
-    return (mean, f"{mean:.3f} ± {std:.3f}" if n and n > 1 and not pd.isna(std) else f"{mean:.3f}")
-
-
-class Page:
-    """Collects sections and figures; figures get unique div ids."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.n_figures = 0
-
-    def add(self, markup: str) -> None:
-        self.parts.append(markup)
-
-    def figure(self, fig: go.Figure, kind: str) -> None:
-        """A figure that fits the window (1280-1920 px wide, issue #33): a figure drawn at its own width
-        (a small matrix) keeps that width as a maximum and shrinks with the window instead of overflowing it."""
-        self.n_figures += 1
-        width = fig.layout.width
-        style = ""
-        if width:
-            fig.update_layout(width=None, autosize=True)
-            style = f' style="max-width: min({int(width)}px, 100%)"'
-        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{kind}-{self.n_figures}",
-                          config=PLOTLY_CONFIG)
-        self.add(f'<div class="fig {kind}"{style}>{div}</div>')
+from xlexp.views.figures import fitted_range, heatmap_figure, ordered
+from xlexp.views.page import CSS, SORT_JS, Column, Page, esc, mean_std, slug, sortable_table
+from xlexp.views.report_sections import gaps, kcurves, per_class_section
 
 
 def _cells_table(matrices: dict[str, Matrix]) -> str:
@@ -168,7 +56,7 @@ def _cells_table(matrices: dict[str, Matrix]) -> str:
     for source in first.mean.index:
         for target in first.mean.columns:
             i = info(str(target))
-            values = [_mean_std(m.mean.at[source, target], m.std.at[source, target], m.n.at[source, target])
+            values = [mean_std(m.mean.at[source, target], m.std.at[source, target], m.n.at[source, target])
                       if source in m.mean.index and target in m.mean.columns else (np.nan, "")
                       for m in matrices.values()]
             n = first.n.at[source, target]
@@ -181,7 +69,7 @@ def _log_links(sub: pd.DataFrame, limit: int = 5) -> str:
     dirs = sorted(str(d) for d in sub["log_dir"].dropna().unique()) if "log_dir" in sub else []
     if not dirs:
         return ""
-    links = " · ".join(f'<a class="logdir" href="{_esc(Path(d).as_uri())}">{_esc(d)}</a>' for d in dirs[:limit])
+    links = " · ".join(f'<a class="logdir" href="{esc(Path(d).as_uri())}">{esc(d)}</a>' for d in dirs[:limit])
     more = f" and {len(dirs) - limit} more" if len(dirs) > limit else ""
     return f'<p class="meta">log folder{"s" if len(dirs) > 1 else ""}: {links}{more}</p>'
 
@@ -195,10 +83,10 @@ def _experiment_meta(sub: pd.DataFrame) -> str:
 
     runs = sub["run_id"].nunique()
     # targets = the test targets: dev records of the source itself (its dev split) are no target
-    return (f'<p class="meta">models: {_esc(many("model"))} · tasks: {_esc(many("task"))} · regimes: '
-            f'{_esc(many("regime"))} · selection rules: {_esc(rules)} · sources: {_esc(many("source"))} · '
-            f'{test["target"].nunique()} targets · seeds: {_esc(many("seed"))} · {runs} run(s) · {len(sub)} records · '
-            f'last record {_esc(sub["timestamp"].max())} · git {_esc(many("git_commit"))}</p>' + _log_links(sub))
+    return (f'<p class="meta">models: {esc(many("model"))} · tasks: {esc(many("task"))} · regimes: '
+            f'{esc(many("regime"))} · selection rules: {esc(rules)} · sources: {esc(many("source"))} · '
+            f'{test["target"].nunique()} targets · seeds: {esc(many("seed"))} · {runs} run(s) · {len(sub)} records · '
+            f'last record {esc(sub["timestamp"].max())} · git {esc(many("git_commit"))}</p>' + _log_links(sub))
 
 
 def _same(a: Matrix, b: Matrix) -> bool:
@@ -245,11 +133,11 @@ def metric_ranges(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
 def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: list[str] | None,
                         ranges: dict[str, tuple[float, float]] | None = None, results_dir: str | None = None) -> None:
     sub = df[df["experiment"] == experiment]
-    page.add(f'<section class="experiment" id="exp-{_slug(experiment)}"><h2>{_esc(experiment)}</h2>')
+    page.add(f'<section class="experiment" id="exp-{slug(experiment)}"><h2>{esc(experiment)}</h2>')
     page.add(_experiment_meta(sub))
     wanted = [m for m in metrics_of(sub) if not metrics or m in metrics]
     if not wanted:
-        page.add(f'<p class="note">no test records for metric(s) {_esc(", ".join(metrics or []))}</p></section>')
+        page.add(f'<p class="note">no test records for metric(s) {esc(", ".join(metrics or []))}</p></section>')
         return
     page.add("<h3>Transfer matrices (test)</h3>"
              '<p class="note">Rows: source (training) language; columns: target (test) language, grouped by '
@@ -260,7 +148,7 @@ def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: 
         if len(keys) > 1:  # one figure for rules that pick the same checkpoints, and say so
             rules = ", ".join(k.selection for k in keys)
             label = label.replace(f"selection {key.selection}", f"all rules agree ({rules})")
-        page.add(f"<h4>{_esc(label)}</h4>")
+        page.add(f"<h4>{esc(label)}</h4>")
         for metric, m in matrices.items():
             page.figure(heatmap_figure(m, f"{experiment}: {metric} (test) — {label}", (ranges or {}).get(metric)),
                         "heatmap")
@@ -268,112 +156,10 @@ def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: 
             page.add("<details><summary>table of these cells (click a header to sort)</summary>"
                      f"{_cells_table(matrices)}</details>")
     if results_dir is not None:
-        page.add(_per_class_section(sub, results_dir))
-    _kcurves(page, sub, experiment, wanted)
-    _gaps(page, sub, experiment, wanted)
+        page.add(per_class_section(sub, results_dir))
+    kcurves(page, sub, experiment, wanted)
+    gaps(page, sub, experiment, wanted)
     page.add("</section>")
-
-
-def _per_class_section(sub: pd.DataFrame, results_dir: str) -> str:
-    """Per target: the label set of its test split and the per-class F1 of the headline rule's
-    predictions (mean over seeds), from the per-example predictions the runs stored (none for QA and
-    generation, whose predictions are texts). An empty string when there are none."""
-    from xlexp.results.store import load_predictions
-
-    test = sub[sub["split"] == "test"]
-    keys = slice_keys(test) if not test.empty else []
-    if not keys:
-        return ""
-    key = headline(keys)
-    try:
-        preds = load_predictions(results_dir, run_ids=sorted(sub["run_id"].astype(str).unique()))
-    except Exception:   # unreadable prediction files are reported by `xlexp store check`, not here
-        return ""
-    if preds.empty or "label" not in preds:
-        return ""
-    preds = preds[(preds["split"] == "test") & (preds["selection"] == key.selection) & (preds["label"] >= 0)]
-    if "k" in preds and key.k is not None:
-        preds = preds[preds["k"].fillna(-1).astype(int) == int(key.k)]
-    elif "k" in preds:
-        preds = preds[preds["k"].isna() | (preds["k"].fillna(0).astype(int) == 0)]
-    if preds.empty:
-        return ""
-    names = _label_names(str(test["task"].iloc[0]))
-    ids = sorted(set(preds["label"].astype(int)) | set(preds["pred"].astype(int)))
-    name = [names[i] if i < len(names) else str(i) for i in ids]
-    cols = [Column("source"), Column("target"), Column("labels in the test split"), Column("n", numeric=True)]
-    cols += [Column(f"F1 {n}", numeric=True) for n in name]
-    rows = []
-    for (source, target), g in preds.groupby(["source", "target"]):
-        per_seed = []
-        for _, s in g.groupby("seed"):
-            gold, pred = s["label"].to_numpy(int), s["pred"].to_numpy(int)
-            f1 = []
-            for i in ids:
-                tp = int(((gold == i) & (pred == i)).sum())
-                denom = int((gold == i).sum() + (pred == i).sum())
-                f1.append(2 * tp / denom if denom else np.nan)
-            per_seed.append(f1)
-        f1 = np.nanmean(np.asarray(per_seed, dtype=float), axis=0) if per_seed else []
-        present = [names[i] if i < len(names) else str(i) for i in sorted(set(g["label"].astype(int)))]
-        n = int(len(g) / max(g["seed"].nunique(), 1))
-        rows.append([str(source), str(target), ", ".join(present), (n, str(n)),
-                     *[(v, "" if np.isnan(v) else f"{v:.3f}") for v in f1]])
-    return ("<h3>Per-class F1 and label set per target</h3>"
-            f'<p class="note">Test predictions under {_esc(key.selection)} (mean over seeds; per example, or per word '
-            f"for token tasks); a class no gold or predicted example has is blank.</p>"
-            f"<details><summary>per-class F1 of {len(rows)} cell(s) (click a header to sort)</summary>"
-            f"{sortable_table(cols, rows)}</details>")
-
-
-def _label_names(task: str) -> list[str]:
-    """The task's labels in id order (the predictions store ids); [] when the task is not found."""
-    try:
-        from xlexp.tasks.spec import load_task
-
-        return list(load_task(task).labels)
-    except Exception:   # a task of another config folder: ids are shown instead
-        return []
-
-
-def _kcurves(page: Page, sub: pd.DataFrame, experiment: str, metrics: list[str]) -> None:
-    frames = {m: kcurve_frame(sub, experiment, m) for m in metrics}
-    if all(f.empty for f in frames.values()):
-        return
-    page.add("<h3>Few-shot K-curves</h3><p class=\"note\">Test score vs K per target: mean ± std over shot sets × "
-             "seeds (error bars); K = 0 is the zero-shot result of the same experiment when there is one.</p>")
-    for metric, frame in frames.items():
-        for (model, task, source, selection), part in frame.groupby(["model", "task", "source", "selection"]):
-            title = f"{experiment}: {metric} vs K — {model} · {task} · source {source} · selection {selection}"
-            page.figure(kcurve_figure(part, metric, title), "kcurve")
-            cols = [Column("target"), Column("name"), Column("K", numeric=True), Column(metric, numeric=True),
-                    Column("n", numeric=True)]
-            rows = [[r.target, info(str(r.target)).name, (r.k, str(int(r.k))), _mean_std(r.mean, r.std, r.n),
-                     (r.n, str(int(r.n)))] for r in part.itertuples()]
-            page.add(f"<details><summary>K-curve table ({_esc(metric)})</summary>{sortable_table(cols, rows)}</details>")
-
-
-def _gaps(page: Page, sub: pd.DataFrame, experiment: str, metrics: list[str]) -> None:
-    frames = {m: selection_gap_frame(sub, experiment, m) for m in metrics}
-    if all(f.empty for f in frames.values()):
-        return
-    page.add("<h3>Selection-rule gap</h3><p class=\"note\">Test score of the checkpoint chosen on the target's dev "
-             "set (an oracle no real zero-shot user has) and of the last checkpoint, minus the honest source-dev "
-             "choice.</p>")
-    for metric, frame in frames.items():
-        for (regime, k), part in frame.groupby(["regime", "k"], dropna=False):
-            shots = "" if pd.isna(k) else f" · K={int(k)}"
-            if len(part) <= 80:
-                page.figure(gap_figure(part, metric, f"{experiment}: selection-rule gap ({metric}) — {regime}{shots}"),
-                            "gap")
-            rules = [c for c in part.columns if c in ("source_dev", "target_dev", "last") or c.endswith(" - source_dev")]
-            cols = [Column("source"), Column("target"), Column("name"), Column("family")]
-            cols += [Column(c, numeric=True) for c in rules]
-            rows = [[r["source"], r["target"], info(str(r["target"])).name, info(str(r["target"])).family,
-                     *[(r[c], "" if pd.isna(r[c]) else (f"{r[c]:+.3f}" if "-" in c else f"{r[c]:.3f}")) for c in rules]]
-                    for _, r in part.iterrows()]
-            page.add(f"<details><summary>gap table ({_esc(metric)}, {_esc(regime)}{_esc(shots)})</summary>"
-                     f"{sortable_table(cols, rows)}</details>")
 
 
 def _overview(df: pd.DataFrame, experiments: list[str], labels: dict[str, str] | None = None) -> str:
@@ -424,7 +210,7 @@ def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: l
     if pred.empty:
         return
     df = load(results_dir)
-    page.add(f'<section class="predicted" id="pred-{_slug(experiment)}"><h3>{_esc(experiment)}: predicted cells</h3>'
+    page.add(f'<section class="predicted" id="pred-{slug(experiment)}"><h3>{esc(experiment)}: predicted cells</h3>'
              '<p class="note">Grey cells marked * are <b>predicted</b> by <code>xlexp predict</code> (matrix completion '
              "from the measured cells and language features; hover for the 90% interval), never measured; coloured "
              "cells are measured records.</p>")
@@ -444,7 +230,7 @@ def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: l
                                              f"{experiment}: {metric} (test)", metric), "heatmap")
         note = str(cells["missing_features"].iloc[0] or "")
         if note:
-            page.add(f'<p class="note">{_esc(note)}</p>')
+            page.add(f'<p class="note">{esc(note)}</p>')
     page.add("</section>")
 
 
@@ -456,9 +242,9 @@ def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | No
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     plain, studies = _by_study(df, experiments)
     best = {study: _best_trial(df, trials) for study, trials in studies.items()}
-    nav = " ".join([f'<a href="#exp-{_slug(e)}">{_esc(e)}</a>' for e in plain]
-                   + [f'<a href="#study-{_slug(s)}">study {_esc(s)}</a>' for s in studies])
-    page.add(f'<header><h1>xlexp report</h1><p class="meta">results store {_esc(Path(results_dir).resolve())} · '
+    nav = " ".join([f'<a href="#exp-{slug(e)}">{esc(e)}</a>' for e in plain]
+                   + [f'<a href="#study-{slug(s)}">study {esc(s)}</a>' for s in studies])
+    page.add(f'<header><h1>xlexp report</h1><p class="meta">results store {esc(Path(results_dir).resolve())} · '
              f"{len(df)} records · generated {generated}</p><nav><a href=\"#explore\">explore</a> {nav} "
              f"<a href=\"#languages\">languages</a></nav></header>")
     labels = {b: f"study {s}: best of {len(studies[s])} trial(s) ({b})" for s, b in best.items()}
@@ -535,8 +321,8 @@ def _study_section(page: Page, df: pd.DataFrame, study: str, trials: list[str], 
         logs = part["log_dir"].dropna() if "log_dir" in part else pd.Series(dtype=str)
         rows.append([(int(trial.iloc[0]), str(int(trial.iloc[0]))) if len(trial) else (np.nan, ""), t,
                      _dev_score(part), *means, logs.iloc[0] if len(logs) else ""])
-    page.add(f'<section class="study" id="study-{_slug(study)}"><h2>study {_esc(study)}</h2>'
-             f'<p class="meta">{len(trials)} trial(s); best by dev score: {_esc(best)}. Every trial is in the '
+    page.add(f'<section class="study" id="study-{slug(study)}"><h2>study {esc(study)}</h2>'
+             f'<p class="meta">{len(trials)} trial(s); best by dev score: {esc(best)}. Every trial is in the '
              f'explorer (under this study).</p><details open><summary>trials (click a header to sort)</summary>'
              f"{sortable_table(cols, rows)}</details></section>")
     _experiment_section(page, df, best, metrics, ranges, results_dir)

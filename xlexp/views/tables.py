@@ -6,8 +6,6 @@ added, and the corner holds the matrix mean. Every average is ``Matrix.transfer_
 cross-lingual cells only (in-language cells, target = source, stay in the table but out of the
 averages), labelled as in every other view (``TRANSFER_MEAN``; docs/metrics.md). ``Grid`` and its Markdown/LaTeX writers are
 also what ``xlexp reproduce`` writes its tables with.
-
-Imports: ``xlexp.results`` and ``xlexp.errors`` only.
 """
 
 from __future__ import annotations

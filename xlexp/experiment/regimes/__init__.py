@@ -6,8 +6,6 @@ regime is one new module plus one YAML file, with no edit anywhere else.
 A regime answers three questions: which training units a plan has (``units``), which extra splits
 they need (``needs``), and how one unit turns into records (``run_unit``). Shared pieces (training a
 model on a unit and testing it under every selection rule) live in ``xlexp.experiment.transfer``.
-
-May import: experiment.context/plan/transfer and everything below experiment.
 """
 
 from __future__ import annotations
@@ -19,7 +17,10 @@ from xlexp.config.schema import RegimeSettings
 from xlexp.experiment.plan import TrainingUnit
 
 if TYPE_CHECKING:
+    from xlexp.config.schema import Settings
     from xlexp.experiment.context import RunContext, UnitOutput
+    from xlexp.experiment.plan import Plan
+    from xlexp.tasks.spec import TaskSpec
 
 
 class Regime:
@@ -38,6 +39,7 @@ class Regime:
     # whether trainer.sources_together may train several units in one stack: each unit is exactly one
     # xlexp.experiment.transfer.train_unit (few-shot goes on to train per target, so it says False)
     together: ClassVar[bool] = False
+    tokenizes: ClassVar[bool] = True   # False: the runner validates the rows without tokenizing them (the probe)
 
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
@@ -48,6 +50,12 @@ class Regime:
         """Splits beyond train (train languages), dev (selection languages) and test (targets) that the
         unit reads, as ``{(language, split): why}``."""
         return {}
+
+    def check(self, settings: Settings, spec: TaskSpec) -> None:
+        """The regime's own checks of the task and model, before the data is looked at (one line each)."""
+
+    def preflight(self, settings: Settings, spec: TaskSpec, plan: Plan) -> None:
+        """The regime's own checks of the plan's data, before any model is loaded."""
 
     def run_unit(self, ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
         raise NotImplementedError

@@ -32,8 +32,8 @@ from xlexp.config.schema import NO_SELECTION, RegimeSettings, positive_int
 from xlexp.data.fewshot import ShotSet, load_shot_file, sample_shots, save_shot_set
 from xlexp.data.vocab import count_parameters
 from xlexp.engine import distributed
+from xlexp.engine.inference import compute_metrics
 from xlexp.engine.lm_scoring import continuation_logprobs
-from xlexp.engine.predict import compute_metrics
 from xlexp.errors import XlexpError
 from xlexp.experiment.context import RunContext, UnitOutput
 from xlexp.experiment.plan import TrainingUnit

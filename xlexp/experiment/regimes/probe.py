@@ -44,7 +44,7 @@ import numpy as np
 from xlexp.config.schema import RegimeSettings, positive_int
 from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine.bitext import bitext_mining_metrics
-from xlexp.engine.predict import compute_metrics, label_counts
+from xlexp.engine.inference import compute_metrics, label_counts
 from xlexp.errors import XlexpError
 from xlexp.experiment.context import RunContext, UnitOutput
 from xlexp.experiment.plan import TrainingUnit
@@ -131,7 +131,7 @@ def check_per_label(spec: TaskSpec, code: str, labels: np.ndarray, per_label: in
 
 
 def label_metrics(pred: np.ndarray, gold: np.ndarray, metrics: tuple[str, ...], n_labels: int) -> dict[str, float] | None:
-    """Accuracy and macro-F1 from one confusion matrix, as ``engine.predict.compute_metrics`` defines
+    """Accuracy and macro-F1 from one confusion matrix, as ``engine.inference.compute_metrics`` defines
     them (macro-F1 over the labels present in the gold or the predictions, scikit-learn's default label
     set, ``zero_division=0``; docs/metrics.md); None when a metric is not one of these two. A 205 x 205 matrix with 10
     draws scores 420,250 cells: scikit-learn's per-call overhead would be most of the run."""

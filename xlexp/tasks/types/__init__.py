@@ -3,8 +3,6 @@
 (labels or not, default field names), which splits exist, how local rows become examples, and two
 facts the stages below read through the spec: whether it trains (``trains``) and whether labels sit
 on words (``token_level``). A new task type is one module here plus a task YAML.
-
-May import: tasks.readers, config, errors.
 """
 
 from __future__ import annotations

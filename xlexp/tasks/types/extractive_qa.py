@@ -35,8 +35,6 @@ What the task YAML may add (``options``; defaults below):
   split: train}}}`` (English SQuAD v1.1 as the source of XQuAD, MLQA and TyDiQA, as in XTREME). Such
   a split is never read from a local file (it exists only where the hub is used). ``{it: none}``:
   the language has no hub dataset (local files only).
-
-May import: tasks.readers, config, errors.
 """
 
 from __future__ import annotations

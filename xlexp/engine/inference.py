@@ -1,5 +1,7 @@
-"""Prediction and metrics: sklearn for classification, seqeval for BIO spans (no hub-loaded
-metric scripts), cosine nearest neighbours for retrieval."""
+"""Inference and metrics: a trained model's predictions on a split (batched, under autocast) and
+its sentence encodings; sklearn for classification, seqeval for BIO spans (no hub-loaded metric
+scripts), cosine nearest neighbours for retrieval. (``xlexp.predict`` is another thing: predicting
+unmeasured cells of a transfer matrix.)"""
 
 from __future__ import annotations
 
