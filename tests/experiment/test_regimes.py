@@ -11,7 +11,7 @@ from xlexp import XlexpError, load_predictions, load_records, run_experiment
 from xlexp.data.fewshot import sample_shots
 from xlexp.experiment.regimes.multi_source import sampling_weights
 from xlexp.results.frames import selection_gap
-from xlexp.results.query import few_shot_summary, pivot, selection_gap
+from xlexp.results.query import few_shot_summary, pivot
 
 ZS = [*TINY, "trainer.epochs=3", "trainer.eval_every=4", "langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]
 
