@@ -376,7 +376,6 @@ def test_one_experiment_refuses_a_budget_and_a_fill_step_is_the_run_by_hand(tmp_
     from xlexp.experiment.runner import resolve_settings, run_experiment
     from xlexp.fill.budget import one_source
     from xlexp.results.store import run_config_hash
-    from xlexp.tasks.spec import TaskSpec
 
     dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
     args = [*TINY, "task=nusax_senti", "langpair.sources=[eng,ind,jav]", "langpair.targets=[eng,ind]"]
@@ -390,7 +389,7 @@ def test_one_experiment_refuses_a_budget_and_a_fill_step_is_the_run_by_hand(tmp_
     assert run_config_hash(dict(step.resolved)) == run_config_hash(dict(by_hand.resolved))
 
     def keys(s):
-        spec = TaskSpec.from_config(s.task)
+        spec = s.task   # the typed task spec (parsed once with the settings)
         return unit_keys(s, make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets,
                                       spec, s.paths.data_dir, s.data.source, s.seeds))
     assert keys(step) == keys(by_hand)
