@@ -165,7 +165,9 @@ def test_three_sources_are_three_array_tasks_into_one_store_and_status_shows_slu
     the ledger's units next to SLURM's tasks (a running task with its job id, the throttled one
     pending with SLURM's reason); at the end one store holds a 3 x 3 matrix and sacct says COMPLETED."""
     name = f"m3-{uuid.uuid4().hex[:6]}"
-    proc = submit(where, *matrix_args(name, "trainer.epochs=2", "hydra.launcher.array_parallelism=2"))
+    lengthen_ind(where)   # ind's task runs ~15 s, so the poll sees it running while jav is throttled (under load
+    # the 2-epoch units all ended before one `xlexp status` poll came back)
+    proc = submit(where, *matrix_args(name, LONG_UNIT, "hydra.launcher.array_parallelism=2"))
     try:
         def running_and_throttled():
             text = status(where, name)
