@@ -90,6 +90,9 @@ def compare(results: Path, base: str, other: str) -> None:
     from xlexp.results.store import load_records
 
     df = load_records(results)
+    missing = [e for e in (base, other) if e not in set(df.experiment)]
+    if missing:
+        raise SystemExit(f"no records of experiment(s) {', '.join(missing)} under {results} (--base/--other name them)")
     df = df[(df.metric == "accuracy") & (df.split == "test") & (df.source == df.target)]
     acc = df.groupby(["experiment", "source"]).value.mean().unstack(0)[[base, other]].dropna() * 100
     d = acc[other] - acc[base]

@@ -105,8 +105,8 @@ def test_sweep_logging_has_the_format_of_runs():
         root.handlers, root.level = saved, level
 
 
-COMPLETE = r'''
-eval "$(xlexp run --shell-completion install=bash)"
+# a bash TAB press, for the completion tests: `complete_line "xlexp run mod"` prints what TAB offers
+COMPLETE_LINE = r'''
 complete_line() {  # what readline does on TAB: the words up to the cursor, then the registered function
   COMP_LINE="$1"; COMP_POINT=${#1}
   read -ra COMP_WORDS <<< "$1"
@@ -116,6 +116,11 @@ complete_line() {  # what readline does on TAB: the words up to the cursor, then
   "$(complete -p xlexp | sed -E 's/.* -F ([^ ]+) .*/\1/')"
   echo "${COMPREPLY[*]}"
 }
+'''
+
+COMPLETE = r'''
+eval "$(xlexp run --shell-completion install=bash)"
+''' + COMPLETE_LINE + r'''
 complete_line "xlexp run mod"
 complete_line "xlexp run model="
 complete_line "xlexp run model=tiny_random task=sib"

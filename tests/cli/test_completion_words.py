@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli_surface import COMPLETE_LINE
 from xlexp.results.store import Record, write_records
 
 pytestmark = pytest.mark.integration
@@ -18,15 +19,7 @@ pytestmark = pytest.mark.integration
 XLEXP = Path(sys.executable).parent / "xlexp"
 SCRIPT = r'''
 eval "$(xlexp completion bash)"
-complete_line() {  # what readline does on TAB: the words up to the cursor, then the registered function
-  COMP_LINE="$1"; COMP_POINT=${#1}
-  read -ra COMP_WORDS <<< "$1"
-  [[ "$1" == *" " ]] && COMP_WORDS+=("")
-  COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
-  COMPREPLY=()
-  "$(complete -p xlexp | sed -E 's/.* -F ([^ ]+) .*/\1/')"
-  echo "${COMPREPLY[*]}"
-}
+''' + COMPLETE_LINE + r'''
 complete_line "xlexp matrix --experiment "
 complete_line "xlexp status --experiment quick"
 complete_line "xlexp matrix --ga"
