@@ -38,6 +38,11 @@ class Regime:
     # whether trainer.sources_together may train several units in one stack: each unit is exactly one
     # xlexp.experiment.transfer.train_unit (few-shot goes on to train per target, so it says False)
     together: ClassVar[bool] = False
+    # True: ``run_unit`` carries every task kind the regime declares to records itself (a frozen model:
+    # the probe mines bitext on retrieval tasks, in-context prompting decodes generation tasks); False:
+    # a kind with a unit executor of its own (``TaskKind.executor``: retrieval, generation) runs the
+    # regime's units there (``xlexp.experiment.executors``)
+    own_executor: ClassVar[bool] = False
 
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
