@@ -52,9 +52,10 @@ class TaskKind:
 
     def refusal(self, task_name: str, family: str, model_name: str, able: list[str]) -> str:
         """The one line for a model family that cannot carry this kind (``able``: the kinds it can)."""
+        example = " (e.g. model=tiny_random, me5_small_offline, xlmr_base)" if "encoder" in (self.families or ()) else ""
         return (f"model '{model_name}' (family {family}) does not run {self.name} tasks (task '{task_name}'); a "
                 f"{family} model runs {', '.join(able)}; {self.name} needs model.family "
-                f"{' or '.join(self.families or ())} (e.g. model=tiny_random, me5_small_offline, xlmr_base)")
+                f"{' or '.join(self.families or ())}{example}")
 
     # -- tokenize -------------------------------------------------------------------------------
     def tokenize(self, spec: TaskSpec, tokenizer, examples: list[Example], max_length: int,
