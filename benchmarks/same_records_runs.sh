@@ -9,7 +9,8 @@
 # source model and records the K = 0 cells under the regime's rule only (fewer records to match).
 # RUNS="quick qa icl gen" runs only those (names below; all of them by default). The task-kind runs
 # (#30): qa (extractive QA, XQuAD/DRCD), qafs (QA few-shot: questions as shots), icl (regime=icl,
-# tiny decoder, classification), gen (tiny seq2seq fine-tuned on Tatoeba MT), genicl (decoder, icl on MT).
+# tiny decoder, classification), gen (tiny seq2seq fine-tuned on Tatoeba MT), genicl (decoder, icl on MT),
+# quick1 (the quickstart, 2 epochs on 160 examples, 4 targets).
 set -euo pipefail
 CODE="$(cd "$1" && pwd)"; OUT="$2"; mkdir -p "$OUT"
 PY="${PYTHON:-python}"
@@ -22,6 +23,8 @@ run() { local name=$1; shift
 T="model=tiny_random optimizer.lr=1e-3 trainer.epochs=2 trainer.progress=false seed=3"
 run tiny model=tiny_random optimizer.lr=1e-3 langpair=nusax_all_all seed=7 trainer.progress=false
 run quick +experiment=quickstart trainer.progress=false
+# the quickstart's chain (offline e5, trimmed vocabulary, fp32) at a size a shared 2-core machine runs in minutes
+run quick1 +experiment=quickstart trainer.progress=false trainer.epochs=2 'langpair.targets=[eng,ind,jav,sun]' data.max_train_examples=160 data.max_eval_examples=100
 rm -rf "$OUT/cache_fs"; run fs $T paths.cache_dir="$OUT/cache_fs" regime=few_shot 'langpair.sources=[eng]' 'langpair.targets=[ind,bug]' 'regime.k=[2,4]' regime.shot_sets=2 regime.finetune.epochs=2
 run ms $T regime=multi_source 'langpair.sources=[eng,ind]' 'langpair.targets=[jav,sun]' regime.sampling=temperature 'regime.seeds=[1,2]'
 run full $T regime=full 'langpair.targets=[eng,ind,jav]'

@@ -159,7 +159,6 @@ def _check_k_per(ctx: RunContext, fs: FewShotSettings) -> None:
 def _shot_sets(ctx: RunContext, target: str, k: int, pool: TokenizedSplit) -> list[ShotSet]:
     fs: FewShotSettings = ctx.settings.regime
     labels = ctx.kind.shot_labels(pool)  # extractive QA: one per question (K questions, not windows)
-    _check_k_per(ctx, fs)
     if fs.shots_file:
         return load_shot_file(fs.shots_file, ctx.spec.name, target, k, len(labels))
     return [sample_shots(labels, ctx.spec.labels, ctx.spec.name, target, k, fs.k_per, i, int(fs.sampling_seed))
