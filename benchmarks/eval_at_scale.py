@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     from xlexp.data.tokenized import TokenCache, collate, eval_batches
     from xlexp.engine.hardware import resolve_device, resolve_precision
     from xlexp.engine.inference import autocast, compute_metrics, predict
+    from xlexp.experiment import kinds
     from xlexp.experiment.plan import expand_languages
     from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 
@@ -72,7 +73,8 @@ def main(argv=None) -> int:
     tokenizer = load_tokenizer(bc.model_of(cfg), model_path)
     model = load_classifier(bc.model_of(cfg), model_path, len(spec.labels)).to(device).eval()
     bs, pad_id = int(cfg.data.eval_batch_size), tokenizer.pad_token_id
-    cache = TokenCache(spec, tokenizer, int(cfg.data.max_length), Path(cfg.paths.data_dir), cache_dir, cfg.data.source)
+    cache = TokenCache(spec, tokenizer, int(cfg.data.max_length), Path(cfg.paths.data_dir), cache_dir, cfg.data.source,
+                       kind=kinds.of(spec))
 
     t0 = time.perf_counter()
     splits = {}

@@ -30,6 +30,7 @@ from xlexp.config.schema import OptimizerSettings
 from xlexp.data.tokenized import TokenCache
 from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
 from xlexp.engine.loop import TrainSettings, train
+from xlexp.experiment import kinds
 from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,7 +72,7 @@ def main() -> int:
     path = resolve_model_path(model_of(cfg), cache_dir)
     tokenizer = load_tokenizer(model_of(cfg), path)
     spec = TaskSpec.from_config(cfg.task)
-    cache = TokenCache(spec, tokenizer, cfg.data.max_length, Path(args.data_dir), cache_dir)
+    cache = TokenCache(spec, tokenizer, cfg.data.max_length, Path(args.data_dir), cache_dir, kind=kinds.of(spec))
     splits = [cache.get(lang, s) for lang in NUSAX for s in ("train", "dev", "test")]
     trim = plan_trim(splits, tokenizer, len(tokenizer))
     train_split = cache.get("eng", "train")

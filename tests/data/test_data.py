@@ -3,6 +3,7 @@ import pytest
 
 from conftest import compose_cfg, model_of
 from xlexp.data.tokenized import TokenCache, TokenizedSplit, collate, eval_batches, train_batches
+from xlexp.experiment import kinds
 from xlexp.models.encoders import load_tokenizer, resolve_model_path
 from xlexp.tasks.spec import load_split, load_task
 
@@ -46,14 +47,14 @@ def test_token_cache_second_run_tokenizes_nothing(dirs):
     spec = load_task("nusax_senti")
     texts = [e.text for e in load_split(spec, "eng", "train", dirs["data"])]
     tok = load_tokenizer(model_of(cfg), resolve_model_path(model_of(cfg), dirs["cache"], texts))
-    first = TokenCache(spec, tok, 128, dirs["data"], dirs["cache"])
+    first = TokenCache(spec, tok, 128, dirs["data"], dirs["cache"], kind=kinds.of(spec))
     a = first.get("ind", "test")
     assert first.n_tokenized == 1
-    second = TokenCache(spec, tok, 128, dirs["data"], dirs["cache"])
+    second = TokenCache(spec, tok, 128, dirs["data"], dirs["cache"], kind=kinds.of(spec))
     b = second.get("ind", "test")
     assert second.n_tokenized == 0
     assert all((x == y).all() for x, y in zip(a.input_ids, b.input_ids))
     # a shorter max length is a different cache entry, and truncation is counted
-    short = TokenCache(spec, tok, 4, dirs["data"], dirs["cache"])
+    short = TokenCache(spec, tok, 4, dirs["data"], dirs["cache"], kind=kinds.of(spec))
     c = short.get("ind", "test")
     assert short.n_tokenized == 1 and c.n_truncated > 0 and max(c.lengths) == 4

@@ -155,7 +155,8 @@ def _write_conll(root: Path) -> None:
 
 @pytest.mark.parametrize("overrides, message", [
     (["task=wikiann", "langpair.sources=[en]", "langpair.targets=[en]"],
-     r"sentence and pair classification only; task 'wikiann' is token_classification\. Use a transformer model"),
+     r"model 'classical_mlp' \(family classical\) does not run token_classification tasks \(task 'wikiann'\); "
+     r"a classical model runs pair_classification, sentence_classification"),
     (["regime=few_shot", "langpair.sources=[eng]", "langpair.targets=[ind]"], r"runs regime full, multi_source, zero_shot"),
     (["+model.classifier.no_such_knob=3", "langpair.sources=[eng]", "langpair.targets=[ind]"],
      r"MLPClassifier has no parameter\(s\) \['no_such_knob'\]; its parameters: .*hidden_layer_sizes"),

@@ -44,12 +44,14 @@ def test_offline_e5_trimmed_vocabulary_gives_identical_logits(real_dirs):
     from xlexp import TaskSpec
     from xlexp.data.tokenized import TokenCache, collate
     from xlexp.data.vocab import count_parameters, plan_trim, trim_embeddings
+    from xlexp.experiment import kinds
     from xlexp.models.encoders import load_classifier, load_tokenizer, resolve_model_path
 
     cfg = compose_cfg(real_dirs, "+experiment=quickstart")
     path = resolve_model_path(model_of(cfg), real_dirs["cache"])
     tokenizer = load_tokenizer(model_of(cfg), path)
-    cache = TokenCache(TaskSpec.from_config(cfg.task), tokenizer, 128, real_dirs["data"], real_dirs["cache"])
+    spec = TaskSpec.from_config(cfg.task)
+    cache = TokenCache(spec, tokenizer, 128, real_dirs["data"], real_dirs["cache"], kind=kinds.of(spec))
     splits = [cache.get(lang, "test") for lang in ("eng", "bug", "ind")]
     trim = plan_trim(splits, tokenizer, len(tokenizer))
     assert 1000 < trim.size < 20_000  # a few thousand of 250k ids

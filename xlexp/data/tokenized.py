@@ -2,6 +2,8 @@
 
 Tokenization happens once per (tokenizer, task spec, language, split, max length, source file)
 and is cached as a small ``.npz`` file; later runs, workers and sweep trials read it back.
+How a task's examples become token ids is its task kind's business (``xlexp.experiment.kinds``, passed
+in as ``kind``; the shared tokenizers are here: :func:`tokenize_sequences`, :func:`tokenize_words`).
 Training batches are length-grouped (less padding, same randomness); evaluation batches are
 sorted by length. Padding is dynamic: each batch is padded to its own longest sequence.
 """
@@ -45,6 +47,11 @@ class TokenizedSplit:
         return len(self.labels)
 
     @property
+    def windowed(self) -> bool:
+        """Examples may be cut into several rows (token tasks' long sentences, QA's long contexts)."""
+        return self.token_labels is not None or self.offsets is not None
+
+    @property
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
@@ -71,10 +78,13 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 class TokenCache:
-    """Tokenizes (language, split) pairs of one task with one tokenizer, memoised in memory and on disk."""
+    """Tokenizes (language, split) pairs of one task with one tokenizer, memoised in memory and on disk.
+    ``kind`` is the task's kind (``xlexp.experiment.kinds.of(spec)``): its ``tokenize`` turns the
+    examples into a split, and ``keeps_examples`` attaches them to it (not cached)."""
 
-    def __init__(self, spec: TaskSpec, tokenizer, max_length: int, data_dir: Path, cache_dir: Path, source: str = "auto"):
-        self.spec, self.tokenizer, self.max_length = spec, tokenizer, max_length
+    def __init__(self, spec: TaskSpec, tokenizer, max_length: int, data_dir: Path, cache_dir: Path, source: str = "auto",
+                 *, kind):
+        self.spec, self.tokenizer, self.max_length, self.kind = spec, tokenizer, max_length, kind
         self.data_dir, self.source = data_root(spec, Path(data_dir), source), source  # maybe the embedded copy
         self.dir = Path(cache_dir) / "tokenized" / spec.name
         self.fingerprint = tokenizer_fingerprint(tokenizer)
@@ -114,10 +124,10 @@ class TokenCache:
         if tok is None:
             tok = self._tokenize(code, split, side)
             _save_npz_atomic(file, tok)
-        if tok.offsets is not None and tok.examples is None:  # QA: answers are scored on the examples' text
+        if self.kind.keeps_examples and tok.examples is None:  # e.g. QA: answers are scored on the examples' text
             tok.examples = load_split(self.spec, code, split, self.data_dir, self.source)
         if tok.n_truncated:
-            what = "split into windows" if tok.token_labels is not None or tok.offsets is not None else "truncated"
+            what = "split into windows" if tok.windowed else "truncated"
             log.info("%s/%s: %d of %d examples %s to fit %d tokens", code, split, tok.n_truncated,
                      len(set(tok.example_ids.tolist())), what, self.max_length)
         if self.id_map is not None:
@@ -128,23 +138,15 @@ class TokenCache:
     def _tokenize(self, code: str, split: str, side: str = "") -> TokenizedSplit:
         examples = load_split(self.spec, code, split, self.data_dir, self.source)
         self.n_tokenized += 1
-        if self.spec.type == "extractive_qa":
-            from xlexp.data.qa import tokenize_qa
+        return self.kind.tokenize(self.spec, self.tokenizer, examples, self.max_length, side)
 
-            o = self.spec.options
-            w = tokenize_qa(self.tokenizer, examples, self.max_length, int(o["doc_stride"]), int(o["max_query_length"]))
-            return TokenizedSplit(w.input_ids, w.labels, w.n_truncated, w.example_ids, offsets=w.offsets,
-                                  examples=examples)
-        if self.spec.type == "token_classification":
-            return tokenize_words(self.tokenizer, [e.tokens for e in examples], [e.tags for e in examples], self.max_length)
-        if self.spec.type == "pair_classification":
-            enc = self.tokenizer([e.text for e in examples], [e.text_pair for e in examples], truncation=False)["input_ids"]
-        else:  # sentence classification; retrieval reads one side at a time
-            texts = [e.text_pair if side == "pivot" else e.text for e in examples]
-            enc = self.tokenizer(texts, truncation=False)["input_ids"]
-        n_truncated = sum(len(x) > self.max_length for x in enc)
-        ids = [_truncate(np.asarray(x, dtype=np.int32), self.max_length) for x in enc]
-        return TokenizedSplit(ids, np.array([e.label for e in examples], dtype=np.int64), n_truncated)
+
+def tokenize_sequences(enc: list[list[int]], examples: list, max_length: int) -> TokenizedSplit:
+    """One sequence per example (the tokenizer's ``input_ids``), cut to ``max_length`` pieces (counted
+    in ``n_truncated``), labelled with the examples' labels."""
+    n_truncated = sum(len(x) > max_length for x in enc)
+    ids = [_truncate(np.asarray(x, dtype=np.int32), max_length) for x in enc]
+    return TokenizedSplit(ids, np.array([e.label for e in examples], dtype=np.int64), n_truncated)
 
 
 def _map_ids(split: TokenizedSplit, id_map: np.ndarray) -> TokenizedSplit:

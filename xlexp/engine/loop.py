@@ -14,10 +14,10 @@ from torch import nn
 from xlexp.config.schema import OPTIMIZERS, OptimizerSettings
 from xlexp.data.tokenized import TokenizedSplit, collate, train_batches
 from xlexp.engine import distributed
-from xlexp.engine.graphed import STEP_GRAPH, GraphedStep, check_supported, class_weight
+from xlexp.engine.graphed import STEP_GRAPH, GraphedStep, check_supported
 from xlexp.engine.inference import autocast
+from xlexp.engine.losses import LABELS, TrainLoss
 from xlexp.errors import XlexpError
-from xlexp.models.span import span_loss
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,13 @@ def train(
     on_eval: Callable[[int, float], None] | None = None,
     on_step: Callable[[int, float, float], None] | None = None,
     sample_weights: np.ndarray | None = None,
+    loss: TrainLoss = LABELS,
 ) -> TrainResult:
     """Train for ``settings.epochs``. ``on_eval(step, epoch)`` runs every ``eval_every`` steps (or at
     each epoch end) and always at the last step; what is evaluated and kept is the caller's business
     (see :mod:`xlexp.engine.selection`). ``sample_weights`` draws each epoch's examples with these
-    probabilities (multi-source sampling) instead of a permutation."""
+    probabilities (multi-source sampling) instead of a permutation. ``loss``: the task kind's
+    (:mod:`xlexp.engine.losses`; class cross-entropy by default)."""
     rng = np.random.default_rng(settings.seed)
     steps_per_epoch = settings.steps_per_epoch(len(train_split))
     total = steps_per_epoch * settings.epochs
@@ -144,15 +146,17 @@ def train(
     eval_every = settings.eval_every or steps_per_epoch
     graphed = settings.compile == STEP_GRAPH
     if graphed:
-        check_supported(device, accum, opt.name, train_split.offsets is not None, distributed.info().enabled)
+        check_supported(device, accum, opt.name, not loss.classes, distributed.info().enabled)
     optimizer = build_optimizer(model, opt, capturable_on=device if graphed else None)
     factor = linear_factor(int(float(opt.warmup_ratio) * total), total)
     scheduler = DeviceLR(optimizer, factor) if graphed else torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=float(opt.label_smoothing))
-    counts = class_counts(train_split)
+    counts = class_counts(train_split) if loss.classes else np.zeros(0, dtype=np.int64)  # spans: no classes
     if opt.class_weights == "balanced":
         loss_fn.weight = torch.from_numpy(balanced_weights(counts)).to(device)
     if settings.sampling == "balanced":
+        if not loss.classes:
+            raise XlexpError(BALANCED_NEEDS_LABELS)
         sample_weights = balanced_sampling(train_split, counts, sample_weights)
     grad_clip = opt.grad_clip
     world = distributed.info()
@@ -201,24 +205,16 @@ def train(
                 batch_loss = torch.zeros((), device=device)
                 for idx in group:
                     if world.enabled:  # under DDP each micro-batch is averaged over ranks; weight micro-batches equally
-                        loss, part = _ddp_batch_loss(net, train_split, idx, pad_id, device, settings.precision, loss_fn,
-                                                     world.world_size)
-                        loss, part = loss / len(group), part / len(group)
+                        value, part = _ddp_batch_loss(net, train_split, idx, pad_id, device, settings.precision, loss_fn,
+                                                      world.world_size, loss)
+                        value, part = value / len(group), part / len(group)
                     else:
                         batch = collate(train_split, idx, pad_id)
                         with autocast(device, settings.precision):
                             logits = net(to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device))
-                        if train_split.offsets is not None:  # extractive QA: (B, T, 2) start/end logits, (B, 2) positions
-                            loss = span_loss(logits, to_device(batch["labels"], device)) / max(count, 1)
-                        else:
-                            # flattened: the same loss serves sentence (B, C) and token (B, T, C) logits; -100 is ignored
-                            loss = nn.functional.cross_entropy(
-                                logits.float().reshape(-1, logits.shape[-1]), to_device(batch["labels"], device).reshape(-1),
-                                reduction="sum", label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
-                                weight=_weight(loss_fn, logits),
-                            ) / max(count, 1)
-                        part = loss.detach()
-                    loss.backward()
+                        value = loss.batch_sum(logits, to_device(batch["labels"], device), loss_fn)[0] / max(count, 1)
+                        part = value.detach()
+                    value.backward()
                     batch_loss += part
                 if grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
@@ -244,8 +240,6 @@ def train(
 
 def class_counts(split: TokenizedSplit) -> np.ndarray:
     """Training examples (sentence tasks) or labelled words (token tasks) per class id."""
-    if getattr(split, "offsets", None) is not None:  # span extraction: no classes
-        return np.zeros(0, dtype=np.int64)
     labels = split.labels if split.token_labels is None else np.concatenate(split.token_labels or [np.zeros(0, np.int64)])
     labels = np.asarray(labels)
     labels = labels[labels >= 0]
@@ -261,19 +255,18 @@ def balanced_weights(counts: np.ndarray) -> np.ndarray:
     return weights
 
 
+BALANCED_NEEDS_LABELS = ("data.sampling=balanced needs one label per example; this task labels words or spans: "
+                         "use optimizer.class_weights=balanced instead")
+
+
 def balanced_sampling(split: TokenizedSplit, counts: np.ndarray, base: np.ndarray | None) -> np.ndarray:
     """Per-example draw probabilities 1 / count(class), times ``base`` (multi-source sampling) if given."""
-    if split.token_labels is not None or getattr(split, "offsets", None) is not None:
-        raise XlexpError("data.sampling=balanced needs one label per example; this task labels words or spans: "
-                         "use optimizer.class_weights=balanced instead")
+    if split.token_labels is not None:
+        raise XlexpError(BALANCED_NEEDS_LABELS)
     weights = 1.0 / counts[np.asarray(split.labels)]
     if base is not None:
         weights = weights * np.asarray(base)
     return weights / weights.sum()
-
-
-def _weight(loss_fn: nn.CrossEntropyLoss, logits: torch.Tensor) -> torch.Tensor | None:
-    return class_weight(loss_fn.weight, logits)
 
 
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -291,7 +284,8 @@ def _n_labels(split: TokenizedSplit, idx: np.ndarray) -> int:
 
 
 def _ddp_batch_loss(net: nn.Module, split: TokenizedSplit, idx: np.ndarray, pad_id: int, device: torch.device,
-                    precision: str, loss_fn: nn.CrossEntropyLoss, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+                    precision: str, loss_fn: nn.CrossEntropyLoss, world_size: int, loss: TrainLoss = LABELS
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's share of the batch loss, scaled so that DDP's gradient average over ranks equals
     the one-process gradient of the whole batch's mean loss: sum over my slice x world / whole-batch count.
     Also returns the whole batch's mean loss, the same on every rank (so all ranks stop on a NaN together)."""
@@ -300,15 +294,7 @@ def _ddp_batch_loss(net: nn.Module, split: TokenizedSplit, idx: np.ndarray, pad_
     batch = collate(split, idx[:1] if empty else part, pad_id)
     with autocast(device, precision):
         logits = net(to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device))
-    if split.offsets is not None:  # extractive QA: one (start, end) pair per window
-        labels = to_device(batch["labels"], device)
-        total = span_loss(logits, labels)
-        labels = labels[:, 0]
-    else:
-        labels = to_device(batch["labels"], device).reshape(-1)
-        total = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels, reduction="sum",
-                                            label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
-                                            weight=_weight(loss_fn, logits))
+    total, labels = loss.batch_sum(logits, to_device(batch["labels"], device), loss_fn)  # labels: those that count
     if empty:
         total = total * 0.0
     count = torch.tensor(0.0 if empty else float((labels != loss_fn.ignore_index).sum()), device=device)

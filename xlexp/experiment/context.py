@@ -2,7 +2,9 @@
 (``RunHooks``), and how a unit's cells become records (``UnitOutput``).
 
 The context holds typed settings (``xlexp.config.schema.Settings``), never the Hydra config: the
-stages below (engine, models, data) are called with plain values and settings objects.
+stages below (engine, models, data) are called with plain values and settings objects. What depends
+on the task's type (its model, scores, example counts, kept predictions) is asked of its task kind
+(``ctx.kind``, :mod:`xlexp.experiment.kinds`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from xlexp.config.schema import Settings
 from xlexp.data.tokenized import TokenCache, TokenizedSplit
 from xlexp.data.vocab import VocabTrim, count_parameters, trim_embeddings
 from xlexp.engine.hardware import peak_memory_mb
-from xlexp.engine.inference import compute_metrics, label_counts, predict
 from xlexp.engine.loop import TrainSettings
-from xlexp.engine.qa import QAPredictions, predict_answers, qa_metrics
+from xlexp.experiment import kinds
 from xlexp.experiment.plan import Plan, TrainingUnit
 from xlexp.models import finetune
-from xlexp.models.encoders import load_classifier, load_encoder, load_span_model
+from xlexp.models.encoders import load_encoder
 from xlexp.results.languages import normalize_tag
 from xlexp.results.store import Record, git_commit, now_iso
 from xlexp.tasks.spec import TaskSpec, load_split
@@ -39,19 +40,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def subsample(split: TokenizedSplit, limit: int | None, seed: int) -> TokenizedSplit:
-    if split.offsets is not None:  # QA: ``limit`` questions with all their windows
-        ids = np.unique(split.example_ids)
-        if limit is None or limit >= len(ids):
-            return split
-        keep = np.sort(np.random.default_rng(seed).permutation(ids)[:limit])
-        return split.subset(np.flatnonzero(np.isin(split.example_ids, keep)))
-    if limit is None or limit >= len(split):
-        return split
-    idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:limit])
-    return split.subset(idx)
 
 
 def training_texts(spec: TaskSpec, plan: Plan, data_dir: Path, source: str) -> list[str]:
@@ -107,6 +95,11 @@ class RunContext:
     model_info: dict = field(default_factory=dict)  # parameter counts of the last model built, for the records
 
     @property
+    def kind(self) -> kinds.TaskKind:
+        """The task's kind: its model, loss, scores and example counts."""
+        return kinds.of(self.spec)
+
+    @property
     def cache_dir(self) -> Path:
         return self.settings.paths.cache_dir
 
@@ -118,10 +111,7 @@ class RunContext:
         """The task model as configured: encoder (+ checkpoint), trimmed vocabulary, frozen parts or
         LoRA, gradient checkpointing; on the run's device."""
         m = self.settings.model
-        if self.spec.type == "extractive_qa":
-            model = load_span_model(m, self.model_path)
-        else:
-            model = load_classifier(m, self.model_path, len(self.spec.labels), token_level=self.spec.token_level)
+        model = self.kind.build_model(m, self.model_path, self.spec)
         if self.trim is not None:
             trim_embeddings(model.encoder, self.trim)
         model = finetune.prepare(model, m).to(self.device)
@@ -151,20 +141,17 @@ class RunContext:
 
     def split(self, lang: str, name: str, seed: int) -> TokenizedSplit:
         d = self.settings.data
-        return subsample(self.cache.get(lang, name), d.max_train_examples if name == "train" else d.max_eval_examples, seed)
+        limit = d.max_train_examples if name == "train" else d.max_eval_examples
+        return self.kind.subsample(self.cache.get(lang, name), limit, seed)
 
     def score(self, model, split: TokenizedSplit) -> tuple[np.ndarray, dict[str, float]]:
-        if split.offsets is not None:  # extractive QA: best span per question, EM/F1 (xlexp.engine.qa)
-            o = self.spec.options
-            answers = predict_answers(model, split, self.settings.data.eval_batch_size, self.pad_id, self.device,
-                                      self.precision, int(o["n_best"]), int(o["max_answer_length"]))
-            return answers, qa_metrics(answers, self.spec.metrics)
-        preds = predict(model, split, self.settings.data.eval_batch_size, self.pad_id, self.device, self.precision)
-        return preds, self.metrics(preds, split)
+        """Decode ``split`` with ``model`` and score it, as the task kind does."""
+        return self.kind.score(model, split, self.spec, self.settings.data.eval_batch_size, self.pad_id, self.device,
+                               self.precision)
 
     def metrics(self, preds, split: TokenizedSplit) -> dict[str, float]:
-        """The task's metrics of ``preds`` on a sentence or token split (``score`` and the stacked trainer)."""
-        return compute_metrics(preds, split, self.spec.metrics, self.spec.labels)
+        """The task's metrics of ``preds`` (``score`` and the stacked trainer)."""
+        return self.kind.metrics(preds, split, self.spec)
 
 
 @dataclass
@@ -199,28 +186,19 @@ class UnitOutput:
 
     def add_test(self, target: str, test: TokenizedSplit, preds: np.ndarray, metrics: dict[str, float],
                  selection: str, step: int | None, k: int | None = None, shot_set: int | None = None) -> None:
-        windowed = test.token_labels is not None or test.offsets is not None
-        n = len(set(test.example_ids.tolist())) if windowed else len(test)
+        kind = self.ctx.kind
         n_labels = None
-        if not windowed and not isinstance(preds, QAPredictions) and "macro_f1" in metrics:
-            n_labels, in_gold = label_counts(test.labels, preds)
+        if "macro_f1" in metrics and (counts := kind.label_counts(test, preds)) is not None:
+            n_labels, in_gold = counts
             _warn_missing_labels(self.ctx, target, in_gold)
-        self.add(target, "test", metrics, n, selection, step, k, shot_set, n_labels)
-        if isinstance(preds, QAPredictions):  # one row per question: the answer and its EM/F1
+        self.add(target, "test", metrics, kind.n_examples(test), selection, step, k, shot_set, n_labels)
+        columns = kind.prediction_columns(test, preds)
+        if columns is not None:
             self.predictions.append(pd.DataFrame({
                 "experiment": self.ctx.settings.experiment, "run_id": self.ctx.run_id, "source": self.unit.source,
                 "target": target, "split": "test", "selection": selection, "seed": self.unit.seed, "k": k,
-                "shot_set": shot_set, "example": preds.example_ids, "label": -1, "pred": -1,
-                "pred_text": preds.texts, "exact_match": preds.exact_match, "f1": preds.f1,
+                "shot_set": shot_set, **columns,
             }))
-            return
-        if test.token_labels is not None:
-            return  # per-example predictions are kept for sentence tasks (paired bootstrap) only
-        self.predictions.append(pd.DataFrame({
-            "experiment": self.ctx.settings.experiment, "run_id": self.ctx.run_id, "source": self.unit.source,
-            "target": target, "split": "test", "selection": selection, "seed": self.unit.seed, "k": k,
-            "shot_set": shot_set, "example": test.example_ids, "label": test.labels, "pred": preds,
-        }))
 
 
 _warned_labels: set[tuple[str, str]] = set()

@@ -118,9 +118,7 @@ class Codec:
 
 def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
     s, spec = ctx.settings, ctx.spec
-    if s.model.family not in ("seq2seq", "decoder"):
-        raise XlexpError(f"task '{spec.name}' (type generation) needs a seq2seq or decoder model (model=tiny_random_seq2seq, "
-                         f"mt5_small, nllb_600m, qwen2_5_0_5b...); model '{s.model.name}' is {s.model.family}")
+    # the model family (seq2seq or decoder) is checked with the settings (TaskKind.families)
     if ctx.trim is not None:
         raise XlexpError("model.trim_vocab=true with a generation task: the output vocabulary would shrink to the "
                          "data's tokens; set model.trim_vocab=false")

@@ -43,6 +43,7 @@ class UnitSource(Protocol):
 
     name: str
     takes_sources: bool
+    own_executor: bool
 
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]: ...
@@ -119,9 +120,9 @@ def make_plan(regime: UnitSource, settings: RegimeSettings, sources, targets, sp
             tgt = tuple(t for t in tgt if t not in no_test)
     watch = _dev_targets(settings.dev_targets, tgt, spec, data_dir, data_source)
     if not spec.trains:  # retrieval: nothing to train; one row named by the pivot language
-        if regime.name != "zero_shot" and "retrieval" not in (regime.task_types or ()):
-            raise XlexpError(f"task '{spec.name}' is a retrieval task (no training): use regime=zero_shot "
-                             f"(or regime=probe: MTEB's bitext mining)")
+        if regime.name != "zero_shot" and not regime.own_executor:
+            raise XlexpError(f"task '{spec.name}' is a {spec.type} task (no training): use regime=zero_shot "
+                             f"(or regime=probe on retrieval tasks: MTEB's bitext mining)")
         src = (spec.pivot or "eng",)
         units = [TrainingUnit(src[0], (), (), tgt, (), seed) for seed in seeds[:1]]
     else:

@@ -3,8 +3,9 @@
 ``run_experiment`` takes the composed Hydra config, resolves it ONCE into typed settings
 (:func:`resolve_settings`), and returns the run's objective (the mean primary test metric under the
 regime's selection rule), as lightning-hydra-template's pipelines return the optimised metric. What a
-unit does is its regime's business (``xlexp.experiment.regimes``); retrieval tasks and classical
-models have their own unit executors (``retrieval``, ``classical``). The run prints its own matrix
+unit does is its regime's business (``xlexp.experiment.regimes``), or the unit executor that its task
+kind or model family names (``xlexp.experiment.executors``: retrieval, generation, classical); what
+depends on the task's type is its kind's (``xlexp.experiment.kinds``). The run prints its own matrix
 from the records it holds in memory; the store is read only for the units it skips because their
 complete records are already there (resume by content, ``xlexp.experiment.resume``).
 """
@@ -28,7 +29,7 @@ from xlexp.engine import distributed
 from xlexp.engine.hardware import peak_memory_mb, resolve_device, resolve_precision
 from xlexp.engine.selection import remove_orphans
 from xlexp.errors import XlexpError, require_extra
-from xlexp.experiment import classical, regimes, retrieval, together
+from xlexp.experiment import classical, executors, kinds, regimes, together
 from xlexp.experiment.context import RunContext, RunHooks, UnitOutput, seed_everything, training_texts
 from xlexp.experiment.plan import Plan, TrainingUnit, make_plan
 from xlexp.experiment.resume import Resume, fault_point
@@ -70,6 +71,7 @@ def resolve_settings(cfg: DictConfig) -> Settings:
         require_extra("peft")
     regime = regimes.get(settings.regime.name)
     regimes.check_compatible(regime.name, settings.task.name, settings.task.type, settings.model.family)
+    kinds.check_family(settings.task.type, settings.task.name, settings.model.family, settings.model.name)  # e.g. generation needs a decoder
     if settings.classical and not regime.classical:
         usable = [name for name in regimes.available() if regimes.get(name).classical]
         raise XlexpError(f"model '{settings.model.name}' (family classical) runs regime {', '.join(usable)}; "
@@ -88,9 +90,7 @@ def read_needed_splits(ctx: RunContext) -> list:
         if ctx.cache is None or not tokenizes:  # classical models (and the probe) read the rows themselves: validate them here
             load_split(ctx.spec, lang, split, s.paths.data_dir, s.data.source)
             continue
-        out.append(ctx.cache.get(lang, split))
-        if not ctx.spec.trains:
-            out.append(ctx.cache.get(lang, split, side="pivot"))
+        out.extend(ctx.cache.get(lang, split, side=side) for side in ctx.kind.sides)  # retrieval: both sides
     log.info("read and checked %d split(s) of %d language(s) before training in %.1fs", len(ctx.plan.needs),
              len({lang for lang, _ in ctx.plan.needs}), time.perf_counter() - started)
     return out
@@ -120,7 +120,8 @@ def _model_and_cache(s: Settings, spec: TaskSpec, plan: Plan) -> tuple[str, Toke
     tokenizer = load_tokenizer(s.model, model_path)
     if tokenizer.pad_token_id is None:
         raise XlexpError(f"tokenizer of model '{s.model.name}' has no pad token")
-    return model_path, TokenCache(spec, tokenizer, s.data.max_length, data_dir, cache_dir, s.data.source)
+    return model_path, TokenCache(spec, tokenizer, s.data.max_length, data_dir, cache_dir, s.data.source,
+                                  kind=kinds.of(spec))
 
 
 def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
@@ -298,18 +299,9 @@ def run_units(ctx: RunContext, regime: regimes.Regime, group: list[int]) -> list
 
 
 def run_unit(ctx: RunContext, regime: regimes.Regime, unit: TrainingUnit, index: int) -> UnitOutput:
-    """One unit's records: classical models and retrieval tasks have their own executors; every other
-    unit is its regime's."""
+    """One unit's records, by the executor its model family or task kind names, else by its regime
+    (``executors.for_unit``)."""
     out = UnitOutput(ctx, unit)
     seed_everything(unit.seed)
-    if ctx.settings.classical:
-        classical.run_unit(ctx, unit, index, out)
-    elif not ctx.spec.trains and "retrieval" not in (regime.task_types or ()):  # regime=probe names retrieval: it mines bitext itself
-        retrieval.run_unit(ctx, unit, index, out)
-    elif ctx.spec.type == "generation" and regime.trains:  # regime=icl scores without training
-        from xlexp.experiment import generation
-
-        generation.run_unit(ctx, unit, index, out)
-    else:
-        regime.run_unit(ctx, unit, index, out)
+    executors.for_unit(ctx.settings, ctx.kind, regime)(ctx, unit, index, out)
     return out

@@ -32,9 +32,10 @@ from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine import distributed, stacked
 from xlexp.engine.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.errors import XlexpError
+from xlexp.experiment import kinds
 from xlexp.experiment.context import RunContext, UnitOutput, seed_everything
 from xlexp.experiment.plan import TrainingUnit
-from xlexp.experiment.transfer import Weights, examples_per_eval, single_class, target_dev_sets
+from xlexp.experiment.transfer import Weights, examples_per_eval, target_dev_sets
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def check(ctx_settings, spec, regime) -> None:
     if s.classical:
         raise XlexpError(f"{SETTING}>1 stacks transformer encoders; model '{s.model.name}' is a classical model "
                          f"(it fits in seconds): {SETTING}=1")
-    if not spec.trains or spec.type == "generation":
+    kind = kinds.of(spec)
+    if not spec.trains or not kind.stacks:
         raise XlexpError(f"{SETTING}>1 stacks classifier training; task '{spec.name}' ({spec.type}) does not train "
                          f"one: {SETTING}=1")
     if not regime.together:
@@ -61,7 +63,7 @@ def check(ctx_settings, spec, regime) -> None:
     if s.model.family != "encoder":
         raise XlexpError(f"{SETTING}>1 stacks encoders (BERT, XLM-R shapes); model '{s.model.name}' is a "
                          f"{s.model.family}: {SETTING}=1")
-    stacked.check_supported(s.optimizer, s.trainer.compile, spec.type == "extractive_qa", s.model.peft is not None,
+    stacked.check_supported(s.optimizer, s.trainer.compile, not kind.loss.classes, s.model.peft is not None,
                             bool(s.model.gradient_checkpointing), distributed.info().enabled)
 
 
@@ -107,7 +109,7 @@ def train_units(ctx: RunContext, units: list[TrainingUnit], indices: list[int], 
             unit, out = units[i], outs[i]
             metrics = {lang: scored[(i, lang)][1] for lang in dev_sets[i]}
             collapsed[i][step] = [(lang, one) for lang in unit.select_languages
-                                  if (one := single_class(scored[(i, lang)][0], dev_sets[i][lang], spec)) is not None]
+                                  if (one := ctx.kind.single_class(scored[(i, lang)][0], dev_sets[i][lang], spec)) is not None]
             scores = {"source_dev": float(np.mean([metrics[lang][primary] for lang in unit.select_languages]))}
             scores |= {target_key(t): metrics[t][primary] for t in unit.dev_targets}
             keepers[i].observe(step, scores, stack.slot(i))

@@ -20,24 +20,13 @@ from xlexp.data.tokenized import TokenizedSplit
 from xlexp.engine import distributed
 from xlexp.engine.loop import train
 from xlexp.engine.selection import CheckpointKeeper, steps_by_rule, target_key
-from xlexp.experiment.context import RunContext, UnitOutput, subsample
+from xlexp.experiment.context import RunContext, UnitOutput
 from xlexp.experiment.plan import TrainingUnit
 from xlexp.views.progress import PhaseLog
 
 log = logging.getLogger(__name__)
 
 Weights = Callable[[list[int]], np.ndarray | None]
-
-
-def single_class(preds, split: TokenizedSplit, spec) -> str | None:
-    """The one label a sentence-level model predicts for a whole dev split whose gold labels have
-    several classes (a collapse to the majority class), else None."""
-    if spec.token_level or getattr(split, "offsets", None) is not None or not spec.labels:
-        return None
-    preds = np.asarray(preds)
-    if preds.ndim != 1 or len(preds) < 2 or len(np.unique(split.labels)) < 2 or len(np.unique(preds)) != 1:
-        return None
-    return str(spec.labels[int(preds[0])])
 
 
 def train_unit(ctx: RunContext, unit: TrainingUnit, index: int, model: nn.Module, out: UnitOutput,
@@ -75,18 +64,14 @@ def target_dev_sets(ctx: RunContext, unit: TrainingUnit, train_per_eval: int) ->
     if not targets or regime.target_dev_budget is None:
         return full
     per_target = max(int(regime.target_dev_min), int(regime.target_dev_budget * train_per_eval) // len(targets))
-    out = {t: subsample(split, per_target, unit.seed) for t, split in full.items()}
-    before, after = (sum(_n_examples(s) for s in d.values()) for d in (full, out))
+    out = {t: ctx.kind.subsample(split, per_target, unit.seed) for t, split in full.items()}
+    before, after = (sum(ctx.kind.n_examples(s) for s in d.values()) for d in (full, out))
     if after < before:
         log.info("target dev: %d target(s), at most %d dev example(s) each: %d of %d per evaluation "
                  "(regime.target_dev_budget=%g x %d training examples per evaluation; "
                  "regime.target_dev_budget=null evaluates the full dev splits)", len(targets), per_target, after,
                  before, regime.target_dev_budget, train_per_eval)
     return out
-
-
-def _n_examples(split: TokenizedSplit) -> int:
-    return len(np.unique(split.example_ids)) if split.offsets is not None else len(split)
 
 
 def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper: CheckpointKeeper, out: UnitOutput,
@@ -118,7 +103,7 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
         eval_s = time.perf_counter() - started
         metrics = {lang: m for lang, (_, m) in scored.items()}
         collapsed[step] = [(lang, one) for lang in unit.select_languages
-                           if (one := single_class(scored[lang][0], dev_sets[lang], spec)) is not None]
+                           if (one := ctx.kind.single_class(scored[lang][0], dev_sets[lang], spec)) is not None]
         scores = {"source_dev": float(np.mean([metrics[lang][primary] for lang in unit.select_languages]))}
         scores |= {target_key(t): metrics[t][primary] for t in unit.dev_targets}
         keeper.observe(step, scores, model)
@@ -142,7 +127,7 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
         ctx.tracker.log_metrics({"train/loss": loss, "train/lr": lr}, step)
 
     result = train(model, train_split, ctx.settings.optimizer, settings, ctx.pad_id, ctx.device, on_eval, on_step,
-                   sample_weights)
+                   sample_weights, loss=ctx.kind.loss)
     ctx.progress.remove_task(bar)
     log.info("source %s: best source dev %s %.4f at step %d of %d", unit.source, primary,
              keeper.best["source_dev"][0], keeper.step_for("source_dev"), result.steps)

@@ -34,7 +34,6 @@ FAMILY = "classical"
 FEATURES = ("word", "subword")
 WEIGHTINGS = ("count", "binary", "tfidf")
 CLASSIFIERS = {"mlp": "MLPClassifier", "logreg": "LogisticRegression"}
-TASK_TYPES = ("sentence_classification", "pair_classification")
 PAIR_SEPARATOR = "[SEP]"   # pair tasks: "text [SEP] text_pair", so n-grams can tell the sides apart
 
 
@@ -50,13 +49,9 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def check(model: ClassicalSettings, spec: TaskSpec, seed: int) -> None:
-    """What the schema cannot know (the task type, the estimator's own parameters), in one line,
-    before any data is read."""
-    if spec.type not in TASK_TYPES:
-        raise XlexpError(
-            f"model '{model.name}' (family classical) handles sentence and pair classification only; task '{spec.name}' "
-            f"is {spec.type}. Use a transformer model for it (model=me5_small_offline, xlmr_base, mbert, tiny_random), "
-            f"or a classical model on a classification task (task=sib200, nusax_senti, xnli, pawsx)")
+    """What the schema cannot know (the estimator's own parameters), in one line, before any data is
+    read. Which task kinds a classical model runs is the kinds' declaration (``TaskKind.families``),
+    checked with the settings."""
     name = (model.classifier or {}).get("name")
     if name not in CLASSIFIERS:
         raise XlexpError(f"model.classifier.name must be one of {', '.join(CLASSIFIERS)}; got {name!r}")

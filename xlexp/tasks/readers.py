@@ -92,8 +92,8 @@ def task_file(spec) -> str:
     """The task's YAML file as Hydra picks it (a user's folder first), for messages that name the fix."""
     from xlexp.config.paths import find_config
 
-    path = find_config("task", getattr(spec, "name", ""))
-    return str(path) if path is not None else f"task/{getattr(spec, 'name', '<task>')}.yaml"
+    path = find_config("task", spec.name)
+    return str(path) if path is not None else f"task/{spec.name}.yaml"
 
 
 def read_local_rows(path: Path, fmt: str, quoting: str = "standard", where_fix: str = "the task's YAML"

@@ -40,6 +40,17 @@ class Regime:
     # xlexp.experiment.transfer.train_unit (few-shot goes on to train per target, so it says False)
     together: ClassVar[bool] = False
     tokenizes: ClassVar[bool] = True   # False: the runner validates the rows without tokenizing them (the probe)
+    # True: ``run_unit`` carries every task kind the regime declares to records itself (a frozen model:
+    # the probe mines bitext on retrieval tasks, in-context prompting decodes generation tasks); False:
+    # a kind with a unit executor of its own (``TaskKind.executor``: retrieval, generation) runs the
+    # regime's units there (``xlexp.experiment.executors``)
+    own_executor: ClassVar[bool] = False
+
+    @classmethod
+    def refusal(cls, task_type: str) -> str | None:
+        """The regime's own one line for a task type it does not run (None: the generic line, which
+        names the regimes that do)."""
+        return None
 
     def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
               watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
@@ -86,7 +97,7 @@ def check_compatible(regime_name: str, task_name: str, task_type: str | None, fa
     regime = get(regime_name)
     if regime.task_types is not None and task_type not in regime.task_types:
         able = [n for n in available() if get(n).task_types is None or task_type in get(n).task_types]
-        own = regime.refusal(task_type) if hasattr(regime, "refusal") else None   # a regime's own words, if it has them
+        own = regime.refusal(task_type)   # a regime's own words, if it has them
         if own:
             raise XlexpError(f"regime {regime_name} does not run {task_type} tasks: {own}")
         raise XlexpError(f"regime {regime_name} does not run {task_type} tasks (task '{task_name}'); it runs "

@@ -85,8 +85,7 @@ class FewShot(Regime):
 
     def run_unit(self, ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
         fs: FewShotSettings = ctx.settings.regime
-        if ctx.spec.type == "extractive_qa" and fs.k_per == "class" and not fs.shots_file:  # before any training
-            raise XlexpError(f"task '{ctx.spec.name}' is extractive QA (no classes): use regime.k_per=total")
+        _check_k_per(ctx, fs)  # before any training
         model = ctx.build_classifier()
         cached = source_model_file(ctx, unit)
         state = _read_cached(cached)
@@ -135,8 +134,8 @@ def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) 
                 def on_eval(step: int, epoch: float, dev=dev, keeper=keeper) -> None:
                     keeper.observe(step, {"target_dev": ctx.score(model, dev)[1][primary]}, model)
 
-                result = train(model, _shot_rows(pool, shots), optimizer, settings, ctx.pad_id, ctx.device,
-                               on_eval if dev is not None else None)
+                result = train(model, ctx.kind.shot_rows(pool, shots.ids), optimizer, settings, ctx.pad_id, ctx.device,
+                               on_eval if dev is not None else None, loss=ctx.kind.loss)
                 rule, step = "last", result.steps
                 if dev is not None:
                     rule, step = "target_dev", keeper.step_for("target_dev")
@@ -151,20 +150,15 @@ def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) 
     ctx.progress.remove_task(bar)
 
 
-def _shot_rows(pool: TokenizedSplit, shots: ShotSet) -> TokenizedSplit:
-    """The shots' rows; extractive QA shots are questions, each with all of its windows."""
-    if pool.offsets is None:
-        return pool.subset(np.asarray(shots.ids))
-    return pool.subset(np.flatnonzero(np.isin(pool.example_ids, np.asarray(shots.ids))))
+def _check_k_per(ctx: RunContext, fs: FewShotSettings) -> None:
+    """K shots of every class need classes: a kind without (extractive QA) draws K examples in all."""
+    if not ctx.kind.loss.classes and fs.k_per == "class" and not fs.shots_file:
+        raise XlexpError(f"task '{ctx.spec.name}' is {ctx.spec.type} (no classes): use regime.k_per=total")
 
 
 def _shot_sets(ctx: RunContext, target: str, k: int, pool: TokenizedSplit) -> list[ShotSet]:
     fs: FewShotSettings = ctx.settings.regime
-    labels = pool.labels
-    if pool.offsets is not None:  # extractive QA: draw K questions (ids = question rows), not windows
-        labels = np.zeros(int(pool.example_ids.max()) + 1, dtype=np.int64)
-        if fs.k_per == "class" and not fs.shots_file:
-            raise XlexpError(f"task '{ctx.spec.name}' is extractive QA (no classes): use regime.k_per=total")
+    labels = ctx.kind.shot_labels(pool)  # extractive QA: one per question (K questions, not windows)
     if fs.shots_file:
         return load_shot_file(fs.shots_file, ctx.spec.name, target, k, len(labels))
     return [sample_shots(labels, ctx.spec.labels, ctx.spec.name, target, k, fs.k_per, i, int(fs.sampling_seed))

@@ -77,6 +77,7 @@ class InContext(Regime):
     settings_class = IclSettings
     classical = False
     trains = False   # nothing is trained: generation tasks are scored here too, not by their training executor
+    own_executor = True   # generation tasks are prompted and decoded here, not fine-tuned by their executor
 
     def units(self, settings: IclSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
         # train_languages = the source: its train split holds the demonstrations; no dev split is read
@@ -87,7 +88,7 @@ class InContext(Regime):
         if ctx.trim is not None:
             raise XlexpError("regime=icl with model.trim_vocab=true: the prompt and verbaliser tokens are not in the "
                              "trimmed vocabulary; set model.trim_vocab=false")
-        generation = ctx.spec.type == "generation"
+        generation = ctx.kind.generates   # text to decode (demonstrations + greedy decoding), not labels to rank
         model = load_language_model(s.model, ctx.model_path).to(ctx.device)
         total, _ = count_parameters(model)
         ctx.model_info = {"params": total, "trainable_params": 0}
@@ -102,7 +103,7 @@ class InContext(Regime):
 def run_icl_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) -> None:
     s, spec = ctx.settings, ctx.spec
     fs: IclSettings = s.regime
-    pair = spec.type == "pair_classification"
+    pair = ctx.kind.pair
     pool = load_split(spec, unit.source, "train", s.paths.data_dir, s.data.source)
     pool_labels = np.array([e.label for e in pool], dtype=np.int64)
     src_prompt = prompt_for(spec.options, unit.source, spec.labels, spec.name, pair)

@@ -160,6 +160,7 @@ class Probe(Regime):
     settings_class = ProbeSettings
     classical = False       # the probe IS the classifier; a classical model has no sentence vectors
     tokenizes = False       # the runner validates the rows without tokenizing them: the probe reads cached vectors
+    own_executor = True     # retrieval tasks: bitext mining here, not the retrieval executor
     task_types = ("sentence_classification", "pair_classification", "retrieval")
 
     @classmethod
@@ -218,7 +219,7 @@ class Probe(Regime):
 
     def features(self, ctx: RunContext, cache: EmbeddingCache, lang: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         one = cache.get(lang, split)
-        if ctx.spec.type != "pair_classification":
+        if not ctx.kind.pair:
             return one.emb, one.labels
         u, v = one.emb, cache.get(lang, split, "pair").emb
         return np.hstack([u, v, np.abs(u - v), u * v]), one.labels

@@ -2,7 +2,9 @@
 (decorated with :func:`register`), found by scanning the folder. A type says what its YAML needs
 (labels or not, default field names), which splits exist, how local rows become examples, and two
 facts the stages below read through the spec: whether it trains (``trains``) and whether labels sit
-on words (``token_level``). A new task type is one module here plus a task YAML.
+on words (``token_level``). What happens after reading (tokenization, model, loss, scores) is the
+type's task kind (``xlexp.experiment.kinds``, registered under the same name). A new task type is
+one module here, its kind, and a task YAML.
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ class QAExample(Example):
 
 
 def qa_options(spec) -> dict[str, Any]:
-    """The type's options with the YAML's values on top (``spec.options`` once the spec has them)."""
-    return {**OPTIONS, **(getattr(spec, "options", None) or {})}
+    """The type's options with the YAML's values on top."""
+    return {**OPTIONS, **spec.options}
 
 
 def _per_language(value: Any, code: str, default: Any) -> Any:
