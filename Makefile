@@ -32,8 +32,8 @@ demo: demo-data install-core
 	$(BIN)/xlexp report --experiment quickstart
 
 # ruff ([tool.ruff] in pyproject.toml), then the layer contracts and the no-cycle rule ([tool.importlinter]).
-# RUFF_FORMAT=1 adds `ruff format --check`: off until the code base has been formatted once (issue #30)
-RUFF_FORMAT ?=
+# RUFF_FORMAT= (empty) skips `ruff format --check` ([tool.ruff.format]); on by default since the code base was formatted once (issue #30)
+RUFF_FORMAT ?= 1
 lint: install
 	$(BIN)/ruff check .
 	$(if $(RUFF_FORMAT),$(BIN)/ruff format --check .)

@@ -27,6 +27,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 
 # ---- the command and the machine ----------------------------------------------------------------
 
+
 def this_command() -> str:
     """The command line that ran this script, relative to the repository root where possible."""
     script = Path(sys.argv[0]).resolve()
@@ -60,10 +61,16 @@ def cpu_flags() -> list[str]:
 
 def git_state() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return f"{head}{'+dirty' if dirty else ''}" if head else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -73,10 +80,14 @@ def machine_info() -> dict[str, Any]:
     import torch
 
     info: dict[str, Any] = {
-        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(), "git": git_state(),
+        "python": platform.python_version(),
+        "git": git_state(),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     try:
@@ -92,13 +103,17 @@ def warn_if_busy(threshold: float = 0.5) -> bool:
     """True (and a warning) when the 1-minute load average says other work is running."""
     load = os.getloadavg()[0]
     if load > threshold:
-        print(f"WARNING: load average {load:.2f} > {threshold}: this machine is not idle, so timings are not "
-              f"representative (fine for a smoke test; take real measurements on an idle machine)", file=sys.stderr)
+        print(
+            f"WARNING: load average {load:.2f} > {threshold}: this machine is not idle, so timings are not "
+            f"representative (fine for a smoke test; take real measurements on an idle machine)",
+            file=sys.stderr,
+        )
         return True
     return False
 
 
 # ---- tables --------------------------------------------------------------------------------------
+
 
 def add_line(md: str, line: str, busy: bool) -> str:
     """Print a result line (and the not-idle note when ``busy``) and append both to the markdown."""
@@ -147,6 +162,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 # ---- result files --------------------------------------------------------------------------------
 
+
 def write_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
     """``benchmarks/results/<name>-<time>.json`` and ``.md`` (+ ``-latest`` copies); returns the JSON path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -165,6 +181,7 @@ def write_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
 
 # ---- subprocesses ----------------------------------------------------------------------------------
 
+
 def xlexp_cmd() -> list[str]:
     """The xlexp console script of this interpreter's environment (falls back to ``python -m xlexp.cli.main``)."""
     exe = Path(sys.executable).parent / "xlexp"
@@ -180,7 +197,9 @@ def run_timed(cmd: Sequence[str], log_file: Path, env: dict[str, str] | None = N
     t0 = time.perf_counter()
     with log_file.open("w") as log:
         if echo:
-            proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(
+                cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
             assert proc.stdout is not None
             for line in proc.stdout:
                 sys.stdout.write(line)
@@ -227,6 +246,7 @@ def data_dir() -> Path:
 
 # ---- model FLOPs ---------------------------------------------------------------------------------
 
+
 def non_embedding_params(model) -> int:
     """Parameters outside the embedding layers: the N of issue #8's 6 x N x tokens model FLOPs."""
     return sum(p.numel() for n, p in model.named_parameters() if ".embeddings." not in f".{n}")
@@ -234,7 +254,10 @@ def non_embedding_params(model) -> int:
 
 # ---- matmul peak ---------------------------------------------------------------------------------
 
-def matmul_flops(dtype_name: str, n: int = 2048, reps: int = 10, warmup: int = 3, device: str = "cpu") -> dict[str, float]:
+
+def matmul_flops(
+    dtype_name: str, n: int = 2048, reps: int = 10, warmup: int = 3, device: str = "cpu"
+) -> dict[str, float]:
     """Achieved FLOP/s of an n x n @ n x n matmul in ``dtype_name`` (fp32 | bf16) on ``device`` (CPU:
     torch's default thread count): best and median over ``reps`` timed runs after ``warmup``."""
     import statistics
@@ -255,9 +278,14 @@ def matmul_flops(dtype_name: str, n: int = 2048, reps: int = 10, warmup: int = 3
         torch.mm(a, b)
         sync()
         times.append(time.perf_counter() - t0)
-    flops = 2.0 * n ** 3
-    return {"n": n, "reps": reps, "device": str(device), "best_flops": flops / min(times),
-            "median_flops": flops / statistics.median(times)}
+    flops = 2.0 * n**3
+    return {
+        "n": n,
+        "reps": reps,
+        "device": str(device),
+        "best_flops": flops / min(times),
+        "median_flops": flops / statistics.median(times),
+    }
 
 
 def model_of(cfg):
@@ -270,6 +298,7 @@ def model_of(cfg):
 
 
 # ---- shared by the xlexp-vs-peer scripts ------------------------------------------------------------
+
 
 def xlexp_test_scores(results_dir: Path, selection: str) -> dict[str, dict[str, float]]:
     """{target: {metric: value}} of an xlexp run's test records under one selection rule."""
@@ -304,7 +333,15 @@ def shared_hyperparameters(overrides: list[str], epochs: int | None = None) -> d
     from xlexp import compose
 
     cfg = compose(overrides)
-    return {"epochs": int(epochs or cfg.trainer.epochs), "lr": float(cfg.optimizer.lr), "batch_size": int(cfg.data.batch_size),
-            "eval_batch_size": int(cfg.data.eval_batch_size), "max_length": int(cfg.data.max_length),
-            "warmup_ratio": float(cfg.optimizer.warmup_ratio), "weight_decay": float(cfg.optimizer.weight_decay),
-            "grad_clip": float(cfg.optimizer.grad_clip or 0.0), "seed": int(cfg.seed), "optimizer": str(cfg.optimizer.name)}
+    return {
+        "epochs": int(epochs or cfg.trainer.epochs),
+        "lr": float(cfg.optimizer.lr),
+        "batch_size": int(cfg.data.batch_size),
+        "eval_batch_size": int(cfg.data.eval_batch_size),
+        "max_length": int(cfg.data.max_length),
+        "warmup_ratio": float(cfg.optimizer.warmup_ratio),
+        "weight_decay": float(cfg.optimizer.weight_decay),
+        "grad_clip": float(cfg.optimizer.grad_clip or 0.0),
+        "seed": int(cfg.seed),
+        "optimizer": str(cfg.optimizer.name),
+    }

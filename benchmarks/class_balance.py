@@ -21,7 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as bc  # noqa: E402
 
 WANT = {"positive": 210, "negative": 60, "neutral": 30}
-VARIANTS = {"uniform": [], "class_weights": ["optimizer.class_weights=balanced"], "sampling": ["data.sampling=balanced"]}
+VARIANTS = {
+    "uniform": [],
+    "class_weights": ["optimizer.class_weights=balanced"],
+    "sampling": ["data.sampling=balanced"],
+}
 
 
 def imbalanced_copy(src: Path, root: Path, seed: int = 0) -> None:
@@ -53,10 +57,22 @@ def main(argv=None) -> int:
     imbalanced_copy(bc.data_dir() / "nusax_senti" / "english", scratch / "data" / "nusax_senti" / "english")
     res = scratch / "results"
     for name in a.variants.split(","):
-        cfg = compose(["model=me5_small_offline", "model.trim_vocab=true", "regime=full", "langpair.targets=[eng]",
-                              "task=nusax_senti", "regime.seeds=[1,2]", "trainer.precision=fp32", "trainer.progress=false",
-                              f"name=imb-{name}", f"paths.data_dir={scratch / 'data'}", f"paths.results_dir={res}",
-                              *VARIANTS[name]])
+        cfg = compose(
+            [
+                "model=me5_small_offline",
+                "model.trim_vocab=true",
+                "regime=full",
+                "langpair.targets=[eng]",
+                "task=nusax_senti",
+                "regime.seeds=[1,2]",
+                "trainer.precision=fp32",
+                "trainer.progress=false",
+                f"name=imb-{name}",
+                f"paths.data_dir={scratch / 'data'}",
+                f"paths.results_dir={res}",
+                *VARIANTS[name],
+            ]
+        )
         run_experiment(cfg, RunHooks(show_matrix=False))
     df = load_records(res)
     t = df[(df.split == "test") & (df.metric == "macro_f1") & (df.selection == "source_dev")]

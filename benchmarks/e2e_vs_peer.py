@@ -53,13 +53,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-train-examples", type=int, help="subsample English train (same rows on both sides)")
     p.add_argument("--max-eval-examples", type=int, help="subsample dev/test splits (same rows on both sides)")
     p.add_argument("--targets", default="all", help="comma-separated NusaX codes, or all (default)")
-    p.add_argument("--xlexp-overrides", action="append", default=[],
-                   help="extra Hydra overrides for xlexp only (space-separated, repeatable), e.g. "
-                        "'trainer.precision=bf16 model.trim_vocab=true'")
+    p.add_argument(
+        "--xlexp-overrides",
+        action="append",
+        default=[],
+        help="extra Hydra overrides for xlexp only (space-separated, repeatable), e.g. "
+        "'trainer.precision=bf16 model.trim_vocab=true'",
+    )
     p.add_argument("--peer-args", action="append", default=[], help="extra hf_peer.py flags, e.g. '--bf16'")
     p.add_argument("--repeats", type=int, default=1, help="A/B pairs; order alternates (AB, BA, ...); medians reported")
-    p.add_argument("--warm-token-cache", action="store_true", help="let xlexp use the real XLEXP_CACHE_DIR (pre-tokenized)")
-    p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, 32 train, 64 eval examples, targets eng,ind")
+    p.add_argument(
+        "--warm-token-cache", action="store_true", help="let xlexp use the real XLEXP_CACHE_DIR (pre-tokenized)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke test: 1 epoch, 32 train, 64 eval examples, targets eng,ind"
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (results store, logs)")
     p.add_argument("--echo", action="store_true", help="show both processes' output")
     a = p.parse_args(argv)
@@ -77,8 +85,15 @@ def shared_settings(epochs: int | None) -> dict:
 
 
 def xlexp_command(a, s: dict, hydra_dir: Path) -> list[str]:
-    cmd = [*bc.xlexp_cmd(), "run", "+experiment=quickstart", "name=bench_e2e", f"trainer.epochs={s['epochs']}",
-           "trainer.progress=false", f"hydra.run.dir={hydra_dir}"]
+    cmd = [
+        *bc.xlexp_cmd(),
+        "run",
+        "+experiment=quickstart",
+        "name=bench_e2e",
+        f"trainer.epochs={s['epochs']}",
+        "trainer.progress=false",
+        f"hydra.run.dir={hydra_dir}",
+    ]
     if a.max_train_examples:
         cmd.append(f"data.max_train_examples={a.max_train_examples}")
     if a.max_eval_examples:
@@ -91,11 +106,32 @@ def xlexp_command(a, s: dict, hydra_dir: Path) -> list[str]:
 
 
 def peer_command(a, s: dict, json_out: Path) -> list[str]:
-    cmd = [sys.executable, str(bc.BENCH_DIR / "hf_peer.py"), "--epochs", str(s["epochs"]), "--lr", str(s["lr"]),
-           "--batch-size", str(s["batch_size"]), "--eval-batch-size", str(s["eval_batch_size"]),
-           "--max-length", str(s["max_length"]), "--warmup-ratio", str(s["warmup_ratio"]),
-           "--weight-decay", str(s["weight_decay"]), "--grad-clip", str(s["grad_clip"]), "--seed", str(s["seed"]),
-           "--targets", a.targets, "--json", str(json_out)]
+    cmd = [
+        sys.executable,
+        str(bc.BENCH_DIR / "hf_peer.py"),
+        "--epochs",
+        str(s["epochs"]),
+        "--lr",
+        str(s["lr"]),
+        "--batch-size",
+        str(s["batch_size"]),
+        "--eval-batch-size",
+        str(s["eval_batch_size"]),
+        "--max-length",
+        str(s["max_length"]),
+        "--warmup-ratio",
+        str(s["warmup_ratio"]),
+        "--weight-decay",
+        str(s["weight_decay"]),
+        "--grad-clip",
+        str(s["grad_clip"]),
+        "--seed",
+        str(s["seed"]),
+        "--targets",
+        a.targets,
+        "--json",
+        str(json_out),
+    ]
     return cmd + bc.peer_sample_args(a)
 
 
@@ -143,28 +179,57 @@ def main(argv=None) -> int:
     rows = []
     for t in targets:
         x, p = xl_scores.get(t, {}), peer["per_target"][t]
-        rows.append([t, x.get("accuracy"), p["accuracy"], x.get("macro_f1"), p["macro_f1"],
-                     f"{(x['macro_f1'] - p['macro_f1']) * 100:+.2f}" if "macro_f1" in x else None])
+        rows.append(
+            [
+                t,
+                x.get("accuracy"),
+                p["accuracy"],
+                x.get("macro_f1"),
+                p["macro_f1"],
+                f"{(x['macro_f1'] - p['macro_f1']) * 100:+.2f}" if "macro_f1" in x else None,
+            ]
+        )
     mean = lambda side, m: statistics.fmean(  # noqa: E731
-        (xl_scores[t][m] if side == "xlexp" else peer["per_target"][t][m]) for t in targets)
-    x_acc, p_acc, x_f1, p_f1 = mean("xlexp", "accuracy"), mean("peer", "accuracy"), mean("xlexp", "macro_f1"), mean("peer", "macro_f1")
+        (xl_scores[t][m] if side == "xlexp" else peer["per_target"][t][m]) for t in targets
+    )
+    x_acc, p_acc, x_f1, p_f1 = (
+        mean("xlexp", "accuracy"),
+        mean("peer", "accuracy"),
+        mean("xlexp", "macro_f1"),
+        mean("peer", "macro_f1"),
+    )
     rows.append(["mean", x_acc, p_acc, x_f1, p_f1, f"{(x_f1 - p_f1) * 100:+.2f}"])
     w_x, w_p = statistics.median(walls["xlexp"]), statistics.median(walls["peer"])
     ratio = w_x / w_p
     d_f1 = (x_f1 - p_f1) * 100
     ok_time, ok_f1 = ratio <= TARGET_RATIO, abs(d_f1) <= TARGET_F1_POINTS
 
-    md = bc.print_table(f"NusaX zero-shot row, {s['epochs']} epoch(s): test scores (xlexp selection source_dev, "
-                        f"peer load_best_model_at_end)",
-                        ["target", "xlexp acc", "peer acc", "xlexp macro-F1", "peer macro-F1", "Δ macro-F1 (pts)"], rows)
+    md = bc.print_table(
+        f"NusaX zero-shot row, {s['epochs']} epoch(s): test scores (xlexp selection source_dev, "
+        f"peer load_best_model_at_end)",
+        ["target", "xlexp acc", "peer acc", "xlexp macro-F1", "peer macro-F1", "Δ macro-F1 (pts)"],
+        rows,
+    )
     summary = [
-        [f"wall time (s), median of {a.repeats}", w_x, w_p, f"ratio {ratio:.3f} (target ≤ {TARGET_RATIO})",
-         "MET" if ok_time else f"MISSED by {ratio - TARGET_RATIO:+.3f}"],
-        ["mean macro-F1", x_f1, p_f1, f"Δ {d_f1:+.2f} pts (target |Δ| ≤ {TARGET_F1_POINTS})",
-         "MET" if ok_f1 else f"MISSED by {abs(d_f1) - TARGET_F1_POINTS:.2f} pts"],
+        [
+            f"wall time (s), median of {a.repeats}",
+            w_x,
+            w_p,
+            f"ratio {ratio:.3f} (target ≤ {TARGET_RATIO})",
+            "MET" if ok_time else f"MISSED by {ratio - TARGET_RATIO:+.3f}",
+        ],
+        [
+            "mean macro-F1",
+            x_f1,
+            p_f1,
+            f"Δ {d_f1:+.2f} pts (target |Δ| ≤ {TARGET_F1_POINTS})",
+            "MET" if ok_f1 else f"MISSED by {abs(d_f1) - TARGET_F1_POINTS:.2f} pts",
+        ],
         ["mean accuracy", x_acc, p_acc, f"Δ {(x_acc - p_acc) * 100:+.2f} pts", ""],
     ]
-    md += "\n" + bc.print_table("End to end: xlexp vs HF Trainer peer", ["", "xlexp", "peer", "comparison", "verdict"], summary)
+    md += "\n" + bc.print_table(
+        "End to end: xlexp vs HF Trainer peer", ["", "xlexp", "peer", "comparison", "verdict"], summary
+    )
     notes = [
         f"peer head: {'mean pooling (xlexp’s e5 head, BertPreTrainedModel subclass)' if peer['pooling'] == 'mean' else 'AutoModelForSequenceClassification: [CLS] + randomly initialised pooler (the e5 folder has no pooler weights); xlexp mean-pools'}",
         f"precision: xlexp {xl_precision} (trainer.precision=auto is bf16 on CPUs with bf16 units), peer {peer['precision']}",
@@ -178,13 +243,26 @@ def main(argv=None) -> int:
     for n in notes:
         print("note:", n)
     md += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    bc.write_result("e2e_vs_peer", {
-        "machine": machine, "settings": s, "args": vars(a), "xlexp_command": shlex.join(xl_cmd),
-        "peer_command": shlex.join(peer_cmd), "xlexp_precision": xl_precision, "wall_s": walls, "wall_ratio": ratio, "delta_macro_f1_points": d_f1,
-        "mean": {"xlexp": {"accuracy": x_acc, "macro_f1": x_f1}, "peer": {"accuracy": p_acc, "macro_f1": p_f1}},
-        "per_target": {"xlexp": xl_scores, "peer": peer["per_target"]}, "peer_detail": peer,
-        "verdict": {"time": ok_time, "macro_f1": ok_f1}, "notes": notes,
-    }, md)
+    bc.write_result(
+        "e2e_vs_peer",
+        {
+            "machine": machine,
+            "settings": s,
+            "args": vars(a),
+            "xlexp_command": shlex.join(xl_cmd),
+            "peer_command": shlex.join(peer_cmd),
+            "xlexp_precision": xl_precision,
+            "wall_s": walls,
+            "wall_ratio": ratio,
+            "delta_macro_f1_points": d_f1,
+            "mean": {"xlexp": {"accuracy": x_acc, "macro_f1": x_f1}, "peer": {"accuracy": p_acc, "macro_f1": p_f1}},
+            "per_target": {"xlexp": xl_scores, "peer": peer["per_target"]},
+            "peer_detail": peer,
+            "verdict": {"time": ok_time, "macro_f1": ok_f1},
+            "notes": notes,
+        },
+        md,
+    )
     return 0
 
 

@@ -35,8 +35,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--targets-limit", type=int, help="first N SIB-200 languages only (default: all 205)")
     p.add_argument("--max-eval-examples", type=int, help="first N test examples per language (default: all 204)")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto (default): what xlexp resolves trainer.precision=auto to here (bf16 on CPUs with bf16 units)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="auto (default): what xlexp resolves trainer.precision=auto to here (bf16 on CPUs with bf16 units)",
+    )
     p.add_argument("--overrides", action="append", default=[], help="extra Hydra overrides (space-separated)")
     p.add_argument("--quick", action="store_true", help="smoke test: 3 targets, 64 examples each")
     a = p.parse_args(argv)
@@ -73,8 +77,15 @@ def main(argv=None) -> int:
     tokenizer = load_tokenizer(bc.model_of(cfg), model_path)
     model = load_classifier(bc.model_of(cfg), model_path, len(spec.labels)).to(device).eval()
     bs, pad_id = int(cfg.data.eval_batch_size), tokenizer.pad_token_id
-    cache = TokenCache(spec, tokenizer, int(cfg.data.max_length), Path(cfg.paths.data_dir), cache_dir, cfg.data.source,
-                       kind=kinds.of(spec))
+    cache = TokenCache(
+        spec,
+        tokenizer,
+        int(cfg.data.max_length),
+        Path(cfg.paths.data_dir),
+        cache_dir,
+        cfg.data.source,
+        kind=kinds.of(spec),
+    )
 
     t0 = time.perf_counter()
     splits = {}
@@ -84,8 +95,11 @@ def main(argv=None) -> int:
             split = split.subset(np.arange(a.max_eval_examples))
         splits[t] = split
     t_tokenize = time.perf_counter() - t0
-    print(f"{len(targets)} target(s), {sum(map(len, splits.values()))} test examples; token cache: "
-          f"{cache.n_tokenized} split(s) tokenized now in {t_tokenize:.1f}s (reused from disk otherwise)", flush=True)
+    print(
+        f"{len(targets)} target(s), {sum(map(len, splits.values()))} test examples; token cache: "
+        f"{cache.n_tokenized} split(s) tokenized now in {t_tokenize:.1f}s (reused from disk otherwise)",
+        flush=True,
+    )
 
     def xlexp_eval(split) -> float:
         t = time.perf_counter()
@@ -125,32 +139,65 @@ def main(argv=None) -> int:
         tot_a, tot_b = tot_a + ta, tot_b + tb
         per_target.append({"target": t, "n": len(split), "xlexp_eval_s": ta, "forward_s": tb, "ratio": ta / tb})
         if (i + 1) % 25 == 0 or i + 1 == len(targets):
-            print(f"  {i + 1}/{len(targets)} targets: eval {tot_a:.1f}s, forward {tot_b:.1f}s, ratio {tot_a / tot_b:.3f}",
-                  flush=True)
+            print(
+                f"  {i + 1}/{len(targets)} targets: eval {tot_a:.1f}s, forward {tot_b:.1f}s, ratio {tot_a / tot_b:.3f}",
+                flush=True,
+            )
 
     ratio = tot_a / tot_b
     ratios = sorted(r["ratio"] for r in per_target)
     n_ex = sum(r["n"] for r in per_target)
-    rows = [["xlexp evaluate (predict + metrics)", tot_a, n_ex / tot_a],
-            ["pure forward, same batches", tot_b, n_ex / tot_b],
-            ["(outside both: collation for B)", t_collate, None],
-            ["(tokenization, cold splits only)", t_tokenize, None]]
-    md = bc.print_table(f"SIB-200 test, {len(targets)} targets, {n_ex} examples, batch {bs}, {precision}",
-                        ["what", "seconds", "examples/s"], rows)
+    rows = [
+        ["xlexp evaluate (predict + metrics)", tot_a, n_ex / tot_a],
+        ["pure forward, same batches", tot_b, n_ex / tot_b],
+        ["(outside both: collation for B)", t_collate, None],
+        ["(tokenization, cold splits only)", t_tokenize, None],
+    ]
+    md = bc.print_table(
+        f"SIB-200 test, {len(targets)} targets, {n_ex} examples, batch {bs}, {precision}",
+        ["what", "seconds", "examples/s"],
+        rows,
+    )
     verdict = ratio <= TARGET
-    md += "\n" + bc.print_table("Eval at scale: ratio", ["total ratio", "median per target", "max per target", "target", "verdict"],
-                                [[f"{ratio:.3f}", f"{ratios[len(ratios) // 2]:.3f}", f"{ratios[-1]:.3f}", f"≤ {TARGET}",
-                                  "MET" if verdict else f"MISSED by {ratio - TARGET:.3f}"]])
+    md += "\n" + bc.print_table(
+        "Eval at scale: ratio",
+        ["total ratio", "median per target", "max per target", "target", "verdict"],
+        [
+            [
+                f"{ratio:.3f}",
+                f"{ratios[len(ratios) // 2]:.3f}",
+                f"{ratios[-1]:.3f}",
+                f"≤ {TARGET}",
+                "MET" if verdict else f"MISSED by {ratio - TARGET:.3f}",
+            ]
+        ],
+    )
     notes = [f"model {cfg.model.name} ({model_path}) with a random {len(spec.labels)}-way head; device {device}"]
     if busy:
         notes.append("machine was NOT idle at start: numbers not representative")
     for n in notes:
         print("note:", n)
     md += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    bc.write_result("eval_at_scale", {"machine": machine, "args": vars(a), "precision": precision, "overrides": overrides, "n_targets": len(targets),
-                                      "n_examples": n_ex, "xlexp_eval_s": tot_a, "forward_s": tot_b, "ratio": ratio,
-                                      "collate_s": t_collate, "tokenize_s": t_tokenize, "verdict": verdict,
-                                      "per_target": per_target, "notes": notes}, md)
+    bc.write_result(
+        "eval_at_scale",
+        {
+            "machine": machine,
+            "args": vars(a),
+            "precision": precision,
+            "overrides": overrides,
+            "n_targets": len(targets),
+            "n_examples": n_ex,
+            "xlexp_eval_s": tot_a,
+            "forward_s": tot_b,
+            "ratio": ratio,
+            "collate_s": t_collate,
+            "tokenize_s": t_tokenize,
+            "verdict": verdict,
+            "per_target": per_target,
+            "notes": notes,
+        },
+        md,
+    )
     return 0
 
 

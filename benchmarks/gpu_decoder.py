@@ -45,6 +45,7 @@ def main(argv=None) -> int:
         return 2
     try:
         import bitsandbytes  # noqa: F401
+
         has_bnb = cuda
         bnb_note = "bitsandbytes " + bitsandbytes.__version__
     except ImportError as e:
@@ -54,9 +55,17 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="xlexp-gpu-decoder-"))
     targets = "[eng,ind,jav]" if args.quick else "all"
     epochs = 1 if args.quick else args.epochs
-    base = [f"paths.data_dir={data}", f"paths.results_dir={work / 'results'}", f"paths.cache_dir={work / 'cache'}",
-            "model=tiny_random_decoder", "langpair.sources=[eng]", f"langpair.targets={targets}",
-            "trainer.progress=false", f"trainer.epochs={epochs}", "data.batch_size=16"]
+    base = [
+        f"paths.data_dir={data}",
+        f"paths.results_dir={work / 'results'}",
+        f"paths.cache_dir={work / 'cache'}",
+        "model=tiny_random_decoder",
+        "langpair.sources=[eng]",
+        f"langpair.targets={targets}",
+        "trainer.progress=false",
+        f"trainer.epochs={epochs}",
+        "data.batch_size=16",
+    ]
     device = ["trainer.device=cuda", "trainer.precision=bf16"] if cuda else ["trainer.device=cpu"]
     arms = {"lora_bf16": ["model.peft=lora", "model.dtype=bf16", "optimizer.lr=3e-3"]}
     if has_bnb:
@@ -70,14 +79,27 @@ def main(argv=None) -> int:
         run_experiment(compose([*base, *device, *extra, f"name=gpu_{name}"]))
         wall = time.perf_counter() - started
         df = load_records(work / "results")
-        df = df[(df["experiment"].str.startswith(f"gpu_{name}")) & (df["split"] == "test")
-                & (df["metric"] == "macro_f1") & (df["selection"] == "source_dev")]
-        by_k = {("K=none" if k == -1 else f"K={int(k)}"): round(float(g["value"].mean()), 4)
-                for k, g in df.groupby(df["k"].fillna(-1))}
-        row = {"arm": name, "wall_s": round(wall, 1), "mean_test_macro_f1": by_k, "targets": int(df["target"].nunique()),
-               "peak_memory_mb": float(df["peak_memory_mb"].max()), "trainable_params": int(df["trainable_params"].max()),
-               "finetune": sorted(df["finetune"].unique()), "precision": sorted(df["precision"].unique()),
-               "family": sorted(df["family"].unique())}
+        df = df[
+            (df["experiment"].str.startswith(f"gpu_{name}"))
+            & (df["split"] == "test")
+            & (df["metric"] == "macro_f1")
+            & (df["selection"] == "source_dev")
+        ]
+        by_k = {
+            ("K=none" if k == -1 else f"K={int(k)}"): round(float(g["value"].mean()), 4)
+            for k, g in df.groupby(df["k"].fillna(-1))
+        }
+        row = {
+            "arm": name,
+            "wall_s": round(wall, 1),
+            "mean_test_macro_f1": by_k,
+            "targets": int(df["target"].nunique()),
+            "peak_memory_mb": float(df["peak_memory_mb"].max()),
+            "trainable_params": int(df["trainable_params"].max()),
+            "finetune": sorted(df["finetune"].unique()),
+            "precision": sorted(df["precision"].unique()),
+            "family": sorted(df["family"].unique()),
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     out = Path(args.out)

@@ -50,13 +50,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--compile-warmup-steps", type=int, default=25, help="untimed steps of the compiled arm")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile arms")
-    p.add_argument("--compile-modes", default="reduce-overhead,step-graph",
-                   help="trainer.compile values of the compiled arms (step-graph: forward, backward, clipping and "
-                        "AdamW as one CUDA graph, xlexp.engine.graphed); the last one also runs the trimmed and big-batch arms")
-    p.add_argument("--profile-steps", type=int, default=5,
-                   help="after the timed steps, this many more under torch.profiler: GPU-busy time per step (0: off)")
-    p.add_argument("--trimmed-vocab", type=int, default=16000,
-                   help="the extra arm's embedding rows, as model.trim_vocab leaves them (NusaX: 13,243 ids); 0: skip")
+    p.add_argument(
+        "--compile-modes",
+        default="reduce-overhead,step-graph",
+        help="trainer.compile values of the compiled arms (step-graph: forward, backward, clipping and "
+        "AdamW as one CUDA graph, xlexp.engine.graphed); the last one also runs the trimmed and big-batch arms",
+    )
+    p.add_argument(
+        "--profile-steps",
+        type=int,
+        default=5,
+        help="after the timed steps, this many more under torch.profiler: GPU-busy time per step (0: off)",
+    )
+    p.add_argument(
+        "--trimmed-vocab",
+        type=int,
+        default=16000,
+        help="the extra arm's embedding rows, as model.trim_vocab leaves them (NusaX: 13,243 ids); 0: skip",
+    )
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     p.add_argument("--matmul-n", type=int, default=8192)
     p.add_argument("--matmul-reps", type=int, default=10)
@@ -75,8 +86,15 @@ def build_model(quick: bool, vocab: int | None = None, num_labels: int = 3):
     from xlexp.models.encoders import SequenceClassifier
 
     # xlm-roberta-base's config.json (XLMRobertaConfig()'s defaults are BERT-base's: vocab 30,522)
-    shape = dict(vocab_size=vocab or 250002, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
-                 pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    shape = dict(
+        vocab_size=vocab or 250002,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     if quick:
         shape.update(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512)
     cfg = XLMRobertaConfig(**shape)
@@ -109,8 +127,16 @@ def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | Non
     total = timed_end + prof_steps
     split = synthetic_split(batch_size * total, a.seq_len, cfg.vocab_size, 3)
     opt_cfg = OptimizerSettings(name="adamw", lr=2e-5, weight_decay=0.01, warmup_ratio=0.1, grad_clip=1.0)
-    settings = train_mod.TrainSettings(epochs=1, batch_size=batch_size, eval_batch_size=batch_size, group_by_length=True,
-                                       eval_every=None, precision=a.precision, seed=0, compile=compile_)
+    settings = train_mod.TrainSettings(
+        epochs=1,
+        batch_size=batch_size,
+        eval_batch_size=batch_size,
+        group_by_length=True,
+        eval_every=None,
+        precision=a.precision,
+        seed=0,
+        compile=compile_,
+    )
     stamps: list[float] = []
     losses: list[float] = []
     prof = None
@@ -120,8 +146,9 @@ def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | Non
         stamps.append(time.perf_counter())
         losses.append(loss)
         if prof_steps and step == timed_end:
-            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU,
-                                                      torch.profiler.ProfilerActivity.CUDA])
+            prof = torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+            )
             prof.start()
         if step >= total:
             if prof is not None:
@@ -138,27 +165,43 @@ def time_arm(label: str, batch_size: int, compile_: bool | str, vocab: int | Non
         raise RuntimeError("training ended before the timed steps")
     except _Stop:
         pass
-    times = np.diff(stamps)[warmup - 1:timed_end - 1]
+    times = np.diff(stamps)[warmup - 1 : timed_end - 1]
     seconds = float(times.sum())
     tokens = a.steps * batch_size * a.seq_len
     n_ne = bc.non_embedding_params(model)
-    res = {"label": label, "batch_size": batch_size, "compile": compile_, "steps": len(times), "seconds": seconds,
-           "median_step_ms": 1e3 * float(np.median(times)), "warmup_s": stamps[warmup - 1] - t0,
-           "tokens_per_s": tokens / seconds, "model_flops": 6 * n_ne * tokens / seconds,
-           "non_embedding_params": n_ne, "all_params": count_parameters(model)[0],
-           "first_loss": losses[0], "last_loss": losses[-1]}
+    res = {
+        "label": label,
+        "batch_size": batch_size,
+        "compile": compile_,
+        "steps": len(times),
+        "seconds": seconds,
+        "median_step_ms": 1e3 * float(np.median(times)),
+        "warmup_s": stamps[warmup - 1] - t0,
+        "tokens_per_s": tokens / seconds,
+        "model_flops": 6 * n_ne * tokens / seconds,
+        "non_embedding_params": n_ne,
+        "all_params": count_parameters(model)[0],
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+    }
     if device.type == "cuda":
         res["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     if prof is not None:  # GPU kernel time per step vs the step's wall time: how launch-bound the loop is
         from torch.autograd import DeviceType
 
         # kernels only: annotations ("## Call CompiledFxGraph", "Optimizer.step#...") span kernels already counted
-        kernel_us = sum(e.self_device_time_total for e in prof.events() if e.device_type == DeviceType.CUDA
-                        and not getattr(e, "is_user_annotation", False) and "#" not in e.name)
+        kernel_us = sum(
+            e.self_device_time_total
+            for e in prof.events()
+            if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False) and "#" not in e.name
+        )
         res["gpu_busy_ms"] = kernel_us / 1e3 / prof_steps
         res["profile_top"] = prof.key_averages().table(sort_by="self_device_time_total", row_limit=12)
-    print(f"  {label}: median step {res['median_step_ms']:.1f} ms, {res['model_flops'] / 1e12:.1f} model TFLOP/s, "
-          f"GPU busy {res.get('gpu_busy_ms', float('nan')):.1f} ms/step, warm-up {res['warmup_s']:.0f} s", flush=True)
+    print(
+        f"  {label}: median step {res['median_step_ms']:.1f} ms, {res['model_flops'] / 1e12:.1f} model TFLOP/s, "
+        f"GPU busy {res.get('gpu_busy_ms', float('nan')):.1f} ms/step, warm-up {res['warmup_s']:.0f} s",
+        flush=True,
+    )
     del model, split
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -185,8 +228,14 @@ def main(argv=None) -> int:
     arms = [("xlexp, eager", a.batch_size, False, None)]
     arms += [(f"xlexp, trainer.compile={str(m).lower()}", a.batch_size, m, None) for m in modes]
     if a.trimmed_vocab:
-        arms.append((f"xlexp, {'compile=' + str(best) if best else 'eager'}, embedding trimmed to {a.trimmed_vocab:,} rows",
-                     a.batch_size, best, a.trimmed_vocab))
+        arms.append(
+            (
+                f"xlexp, {'compile=' + str(best) if best else 'eager'}, embedding trimmed to {a.trimmed_vocab:,} rows",
+                a.batch_size,
+                best,
+                a.trimmed_vocab,
+            )
+        )
     if a.big_batch:
         arms.append((f"xlexp, eager, batch {a.big_batch}", a.big_batch, False, None))
         arms += [(f"xlexp, compile={str(m).lower()}, batch {a.big_batch}", a.big_batch, m, None) for m in modes]
@@ -203,36 +252,76 @@ def main(argv=None) -> int:
     sheet = next((v for k, v in DATASHEET_BF16.items() if k in name), None) if a.precision == "bf16" else None
 
     t = 1e12
-    md = bc.print_table(f"Matmul peak ({a.matmul_n}², {a.precision}, {name}, best of {a.matmul_reps})",
-                        ["before (TFLOP/s)", "after (TFLOP/s)", "peak used", "datasheet"],
-                        [[peaks[0]["best_flops"] / t, peaks[1]["best_flops"] / t, peak / t, sheet / t if sheet else None]])
+    md = bc.print_table(
+        f"Matmul peak ({a.matmul_n}², {a.precision}, {name}, best of {a.matmul_reps})",
+        ["before (TFLOP/s)", "after (TFLOP/s)", "peak used", "datasheet"],
+        [[peaks[0]["best_flops"] / t, peaks[1]["best_flops"] / t, peak / t, sheet / t if sheet else None]],
+    )
     rows = []
     for r in runs:
         if "error" in r:
             rows.append([r["label"], r["batch_size"], "-", "-", "-", "-", "-", "-", "-", r["error"][:60]])
             continue
-        rows.append([r["label"], r["batch_size"], r["median_step_ms"], r.get("gpu_busy_ms"), r["tokens_per_s"], r["model_flops"] / t,
-                     f"{100 * r['model_flops'] / peak:.1f}%", f"{100 * r['model_flops'] / sheet:.1f}%" if sheet else "-",
-                     r.get("peak_memory_gib"), f"loss {r['first_loss']:.3f}→{r['last_loss']:.3f}"])
+        rows.append(
+            [
+                r["label"],
+                r["batch_size"],
+                r["median_step_ms"],
+                r.get("gpu_busy_ms"),
+                r["tokens_per_s"],
+                r["model_flops"] / t,
+                f"{100 * r['model_flops'] / peak:.1f}%",
+                f"{100 * r['model_flops'] / sheet:.1f}%" if sheet else "-",
+                r.get("peak_memory_gib"),
+                f"loss {r['first_loss']:.3f}→{r['last_loss']:.3f}",
+            ]
+        )
     md += "\n" + bc.print_table(
         f"xlexp training loop, xlm-roberta-base shape, {a.precision}, seq {a.seq_len}: "
         f"6 × non-embedding params × tokens/s (target ≥ {TARGET:.0%} of measured peak at batch {a.batch_size})",
-        ["arm", "batch", "median step (ms)", "GPU busy (ms/step)", "tokens/s", "model TFLOP/s", "MFU (measured peak)", "MFU (datasheet)",
-         "peak mem (GiB)", "note"], rows)
+        [
+            "arm",
+            "batch",
+            "median step (ms)",
+            "GPU busy (ms/step)",
+            "tokens/s",
+            "model TFLOP/s",
+            "MFU (measured peak)",
+            "MFU (datasheet)",
+            "peak mem (GiB)",
+            "note",
+        ],
+        rows,
+    )
     ok = [r for r in runs if "error" not in r]
-    notes = [f"non-embedding params {ok[0]['non_embedding_params']:,} of {ok[0]['all_params']:,}" if ok else "no arm ran"]
+    notes = [
+        f"non-embedding params {ok[0]['non_embedding_params']:,} of {ok[0]['all_params']:,}" if ok else "no arm ran"
+    ]
     for r in ok:
         if r["batch_size"] == a.batch_size:
             mfu = r["model_flops"] / peak
-            notes.append(f"{r['label']}: MFU {100 * mfu:.1f}% — target {'MET' if mfu >= TARGET else f'MISSED by {100 * (TARGET - mfu):.1f} points'}")
+            notes.append(
+                f"{r['label']}: MFU {100 * mfu:.1f}% — target {'MET' if mfu >= TARGET else f'MISSED by {100 * (TARGET - mfu):.1f} points'}"
+            )
     for n in notes:
         print("note:", n)
     md += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     for r in ok:
         if r.get("profile_top"):
             print(f"\n{r['label']}: top kernels by GPU time ({a.profile_steps} profiled steps)\n{r['profile_top']}")
-    bc.write_result("gpu_mfu", {"machine": machine, "args": vars(a), "matmul": peaks, "peak_flops": peak,
-                                "datasheet_flops": sheet, "runs": runs, "notes": notes}, md)
+    bc.write_result(
+        "gpu_mfu",
+        {
+            "machine": machine,
+            "args": vars(a),
+            "matmul": peaks,
+            "peak_flops": peak,
+            "datasheet_flops": sheet,
+            "runs": runs,
+            "notes": notes,
+        },
+        md,
+    )
     return 0
 
 

@@ -58,10 +58,11 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from torch import nn  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-TASKS = ("nusax_senti", "sib200")   # sentence classification tasks with local files the peer can read
+TASKS = ("nusax_senti", "sib200")  # sentence classification tasks with local files the peer can read
 
 
 # ---- data ---------------------------------------------------------------------------------------
+
 
 def task_layout(name: str = "nusax_senti") -> dict:
     task = yaml.safe_load((REPO / "xlexp" / "conf" / "task" / f"{name}.yaml").read_text())
@@ -84,7 +85,9 @@ def read_split(data_dir: Path, task: dict, lang: str, split: str, limit: int | N
     df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, quoting=3 if sep == "\t" else 0)
     df = df.iloc[subsample_rows(len(df), limit, seed)].reset_index(drop=True)
     label_id = {name: i for i, name in enumerate(task["labels"])}
-    return pd.DataFrame({"text": df[task["text_fields"][0]], "labels": df[task["label_field"]].map(label_id).astype(int)})
+    return pd.DataFrame(
+        {"text": df[task["text_fields"][0]], "labels": df[task["label_field"]].map(label_id).astype(int)}
+    )
 
 
 def tokenize(tokenizer, frame: pd.DataFrame, max_length: int):
@@ -95,11 +98,17 @@ def tokenize(tokenizer, frame: pd.DataFrame, max_length: int):
         return [{**{k: v[i] for k, v in enc.items()}, "labels": int(frame["labels"][i])} for i in range(len(frame))]
 
     ds = Dataset.from_pandas(frame, preserve_index=False)
-    return ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True,
-                  remove_columns=["text"], load_from_cache_file=False, keep_in_memory=True)
+    return ds.map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=["text"],
+        load_from_cache_file=False,
+        keep_in_memory=True,
+    )
 
 
 # ---- model --------------------------------------------------------------------------------------
+
 
 def mean_pool_class(model_dir: Path | None = None):
     """xlexp's head on the folder's encoder class (BERT for e5, XLM-R for an XLM-R-shaped folder)."""
@@ -141,20 +150,31 @@ def load_model(model_dir: Path, num_labels: int, pooling: str):
 
 
 def sentence_metrics(labels: np.ndarray, preds: np.ndarray, n_labels: int) -> dict[str, float]:
-    return {"accuracy": float(accuracy_score(labels, preds)),
-            "macro_f1": float(f1_score(labels, preds, labels=list(range(n_labels)), average="macro", zero_division=0))}
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "macro_f1": float(f1_score(labels, preds, labels=list(range(n_labels)), average="macro", zero_division=0)),
+    }
 
 
 # ---- the run --------------------------------------------------------------------------------------
 
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--task", default="nusax_senti", choices=TASKS)
-    p.add_argument("--select", default="best", choices=["best", "last"],
-                   help="best: load_best_model_at_end on dev macro-F1 (a checkpoint per epoch); last: the last epoch, "
-                        "no checkpoints (xlexp's selection=last)")
+    p.add_argument(
+        "--select",
+        default="best",
+        choices=["best", "last"],
+        help="best: load_best_model_at_end on dev macro-F1 (a checkpoint per epoch); last: the last epoch, "
+        "no checkpoints (xlexp's selection=last)",
+    )
     p.add_argument("--model-dir", help="offline e5 folder (default: the one `xlexp build-model` writes)")
-    p.add_argument("--data-dir", default=os.environ.get("XLEXP_DATA_DIR"), help="default: $XLEXP_DATA_DIR, else ../shared/data")
+    p.add_argument(
+        "--data-dir", default=os.environ.get("XLEXP_DATA_DIR"), help="default: $XLEXP_DATA_DIR, else ../shared/data"
+    )
     p.add_argument("--source", default="eng")
     p.add_argument("--targets", default="all", help="comma-separated task codes, or 'all' (every language of the task)")
     p.add_argument("--epochs", type=float, default=5)
@@ -168,8 +188,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--max-train-examples", type=int)
     p.add_argument("--max-eval-examples", type=int)
-    p.add_argument("--pooling", choices=["mean", "cls"], default="mean",
-                   help="mean: xlexp's e5 head (default); cls: AutoModelForSequenceClassification (random pooler)")
+    p.add_argument(
+        "--pooling",
+        choices=["mean", "cls"],
+        default="mean",
+        help="mean: xlexp's e5 head (default); cls: AutoModelForSequenceClassification (random pooler)",
+    )
     p.add_argument("--bf16", action="store_true", help="TrainingArguments(bf16=True): autocast (default fp32)")
     p.add_argument("--group-by-length", action="store_true", help="length-grouped batches (default: random)")
     p.add_argument("--save-only-model", action="store_true", help="checkpoints without optimizer state")
@@ -185,13 +209,28 @@ def training_args(a: argparse.Namespace, out_dir: str, search: bool):
 
     search = search or a.select == "last"  # no checkpoints: the model after the last epoch is the one tested
     return TrainingArguments(
-        output_dir=out_dir, num_train_epochs=a.epochs, learning_rate=a.lr, per_device_train_batch_size=a.batch_size,
-        per_device_eval_batch_size=a.eval_batch_size, warmup_steps=a.warmup_ratio, lr_scheduler_type="linear",
-        weight_decay=a.weight_decay, max_grad_norm=a.grad_clip, seed=a.seed, bf16=a.bf16,
+        output_dir=out_dir,
+        num_train_epochs=a.epochs,
+        learning_rate=a.lr,
+        per_device_train_batch_size=a.batch_size,
+        per_device_eval_batch_size=a.eval_batch_size,
+        warmup_steps=a.warmup_ratio,
+        lr_scheduler_type="linear",
+        weight_decay=a.weight_decay,
+        max_grad_norm=a.grad_clip,
+        seed=a.seed,
+        bf16=a.bf16,
         use_cpu=not torch.cuda.is_available(),  # bf16 autocast on a CPU is refused unless said explicitly
-        eval_strategy="epoch", save_strategy="no" if search else "epoch", save_total_limit=None if search else 1,
-        save_only_model=a.save_only_model, load_best_model_at_end=not search, metric_for_best_model="macro_f1",
-        greater_is_better=True, logging_strategy="epoch", report_to="none", disable_tqdm=True,
+        eval_strategy="epoch",
+        save_strategy="no" if search else "epoch",
+        save_total_limit=None if search else 1,
+        save_only_model=a.save_only_model,
+        load_best_model_at_end=not search,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_strategy="epoch",
+        report_to="none",
+        disable_tqdm=True,
         train_sampling_strategy="group_by_length" if a.group_by_length else "random",
     )
 
@@ -224,11 +263,18 @@ def main(argv=None) -> int:
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    train_ds = tokenize(tokenizer, read_split(data_dir, task, a.source, "train", a.max_train_examples, a.seed), a.max_length)
+    train_ds = tokenize(
+        tokenizer, read_split(data_dir, task, a.source, "train", a.max_train_examples, a.seed), a.max_length
+    )
     dev_ds = tokenize(tokenizer, read_split(data_dir, task, a.source, "dev", a.max_eval_examples, a.seed), a.max_length)
-    test_ds = {} if a.hp_search else {
-        t: tokenize(tokenizer, read_split(data_dir, task, t, "test", a.max_eval_examples, a.seed), a.max_length)
-        for t in targets}
+    test_ds = (
+        {}
+        if a.hp_search
+        else {
+            t: tokenize(tokenizer, read_split(data_dir, task, t, "test", a.max_eval_examples, a.seed), a.max_length)
+            for t in targets
+        }
+    )
     phases["read_and_tokenize_s"] = time.perf_counter() - t0
 
     def compute_metrics(pred) -> dict[str, float]:
@@ -236,36 +282,59 @@ def main(argv=None) -> int:
 
     out_dir = a.output_dir or tempfile.mkdtemp(prefix="xlexp_hf_peer_")
     collator = DataCollatorWithPadding(tokenizer)
-    result: dict = {"peer": "transformers.Trainer", "pooling": a.pooling, "precision": "bf16" if a.bf16 else "fp32",
-                    "settings": {k: v for k, v in vars(a).items() if k not in ("json",)}, "model_dir": str(model_dir),
-                    "n_train": len(train_ds), "n_dev": len(dev_ds), "torch_threads": torch.get_num_threads()}
+    result: dict = {
+        "peer": "transformers.Trainer",
+        "pooling": a.pooling,
+        "precision": "bf16" if a.bf16 else "fp32",
+        "settings": {k: v for k, v in vars(a).items() if k not in ("json",)},
+        "model_dir": str(model_dir),
+        "n_train": len(train_ds),
+        "n_dev": len(dev_ds),
+        "torch_threads": torch.get_num_threads(),
+    }
     try:
         if a.hp_search:
-            result["search"] = hp_search(a, out_dir, tokenizer, collator, train_ds, dev_ds, compute_metrics, model_dir,
-                                         n_labels)
+            result["search"] = hp_search(
+                a, out_dir, tokenizer, collator, train_ds, dev_ds, compute_metrics, model_dir, n_labels
+            )
         else:
             t0 = time.perf_counter()
             model = load_model(model_dir, n_labels, a.pooling)
             phases["model_load_s"] = time.perf_counter() - t0
-            trainer = Trainer(model=model, args=training_args(a, out_dir, search=False), train_dataset=train_ds,
-                              eval_dataset=dev_ds, processing_class=tokenizer, data_collator=collator,
-                              compute_metrics=compute_metrics)
+            trainer = Trainer(
+                model=model,
+                args=training_args(a, out_dir, search=False),
+                train_dataset=train_ds,
+                eval_dataset=dev_ds,
+                processing_class=tokenizer,
+                data_collator=collator,
+                compute_metrics=compute_metrics,
+            )
             t0 = time.perf_counter()
             train_out = trainer.train()
             phases["train_incl_dev_eval_and_checkpoints_s"] = time.perf_counter() - t0
-            dev_history = [{"epoch": h["epoch"], "step": h["step"], "macro_f1": h["eval_macro_f1"],
-                            "accuracy": h["eval_accuracy"]} for h in trainer.state.log_history if "eval_macro_f1" in h]
+            dev_history = [
+                {"epoch": h["epoch"], "step": h["step"], "macro_f1": h["eval_macro_f1"], "accuracy": h["eval_accuracy"]}
+                for h in trainer.state.log_history
+                if "eval_macro_f1" in h
+            ]
             t0 = time.perf_counter()
             per_target = {}
             for t, ds in test_ds.items():
                 pred = trainer.predict(ds)
-                per_target[t] = {**sentence_metrics(pred.label_ids, np.argmax(pred.predictions, axis=-1), n_labels),
-                                 "n": len(ds)}
+                per_target[t] = {
+                    **sentence_metrics(pred.label_ids, np.argmax(pred.predictions, axis=-1), n_labels),
+                    "n": len(ds),
+                }
             phases["predict_s"] = time.perf_counter() - t0
-            result |= {"per_target": per_target, "dev_history": dev_history,
-                       "best_checkpoint": trainer.state.best_model_checkpoint, "best_dev_macro_f1": trainer.state.best_metric,
-                       "train_steps": train_out.global_step,
-                       "mean": {m: float(np.mean([v[m] for v in per_target.values()])) for m in ("accuracy", "macro_f1")}}
+            result |= {
+                "per_target": per_target,
+                "dev_history": dev_history,
+                "best_checkpoint": trainer.state.best_model_checkpoint,
+                "best_dev_macro_f1": trainer.state.best_metric,
+                "train_steps": train_out.global_step,
+                "mean": {m: float(np.mean([v[m] for v in per_target.values()])) for m in ("accuracy", "macro_f1")},
+            }
     finally:
         if not a.output_dir:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -293,32 +362,60 @@ def hp_search(a, out_dir, tokenizer, collator, train_ds, dev_ds, compute_metrics
         return load_model(model_dir, n_labels, a.pooling)
 
     def hp_space(trial):  # the space of benchmarks/sweeps/nusax_bench.yaml, in the same order
-        return {"learning_rate": trial.suggest_float("learning_rate", 5e-6, 1e-4, log=True),
-                "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [8, 16, 32]),
-                "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1)}
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 5e-6, 1e-4, log=True),
+            "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [8, 16, 32]),
+            "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1),
+        }
 
-    trainer = Trainer(model_init=model_init, args=training_args(a, out_dir, search=True), train_dataset=train_ds,
-                      eval_dataset=dev_ds, processing_class=tokenizer, data_collator=collator,
-                      compute_metrics=compute_metrics)
+    trainer = Trainer(
+        model_init=model_init,
+        args=training_args(a, out_dir, search=True),
+        train_dataset=train_ds,
+        eval_dataset=dev_ds,
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=compute_metrics,
+    )
     storage = f"sqlite:///{Path(out_dir).resolve() / 'hf_search.db'}"
     t0 = time.perf_counter()
     best = trainer.hyperparameter_search(
-        hp_space=hp_space, compute_objective=lambda m: m["eval_macro_f1"], n_trials=a.hp_search, direction="maximize",
-        backend="optuna", study_name="hf_peer", storage=storage,
+        hp_space=hp_space,
+        compute_objective=lambda m: m["eval_macro_f1"],
+        n_trials=a.hp_search,
+        direction="maximize",
+        backend="optuna",
+        study_name="hf_peer",
+        storage=storage,
         sampler=optuna.samplers.TPESampler(seed=a.hp_seed, n_startup_trials=3),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0))
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+    )
     wall = time.perf_counter() - t0
     study = optuna.load_study(study_name="hf_peer", storage=storage)
     trials = []
     for t in study.trials:
         inter = dict(sorted(t.intermediate_values.items()))
-        trials.append({"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-                       "intermediate": inter, "best_intermediate": max(inter.values()) if inter else None,
-                       "duration_s": t.duration.total_seconds() if t.duration else None})
+        trials.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "params": t.params,
+                "intermediate": inter,
+                "best_intermediate": max(inter.values()) if inter else None,
+                "duration_s": t.duration.total_seconds() if t.duration else None,
+            }
+        )
     states = {s: sum(t["state"] == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL")}
     best_any_epoch = max((t["best_intermediate"] for t in trials if t["best_intermediate"] is not None), default=None)
-    return {"wall_s": wall, "best_value": best.objective, "best_params": best.hyperparameters, "states": states,
-            "best_dev_any_epoch": best_any_epoch, "trials": trials}
+    return {
+        "wall_s": wall,
+        "best_value": best.objective,
+        "best_params": best.hyperparameters,
+        "states": states,
+        "best_dev_any_epoch": best_any_epoch,
+        "trials": trials,
+    }
 
 
 if __name__ == "__main__":

@@ -40,9 +40,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as bc  # noqa: E402
 
 # 20 SIB-200 targets across families and scripts (the parity setting of issue #19.7)
-TARGETS_20 = ["fra_Latn", "deu_Latn", "spa_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva", "ben_Beng", "zho_Hans",
-              "jpn_Jpan", "kor_Hang", "tur_Latn", "swh_Latn", "yor_Latn", "hau_Latn", "ind_Latn", "vie_Latn",
-              "tha_Thai", "amh_Ethi", "quy_Latn", "fin_Latn"]
+TARGETS_20 = [
+    "fra_Latn",
+    "deu_Latn",
+    "spa_Latn",
+    "rus_Cyrl",
+    "arb_Arab",
+    "hin_Deva",
+    "ben_Beng",
+    "zho_Hans",
+    "jpn_Jpan",
+    "kor_Hang",
+    "tur_Latn",
+    "swh_Latn",
+    "yor_Latn",
+    "hau_Latn",
+    "ind_Latn",
+    "vie_Latn",
+    "tha_Thai",
+    "amh_Ethi",
+    "quy_Latn",
+    "fin_Latn",
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,17 +73,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="default: the composed config's trainer.epochs")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="both sides")
     p.add_argument("--model-dir", help="one HF folder for both sides (default: the offline e5 that xlexp builds)")
-    p.add_argument("--random-xlmr-base", metavar="DIR", help="write an xlm-roberta-base-shaped random folder here and use it")
+    p.add_argument(
+        "--random-xlmr-base", metavar="DIR", help="write an xlm-roberta-base-shaped random folder here and use it"
+    )
     p.add_argument("--max-train-examples", type=int)
     p.add_argument("--max-eval-examples", type=int)
     p.add_argument("--xlexp-overrides", action="append", default=[])
     p.add_argument("--peer-args", action="append", default=[])
     p.add_argument("--sides", default="xlexp,peer")
     p.add_argument("--label", default="", help="a name for this run in the result file")
-    p.add_argument("--merge", nargs="+", metavar="JSON",
-                   help="no runs: pool the per-seed rows of these result files (runs of one setting, e.g. one seed each "
-                        "run side by side) and print the summary")
-    p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, 32 train / 32 eval examples, 2 targets, 2 seeds")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="no runs: pool the per-seed rows of these result files (runs of one setting, e.g. one seed each "
+        "run side by side) and print the summary",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke test: 1 epoch, 32 train / 32 eval examples, 2 targets, 2 seeds"
+    )
     a = p.parse_args(argv)
     if a.quick:
         a.epochs, a.max_train_examples, a.max_eval_examples = a.epochs or 1, 32, 32
@@ -98,18 +125,36 @@ def write_random_xlmr_base(folder: Path) -> Path:
         return folder
     tok = AutoTokenizer.from_pretrained(build_offline_e5(Path(DEFAULT_CACHE).expanduser()))
     torch.manual_seed(0)
-    cfg = XLMRobertaConfig(vocab_size=len(tok), max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
-                           pad_token_id=tok.pad_token_id, bos_token_id=0, eos_token_id=2)
+    cfg = XLMRobertaConfig(
+        vocab_size=len(tok),
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     AutoModel.from_config(cfg, add_pooling_layer=False).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 
 
 def xlexp_command(a, s: dict, seed: int, targets: list[str], model_dir: str | None, hydra_dir: Path) -> list[str]:
-    cmd = [*bc.xlexp_cmd(), "run", f"task={a.task}", "model=me5_small_offline", f"langpair.sources=[{a.source}]",
-           f"langpair.targets=[{','.join(targets)}]", f"seed={seed}", f"trainer.epochs={s['epochs']}",
-           f"trainer.precision={a.precision}", "regime.dev_targets=none", "trainer.progress=false",
-           f"name=bench_matrix_s{seed}", f"hydra.run.dir={hydra_dir}"]
+    cmd = [
+        *bc.xlexp_cmd(),
+        "run",
+        f"task={a.task}",
+        "model=me5_small_offline",
+        f"langpair.sources=[{a.source}]",
+        f"langpair.targets=[{','.join(targets)}]",
+        f"seed={seed}",
+        f"trainer.epochs={s['epochs']}",
+        f"trainer.precision={a.precision}",
+        "regime.dev_targets=none",
+        "trainer.progress=false",
+        f"name=bench_matrix_s{seed}",
+        f"hydra.run.dir={hydra_dir}",
+    ]
     if model_dir:
         cmd += ["model.source=local", f"model.path={model_dir}"]
     if a.max_train_examples:
@@ -122,9 +167,32 @@ def xlexp_command(a, s: dict, seed: int, targets: list[str], model_dir: str | No
 
 
 def peer_command(a, s: dict, seed: int, targets: list[str], model_dir: str | None, json_out: Path) -> list[str]:
-    cmd = [sys.executable, str(bc.BENCH_DIR / "hf_peer.py"), "--task", a.task, "--source", a.source, "--select", "last",
-           "--targets", ",".join(targets), "--seed", str(seed), "--json", str(json_out)]
-    for k in ("epochs", "lr", "batch_size", "eval_batch_size", "max_length", "warmup_ratio", "weight_decay", "grad_clip"):
+    cmd = [
+        sys.executable,
+        str(bc.BENCH_DIR / "hf_peer.py"),
+        "--task",
+        a.task,
+        "--source",
+        a.source,
+        "--select",
+        "last",
+        "--targets",
+        ",".join(targets),
+        "--seed",
+        str(seed),
+        "--json",
+        str(json_out),
+    ]
+    for k in (
+        "epochs",
+        "lr",
+        "batch_size",
+        "eval_batch_size",
+        "max_length",
+        "warmup_ratio",
+        "weight_decay",
+        "grad_clip",
+    ):
         cmd += [f"--{k.replace('_', '-')}", str(s[k])]
     if a.precision == "bf16":
         cmd.append("--bf16")
@@ -139,9 +207,13 @@ def xlexp_scores(results_dir: Path) -> dict[str, dict[str, float]]:
 
 _STAMP = r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]"
 # xlexp's stages, read off its log's time stamps: (stage, the log line that ends it)
-_XLEXP_STAGES = (("imports, config, plan", "plan: "), ("read + tokenize + model load", "training source model"),
-                 ("train (incl. source dev evals)", "best source dev"), ("test all targets + selection", " done in "),
-                 ("write records, print matrix", "records: "))
+_XLEXP_STAGES = (
+    ("imports, config, plan", "plan: "),
+    ("read + tokenize + model load", "training source model"),
+    ("train (incl. source dev evals)", "best source dev"),
+    ("test all targets + selection", " done in "),
+    ("write records, print matrix", "records: "),
+)
 
 
 def xlexp_stages(log_file: Path, wall_s: float) -> dict[str, float]:
@@ -195,21 +267,31 @@ def run_seeds(a, s: dict, targets: list[str], seeds: list[int], sides: list[str]
             run_dir = scratch / f"{side}-s{seed}"
             if side == "xlexp":
                 xenv = {**env, "XLEXP_RESULTS_DIR": str(run_dir / "results")}
-                row["xlexp_wall_s"] = bc.run_timed(xlexp_command(a, s, seed, targets, model_dir, run_dir / "hydra"),
-                                                   run_dir / "xlexp.log", xenv)
+                row["xlexp_wall_s"] = bc.run_timed(
+                    xlexp_command(a, s, seed, targets, model_dir, run_dir / "hydra"), run_dir / "xlexp.log", xenv
+                )
                 row["xlexp"] = xlexp_scores(run_dir / "results")
                 row["xlexp_stages"] = xlexp_stages(run_dir / "xlexp.log", row["xlexp_wall_s"])
             else:
                 out = run_dir / "peer.json"
-                row["peer_wall_s"] = bc.run_timed(peer_command(a, s, seed, targets, model_dir, out), run_dir / "peer.log", env)
+                row["peer_wall_s"] = bc.run_timed(
+                    peer_command(a, s, seed, targets, model_dir, out), run_dir / "peer.log", env
+                )
                 peer = json.loads(out.read_text())
                 row["peer"] = peer["per_target"]
                 row["peer_phases"] = peer.get("phases")
         for side in sides:
             row[f"{side}_mean_acc"] = float(np.mean([row[side][t]["accuracy"] for t in targets]))
             row[f"{side}_mean_f1"] = float(np.mean([row[side][t]["macro_f1"] for t in targets]))
-        print(f"seed {seed}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else "" for k, v in row.items()
-                                          if k.endswith(("_acc", "_f1", "_wall_s"))), flush=True)
+        print(
+            f"seed {seed}: "
+            + ", ".join(
+                f"{k} {v:.4f}" if isinstance(v, float) else ""
+                for k, v in row.items()
+                if k.endswith(("_acc", "_f1", "_wall_s"))
+            ),
+            flush=True,
+        )
         per_seed.append(row)
 
     return per_seed
@@ -224,9 +306,14 @@ def main(argv=None) -> int:
     seeds = [int(x) for x in a.seeds.split(",")]
     sides = [x.strip() for x in a.sides.split(",")]
     if a.merge:
-        sides = [x for x in ("xlexp", "peer") if all(x in r for p in a.merge for r in json.loads(Path(p).read_text())["per_seed"])]
-    model_dir = (str(write_random_xlmr_base(Path(a.random_xlmr_base))) if a.random_xlmr_base and not a.merge
-                 else a.model_dir)
+        sides = [
+            x
+            for x in ("xlexp", "peer")
+            if all(x in r for p in a.merge for r in json.loads(Path(p).read_text())["per_seed"])
+        ]
+    model_dir = (
+        str(write_random_xlmr_base(Path(a.random_xlmr_base))) if a.random_xlmr_base and not a.merge else a.model_dir
+    )
     a.model_dir = model_dir
     if a.merge:
         payloads = [json.loads(Path(f).read_text()) for f in a.merge]
@@ -235,32 +322,62 @@ def main(argv=None) -> int:
         seeds = [r["seed"] for r in per_seed]
     else:
         per_seed = run_seeds(a, s, targets, seeds, sides, model_dir)
-    lines = [f"task {a.task}, {a.source} -> {len(targets)} targets, {s['epochs']} epochs, {a.precision} on both sides, "
-             f"selection=last, seeds {seeds}, model {model_dir or 'offline e5'}",
-             f"machine: {machine.get('cuda') or machine.get('cpu', 'cpu')}"]
+    lines = [
+        f"task {a.task}, {a.source} -> {len(targets)} targets, {s['epochs']} epochs, {a.precision} on both sides, "
+        f"selection=last, seeds {seeds}, model {model_dir or 'offline e5'}",
+        f"machine: {machine.get('cuda') or machine.get('cpu', 'cpu')}",
+    ]
     summary: dict = {"per_seed": per_seed, "settings": s, "targets": targets, "args": vars(a), "machine": machine}
-    rows = [[r["seed"], r.get("xlexp_mean_acc"), r.get("peer_mean_acc"), r.get("xlexp_mean_f1"), r.get("peer_mean_f1"),
-             r.get("xlexp_wall_s"), r.get("peer_wall_s")] for r in per_seed]
-    md = bc.print_table("Per seed: mean over targets (test, selection=last) and wall time",
-                        ["seed", "xlexp acc", "peer acc", "xlexp macro-F1", "peer macro-F1", "xlexp wall (s)", "peer wall (s)"], rows)
+    rows = [
+        [
+            r["seed"],
+            r.get("xlexp_mean_acc"),
+            r.get("peer_mean_acc"),
+            r.get("xlexp_mean_f1"),
+            r.get("peer_mean_f1"),
+            r.get("xlexp_wall_s"),
+            r.get("peer_wall_s"),
+        ]
+        for r in per_seed
+    ]
+    md = bc.print_table(
+        "Per seed: mean over targets (test, selection=last) and wall time",
+        ["seed", "xlexp acc", "peer acc", "xlexp macro-F1", "peer macro-F1", "xlexp wall (s)", "peer wall (s)"],
+        rows,
+    )
     if sides == ["xlexp", "peer"] or sorted(sides) == ["peer", "xlexp"]:
         for metric, key in (("accuracy", "acc"), ("macro-F1", "f1")):
             m, lo, hi = interval([100 * (r[f"xlexp_mean_{key}"] - r[f"peer_mean_{key}"]) for r in per_seed])
             summary[f"diff_{key}_points"] = {"mean": m, "lo95": lo, "hi95": hi}
-            lines.append(f"xlexp − peer mean {metric}: {m:+.2f} points, 95% interval [{lo:+.2f}, {hi:+.2f}] over {len(seeds)} seeds")
+            lines.append(
+                f"xlexp − peer mean {metric}: {m:+.2f} points, 95% interval [{lo:+.2f}, {hi:+.2f}] over {len(seeds)} seeds"
+            )
         walls = [(r["xlexp_wall_s"], r["peer_wall_s"]) for r in per_seed]
         ratio = statistics.median(x / p for x, p in walls)
         summary["wall_ratio_median"] = ratio
-        lines.append(f"wall time xlexp / peer: median {ratio:.2f} (xlexp {statistics.median(w[0] for w in walls):.1f} s, "
-                     f"peer {statistics.median(w[1] for w in walls):.1f} s)")
+        lines.append(
+            f"wall time xlexp / peer: median {ratio:.2f} (xlexp {statistics.median(w[0] for w in walls):.1f} s, "
+            f"peer {statistics.median(w[1] for w in walls):.1f} s)"
+        )
         tgt_rows = []
         for t in targets:
             d = [100 * (r["xlexp"][t]["accuracy"] - r["peer"][t]["accuracy"]) for r in per_seed]
             m, lo, hi = interval(d)
-            tgt_rows.append([t, float(np.mean([r["xlexp"][t]["accuracy"] for r in per_seed])),
-                             float(np.mean([r["peer"][t]["accuracy"] for r in per_seed])), m, lo, hi])
-        md += "\n" + bc.print_table("Per target: mean accuracy over seeds, xlexp − peer (points, 95% interval)",
-                                    ["target", "xlexp", "peer", "Δ", "lo", "hi"], tgt_rows)
+            tgt_rows.append(
+                [
+                    t,
+                    float(np.mean([r["xlexp"][t]["accuracy"] for r in per_seed])),
+                    float(np.mean([r["peer"][t]["accuracy"] for r in per_seed])),
+                    m,
+                    lo,
+                    hi,
+                ]
+            )
+        md += "\n" + bc.print_table(
+            "Per target: mean accuracy over seeds, xlexp − peer (points, 95% interval)",
+            ["target", "xlexp", "peer", "Δ", "lo", "hi"],
+            tgt_rows,
+        )
     stage_rows = []
     xs = [r["xlexp_stages"] for r in per_seed if r.get("xlexp_stages")]
     ps = [r["peer_phases"] for r in per_seed if r.get("peer_phases")]
@@ -271,8 +388,11 @@ def main(argv=None) -> int:
         for k in ps[0]:
             stage_rows.append([f"peer: {k}", statistics.median(p.get(k, float("nan")) for p in ps)])
     if stage_rows:
-        md += "\n" + bc.print_table("Where the time goes (median over seeds, seconds; xlexp from its log's time stamps)",
-                                    ["stage", "seconds"], stage_rows)
+        md += "\n" + bc.print_table(
+            "Where the time goes (median over seeds, seconds; xlexp from its log's time stamps)",
+            ["stage", "seconds"],
+            stage_rows,
+        )
     for line in lines:
         print("note:", line)
     md += "\n" + "\n".join(f"- {line}" for line in lines) + "\n"

@@ -29,8 +29,9 @@ CACHE = os.environ.get("XLEXP_CACHE_DIR", str(Path.home() / ".cache" / "xlexp"))
 XPOS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "xpos_udpos_xlmr_base_ft10000.csv"
 
 VARIANTS = {
-    "rank 1, independent ridge (about the previous default at 10-20 %)": CompletionSettings(rank=1, lam=0.44, prior=0.0,
-                                                                                             profiles=0.0),
+    "rank 1, independent ridge (about the previous default at 10-20 %)": CompletionSettings(
+        rank=1, lam=0.44, prior=0.0, profiles=0.0
+    ),
     "rank 1 + language prior": CompletionSettings(rank=1, profiles=0.0),
     "rank 2 + language prior": CompletionSettings(rank=2, profiles=0.0),
     "ensemble ranks 1/2/3 x 5, independent ridge": CompletionSettings(prior=0.0, profiles=0.0),
@@ -52,9 +53,17 @@ def main() -> None:
     wide = matrix_from_csv(args.matrix_csv)
     y = wide.to_numpy(dtype=float)
     text = bool(args.text_task)
-    feats = build_features(None, None, [str(s) for s in wide.index], [str(t) for t in wide.columns],
-                           Path(default_data_dir()) if text else None, Path(CACHE) if text else None, text,
-                           text_task=args.text_task, text_model=args.text_model)
+    feats = build_features(
+        None,
+        None,
+        [str(s) for s in wide.index],
+        [str(t) for t in wide.columns],
+        Path(default_data_dir()) if text else None,
+        Path(CACHE) if text else None,
+        text,
+        text_task=args.text_task,
+        text_model=args.text_model,
+    )
     if text:
         print(f"features: {', '.join(feats.names)}; {feats.missing_note()}")
     print("| observed | variant | MAE | ± sd | Spearman | s per completion |\n|---|---|---|---|---|---|")
@@ -64,12 +73,22 @@ def main() -> None:
             for m in range(args.masks):
                 mask = np.random.default_rng(args.seed + m).random(y.shape) < frac
                 hidden = ~mask & np.isfinite(y)
-                res = complete(y, mask, feats.values, CompletionSettings(**{**cfg.__dict__, "folds": 1}), feats.names,
-                               feats.source_similarity, feats.target_similarity)
+                res = complete(
+                    y,
+                    mask,
+                    feats.values,
+                    CompletionSettings(**{**cfg.__dict__, "folds": 1}),
+                    feats.names,
+                    feats.source_similarity,
+                    feats.target_similarity,
+                )
                 maes.append(float(np.abs(res.mean[hidden] - y[hidden]).mean()))
                 rhos.append(float(spearmanr(res.mean[hidden], y[hidden])[0]))
-            print(f"| {frac:.0%} | {name} | {np.mean(maes):.2f} | {np.std(maes, ddof=1):.2f} | {np.mean(rhos):.3f} | "
-                  f"{(time.perf_counter() - t0) / args.masks:.1f} |", flush=True)
+            print(
+                f"| {frac:.0%} | {name} | {np.mean(maes):.2f} | {np.std(maes, ddof=1):.2f} | {np.mean(rhos):.3f} | "
+                f"{(time.perf_counter() - t0) / args.masks:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def build(out: Path) -> None:
         if w.ndim == 2 and is_q4(w):
             r = requantise(w)
             n_q += w.size
-            rms, delta = float(np.sqrt((w ** 2).mean())), float(np.sqrt(((r - w) ** 2).mean()))
+            rms, delta = float(np.sqrt((w**2).mean())), float(np.sqrt(((r - w) ** 2).mean()))
             if "layer.0." in k or "word_embeddings" in k:
                 print(f"{k}: {w.shape}, RMS {rms:.4g}, second-round error RMS {delta:.3g} ({delta / rms:.1%})")
             new[k] = torch.from_numpy(r.astype(np.float32))
@@ -100,8 +100,17 @@ def compare(results: Path, base: str, other: str) -> None:
     from scipy.stats import wilcoxon
 
     p = wilcoxon(d).pvalue if len(d) > 5 else float("nan")
-    print(json.dumps({"languages": len(d), "mean_delta": round(float(d.mean()), 2), "sd_delta": round(float(d.std()), 2),
-                      "negative": int((d < 0).sum()), "wilcoxon_p": round(float(p), 4)}))
+    print(
+        json.dumps(
+            {
+                "languages": len(d),
+                "mean_delta": round(float(d.mean()), 2),
+                "sd_delta": round(float(d.std()), 2),
+                "negative": int((d < 0).sum()),
+                "wilcoxon_p": round(float(p), 4),
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,8 +39,9 @@ COMMAND = "xlexp run " + " ".join(o for o in OVERRIDES if not o.startswith("trai
 def run(results: Path, cache: Path) -> pd.DataFrame:
     from xlexp import RunHooks, compose, load_records, run_experiment
 
-    run_experiment(compose([*OVERRIDES, f"paths.results_dir={results}", f"paths.cache_dir={cache}"]),
-                   RunHooks(show_matrix=False))
+    run_experiment(
+        compose([*OVERRIDES, f"paths.results_dir={results}", f"paths.cache_dir={cache}"]), RunHooks(show_matrix=False)
+    )
     return load_records(results)
 
 
@@ -56,11 +57,15 @@ def summary(df: pd.DataFrame) -> dict[str, dict]:
         if cells.empty:
             continue
         eng = cells[cells.target == "eng"]
-        step = None if rule == "target_dev" else int(eng["step"].iloc[0])   # target_dev: each target's own step
-        out[rule] = {"step": step, "dev": None if step is None else float(dev.loc[step]),
-                     "eng": float(eng["value"].iloc[0]), "mean12": float(cells["value"].mean()),
-                     "mean11": float(cells[cells.target != "eng"]["value"].mean()),
-                     "last_step": int(dev.index.max())}
+        step = None if rule == "target_dev" else int(eng["step"].iloc[0])  # target_dev: each target's own step
+        out[rule] = {
+            "step": step,
+            "dev": None if step is None else float(dev.loc[step]),
+            "eng": float(eng["value"].iloc[0]),
+            "mean12": float(cells["value"].mean()),
+            "mean11": float(cells[cells.target != "eng"]["value"].mean()),
+            "last_step": int(dev.index.max()),
+        }
     return out
 
 
@@ -68,11 +73,18 @@ def block(df: pd.DataFrame) -> str:
     """The markdown docs/models.md carries: per selection rule, the chosen step, English dev and test, and
     the 12-target mean with and without the in-language cell (macro-F1)."""
     rows = summary(df)
-    lines = [START, "",
-             f"Measured by `python benchmarks/quickstart_numbers.py --write` (runs `{COMMAND}` with a fresh cache; "
-             f"`make docs-numbers-check` re-runs it and fails if this block changes). Test macro-F1:", "",
-             "| selection rule | step (of " + str(next(iter(rows.values()))["last_step"]) + ") | English dev | English test | "
-             "mean of 12 targets | mean of the 11 others |", "|---|---|---|---|---|---|"]
+    lines = [
+        START,
+        "",
+        f"Measured by `python benchmarks/quickstart_numbers.py --write` (runs `{COMMAND}` with a fresh cache; "
+        f"`make docs-numbers-check` re-runs it and fails if this block changes). Test macro-F1:",
+        "",
+        "| selection rule | step (of "
+        + str(next(iter(rows.values()))["last_step"])
+        + ") | English dev | English test | "
+        "mean of 12 targets | mean of the 11 others |",
+        "|---|---|---|---|---|---|",
+    ]
     for rule, r in rows.items():
         step_s, dev_s = ("per target", "–") if r["step"] is None else (str(r["step"]), f"{r['dev']:.3f}")
         lines.append(f"| `{rule}` | {step_s} | {dev_s} | {r['eng']:.3f} | {r['mean12']:.3f} | {r['mean11']:.3f} |")
@@ -96,9 +108,13 @@ def readme_block(rows: dict[str, dict]) -> str:
     for rule, r in rows.items():
         lines.append(f"{rule:<17}{r['eng']:<20.3f}{r['mean11']:.3f}")
     gap = round(100 * (round(rows["target_dev"]["mean11"], 3) - round(rows["source_dev"]["mean11"], 3)))
-    lines += ["```", f"The {gap}-point gap between `source_dev` (the XTREME protocol, shown by default) and the "
-              f"`target_dev` oracle is the kind of thing xlexp makes visible (steps and English dev: "
-              f"[models.md](docs/models.md)).", R_END]
+    lines += [
+        "```",
+        f"The {gap}-point gap between `source_dev` (the XTREME protocol, shown by default) and the "
+        f"`target_dev` oracle is the kind of thing xlexp makes visible (steps and English dev: "
+        f"[models.md](docs/models.md)).",
+        R_END,
+    ]
     return "\n".join(lines)
 
 
@@ -112,8 +128,10 @@ def replace_block(text: str, new: str, start: str = START, end: str = END, where
 def documents(df: pd.DataFrame) -> dict[Path, str]:
     """docs/models.md and README.md as they read with the numbers of records ``df``."""
     doc, readme = DOC.read_text(encoding="utf-8"), README.read_text(encoding="utf-8")
-    return {DOC: replace_block(doc, block(df)),
-            README: replace_block(readme, readme_block(summary(df)), R_START, R_END, README)}
+    return {
+        DOC: replace_block(doc, block(df)),
+        README: replace_block(readme, readme_block(summary(df)), R_START, R_END, README),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = [str(path.relative_to(ROOT)) for path, text in new.items() if text != path.read_text(encoding="utf-8")]
         if stale:
-            print(f"{', '.join(stale)} differ from this run: re-run with --write (or find what changed the numbers)",
-                  file=sys.stderr)
+            print(
+                f"{', '.join(stale)} differ from this run: re-run with --write (or find what changed the numbers)",
+                file=sys.stderr,
+            )
             return 1
     return 0
 

@@ -17,8 +17,18 @@ import pandas as pd
 
 KEY = ["source", "target", "split", "metric", "selection", "step", "k", "shot_set", "seed"]
 EXACT = ["value", "n_examples"]
-DESCRIPTIVE = ["target_tag", "experiment", "model", "task", "regime", "config_hash", "finetune", "precision",
-               "params", "trainable_params"]
+DESCRIPTIVE = [
+    "target_tag",
+    "experiment",
+    "model",
+    "task",
+    "regime",
+    "config_hash",
+    "finetune",
+    "precision",
+    "params",
+    "trainable_params",
+]
 
 
 def load(results_dir: str) -> pd.DataFrame:

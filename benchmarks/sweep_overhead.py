@@ -47,11 +47,17 @@ UNIT_LINE = re.compile(r"unit \d+/\d+ \(source [^)]*\) done in ([\d.]+)s")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--code", action="append", type=Path,
-                   help="checkout whose xlexp runs the sweep (repeatable; default: this repository)")
+    p.add_argument(
+        "--code",
+        action="append",
+        type=Path,
+        help="checkout whose xlexp runs the sweep (repeatable; default: this repository)",
+    )
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--sweep", type=Path, default=SWEEP_FILE)
-    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the sweep (default 1: steadier on a shared machine)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="OMP_NUM_THREADS of the sweep (default 1: steadier on a shared machine)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch folders (logs, storage, records)")
     return p.parse_args(argv)
 
@@ -63,22 +69,34 @@ def cli_module(code: Path) -> str:
 
 def code_version(code: Path) -> str:
     def git(*args: str) -> str:
-        return subprocess.run(["git", "--no-optional-locks", "-C", str(code), *args], capture_output=True, text=True,
-                              timeout=30).stdout.strip()
+        return subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(code), *args], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
 
     head = git("rev-parse", "--short", "HEAD") or "?"
     return f"{head}{'+dirty' if git('status', '--porcelain', '--untracked-files=no') else ''}"
 
 
 def sweep_env(code: Path, scratch: Path, threads: int) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(code), "XLEXP_RESULTS_DIR": str(scratch / "results"),
-            "XLEXP_CACHE_DIR": str(scratch / "cache"), "XLEXP_DATA_DIR": str(bc.data_dir()),
-            "OMP_NUM_THREADS": str(threads)}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "XLEXP_RESULTS_DIR": str(scratch / "results"),
+        "XLEXP_CACHE_DIR": str(scratch / "cache"),
+        "XLEXP_DATA_DIR": str(bc.data_dir()),
+        "OMP_NUM_THREADS": str(threads),
+    }
 
 
 def check_code(env: dict[str, str], code: Path, scratch: Path) -> None:
-    found = subprocess.run([sys.executable, "-c", "import xlexp; print(xlexp.__file__)"], env=env, cwd=scratch,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    found = subprocess.run(
+        [sys.executable, "-c", "import xlexp; print(xlexp.__file__)"],
+        env=env,
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if not Path(found).resolve().is_relative_to(code.resolve()):
         raise SystemExit(f"xlexp imports from {found}, not from {code}: is another xlexp first on the path?")
 
@@ -109,8 +127,19 @@ def run_one(code: Path, args: argparse.Namespace) -> dict:
     env = sweep_env(code, scratch, args.threads)
     check_code(env, code, scratch)
     storage = f"sqlite:///{scratch / 'study.db'}"
-    cmd = [sys.executable, "-m", cli_module(code), "sweep", str(args.sweep.resolve()), "--storage", storage,
-           "--study", STUDY, "--n-trials", str(args.trials)]
+    cmd = [
+        sys.executable,
+        "-m",
+        cli_module(code),
+        "sweep",
+        str(args.sweep.resolve()),
+        "--storage",
+        storage,
+        "--study",
+        STUDY,
+        "--n-trials",
+        str(args.trials),
+    ]
     print(f"$ (cd {scratch} && PYTHONPATH={code} {' '.join(cmd[1:])})", flush=True)
     launched, load_before = datetime.now(), os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -133,18 +162,26 @@ def run_one(code: Path, args: argparse.Namespace) -> dict:
     in_trial = [s - u for s, u in zip(spans, units)]
     first, last = slice(1, 6), slice(max(1, n - 5), n)
     row = {
-        "code": str(code), "version": code_version(code), "trials": n,
+        "code": str(code),
+        "version": code_version(code),
+        "trials": n,
         "states": sorted({t.state.name for t in trials}),
-        "wall_s": round(wall, 2), "wall_per_trial_s": round(wall / n, 3),
+        "wall_s": round(wall, 2),
+        "wall_per_trial_s": round(wall / n, 3),
         "unit_per_trial_s": avg(units),
         "outside_training_per_trial_s": round((wall - sum(units)) / n, 3) if units else None,
-        "in_trial_overhead_first5_s": avg(in_trial[first]), "in_trial_overhead_last5_s": avg(in_trial[last]),
-        "span_first5_s": avg(spans[first]), "span_last5_s": avg(spans[last]),
+        "in_trial_overhead_first5_s": avg(in_trial[first]),
+        "in_trial_overhead_last5_s": avg(in_trial[last]),
+        "span_first5_s": avg(spans[first]),
+        "span_last5_s": avg(spans[last]),
         "trial0_span_s": round(spans[0], 3),
         "startup_s": round((trials[0].datetime_start - launched).total_seconds(), 3),
-        "record_files": n_files, "store_read_s": round(read_s, 4),
+        "record_files": n_files,
+        "store_read_s": round(read_s, 4),
         "stdout_lines": len((scratch / "stdout.log").read_text(errors="replace").splitlines()),
-        "spans_s": [round(s, 3) for s in spans], "units_s": units, "values": [t.value for t in trials],
+        "spans_s": [round(s, 3) for s in spans],
+        "units_s": units,
+        "values": [t.value for t in trials],
         "loadavg_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "command": f"cd SCRATCH && PYTHONPATH={code} python " + " ".join(cmd[1:]).replace(str(scratch), "SCRATCH"),
     }
@@ -160,14 +197,42 @@ def main(argv=None) -> int:
     codes = args.code or [bc.REPO]
     busy = bc.warn_if_busy(threshold=float(os.cpu_count() or 1) / 2)
     rows = [run_one(code, args) for code in codes]
-    columns = ["code", "trials", "sweep wall s", "wall/trial s", "unit/trial s", "outside training/trial s",
-               "in-trial overhead, trials 1-5 s", "same, last 5 s", "span 1-5 s", "span last 5 s", "read whole store s",
-               "stdout lines"]
-    table = [[f"{Path(r['code']).name or r['code']} @ {r['version']}", r["trials"], r["wall_s"], r["wall_per_trial_s"],
-              r["unit_per_trial_s"], r["outside_training_per_trial_s"], r["in_trial_overhead_first5_s"],
-              r["in_trial_overhead_last5_s"], r["span_first5_s"], r["span_last5_s"], r["store_read_s"], r["stdout_lines"]] for r in rows]
-    md = bc.print_table(f"{args.trials}-trial tiny sweep ({args.sweep.name}), one worker, OMP_NUM_THREADS={args.threads}",
-                        columns, table)
+    columns = [
+        "code",
+        "trials",
+        "sweep wall s",
+        "wall/trial s",
+        "unit/trial s",
+        "outside training/trial s",
+        "in-trial overhead, trials 1-5 s",
+        "same, last 5 s",
+        "span 1-5 s",
+        "span last 5 s",
+        "read whole store s",
+        "stdout lines",
+    ]
+    table = [
+        [
+            f"{Path(r['code']).name or r['code']} @ {r['version']}",
+            r["trials"],
+            r["wall_s"],
+            r["wall_per_trial_s"],
+            r["unit_per_trial_s"],
+            r["outside_training_per_trial_s"],
+            r["in_trial_overhead_first5_s"],
+            r["in_trial_overhead_last5_s"],
+            r["span_first5_s"],
+            r["span_last5_s"],
+            r["store_read_s"],
+            r["stdout_lines"],
+        ]
+        for r in rows
+    ]
+    md = bc.print_table(
+        f"{args.trials}-trial tiny sweep ({args.sweep.name}), one worker, OMP_NUM_THREADS={args.threads}",
+        columns,
+        table,
+    )
     for r in rows:
         md = bc.add_line(md, f"- {r['version']}: `{r['command']}`; load average {r['loadavg_before_after']}", False)
     if busy:

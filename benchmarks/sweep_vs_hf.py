@@ -37,8 +37,14 @@ from e2e_vs_peer import shared_settings  # noqa: E402
 
 SWEEP_FILE = bc.BENCH_DIR / "sweeps" / "nusax_bench.yaml"
 STUDY = "bench_nusax"
-NAMES = {"optimizer.lr": "lr", "learning_rate": "lr", "data.batch_size": "batch", "per_device_train_batch_size": "batch",
-         "optimizer.weight_decay": "wd", "weight_decay": "wd"}
+NAMES = {
+    "optimizer.lr": "lr",
+    "learning_rate": "lr",
+    "data.batch_size": "batch",
+    "per_device_train_batch_size": "batch",
+    "optimizer.weight_decay": "wd",
+    "weight_decay": "wd",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,13 +79,24 @@ def xlexp_study(url: str) -> dict:
     trials = []
     for t in study.trials:
         inter = dict(sorted(t.intermediate_values.items()))
-        trials.append({"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-                       "intermediate": inter, "duration_s": t.duration.total_seconds() if t.duration else None})
+        trials.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "params": t.params,
+                "intermediate": inter,
+                "duration_s": t.duration.total_seconds() if t.duration else None,
+            }
+        )
     done = [t for t in trials if t["state"] == "COMPLETE"]
     best = max(done, key=lambda t: t["value"]) if done else None
-    return {"states": {s: sum(t["state"] == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL")},
-            "best_value": best["value"] if best else None, "best_params": best["params"] if best else None,
-            "trials": trials}
+    return {
+        "states": {s: sum(t["state"] == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL")},
+        "best_value": best["value"] if best else None,
+        "best_params": best["params"] if best else None,
+        "trials": trials,
+    }
 
 
 def main(argv=None) -> int:
@@ -101,14 +118,45 @@ def main(argv=None) -> int:
     overrides = [f"trainer.epochs={epochs}", f"data.max_train_examples={max_train}", "trainer.progress=false"]
     if a.max_eval_examples:
         overrides.append(f"data.max_eval_examples={a.max_eval_examples}")
-    xl_cmd = [*bc.xlexp_cmd(), "sweep", str(SWEEP_FILE.relative_to(bc.REPO)), *overrides, "--storage", url,
-              "--study", STUDY, "--n-trials", str(n_trials)]
+    xl_cmd = [
+        *bc.xlexp_cmd(),
+        "sweep",
+        str(SWEEP_FILE.relative_to(bc.REPO)),
+        *overrides,
+        "--storage",
+        url,
+        "--study",
+        STUDY,
+        "--n-trials",
+        str(n_trials),
+    ]
     peer_json = scratch / "peer.json"
-    peer_cmd = [sys.executable, str(bc.BENCH_DIR / "hf_peer.py"), "--hp-search", str(n_trials), "--targets", "eng",
-                "--epochs", str(epochs), "--max-train-examples", str(max_train), "--eval-batch-size", str(s["eval_batch_size"]),
-                "--max-length", str(s["max_length"]), "--warmup-ratio", str(s["warmup_ratio"]),
-                "--grad-clip", str(s["grad_clip"]), "--seed", str(s["seed"]), "--hp-seed", str(spec.sampler.get("seed", 0)),
-                "--json", str(peer_json)]
+    peer_cmd = [
+        sys.executable,
+        str(bc.BENCH_DIR / "hf_peer.py"),
+        "--hp-search",
+        str(n_trials),
+        "--targets",
+        "eng",
+        "--epochs",
+        str(epochs),
+        "--max-train-examples",
+        str(max_train),
+        "--eval-batch-size",
+        str(s["eval_batch_size"]),
+        "--max-length",
+        str(s["max_length"]),
+        "--warmup-ratio",
+        str(s["warmup_ratio"]),
+        "--grad-clip",
+        str(s["grad_clip"]),
+        "--seed",
+        str(s["seed"]),
+        "--hp-seed",
+        str(spec.sampler.get("seed", 0)),
+        "--json",
+        str(peer_json),
+    ]
     if a.max_eval_examples:
         peer_cmd += ["--max-eval-examples", str(a.max_eval_examples)]
     walls = {}
@@ -116,8 +164,9 @@ def main(argv=None) -> int:
         sides = ["xlexp", "peer"] if a.order == "xlexp-first" else ["peer", "xlexp"]
         for side in sides:
             if side == "xlexp":
-                walls["xlexp"] = bc.run_timed(xl_cmd, scratch / "xlexp_sweep.log",
-                                              {**env, "XLEXP_RESULTS_DIR": str(scratch / "results")}, a.echo)
+                walls["xlexp"] = bc.run_timed(
+                    xl_cmd, scratch / "xlexp_sweep.log", {**env, "XLEXP_RESULTS_DIR": str(scratch / "results")}, a.echo
+                )
                 xl = xlexp_study(url)
             else:
                 walls["peer"] = bc.run_timed(peer_cmd, scratch / "peer.log", env, a.echo)
@@ -130,28 +179,63 @@ def main(argv=None) -> int:
     def fmt_states(st: dict) -> str:
         return f"{st['COMPLETE']} / {st['PRUNED']} / {st['FAIL']}"
 
-    rows = [["xlexp sweep", walls["xlexp"], fmt_states(xl["states"]), xl["best_value"], xl["best_value"],
-             short_params(xl["best_params"] or {})],
-            ["Trainer.hyperparameter_search", walls["peer"], fmt_states(peer["states"]), peer["best_value"],
-             peer["best_dev_any_epoch"], short_params(peer["best_params"] or {})]]
-    md = bc.print_table(f"Sweep: {n_trials} trials, {epochs} epoch(s), {max_train} train examples, NusaX English dev macro-F1",
-                        ["tool", "wall (s)", "complete / pruned / failed", "best objective",
-                         "best dev F1 at any epoch", "best params"], rows)
+    rows = [
+        [
+            "xlexp sweep",
+            walls["xlexp"],
+            fmt_states(xl["states"]),
+            xl["best_value"],
+            xl["best_value"],
+            short_params(xl["best_params"] or {}),
+        ],
+        [
+            "Trainer.hyperparameter_search",
+            walls["peer"],
+            fmt_states(peer["states"]),
+            peer["best_value"],
+            peer["best_dev_any_epoch"],
+            short_params(peer["best_params"] or {}),
+        ],
+    ]
+    md = bc.print_table(
+        f"Sweep: {n_trials} trials, {epochs} epoch(s), {max_train} train examples, NusaX English dev macro-F1",
+        ["tool", "wall (s)", "complete / pruned / failed", "best objective", "best dev F1 at any epoch", "best params"],
+        rows,
+    )
     trial_rows = []
     for side, res in (("xlexp", xl), ("peer", peer)):
         for t in res["trials"]:
             inter = " ".join(f"{v:.3f}" for v in t["intermediate"].values())
-            trial_rows.append([side, t["number"], t["state"], t["value"], inter, short_params(t["params"]), t["duration_s"]])
-    md += "\n" + bc.print_table("Trials", ["tool", "#", "state", "value", "dev F1 per evaluation", "params", "seconds"], trial_rows)
+            trial_rows.append(
+                [side, t["number"], t["state"], t["value"], inter, short_params(t["params"]), t["duration_s"]]
+            )
+    md += "\n" + bc.print_table(
+        "Trials", ["tool", "#", "state", "value", "dev F1 per evaluation", "params", "seconds"], trial_rows
+    )
     ratio = walls["xlexp"] / walls["peer"]
     d_best = (xl["best_value"] or 0) - (peer["best_dev_any_epoch"] or 0)
-    line = (f"wall-time ratio xlexp / Trainer = {ratio:.3f}; best dev macro-F1 xlexp − Trainer (best epoch) = "
-            f"{100 * d_best:+.2f} points")
+    line = (
+        f"wall-time ratio xlexp / Trainer = {ratio:.3f}; best dev macro-F1 xlexp − Trainer (best epoch) = "
+        f"{100 * d_best:+.2f} points"
+    )
     md = bc.add_line(md, line, busy)
-    bc.write_result("sweep_vs_hf", {"machine": machine, "args": vars(a), "n_trials": n_trials, "epochs": epochs,
-                                   "max_train_examples": max_train, "xlexp_command": shlex.join(xl_cmd),
-                                   "peer_command": shlex.join(peer_cmd), "wall_s": walls, "wall_ratio": ratio,
-                                   "xlexp": xl, "peer": peer}, md)
+    bc.write_result(
+        "sweep_vs_hf",
+        {
+            "machine": machine,
+            "args": vars(a),
+            "n_trials": n_trials,
+            "epochs": epochs,
+            "max_train_examples": max_train,
+            "xlexp_command": shlex.join(xl_cmd),
+            "peer_command": shlex.join(peer_cmd),
+            "wall_s": walls,
+            "wall_ratio": ratio,
+            "xlexp": xl,
+            "peer": peer,
+        },
+        md,
+    )
     return 0
 
 

@@ -37,9 +37,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as bc  # noqa: E402
 
 # 20 SIB-200 sources across families and scripts (issue #18's matrix), the first S are used
-SOURCES = ["eng_Latn", "fra_Latn", "arb_Arab", "zho_Hans", "hin_Deva", "swh_Latn", "rus_Cyrl", "tur_Latn", "jpn_Jpan",
-           "est_Latn", "yor_Latn", "ind_Latn", "amh_Ethi", "spa_Latn", "tam_Taml", "kor_Hang", "hau_Latn", "vie_Latn",
-           "ell_Grek", "fin_Latn"]
+SOURCES = [
+    "eng_Latn",
+    "fra_Latn",
+    "arb_Arab",
+    "zho_Hans",
+    "hin_Deva",
+    "swh_Latn",
+    "rus_Cyrl",
+    "tur_Latn",
+    "jpn_Jpan",
+    "est_Latn",
+    "yor_Latn",
+    "ind_Latn",
+    "amh_Ethi",
+    "spa_Latn",
+    "tam_Taml",
+    "kor_Hang",
+    "hau_Latn",
+    "vie_Latn",
+    "ell_Grek",
+    "fin_Latn",
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,7 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=2, help="alternated rounds over the arms")
     p.add_argument("--model", default="me5_small_offline", help="xlexp model config (tiny_random, me5_small_offline)")
     p.add_argument("--model-dir", help="a local HF folder for the model (model.source=local)")
-    p.add_argument("--random-xlmr-base", metavar="DIR", help="write an xlm-roberta-base-shaped random folder here and use it")
+    p.add_argument(
+        "--random-xlmr-base", metavar="DIR", help="write an xlm-roberta-base-shaped random folder here and use it"
+    )
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, help="data.batch_size on both sides (default: the task's config)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
@@ -85,13 +106,26 @@ def _targets(a) -> list[str]:
     return a.targets.split(",")
 
 
-def xlexp_command(a, n: int, sources: list[str], targets: list[str], results: Path, hydra_dir: Path,
-                  model_dir: str | None, name: str) -> list[str]:
+def xlexp_command(
+    a, n: int, sources: list[str], targets: list[str], results: Path, hydra_dir: Path, model_dir: str | None, name: str
+) -> list[str]:
     tgt = "all" if targets == ["all"] else f"[{','.join(targets)}]"
-    cmd = [*bc.xlexp_cmd(), "run", f"task={a.task}", f"model={a.model}", f"langpair.sources=[{','.join(sources)}]",
-           f"langpair.targets={tgt}", f"trainer.epochs={a.epochs}", f"trainer.precision={a.precision}",
-           "regime.dev_targets=none", "trainer.progress=false", f"trainer.sources_together={n}", f"name={name}",
-           f"paths.results_dir={results}", f"hydra.run.dir={hydra_dir}"]
+    cmd = [
+        *bc.xlexp_cmd(),
+        "run",
+        f"task={a.task}",
+        f"model={a.model}",
+        f"langpair.sources=[{','.join(sources)}]",
+        f"langpair.targets={tgt}",
+        f"trainer.epochs={a.epochs}",
+        f"trainer.precision={a.precision}",
+        "regime.dev_targets=none",
+        "trainer.progress=false",
+        f"trainer.sources_together={n}",
+        f"name={name}",
+        f"paths.results_dir={results}",
+        f"hydra.run.dir={hydra_dir}",
+    ]
     if model_dir:
         cmd += ["model.source=local", f"model.path={model_dir}"]
     if a.max_train_examples:
@@ -121,20 +155,25 @@ def matrix_arms(a, work: Path) -> tuple[list[list], dict]:
 
     sources, targets = _sources(a), _targets(a)
     arms = [int(x) for x in a.together.split(",")]
-    model_dir = a.model_dir or (str(mvp.write_random_xlmr_base(Path(a.random_xlmr_base))) if a.random_xlmr_base else None)
+    model_dir = a.model_dir or (
+        str(mvp.write_random_xlmr_base(Path(a.random_xlmr_base))) if a.random_xlmr_base else None
+    )
     # warm the token cache (every split the plan reads) and the model build: one tiny untimed run
     warm = xlexp_command(a, max(arms), sources, targets, work / "warm", work / "hydra-warm", model_dir, "together_warm")
-    bc.run_timed([*warm, "data.max_train_examples=8", "trainer.epochs=1", "data.max_eval_examples=8"], work / "warm.log")
+    bc.run_timed(
+        [*warm, "data.max_train_examples=8", "trainer.epochs=1", "data.max_eval_examples=8"], work / "warm.log"
+    )
     times: dict[int, list[float]] = {n: [] for n in arms}
     ratios: dict[int, list[float]] = {n: [] for n in arms}
-    cpu: dict[int, list[float]] = {n: [] for n in arms}   # the process's user + system CPU time
+    cpu: dict[int, list[float]] = {n: [] for n in arms}  # the process's user + system CPU time
     cpu_ratios: dict[int, list[float]] = {n: [] for n in arms}
     for rep in range(a.reps):
         order = arms if rep % 2 == 0 else arms[::-1]
         for n in order:
             tag = f"n{n}-r{rep}"
-            cmd = xlexp_command(a, n, sources, targets, work / f"results-{tag}", work / f"hydra-{tag}", model_dir,
-                                f"together_{tag}")
+            cmd = xlexp_command(
+                a, n, sources, targets, work / f"results-{tag}", work / f"hydra-{tag}", model_dir, f"together_{tag}"
+            )
             before = _child_cpu()
             times[n].append(bc.run_timed(cmd, work / f"{tag}.log"))
             cpu[n].append(_child_cpu() - before)
@@ -142,11 +181,27 @@ def matrix_arms(a, work: Path) -> tuple[list[list], dict]:
         for n in arms:
             ratios[n].append(times[n][rep] / times[arms[0]][rep])
             cpu_ratios[n].append(cpu[n][rep] / cpu[arms[0]][rep])
-    rows = [[n, len(sources), len(targets) if targets != ["all"] else "all", *[round(t, 1) for t in times[n]],
-             round(statistics.median(times[n]), 1), round(statistics.median(ratios[n]), 3),
-             round(statistics.median(cpu[n]), 1), round(statistics.median(cpu_ratios[n]), 3)] for n in arms]
-    payload = {"sources": sources, "targets": targets, "times_s": times, "ratio_vs_first": ratios, "cpu_s": cpu,
-               "cpu_ratio_vs_first": cpu_ratios}
+    rows = [
+        [
+            n,
+            len(sources),
+            len(targets) if targets != ["all"] else "all",
+            *[round(t, 1) for t in times[n]],
+            round(statistics.median(times[n]), 1),
+            round(statistics.median(ratios[n]), 3),
+            round(statistics.median(cpu[n]), 1),
+            round(statistics.median(cpu_ratios[n]), 3),
+        ]
+        for n in arms
+    ]
+    payload = {
+        "sources": sources,
+        "targets": targets,
+        "times_s": times,
+        "ratio_vs_first": ratios,
+        "cpu_s": cpu,
+        "cpu_ratio_vs_first": cpu_ratios,
+    }
     if a.peer_sources:
         s = mvp.settings_of(argparse.Namespace(task=a.task, epochs=a.epochs))
         if a.batch_size:
@@ -172,11 +227,24 @@ def _classifier(shape: str, vocab: int):
     from xlexp.models.encoders import SequenceClassifier
 
     if shape == "tiny":
-        enc = BertModel(BertConfig(vocab_size=vocab, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                   intermediate_size=128, pad_token_id=0), add_pooling_layer=False)
+        enc = BertModel(
+            BertConfig(
+                vocab_size=vocab,
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=128,
+                pad_token_id=0,
+            ),
+            add_pooling_layer=False,
+        )
     else:
-        enc = XLMRobertaModel(XLMRobertaConfig(vocab_size=vocab, max_position_embeddings=514, type_vocab_size=1,
-                                               layer_norm_eps=1e-5, pad_token_id=1), add_pooling_layer=False)
+        enc = XLMRobertaModel(
+            XLMRobertaConfig(
+                vocab_size=vocab, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1
+            ),
+            add_pooling_layer=False,
+        )
     return SequenceClassifier(enc, 7, "mean", 0.1)
 
 
@@ -201,8 +269,15 @@ def mfu_arms(a) -> tuple[list[list], dict]:
         return TokenizedSplit([rng.integers(5, vocab, length) for _ in range(n)], rng.integers(0, 7, n))
 
     def settings(seed: int) -> TrainSettings:
-        return TrainSettings(epochs=1, batch_size=batch, eval_batch_size=64, group_by_length=False, eval_every=None,
-                             precision=precision, seed=seed)
+        return TrainSettings(
+            epochs=1,
+            batch_size=batch,
+            eval_batch_size=64,
+            group_by_length=False,
+            eval_every=None,
+            precision=precision,
+            seed=seed,
+        )
 
     def sync():
         if device.type == "cuda":
@@ -263,15 +338,25 @@ def main(argv=None) -> int:
     if not a.no_matrix:
         with tempfile.TemporaryDirectory(prefix="xlexp-together-") as tmp:
             rows, matrix = matrix_arms(a, Path(tmp))
-        cols = ["sources_together", "sources", "targets", *[f"round {r} (s)" for r in range(a.reps)], "median (s)",
-                "median wall ratio vs first arm", "median CPU (s)", "median CPU ratio vs first arm"] + (
-                    ["vs peer (scaled)"] if a.peer_sources else [])
+        cols = [
+            "sources_together",
+            "sources",
+            "targets",
+            *[f"round {r} (s)" for r in range(a.reps)],
+            "median (s)",
+            "median wall ratio vs first arm",
+            "median CPU (s)",
+            "median CPU ratio vs first arm",
+        ] + (["vs peer (scaled)"] if a.peer_sources else [])
         md += bc.print_table(f"time to the {a.task} matrix, {a.model}, {a.epochs} epoch(s), {a.precision}", cols, rows)
         payload["matrix"] = matrix
     if a.mfu:
         rows, mfu = mfu_arms(a)
-        md += bc.print_table(f"stacked training step, {a.mfu_shape} shape, batch {a.mfu_batch} x 128 per model",
-                             ["arm", "models", "step (ms)", "per model (ms)", "MFU"], rows)
+        md += bc.print_table(
+            f"stacked training step, {a.mfu_shape} shape, batch {a.mfu_batch} x 128 per model",
+            ["arm", "models", "step (ms)", "per model (ms)", "MFU"],
+            rows,
+        )
         payload["mfu"] = mfu
     md = bc.add_line(md, f"load average at start {payload['machine']['loadavg_at_start']}", busy)
     bc.write_result(f"together{('-' + a.label) if a.label else ''}", payload, md)

@@ -42,8 +42,12 @@ def merge(*groups: list[str]) -> list[str]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--overrides", action="append", default=[],
-                   help="Hydra overrides of the run, both sides (space-separated; default: +experiment=quickstart)")
+    p.add_argument(
+        "--overrides",
+        action="append",
+        default=[],
+        help="Hydra overrides of the run, both sides (space-separated; default: +experiment=quickstart)",
+    )
     p.add_argument("--repeats", type=int, default=1, help="A/B pairs, ABBA order; medians compared")
     p.add_argument("--no-warmup-run", action="store_true", help="skip the untimed run that fills the token cache")
     p.add_argument("--quick", action="store_true", help="smoke test: " + " ".join(QUICK))
@@ -67,9 +71,15 @@ def main(argv=None) -> int:
         if not a.no_warmup_run:
             print("untimed short warm-up run (fills the token cache and the page cache)", flush=True)
             d = scratch / "warmup"
-            short = merge(base, sides["none"], ["trainer.epochs=1", "data.max_train_examples=16", "data.max_eval_examples=16"])
-            bc.run_timed([*bc.xlexp_cmd(), "run", *short, f"hydra.run.dir={d / 'hydra'}"], d / "xlexp.log",
-                         {**env, "XLEXP_RESULTS_DIR": str(d / "results")}, a.echo)
+            short = merge(
+                base, sides["none"], ["trainer.epochs=1", "data.max_train_examples=16", "data.max_eval_examples=16"]
+            )
+            bc.run_timed(
+                [*bc.xlexp_cmd(), "run", *short, f"hydra.run.dir={d / 'hydra'}"],
+                d / "xlexp.log",
+                {**env, "XLEXP_RESULTS_DIR": str(d / "results")},
+                a.echo,
+            )
         order = []
         for rep in range(a.repeats):
             order += ["none", "wandb"] if rep % 2 == 0 else ["wandb", "none"]
@@ -77,10 +87,18 @@ def main(argv=None) -> int:
             d = scratch / f"{i:02d}-{side}"
             cmd = [*bc.xlexp_cmd(), "run", *base, *sides[side], f"hydra.run.dir={d / 'hydra'}"]
             commands[side] = shlex.join(cmd)
-            wall = bc.run_timed(cmd, d / "xlexp.log", {**env, "XLEXP_RESULTS_DIR": str(d / "results"),
-                                                       "WANDB_DIR": str(d / "wandb_dir")}, a.echo)
+            wall = bc.run_timed(
+                cmd,
+                d / "xlexp.log",
+                {**env, "XLEXP_RESULTS_DIR": str(d / "results"), "WANDB_DIR": str(d / "wandb_dir")},
+                a.echo,
+            )
             walls[side].append(wall)
-            if side == "wandb" and not list((d / "results").rglob("offline-run-*")) and not list(d.rglob("offline-run-*")):
+            if (
+                side == "wandb"
+                and not list((d / "results").rglob("offline-run-*"))
+                and not list(d.rglob("offline-run-*"))
+            ):
                 print("WARNING: no W&B offline run folder was written: was W&B really on?", file=sys.stderr)
             print(f"  {side}: {wall:.1f}s", flush=True)
     finally:
@@ -88,16 +106,36 @@ def main(argv=None) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     m_none, m_wandb = statistics.median(walls["none"]), statistics.median(walls["wandb"])
     overhead = m_wandb / m_none - 1
-    rows = [["tracker=none", m_none, " ".join(f"{w:.1f}" for w in walls["none"]), ""],
-            ["tracker=wandb (offline)", m_wandb, " ".join(f"{w:.1f}" for w in walls["wandb"]),
-             f"{overhead:+.2%} ({m_wandb - m_none:+.1f}s)"]]
-    md = bc.print_table(f"Tracking overhead ({a.repeats} A/B pair(s), ABBA order), run: {' '.join(base)}",
-                        ["tracker", "median wall (s)", "all runs (s)", "overhead"], rows)
+    rows = [
+        ["tracker=none", m_none, " ".join(f"{w:.1f}" for w in walls["none"]), ""],
+        [
+            "tracker=wandb (offline)",
+            m_wandb,
+            " ".join(f"{w:.1f}" for w in walls["wandb"]),
+            f"{overhead:+.2%} ({m_wandb - m_none:+.1f}s)",
+        ],
+    ]
+    md = bc.print_table(
+        f"Tracking overhead ({a.repeats} A/B pair(s), ABBA order), run: {' '.join(base)}",
+        ["tracker", "median wall (s)", "all runs (s)", "overhead"],
+        rows,
+    )
     verdict = overhead < TARGET
     line = f"target < {TARGET:.0%}: " + ("MET" if verdict else f"MISSED by {100 * (overhead - TARGET):.2f} points")
     md = bc.add_line(md, line, busy)
-    bc.write_result("tracking_overhead", {"machine": machine, "args": vars(a), "run_overrides": base, "commands": commands,
-                                         "wall_s": walls, "overhead": overhead, "verdict": verdict}, md)
+    bc.write_result(
+        "tracking_overhead",
+        {
+            "machine": machine,
+            "args": vars(a),
+            "run_overrides": base,
+            "commands": commands,
+            "wall_s": walls,
+            "overhead": overhead,
+            "verdict": verdict,
+        },
+        md,
+    )
     return 0
 
 

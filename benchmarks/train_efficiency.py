@@ -72,9 +72,18 @@ def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: in
     from xlexp.data.vocab import count_parameters
 
     total = warmup + steps
-    cfg = compose(["+experiment=quickstart", "name=bench_train_eff", "regime.dev_targets=none",
-                          "langpair.targets=[eng]", f"trainer.precision={precision}", "trainer.progress=false",
-                          f"paths.results_dir={scratch / 'results'}", *overrides])
+    cfg = compose(
+        [
+            "+experiment=quickstart",
+            "name=bench_train_eff",
+            "regime.dev_targets=none",
+            "langpair.targets=[eng]",
+            f"trainer.precision={precision}",
+            "trainer.progress=false",
+            f"paths.results_dir={scratch / 'results'}",
+            *overrides,
+        ]
+    )
     steps_per_epoch = math.ceil(min(500, cfg.data.max_train_examples or 500) / cfg.data.batch_size)
     cfg.trainer.epochs = max(int(cfg.trainer.epochs), math.ceil(total / steps_per_epoch) + 1)
 
@@ -93,9 +102,14 @@ def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: in
     def wrapped_train(*args, **kwargs):
         bound = inspect.signature(real_train).bind(*args, **kwargs)
         bound.apply_defaults()
-        seen.update(model=bound.arguments.get("model"), split=bound.arguments.get("train_split"),
-                    settings=bound.arguments.get("settings"), pad_id=bound.arguments.get("pad_id"),
-                    device=bound.arguments.get("device"), opt_cfg=bound.arguments.get("opt_cfg"))
+        seen.update(
+            model=bound.arguments.get("model"),
+            split=bound.arguments.get("train_split"),
+            settings=bound.arguments.get("settings"),
+            pad_id=bound.arguments.get("pad_id"),
+            device=bound.arguments.get("device"),
+            opt_cfg=bound.arguments.get("opt_cfg"),
+        )
         bound.arguments["on_eval"] = None
 
         def on_step(step, loss, lr):
@@ -124,16 +138,27 @@ def time_xlexp_loop(overrides: list[str], precision: str, warmup: int, steps: in
     step_times = np.diff(stamps)[warmup:total]
     timed = batches[warmup:total] if len(batches) >= total else []
     if not timed:
-        print(f"WARNING: counted {len(batches)} collated train batches for {total} steps (xlexp.engine.loop.collate changed?): "
-              "no token count, no FLOP/s", file=sys.stderr)
+        print(
+            f"WARNING: counted {len(batches)} collated train batches for {total} steps (xlexp.engine.loop.collate changed?): "
+            "no token count, no FLOP/s",
+            file=sys.stderr,
+        )
     nonpad = sum(b[0] for b in timed) if timed else None
     padded = sum(b[1] for b in timed) if timed else None
     seconds = float(step_times.sum())
     n_ne = bc.non_embedding_params(model)
-    res = {"precision": precision, "steps": len(step_times), "seconds": seconds,
-           "median_step_s": float(np.median(step_times)), "non_embedding_params": n_ne, "all_params": count_parameters(model)[0],
-           "tokens_nonpad": nonpad, "tokens_padded": padded,
-           "batch_size": int(seen["settings"].batch_size), "group_by_length": bool(seen["settings"].group_by_length)}
+    res = {
+        "precision": precision,
+        "steps": len(step_times),
+        "seconds": seconds,
+        "median_step_s": float(np.median(step_times)),
+        "non_embedding_params": n_ne,
+        "all_params": count_parameters(model)[0],
+        "tokens_nonpad": nonpad,
+        "tokens_padded": padded,
+        "batch_size": int(seen["settings"].batch_size),
+        "group_by_length": bool(seen["settings"].group_by_length),
+    }
     if nonpad:
         res["tokens_per_s"] = nonpad / seconds
         res["model_flops"] = 6 * n_ne * nonpad / seconds
@@ -161,16 +186,18 @@ def time_plain_loop(seen: dict, precision: str, warmup: int, steps: int, max_len
     loss_fn = torch.nn.CrossEntropyLoss()
     bs = int(cfg.data.batch_size)
     rng = np.random.default_rng(0)
-    order = np.concatenate([rng.permutation(len(split)) for _ in range(math.ceil((warmup + steps) * bs / len(split)) + 1)])
+    order = np.concatenate(
+        [rng.permutation(len(split)) for _ in range(math.ceil((warmup + steps) * bs / len(split)) + 1)]
+    )
     stamps, nonpad = [time.perf_counter()], []
     for s in range(warmup + steps):
-        idx = order[s * bs:(s + 1) * bs]
+        idx = order[s * bs : (s + 1) * bs]
         ids = torch.full((len(idx), max_length), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), max_length), dtype=torch.long)
         for r, i in enumerate(idx):
             seq = torch.as_tensor(split.input_ids[i], dtype=torch.long)
-            ids[r, :len(seq)] = seq
-            mask[r, :len(seq)] = 1
+            ids[r, : len(seq)] = seq
+            mask[r, : len(seq)] = 1
         labels = torch.as_tensor(split.labels[idx])
         with autocast(device, precision):
             logits = model(ids.to(device), mask.to(device))
@@ -186,10 +213,18 @@ def time_plain_loop(seen: dict, precision: str, warmup: int, steps: int, max_len
     seconds = stamps[-1] - stamps[warmup]
     tokens = sum(nonpad[warmup:])
     n_ne = bc.non_embedding_params(model)
-    return {"precision": precision, "steps": steps, "seconds": seconds, "tokens_nonpad": tokens,
-            "tokens_padded": steps * bs * max_length, "tokens_per_s": tokens / seconds,
-            "model_flops": 6 * n_ne * tokens / seconds, "padded_flops": 6 * n_ne * steps * bs * max_length / seconds,
-            "pad_fraction": 1 - tokens / (steps * bs * max_length), "non_embedding_params": n_ne}
+    return {
+        "precision": precision,
+        "steps": steps,
+        "seconds": seconds,
+        "tokens_nonpad": tokens,
+        "tokens_padded": steps * bs * max_length,
+        "tokens_per_s": tokens / seconds,
+        "model_flops": 6 * n_ne * tokens / seconds,
+        "padded_flops": 6 * n_ne * steps * bs * max_length / seconds,
+        "pad_fraction": 1 - tokens / (steps * bs * max_length),
+        "non_embedding_params": n_ne,
+    }
 
 
 def main(argv=None) -> int:
@@ -217,8 +252,9 @@ def main(argv=None) -> int:
             runs[p], seen = time_xlexp_loop(overrides, p, a.warmup_steps, a.steps, scratch)
             if not a.no_plain:
                 print(f"plain PyTorch loop (padded to max_length), {p}", flush=True)
-                plain[p] = time_plain_loop(seen, p, a.warmup_steps, a.steps, int(seen["cfg"].data.max_length),
-                                           float(seen["cfg"].optimizer.lr))
+                plain[p] = time_plain_loop(
+                    seen, p, a.warmup_steps, a.steps, int(seen["cfg"].data.max_length), float(seen["cfg"].optimizer.lr)
+                )
             del seen
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -227,33 +263,63 @@ def main(argv=None) -> int:
 
     g = 1e9
     where = device if device.startswith("cuda") else f"cpu, {machine['torch_threads']} threads"
-    md = bc.print_table(f"Matmul peak ({a.matmul_n}², {where}, best of {a.matmul_reps})",
-                        ["dtype", "before (GFLOP/s)", "after (GFLOP/s)", "peak used"],
-                        [[p, peaks_before[p]["best_flops"] / g, peaks_after[p]["best_flops"] / g, peak[p] / g] for p in precisions])
+    md = bc.print_table(
+        f"Matmul peak ({a.matmul_n}², {where}, best of {a.matmul_reps})",
+        ["dtype", "before (GFLOP/s)", "after (GFLOP/s)", "peak used"],
+        [[p, peaks_before[p]["best_flops"] / g, peaks_after[p]["best_flops"] / g, peak[p] / g] for p in precisions],
+    )
     rows = []
     for label, table in (("xlexp", runs), ("plain, padded to max_length", plain)):
         for p, r in table.items():
             mf = r.get("model_flops")
-            rows.append([label, p, r["steps"], r["seconds"], r.get("tokens_per_s"), (mf or 0) / g,
-                         f"{100 * mf / peak[p]:.1f}%" if mf else "-", f"{100 * r['pad_fraction']:.1f}%" if mf else "-",
-                         f"{100 * r['padded_flops'] / peak[p]:.1f}%" if mf else "-"])
+            rows.append(
+                [
+                    label,
+                    p,
+                    r["steps"],
+                    r["seconds"],
+                    r.get("tokens_per_s"),
+                    (mf or 0) / g,
+                    f"{100 * mf / peak[p]:.1f}%" if mf else "-",
+                    f"{100 * r['pad_fraction']:.1f}%" if mf else "-",
+                    f"{100 * r['padded_flops'] / peak[p]:.1f}%" if mf else "-",
+                ]
+            )
     md += "\n" + bc.print_table(
         f"Training loop: 6 × non-embedding params × non-pad tokens/s vs matmul peak (target ≥ {TARGET:.0%})",
-        ["loop", "dtype", "steps", "seconds", "tokens/s", "model GFLOP/s", "of peak", "padding", "incl. pad, of peak"], rows)
+        ["loop", "dtype", "steps", "seconds", "tokens/s", "model GFLOP/s", "of peak", "padding", "incl. pad, of peak"],
+        rows,
+    )
     verdicts = {p: (runs[p].get("model_flops") or 0) / peak[p] >= TARGET for p in runs}
-    notes = [f"non-embedding params {next(iter(runs.values()))['non_embedding_params']:,} of "
-             f"{next(iter(runs.values()))['all_params']:,} (the embedding's optimizer update is work the metric does not count)",
-             "xlexp: " + ", ".join(f"{p} {'MET' if ok else 'MISSED by ' + format(100 * (TARGET - runs[p]['model_flops'] / peak[p]), '.1f') + ' points of peak'}"
-                                   for p, ok in verdicts.items()),
-             f"overrides: {' '.join(overrides) or '(none)'}"]
+    notes = [
+        f"non-embedding params {next(iter(runs.values()))['non_embedding_params']:,} of "
+        f"{next(iter(runs.values()))['all_params']:,} (the embedding's optimizer update is work the metric does not count)",
+        "xlexp: "
+        + ", ".join(
+            f"{p} {'MET' if ok else 'MISSED by ' + format(100 * (TARGET - runs[p]['model_flops'] / peak[p]), '.1f') + ' points of peak'}"
+            for p, ok in verdicts.items()
+        ),
+        f"overrides: {' '.join(overrides) or '(none)'}",
+    ]
     if busy:
         notes.append("machine was NOT idle at start: numbers not representative")
     for n in notes:
         print("note:", n)
     md += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    bc.write_result("train_efficiency", {"machine": machine, "args": vars(a), "overrides": overrides,
-                                         "matmul": {"before": peaks_before, "after": peaks_after, "peak_flops": peak},
-                                         "xlexp": runs, "plain": plain, "verdict": verdicts, "notes": notes}, md)
+    bc.write_result(
+        "train_efficiency",
+        {
+            "machine": machine,
+            "args": vars(a),
+            "overrides": overrides,
+            "matmul": {"before": peaks_before, "after": peaks_after, "peak_flops": peak},
+            "xlexp": runs,
+            "plain": plain,
+            "verdict": verdicts,
+            "notes": notes,
+        },
+        md,
+    )
     return 0
 
 

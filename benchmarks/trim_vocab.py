@@ -50,10 +50,25 @@ def time_steps(model, split, cfg, pad_id: int, steps: int, precision: str) -> li
     n = (steps + 2) * cfg.data.batch_size
     sub = split.subset(np.arange(min(n, len(split))))
     stamps: list[float] = []
-    settings = TrainSettings(epochs=1, batch_size=cfg.data.batch_size, eval_batch_size=64, group_by_length=True,
-                             eval_every=None, precision=precision, seed=0)
+    settings = TrainSettings(
+        epochs=1,
+        batch_size=cfg.data.batch_size,
+        eval_batch_size=64,
+        group_by_length=True,
+        eval_every=None,
+        precision=precision,
+        seed=0,
+    )
     start = time.perf_counter()
-    train(model, sub, OptimizerSettings(**OmegaConf.to_container(cfg.optimizer, resolve=True)), settings, pad_id, torch.device("cpu"), on_step=lambda *a: stamps.append(time.perf_counter()))
+    train(
+        model,
+        sub,
+        OptimizerSettings(**OmegaConf.to_container(cfg.optimizer, resolve=True)),
+        settings,
+        pad_id,
+        torch.device("cpu"),
+        on_step=lambda *a: stamps.append(time.perf_counter()),
+    )
     times = np.diff([start, *stamps])
     return list(times[2:])
 
@@ -63,7 +78,10 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16 (autocast)")
-    p.add_argument("--data-dir", default=os.environ.get("XLEXP_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("XLEXP_DATA_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data")),
+    )
     args = p.parse_args()
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -82,8 +100,10 @@ def main() -> int:
     full = load_classifier(model_of(cfg), path, len(spec.labels))
     small = copy.deepcopy(full)
     trim_embeddings(small.encoder, trim)
-    vocabularies = {"full vocabulary": (full, train_split, tokenizer.pad_token_id),
-                    "trimmed": (small, trimmed_split, int(trim.old_to_new[tokenizer.pad_token_id]))}
+    vocabularies = {
+        "full vocabulary": (full, train_split, tokenizer.pad_token_id),
+        "trimmed": (small, trimmed_split, int(trim.old_to_new[tokenizer.pad_token_id])),
+    }
     precisions = args.precision.split(",")
     arms = [(v, prec) for prec in precisions for v in vocabularies]
     times: dict[tuple[str, str], list[float]] = {a: [] for a in arms}
@@ -93,17 +113,23 @@ def main() -> int:
             times[(vocab, prec)] += time_steps(copy.deepcopy(model), split, cfg, pad, args.steps, prec)
 
     base = np.median(times[arms[0]])
-    print(f"\nvocabulary trimming, offline e5-small on NusaX eng train, batch {cfg.data.batch_size}, "
-          f"{torch.get_num_threads()} threads, {args.rounds} rounds x {args.steps} steps per arm (arms interleaved)")
+    print(
+        f"\nvocabulary trimming, offline e5-small on NusaX eng train, batch {cfg.data.batch_size}, "
+        f"{torch.get_num_threads()} threads, {args.rounds} rounds x {args.steps} steps per arm (arms interleaved)"
+    )
     print(f"kept {trim.size:,} of {trim.original_size:,} ids (all splits of the 12 NusaX languages)\n")
-    print("| vocabulary | precision | parameters | weights+grads+AdamW (MiB) | median s/step | vs first arm | trimmed vs full, same precision |")
+    print(
+        "| vocabulary | precision | parameters | weights+grads+AdamW (MiB) | median s/step | vs first arm | trimmed vs full, same precision |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for vocab, prec in arms:
         model = vocabularies[vocab][0]
         med = np.median(times[(vocab, prec)])
         same = np.median(times[("full vocabulary", prec)]) / med
-        print(f"| {vocab} | {prec} | {count_parameters(model)[0]:,} | {state_mb(model):,.0f} | {med:.3f} | "
-              f"{base / med:.2f}x | {same:.2f}x |")
+        print(
+            f"| {vocab} | {prec} | {count_parameters(model)[0]:,} | {state_mb(model):,.0f} | {med:.3f} | "
+            f"{base / med:.2f}x | {same:.2f}x |"
+        )
     print(f"\ncommand: python {' '.join(sys.argv)}")
     return 0
 

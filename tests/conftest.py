@@ -14,12 +14,24 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # per language: words that signal each label, and filler words
 LEXICON = {
-    "english": {"positive": ["good", "great", "love", "tasty"], "negative": ["bad", "awful", "hate", "dirty"],
-                "neutral": ["ticket", "order", "store", "open"], "filler": ["the", "food", "was", "very", "here", "we"]},
-    "indonesian": {"positive": ["bagus", "hebat", "suka", "enak"], "negative": ["buruk", "jelek", "benci", "kotor"],
-                   "neutral": ["tiket", "pesan", "toko", "buka"], "filler": ["makanan", "itu", "sangat", "di", "sini", "kami"]},
-    "javanese": {"positive": ["apik", "hebat", "seneng", "enak"], "negative": ["elek", "ala", "sengit", "reged"],
-                 "neutral": ["karcis", "pesen", "toko", "bukak"], "filler": ["panganan", "kuwi", "banget", "ing", "kene", "awake"]},
+    "english": {
+        "positive": ["good", "great", "love", "tasty"],
+        "negative": ["bad", "awful", "hate", "dirty"],
+        "neutral": ["ticket", "order", "store", "open"],
+        "filler": ["the", "food", "was", "very", "here", "we"],
+    },
+    "indonesian": {
+        "positive": ["bagus", "hebat", "suka", "enak"],
+        "negative": ["buruk", "jelek", "benci", "kotor"],
+        "neutral": ["tiket", "pesan", "toko", "buka"],
+        "filler": ["makanan", "itu", "sangat", "di", "sini", "kami"],
+    },
+    "javanese": {
+        "positive": ["apik", "hebat", "seneng", "enak"],
+        "negative": ["elek", "ala", "sengit", "reged"],
+        "neutral": ["karcis", "pesen", "toko", "bukak"],
+        "filler": ["panganan", "kuwi", "banget", "ing", "kene", "awake"],
+    },
 }
 LANGS = {"eng": "english", "ind": "indonesian", "jav": "javanese"}
 
@@ -58,7 +70,11 @@ TINY = ["model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=2", "data.batc
 
 
 def compose_cfg(dirs: dict[str, Path], *overrides: str):
-    base = [f"paths.data_dir={dirs['data']}", f"paths.results_dir={dirs['results']}", f"paths.cache_dir={dirs['cache']}"]
+    base = [
+        f"paths.data_dir={dirs['data']}",
+        f"paths.results_dir={dirs['results']}",
+        f"paths.cache_dir={dirs['cache']}",
+    ]
     return compose_config([*base, *overrides])
 
 

@@ -48,8 +48,10 @@ def slurm_cluster():
         return
     missing = [d for d in DAEMONS if shutil.which(d) is None]
     if missing:
-        _unavailable(f"no SLURM here (missing {', '.join(missing)}): apt-get install slurm-wlm slurmdbd munge "
-                     f"mariadb-server, or set SLURM_CONF to a cluster's slurm.conf")
+        _unavailable(
+            f"no SLURM here (missing {', '.join(missing)}): apt-get install slurm-wlm slurmdbd munge "
+            f"mariadb-server, or set SLURM_CONF to a cluster's slurm.conf"
+        )
     if os.geteuid() != 0:
         _unavailable("a throwaway SLURM cluster needs root (slurmd launches the jobs); set SLURM_CONF to a running one")
     folder = tempfile.mkdtemp(prefix="xlexp-slurm-")

@@ -10,29 +10,60 @@ from pathlib import Path
 
 import optuna
 
-TINY_BASE = ["model=tiny_random", "trainer.epochs=2", "data.batch_size=8", "trainer.progress=false",
-             "trainer.num_threads=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]"]
+TINY_BASE = [
+    "model=tiny_random",
+    "trainer.epochs=2",
+    "data.batch_size=8",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+    "langpair.sources=[eng]",
+    "langpair.targets=[eng,ind]",
+]
 
 
-def write_sweep(path: Path, params: dict[str, str], n_trials: int, *, base: list[str] | None = None,
-                sampler: str = "{name: random, seed: 0}",
-                pruner: str = "{name: median, n_startup_trials: 1, n_warmup_steps: 0}",
-                objective: str = "{metric: macro_f1, split: dev, on: source, selection: source_dev}") -> Path:
-    lines = ["base:", *[f"  - {json.dumps(b)}" for b in (base or TINY_BASE)], f"objective: {objective}", "params:",
-             *[f"  {k}: {v}" for k, v in params.items()], f"sampler: {sampler}", f"pruner: {pruner}",
-             f"n_trials: {n_trials}"]
+def write_sweep(
+    path: Path,
+    params: dict[str, str],
+    n_trials: int,
+    *,
+    base: list[str] | None = None,
+    sampler: str = "{name: random, seed: 0}",
+    pruner: str = "{name: median, n_startup_trials: 1, n_warmup_steps: 0}",
+    objective: str = "{metric: macro_f1, split: dev, on: source, selection: source_dev}",
+) -> Path:
+    lines = [
+        "base:",
+        *[f"  - {json.dumps(b)}" for b in (base or TINY_BASE)],
+        f"objective: {objective}",
+        "params:",
+        *[f"  {k}: {v}" for k, v in params.items()],
+        f"sampler: {sampler}",
+        f"pruner: {pruner}",
+        f"n_trials: {n_trials}",
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def env_for(dirs: dict[str, Path]) -> dict[str, str]:
-    return {**os.environ, "XLEXP_DATA_DIR": str(dirs["data"]), "XLEXP_RESULTS_DIR": str(dirs["results"]),
-            "XLEXP_CACHE_DIR": str(dirs["cache"]), "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "XLEXP_DATA_DIR": str(dirs["data"]),
+        "XLEXP_RESULTS_DIR": str(dirs["results"]),
+        "XLEXP_CACHE_DIR": str(dirs["cache"]),
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def cli(dirs: dict[str, Path], *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xlexp.cli.main", *args], capture_output=True, text=True,
-                          env=env_for(dirs), cwd=dirs["results"].parent, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env_for(dirs),
+        cwd=dirs["results"].parent,
+        timeout=timeout,
+    )
 
 
 def sqlite_url(dirs: dict[str, Path], family: str) -> str:

@@ -25,11 +25,11 @@ def _chunks(data: bytes):
         if left < HEADER:  # block trailer padding
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
         if kind == 0 and length == 0:
             pos += left
             continue
-        chunk = data[pos + HEADER:pos + HEADER + length]
+        chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == FULL:
             yield chunk
@@ -53,8 +53,8 @@ class OfflineRun:
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)      # captured stdout/stderr pieces (the Logs tab)
-    artifacts: list = field(default_factory=list)         # pb.ArtifactRecord of every logged artifact
+    console: list[str] = field(default_factory=list)  # captured stdout/stderr pieces (the Logs tab)
+    artifacts: list = field(default_factory=list)  # pb.ArtifactRecord of every logged artifact
 
     @property
     def summary_max(self) -> dict:

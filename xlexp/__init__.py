@@ -32,8 +32,20 @@ _LAZY = {
     "TaskSpec": ("xlexp.tasks.spec", "TaskSpec"),
 }
 
-__all__ = ["__version__", "run", "XlexpError", "compose", "run_experiment", "RunHooks", "load_records",
-           "load_predictions", "Matrix", "matrix", "load_task", "TaskSpec"]  # = "run" + _LAZY (tested)
+__all__ = [
+    "__version__",
+    "run",
+    "XlexpError",
+    "compose",
+    "run_experiment",
+    "RunHooks",
+    "load_records",
+    "load_predictions",
+    "Matrix",
+    "matrix",
+    "load_task",
+    "TaskSpec",
+]  # = "run" + _LAZY (tested)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on first use
     import pandas as pd

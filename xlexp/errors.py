@@ -5,7 +5,6 @@ class XlexpError(Exception):
     """A user-facing error: the message names what is wrong and how to fix it."""
 
 
-
 def unknown_key(key: str, known, where: str, prefix: str = "") -> XlexpError:
     """The one-line error for a key nobody reads (a typo silently ignored can change what a run does:
     ``primary_metrc`` once switched model selection to accuracy): the closest known key first.
@@ -30,12 +29,18 @@ def debug() -> bool:
 # naming the extra.
 EXTRAS = {
     "wandb": ("wandb", "W&B tracking (tracker=wandb, xlexp report --wandb)", "wandb"),
-    "datasets": ("hub", "reading tasks from the Hugging Face hub (data.source=hub, or auto without local files)",
-                 "datasets"),
+    "datasets": (
+        "hub",
+        "reading tasks from the Hugging Face hub (data.source=hub, or auto without local files)",
+        "datasets",
+    ),
     "psycopg": ("cluster", "PostgreSQL sweep storages (postgresql://...)", "psycopg"),
     "submitit": ("cluster", "sweep launchers (xlexp sweep --launcher slurm|local)", "submitit"),
-    "hydra_plugins.hydra_submitit_launcher": ("cluster", "sweep launchers (xlexp sweep --launcher slurm|local)",
-                                              "hydra-submitit-launcher"),
+    "hydra_plugins.hydra_submitit_launcher": (
+        "cluster",
+        "sweep launchers (xlexp sweep --launcher slurm|local)",
+        "hydra-submitit-launcher",
+    ),
     "peft": ("peft", "LoRA adapters (model.peft=lora|qlora)", "peft"),
     "optuna_dashboard": ("dashboard", "xlexp dashboard", "optuna-dashboard"),
     "urielplus": ("predict", "URIEL language features (xlexp predict / recommend)", "urielplus"),
@@ -49,8 +54,10 @@ def missing_extra(error: ImportError) -> XlexpError | None:
     name = getattr(error, "name", None) or ""
     for module, (extra, feature, package) in EXTRAS.items():
         if name == module or name.startswith(module + "."):
-            return XlexpError(f"{feature} needs the optional package '{package}', which is not installed: "
-                              f"pip install 'xlexp[{extra}]'")
+            return XlexpError(
+                f"{feature} needs the optional package '{package}', which is not installed: "
+                f"pip install 'xlexp[{extra}]'"
+            )
     return None
 
 

@@ -25,14 +25,20 @@ from xlexp.results.store import load_records, runs_dir
 
 pytestmark = pytest.mark.integration
 
-pytestmark = [pytest.mark.slurm,
-              pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
-              pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")]
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning"),
+]
 
 SOURCES = ["eng", "ind", "jav"]
 # one CPU and 1 GB per array task, no GPU (the CI node has none); a 10-minute limit per task
-RESOURCES = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1",
-             "hydra.launcher.timeout_min=10"]
+RESOURCES = [
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=10",
+]
 # cancel and requeue hit `ind`'s unit while it trains. An epoch of the tiny model on 40 rows takes
 # ~0.05 s, so 12 epochs ended before the test's requeue landed on a fast CI machine (the unit was done,
 # 1 s). Only ind's training set is made long (LONG_ROWS copies of its rows: ~15 s at 12 epochs), so
@@ -46,8 +52,17 @@ def lengthen_ind(where) -> None:
     path = where["data"] / "nusax_senti" / "indonesian" / "train.csv"
     header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text(header + "".join(rows * LONG_ROWS), encoding="utf-8")
-TINY = ["model=tiny_random", "optimizer.lr=1e-3", "data.batch_size=8", "trainer.progress=false", "trainer.num_threads=1",
-        f"langpair.targets=[{','.join(SOURCES)}]", "regime.dev_targets=none"]
+
+
+TINY = [
+    "model=tiny_random",
+    "optimizer.lr=1e-3",
+    "data.batch_size=8",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+    f"langpair.targets=[{','.join(SOURCES)}]",
+    "regime.dev_targets=none",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,31 +73,60 @@ def cache(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def where(tmp_path: Path, cache: Path, slurm_cluster) -> dict[str, Path]:  # noqa: F811
-    return {"data": write_nusax_like(tmp_path / "data", sizes=(40, 12, 18)), "results": tmp_path / "results",
-            "cache": cache, "cwd": tmp_path}
+    return {
+        "data": write_nusax_like(tmp_path / "data", sizes=(40, 12, 18)),
+        "results": tmp_path / "results",
+        "cache": cache,
+        "cwd": tmp_path,
+    }
 
 
 def env_of(where: dict[str, Path]) -> dict[str, str]:
-    env = {**os.environ, "XLEXP_DATA_DIR": str(where["data"]), "XLEXP_RESULTS_DIR": str(where["results"]),
-           "XLEXP_CACHE_DIR": str(where["cache"]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "XLEXP_DATA_DIR": str(where["data"]),
+        "XLEXP_RESULTS_DIR": str(where["results"]),
+        "XLEXP_CACHE_DIR": str(where["cache"]),
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("XLEXP_DEBUG", None)
     return env
 
 
 def xlexp(where, *args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xlexp.cli.main", *args], capture_output=True, text=True,
-                          env=env_of(where), cwd=where["cwd"], timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env_of(where),
+        cwd=where["cwd"],
+        timeout=timeout,
+    )
 
 
 def submit(where, *args) -> subprocess.Popen:
     """``xlexp run -m ...`` in the background: the submitting command waits for its array job."""
-    return subprocess.Popen([sys.executable, "-m", "xlexp.cli.main", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env_of(where), cwd=where["cwd"])
+    return subprocess.Popen(
+        [sys.executable, "-m", "xlexp.cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env_of(where),
+        cwd=where["cwd"],
+    )
 
 
 def matrix_args(name: str, *extra: str) -> list[str]:
-    return ["run", "-m", *TINY, f"name={name}", "hydra/launcher=xlexp_slurm", *RESOURCES, *extra,
-            f"langpair.sources={','.join(SOURCES)}"]
+    return [
+        "run",
+        "-m",
+        *TINY,
+        f"name={name}",
+        "hydra/launcher=xlexp_slurm",
+        *RESOURCES,
+        *extra,
+        f"langpair.sources={','.join(SOURCES)}",
+    ]
 
 
 def slurm(*cmd: str) -> str:
@@ -154,7 +198,7 @@ def status(where, experiment: str) -> str:
 
     try:
         return "\n".join(status_lines(str(where["results"]), experiment, show_all=True))
-    except XlexpError:   # nothing planned yet
+    except XlexpError:  # nothing planned yet
         return ""
 
 
@@ -165,14 +209,21 @@ def test_three_sources_are_three_array_tasks_into_one_store_and_status_shows_slu
     the ledger's units next to SLURM's tasks (a running task with its job id, the throttled one
     pending with SLURM's reason); at the end one store holds a 3 x 3 matrix and sacct says COMPLETED."""
     name = f"m3-{uuid.uuid4().hex[:6]}"
-    lengthen_ind(where)   # ind's task runs ~15 s, so the poll sees it running while jav is throttled (under load
+    lengthen_ind(where)  # ind's task runs ~15 s, so the poll sees it running while jav is throttled (under load
     # the 2-epoch units all ended before one `xlexp status` poll came back)
     proc = submit(where, *matrix_args(name, LONG_UNIT, "hydra.launcher.array_parallelism=2"))
     try:
+
         def running_and_throttled():
             text = status(where, name)
-            return text if (re.search(r"\d+_[01] +RUNNING +\w+ \(seed 42\): running", text) and
-                            re.search(r"\d+_2 +PENDING \(JobArrayTaskLimit\) +jav \(seed 42\): pending", text)) else None
+            return (
+                text
+                if (
+                    re.search(r"\d+_[01] +RUNNING +\w+ \(seed 42\): running", text)
+                    and re.search(r"\d+_2 +PENDING \(JobArrayTaskLimit\) +jav \(seed 42\): pending", text)
+                )
+                else None
+            )
 
         seen = wait_for(running_and_throttled, "a running task and the throttled task pending in SLURM's view", proc)
         code, out = finish(proc)
@@ -183,7 +234,9 @@ def test_three_sources_are_three_array_tasks_into_one_store_and_status_shows_slu
     print("\n" + seen)
     job = re.search(r"SLURM \(squeue/sacct, job name xlexp-" + name + r"\): job (\d+), 3 task\(s\)", seen)
     assert job, seen
-    assert re.search(r"running  \w+ \(seed 42\): for \d+s on \S+ \(pid \d+, SLURM job " + job.group(1) + r"_[01]", seen), seen
+    assert re.search(
+        r"running  \w+ \(seed 42\): for \d+s on \S+ \(pid \d+, SLURM job " + job.group(1) + r"_[01]", seen
+    ), seen
 
     df = load_records(where["results"])
     assert df.run_id.nunique() == 3 and sorted(df.groupby("run_id").source.first()) == SOURCES  # one task each
@@ -206,13 +259,15 @@ def test_scancel_of_one_array_task_then_the_same_command_trains_only_that_source
     args = matrix_args(name, LONG_UNIT)
     proc = submit(where, *args)
     try:
-        victim = wait_for(lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc, every=0.1)
+        victim = wait_for(
+            lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc, every=0.1
+        )
         slurm("scancel", victim.slurm_job)
         code, out = finish(proc)
     except BaseException:
         stop(proc, name)
         raise
-    assert code != 0   # the launcher reports the cancelled task (the others run on)
+    assert code != 0  # the launcher reports the cancelled task (the others run on)
     print("\n" + "\n".join(out.strip().splitlines()[-3:]))
     array = victim.slurm_job.split("_")[0]
     wait_for(lambda: not active(array), f"array job {array} to end")
@@ -220,18 +275,23 @@ def test_scancel_of_one_array_task_then_the_same_command_trains_only_that_source
 
     before = load_records(where["results"])
     files_before = sorted(p.name for p in runs_dir(where["results"]).glob("*.parquet"))
-    assert sorted(before.source.unique()) == ["eng", "jav"] and len(files_before) == 2   # nothing of ind counts
+    assert sorted(before.source.unique()) == ["eng", "jav"] and len(files_before) == 2  # nothing of ind counts
     text = status(where, name)
     assert "3 unit(s): 2 done, 0 running, 1 failed, 0 pending" in text, text
     # the unit's own handler saw scancel's SIGTERM (else: SLURM's state, or its pid gone from this host)
-    assert re.search(rf"failed   ind \(seed 42\): (Terminated: signal 15 \(SIGTERM\)|SLURM job {victim.slurm_job} "
-                     rf"ended CANCELLED|process \d+ on )", text), text
+    assert re.search(
+        rf"failed   ind \(seed 42\): (Terminated: signal 15 \(SIGTERM\)|SLURM job {victim.slurm_job} "
+        rf"ended CANCELLED|process \d+ on )",
+        text,
+    ), text
     assert re.search(rf"{victim.slurm_job} +CANCELLED.* ind \(seed 42\): failed", text), text
 
     again = xlexp(where, *args)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     logs = job_logs(where, name)
-    assert len(re.findall(r"skip unit 1/1 \(source (?:eng|jav), seed 42\): its records are in the store", logs)) == 2, logs[-3000:]
+    assert len(re.findall(r"skip unit 1/1 \(source (?:eng|jav), seed 42\): its records are in the store", logs)) == 2, (
+        logs[-3000:]
+    )
     assert len(re.findall(r"unit 1/1 \(source ind, seed 42\) done in", logs)) == 1
     after = load_records(where["results"])
     files_after = sorted(p.name for p in runs_dir(where["results"]).glob("*.parquet"))
@@ -250,27 +310,41 @@ def test_scontrol_requeue_of_a_running_task_retrains_its_unit_and_never_duplicat
     lengthen_ind(where)
     proc = submit(where, *matrix_args(name, LONG_UNIT))
     try:
-        victim = wait_for(lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc, every=0.1)
-        n_before = len(load_records(where["results"]).query("source == 'ind'")) if runs_dir(where["results"]).is_dir() else 0
+        victim = wait_for(
+            lambda: running_unit(where, name, "ind"), "ind's unit running in a SLURM task", proc, every=0.1
+        )
+        n_before = (
+            len(load_records(where["results"]).query("source == 'ind'")) if runs_dir(where["results"]).is_dir() else 0
+        )
         slurm("scontrol", "requeue", victim.slurm_job)
-        wait_for(lambda: f"{victim.slurm_job}|PENDING" in active(victim.slurm_job.split("_")[0]), "the requeued task to pend", proc)
+        wait_for(
+            lambda: f"{victim.slurm_job}|PENDING" in active(victim.slurm_job.split("_")[0]),
+            "the requeued task to pend",
+            proc,
+        )
         text = status(where, name)
-        assert re.search(rf"pending  ind \(seed 42\): SLURM job {victim.slurm_job} pending again \(requeued", text), text
-        slurm("scontrol", "update", f"JobId={victim.slurm_job}", "StartTime=now")   # SLURM holds a requeued job ~2 min
+        assert re.search(rf"pending  ind \(seed 42\): SLURM job {victim.slurm_job} pending again \(requeued", text), (
+            text
+        )
+        slurm("scontrol", "update", f"JobId={victim.slurm_job}", "StartTime=now")  # SLURM holds a requeued job ~2 min
         code, out = finish(proc)
     except BaseException:
         stop(proc, name)
         raise
     assert code == 0, out[-4000:]
     log = next((where["cwd"] / "multirun" / name).rglob(f"{victim.slurm_job}_0_log.out")).read_text()
-    assert log.count("Starting with JobEnvironment") == 2   # the task ran twice under one job id
+    assert log.count("Starting with JobEnvironment") == 2  # the task ran twice under one job id
     df = load_records(where["results"])
     files = list(runs_dir(where["results"]).glob("*.parquet"))
     assert n_before == 0 and len(files) == 3 and df.groupby("unit_key").run_id.nunique().eq(1).all()
-    assert df.groupby("source").size().nunique() == 1 and sorted(df.source.unique()) == SOURCES  # ind: one unit's records
+    assert (
+        df.groupby("source").size().nunique() == 1 and sorted(df.source.unique()) == SOURCES
+    )  # ind: one unit's records
     assert sacct(f"xlexp-{name}")[victim.slurm_job] == "COMPLETED"
-    print(f"\nind records before the requeue {n_before}, after {len(df.query('source == @victim.source'))}; "
-          f"total {len(df)} in {len(files)} files")
+    print(
+        f"\nind records before the requeue {n_before}, after {len(df.query('source == @victim.source'))}; "
+        f"total {len(df)} in {len(files)} files"
+    )
 
 
 # -- a sweep's workers as an array job on PostgreSQL ---------------------------------------------------
@@ -280,23 +354,51 @@ def test_sweep_with_two_slurm_workers_on_postgres_runs_exactly_n_trials(where, t
     from sweeps_helpers import load, write_sweep
 
     study_name = f"slurm-{uuid.uuid4().hex[:8]}"
-    sweep = write_sweep(tmp_path / "s.yaml", {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}, 4,
-                        base=["model=tiny_random", "trainer.epochs=1", "data.batch_size=8", "trainer.progress=false",
-                              "trainer.num_threads=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]"])
-    out = xlexp(where, "sweep", str(sweep), "--storage", pg_url, "--study", study_name, "--launcher", "slurm",
-                "--workers", "2", "--heartbeat", "2", *[a for r in RESOURCES for a in ("--launcher-arg", r)], timeout=900)
+    sweep = write_sweep(
+        tmp_path / "s.yaml",
+        {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"},
+        4,
+        base=[
+            "model=tiny_random",
+            "trainer.epochs=1",
+            "data.batch_size=8",
+            "trainer.progress=false",
+            "trainer.num_threads=1",
+            "langpair.sources=[eng]",
+            "langpair.targets=[eng,ind]",
+        ],
+    )
+    out = xlexp(
+        where,
+        "sweep",
+        str(sweep),
+        "--storage",
+        pg_url,
+        "--study",
+        study_name,
+        "--launcher",
+        "slurm",
+        "--workers",
+        "2",
+        "--heartbeat",
+        "2",
+        *[a for r in RESOURCES for a in ("--launcher-arg", r)],
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     study = load(pg_url, study_name)
     trials = study.trials
-    assert [t.number for t in trials] == [0, 1, 2, 3]                       # exactly n_trials, no duplicates
+    assert [t.number for t in trials] == [0, 1, 2, 3]  # exactly n_trials, no duplicates
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
     complete = sorted(t.number for t in trials if t.state == TrialState.COMPLETE)
     assert complete
     frames = [pd.read_parquet(f) for f in runs_dir(where["results"]).glob("*.parquet")]
-    assert sorted(int(f["trial"].iloc[0]) for f in frames) == complete      # only complete trials' records
+    assert sorted(int(f["trial"].iloc[0]) for f in frames) == complete  # only complete trials' records
     workers = sacct(f"xlexp-sweep-{study_name}")
-    assert len(workers) == 2 and set(workers.values()) == {"COMPLETED"}, workers   # 2 array tasks = 2 workers
+    assert len(workers) == 2 and set(workers.values()) == {"COMPLETED"}, workers  # 2 array tasks = 2 workers
     launch_dir = where["results"] / "sweeps" / "launcher" / study_name
     logs = "".join(p.read_text(errors="replace") for p in launch_dir.rglob("*_log.*"))
-    assert f"/w0 on study {study_name}" in logs and f"/w1 on study {study_name}" in logs   # both workers asked for trials
+    assert (
+        f"/w0 on study {study_name}" in logs and f"/w1 on study {study_name}" in logs
+    )  # both workers asked for trials
     assert {t.user_attrs["worker"].rsplit("/w", 1)[1] for t in trials} <= {"0", "1"}

@@ -30,7 +30,10 @@ def slurm_bin(tmp_path, monkeypatch) -> Path:
 
 
 def plan(results: Path) -> dict[str, ledger.UnitEntry]:
-    entries = {s: ledger.UnitEntry("exp", f"k{i}", s, 42, ["eng"], job_num=i) for i, s in enumerate(["eng", "ind", "jav", "sun"])}
+    entries = {
+        s: ledger.UnitEntry("exp", f"k{i}", s, 42, ["eng"], job_num=i)
+        for i, s in enumerate(["eng", "ind", "jav", "sun"])
+    }
     ledger.plan_units(results, list(entries.values()))
     return entries
 
@@ -47,19 +50,27 @@ def test_status_joins_squeue_and_sacct_to_the_ledger_by_job_id(tmp_path, slurm_b
         ledger.mark(results, e[source], "running", host="node-2", pid=pid, started=1.0)
     ledger.mark(results, e["jav"], "failed", error="Terminated: signal 15 (SIGTERM)")
     fake(slurm_bin, "squeue", "7_3|PENDING|JobArrayTaskLimit\n7_2|PENDING|BeginTime\n7_0|RUNNING|None")
-    fake(slurm_bin, "sacct", "7_0|RUNNING|0:0|None\n7_1|CANCELLED by 0|0:0|None\n7_2|PENDING|0:0|BeginTime\n7_[3]|PENDING|0:0|None")
+    fake(
+        slurm_bin,
+        "sacct",
+        "7_0|RUNNING|0:0|None\n7_1|CANCELLED by 0|0:0|None\n7_2|PENDING|0:0|BeginTime\n7_[3]|PENDING|0:0|None",
+    )
 
     text = "\n".join(status_lines(str(results), "exp", show_all=True))
     assert "exp: 4 unit(s): 0 done, 1 running, 1 failed, 2 pending" in text, text
-    assert ("failed   ind (seed 42): SLURM job 7_1 ended CANCELLED by 0 before the unit's records were written; "
-            "re-run the same command to redo the unit") in text
+    assert (
+        "failed   ind (seed 42): SLURM job 7_1 ended CANCELLED by 0 before the unit's records were written; "
+        "re-run the same command to redo the unit"
+    ) in text
     assert "pending  jav (seed 42): SLURM job 7_2 pending again (requeued: BeginTime)" in text
     assert "running  eng (seed 42): for " in text and "SLURM job 7_0" in text
     assert "SLURM (squeue/sacct, job name xlexp-exp): job 7, 4 task(s): 1 CANCELLED, 2 PENDING, 1 RUNNING" in text
-    for line in ("7_0        RUNNING                      eng (seed 42): running",
-                 "7_1        CANCELLED (by 0)             ind (seed 42): failed",
-                 "7_2        PENDING (BeginTime)          jav (seed 42): pending",
-                 "7_3        PENDING (JobArrayTaskLimit)  sun (seed 42): pending"):
+    for line in (
+        "7_0        RUNNING                      eng (seed 42): running",
+        "7_1        CANCELLED (by 0)             ind (seed 42): failed",
+        "7_2        PENDING (BeginTime)          jav (seed 42): pending",
+        "7_3        PENDING (JobArrayTaskLimit)  sun (seed 42): pending",
+    ):
         assert line in text, text
 
 
@@ -81,7 +92,7 @@ def test_a_failing_squeue_is_one_line_when_the_ledger_names_slurm_jobs(tmp_path,
     fake(slurm_bin, "sacct", "", code=0)
     text = "\n".join(status_lines(str(results), "exp"))
     assert "SLURM: squeue: slurm_load_jobs error: Unable to contact slurm controller (connect failure)" in text, text
-    assert "running  eng (seed 42)" in text and "SLURM job 12" in text   # the ledger's word stands
+    assert "running  eng (seed 42)" in text and "SLURM job 12" in text  # the ledger's word stands
 
 
 def test_the_slurm_launcher_names_a_runs_array_job_after_its_experiment_and_a_sweeps_after_its_study():
@@ -94,9 +105,14 @@ def test_the_slurm_launcher_names_a_runs_array_job_after_its_experiment_and_a_sw
     register_resolvers()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         run = compose("config", overrides=["hydra/launcher=xlexp_slurm", "name=my/exp"], return_hydra_config=True)
-        default = compose("config", overrides=["hydra/launcher=xlexp_slurm", "model=tiny_random"], return_hydra_config=True)
-        sweep = compose("sweep_worker", overrides=["hydra/launcher=xlexp_slurm", "sweep_file=x", "study=s", "n_trials=8"],
-                        return_hydra_config=True)
+        default = compose(
+            "config", overrides=["hydra/launcher=xlexp_slurm", "model=tiny_random"], return_hydra_config=True
+        )
+        sweep = compose(
+            "sweep_worker",
+            overrides=["hydra/launcher=xlexp_slurm", "sweep_file=x", "study=s", "n_trials=8"],
+            return_hydra_config=True,
+        )
     assert run.hydra.launcher.name == "xlexp-my_exp"
     assert default.hydra.launcher.name == f"xlexp-{default.name}" and "tiny_random" in default.name
     assert sweep.hydra.launcher.name == "xlexp-sweep-s"

@@ -16,8 +16,11 @@ from xlexp.config.paths import ENV_VAR, find_config, list_configs, user_config_d
 from xlexp.tasks.spec import available_tasks, load_task
 
 MY_TASK = {
-    "name": "my_task", "type": "sentence_classification", "labels": ["no", "yes"],
-    "metrics": ["accuracy"], "local": {"path": "my_task/{folder}/{split}.csv", "format": "csv"},
+    "name": "my_task",
+    "type": "sentence_classification",
+    "labels": ["no", "yes"],
+    "metrics": ["accuracy"],
+    "local": {"path": "my_task/{folder}/{split}.csv", "format": "csv"},
     "languages": {"aaa": "aaa", "bbb": "bbb"},
 }
 
@@ -104,8 +107,9 @@ def _search_path(config_dir: str) -> list[str]:
 
 
 @pytest.mark.unit
-def test_user_folders_come_before_the_package_and_other_apps_are_left_alone(user_dir: Path, tmp_path: Path,
-                                                                           monkeypatch):
+def test_user_folders_come_before_the_package_and_other_apps_are_left_alone(
+    user_dir: Path, tmp_path: Path, monkeypatch
+):
     register_search_path()
     second = tmp_path / "second"
     second.mkdir()
@@ -121,22 +125,31 @@ def test_user_folders_come_before_the_package_and_other_apps_are_left_alone(user
 def test_sweep_worker_app_sees_a_user_launcher(user_dir: Path):
     from hydra import compose, initialize_config_dir
 
-    write_yaml(user_dir / "hydra" / "launcher" / "my_cluster.yaml",
-               {"defaults": ["submitit_local"], "timeout_min": 7})
+    write_yaml(user_dir / "hydra" / "launcher" / "my_cluster.yaml", {"defaults": ["submitit_local"], "timeout_min": 7})
     register_search_path()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("sweep_worker", overrides=["hydra/launcher=my_cluster", "sweep_file=x", "study=s",
-                                                 "n_trials=1"], return_hydra_config=True)
+        cfg = compose(
+            "sweep_worker",
+            overrides=["hydra/launcher=my_cluster", "sweep_file=x", "study=s", "n_trials=1"],
+            return_hydra_config=True,
+        )
     assert cfg.hydra.launcher.timeout_min == 7
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "xlexp.cli.run", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.run", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def test_xlexp_run_composes_a_user_task(user_dir: Path):
-    out = _run(["task=my_task", "langpair.sources=[aaa]", "--cfg", "job", "--package", "task"], {ENV_VAR: str(user_dir)})
+    out = _run(
+        ["task=my_task", "langpair.sources=[aaa]", "--cfg", "job", "--package", "task"], {ENV_VAR: str(user_dir)}
+    )
     assert out.returncode == 0, out.stderr
     assert "name: my_task" in out.stdout
 
@@ -146,4 +159,5 @@ def test_xlexp_run_bad_folder_is_one_line(tmp_path: Path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         f"xlexp: error: {ENV_VAR}: '{tmp_path / 'missing'}' is not a directory; set {ENV_VAR} to existing "
-        f"config folders laid out like xlexp/conf (task/, model/, ...), separated by '{os.pathsep}'"]
+        f"config folders laid out like xlexp/conf (task/, model/, ...), separated by '{os.pathsep}'"
+    ]

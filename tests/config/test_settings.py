@@ -63,25 +63,36 @@ def test_every_regime_yaml_matches_its_settings_class(regime):
 
 @pytest.mark.unit
 def test_every_task_type_is_registered_and_every_shipped_task_uses_one():
-    assert {"sentence_classification", "pair_classification", "token_classification", "retrieval"} <= set(types.available())
+    assert {"sentence_classification", "pair_classification", "token_classification", "retrieval"} <= set(
+        types.available()
+    )
     for name in list_configs("task"):
         task = yaml.safe_load((Path(CONF_DIR) / "task" / f"{name}.yaml").read_text())
         assert task["type"] in types.available(), name
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("override, message", [
-    ("+model.peeft=lora", r"unknown key 'model.peeft' in the model settings \(EncoderSettings\); did you mean 'model.peft'\? \(known: .*peft"),
-    ("+data.batchsize=8", r"unknown key 'data.batchsize' in the data settings \(DataSettings\); did you mean 'data.batch_size'"),
-    ("regime=few_shot regime.k_per=each", r"regime.k_per must be class or total; got 'each'"),
-    ("regime.selection=best", r"regime.selection must be one of source_dev, target_dev, last; got 'best'"),
-    ("regime.seeds=[]", r"regime.seeds is empty"),
-    ("data.source=ftp", r"data.source must be one of auto, local, hub; got 'ftp'"),
-    ("optimizer.warmup_ratio=1.5", r"optimizer.warmup_ratio must be in \[0, 1\), got 1.5"),
-    ("model.pooling=max", r"model.pooling must be 'cls' or 'mean', got 'max'"),
-    ("regime=multi_source regime.temperature=0", r"regime.temperature must be > 0, got 0"),
-    ("tracker=wandb tracker.mode=sometimes", r"tracker.mode must be one of"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "+model.peeft=lora",
+            r"unknown key 'model.peeft' in the model settings \(EncoderSettings\); did you mean 'model.peft'\? \(known: .*peft",
+        ),
+        (
+            "+data.batchsize=8",
+            r"unknown key 'data.batchsize' in the data settings \(DataSettings\); did you mean 'data.batch_size'",
+        ),
+        ("regime=few_shot regime.k_per=each", r"regime.k_per must be class or total; got 'each'"),
+        ("regime.selection=best", r"regime.selection must be one of source_dev, target_dev, last; got 'best'"),
+        ("regime.seeds=[]", r"regime.seeds is empty"),
+        ("data.source=ftp", r"data.source must be one of auto, local, hub; got 'ftp'"),
+        ("optimizer.warmup_ratio=1.5", r"optimizer.warmup_ratio must be in \[0, 1\), got 1.5"),
+        ("model.pooling=max", r"model.pooling must be 'cls' or 'mean', got 'max'"),
+        ("regime=multi_source regime.temperature=0", r"regime.temperature must be > 0, got 0"),
+        ("tracker=wandb tracker.mode=sometimes", r"tracker.mode must be one of"),
+    ],
+)
 def test_a_bad_setting_is_one_line_before_any_work(override, message):
     with pytest.raises(XlexpError, match=message):
         resolve_settings(compose_config(["model=tiny_random", *override.split()]))
@@ -126,10 +137,20 @@ def test_a_regime_is_one_registered_class_plus_yaml(dirs, tmp_path, monkeypatch)
         folder = tmp_path / "conf"
         (folder / "regime").mkdir(parents=True)
         (folder / "regime" / "only_first_test.yaml").write_text(
-            "name: only_first_test\nselection: source_dev\nseeds: null\ndev_targets: auto\nnote: hello\n")
+            "name: only_first_test\nselection: source_dev\nseeds: null\ndev_targets: auto\nnote: hello\n"
+        )
         monkeypatch.setenv("XLEXP_CONFIG_PATH", str(folder))
-        run_experiment(compose_cfg(dirs, *TINY, "regime=only_first_test", "langpair.sources=[eng,ind]",
-                                   "langpair.targets=[jav]", "trainer.epochs=1", "name=one"))
+        run_experiment(
+            compose_cfg(
+                dirs,
+                *TINY,
+                "regime=only_first_test",
+                "langpair.sources=[eng,ind]",
+                "langpair.targets=[jav]",
+                "trainer.epochs=1",
+                "name=one",
+            )
+        )
     finally:
         regimes.REGISTRY.unregister("only_first_test")
     df = load_records(dirs["results"])

@@ -53,24 +53,35 @@ def test_every_task_group_option_and_key_is_in_the_reference():
             continue
         assert (f"`{group}={path.stem}`" if group != "." else f"`{path.name}`") in blocks["configs"], path
     # a nested key, its default and the comment written next to it in xlexp/conf/config.yaml
-    assert "| `trainer.grad_accum_steps` | `1` | micro-batches of data.batch_size per optimizer step" in blocks["configs"]
+    assert (
+        "| `trainer.grad_accum_steps` | `1` | micro-batches of data.batch_size per optimizer step" in blocks["configs"]
+    )
     assert "| `optimizer.warmup_ratio` | `0.1` | linear warmup" in blocks["configs"]
     assert "| `hydra.launcher.timeout_min` | `1440` |" in blocks["configs"]
-    assert re.search(r"\| `nusax_senti` \| sentence_classification \| 12 \| macro_f1, accuracy \| "
-                     r"`nusax_senti/\{folder\}/\{split\}.csv` \| `indonlp/NusaX-senti` \|", blocks["tasks"])
+    assert re.search(
+        r"\| `nusax_senti` \| sentence_classification \| 12 \| macro_f1, accuracy \| "
+        r"`nusax_senti/\{folder\}/\{split\}.csv` \| `indonlp/NusaX-senti` \|",
+        blocks["tasks"],
+    )
 
 
 def test_parse_reads_comments_continuations_and_block_lists(tmp_path: Path):
     path = tmp_path / "x.yaml"
-    path.write_text("# Header line one\n# and two.\ndefaults:\n  - a: b\n  - _self_\n"
-                    "lr: 1.0e-4      # the rate\n                # (continued)\n"
-                    "# about the block\nblock:\n  name: '# not a comment'\n  items: [1, 2]\n")
+    path.write_text(
+        "# Header line one\n# and two.\ndefaults:\n  - a: b\n  - _self_\n"
+        "lr: 1.0e-4      # the rate\n                # (continued)\n"
+        "# about the block\nblock:\n  name: '# not a comment'\n  items: [1, 2]\n"
+    )
     f = docs.parse(path, "g")
     assert f.header == "Header line one and two."
     rows = {r.key: (r.value, r.comment) for r in f.rows}
-    assert rows == {"defaults": ("[a: b, _self_]", ""), "lr": ("1.0e-4", "the rate (continued)"),
-                    "block": ("", "about the block"), "block.name": ("'# not a comment'", ""),
-                    "block.items": ("[1, 2]", "")}
+    assert rows == {
+        "defaults": ("[a: b, _self_]", ""),
+        "lr": ("1.0e-4", "the rate (continued)"),
+        "block": ("", "about the block"),
+        "block.name": ("'# not a comment'", ""),
+        "block.items": ("[1, 2]", ""),
+    }
 
 
 def test_readme_is_a_first_screen():

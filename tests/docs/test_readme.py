@@ -25,8 +25,13 @@ from conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-FAST = ["model=tiny_random", "trainer.epochs=1", "data.max_train_examples=48", "data.max_eval_examples=24",
-        "trainer.device=cpu"]
+FAST = [
+    "model=tiny_random",
+    "trainer.epochs=1",
+    "data.max_train_examples=48",
+    "data.max_eval_examples=24",
+    "trainer.device=cpu",
+]
 # per README line (matched by a fragment): the extra overrides that make it quick
 SHORTER = {
     "task=sib200": ["langpair.targets=[eng_Latn,fra_Latn,ind_Latn]"],
@@ -53,22 +58,30 @@ def test_the_readme_block_is_the_one_this_test_knows():
     lines = everyday_commands()
     assert len(lines) == 5 and all(line.startswith("xlexp ") for line in lines), lines
     assert sum(line.startswith("xlexp run") for line in lines) == 3
-    assert all(any(fragment in line for line in lines) for fragment in SHORTER)   # no stale shortening
+    assert all(any(fragment in line for line in lines) for fragment in SHORTER)  # no stale shortening
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "nusax_senti").is_dir() or not (SHARED_DATA / "sib200").is_dir(),
-                    reason=f"needs the real data in {SHARED_DATA}")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "nusax_senti").is_dir() or not (SHARED_DATA / "sib200").is_dir(),
+    reason=f"needs the real data in {SHARED_DATA}",
+)
 def test_readme_everyday_commands_run_as_written_with_only_the_venv_on_path(tmp_path: Path):
     work, home = tmp_path / "checkout", tmp_path / "home"
     work.mkdir()
     home.mkdir()
     (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "data").symlink_to(SHARED_DATA)          # ../shared/data, as beside a clone
-    env = {"PATH": str(BIN), "HOME": str(home), "HF_HUB_OFFLINE": "1", "LANG": "C.UTF-8",
-           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}   # (a source tree under test)
+    (tmp_path / "shared" / "data").symlink_to(SHARED_DATA)  # ../shared/data, as beside a clone
+    env = {
+        "PATH": str(BIN),
+        "HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "LANG": "C.UTF-8",
+        **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ},
+    }  # (a source tree under test)
     for line in everyday_commands():
-        out = subprocess.run(["/bin/bash", "-c", as_run_here(line)], capture_output=True, text=True, env=env,
-                             cwd=work, timeout=900)
+        out = subprocess.run(
+            ["/bin/bash", "-c", as_run_here(line)], capture_output=True, text=True, env=env, cwd=work, timeout=900
+        )
         assert out.returncode == 0, f"{line}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
     records = pd.concat(map(pd.read_parquet, (work / "results" / "runs").glob("*.parquet")))
     assert {"quickstart", "tiny_random-sib200-zero_shot"} <= set(records.experiment)

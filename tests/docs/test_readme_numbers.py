@@ -19,16 +19,29 @@ import quickstart_numbers as q  # noqa: E402
 pytestmark = pytest.mark.unit
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-NUMBERS = {5: "Five", 6: "Six", 7: "Seven", 8: "Eight", 9: "Nine", 10: "Ten", 11: "Eleven", 12: "Twelve",
-           13: "Thirteen", 14: "Fourteen", 15: "Fifteen"}
+NUMBERS = {
+    5: "Five",
+    6: "Six",
+    7: "Seven",
+    8: "Eight",
+    9: "Nine",
+    10: "Ten",
+    11: "Eleven",
+    12: "Twelve",
+    13: "Thirteen",
+    14: "Fourteen",
+    15: "Fifteen",
+}
 
 
 def test_the_readme_quickstart_numbers_are_the_measured_ones():
     rows = q.summary_from_block((ROOT / "docs" / "models.md").read_text(encoding="utf-8"))
     assert set(rows) == {"source_dev", "target_dev", "last"}
     expected = q.readme_block(rows)
-    found = README[README.index(q.R_START):README.index(q.R_END) + len(q.R_END)]
-    assert found == expected, "README's quickstart block differs from docs/models.md's measured one: run make docs-numbers"
+    found = README[README.index(q.R_START) : README.index(q.R_END) + len(q.R_END)]
+    assert found == expected, (
+        "README's quickstart block differs from docs/models.md's measured one: run make docs-numbers"
+    )
     # and nothing outside the block quotes a stale figure of the old README
     assert not re.search(r"\.597|\.707|\.610", README.replace(found, ""))
 
@@ -46,11 +59,17 @@ def test_readme_claims_are_true_and_it_is_small():
     first = README.split("\n\n")[1]
     assert all(word in first for word in ("encoder", "decoder", "Five task kinds", "regimes", "xlexp predict"))
     kinds = sorted(p.stem for p in (ROOT / "xlexp" / "tasks" / "types").glob("*.py") if p.stem != "__init__")
-    assert kinds == ["extractive_qa", "generation", "pair_classification", "retrieval", "sentence_classification",
-                     "token_classification"]   # five kinds: classification of sentences and pairs counts once
+    assert kinds == [
+        "extractive_qa",
+        "generation",
+        "pair_classification",
+        "retrieval",
+        "sentence_classification",
+        "token_classification",
+    ]  # five kinds: classification of sentences and pairs counts once
     regimes = sorted(p.stem for p in (ROOT / "xlexp" / "conf" / "regime").glob("*.yaml"))
     assert regimes == ["few_shot", "full", "icl", "multi_source", "probe", "zero_shot"] and "six regimes" in first
     speed = re.search(r"at ([\d.]+)× a `Trainer` peer's wall time[^(]*\(([^)]*)", README, re.S)
     assert speed and speed.group(1) == "0.86" and "equal arithmetic" in README and "§13" in speed.group(2)
     benchmarks = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
-    assert "| **0.86** |" in benchmarks                        # the number BENCHMARKS §13 measured
+    assert "| **0.86** |" in benchmarks  # the number BENCHMARKS §13 measured

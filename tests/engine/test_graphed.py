@@ -108,15 +108,34 @@ def test_step_graph_trains_like_the_eager_loop_on_gpu(token_level):
 
     def run(compile_):
         torch.manual_seed(0)
-        cfg = BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        cfg = BertConfig(
+            vocab_size=100,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
         enc = BertModel(cfg, add_pooling_layer=False)
-        model = (TokenClassifier(enc, 4, dropout=0.0) if token_level else SequenceClassifier(enc, 4, "mean", 0.0)).to(device)
+        model = (TokenClassifier(enc, 4, dropout=0.0) if token_level else SequenceClassifier(enc, 4, "mean", 0.0)).to(
+            device
+        )
         losses = []
-        settings = TrainSettings(epochs=3, batch_size=16, eval_batch_size=16, group_by_length=True, eval_every=None,
-                                 precision="fp32", seed=0, compile=compile_)
+        settings = TrainSettings(
+            epochs=3,
+            batch_size=16,
+            eval_batch_size=16,
+            group_by_length=True,
+            eval_every=None,
+            precision="fp32",
+            seed=0,
+            compile=compile_,
+        )
         opt = OptimizerSettings(lr=1e-3, weight_decay=0.01, warmup_ratio=0.1, grad_clip=1.0)
-        result = train(model, split, opt, settings, pad_id=0, device=device, on_step=lambda s, loss, lr: losses.append(loss))
+        result = train(
+            model, split, opt, settings, pad_id=0, device=device, on_step=lambda s, loss, lr: losses.append(loss)
+        )
         return model, losses, result.graph_replays
 
     eager, eager_losses, _ = run(False)

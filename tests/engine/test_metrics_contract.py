@@ -58,7 +58,7 @@ def test_sentence_accuracy_and_macro_f1_equal_sklearn_on_500_cases():
         gold, preds, num_labels = _label_case(rng, i)
         names = tuple(f"l{j}" for j in range(num_labels))
         got = compute_metrics(preds, _split(gold), ("accuracy", "macro_f1"), names)
-        ref_f1 = f1_score(gold, preds, average="macro", zero_division=0)   # labels=None: present in gold or preds
+        ref_f1 = f1_score(gold, preds, average="macro", zero_division=0)  # labels=None: present in gold or preds
         mismatches += got["accuracy"] != pytest.approx(accuracy_score(gold, preds), abs=1e-12)
         mismatches += got["macro_f1"] != pytest.approx(ref_f1, abs=1e-12)
         mismatches += label_counts(gold, preds)[0] != len(set(gold.tolist()) | set(preds.tolist()))
@@ -90,8 +90,11 @@ def test_bootstrap_weighted_metrics_equal_sklearn_on_the_resampled_examples():
         for metric in ("accuracy", "macro_f1"):
             got = weighted_metric(metric, gold, preds, w, num_labels)[0]
             ref = sklearn_metric(metric, gold[idx], preds[idx], num_labels)
-            ref2 = accuracy_score(gold[idx], preds[idx]) if metric == "accuracy" else \
-                f1_score(gold[idx], preds[idx], average="macro", zero_division=0)
+            ref2 = (
+                accuracy_score(gold[idx], preds[idx])
+                if metric == "accuracy"
+                else f1_score(gold[idx], preds[idx], average="macro", zero_division=0)
+            )
             mismatches += got != pytest.approx(ref, abs=1e-12) or ref != pytest.approx(ref2, abs=1e-12)
     assert mismatches == 0
 
@@ -122,21 +125,26 @@ def test_token_metrics_equal_seqeval_and_word_accuracy_on_500_cases():
             for c in cuts:
                 gold_w.append(g[start:c]), pred_w.append(p[start:c]), ids.append(ex)
                 start = c
-        got = token_metrics(pred_w, gold_w, np.asarray(ids), ("accuracy", "span_f1", "span_precision", "span_recall"),
-                            TAGS)
+        got = token_metrics(
+            pred_w, gold_w, np.asarray(ids), ("accuracy", "span_f1", "span_precision", "span_recall"), TAGS
+        )
         y_true = [[TAGS[t] for t in g] for g in gold_sents]
         y_pred = [[TAGS[t] for t in p] for p in pred_sents]
         acc = float(np.mean(np.concatenate(gold_sents) == np.concatenate(pred_sents)))
-        ref = {"accuracy": acc, "span_f1": seq_f1(y_true, y_pred, zero_division=0),
-               "span_precision": seq_p(y_true, y_pred, zero_division=0),
-               "span_recall": seq_r(y_true, y_pred, zero_division=0)}
+        ref = {
+            "accuracy": acc,
+            "span_f1": seq_f1(y_true, y_pred, zero_division=0),
+            "span_precision": seq_p(y_true, y_pred, zero_division=0),
+            "span_recall": seq_r(y_true, y_pred, zero_division=0),
+        }
         mismatches += sum(got[k] != pytest.approx(v, abs=1e-12) for k, v in ref.items())
     assert mismatches == 0
 
 
 # ---- extractive QA: the official SQuAD v1.1 evaluation script's rules -----------------------------------
 
-def _squad_normalize(s):   # evaluate-v1.1.py, normalize_answer
+
+def _squad_normalize(s):  # evaluate-v1.1.py, normalize_answer
     def remove_articles(text):
         return re.sub(r"\b(a|an|the)\b", " ", text)
 
@@ -150,7 +158,7 @@ def _squad_normalize(s):   # evaluate-v1.1.py, normalize_answer
     return white_space_fix(remove_articles(remove_punc(s.lower())))
 
 
-def _squad_f1(prediction, ground_truth):   # evaluate-v1.1.py, f1_score
+def _squad_f1(prediction, ground_truth):  # evaluate-v1.1.py, f1_score
     prediction_tokens = _squad_normalize(prediction).split()
     ground_truth_tokens = _squad_normalize(ground_truth).split()
     common = collections.Counter(prediction_tokens) & collections.Counter(ground_truth_tokens)
@@ -166,14 +174,39 @@ def _squad_em(prediction, ground_truth):
     return _squad_normalize(prediction) == _squad_normalize(ground_truth)
 
 
-WORDS = ["the", "a", "an", "The", "cat", "Cat", "sat", "on", "mat", "1990", "New", "York", "x", "an-", "(born",
-         "1,000", "U.S.", "Paris", "...", "'s", "dog", "é", "and"]
+WORDS = [
+    "the",
+    "a",
+    "an",
+    "The",
+    "cat",
+    "Cat",
+    "sat",
+    "on",
+    "mat",
+    "1990",
+    "New",
+    "York",
+    "x",
+    "an-",
+    "(born",
+    "1,000",
+    "U.S.",
+    "Paris",
+    "...",
+    "'s",
+    "dog",
+    "é",
+    "and",
+]
 
 
 def _answer(rnd: random.Random) -> str:
     words = [rnd.choice(WORDS) for _ in range(rnd.randint(0, 6))]
     seps = [rnd.choice([" ", "  ", ", ", ". ", "\t", " - "]) for _ in words]
-    return "".join(w + s for w, s in zip(words, seps)).strip() if rnd.random() > 0.05 else rnd.choice(["", ".", " the "])
+    return (
+        "".join(w + s for w, s in zip(words, seps)).strip() if rnd.random() > 0.05 else rnd.choice(["", ".", " the "])
+    )
 
 
 def test_qa_exact_match_and_f1_equal_the_official_squad_script_on_500_cases():
@@ -195,8 +228,24 @@ def test_qa_exact_match_and_f1_equal_the_official_squad_script_on_500_cases():
 
 # ---- generation: sacrebleu's corpus chrF++ and BLEU -----------------------------------------------------
 
-VOCAB = ["Der", "Hund", "läuft", "schnell", "nach", "Hause", ".", "the", "dog", "runs", "home", "quickly", "!",
-         "Katze", "?", "42"]
+VOCAB = [
+    "Der",
+    "Hund",
+    "läuft",
+    "schnell",
+    "nach",
+    "Hause",
+    ".",
+    "the",
+    "dog",
+    "runs",
+    "home",
+    "quickly",
+    "!",
+    "Katze",
+    "?",
+    "42",
+]
 
 
 def test_chrf_and_bleu_equal_sacrebleu_corpus_functions_on_500_cases():
@@ -207,7 +256,9 @@ def test_chrf_and_bleu_equal_sacrebleu_corpus_functions_on_500_cases():
     for _ in range(CASES):
         n = rnd.randint(1, 4)
         refs = [" ".join(rnd.choice(VOCAB) for _ in range(rnd.randint(1, 8))) for _ in range(n)]
-        hyps = [r if rnd.random() < 0.3 else " ".join(rnd.choice(VOCAB) for _ in range(rnd.randint(0, 8))) for r in refs]
+        hyps = [
+            r if rnd.random() < 0.3 else " ".join(rnd.choice(VOCAB) for _ in range(rnd.randint(0, 8))) for r in refs
+        ]
         got, sigs = generation_scores(hyps, refs)
         mismatches += got["chrf"] != pytest.approx(sacrebleu.corpus_chrf(hyps, [refs], word_order=2).score, abs=1e-9)
         mismatches += got["bleu"] != pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-9)
@@ -216,6 +267,7 @@ def test_chrf_and_bleu_equal_sacrebleu_corpus_functions_on_500_cases():
 
 
 # ---- retrieval: accuracy@1 of cosine nearest neighbours, both directions --------------------------------
+
 
 def test_retrieval_accuracy_equals_a_brute_force_search_on_500_cases():
     rng = np.random.default_rng(5)

@@ -19,9 +19,20 @@ from xlexp import XlexpError, load_records, run_experiment
 SOURCES = "langpair.sources=[eng,ind,jav,sun]"
 # four sources with different train sizes (so different step counts and epoch ends), clipping, warmup,
 # weight decay, dev evaluations every 3 steps, a watched target dev split under the budget
-BASE = [*TINY, "trainer.num_threads=1", SOURCES, "langpair.targets=[eng,ind,jav,sun]", "regime.dev_targets=[jav,sun]", "trainer.precision=fp32",
-        "trainer.eval_every=3", "optimizer.grad_clip=1.0", "optimizer.warmup_ratio=0.1", "optimizer.weight_decay=0.01",
-        "regime.target_dev_budget=0.5", "regime.target_dev_min=10"]
+BASE = [
+    *TINY,
+    "trainer.num_threads=1",
+    SOURCES,
+    "langpair.targets=[eng,ind,jav,sun]",
+    "regime.dev_targets=[jav,sun]",
+    "trainer.precision=fp32",
+    "trainer.eval_every=3",
+    "optimizer.grad_clip=1.0",
+    "optimizer.warmup_ratio=0.1",
+    "optimizer.weight_decay=0.01",
+    "regime.target_dev_budget=0.5",
+    "regime.target_dev_min=10",
+]
 KEY = ["source", "target", "split", "metric", "selection", "step", "seed", "n_examples"]
 
 
@@ -77,8 +88,16 @@ def test_resume_with_two_of_four_done_stacks_the_other_two(four, caplog):
 
 
 def test_two_seeds_of_multi_source_in_one_stack(dirs):
-    common = [*TINY, "trainer.num_threads=1", "regime=multi_source", "langpair.sources=[eng,ind]", "langpair.targets=[jav]", "regime.seeds=[1,2]",
-              "regime.sampling=uniform", "trainer.precision=fp32"]
+    common = [
+        *TINY,
+        "trainer.num_threads=1",
+        "regime=multi_source",
+        "langpair.sources=[eng,ind]",
+        "langpair.targets=[jav]",
+        "regime.seeds=[1,2]",
+        "regime.sampling=uniform",
+        "trainer.precision=fp32",
+    ]
     run_experiment(compose_cfg(dirs, *common, "name=ms_alone"))
     run_experiment(compose_cfg(dirs, *common, "name=ms_stacked", "trainer.sources_together=2"))
     alone, stacked = _records(dirs["results"], "ms_alone"), _records(dirs["results"], "ms_stacked")
@@ -86,27 +105,39 @@ def test_two_seeds_of_multi_source_in_one_stack(dirs):
     np.testing.assert_allclose(stacked["value"], alone["value"], atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("override, words", [
-    ("regime=few_shot", "regime few_shot does not train its units in a stack"),
-    ("optimizer=sgd", "optimizer=sgd is not stacked"),
-    ("trainer.compile=true", "trainer.compile=True"),
-    ("model.peft=lora", "LoRA"),
-    ("model.gradient_checkpointing=true", "gradient_checkpointing"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("regime=few_shot", "regime few_shot does not train its units in a stack"),
+        ("optimizer=sgd", "optimizer=sgd is not stacked"),
+        ("trainer.compile=true", "trainer.compile=True"),
+        ("model.peft=lora", "LoRA"),
+        ("model.gradient_checkpointing=true", "gradient_checkpointing"),
+    ],
+)
 def test_what_is_not_stacked_is_one_line_before_any_work(dirs, override, words, monkeypatch):
     import xlexp.experiment.runner as runner
 
     monkeypatch.setattr(runner, "_model_and_cache", lambda *a: pytest.fail("loaded a model before the check"))
     with pytest.raises(XlexpError, match=words.replace("(", r"\(").replace("[", r"\[")) as e:
-        run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng,ind]", "langpair.targets=[jav]", override,
-                                   "trainer.sources_together=2"))
+        run_experiment(
+            compose_cfg(
+                dirs,
+                *TINY,
+                "langpair.sources=[eng,ind]",
+                "langpair.targets=[jav]",
+                override,
+                "trainer.sources_together=2",
+            )
+        )
     assert "\n" not in str(e.value) and "sources_together=1" in str(e.value)
 
 
 def test_sources_together_must_be_positive(dirs):
     with pytest.raises(XlexpError, match="trainer.sources_together must be a positive integer"):
-        run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[jav]",
-                                   "trainer.sources_together=0"))
+        run_experiment(
+            compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[jav]", "trainer.sources_together=0")
+        )
 
 
 @pytest.mark.unit
@@ -166,13 +197,21 @@ def _engine_case(device: torch.device, dropout: float, token: bool):
     from xlexp.models.encoders import SequenceClassifier
     from xlexp.models.heads import TokenClassifier
 
-    cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                     pad_token_id=0, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    cfg = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        pad_token_id=0,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
 
     def split(n, seed):
         r = np.random.default_rng(seed)
         ids = [r.integers(1, 100, size=r.integers(3, 20)) for _ in range(n)]
-        tl = [np.where(r.random(len(x)) < .7, r.integers(0, 3, len(x)), -100) for x in ids] if token else None
+        tl = [np.where(r.random(len(x)) < 0.7, r.integers(0, 3, len(x)), -100) for x in ids] if token else None
         return TokenizedSplit(ids, r.integers(0, 3, n), token_labels=tl)
 
     def build():
@@ -185,8 +224,16 @@ def _engine_case(device: torch.device, dropout: float, token: bool):
     splits = [split(n, k) for k, n in enumerate([40, 33, 50, 21])]
 
     def settings():
-        return TrainSettings(epochs=2, batch_size=8, eval_batch_size=16, group_by_length=True, eval_every=None,
-                             precision="fp32", seed=42, grad_accum_steps=2)
+        return TrainSettings(
+            epochs=2,
+            batch_size=8,
+            eval_batch_size=16,
+            group_by_length=True,
+            eval_every=None,
+            precision="fp32",
+            seed=42,
+            grad_accum_steps=2,
+        )
 
     alone, alone_losses = [], []
     for sp in splits:
@@ -200,13 +247,16 @@ def _engine_case(device: torch.device, dropout: float, token: bool):
         gens.append(stacked.generator_after_seeding(device))
     stack = stacked.StackedModels(models)
     losses = [[] for _ in splits]
-    members = [stacked.Member(f"s{k}", sp, settings(), gens[k], on_step=lambda s, loss, lr, out=losses[k]: out.append(loss))
-               for k, sp in enumerate(splits)]
+    members = [
+        stacked.Member(f"s{k}", sp, settings(), gens[k], on_step=lambda s, loss, lr, out=losses[k]: out.append(loss))
+        for k, sp in enumerate(splits)
+    ]
     due = []
-    result = stacked.train_together(stack, members, opt, 0, device, lambda step, who: due.append((step, who)),
-                                     stacked.model_sizes(models[0]))
-    assert result.steps == [6, 6, 8, 4]   # ceil(ceil(n / 8) / 2) x 2 epochs: each model its own length
-    assert due[0] == (2, [3]) and due[-1] == (8, [2])   # each model evaluates at its own epoch ends
+    result = stacked.train_together(
+        stack, members, opt, 0, device, lambda step, who: due.append((step, who)), stacked.model_sizes(models[0])
+    )
+    assert result.steps == [6, 6, 8, 4]  # ceil(ceil(n / 8) / 2) x 2 epochs: each model its own length
+    assert due[0] == (2, [3]) and due[-1] == (8, [2])  # each model evaluates at its own epoch ends
     test = split(30, 99)
     preds = stacked.predict_together(stack, [0, 1, 2, 3], test, 16, 0, device)
     for k, ref in enumerate(alone):

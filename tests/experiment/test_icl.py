@@ -13,8 +13,13 @@ import torch
 from conftest import compose_cfg
 from xlexp import XlexpError, load_predictions, load_records, run_experiment
 
-ICL = ["model=tiny_random_decoder", "regime=icl", "trainer.progress=false", "langpair.sources=[eng]",
-       "langpair.targets=[eng,ind,jav]"]
+ICL = [
+    "model=tiny_random_decoder",
+    "regime=icl",
+    "trainer.progress=false",
+    "langpair.sources=[eng]",
+    "langpair.targets=[eng,ind,jav]",
+]
 
 
 def test_icl_k0_and_k4_end_to_end(dirs):
@@ -32,7 +37,7 @@ def test_icl_k0_and_k4_end_to_end(dirs):
     assert test["value"].between(0, 1).all() and set(test["n_examples"]) == {40}
     shots = list((dirs["results"] / "shots" / "nusax_senti" / "eng").glob("k4-total-set0-*.json"))
     assert len(shots) == 1 and len(json.loads(shots[0].read_text())["ids"]) == 4
-    assert len(load_predictions(dirs["results"])) == 40 * 3 * 2   # paired comparisons need them
+    assert len(load_predictions(dirs["results"])) == 40 * 3 * 2  # paired comparisons need them
 
 
 def test_icl_shot_sets_are_deterministic_and_reusable_from_a_file(dirs, tmp_path):
@@ -43,8 +48,12 @@ def test_icl_shot_sets_are_deterministic_and_reusable_from_a_file(dirs, tmp_path
     file.write_text(json.dumps({"eng": {"4": [ids]}}))
     run_experiment(compose_cfg(dirs, *ICL, "regime.k=[4]", f"regime.shots_file={file}", "name=reused"))
     df = load_records(dirs["results"])
-    a, b = (df[(df["experiment"] == e) & (df["split"] == "test")].sort_values(["target", "metric", "selection"])["value"].tolist()
-            for e in ("drawn", "reused"))
+    a, b = (
+        df[(df["experiment"] == e) & (df["split"] == "test")]
+        .sort_values(["target", "metric", "selection"])["value"]
+        .tolist()
+        for e in ("drawn", "reused")
+    )
     assert a == b
 
 
@@ -71,7 +80,9 @@ def test_verbaliser_scores_equal_a_plain_forward_pass(dirs):
             want = sum(float(logp[len(ctx_ids) + t - 1, tok_id]) for t, tok_id in enumerate(cont_ids))
             assert got[i, j] == pytest.approx(want, abs=1e-4)
     # a context longer than the budget loses its oldest tokens, keeps <s>, and is counted
-    short, cut = continuation_logprobs(lm, tok, [" ".join(["food"] * 40)], [["good"]], 2, torch.device("cpu"), "fp32", 10)
+    short, cut = continuation_logprobs(
+        lm, tok, [" ".join(["food"] * 40)], [["good"]], 2, torch.device("cpu"), "fp32", 10
+    )
     assert cut == 1 and np.isfinite(short).all()
 
 
@@ -80,9 +91,13 @@ def test_prompts_per_language_and_their_checks():
     from xlexp.tasks.prompts import prompt_for
 
     labels = ("negative", "neutral", "positive")
-    options = {"prompt": {"template": "Text: {text}\nSentiment: {label}", "instruction": "Classify.",
-                          "languages": {"ind": {"verbalizers": {"negative": "negatif", "neutral": "netral",
-                                                                "positive": "positif"}}}}}
+    options = {
+        "prompt": {
+            "template": "Text: {text}\nSentiment: {label}",
+            "instruction": "Classify.",
+            "languages": {"ind": {"verbalizers": {"negative": "negatif", "neutral": "netral", "positive": "positif"}}},
+        }
+    }
     eng, ind = prompt_for(options, "eng", labels, "t"), prompt_for(options, "ind", labels, "t")
     assert eng.verbalizers == labels and ind.verbalizers == ("negatif", "netral", "positif")
     assert eng.context("good") == "Text: good\nSentiment:" and eng.continuations()[2] == " positive"
@@ -106,9 +121,19 @@ def test_compare_puts_fine_tuned_and_in_context_side_by_side(dirs):
     from xlexp.views.compare import compare
 
     run_experiment(compose_cfg(dirs, *ICL, "regime.k=[0,4]", "name=icl"))
-    run_experiment(compose_cfg(dirs, "model=tiny_random_decoder", "optimizer.lr=1e-3", "trainer.epochs=1",
-                               "data.batch_size=8", "trainer.progress=false", "langpair.sources=[eng]",
-                               "langpair.targets=[eng,ind,jav]", "name=ft"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            "model=tiny_random_decoder",
+            "optimizer.lr=1e-3",
+            "trainer.epochs=1",
+            "data.batch_size=8",
+            "trainer.progress=false",
+            "langpair.sources=[eng]",
+            "langpair.targets=[eng,ind,jav]",
+            "name=ft",
+        )
+    )
     zero = compare(dirs["results"], "ft", "icl", "macro_f1", n_boot=100)
     assert len(zero.cells) == 3
     four = compare(dirs["results"], "ft", "icl", "macro_f1", n_boot=100, k_b=4)
@@ -118,8 +143,16 @@ def test_compare_puts_fine_tuned_and_in_context_side_by_side(dirs):
 
 def test_icl_refuses_what_it_cannot_score_with_one_line(dirs):
     with pytest.raises(XlexpError, match="needs a decoder") as e:
-        run_experiment(compose_cfg(dirs, "model=tiny_random", "regime=icl", "trainer.progress=false",
-                                   "langpair.sources=[eng]", "langpair.targets=[ind]"))
+        run_experiment(
+            compose_cfg(
+                dirs,
+                "model=tiny_random",
+                "regime=icl",
+                "trainer.progress=false",
+                "langpair.sources=[eng]",
+                "langpair.targets=[ind]",
+            )
+        )
     assert "\n" not in str(e.value)
     with pytest.raises(XlexpError, match="trim_vocab"):
         run_experiment(compose_cfg(dirs, *ICL, "model.trim_vocab=true"))

@@ -23,16 +23,33 @@ def test_target_dev_is_a_seeded_subsample_within_the_budget_and_source_dev_is_wh
     """#19.5: with a budget of 0.1 x 60 training examples per epoch over 2 watched targets, each target
     gets max(target_dev_min=5, 6 // 2) = 5 of its 20 dev examples; the source's dev split stays whole,
     and the dev records carry the size used."""
-    run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]",
-                               "regime.dev_targets=all", "regime.target_dev_budget=0.1", "regime.target_dev_min=5"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *TINY,
+            "langpair.sources=[eng]",
+            "langpair.targets=[eng,ind,jav]",
+            "regime.dev_targets=all",
+            "regime.target_dev_budget=0.1",
+            "regime.target_dev_min=5",
+        )
+    )
     dev = load_records(dirs["results"]).query("split == 'dev'")
     assert dev.groupby("target")["n_examples"].unique().map(list).to_dict() == {"eng": [20], "ind": [5], "jav": [5]}
     assert set(load_records(dirs["results"]).query("split == 'test'").selection) == {"source_dev", "target_dev", "last"}
 
 
 def test_no_budget_evaluates_the_full_target_dev_splits(dirs):
-    run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[eng,ind]",
-                               "regime.dev_targets=all", "regime.target_dev_budget=null"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *TINY,
+            "langpair.sources=[eng]",
+            "langpair.targets=[eng,ind]",
+            "regime.dev_targets=all",
+            "regime.target_dev_budget=null",
+        )
+    )
     dev = load_records(dirs["results"]).query("split == 'dev'")
     assert set(dev.n_examples) == {20}
 
@@ -60,19 +77,41 @@ def _shift(line: str) -> str:
 
 @pytest.fixture
 def five(tmp_path: Path) -> dict[str, Path]:
-    return {"data": write_five_languages(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
+    return {
+        "data": write_five_languages(tmp_path / "data"),
+        "results": tmp_path / "results",
+        "cache": tmp_path / "cache",
+    }
 
 
 def run_cli(dirs, *args, env_extra=None):
-    env = {**os.environ, "XLEXP_DATA_DIR": str(dirs["data"]), "XLEXP_RESULTS_DIR": str(dirs["results"]),
-           "XLEXP_CACHE_DIR": str(dirs["cache"]), **(env_extra or {})}
+    env = {
+        **os.environ,
+        "XLEXP_DATA_DIR": str(dirs["data"]),
+        "XLEXP_RESULTS_DIR": str(dirs["results"]),
+        "XLEXP_CACHE_DIR": str(dirs["cache"]),
+        **(env_extra or {}),
+    }
     env.pop("XLEXP_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "xlexp.cli.main", *args], capture_output=True, text=True, env=env,
-                          cwd=dirs["results"].parent, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=dirs["results"].parent,
+        timeout=900,
+    )
 
 
-FIVE_RUN = ["run", *TINY, "trainer.epochs=1", f"langpair.sources=[{','.join(FIVE)}]",
-            f"langpair.targets=[{','.join(FIVE)}]", "regime.dev_targets=all", "name=five"]
+FIVE_RUN = [
+    "run",
+    *TINY,
+    "trainer.epochs=1",
+    f"langpair.sources=[{','.join(FIVE)}]",
+    f"langpair.targets=[{','.join(FIVE)}]",
+    "regime.dev_targets=all",
+    "name=five",
+]
 
 
 def test_kill_9_during_source_3_then_the_same_command_trains_only_sources_3_to_5(five, tmp_path):
@@ -82,7 +121,7 @@ def test_kill_9_during_source_3_then_the_same_command_trains_only_sources_3_to_5
     killed = run_cli(five, *FIVE_RUN, env_extra={"XLEXP_FAULT": "before-records:3"})
     assert killed.returncode == -9, killed.stderr[-2000:]
     first = load_records(five["results"])
-    assert sorted(first.source.unique()) == ["eng", "ind"]           # nothing of unit 3 counts
+    assert sorted(first.source.unique()) == ["eng", "ind"]  # nothing of unit 3 counts
     assert len(list((five["results"] / "predictions").glob("*.parquet"))) == 3  # unit 3's predictions were written
 
     again = run_cli(five, *FIVE_RUN)
@@ -94,22 +133,32 @@ def test_kill_9_during_source_3_then_the_same_command_trains_only_sources_3_to_5
     trained = re.findall(r"unit (\d)/5 \(source (\w+), seed 42\) done in", out)
     assert trained == [("3", "jav"), ("4", "sun"), ("5", "ace")]
     resumed = load_records(five["results"])
-    assert sorted(resumed.groupby("run_id").source.unique().map(sorted).map(tuple)) == \
-        [("ace", "jav", "sun"), ("eng", "ind")]
+    assert sorted(resumed.groupby("run_id").source.unique().map(sorted).map(tuple)) == [
+        ("ace", "jav", "sun"),
+        ("eng", "ind"),
+    ]
 
     fresh = {**five, "results": tmp_path / "fresh"}
     whole = run_cli(fresh, *FIVE_RUN)
     assert whole.returncode == 0, whole.stderr[-3000:]
     cols = ["source", "target", "split", "metric", "selection", "step", "value", "n_examples", "unit_key"]
-    a, b = (load_records(d).query("split == 'test'")[cols].sort_values(cols[:6]).reset_index(drop=True)
-            for d in (five["results"], fresh["results"]))
+    a, b = (
+        load_records(d).query("split == 'test'")[cols].sort_values(cols[:6]).reset_index(drop=True)
+        for d in (five["results"], fresh["results"])
+    )
     assert len(a) == 5 * 5 * 2 * 3 and a.equals(b)
     assert len(load_predictions(five["results"])) == len(load_predictions(fresh["results"]))  # no doubled unit 3
 
 
 def test_rerun_true_trains_every_unit_again_and_the_newest_records_win(dirs):
-    args = ["run", *TINY, "trainer.epochs=1", "langpair.sources=[eng,ind]", "langpair.targets=[eng,ind]",
-            "regime.dev_targets=none"]
+    args = [
+        "run",
+        *TINY,
+        "trainer.epochs=1",
+        "langpair.sources=[eng,ind]",
+        "langpair.targets=[eng,ind]",
+        "regime.dev_targets=none",
+    ]
     assert run_cli(dirs, *args).returncode == 0
     second = run_cli(dirs, *args)
     assert second.returncode == 0 and len(re.findall(r"skip unit \d/2", second.stdout + second.stderr)) == 2
@@ -128,12 +177,24 @@ FOUR = FIVE[:4]
 def test_submitit_local_runs_one_job_per_source_into_one_store_and_one_matrix(five):
     """#19 acceptance: a 4-source matrix as 4 submitit jobs (the local twin of a SLURM array job), all
     writing one store; the multirun listed the 4 units before submitting; one 4 x 4 matrix."""
-    out = run_cli(five, "run", "-m", *TINY, "trainer.epochs=1", f"langpair.targets=[{','.join(FOUR)}]",
-                  "regime.dev_targets=none", "name=jobs", "hydra/launcher=xlexp_local", "hydra.launcher.timeout_min=10",
-                  f"langpair.sources={','.join(FOUR)}")
+    out = run_cli(
+        five,
+        "run",
+        "-m",
+        *TINY,
+        "trainer.epochs=1",
+        f"langpair.targets=[{','.join(FOUR)}]",
+        "regime.dev_targets=none",
+        "name=jobs",
+        "hydra/launcher=xlexp_local",
+        "hydra.launcher.timeout_min=10",
+        f"langpair.sources={','.join(FOUR)}",
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     assert "multirun: 4 job(s), 4 training unit(s) listed as planned" in out.stdout + out.stderr
-    jobs = [p for p in (five["results"].parent / "multirun").glob("*/*/.submitit/*") if p.is_dir() and "%" not in p.name]
+    jobs = [
+        p for p in (five["results"].parent / "multirun").glob("*/*/.submitit/*") if p.is_dir() and "%" not in p.name
+    ]
     assert len(jobs) == 4 and all(list(j.glob("*_result.pkl")) for j in jobs)
     df = load_records(five["results"])
     assert df.run_id.nunique() == 4 and sorted(df.groupby("run_id").source.first()) == sorted(FOUR)  # one job each
@@ -154,7 +215,9 @@ def test_status_lists_done_failed_running_pending_units_and_the_matrix_marks_the
 
     base = ["run", *TINY, "trainer.epochs=1", "langpair.targets=[eng,ind,jav]", "regime.dev_targets=none", "name=st"]
     assert run_cli(dirs, *base, "langpair.sources=[eng]").returncode == 0
-    bad = run_cli(dirs, *base, "langpair.sources=[ind]", "optimizer=sgd", "optimizer.lr=1e30", "optimizer.grad_clip=null")
+    bad = run_cli(
+        dirs, *base, "langpair.sources=[ind]", "optimizer=sgd", "optimizer.lr=1e30", "optimizer.grad_clip=null"
+    )
     assert bad.returncode == 2, bad.stderr[-2000:]
     ledger.plan_units(dirs["results"], [ledger.UnitEntry("st", "a" * 12, "jav", 42, ["eng", "ind", "jav"])])
     running = ledger.UnitEntry("st", "b" * 12, "sun", 42, ["eng", "ind", "jav"])
@@ -170,7 +233,9 @@ def test_status_lists_done_failed_running_pending_units_and_the_matrix_marks_the
 
     matrix = run_cli(dirs, "matrix", "--experiment", "st", "--metric", "accuracy")
     assert matrix.returncode == 0, matrix.stderr
-    rows = {line.split("│")[1].strip().split(" ")[0]: line for line in matrix.stdout.splitlines() if line.count("│") > 3}
+    rows = {
+        line.split("│")[1].strip().split(" ")[0]: line for line in matrix.stdout.splitlines() if line.count("│") > 3
+    }
     assert rows["ind"].count("failed") == 3 and rows["jav"].count("pending") == 3 and rows["sun"].count("running") == 3
     assert re.search(r"eng .*│ +0\.\d{3} │", rows["eng"])
     assert "partial matrix: 1 of 4 unit(s) done, 1 running, 1 failed, 1 pending; 9 cell(s) marked" in matrix.stdout
@@ -182,8 +247,11 @@ def test_status_lists_done_failed_running_pending_units_and_the_matrix_marks_the
     ledger.mark(dirs["results"], running, "running", host=ledger.this_host(), pid=gone.pid, started=time.time() - 5)
     text = run_cli(dirs, "status", "--experiment", "st").stdout
     assert "4 unit(s): 1 done, 0 running, 2 failed, 1 pending" in text, text
-    assert re.search(r"nothing running: (\d+h)?(\d+m)?\d+s of work left for one process \(mean unit time [\dhms]+ over 1 measured "
-                     r"unit\(s\); 1 pending, 2 failed\)", text), text
+    assert re.search(
+        r"nothing running: (\d+h)?(\d+m)?\d+s of work left for one process \(mean unit time [\dhms]+ over 1 measured "
+        r"unit\(s\); 1 pending, 2 failed\)",
+        text,
+    ), text
     assert "ETA" not in text and "complete" not in text
 
 
@@ -196,18 +264,29 @@ def test_a_killed_units_process_is_reported_failed_and_the_eta_is_measured(tmp_p
     ledger.mark(tmp_path, e, "running", host=ledger.this_host(), pid=gone.pid, started=100.0)
     [state] = ledger.unit_states(tmp_path, "x")
     assert state.state == "failed" and f"process {gone.pid}" in state.detail
-    done = [ledger.UnitState(ledger.UnitEntry("x", k, "s", 1, elapsed_s=t), "done") for k, t in (("d1", 10.0), ("d2", 30.0))]
+    done = [
+        ledger.UnitState(ledger.UnitEntry("x", k, "s", 1, elapsed_s=t), "done") for k, t in (("d1", 10.0), ("d2", 30.0))
+    ]
     running = ledger.UnitState(ledger.UnitEntry("x", "r", "s", 1, started=995.0), "running")
     waiting = [ledger.UnitState(ledger.UnitEntry("x", f"p{i}", "s", 1), "pending") for i in range(3)]
     mean, eta = ledger.eta_seconds([*done, running, *waiting], now=1000.0)
-    assert mean == 20.0 and eta == 3 * 20.0 + (20.0 - 5.0)   # one process running: everything after one another
+    assert mean == 20.0 and eta == 3 * 20.0 + (20.0 - 5.0)  # one process running: everything after one another
 
 
 def test_few_shot_cells_are_skipped_with_their_source_unit(dirs):
     """The few-shot cells (K = 0 and K > 0) are records of their source unit: a second run of the same
     command trains nothing and prints one skip line per source; the run's matrix has every cell."""
-    args = ["run", *TINY, "trainer.epochs=1", "regime=few_shot", "regime.k=[2]", "regime.shot_sets=1",
-            "regime.finetune.epochs=1", "langpair.sources=[eng,ind]", "langpair.targets=[jav]"]
+    args = [
+        "run",
+        *TINY,
+        "trainer.epochs=1",
+        "regime=few_shot",
+        "regime.k=[2]",
+        "regime.shot_sets=1",
+        "regime.finetune.epochs=1",
+        "langpair.sources=[eng,ind]",
+        "langpair.targets=[jav]",
+    ]
     first = run_cli(dirs, *args)
     assert first.returncode == 0, first.stderr[-2000:]
     n = len(load_records(dirs["results"]))
@@ -225,6 +304,8 @@ def test_matrix_of_an_experiment_whose_jobs_have_not_finished_a_unit_says_so(tmp
     from xlexp.results import units as ledger
     from xlexp.views.console import show
 
-    ledger.plan_units(tmp_path, [ledger.UnitEntry("queued", k, s, 1, ["eng"]) for k, s in (("k1", "eng"), ("k2", "ind"))])
+    ledger.plan_units(
+        tmp_path, [ledger.UnitEntry("queued", k, s, 1, ["eng"]) for k, s in (("k1", "eng"), ("k2", "ind"))]
+    )
     assert show(tmp_path, "queued") == []
     assert "experiment queued: no unit done yet (0 running, 0 failed, 2 pending of 2)" in capsys.readouterr().out

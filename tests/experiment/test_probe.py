@@ -29,11 +29,13 @@ def test_probe_matrix_records_draws_as_shot_sets(dirs):
     test = _test(dirs, "p")
     assert set(zip(test["source"], test["target"])) == {(s, t) for s in ("eng", "ind") for t in ("eng", "ind", "jav")}
     assert set(test["shot_set"].astype(int)) == {0, 1, 2} and test["k"].isna().all()
-    assert set(test["selection"]) == {"last"} and (test["regime"] == "probe").all()   # one rule: no checkpoints
-    assert (test["n_examples"] == 40).all() and len(test) == 2 * 3 * 3 * 2          # cells x draws x metrics
-    assert (df["split"] != "dev").all()            # no dev split is read or scored
+    assert set(test["selection"]) == {"last"} and (test["regime"] == "probe").all()  # one rule: no checkpoints
+    assert (test["n_examples"] == 40).all() and len(test) == 2 * 3 * 3 * 2  # cells x draws x metrics
+    assert (df["split"] != "dev").all()  # no dev split is read or scored
     # embeddings were cached: one file per (language, split) read
-    files = sorted(p.name.split(".")[0] + "." + p.name.split(".")[1] for p in (dirs["cache"] / "embeddings").rglob("*.npz"))
+    files = sorted(
+        p.name.split(".")[0] + "." + p.name.split(".")[1] for p in (dirs["cache"] / "embeddings").rglob("*.npz")
+    )
     assert files == ["eng.test", "eng.train", "ind.test", "ind.train", "jav.test"]
 
 
@@ -54,8 +56,11 @@ def test_probe_rerun_reads_cached_vectors_and_gives_the_same_numbers(dirs, monke
 
 def test_prefix_is_part_of_the_cache_key(dirs):
     run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[eng]", "name=a"))
-    run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[eng]", "regime.prefix='query: '",
-                               "name=b"))
+    run_experiment(
+        compose_cfg(
+            dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[eng]", "regime.prefix='query: '", "name=b"
+        )
+    )
     files = list((dirs["cache"] / "embeddings").rglob("eng.test.*.npz"))
     assert len(files) == 2
     x, y = (np.load(f)["emb"] for f in files)
@@ -81,7 +86,7 @@ def test_bitext_mining_metrics_match_mteb_definition():
     rng = np.random.default_rng(0)
     pivot = rng.normal(size=(6, 8))
     xx = pivot.copy()
-    xx[4] = pivot[2] + 0.01          # sentence 4 matches pivot 2: one error, pivot 2 is chosen twice
+    xx[4] = pivot[2] + 0.01  # sentence 4 matches pivot 2: one error, pivot 2 is chosen twice
     m = bitext_mining_metrics(xx, pivot)
     assert m["accuracy"] == pytest.approx(5 / 6) and m["acc1_xx2en"] == m["accuracy"]
     # weighted over gold ids (each support 1): F1 of id 2 is 2/3 (precision 1/2, recall 1), id 4 is 0
@@ -96,10 +101,22 @@ def test_probe_on_a_retrieval_task_is_mteb_bitext_mining(dirs):
     folder.mkdir()
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
     for code in ("afr", "deu"):
-        (folder / f"tatoeba.{code}-eng.{code}").write_text("\n".join(f"{w} {code}" for w in words) + "\n", encoding="utf-8")
+        (folder / f"tatoeba.{code}-eng.{code}").write_text(
+            "\n".join(f"{w} {code}" for w in words) + "\n", encoding="utf-8"
+        )
         (folder / f"tatoeba.{code}-eng.eng").write_text("\n".join(f"{w} eng" for w in words) + "\n", encoding="utf-8")
-    run_experiment(compose_cfg(dirs, "model=tiny_random", "trainer.progress=false", "regime=probe", "task=tatoeba",
-                               "langpair=tatoeba_all", "langpair.targets=[afr,deu]", "name=bt"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            "model=tiny_random",
+            "trainer.progress=false",
+            "regime=probe",
+            "task=tatoeba",
+            "langpair=tatoeba_all",
+            "langpair.targets=[afr,deu]",
+            "name=bt",
+        )
+    )
     test = _test(dirs, "bt")
     assert set(test["source"]) == {"eng"} and set(test["target"]) == {"afr", "deu"}
     assert set(test["metric"]) == {"f1", "accuracy", "precision", "recall", "acc1_xx2en", "acc1_en2xx"}
@@ -113,9 +130,13 @@ def test_fast_label_metrics_equal_the_engine_metrics():
     rng = np.random.default_rng(1)
     for n_labels, n in ((7, 204), (3, 5), (4, 50)):
         gold = rng.integers(0, n_labels, n)
-        pred = np.where(rng.random(n) < 0.6, gold, rng.integers(0, n_labels - 1, n))   # label n-1 rarely predicted
+        pred = np.where(rng.random(n) < 0.6, gold, rng.integers(0, n_labels - 1, n))  # label n-1 rarely predicted
         fast = label_metrics(pred, gold, ("accuracy", "macro_f1"), n_labels)
-        ref = compute_metrics(pred, TokenizedSplit(input_ids=[], labels=gold), ("accuracy", "macro_f1"),
-                              tuple(str(i) for i in range(n_labels)))
+        ref = compute_metrics(
+            pred,
+            TokenizedSplit(input_ids=[], labels=gold),
+            ("accuracy", "macro_f1"),
+            tuple(str(i) for i in range(n_labels)),
+        )
         assert fast == pytest.approx(ref, abs=1e-12)
     assert label_metrics(gold, gold, ("accuracy", "weighted_f1"), 4) is None

@@ -18,8 +18,14 @@ from xlexp.experiment import regimes
 
 pytestmark = pytest.mark.integration
 
-QUICK = ["optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8", "trainer.progress=false",
-         "data.max_train_examples=24", "data.max_eval_examples=12"]
+QUICK = [
+    "optimizer.lr=1e-3",
+    "trainer.epochs=1",
+    "data.batch_size=8",
+    "trainer.progress=false",
+    "data.max_train_examples=24",
+    "data.max_eval_examples=12",
+]
 
 
 def _parallel(root) -> None:
@@ -50,11 +56,19 @@ TASKS = {
     "token_classification": ("wikiann", "en", "en,de", []),
     "generation": ("tatoeba_mt", "deu", "deu,nld", ["model.max_new_tokens=8", "trainer.eval_every=100000"]),
 }
-SECOND = {"sentence_classification": "ind", "pair_classification": "de", "token_classification": "de",
-          "generation": "nld"}
+SECOND = {
+    "sentence_classification": "ind",
+    "pair_classification": "de",
+    "token_classification": "de",
+    "generation": "nld",
+}
 MODEL = {"generation": "tiny_random_seq2seq"}
-GRID = [(r, t) for r in ("zero_shot", "few_shot", "full", "multi_source", "icl") for t in TASKS
-        if regimes.get(r).task_types is None or t in regimes.get(r).task_types]
+GRID = [
+    (r, t)
+    for r in ("zero_shot", "few_shot", "full", "multi_source", "icl")
+    for t in TASKS
+    if regimes.get(r).task_types is None or t in regimes.get(r).task_types
+]
 
 
 @pytest.mark.parametrize("regime,task_type", GRID)
@@ -62,8 +76,15 @@ def test_each_declared_pair_runs_and_its_records_say_what_happened(tmp_path, dat
     task, source, targets, extra = TASKS[task_type]
     model = "tiny_random_decoder" if regime == "icl" else MODEL.get(task_type, "tiny_random")
     dirs = {"data": data, "results": tmp_path / "results", "cache": tmp_path / "cache"}
-    args = [*QUICK, *extra, f"task={task}", f"model={model}", f"regime={regime}", f"langpair.targets=[{targets}]",
-            f"name={regime}-{task_type}"]
+    args = [
+        *QUICK,
+        *extra,
+        f"task={task}",
+        f"model={model}",
+        f"regime={regime}",
+        f"langpair.targets=[{targets}]",
+        f"name={regime}-{task_type}",
+    ]
     if regime == "multi_source":
         args.append(f"langpair.sources=[{source},{SECOND[task_type]}]")
     elif regime != "full":

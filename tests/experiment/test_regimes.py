@@ -47,8 +47,17 @@ def test_no_checkpoint_files_left_behind(dirs):
     assert not ckpt.exists() or not any(ckpt.rglob("*.pt"))
 
 
-FS = [*TINY, "regime=few_shot", "langpair.sources=[eng]", "langpair.targets=[ind,jav]", "regime.k=[2,5]",
-      "regime.shot_sets=3", "regime.finetune.epochs=2", "regime.finetune.lr=1e-3", "name=fs"]
+FS = [
+    *TINY,
+    "regime=few_shot",
+    "langpair.sources=[eng]",
+    "langpair.targets=[ind,jav]",
+    "regime.k=[2,5]",
+    "regime.shot_sets=3",
+    "regime.finetune.epochs=2",
+    "regime.finetune.lr=1e-3",
+    "name=fs",
+]
 
 
 def test_few_shot_trains_source_once_and_reports_mean_std(dirs, caplog):
@@ -72,15 +81,26 @@ def test_few_shot_trains_source_once_and_reports_mean_std(dirs, caplog):
 
     caplog.clear()
     mtime = cached[0].stat().st_mtime_ns
-    run_experiment(compose_cfg(dirs, *FS, "rerun=true"))  # second run (rerun: else skipped): the source model from the cache
+    run_experiment(
+        compose_cfg(dirs, *FS, "rerun=true")
+    )  # second run (rerun: else skipped): the source model from the cache
     assert not any("training source model" in m for m in caplog.messages)
     assert any("reusing the cached source model" in m for m in caplog.messages)
     assert cached[0].stat().st_mtime_ns == mtime
     df2 = load_records(dirs["results"])
     runs = sorted(df2["run_id"].unique())
-    a, b = (df2[(df2["run_id"] == r) & (df2["split"] == "test") & (df2["selection"] != "target_dev")
-                & (df2["selection"] != "last") | (df2["run_id"] == r) & (pd.to_numeric(df2["k"]) > 0)]
-            .sort_values(["target", "k", "shot_set", "metric"])["value"].tolist() for r in runs)
+    a, b = (
+        df2[
+            (df2["run_id"] == r)
+            & (df2["split"] == "test")
+            & (df2["selection"] != "target_dev")
+            & (df2["selection"] != "last")
+            | (df2["run_id"] == r) & (pd.to_numeric(df2["k"]) > 0)
+        ]
+        .sort_values(["target", "k", "shot_set", "metric"])["value"]
+        .tolist()
+        for r in runs
+    )
     assert a == b  # same seed, same shots: identical numbers
 
 
@@ -99,22 +119,44 @@ def test_shot_sets_are_deterministic_and_class_balanced():
 def test_shots_imported_from_a_file(dirs, tmp_path):
     path = tmp_path / "shots.json"
     path.write_text(json.dumps({"ind": {"2": [[0, 1, 2, 3, 4, 5]]}, "jav": {"2": [[6, 7, 8, 9, 10, 11]]}}))
-    run_experiment(compose_cfg(dirs, *TINY, "regime=few_shot", "langpair.sources=[eng]", "langpair.targets=[ind,jav]",
-                               "regime.k=[2]", f"regime.shots_file={path}", "regime.finetune.epochs=1", "name=file"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *TINY,
+            "regime=few_shot",
+            "langpair.sources=[eng]",
+            "langpair.targets=[ind,jav]",
+            "regime.k=[2]",
+            f"regime.shots_file={path}",
+            "regime.finetune.epochs=1",
+            "name=file",
+        )
+    )
     df = load_records(dirs["results"])
     assert len(df[(pd.to_numeric(df["k"]) == 2) & (df["metric"] == "accuracy")]) == 2
 
 
 def test_multi_source_is_one_row(dirs):
-    run_experiment(compose_cfg(dirs, *TINY, "regime=multi_source", "langpair.sources=[eng,ind,jav]",
-                               "langpair.targets=[eng,ind,jav]", "regime.sampling=uniform", "name=ms"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *TINY,
+            "regime=multi_source",
+            "langpair.sources=[eng,ind,jav]",
+            "langpair.targets=[eng,ind,jav]",
+            "regime.sampling=uniform",
+            "name=ms",
+        )
+    )
     m = pivot(load_records(dirs["results"]), "ms", "accuracy")
     assert list(m.mean.index) == ["eng+ind+jav"] and m.shape == (1, 3)
 
 
 def test_multi_source_needs_two_sources(dirs):
     with pytest.raises(XlexpError, match="at least two sources"):
-        run_experiment(compose_cfg(dirs, *TINY, "regime=multi_source", "langpair.sources=[eng]", "langpair.targets=[ind]"))
+        run_experiment(
+            compose_cfg(dirs, *TINY, "regime=multi_source", "langpair.sources=[eng]", "langpair.targets=[ind]")
+        )
 
 
 @pytest.mark.unit
@@ -127,7 +169,10 @@ def test_sampling_weights():
 
 
 def test_seeds_give_mean_std_and_n(dirs):
-    run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[ind,jav]",
-                               "regime.seeds=[1,2,3]", "name=seeds"))
+    run_experiment(
+        compose_cfg(
+            dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[ind,jav]", "regime.seeds=[1,2,3]", "name=seeds"
+        )
+    )
     m = pivot(load_records(dirs["results"]), "seeds", "accuracy")
     assert (m.n == 3).all().all() and m.std.notna().all().all()

@@ -33,7 +33,12 @@ def test_all_to_all_matrix_is_complete_and_deterministic(dirs):
     assert a == b and first == second
     # a different seed changes them
     run_experiment(compose_cfg(dirs, *TINY, *THREE, "name=det2", "seed=7"))
-    c = load_records(dirs["results"]).query("experiment == 'det2'").sort_values(["source", "target", "metric"])["value"].tolist()
+    c = (
+        load_records(dirs["results"])
+        .query("experiment == 'det2'")
+        .sort_values(["source", "target", "metric"])["value"]
+        .tolist()
+    )
     assert c != a
 
 
@@ -66,10 +71,19 @@ def test_full_regime_trains_each_target_on_itself(dirs):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["langpair.sources=[eng]", "langpair.targets=[ind,klingon]"], r"unknown target language 'klingon'.*Valid languages \(12\): ace"),
+        (
+            ["langpair.sources=[eng]", "langpair.targets=[ind,klingon]"],
+            r"unknown target language 'klingon'.*Valid languages \(12\): ace",
+        ),
         (["langpair.sources=[eng]", "langpair.targets=[]"], r"langpair.targets is empty"),
-        (["langpair.sources=[bug]", "langpair.targets=[ind]"], r"language 'bug' .* has no 'train' split \(source 'bug' trains on it\)"),
-        (["langpair.sources=[eng]", "langpair.targets=[ind]", "optimizer.lr=-1"], r"optimizer.lr must be a positive (finite )?number"),
+        (
+            ["langpair.sources=[bug]", "langpair.targets=[ind]"],
+            r"language 'bug' .* has no 'train' split \(source 'bug' trains on it\)",
+        ),
+        (
+            ["langpair.sources=[eng]", "langpair.targets=[ind]", "optimizer.lr=-1"],
+            r"optimizer.lr must be a positive (finite )?number",
+        ),
     ],
 )
 def test_bad_input_one_clear_error_and_no_records(dirs, overrides, message):
@@ -79,10 +93,20 @@ def test_bad_input_one_clear_error_and_no_records(dirs, overrides, message):
 
 
 def _cli(dirs, *args):
-    env = {**os.environ, "XLEXP_DATA_DIR": str(dirs["data"]), "XLEXP_RESULTS_DIR": str(dirs["results"]),
-           "XLEXP_CACHE_DIR": str(dirs["cache"])}
-    return subprocess.run([sys.executable, "-m", "xlexp.cli.main", *args], capture_output=True, text=True, env=env,
-                          cwd=dirs["results"].parent, timeout=600)
+    env = {
+        **os.environ,
+        "XLEXP_DATA_DIR": str(dirs["data"]),
+        "XLEXP_RESULTS_DIR": str(dirs["results"]),
+        "XLEXP_CACHE_DIR": str(dirs["cache"]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=dirs["results"].parent,
+        timeout=600,
+    )
 
 
 def test_cli_run_then_matrix(dirs):

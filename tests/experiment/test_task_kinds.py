@@ -101,21 +101,33 @@ def toy_kinds(tmp_path, monkeypatch):
 
 
 def test_a_kind_from_outside_tokenizes_its_own_way_in_the_regime_chain(dirs, toy_kinds):
-    run_experiment(compose_cfg(dirs, *TINY, "task=toy_reversed", "langpair.sources=[eng]", "langpair.targets=[eng,ind]",
-                               "trainer.epochs=1", "name=rev"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *TINY,
+            "task=toy_reversed",
+            "langpair.sources=[eng]",
+            "langpair.targets=[eng,ind]",
+            "trainer.epochs=1",
+            "name=rev",
+        )
+    )
     df = load_records(dirs["results"])
     test = df[df["split"] == "test"]
     assert set(test["task"]) == {"toy_reversed"} and set(test["target"]) == {"eng", "ind"}
     assert {"source_dev", "last"} <= set(test["selection"]) and set(test["n_examples"]) == {40}
-    first = load_split(_spec("toy_reversed"), "eng", "train", dirs["data"])[0].text   # tokenized reversed, not as read
+    first = load_split(_spec("toy_reversed"), "eng", "train", dirs["data"])[0].text  # tokenized reversed, not as read
     assert " ".join(reversed(first.split())) in SEEN and first not in SEEN
 
 
 def test_a_kind_from_outside_names_its_own_unit_executor(dirs, toy_kinds):
-    run_experiment(compose_cfg(dirs, *TINY, "task=toy_majority", "langpair.sources=[eng]", "langpair.targets=[eng,jav]",
-                               "name=maj"))
+    run_experiment(
+        compose_cfg(
+            dirs, *TINY, "task=toy_majority", "langpair.sources=[eng]", "langpair.targets=[eng,jav]", "name=maj"
+        )
+    )
     df = load_records(dirs["results"])
-    assert set(df["split"]) == {"test"} and set(df["metric"]) == {"accuracy"}   # no training: no dev records
+    assert set(df["split"]) == {"test"} and set(df["metric"]) == {"accuracy"}  # no training: no dev records
     gold = [e.label for e in load_split(_spec("toy_majority"), "jav", "test", dirs["data"])]
     train = [e.label for e in load_split(_spec("toy_majority"), "eng", "train", dirs["data"])]
     expected = float(np.mean(np.asarray(gold) == np.bincount(train).argmax()))

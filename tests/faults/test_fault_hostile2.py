@@ -36,11 +36,14 @@ def test_fault_a_python_tag_in_a_sweep_file_is_one_line(tmp_path):
     assert not (tmp_path / "PWNED").exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--n-trials", "-5"], "--n-trials must be a positive total"),
-    (["--heartbeat", "-3"], "--heartbeat must be at least 1 second"),
-    (["--workers", "100000"], "at most"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--n-trials", "-5"], "--n-trials must be a positive total"),
+        (["--heartbeat", "-3"], "--heartbeat must be at least 1 second"),
+        (["--workers", "100000"], "at most"),
+    ],
+)
 def test_fault_sweep_numbers_that_make_no_sense_are_refused(tmp_path, args, needle):
     """Before: --n-trials -5 ran nothing silently, --heartbeat -3 reached the heartbeat thread,
     --workers 100000 would have forked 100000 processes."""
@@ -59,7 +62,7 @@ def test_fault_a_yaml_alias_bomb_in_a_task_file_is_refused_at_once(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines) + "\nname: bomb\n")
     with pytest.raises(XlexpError, match="aliases expand to 1,234,567,901 values"):
-        check_task_file(path)   # counted without expanding: the old _target_ scan walked every value
+        check_task_file(path)  # counted without expanding: the old _target_ scan walked every value
 
 
 @pytest.mark.parametrize("pid", ["abc", -1, 0, None])
@@ -71,8 +74,19 @@ def test_fault_a_ledger_pid_that_is_no_pid_is_a_dead_unit_not_a_traceback(tmp_pa
 
     folder = ledger.ledger_dir(tmp_path, "e")
     folder.mkdir(parents=True)
-    (folder / "k1.json").write_text(json.dumps({"experiment": "e", "unit_key": "k1", "source": "eng", "seed": 1,
-                                                "state": "running", "host": ledger.this_host(), "pid": pid}))
+    (folder / "k1.json").write_text(
+        json.dumps(
+            {
+                "experiment": "e",
+                "unit_key": "k1",
+                "source": "eng",
+                "seed": 1,
+                "state": "running",
+                "host": ledger.this_host(),
+                "pid": pid,
+            }
+        )
+    )
     (folder / "k2.json").write_text("{not json")
     lines = status_lines(str(tmp_path), "e")
     assert "0 running, 1 failed" in lines[0], lines
@@ -116,11 +130,14 @@ def test_fault_a_folder_where_a_unit_claim_belongs_is_one_line(tmp_path):
         resume.claim(0)
 
 
-@pytest.mark.parametrize("raw, needle", [
-    ({"name": "../../../../outside/MODELPWN"}, "model.name"),
-    ({"name": "tiny", "checkpoint": "/dev/zero"}, "is not a file"),
-    ({"name": "tiny", "checkpoint": "/nonexistent/x.pt"}, "is not a file"),
-])
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        ({"name": "../../../../outside/MODELPWN"}, "model.name"),
+        ({"name": "tiny", "checkpoint": "/dev/zero"}, "is not a file"),
+        ({"name": "tiny", "checkpoint": "/nonexistent/x.pt"}, "is not a file"),
+    ],
+)
 def test_fault_model_names_and_checkpoints_are_checked_with_the_settings(raw, needle):
     """Before: a user model YAML's name '../../x' named cached source-model files outside the cache;
     a missing model.checkpoint was found after the data was read and tokenized."""
@@ -130,12 +147,15 @@ def test_fault_model_names_and_checkpoints_are_checked_with_the_settings(raw, ne
         EncoderSettings(**raw)
 
 
-@pytest.mark.parametrize("content, needle", [
-    ("[1, 2]", "got a list"),
-    ('{"eng": [1]}', "'eng' must map K"),
-    ('{"eng": {"1": [5]}}', "must be a list of lists"),
-    ("not json", "Expecting value"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("[1, 2]", "got a list"),
+        ('{"eng": [1]}', "'eng' must map K"),
+        ('{"eng": {"1": [5]}}', "must be a list of lists"),
+        ("not json", "Expecting value"),
+    ],
+)
 def test_fault_a_bad_shots_file_is_found_before_training(tmp_path, content, needle):
     """Before: found after the source model trained (a list: AttributeError traceback)."""
     from xlexp.experiment.regimes.few_shot import FewShotSettings
@@ -169,6 +189,7 @@ def test_fault_two_writers_with_one_pid_never_share_a_temp_file(tmp_path, monkey
     real_replace = tokenized.os.replace
     monkeypatch.setattr(tokenized.os, "replace", lambda src, dst: (seen.append(Path(src).name), real_replace(src, dst)))
     import numpy as np
+
     tok = tokenized.TokenizedSplit(input_ids=[np.array([1, 2], np.int32)], labels=np.array([0]))
     tokenized._save_npz_atomic(final, tok)
     tokenized._save_npz_atomic(final, tok)

@@ -28,15 +28,30 @@ def nusax_yaml() -> dict:
 
 # -- strict YAML -------------------------------------------------------------------------------
 @pytest.mark.unit
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d.update(primary_metrc="accuracy"), r"unknown key 'primary_metrc' .*did you mean 'primary_metric'\?"),
-    (lambda d: d.update(lables=d.pop("labels")), r"unknown key 'lables' .*did you mean 'labels'\?"),
-    (lambda d: d["local"].update(split_name={"dev": "valid"}), r"unknown key 'local.split_name' .*did you mean 'local.split_names'\?"),
-    (lambda d: d.update(label_mapp={"*": {}}), r"unknown key 'label_mapp' .*did you mean 'label_map'\?"),
-    (lambda d: d["hub"].update(confg="x"), r"unknown key 'hub.confg' .*did you mean 'hub.config'\?"),
-    (lambda d: d.update(languages={"eng": {"folder": "english", "tga": "en"}}), r"unknown key 'languages.eng.tga' .*did you mean 'languages.eng.tag'\?"),
-    (lambda d: d.update(pivot="eng"), r"unknown key 'pivot' .*task type sentence_classification"),  # retrieval's key
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d.update(primary_metrc="accuracy"),
+            r"unknown key 'primary_metrc' .*did you mean 'primary_metric'\?",
+        ),
+        (lambda d: d.update(lables=d.pop("labels")), r"unknown key 'lables' .*did you mean 'labels'\?"),
+        (
+            lambda d: d["local"].update(split_name={"dev": "valid"}),
+            r"unknown key 'local.split_name' .*did you mean 'local.split_names'\?",
+        ),
+        (lambda d: d.update(label_mapp={"*": {}}), r"unknown key 'label_mapp' .*did you mean 'label_map'\?"),
+        (lambda d: d["hub"].update(confg="x"), r"unknown key 'hub.confg' .*did you mean 'hub.config'\?"),
+        (
+            lambda d: d.update(languages={"eng": {"folder": "english", "tga": "en"}}),
+            r"unknown key 'languages.eng.tga' .*did you mean 'languages.eng.tag'\?",
+        ),
+        (
+            lambda d: d.update(pivot="eng"),
+            r"unknown key 'pivot' .*task type sentence_classification",
+        ),  # retrieval's key
+    ],
+)
 def test_an_unknown_task_key_is_refused_with_the_closest_valid_one(edit, message):
     """#20.4: primary_metrc, local.split_name, label_mapp ran and wrote records (primary_metrc silently
     switched model selection to accuracy); lables: must be named as unknown too."""
@@ -88,13 +103,30 @@ def test_an_empty_train_split_of_a_target_only_language_is_ignored(dirs, trim):
     """#20.3: a header-only train file of a language never trained on stopped trim_vocab runs."""
     train = dirs["data"] / "nusax_senti" / "javanese" / "train.csv"
     train.write_text("id,text,label\n")
-    run_experiment(compose_cfg(dirs, *TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,jav]",
-                               f"model.trim_vocab={trim}", "regime.dev_targets=none"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *TINY,
+            "trainer.epochs=1",
+            "langpair.sources=[eng]",
+            "langpair.targets=[eng,jav]",
+            f"model.trim_vocab={trim}",
+            "regime.dev_targets=none",
+        )
+    )
     df = load_records(dirs["results"])
     assert set(df[df.split == "test"].target) == {"eng", "jav"}
     with pytest.raises(XlexpError, match=r"train.csv: split 'train' of language 'jav' has zero examples"):
-        run_experiment(compose_cfg(dirs, *TINY, "trainer.epochs=1", "langpair.sources=[jav]", "langpair.targets=[eng]",
-                                   "regime.dev_targets=none"))
+        run_experiment(
+            compose_cfg(
+                dirs,
+                *TINY,
+                "trainer.epochs=1",
+                "langpair.sources=[jav]",
+                "langpair.targets=[eng]",
+                "regime.dev_targets=none",
+            )
+        )
 
 
 @pytest.mark.unit
@@ -137,6 +169,8 @@ def test_a_label_outside_the_list_in_one_language_names_the_label_map_fix(dirs):
     """Mixed label sets across languages: a target using another label name."""
     test = dirs["data"] / "nusax_senti" / "indonesian" / "test.csv"
     test.write_text(test.read_text().replace(",positive\n", ",pos\n", 1))
-    with pytest.raises(XlexpError, match=r"label 'pos' is not in the task's label list .*label_map: \{ind: \{'pos': <label>\}\}"):
+    with pytest.raises(
+        XlexpError, match=r"label 'pos' is not in the task's label list .*label_map: \{ind: \{'pos': <label>\}\}"
+    ):
         run_experiment(compose_cfg(dirs, *SMALL))
     assert load_records(dirs["results"]).empty

@@ -23,16 +23,19 @@ def dirs(tmp_path: Path) -> dict[str, Path]:
     return {"data": data, "results": tmp_path / "results", "cache": tmp_path / "cache"}
 
 
-@pytest.mark.parametrize("overrides, needle", [
-    (["optimizer.lr=nan"], "optimizer.lr must be a positive finite number"),
-    (["optimizer.lr=inf"], "optimizer.lr must be a positive finite number"),
-    (["optimizer.weight_decay=nan"], "optimizer.weight_decay must be a finite number >= 0"),
-    (["optimizer.grad_clip=-1"], "optimizer.grad_clip must be a finite number >= 0"),
-    (["optimizer.betas=[0.9,1.5]"], "optimizer.betas must be two numbers in [0, 1)"),
-    (["regime=few_shot", "regime.k=4"], "regime.k must be a list, e.g. regime.k=[4]"),
-    (["regime=few_shot", "regime.k=[a]"], "regime.k must be a non-empty list of integers >= 0"),
-    (["model.checkpoint=EVIL"], "xlexp loads weights only"),
-])
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        (["optimizer.lr=nan"], "optimizer.lr must be a positive finite number"),
+        (["optimizer.lr=inf"], "optimizer.lr must be a positive finite number"),
+        (["optimizer.weight_decay=nan"], "optimizer.weight_decay must be a finite number >= 0"),
+        (["optimizer.grad_clip=-1"], "optimizer.grad_clip must be a finite number >= 0"),
+        (["optimizer.betas=[0.9,1.5]"], "optimizer.betas must be two numbers in [0, 1)"),
+        (["regime=few_shot", "regime.k=4"], "regime.k must be a list, e.g. regime.k=[4]"),
+        (["regime=few_shot", "regime.k=[a]"], "regime.k must be a non-empty list of integers >= 0"),
+        (["model.checkpoint=EVIL"], "xlexp loads weights only"),
+    ],
+)
 def test_fault_bad_settings_are_one_line_before_work(dirs, tmp_path, overrides, needle):
     """Before: lr=nan gave a ValueError traceback, regime.k=4 a TypeError traceback, a malicious
     pickle as model.checkpoint torch's hint to retry with weights_only=False."""
@@ -69,10 +72,7 @@ def test_fault_a_truncated_cached_few_shot_source_model_is_trained_again(tmp_pat
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("content, needle", [
-    (b"", "cannot be read"),
-    (b"not a torch file at all", "cannot be read"),
-])
+@pytest.mark.parametrize("content, needle", [(b"", "cannot be read"), (b"not a torch file at all", "cannot be read")])
 def test_fault_unreadable_weights_are_one_line(tmp_path, content, needle):
     path = tmp_path / "w.pt"
     path.write_bytes(content)

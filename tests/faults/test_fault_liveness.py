@@ -20,8 +20,10 @@ from xlexp.results.liveness import HeldLock, lock_state
 from xlexp.results.pending import pending_root
 from xlexp.results.store import predictions_dir, runs_dir
 
-pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
-              pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning"),
+]
 
 LR = {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}
 
@@ -45,10 +47,16 @@ def _files(folder: Path) -> list[Path]:
 
 def test_fault_kill_during_the_last_promotion_is_finished_by_the_same_command(dirs, tmp_path):
     sweep = write_sweep(tmp_path / "last.yaml", LR, 1, pruner="{name: none}")
-    killed = subprocess.run([sys.executable, "-c", KILL_IN_PROMOTE, str(sweep), "--heartbeat", "30"],
-                            capture_output=True, text=True, env=env_for(dirs), cwd=tmp_path, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_IN_PROMOTE, str(sweep), "--heartbeat", "30"],
+        capture_output=True,
+        text=True,
+        env=env_for(dirs),
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert killed.returncode == -9, killed.stderr[-3000:]
-    assert _files(runs_dir(dirs["results"])) == []                     # the records still wait in pending/
+    assert _files(runs_dir(dirs["results"])) == []  # the records still wait in pending/
     # at once (well inside the 90 s grace period of a 30 s heartbeat): the lock says the worker is gone
     again = cli(dirs, "sweep", str(sweep), "--heartbeat", "30")
     assert again.returncode == 0, again.stderr[-3000:]
@@ -76,10 +84,18 @@ def test_fault_a_live_workers_pending_folder_is_left_alone(tmp_path):
     folder = results / "pending" / "s-abc123-t0000"
     (folder / "runs").mkdir(parents=True)
     (folder / "runs" / "r-0000.parquet").write_bytes(b"x")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys,time; from xlexp.results.liveness import HeldLock; "
-        f"HeldLock({str(folder) + '.lock'!r}).acquire(); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys,time; from xlexp.results.liveness import HeldLock; "
+                f"HeldLock({str(folder) + '.lock'!r}).acquire(); print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert recover(study, "abc123", results) == {"promoted": 0, "discarded": 0}
@@ -87,16 +103,25 @@ def test_fault_a_live_workers_pending_folder_is_left_alone(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    assert recover(study, "abc123", results) == {"promoted": 1, "discarded": 0}   # its holder is gone now
+    assert recover(study, "abc123", results) == {"promoted": 1, "discarded": 0}  # its holder is gone now
     assert (results / "runs" / "r-0000.parquet").exists()
 
 
 def test_fault_a_lock_outlives_nothing_but_its_process(tmp_path):
     lock = tmp_path / "x.lock"
     assert lock_state(lock) == "none"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        f"from xlexp.results.liveness import HeldLock; HeldLock({str(lock)!r}).acquire(); print('held', flush=True); "
-        "import time; time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                f"from xlexp.results.liveness import HeldLock; HeldLock({str(lock)!r}).acquire(); print('held', flush=True); "
+                "import time; time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     assert lock_state(lock) == "held"
     assert not HeldLock(lock).acquire()
@@ -105,7 +130,7 @@ def test_fault_a_lock_outlives_nothing_but_its_process(tmp_path):
     assert lock_state(lock) == "free"
     mine = HeldLock(lock)
     assert mine.acquire() and lock_state(lock) == "held"
-    assert not HeldLock(lock).acquire()        # a second object in this process does not get it either
+    assert not HeldLock(lock).acquire()  # a second object in this process does not get it either
     mine.release()
     assert lock_state(lock) == "none"
 
@@ -142,20 +167,21 @@ def test_fault_a_live_run_in_another_pid_namespace_keeps_its_checkpoints(tmp_pat
     root = tmp_path / "cache" / "checkpoints"
     folder = root / "20260101T000000-livelive-0000"
     prefix = _in_other_pid_namespace()
-    a = subprocess.Popen([*prefix, sys.executable, "-c", KEEPER, str(folder)], stdout=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    a = subprocess.Popen(
+        [*prefix, sys.executable, "-c", KEEPER, str(folder)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert a.stdout.readline().strip() == "saved"
         owner = (folder / ".owner").read_text().split()
         if prefix:
-            assert owner[1] == "1" or int(owner[1]) < 10          # its pid inside its own namespace
-        assert remove_orphans(root) == []                         # B, here: A is alive, whatever its pid says
+            assert owner[1] == "1" or int(owner[1]) < 10  # its pid inside its own namespace
+        assert remove_orphans(root) == []  # B, here: A is alive, whatever its pid says
         assert (folder / "step-0000001.pt").exists()
     finally:
         os.killpg(a.pid, 9)
         a.wait()
     time.sleep(0.2)
-    assert remove_orphans(root) == [folder]                       # A is gone now: its folder goes
+    assert remove_orphans(root) == [folder]  # A is gone now: its folder goes
     assert not root.exists() or sorted(root.iterdir()) == []
 
 
@@ -184,9 +210,18 @@ from xlexp.cli.run import main
 main()
 """
 
-TWO_SOURCES = ["model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8",
-               "trainer.progress=false", "trainer.num_threads=1", "langpair.sources=[eng,ind]",
-               "langpair.targets=[eng,ind]", "regime.dev_targets=none", "name=twice"]
+TWO_SOURCES = [
+    "model=tiny_random",
+    "optimizer.lr=1e-3",
+    "trainer.epochs=1",
+    "data.batch_size=8",
+    "trainer.progress=false",
+    "trainer.num_threads=1",
+    "langpair.sources=[eng,ind]",
+    "langpair.targets=[eng,ind]",
+    "regime.dev_targets=none",
+    "name=twice",
+]
 
 
 def test_fault_two_concurrent_runs_of_one_config_train_each_unit_once(dirs, tmp_path):
@@ -194,8 +229,14 @@ def test_fault_two_concurrent_runs_of_one_config_train_each_unit_once(dirs, tmp_
     from xlexp.cli.status import status_lines
 
     started, go = tmp_path / "a_started", tmp_path / "b_started"
-    a = subprocess.Popen([sys.executable, "-c", RUN_SLOW_FIRST_UNIT, str(started), str(go), *TWO_SOURCES],
-                         env=env_for(dirs), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    a = subprocess.Popen(
+        [sys.executable, "-c", RUN_SLOW_FIRST_UNIT, str(started), str(go), *TWO_SOURCES],
+        env=env_for(dirs),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 240
         while not started.exists() and a.poll() is None and time.time() < deadline:
@@ -203,8 +244,14 @@ def test_fault_two_concurrent_runs_of_one_config_train_each_unit_once(dirs, tmp_
         assert started.exists(), a.communicate()[0][-3000:]
         lines = status_lines(str(dirs["results"]), "twice")
         assert "1 running" in lines[0] and any(f"(pid {a.pid}" in line for line in lines), lines  # the claim is seen
-        b = subprocess.Popen([sys.executable, "-m", "xlexp.cli.main", "run", *TWO_SOURCES], env=env_for(dirs),
-                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        b = subprocess.Popen(
+            [sys.executable, "-m", "xlexp.cli.main", "run", *TWO_SOURCES],
+            env=env_for(dirs),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         go.write_text("go")
         out_b = b.communicate(timeout=600)[0]
         out_a = a.communicate(timeout=600)[0]
@@ -214,11 +261,11 @@ def test_fault_two_concurrent_runs_of_one_config_train_each_unit_once(dirs, tmp_
     assert a.returncode == 0 and b.returncode == 0, (out_a[-3000:], out_b[-3000:])
     files = sorted(runs_dir(dirs["results"]).glob("*.parquet"))
     keys = [f.stem.rsplit("-u", 1)[-1] for f in files]
-    assert len(files) == 2 and len(set(keys)) == 2, [f.name for f in files]     # each unit trained once
+    assert len(files) == 2 and len(set(keys)) == 2, [f.name for f in files]  # each unit trained once
     assert "unit 1/2 (source eng, seed 42): another run trains it now" in out_b, out_b[-3000:]
     assert "another run finished it meanwhile" in out_a + out_b, (out_a[-3000:], out_b[-3000:])
     claims = dirs["results"] / "claims"
-    assert not claims.exists() or list(claims.iterdir()) == []                   # released, files removed
+    assert not claims.exists() or list(claims.iterdir()) == []  # released, files removed
 
 
 @pytest.mark.unit
@@ -234,6 +281,6 @@ def test_fault_a_running_unit_whose_claim_is_free_is_failed_whatever_its_pid(tmp
     holder = HeldLock(claim)
     assert holder.acquire()
     assert [s.state for s in ledger.unit_states(results, "e")] == ["running"]
-    holder.release(remove=False)                   # the lock file stays, free: its process is gone
+    holder.release(remove=False)  # the lock file stays, free: its process is gone
     (state,) = ledger.unit_states(results, "e")
     assert state.state == "failed" and "is gone" in state.detail

@@ -16,20 +16,23 @@ GOOD_LONG = "source,target,value\neng,eng,0.9\neng,ind,0.7\nind,eng,0.6\nind,ind
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("text, needle", [
-    (None, "no such file"),
-    ("", "the file is empty"),
-    ("source,target,value\n", "a header and no rows"),
-    ("source,eng,ind\neng,,\nind,,\n", "0 source(s) x 0 target(s)"),
-    ("source,target,value\neng,eng,0.9\n", "1 source(s) x 1 target(s)"),
-    (GOOD_LONG + "eng,ind,0.2\n", "cell(s) given twice with different values, first (eng, ind): [0.2, 0.7]"),
-    ("source,eng,ind\neng,0.9,0.7\nind,0.6,0.8\neng,0.9,0.5\n", "source row(s) ['eng'] appear twice"),
-    ("source,eng,eng\neng,0.9,0.7\nind,0.6,0.8\n", "column(s) ['eng'] appear twice"),
-    ("source,eng,ind\neng,0.9,1e300\nind,0.6,0.8\n", "line 2, column 'ind': '1e300' is not a score"),
-    ("source,eng,ind\neng,0.9,inf\nind,0.6,0.8\n", "'inf' is not a score"),
-    ("source,eng,ind\neng,0.9,high\nind,0.6,0.8\n", "'high' is not a score"),
-    ("lang_train,lang_pred,score\neng,eng,0.9\neng,ind,x\n", "column 'score': 'x' is not a score"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        (None, "no such file"),
+        ("", "the file is empty"),
+        ("source,target,value\n", "a header and no rows"),
+        ("source,eng,ind\neng,,\nind,,\n", "0 source(s) x 0 target(s)"),
+        ("source,target,value\neng,eng,0.9\n", "1 source(s) x 1 target(s)"),
+        (GOOD_LONG + "eng,ind,0.2\n", "cell(s) given twice with different values, first (eng, ind): [0.2, 0.7]"),
+        ("source,eng,ind\neng,0.9,0.7\nind,0.6,0.8\neng,0.9,0.5\n", "source row(s) ['eng'] appear twice"),
+        ("source,eng,eng\neng,0.9,0.7\nind,0.6,0.8\n", "column(s) ['eng'] appear twice"),
+        ("source,eng,ind\neng,0.9,1e300\nind,0.6,0.8\n", "line 2, column 'ind': '1e300' is not a score"),
+        ("source,eng,ind\neng,0.9,inf\nind,0.6,0.8\n", "'inf' is not a score"),
+        ("source,eng,ind\neng,0.9,high\nind,0.6,0.8\n", "'high' is not a score"),
+        ("lang_train,lang_pred,score\neng,eng,0.9\neng,ind,x\n", "column 'score': 'x' is not a score"),
+    ],
+)
 def test_fault_a_bad_matrix_csv_is_one_line(tmp_path, text, needle):
     path = tmp_path / "m.csv"
     if text is not None:
@@ -53,7 +56,11 @@ def test_identical_duplicates_and_empty_cells_are_fine(tmp_path):
 def test_the_cli_says_it_in_one_line(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("source,target,value\n")
-    out = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "predict", "--evaluate", "--matrix-csv", str(path)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", "predict", "--evaluate", "--matrix-csv", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("xlexp: error: --matrix-csv")

@@ -12,12 +12,18 @@ from xlexp import XlexpError, run_experiment
 
 pytestmark = pytest.mark.integration
 
-PROBE = ["model=tiny_random", "trainer.progress=false", "regime=probe", "langpair.sources=[eng]", "langpair.targets=[eng,ind]"]
+PROBE = [
+    "model=tiny_random",
+    "trainer.progress=false",
+    "regime=probe",
+    "langpair.sources=[eng]",
+    "langpair.targets=[eng,ind]",
+]
 
 
 @pytest.fixture
 def dirs(tmp_path: Path) -> dict[str, Path]:
-    data = write_nusax_like(tmp_path / "data", sizes=(30, 12, 18))   # 10 train examples per label
+    data = write_nusax_like(tmp_path / "data", sizes=(30, 12, 18))  # 10 train examples per label
     return {"data": data, "results": tmp_path / "results", "cache": tmp_path / "cache"}
 
 
@@ -27,14 +33,14 @@ def _refused(dirs, *overrides: str) -> str:
     msg = str(e.value)
     assert "\n" not in msg
     assert not (dirs["results"] / "runs").exists() or not any((dirs["results"] / "runs").iterdir())
-    assert not (dirs["cache"] / "embeddings").exists()   # nothing was embedded
+    assert not (dirs["cache"] / "embeddings").exists()  # nothing was embedded
     return msg
 
 
 def test_fault_model_without_pooling_definition_is_one_line(dirs):
     msg = _refused(dirs, *PROBE, "model.embedding.pooling=null")
     assert "model 'tiny_random' has no sentence-embedding definition" in msg and "model.embedding.pooling=mean" in msg
-    assert not (dirs["cache"] / "models").exists()   # refused before the model was built
+    assert not (dirs["cache"] / "models").exists()  # refused before the model was built
 
 
 def test_fault_fewer_than_per_label_examples_of_a_label_is_one_line(dirs):
@@ -52,6 +58,13 @@ def test_fault_bitext_sides_of_different_lengths_is_one_line(dirs):
     folder.mkdir()
     (folder / "tatoeba.afr-eng.afr").write_text("een\ntwee\ndrie\n", encoding="utf-8")
     (folder / "tatoeba.afr-eng.eng").write_text("one\ntwo\n", encoding="utf-8")
-    msg = _refused(dirs, "model=tiny_random", "trainer.progress=false", "regime=probe", "task=tatoeba",
-                   "langpair=tatoeba_all", "langpair.targets=[afr]")
+    msg = _refused(
+        dirs,
+        "model=tiny_random",
+        "trainer.progress=false",
+        "regime=probe",
+        "task=tatoeba",
+        "langpair=tatoeba_all",
+        "langpair.targets=[afr]",
+    )
     assert "tatoeba.afr-eng.afr has 3 lines but" in msg and "line-aligned" in msg

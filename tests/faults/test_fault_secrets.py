@@ -12,11 +12,14 @@ PASSWORD = "p@ss@w0rd"
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("text", [
-    f"postgresql://postgres:{PASSWORD}@db.example/optuna",
-    f"postgresql+psycopg://postgres:{PASSWORD}@db.example:5432/optuna?sslmode=require",
-    f"error: cannot connect to postgresql://postgres:{PASSWORD}@db.example/optuna (timeout)",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"postgresql://postgres:{PASSWORD}@db.example/optuna",
+        f"postgresql+psycopg://postgres:{PASSWORD}@db.example:5432/optuna?sslmode=require",
+        f"error: cannot connect to postgresql://postgres:{PASSWORD}@db.example/optuna (timeout)",
+    ],
+)
 def test_fault_a_password_with_an_unencoded_at_is_masked_whole(text):
     """Before: 'postgresql://postgres:p@ss@w0rd@host/db' printed as 'postgresql://postgres:***@ss@w0rd@host/db'."""
     masked = mask_url(text)
@@ -25,7 +28,10 @@ def test_fault_a_password_with_an_unencoded_at_is_masked_whole(text):
 
 @pytest.mark.unit
 def test_other_at_signs_in_free_text_are_left_alone():
-    assert mask_url("mail me@example.org about postgresql://u:pw@h/db") == "mail me@example.org about postgresql://u:***@h/db"
+    assert (
+        mask_url("mail me@example.org about postgresql://u:pw@h/db")
+        == "mail me@example.org about postgresql://u:***@h/db"
+    )
     assert url_hint("postgresql://u:pw@h/db") == ""
     assert "percent-encode it as %40" in url_hint(f"postgresql://u:{PASSWORD}@h/db")
 

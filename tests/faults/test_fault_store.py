@@ -26,11 +26,22 @@ SMALL = [*TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=
 
 
 def cli(dirs, *args, env_extra=None, cwd=None):
-    env = {**os.environ, "XLEXP_DATA_DIR": str(dirs["data"]), "XLEXP_RESULTS_DIR": str(dirs["results"]),
-           "XLEXP_CACHE_DIR": str(dirs["cache"]), **(env_extra or {})}
+    env = {
+        **os.environ,
+        "XLEXP_DATA_DIR": str(dirs["data"]),
+        "XLEXP_RESULTS_DIR": str(dirs["results"]),
+        "XLEXP_CACHE_DIR": str(dirs["cache"]),
+        **(env_extra or {}),
+    }
     env.pop("XLEXP_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "xlexp.cli.main", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd or dirs["results"].parent, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or dirs["results"].parent,
+        timeout=600,
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -77,7 +88,7 @@ def test_a_corrupt_record_file_is_skipped_named_and_repaired(dirs):
     repair = cli(dirs, "store", "check", "--repair")
     assert repair.returncode == 0 and not bad.exists() and not truncated.exists()
     assert (dirs["results"] / "quarantine" / "runs" / "garbage.parquet").read_bytes() == b"this is not parquet"
-    assert check_store(dirs["results"]) [1] == [] and n_records(dirs) == 2 * before
+    assert check_store(dirs["results"])[1] == [] and n_records(dirs) == 2 * before
     clean = cli(dirs, "matrix", "--experiment", "good")
     assert "skipping" not in clean.stderr
 
@@ -130,8 +141,25 @@ def test_disk_full_during_a_record_write_leaves_no_partial_file(tmp_path):
         pytest.skip("cannot mount tmpfs here")
     try:
         (mnt / "filler").write_bytes(b"\0" * 60_000)
-        rec = Record("e", "r", "m", "t", "zero_shot", "eng", "ind", "id", "test", "accuracy", 0.5, 10, 1, "last",
-                     "h", "g", "2026", )
+        rec = Record(
+            "e",
+            "r",
+            "m",
+            "t",
+            "zero_shot",
+            "eng",
+            "ind",
+            "id",
+            "test",
+            "accuracy",
+            0.5,
+            10,
+            1,
+            "last",
+            "h",
+            "g",
+            "2026",
+        )
         with pytest.raises(XlexpError, match=r"could not write .*No space left on device.*nothing of this unit"):
             write_records([rec] * 2000, mnt, "big")
         assert list((mnt / "runs").iterdir()) == []
@@ -148,7 +176,9 @@ def test_an_injected_write_error_leaves_no_temp_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
-    rec = Record("e", "r", "m", "t", "zero_shot", "eng", "ind", "id", "test", "accuracy", 0.5, 10, 1, "last", "h", "g", "t")
+    rec = Record(
+        "e", "r", "m", "t", "zero_shot", "eng", "ind", "id", "test", "accuracy", 0.5, 10, 1, "last", "h", "g", "t"
+    )
     with pytest.raises(XlexpError, match="No space left on device"):
         write_records([rec], tmp_path, "x")
     assert list((tmp_path / "runs").iterdir()) == []
@@ -169,7 +199,9 @@ def test_a_corrupt_tokenized_cache_file_is_rebuilt(dirs, caplog):
     rebuilt = [r.getMessage() for r in caplog.records if "is unreadable" in r.getMessage()]
     assert len(rebuilt) == len(files) and str(files[0]) in " ".join(rebuilt)
     df = load_records(dirs["results"])
-    a, b = (df[df.experiment == n].sort_values(["target", "split", "metric", "selection"])["value"].to_numpy() for n in "ab")
+    a, b = (
+        df[df.experiment == n].sort_values(["target", "split", "metric", "selection"])["value"].to_numpy() for n in "ab"
+    )
     assert np.array_equal(a, b)  # the rebuilt cache gives the same numbers
     assert all(np.load(f) is not None for f in files)
 
@@ -184,16 +216,21 @@ def test_orphan_checkpoints_of_a_killed_run_are_removed(dirs):
     dead = root / "20260101T000000-deadbeef-0000"
     dead.mkdir(parents=True)
     (dead / "step-0000001.pt").write_bytes(b"x" * 1000)
-    proc = subprocess.Popen([sys.executable, "-c", "from xlexp.results.liveness import HeldLock; "
-                             f"HeldLock({str(dead) + '.lock'!r}).acquire()"])
-    proc.wait()                                                   # its lock file stays, free: the owner is gone
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from xlexp.results.liveness import HeldLock; HeldLock({str(dead) + '.lock'!r}).acquire()",
+        ]
+    )
+    proc.wait()  # its lock file stays, free: the owner is gone
     (dead / ".owner").write_text(f"{os.uname().nodename} {proc.pid}\n")
     alive = root / "20260101T000000-alive000-0000"
     alive.mkdir()
-    (alive / ".owner").write_text("some-other-node 1\n")          # whatever it says: the held lock decides
+    (alive / ".owner").write_text("some-other-node 1\n")  # whatever it says: the held lock decides
     held = HeldLock(str(alive) + ".lock")
     assert held.acquire()
-    legacy = root / "20260101T000000-legacy00-0000"                 # an older version's folder, no lock file
+    legacy = root / "20260101T000000-legacy00-0000"  # an older version's folder, no lock file
     legacy.mkdir()
     (legacy / ".owner").write_text(f"{os.uname().nodename} 1\n")
     young_legacy = root / "20260101T000000-young000-0000"
@@ -232,11 +269,24 @@ def test_a_hostile_name_keeps_the_hydra_folder_inside_outputs(dirs):
 
 def test_two_concurrent_runs_with_one_name_get_two_log_folders(dirs):
     """#14.6: two runs with one name started in the same second shared one folder and one run.log."""
-    env = {**os.environ, "XLEXP_DATA_DIR": str(dirs["data"]), "XLEXP_RESULTS_DIR": str(dirs["results"]),
-           "XLEXP_CACHE_DIR": str(dirs["cache"])}
+    env = {
+        **os.environ,
+        "XLEXP_DATA_DIR": str(dirs["data"]),
+        "XLEXP_RESULTS_DIR": str(dirs["results"]),
+        "XLEXP_CACHE_DIR": str(dirs["cache"]),
+    }
     cwd = dirs["results"].parent
-    procs = [subprocess.Popen([sys.executable, "-m", "xlexp.cli.main", "run", *SMALL, "name=same"], cwd=cwd, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "xlexp.cli.main", "run", *SMALL, "name=same"],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         assert p.wait(timeout=600) == 0, p.stderr.read()
     folders = list((cwd / "outputs" / "same").iterdir())
@@ -265,13 +315,31 @@ def test_sigterm_during_evaluation_leaves_no_partial_unit_and_no_checkpoints(dir
     records kept, the interrupted unit's none, and its checkpoint folder removed on the way out."""
     import signal
 
-    env = {**os.environ, "XLEXP_DATA_DIR": str(dirs["data"]), "XLEXP_RESULTS_DIR": str(dirs["results"]),
-           "XLEXP_CACHE_DIR": str(dirs["cache"])}
+    env = {
+        **os.environ,
+        "XLEXP_DATA_DIR": str(dirs["data"]),
+        "XLEXP_RESULTS_DIR": str(dirs["results"]),
+        "XLEXP_CACHE_DIR": str(dirs["cache"]),
+    }
     env.pop("XLEXP_DEBUG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xlexp.cli.main", "run", *TINY, "trainer.epochs=30", "langpair.sources=[eng,ind]",
-         "langpair.targets=[eng,ind,jav]", "regime.dev_targets=all"],
-        cwd=dirs["results"].parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "xlexp.cli.main",
+            "run",
+            *TINY,
+            "trainer.epochs=30",
+            "langpair.sources=[eng,ind]",
+            "langpair.targets=[eng,ind,jav]",
+            "regime.dev_targets=all",
+        ],
+        cwd=dirs["results"].parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     seen, first_done = [], False
     for line in proc.stdout:  # Hydra logs to the console: wait for the second unit's first evaluation
         seen.append(line)

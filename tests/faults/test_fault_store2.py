@@ -31,8 +31,9 @@ def _string_values(results: Path, name: str = "bad") -> Path:
     return path
 
 
-@pytest.mark.parametrize("verb", [["matrix", "--experiment", "x"], ["table", "--experiment", "x"],
-                                  ["compare", "x", "x"]])
+@pytest.mark.parametrize(
+    "verb", [["matrix", "--experiment", "x"], ["table", "--experiment", "x"], ["compare", "x", "x"]]
+)
 def test_fault_a_record_file_with_string_values_is_skipped_by_every_view_and_found_by_store_check(dirs, verb):
     """Before: matrix/report/table failed with 'agg function failed', compare with ValueError, and
     `store check` passed the file."""
@@ -48,12 +49,15 @@ def test_fault_a_record_file_with_string_values_is_skipped_by_every_view_and_fou
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("column, bad_value, needle", [
-    ("source", 3, "'source' must hold names"),
-    ("target", None, "'target' must hold names"),
-    ("seed", "one", "'seed' must hold numbers"),
-    ("value", True, "'value' must hold numbers"),
-])
+@pytest.mark.parametrize(
+    "column, bad_value, needle",
+    [
+        ("source", 3, "'source' must hold names"),
+        ("target", None, "'target' must hold names"),
+        ("seed", "one", "'seed' must hold numbers"),
+        ("value", True, "'value' must hold numbers"),
+    ],
+)
 def test_fault_other_wrong_types_are_bad_files(tmp_path, column, bad_value, needle):
     records = make_records("x", run_id="x-1")
     frame = pd.DataFrame([dataclasses.asdict(r) for r in records], columns=RECORD_COLUMNS)

@@ -28,8 +28,10 @@ from xlexp.sweep.status import status_lines
 from xlexp.sweep.storage import fail_reason, open_storage
 from xlexp.tracking.masking import mask_url
 
-pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
-              pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning"),
+]
 
 LR = {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}
 
@@ -70,6 +72,7 @@ def _one_line_error(stderr: str) -> str:
 
 # ---- 1. a fault after a trial wrote its records: no rows enter the store, and the sweep fails --------
 
+
 def test_fault_corrupt_record_file_does_not_stop_a_sweep(dirs, monkeypatch, tmp_path):
     """A corrupt file in <results>/runs is skipped by the store, never read by a trial: the sweep runs."""
     for key, value in env_for(dirs).items():
@@ -81,11 +84,13 @@ def test_fault_corrupt_record_file_does_not_stop_a_sweep(dirs, monkeypatch, tmp_
     assert sweep_main([str(sweep), "--heartbeat", "1"]) == 0
     study = load(sqlite_url(dirs, "corrupt"), "corrupt")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    assert bad.read_bytes() == b"PAR1 truncated by a full disk"           # left alone (xlexp store check handles it)
+    assert bad.read_bytes() == b"PAR1 truncated by a full disk"  # left alone (xlexp store check handles it)
     assert len(_records(dirs)) == 1 + 2 and _no_pending(dirs)
 
 
-def test_fault_trials_failing_after_writing_records_leave_none_and_the_sweep_exits_1(dirs, monkeypatch, tmp_path, capsys):
+def test_fault_trials_failing_after_writing_records_leave_none_and_the_sweep_exits_1(
+    dirs, monkeypatch, tmp_path, capsys
+):
     """Every trial fails after its unit's records were written: FAIL trials, no rows in the store,
     `xlexp sweep` exits 1 with one line naming how many failed and the first reason."""
     import xlexp.experiment.runner as runner
@@ -104,10 +109,12 @@ def test_fault_trials_failing_after_writing_records_leave_none_and_the_sweep_exi
     err = capsys.readouterr().err.strip().splitlines()
     study = load(sqlite_url(dirs, "allfail"), "allfail")
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 2
-    assert err[-1].startswith("xlexp sweep: error: 2 trial(s) failed and none completed; first: trial 0: "
-                              "RuntimeError: simulated fault after writing ")
+    assert err[-1].startswith(
+        "xlexp sweep: error: 2 trial(s) failed and none completed; first: trial 0: "
+        "RuntimeError: simulated fault after writing "
+    )
     assert "Traceback" not in "\n".join(err)
-    assert _records(dirs) == [] and _files(predictions_dir(dirs["results"])) == []   # 0 rows before, 0 after
+    assert _records(dirs) == [] and _files(predictions_dir(dirs["results"])) == []  # 0 rows before, 0 after
     assert _no_pending(dirs)
 
 
@@ -141,8 +148,14 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _run_script(dirs, tmp_path, script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env_for(dirs),
-                          cwd=tmp_path, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=env_for(dirs),
+        cwd=tmp_path,
+        timeout=300,
+    )
 
 
 def test_fault_worker_killed_before_tell_leaves_no_records_and_its_retry_writes_once(dirs, tmp_path):
@@ -153,7 +166,7 @@ def test_fault_worker_killed_before_tell_leaves_no_records_and_its_retry_writes_
     study = load(url, "tell")
     assert [t.state for t in study.trials] == [TrialState.RUNNING]
     uid = study.user_attrs[UID_ATTR]
-    assert _records(dirs) == []                                                    # nothing entered the store
+    assert _records(dirs) == []  # nothing entered the store
     waiting = list_pending(dirs["results"])
     assert list(waiting) == [f"tell-{uid}-t0000"] and len(_files(runs_dir(waiting[f"tell-{uid}-t0000"]))) == 1
 
@@ -163,7 +176,7 @@ def test_fault_worker_killed_before_tell_leaves_no_records_and_its_retry_writes_
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert "no heartbeat" in fail_reason(study, study.trials[0])
     assert "trial 0 is FAIL: discarded its 1 pending records file(s)" in resumed.stderr
-    assert len(_records(dirs)) == 1                                                # the retry's, once
+    assert len(_records(dirs)) == 1  # the retry's, once
     _only_complete_trials_have_records(dirs, study)
     assert _no_pending(dirs)
 
@@ -179,7 +192,9 @@ def test_fault_worker_killed_during_promotion_is_finished_by_the_next_worker(dir
 
     resumed = cli(dirs, "sweep", str(sweep), "--heartbeat", "1")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "trial 0 is COMPLETE but its worker stopped before its records entered the store: promoted 1" in resumed.stderr
+    assert (
+        "trial 0 is COMPLETE but its worker stopped before its records entered the store: promoted 1" in resumed.stderr
+    )
     study = load(url, "promo")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert len(_records(dirs)) == 2 and len(_files(predictions_dir(dirs["results"]))) == 2
@@ -201,8 +216,8 @@ def test_fault_promotion_never_writes_a_file_twice(tmp_path):
         (folder / sub).mkdir(parents=True)
         (results / sub).mkdir(parents=True, exist_ok=True)
         (folder / sub / "r-0000.parquet").write_bytes(b"pending copy")
-    (results / "runs" / "r-0000.parquet").write_bytes(b"already promoted")        # an interrupted promotion's
-    (folder / "runs" / ".r-0001.123.tmp").write_bytes(b"half written")             # a killed writer's temp file
+    (results / "runs" / "r-0000.parquet").write_bytes(b"already promoted")  # an interrupted promotion's
+    (folder / "runs" / ".r-0001.123.tmp").write_bytes(b"half written")  # a killed writer's temp file
     assert promote(folder, results) == []
     assert (results / "runs" / "r-0000.parquet").read_bytes() == b"already promoted"
     assert (results / "predictions" / "r-0000.parquet").read_bytes() == b"pending copy"
@@ -211,6 +226,7 @@ def test_fault_promotion_never_writes_a_file_twice(tmp_path):
 
 
 # ---- 3. two studies with one name (two storages, one results folder) -------------------------------
+
 
 def test_fault_same_study_name_in_two_storages_never_shares_an_experiment(dirs, tmp_path):
     sweep = write_sweep(tmp_path / "twin.yaml", LR, 1, pruner="{name: none}")
@@ -221,9 +237,9 @@ def test_fault_same_study_name_in_two_storages_never_shares_an_experiment(dirs, 
     studies = [load(url, "twin") for url in urls]
     uids = [s.user_attrs[UID_ATTR] for s in studies]
     assert uids[0] != uids[1]
-    assert [t.number for s in studies for t in s.trials] == [0, 0]                  # both start at trial 0 ...
+    assert [t.number for s in studies for t in s.trials] == [0, 0]  # both start at trial 0 ...
     df = pd.concat([pd.read_parquet(f) for f in _records(dirs)])
-    assert sorted(df["experiment"].unique()) == sorted(f"twin-{u}-t0000" for u in uids)   # ... in two experiments
+    assert sorted(df["experiment"].unique()) == sorted(f"twin-{u}-t0000" for u in uids)  # ... in two experiments
     assert df.groupby("experiment")["run_id"].nunique().tolist() == [1, 1]
     assert sorted(df["study"].unique()) == sorted(f"twin@{u}" for u in uids)
     for study, uid in zip(studies, uids):
@@ -245,6 +261,7 @@ def test_fault_study_made_by_an_older_version_gets_an_id_once(tmp_path):
 
 # ---- 5. preflight: an unwritable results folder or a bad storage -----------------------------------
 
+
 def test_fault_preflight_errors_are_one_line_rc_2(dirs, tmp_path):
     sweep = write_sweep(tmp_path / "pre.yaml", LR, 1)
     not_a_folder = tmp_path / "results-is-a-file"
@@ -253,14 +270,19 @@ def test_fault_preflight_errors_are_one_line_rc_2(dirs, tmp_path):
     assert out.returncode == 2
     assert _one_line_error(out.stderr).startswith(f"xlexp: error: cannot write results to {not_a_folder / 'runs'}: ")
     assert "XLEXP_RESULTS_DIR" in out.stderr and not_a_folder.read_text() == ""
-    for storage, says in ((f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}", "cannot open sweep storage sqlite:///"),
-                          ("nosuchdb://u:pw@h/db", "cannot open sweep storage nosuchdb://u:***@h/db")):
+    for storage, says in (
+        (f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}", "cannot open sweep storage sqlite:///"),
+        ("nosuchdb://u:pw@h/db", "cannot open sweep storage nosuchdb://u:***@h/db"),
+    ):
         out = cli(dirs, "sweep", str(sweep), "--storage", storage)
-        assert out.returncode == 2 and _one_line_error(out.stderr).startswith(f"xlexp: error: {says}"), out.stderr[-2000:]
+        assert out.returncode == 2 and _one_line_error(out.stderr).startswith(f"xlexp: error: {says}"), out.stderr[
+            -2000:
+        ]
     assert _records(dirs) == [] and _no_pending(dirs)
 
 
 # ---- 7. passwords with '/' or spaces ---------------------------------------------------------------
+
 
 @pytest.mark.unit
 @pytest.mark.parametrize("password", ["s3cret/PW", "s3 cret", "a:b#c/d e"])
@@ -272,12 +294,16 @@ def test_fault_any_password_is_masked(password):
     assert password not in masked and masked == "postgresql://postgres:***@db.example:5432/optuna"
     parsed, shown = make_url(url), make_url(masked)  # what SQLAlchemy connects to: only the password differs
     assert parsed.password == password and (shown.username, shown.host, shown.port, shown.database) == (
-        parsed.username, parsed.host, parsed.port, parsed.database)
+        parsed.username,
+        parsed.host,
+        parsed.port,
+        parsed.database,
+    )
 
 
 def test_fault_password_with_slash_and_space_never_printed(dirs, tmp_path):
     secret = "s3cret/P W"
-    url = f"postgresql://postgres:{secret}@127.0.0.1:1/optuna"    # port 1: connection refused
+    url = f"postgresql://postgres:{secret}@127.0.0.1:1/optuna"  # port 1: connection refused
     out = cli(dirs, "sweep", "--status", "--storage", url)
     assert out.returncode == 2
     line = _one_line_error(out.stderr)
@@ -286,6 +312,7 @@ def test_fault_password_with_slash_and_space_never_printed(dirs, tmp_path):
 
 
 # ---- 13. --status and dead workers' trials ----------------------------------------------------------
+
 
 def test_fault_status_shows_dead_workers_trials_as_stale(dirs, tmp_path):
     import sqlalchemy
@@ -309,10 +336,10 @@ def test_fault_status_shows_dead_workers_trials_as_stale(dirs, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     rows = {line.split()[0]: line for line in out.stdout.splitlines() if line.split()[:1] in (["0"], ["1"])}
     age = re.search(r"  RUNNING \(stale: no heartbeat for (\d+) s\)  ", rows["0"])
-    assert age and 47 <= int(age.group(1)) <= 47 + 60, rows["0"]   # 47 s, plus the seconds the CLI took to start
+    assert age and 47 <= int(age.group(1)) <= 47 + 60, rows["0"]  # 47 s, plus the seconds the CLI took to start
     assert "stale" not in rows["1"] and "RUNNING" in rows["1"]
     assert "2 running (1 stale)" in out.stdout
-    assert [t.state for t in load(url, "stale").trials] == [TrialState.RUNNING] * 2   # --status changes nothing
+    assert [t.state for t in load(url, "stale").trials] == [TrialState.RUNNING] * 2  # --status changes nothing
 
 
 def test_fault_trial_asked_but_never_beating_is_not_waited_for_forever(tmp_path):
@@ -328,13 +355,14 @@ def test_fault_trial_asked_but_never_beating_is_not_waited_for_forever(tmp_path)
     assert heartbeat_ages(study) == {}
     assert start_orphan_clocks(study, storage) == [orphan.number]
     assert set(heartbeat_ages(study)) == {orphan.number} and start_orphan_clocks(study, storage) == []
-    time.sleep(5)          # past the grace period at --heartbeat 1 (3 s; SQLite keeps whole seconds)
+    time.sleep(5)  # past the grace period at --heartbeat 1 (3 s; SQLite keeps whole seconds)
     optuna.storages.fail_stale_trials(study)
     assert [t.state for t in study.trials][:1] == [TrialState.FAIL]
-    assert study.trials[-1].state == TrialState.WAITING          # re-queued with its params
+    assert study.trials[-1].state == TrialState.WAITING  # re-queued with its params
 
 
 # ---- 8. PostgreSQL down mid-trial ------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def own_pg():
@@ -359,9 +387,27 @@ def _pg(action: str, folder: str) -> None:
 
 
 def _start_sweep(dirs, tmp_path, sweep: Path, url: str, study: str, extra_env: dict | None = None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "xlexp.cli.main", "sweep", str(sweep), "--storage", url, "--study", study, "--heartbeat", "1"]
-    return subprocess.Popen(args, env={**env_for(dirs), **(extra_env or {})}, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "xlexp.cli.main",
+        "sweep",
+        str(sweep),
+        "--storage",
+        url,
+        "--study",
+        study,
+        "--heartbeat",
+        "1",
+    ]
+    return subprocess.Popen(
+        args,
+        env={**env_for(dirs), **(extra_env or {})},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_mid_trial(proc: subprocess.Popen, url: str, study: str, evals: int = 2) -> int:
@@ -369,7 +415,11 @@ def _wait_mid_trial(proc: subprocess.Popen, url: str, study: str, evals: int = 2
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
         try:
-            running = [t for t in load(url, study).trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= evals]
+            running = [
+                t
+                for t in load(url, study).trials
+                if t.state == TrialState.RUNNING and len(t.intermediate_values) >= evals
+            ]
         except Exception:  # the study is not created yet
             continue
         if running:
@@ -388,12 +438,14 @@ def test_fault_postgres_down_for_seconds_mid_trial_is_ridden_out(dirs, tmp_path,
     proc = _start_sweep(dirs, tmp_path, sweep, url, "outage")
     _wait_mid_trial(proc, url, "outage")
     _pg("pause", folder)
-    time.sleep(8)                     # longer than the heartbeat grace period (3 s at --heartbeat 1)
+    time.sleep(8)  # longer than the heartbeat grace period (3 s at --heartbeat 1)
     _pg("resume", folder)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err and "pw/with slash" not in out + err
-    assert err.count("unreachable (") == 1 and err.count("reachable again after") == 1, err[-3000:]  # one line per outage
+    assert err.count("unreachable (") == 1 and err.count("reachable again after") == 1, err[
+        -3000:
+    ]  # one line per outage
     study = load(url, "outage")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert len(_records(dirs)) == 2 and _no_pending(dirs)
@@ -414,9 +466,11 @@ def test_fault_postgres_down_longer_than_the_limit_ends_in_one_line_and_a_rerun_
     assert proc.returncode == 2, err[-3000:]
     line = _one_line_error(err)
     assert line.startswith("xlexp: error: sweep storage postgresql://postgres:***@127.0.0.1:"), line
-    assert re.search(r" unreachable for [34] s \(OperationalError: .*\) while running trial \d+; re-run the same command", line), line
+    assert re.search(
+        r" unreachable for [34] s \(OperationalError: .*\) while running trial \d+; re-run the same command", line
+    ), line
     assert "pw/with slash" not in out + err
-    assert _records(dirs) == [] and len(list_pending(dirs["results"])) == 1    # nothing entered the store
+    assert _records(dirs) == [] and len(list_pending(dirs["results"])) == 1  # nothing entered the store
 
     resumed = cli(dirs, "sweep", str(sweep), "--storage", url, "--study", "down", "--heartbeat", "1")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

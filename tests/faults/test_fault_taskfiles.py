@@ -71,13 +71,19 @@ def test_a_task_file_with_a_package_directive_and_a_hydra_callback_runs_nothing(
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("text, needle", [
-    ("name: evil\nhydra:\n  job:\n    chdir: true\n", "key 'hydra'"),
-    ("defaults:\n  - /hydra/callbacks: x\nname: evil\n", "key 'defaults'"),
-    ("name: evil\ntype: sentence_classification\nlabel_map:\n  '*': {_target_: os.system}\n", "'label_map.*._target_'"),
-    ("name: evil\nlanguages:\n  - {_target_: builtins.print, _args_: [pwned]}\n", "'languages[0]._target_'"),
-    ("  # @package task\nname: evil\n", "'# @package'"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("name: evil\nhydra:\n  job:\n    chdir: true\n", "key 'hydra'"),
+        ("defaults:\n  - /hydra/callbacks: x\nname: evil\n", "key 'defaults'"),
+        (
+            "name: evil\ntype: sentence_classification\nlabel_map:\n  '*': {_target_: os.system}\n",
+            "'label_map.*._target_'",
+        ),
+        ("name: evil\nlanguages:\n  - {_target_: builtins.print, _args_: [pwned]}\n", "'languages[0]._target_'"),
+        ("  # @package task\nname: evil\n", "'# @package'"),
+    ],
+)
 def test_code_or_hydra_keys_anywhere_in_a_task_file_are_refused(tmp_path, text, needle):
     path = _user_task(tmp_path, text) / "task" / "evil.yaml"
     with pytest.raises(XlexpError, match="task files are data only") as e:
@@ -92,18 +98,24 @@ def test_the_packaged_task_files_are_data(tmp_path):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("edit, needle", [
-    (lambda d: d.update(languages={"../../../../../outside/PWNED": "english", "ind": "indonesian"}), "language code"),
-    (lambda d: d.update(name="../../../../outside/TASKPWN"), "task name"),
-    (lambda d: d.update(languages={"eng\n": "english"}), "language code"),
-    (lambda d: d.update(languages={".hidden": "english"}), "language code"),
-    (lambda d: d.update(languages={"eng": "../../../etc"}), "folder of language 'eng'"),
-    (lambda d: d["local"].update(path="/etc/{folder}/{split}.csv"), "local.path"),
-    (lambda d: d["local"].update(path="nusax/../../{folder}/{split}.csv"), "local.path"),
-    (lambda d: d["local"].update(path="nusax/{code.__class__}/{split}.csv"), "'{code.__class__}' is not a field"),
-    (lambda d: d["local"].update(path="nusax/{}/{split}.csv"), "'{}' is not a field"),
-    (lambda d: d.update(languages={"eng": {"path": "~/{split}.csv"}}), "path of language 'eng'"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (
+            lambda d: d.update(languages={"../../../../../outside/PWNED": "english", "ind": "indonesian"}),
+            "language code",
+        ),
+        (lambda d: d.update(name="../../../../outside/TASKPWN"), "task name"),
+        (lambda d: d.update(languages={"eng\n": "english"}), "language code"),
+        (lambda d: d.update(languages={".hidden": "english"}), "language code"),
+        (lambda d: d.update(languages={"eng": "../../../etc"}), "folder of language 'eng'"),
+        (lambda d: d["local"].update(path="/etc/{folder}/{split}.csv"), "local.path"),
+        (lambda d: d["local"].update(path="nusax/../../{folder}/{split}.csv"), "local.path"),
+        (lambda d: d["local"].update(path="nusax/{code.__class__}/{split}.csv"), "'{code.__class__}' is not a field"),
+        (lambda d: d["local"].update(path="nusax/{}/{split}.csv"), "'{}' is not a field"),
+        (lambda d: d.update(languages={"eng": {"path": "~/{split}.csv"}}), "path of language 'eng'"),
+    ],
+)
 def test_names_and_paths_that_would_leave_their_folder_are_refused(edit, needle):
     raw = nusax()
     edit(raw)
@@ -117,7 +129,16 @@ def test_a_hostile_language_code_writes_nothing_outside_the_cache(dirs, tmp_path
     raw = nusax()
     raw.update(name="hostile", languages={"../../../../../outside/PWNED": "english", "ind": "indonesian"})
     conf = _user_task(tmp_path, yaml.safe_dump(raw), name="hostile")
-    out = cli(dirs, "run", *TINY, "trainer.epochs=1", "task=hostile", "langpair.sources=[ind]",
-              "langpair.targets=[ind]", "regime.dev_targets=none", env_extra={"XLEXP_CONFIG_PATH": str(conf)})
+    out = cli(
+        dirs,
+        "run",
+        *TINY,
+        "trainer.epochs=1",
+        "task=hostile",
+        "langpair.sources=[ind]",
+        "langpair.targets=[ind]",
+        "regime.dev_targets=none",
+        env_extra={"XLEXP_CONFIG_PATH": str(conf)},
+    )
     _one_line_refusal(out, dirs, "language code '../../../../../outside/PWNED'")
     assert not list(tmp_path.rglob("PWNED*")) and not (tmp_path / "outside").exists()

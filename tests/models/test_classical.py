@@ -25,10 +25,17 @@ def _test_cells(dirs, experiment: str):
 
 
 @pytest.mark.parametrize("model", ["classical_mlp", "classical_logreg"])
-@pytest.mark.parametrize("regime, langs, cells", [
-    ("full", ["langpair.targets=[eng,ind]"], {("eng", "eng"), ("ind", "ind")}),
-    ("zero_shot", ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"], {("eng", "eng"), ("eng", "ind"), ("eng", "jav")}),
-])
+@pytest.mark.parametrize(
+    "regime, langs, cells",
+    [
+        ("full", ["langpair.targets=[eng,ind]"], {("eng", "eng"), ("ind", "ind")}),
+        (
+            "zero_shot",
+            ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"],
+            {("eng", "eng"), ("eng", "ind"), ("eng", "jav")},
+        ),
+    ],
+)
 def test_records_and_predictions(dirs, model, regime, langs, cells):
     name = f"{model}-{regime}"
     run_experiment(compose_cfg(dirs, *QUIET, f"model={model}", f"regime={regime}", *langs, f"name={name}"))
@@ -64,23 +71,35 @@ def test_learns_well_above_chance_and_is_deterministic(dirs):
 
 def test_cross_lingual_uses_the_source_vocabulary(dirs):
     """English words never occur in the Indonesian test set: the English model is at chance there."""
-    run_experiment(compose_cfg(dirs, *QUIET, "model=classical_logreg", "langpair.sources=[eng]",
-                               "langpair.targets=[eng,ind]", "name=xl"))
+    run_experiment(
+        compose_cfg(
+            dirs, *QUIET, "model=classical_logreg", "langpair.sources=[eng]", "langpair.targets=[eng,ind]", "name=xl"
+        )
+    )
     test = _test_cells(dirs, "xl")
     acc = test[(test["metric"] == "accuracy") & (test["selection"] == "source_dev")].set_index("target")["value"]
     assert acc["eng"] >= 0.8 and acc["ind"] < 0.6
 
 
 def test_full_regime_matrix_prints_one_in_language_column(dirs, capsys):
-    run_experiment(compose_cfg(dirs, *QUIET, "model=classical_mlp", "regime=full", "langpair.targets=[eng,ind,jav]",
-                               "name=diag"))
+    run_experiment(
+        compose_cfg(dirs, *QUIET, "model=classical_mlp", "regime=full", "langpair.targets=[eng,ind,jav]", "name=diag")
+    )
     out = capsys.readouterr().out
     assert "in-language" in out and "jav (Javanese)" in out
 
 
 def test_subword_features_come_from_the_named_tokenizer(dirs):
-    cfg = compose_cfg(dirs, *QUIET, "model=classical_mlp", "model.features=subword", "model.tokenizer=tiny_random",
-                      "regime=full", "langpair.targets=[eng]", "name=sub")
+    cfg = compose_cfg(
+        dirs,
+        *QUIET,
+        "model=classical_mlp",
+        "model.features=subword",
+        "model.tokenizer=tiny_random",
+        "regime=full",
+        "langpair.targets=[eng]",
+        "name=sub",
+    )
     spec = TaskSpec.from_config(cfg.task)
     texts = [e.text for e in load_split(spec, "eng", "train", dirs["data"])]
     tok = subword_tokenizer(model_of(cfg), dirs["cache"], 42, ("eng",), lambda: texts)
@@ -111,7 +130,9 @@ def test_subword_features_with_the_xlmr_tokenizer(dirs, shared_cache):
     cfg = compose_cfg(dirs, "model=classical_mlp", "model.features=subword", "model.tokenizer=me5_small_offline")
     tok = subword_tokenizer(model_of(cfg), root, 42, ("eng",), lambda: [])
     text = "我们今天去北京旅游。"
-    pieces = Featurizer(model_of(cfg), tok).vectorizer.build_analyzer()(Featurizer(model_of(cfg), tok).strings([Example(text=text)])[0])
+    pieces = Featurizer(model_of(cfg), tok).vectorizer.build_analyzer()(
+        Featurizer(model_of(cfg), tok).strings([Example(text=text)])[0]
+    )
     assert len(pieces) >= 4 and pieces[0].startswith("▁")
     word = compose_cfg(dirs, "model=classical_mlp")
     assert Featurizer(model_of(word)).vectorizer.build_analyzer()(text) == [text.rstrip("。")]  # one clause-long "word"
@@ -137,8 +158,17 @@ def _write_pairs(root: Path, langs=("en", "fr"), sizes=(90, 30, 45), seed: int =
 
 def test_pair_classification_joins_both_texts(dirs):
     _write_pairs(dirs["data"])
-    run_experiment(compose_cfg(dirs, *QUIET, "model=classical_logreg", "task=xnli", "langpair.sources=[en]",
-                               "langpair.targets=[en,fr]", "name=pairs"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *QUIET,
+            "model=classical_logreg",
+            "task=xnli",
+            "langpair.sources=[en]",
+            "langpair.targets=[en,fr]",
+            "name=pairs",
+        )
+    )
     test = _test_cells(dirs, "pairs")
     acc = test[(test["metric"] == "accuracy") & (test["selection"] == "source_dev")].set_index("target")["value"]
     assert acc["en"] >= 0.9 and acc["fr"] >= 0.9  # the cue words are shared: transfer works here
@@ -153,17 +183,32 @@ def _write_conll(root: Path) -> None:
         (out / f"{split}.txt").write_text("John B-PER\nlives O\nhere O\n\nParis B-LOC\n", encoding="utf-8")
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["task=wikiann", "langpair.sources=[en]", "langpair.targets=[en]"],
-     r"model 'classical_mlp' \(family classical\) does not run token_classification tasks \(task 'wikiann'\); "
-     r"a classical model runs pair_classification, sentence_classification"),
-    (["regime=few_shot", "langpair.sources=[eng]", "langpair.targets=[ind]"], r"runs regime full, multi_source, zero_shot"),
-    (["+model.classifier.no_such_knob=3", "langpair.sources=[eng]", "langpair.targets=[ind]"],
-     r"MLPClassifier has no parameter\(s\) \['no_such_knob'\]; its parameters: .*hidden_layer_sizes"),
-    (["model.features=chars", "langpair.sources=[eng]", "langpair.targets=[ind]"], r"model.features must be one of word, subword"),
-    (["model.features=subword", "model.tokenizer=nope", "langpair.sources=[eng]", "langpair.targets=[ind]"],
-     r"model.tokenizer=nope: no model config .* use one of .*me5_small_offline"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["task=wikiann", "langpair.sources=[en]", "langpair.targets=[en]"],
+            r"model 'classical_mlp' \(family classical\) does not run token_classification tasks \(task 'wikiann'\); "
+            r"a classical model runs pair_classification, sentence_classification",
+        ),
+        (
+            ["regime=few_shot", "langpair.sources=[eng]", "langpair.targets=[ind]"],
+            r"runs regime full, multi_source, zero_shot",
+        ),
+        (
+            ["+model.classifier.no_such_knob=3", "langpair.sources=[eng]", "langpair.targets=[ind]"],
+            r"MLPClassifier has no parameter\(s\) \['no_such_knob'\]; its parameters: .*hidden_layer_sizes",
+        ),
+        (
+            ["model.features=chars", "langpair.sources=[eng]", "langpair.targets=[ind]"],
+            r"model.features must be one of word, subword",
+        ),
+        (
+            ["model.features=subword", "model.tokenizer=nope", "langpair.sources=[eng]", "langpair.targets=[ind]"],
+            r"model.tokenizer=nope: no model config .* use one of .*me5_small_offline",
+        ),
+    ],
+)
 def test_bad_config_fails_in_one_line_without_records(dirs, overrides, message):
     _write_conll(dirs["data"])
     with pytest.raises(XlexpError, match=message):
@@ -193,7 +238,9 @@ def test_dev_evaluation_reaches_run_hooks(dirs):
 
     seen = []
     hooks = RunHooks(on_eval=lambda unit, step, metrics: seen.append((unit.source, step, metrics)))
-    run_experiment(compose_cfg(dirs, *QUIET, "model=classical_logreg", "regime=full", "langpair.targets=[eng,ind]",
-                               "name=hooks"), hooks)
+    run_experiment(
+        compose_cfg(dirs, *QUIET, "model=classical_logreg", "regime=full", "langpair.targets=[eng,ind]", "name=hooks"),
+        hooks,
+    )
     assert [s for s, _, _ in seen] == ["eng", "ind"] and all(step > 0 for _, step, _ in seen)
     assert set(seen[0][2]["eng"]) == {"accuracy", "macro_f1"}

@@ -11,7 +11,13 @@ import torch
 from conftest import SHARED_DATA, compose_cfg, model_of
 from xlexp import XlexpError, load_records, run_experiment
 
-DEC = ["model=tiny_random_decoder", "optimizer.lr=1e-3", "trainer.epochs=2", "data.batch_size=8", "trainer.progress=false"]
+DEC = [
+    "model=tiny_random_decoder",
+    "optimizer.lr=1e-3",
+    "trainer.epochs=2",
+    "data.batch_size=8",
+    "trainer.progress=false",
+]
 THREE = ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]
 HUB_DECODERS = ["qwen2_5_0_5b", "qwen2_5_1_5b", "qwen2_5_7b", "llama3_2_1b", "gemma2_2b", "bloomz_560m", "mgpt"]
 HUB_SEQ2SEQ = ["mt5_small", "nllb_600m", "m2m100_418m", "mbart50"]
@@ -29,7 +35,9 @@ def _tiny(dirs, *overrides):
     m = model_of(cfg)
     spec = TaskSpec.from_config(cfg.task)
     regime = regimes.get("zero_shot")
-    plan = make_plan(regime, regime.settings_class(name="zero_shot"), ["eng"], ["eng", "ind", "jav"], spec, dirs["data"])
+    plan = make_plan(
+        regime, regime.settings_class(name="zero_shot"), ["eng"], ["eng", "ind", "jav"], spec, dirs["data"]
+    )
     path = resolve_model_path(m, dirs["cache"], training_texts(spec, plan, dirs["data"], "auto"), 0)
     return m, path, load_tokenizer(m, path)
 
@@ -40,7 +48,7 @@ def test_decoder_zero_shot_matrix_full_and_lora(dirs, peft, method):
     run_experiment(compose_cfg(dirs, *DEC, *THREE, *extra, "name=dec"))
     df = load_records(dirs["results"])
     test = df[df["split"] == "test"]
-    assert len(test) == 3 * 2 * 3   # targets x (accuracy, macro_f1) x rules
+    assert len(test) == 3 * 2 * 3  # targets x (accuracy, macro_f1) x rules
     assert set(test["family"]) == {"decoder"} and set(test["finetune"]) == {method}
     assert set(test["model"]) == {"tiny_random_decoder"} and test["value"].between(0, 1).all()
     row = test.iloc[0]
@@ -78,16 +86,26 @@ def test_decoder_learns_on_nusax_english(tmp_path):
     if not (SHARED_DATA / "nusax_senti" / "english" / "train.csv").exists():
         pytest.skip(f"real NusaX data not found under {SHARED_DATA}")
     dirs = {"data": SHARED_DATA, "results": tmp_path / "results", "cache": tmp_path / "cache"}
-    run_experiment(compose_cfg(dirs, "model=tiny_random_decoder", "optimizer.lr=1e-3", "trainer.epochs=8",
-                               "data.batch_size=16", "trainer.progress=false", "langpair.sources=[eng]",
-                               "langpair.targets=[eng]", "name=learn"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            "model=tiny_random_decoder",
+            "optimizer.lr=1e-3",
+            "trainer.epochs=8",
+            "data.batch_size=16",
+            "trainer.progress=false",
+            "langpair.sources=[eng]",
+            "langpair.targets=[eng]",
+            "name=learn",
+        )
+    )
     df = load_records(dirs["results"])
     f1 = df[(df["metric"] == "macro_f1") & (df["split"] == "test") & (df["selection"] == "source_dev")]["value"].item()
     import pandas as pd
 
     labels = pd.read_csv(SHARED_DATA / "nusax_senti" / "english" / "test.csv")["label"]
     top = labels.value_counts(normalize=True).iloc[0]
-    majority_f1 = (2 * top / (1 + top)) / 3   # F1 of the majority class, 0 for the two others
+    majority_f1 = (2 * top / (1 + top)) / 3  # F1 of the majority class, 0 for the two others
     print(f"tiny decoder, NusaX English test macro-F1 {f1:.4f} vs majority class {majority_f1:.4f}")
     assert f1 > majority_f1 + 0.05, (f1, majority_f1)
 
@@ -156,7 +174,7 @@ def test_decoder_settings_are_checked():
     with pytest.raises(XlexpError, match="model.pooling"):
         model_settings({"name": "d", "family": "decoder", "pooling": "cls"})
     with pytest.raises(XlexpError, match="model.peft"):
-        model_settings({"name": "e", "peft": "qlora"})   # encoders: no 4-bit path
+        model_settings({"name": "e", "peft": "qlora"})  # encoders: no 4-bit path
     with pytest.raises(XlexpError, match="model.family"):
         model_settings({"name": "x", "family": "decodr"})
     assert model_settings({"name": "d", "family": "decoder", "peft": "qlora"}).finetune == "qlora-r8"
@@ -180,10 +198,22 @@ def test_decoder_tagger_runs_a_pos_matrix(tmp_path):
     if not (SHARED_DATA / "masakhapos").is_dir():
         pytest.skip("../shared/data/masakhapos not present")
     dirs = {"data": SHARED_DATA, "results": tmp_path / "results", "cache": tmp_path / "cache"}
-    run_experiment(compose_cfg(dirs, "model=tiny_random_decoder", "task=masakhapos", "langpair.sources=[en_ewt]",
-                               "langpair.targets=[en_ewt,hau]", "data.max_train_examples=32", "data.max_eval_examples=16",
-                               "trainer.epochs=1", "trainer.progress=false", "regime.dev_targets=none",
-                               "optimizer.lr=1e-3", "model.peft=lora"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            "model=tiny_random_decoder",
+            "task=masakhapos",
+            "langpair.sources=[en_ewt]",
+            "langpair.targets=[en_ewt,hau]",
+            "data.max_train_examples=32",
+            "data.max_eval_examples=16",
+            "trainer.epochs=1",
+            "trainer.progress=false",
+            "regime.dev_targets=none",
+            "optimizer.lr=1e-3",
+            "model.peft=lora",
+        )
+    )
     df = load_records(dirs["results"])
     test = df[(df.split == "test") & (df.metric == "accuracy")]
     assert set(test.target) == {"en_ewt", "hau"} and set(df.family) == {"decoder"}

@@ -32,15 +32,17 @@ def test_the_long_sequence_warning_is_silenced_and_others_are_not(caplog):
     hf_logging.enable_default_handler()
     hf_logging.enable_propagation()
     disabled = logger.disabled
-    logger.disabled = False   # a logging.config.dictConfig earlier in the process (Hydra's) disables existing loggers
+    logger.disabled = False  # a logging.config.dictConfig earlier in the process (Hydra's) disables existing loggers
     try:
         logger.filters = [f for f in logger.filters if type(f).__name__ != "_LongSequenceNoise"]
-        caplog.set_level(logging.WARNING)   # records, not stderr: a handler made by an earlier test may hold a stale stream
+        caplog.set_level(
+            logging.WARNING
+        )  # records, not stderr: a handler made by an earlier test may hold a stale stream
         _tokenizer()("word " * 20)
-        assert "Token indices sequence length" in caplog.text                 # the noise, as it was
+        assert "Token indices sequence length" in caplog.text  # the noise, as it was
         caplog.clear()
         quiet_transformers()
-        quiet_transformers()                                                    # idempotent: one filter
+        quiet_transformers()  # idempotent: one filter
         assert sum(type(f).__name__ == "_LongSequenceNoise" for f in logger.filters) == 1
         _tokenizer()("word " * 20)
         logger.warning("another warning")

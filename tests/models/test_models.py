@@ -25,10 +25,21 @@ from xlexp.models import finetune
 from xlexp.models.encoders import build_tiny_random, load_classifier, load_tokenizer
 
 TEXTS = ["the food was very good here", "we hate the dirty store", "order a ticket", "makanan itu sangat enak"]
-MODEL_CFG = model_settings({"name": "tiny_random", "source": "tiny_random", "vocab_size": 300, "hidden_size": 32,
-                            "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "local_files_only": True,
-                            "pooling": "mean", "dropout": 0.0,
-                            "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}})
+MODEL_CFG = model_settings(
+    {
+        "name": "tiny_random",
+        "source": "tiny_random",
+        "vocab_size": 300,
+        "hidden_size": 32,
+        "num_layers": 2,
+        "num_heads": 2,
+        "intermediate_size": 64,
+        "local_files_only": True,
+        "pooling": "mean",
+        "dropout": 0.0,
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]},
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +94,16 @@ def test_trim_keeps_special_tokens(tiny):
 def _train_copy(model, split, pad_id, epochs=1, batch_size=4, accum=1, lr=1e-2):
     m = copy.deepcopy(model)
     opt = OptimizerSettings(name="sgd", lr=lr, weight_decay=0.0)
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, eval_batch_size=8, group_by_length=False,
-                             eval_every=None, precision="fp32", seed=0, grad_accum_steps=accum)
+    settings = TrainSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        eval_batch_size=8,
+        group_by_length=False,
+        eval_every=None,
+        precision="fp32",
+        seed=0,
+        grad_accum_steps=accum,
+    )
     result = train(m, split, opt, settings, pad_id, torch.device("cpu"))
     return m, result
 
@@ -133,7 +152,9 @@ def test_lora_trains_only_adapters_and_head(tiny):
     assert any("lora_B" in k for k in changed)
     # checkpoints hold only what trains: adapters, head (and buffers)
     state = finetune.trainable_state(trained)
-    assert all("lora_" in k or k.startswith("classifier.") or "position_ids" in k or "token_type_ids" in k for k in state)
+    assert all(
+        "lora_" in k or k.startswith("classifier.") or "position_ids" in k or "token_type_ids" in k for k in state
+    )
     assert cfg.finetune == "lora-r4"
 
 
@@ -158,11 +179,19 @@ def test_step_losses_reach_on_step_in_order_before_each_evaluation(tiny):
     split = _split(tokenizer, TEXTS * 3, [0, 1, 2, 0] * 3)
     events: list[tuple] = []
     opt = OptimizerSettings(name="sgd", lr=1e-2, weight_decay=0.0)
-    settings = TrainSettings(epochs=2, batch_size=4, eval_batch_size=8, group_by_length=False, eval_every=2,
-                             precision="fp32", seed=0)
-    result = train(model, split, opt, settings, tokenizer.pad_token_id, torch.device("cpu"),
-                   on_eval=lambda step, epoch: events.append(("eval", step)),
-                   on_step=lambda step, loss, lr: events.append(("step", step, loss)))
+    settings = TrainSettings(
+        epochs=2, batch_size=4, eval_batch_size=8, group_by_length=False, eval_every=2, precision="fp32", seed=0
+    )
+    result = train(
+        model,
+        split,
+        opt,
+        settings,
+        tokenizer.pad_token_id,
+        torch.device("cpu"),
+        on_eval=lambda step, epoch: events.append(("eval", step)),
+        on_step=lambda step, loss, lr: events.append(("step", step, loss)),
+    )
     steps = [e[1] for e in events if e[0] == "step"]
     assert steps == list(range(1, 7)) and result.steps == 6
     assert [e for e in events if e[0] == "eval"] == [("eval", 2), ("eval", 4), ("eval", 6)]
@@ -180,22 +209,32 @@ def test_non_finite_loss_stops_training(tiny):
     with torch.no_grad():
         model.classifier.weight.fill_(float("nan"))
     opt = OptimizerSettings(name="sgd", lr=1e-2, weight_decay=0.0)
-    settings = TrainSettings(epochs=1, batch_size=4, eval_batch_size=8, group_by_length=False, eval_every=None,
-                             precision="fp32", seed=0)
+    settings = TrainSettings(
+        epochs=1, batch_size=4, eval_batch_size=8, group_by_length=False, eval_every=None, precision="fp32", seed=0
+    )
     with pytest.raises(FloatingPointError, match="non-finite training loss at step 1"):
-        train(model, _split(tokenizer, TEXTS * 2, [0, 1, 2, 0] * 2), opt, settings, tokenizer.pad_token_id,
-              torch.device("cpu"))
+        train(
+            model,
+            _split(tokenizer, TEXTS * 2, [0, 1, 2, 0] * 2),
+            opt,
+            settings,
+            tokenizer.pad_token_id,
+            torch.device("cpu"),
+        )
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.peft=adapters", "model.peft must be null or lora"),
-    ("model.freeze=everything", "model.freeze must be null or embeddings"),
-    ("model.freeze_layers=9", "has 2 layers"),
-    ("model.lora.target_modules=[q_proj]", "are not linear layers"),
-    ("data.max_length=1024", "exceeds model 'tiny_random''s limit"),
-    ("trainer.grad_accum_steps=0", "trainer.grad_accum_steps must be a positive integer"),
-    ("trainer.compile=fast", "trainer.compile must be true, false, step-graph"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.peft=adapters", "model.peft must be null or lora"),
+        ("model.freeze=everything", "model.freeze must be null or embeddings"),
+        ("model.freeze_layers=9", "has 2 layers"),
+        ("model.lora.target_modules=[q_proj]", "are not linear layers"),
+        ("data.max_length=1024", "exceeds model 'tiny_random''s limit"),
+        ("trainer.grad_accum_steps=0", "trainer.grad_accum_steps must be a positive integer"),
+        ("trainer.compile=fast", "trainer.compile must be true, false, step-graph"),
+    ],
+)
 def test_bad_model_options_fail_with_one_clear_error(dirs, override, message):
     extra = ["model.peft=lora"] if "lora.target" in override else []
     cfg = compose_cfg(dirs, *TINY, "langpair.targets=[eng]", "trainer.epochs=1", *extra, override)
@@ -216,8 +255,17 @@ def test_precision_auto_follows_the_hardware():
 def test_run_records_say_how_the_model_was_tuned(dirs):
     common = [*TINY, "langpair.targets=[eng,ind]", "trainer.epochs=1", "trainer.precision=fp32"]
     run_experiment(compose_cfg(dirs, *common, "name=tune"))
-    run_experiment(compose_cfg(dirs, *common, "name=tune", "model.peft=lora", "model.trim_vocab=true",
-                               "trainer.grad_accum_steps=2", "trainer.precision=bf16"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *common,
+            "name=tune",
+            "model.peft=lora",
+            "model.trim_vocab=true",
+            "trainer.grad_accum_steps=2",
+            "trainer.precision=bf16",
+        )
+    )
     df = load_records(dirs["results"])
     full, lora = df[df.experiment == "tune"], df[df.experiment == "tune+lora-r8"]
     assert len(full) and len(lora) and len(full) == len(lora)
@@ -240,10 +288,17 @@ def test_retrieval_is_unchanged_by_trimming(tmp_path):
     folder.mkdir(parents=True)
     for code in ("afr", "deu"):
         (folder / f"tatoeba.{code}-eng.eng").write_text("\n".join(base) + "\n")
-        (folder / f"tatoeba.{code}-eng.{code}").write_text("\n".join(" ".join(reversed(s.split())) for s in base) + "\n")
+        (folder / f"tatoeba.{code}-eng.{code}").write_text(
+            "\n".join(" ".join(reversed(s.split())) for s in base) + "\n"
+        )
     dirs = {"data": tmp_path / "data", "results": tmp_path / "results", "cache": tmp_path / "cache"}
-    common = ["model=tiny_random", "task=tatoeba", "langpair.targets=[afr,deu]", "trainer.progress=false",
-              "trainer.precision=fp32"]
+    common = [
+        "model=tiny_random",
+        "task=tatoeba",
+        "langpair.targets=[afr,deu]",
+        "trainer.progress=false",
+        "trainer.precision=fp32",
+    ]
     run_experiment(compose_cfg(dirs, *common, "name=plain"))
     run_experiment(compose_cfg(dirs, *common, "name=trimmed", "model.trim_vocab=true"))
     df = load_records(dirs["results"]).sort_values(["target", "metric"])
@@ -269,13 +324,22 @@ def test_tiny_random_builds_the_same_tokenizer_and_weights_in_every_process(tmp_
     vocabularies); the vocabulary is now chosen by (count, piece)."""
     # many equally frequent words and pairs: ties everywhere
     texts = [" ".join(f"{a}{b}{c}" for b in "klmn" for c in "xyz") for a in "abcdefgh"] * 3
-    script = ("import sys, json; from xlexp.config.schema import model_settings; "
-              "from xlexp.models.encoders import build_tiny_random; "
-              "m = model_settings({'name': 'tiny_random', 'source': 'tiny_random', 'vocab_size': 60, 'hidden_size': 16, "
-              "'num_layers': 1, 'num_heads': 1, 'intermediate_size': 32}); "
-              "print(build_tiny_random(m, json.loads(sys.argv[2]), sys.argv[1], seed=0))")
-    folders = [subprocess.run([sys.executable, "-c", script, str(tmp_path / f"c{i}"), json.dumps(texts)], check=True,
-                              capture_output=True, text=True).stdout.strip() for i in range(3)]
+    script = (
+        "import sys, json; from xlexp.config.schema import model_settings; "
+        "from xlexp.models.encoders import build_tiny_random; "
+        "m = model_settings({'name': 'tiny_random', 'source': 'tiny_random', 'vocab_size': 60, 'hidden_size': 16, "
+        "'num_layers': 1, 'num_heads': 1, 'intermediate_size': 32}); "
+        "print(build_tiny_random(m, json.loads(sys.argv[2]), sys.argv[1], seed=0))"
+    )
+    folders = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / f"c{i}"), json.dumps(texts)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        for i in range(3)
+    ]
     files = ["tokenizer.json", "model.safetensors", "config.json"]
     first = {f: (Path(folders[0]) / f).read_bytes() for f in files}
     for folder in folders[1:]:
@@ -304,8 +368,18 @@ def test_class_balance_options():
 
 def test_balanced_options_run_end_to_end(dirs):
     df_dirs = dirs
-    run_experiment(compose_cfg(df_dirs, *TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[ind]",
-                               "optimizer.class_weights=balanced", "data.sampling=balanced", "name=bal"))
+    run_experiment(
+        compose_cfg(
+            df_dirs,
+            *TINY,
+            "trainer.epochs=1",
+            "langpair.sources=[eng]",
+            "langpair.targets=[ind]",
+            "optimizer.class_weights=balanced",
+            "data.sampling=balanced",
+            "name=bal",
+        )
+    )
     assert not load_records(dirs["results"]).empty
     with pytest.raises(XlexpError, match="data.sampling must be one of uniform, balanced"):
         run_experiment(compose_cfg(dirs, *TINY, "data.sampling=oversample"))
@@ -317,8 +391,16 @@ def test_a_collapsed_model_is_warned_about(dirs, caplog):
     rows = train.read_text().splitlines()
     train.write_text("\n".join([rows[0]] + [r.rsplit(",", 1)[0] + ",positive" for r in rows[1:]]) + "\n")
     with caplog.at_level("WARNING"):
-        run_experiment(compose_cfg(dirs, *TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[ind]",
-                                   "regime.dev_targets=none"))
+        run_experiment(
+            compose_cfg(
+                dirs,
+                *TINY,
+                "trainer.epochs=1",
+                "langpair.sources=[eng]",
+                "langpair.targets=[ind]",
+                "regime.dev_targets=none",
+            )
+        )
     warned = [r.getMessage() for r in caplog.records if "collapsed to one class" in r.getMessage()]
     assert len(warned) == 1 and "predicts only 'positive' on the eng dev split" in warned[0]
     assert "optimizer.class_weights=balanced" in warned[0]

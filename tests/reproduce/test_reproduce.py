@@ -49,21 +49,35 @@ def sib(tmp_path: Path) -> dict[str, Path]:
     data = write_sib_like(tmp_path / "data")
     ref = tmp_path / "reference.csv"
     # deu_Latn is in the reference but not run; nqo_Nkoo is run but not in the reference (as in SIB-200)
-    pd.DataFrame({"language": ["English", "French", "Hindi", "German"],
-                  "code": ["eng_Latn", "fra_Latn", "hin_Deva", "deu_Latn"],
-                  "mlp": [95.0, 60.0, 70.0, 50.0]}).to_csv(ref, index=False)
+    pd.DataFrame(
+        {
+            "language": ["English", "French", "Hindi", "German"],
+            "code": ["eng_Latn", "fra_Latn", "hin_Deva", "deu_Latn"],
+            "mlp": [95.0, 60.0, 70.0, 50.0],
+        }
+    ).to_csv(ref, index=False)
     return {"data": data, "results": tmp_path / "results", "cache": tmp_path / "cache", "reference": ref}
 
 
 def _paths(d: dict[str, Path]) -> list[str]:
     # paths.* are not part of the config hash; model.tokenizer=tiny_random keeps the test off the e5 build
-    return [f"paths.data_dir={d['data']}", f"paths.cache_dir={d['cache']}", "trainer.progress=false",
-            "model.tokenizer=tiny_random"]
+    return [
+        f"paths.data_dir={d['data']}",
+        f"paths.cache_dir={d['cache']}",
+        "trainer.progress=false",
+        "model.tokenizer=tiny_random",
+    ]
 
 
 def _run(d, **kw):
-    return reproduce("sib200-mlp", results_dir=d["results"], subset=SUBSET.split(","), overrides=_paths(d),
-                     reference=d["reference"], **kw)
+    return reproduce(
+        "sib200-mlp",
+        results_dir=d["results"],
+        subset=SUBSET.split(","),
+        overrides=_paths(d),
+        reference=d["reference"],
+        **kw,
+    )
 
 
 @pytest.mark.unit
@@ -85,8 +99,15 @@ def test_sib200_mlp_on_tiny_data_then_reuse(sib, capsys):
     out = capsys.readouterr().out
     df = load_records(sib["results"])
     for variant in ("word", "subword"):
-        ours = df[(df["experiment"] == f"reproduce-sib200-mlp-{variant}") & (df["split"] == "test")
-                  & (df["metric"] == "accuracy") & (df["selection"] == "source_dev")].set_index("target")["value"] * 100
+        ours = (
+            df[
+                (df["experiment"] == f"reproduce-sib200-mlp-{variant}")
+                & (df["split"] == "test")
+                & (df["metric"] == "accuracy")
+                & (df["selection"] == "source_dev")
+            ].set_index("target")["value"]
+            * 100
+        )
         assert sorted(ours.index) == sorted(NOISE)  # the four subset languages ran, in-language
         cells = res.cells[res.cells["variant"] == variant].set_index("cell")
         assert sorted(cells.index) == ["eng_Latn", "fra_Latn", "hin_Deva"]  # the intersection with the reference
@@ -119,9 +140,20 @@ def test_sib200_mlp_on_tiny_data_then_reuse(sib, capsys):
 def test_reuses_a_plain_run_of_the_same_config(sib):
     """An `xlexp run` with the reproduction's overrides (another experiment name) is reused."""
     dirs = {"data": sib["data"], "results": sib["results"], "cache": sib["cache"]}
-    run_experiment(compose_cfg(dirs, "model=classical_mlp", "task=sib200", "regime=full", "langpair=sib200_all_self",
-                               "model.features=word", "model.tokenizer=tiny_random", f"langpair.targets=[{SUBSET}]",
-                               "trainer.progress=false", "name=plain"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            "model=classical_mlp",
+            "task=sib200",
+            "regime=full",
+            "langpair=sib200_all_self",
+            "model.features=word",
+            "model.tokenizer=tiny_random",
+            f"langpair.targets=[{SUBSET}]",
+            "trainer.progress=false",
+            "name=plain",
+        )
+    )
     n_files = len(list((sib["results"] / "runs").glob("*.parquet")))
     res = _run(sib, variants=["word"])
     assert len(list((sib["results"] / "runs").glob("*.parquet"))) == n_files

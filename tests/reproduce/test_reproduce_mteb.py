@@ -17,16 +17,51 @@ from xlexp.reproduce.runner import reproduce
 from xlexp.reproduce.spec import load_reference, load_reproduction
 
 SPEC = {
-    "name": "mini-mteb", "title": "mini", "citation": "test", "metric": "accuracy", "scale": 100,
+    "name": "mini-mteb",
+    "title": "mini",
+    "citation": "test",
+    "metric": "accuracy",
+    "scale": 100,
     "reference": {"file": "ref.csv", "key": "code", "sd": "sd", "within_sd": 2, "group": "script"},
     "paired": ["plain", "prefixed"],
     "variants": [
-        {"name": "plain", "column": "accuracy", "runs": [{"overrides": [
-            "model=tiny_random", "task=sib200", "regime=probe", "regime.in_language=true", "regime.per_label=4",
-            "regime.draws=3", "langpair=sib200_all_self"], "cells": "target"}]},
-        {"name": "prefixed", "column": "accuracy_b", "runs": [{"overrides": [
-            "model=tiny_random", "task=sib200", "regime=probe", "regime.in_language=true", "regime.per_label=4",
-            "regime.draws=3", "langpair=sib200_all_self", "regime.prefix='query: '"], "cells": "target"}]},
+        {
+            "name": "plain",
+            "column": "accuracy",
+            "runs": [
+                {
+                    "overrides": [
+                        "model=tiny_random",
+                        "task=sib200",
+                        "regime=probe",
+                        "regime.in_language=true",
+                        "regime.per_label=4",
+                        "regime.draws=3",
+                        "langpair=sib200_all_self",
+                    ],
+                    "cells": "target",
+                }
+            ],
+        },
+        {
+            "name": "prefixed",
+            "column": "accuracy_b",
+            "runs": [
+                {
+                    "overrides": [
+                        "model=tiny_random",
+                        "task=sib200",
+                        "regime=probe",
+                        "regime.in_language=true",
+                        "regime.per_label=4",
+                        "regime.draws=3",
+                        "langpair=sib200_all_self",
+                        "regime.prefix='query: '",
+                    ],
+                    "cells": "target",
+                }
+            ],
+        },
     ],
 }
 
@@ -37,13 +72,25 @@ def test_within_sd_groups_and_paired(tmp_path: Path):
     folder.mkdir()
     (folder / "mini-mteb.yaml").write_text(yaml.safe_dump(SPEC, allow_unicode=True), encoding="utf-8")
     ref = tmp_path / "ref.csv"
-    pd.DataFrame({"code": ["eng_Latn", "fra_Latn", "hin_Deva"], "script": ["Latn", "Latn", "Deva"],
-                  "accuracy": [90.0, 50.0, 40.0], "accuracy_b": [80.0, 55.0, 45.0], "sd": [3.0, 1.0, 100.0]}
-                 ).to_csv(ref, index=False)
-    res = reproduce("mini-mteb", results_dir=tmp_path / "results", subset=SUBSET.split(","), reference=ref, folder=folder,
-                    overrides=[f"paths.data_dir={data}", f"paths.cache_dir={tmp_path / 'cache'}", "trainer.progress=false"])
+    pd.DataFrame(
+        {
+            "code": ["eng_Latn", "fra_Latn", "hin_Deva"],
+            "script": ["Latn", "Latn", "Deva"],
+            "accuracy": [90.0, 50.0, 40.0],
+            "accuracy_b": [80.0, 55.0, 45.0],
+            "sd": [3.0, 1.0, 100.0],
+        }
+    ).to_csv(ref, index=False)
+    res = reproduce(
+        "mini-mteb",
+        results_dir=tmp_path / "results",
+        subset=SUBSET.split(","),
+        reference=ref,
+        folder=folder,
+        overrides=[f"paths.data_dir={data}", f"paths.cache_dir={tmp_path / 'cache'}", "trainer.progress=false"],
+    )
     cells = res.cells
-    assert set(cells["cell"]) == {"eng_Latn", "fra_Latn", "hin_Deva"}       # nqo_Nkoo is not in the reference
+    assert set(cells["cell"]) == {"eng_Latn", "fra_Latn", "hin_Deva"}  # nqo_Nkoo is not in the reference
     for v in ("plain", "prefixed"):
         mine = cells[cells["variant"] == v].set_index("cell")
         want = float(np.mean(np.abs(mine["delta"]) <= 2 * mine["paper_sd"]))
@@ -65,11 +112,14 @@ def test_within_sd_groups_and_paired(tmp_path: Path):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("name, n, column, mean", [
-    ("mteb-sib200-e5small", 197, "accuracy", 57.53),
-    ("mteb-tatoeba-e5small", 112, "f1_query_prefix", 63.90),
-    ("mteb-tatoeba-e5small", 112, "f1_no_prefix", 68.94),
-])
+@pytest.mark.parametrize(
+    "name, n, column, mean",
+    [
+        ("mteb-sib200-e5small", 197, "accuracy", 57.53),
+        ("mteb-tatoeba-e5small", 112, "f1_query_prefix", 63.90),
+        ("mteb-tatoeba-e5small", 112, "f1_no_prefix", 68.94),
+    ],
+)
 def test_shipped_mteb_references(name, n, column, mean):
     """The package copies match the MTEB README's counts and means (scores x 100)."""
     repro = load_reproduction(name)
@@ -89,10 +139,15 @@ def test_a_wider_subset_counts_the_units_an_earlier_subset_finished(tmp_path: Pa
     spec.pop("paired")
     (folder / "mini-mteb.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     ref = tmp_path / "ref.csv"
-    pd.DataFrame({"code": ["eng_Latn", "fra_Latn"], "script": ["Latn", "Latn"], "accuracy": [90.0, 50.0],
-                  "sd": [3.0, 1.0]}).to_csv(ref, index=False)
-    kw = dict(results_dir=tmp_path / "results", reference=ref, folder=folder,
-              overrides=[f"paths.data_dir={data}", f"paths.cache_dir={tmp_path / 'cache'}", "trainer.progress=false"])
+    pd.DataFrame(
+        {"code": ["eng_Latn", "fra_Latn"], "script": ["Latn", "Latn"], "accuracy": [90.0, 50.0], "sd": [3.0, 1.0]}
+    ).to_csv(ref, index=False)
+    kw = dict(
+        results_dir=tmp_path / "results",
+        reference=ref,
+        folder=folder,
+        overrides=[f"paths.data_dir={data}", f"paths.cache_dir={tmp_path / 'cache'}", "trainer.progress=false"],
+    )
     first = reproduce("mini-mteb", subset=["eng_Latn"], **kw)
     second = reproduce("mini-mteb", subset=["eng_Latn", "fra_Latn"], **kw)
     assert set(second.cells["cell"]) == {"eng_Latn", "fra_Latn"}

@@ -34,15 +34,23 @@ def store(tmp_path: Path) -> Path:
     """Seeds 1 and 2 of one experiment, then a later re-run of seed 1 with every value + 0.2."""
     results = tmp_path / "results"
     for seed in (1, 2):
-        write(results, make_records("x", seeds=(seed,), selections=("source_dev", "last"), run_id=f"x-{seed}"), f"x-{seed}")
+        write(
+            results,
+            make_records("x", seeds=(seed,), selections=("source_dev", "last"), run_id=f"x-{seed}"),
+            f"x-{seed}",
+        )
     write(results, _rerun(make_records("x", seeds=(1,), selections=("source_dev", "last")), 0.2, "x-1b"), "x-1b")
     return results
 
 
 def _expected(source: str, target: str, metric: str = "macro_f1", selection: str = "source_dev") -> float:
     """The re-run replaces seed 1; seed 2 stays: the mean of the two."""
-    return np.mean([value(source, target, 1, selection, None, None, metric) + 0.2,
-                    value(source, target, 2, selection, None, None, metric)])
+    return np.mean(
+        [
+            value(source, target, 1, selection, None, None, metric) + 0.2,
+            value(source, target, 2, selection, None, None, metric),
+        ]
+    )
 
 
 def test_latest_replicate_wins_in_every_reader(store):
@@ -77,8 +85,12 @@ def test_default_metric_and_selection_rules():
     assert query.default_selection(["last", "target_dev", "source_dev"]) == "source_dev"
     assert query.default_selection(["last", "target_dev"]) == "target_dev"  # the order of SELECTION_ORDER
     assert query.default_selection(["zzz", "aaa"]) == "aaa"
-    df = pd.DataFrame([dataclasses.asdict(r) for r in make_records("o", selections=("last", "target_dev"),
-                                                                    metrics=("accuracy", "f1"))])
+    df = pd.DataFrame(
+        [
+            dataclasses.asdict(r)
+            for r in make_records("o", selections=("last", "target_dev"), metrics=("accuracy", "f1"))
+        ]
+    )
     m = query.pivot(df, "o")
     assert m.metric == "accuracy" and query.headline(query.slice_keys(df)).selection == "target_dev"
     assert m.mean.at["eng", "ind"] == pytest.approx(value("eng", "ind", 1, "target_dev", None, None, "accuracy"))
@@ -88,15 +100,20 @@ def test_one_unknown_experiment_error_everywhere(tmp_path):
     results = standard_store(tmp_path / "results")
     df = load_records(results)
     message = re.escape("no records for experiment 'nope'") + r".*Known: fs, zs$"
-    for call in (lambda: query.pivot(df, "nope"), lambda: query.choose_slice(df, "nope"),
-                 lambda: frames.compare_side(df, "nope", None, None),
-                 lambda: render_table(str(results), "nope", None, TableOptions()),
-                 lambda: write_report(results, tmp_path / "out", experiments=["nope"])):
+    for call in (
+        lambda: query.pivot(df, "nope"),
+        lambda: query.choose_slice(df, "nope"),
+        lambda: frames.compare_side(df, "nope", None, None),
+        lambda: render_table(str(results), "nope", None, TableOptions()),
+        lambda: write_report(results, tmp_path / "out", experiments=["nope"]),
+    ):
         with pytest.raises(XlexpError, match=message):
             call()
     with pytest.raises(XlexpError, match=r"no records for experiments 'a', 'b'\. Known: fs, zs"):
         write_report(results, tmp_path / "out", experiments=["a", "zs", "b"])
-    assert query.latest_experiment(df) in ("fs", "zs") and query.experiments_by_recency(df)[0] == query.latest_experiment(df)
+    assert query.latest_experiment(df) in ("fs", "zs") and query.experiments_by_recency(df)[
+        0
+    ] == query.latest_experiment(df)
 
 
 def test_show_run_prints_the_runs_matrix_from_memory(tmp_path, capsys):

@@ -6,9 +6,25 @@ pytestmark = pytest.mark.unit
 
 
 def _rec(target="ind", value=0.5, **kw):
-    base = dict(experiment="e", run_id="r1", model="m", task="t", regime="zero_shot", source="eng", target=target,
-                target_tag=target, split="test", metric="accuracy", value=value, n_examples=10, seed=1,
-                selection="source_dev", config_hash="h", git_commit="c", timestamp="2026-01-01T00:00:00+00:00")
+    base = dict(
+        experiment="e",
+        run_id="r1",
+        model="m",
+        task="t",
+        regime="zero_shot",
+        source="eng",
+        target=target,
+        target_tag=target,
+        split="test",
+        metric="accuracy",
+        value=value,
+        n_examples=10,
+        seed=1,
+        selection="source_dev",
+        config_hash="h",
+        git_commit="c",
+        timestamp="2026-01-01T00:00:00+00:00",
+    )
     return Record(**{**base, **kw})
 
 

@@ -26,8 +26,10 @@ from xlexp.sweep.status import status_lines
 from xlexp.sweep.storage import budget_used, fail_reason
 
 # Optuna marks heartbeats and stale-trial retries experimental; xlexp relies on them on purpose
-pytestmark = [pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
-              pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning")]
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used:UserWarning"),
+]
 
 FINISHED = {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
 
@@ -55,13 +57,22 @@ def test_complete_pruned_and_failed_trials_in_one_sweep(dirs, monkeypatch, tmp_p
     median pruning after one complete trial), then lr=inf (refused by the settings: FAIL with its reason), then one more."""
     for key, value in env_for(dirs).items():
         monkeypatch.setenv(key, value)
-    sweep = write_sweep(tmp_path / "mixed.yaml", {"optimizer.lr": "choice(1e-3, inf)", "seed": "choice(1, 2)"}, 5,
-                        sampler="{name: random, seed: 2}")
+    sweep = write_sweep(
+        tmp_path / "mixed.yaml",
+        {"optimizer.lr": "choice(1e-3, inf)", "seed": "choice(1, 2)"},
+        5,
+        sampler="{name: random, seed: 2}",
+    )
     assert sweep_main([str(sweep), "--heartbeat", "1"]) == 0
     study = load(sqlite_url(dirs, "mixed"), "mixed")
     trials = study.trials
     assert [(t.params["optimizer.lr"], t.params["seed"]) for t in trials] == [
-        (1e-3, 1), (1e-3, 2), (1e-3, 1), (math.inf, 2), (1e-3, 1)]  # the seeded sampler's proposals
+        (1e-3, 1),
+        (1e-3, 2),
+        (1e-3, 1),
+        (math.inf, 2),
+        (1e-3, 1),
+    ]  # the seeded sampler's proposals
     states = [t.state for t in trials]
     assert states[0] == TrialState.COMPLETE and states[3] == TrialState.FAIL
     assert states[4] in (TrialState.COMPLETE, TrialState.PRUNED)  # the sweep went on after the failure
@@ -70,22 +81,31 @@ def test_complete_pruned_and_failed_trials_in_one_sweep(dirs, monkeypatch, tmp_p
     assert pruned, [(t.number, t.state, t.intermediate_values) for t in trials]
     for t in pruned:  # stopped at an evaluation where it was below the median of the complete trials there
         step = max(t.intermediate_values)
-        earlier = [u.intermediate_values[step] for u in trials if u.state == TrialState.COMPLETE and u.number < t.number]
+        earlier = [
+            u.intermediate_values[step] for u in trials if u.state == TrialState.COMPLETE and u.number < t.number
+        ]
         assert t.intermediate_values[step] < np.median(earlier)
         assert "pruned at evaluation" in t.user_attrs["pruned"]
     _check_records_match_trials(dirs, study)
     # a complete trial's value is the dev objective the pipeline recorded: macro_f1 at the best source-dev step
     best = study.best_trial
     df = load_records(dirs["results"])
-    dev = df[(df["trial"] == best.number) & (df["split"] == "dev") & (df["target"] == "eng") & (df["metric"] == "macro_f1")]
-    assert best.value == pytest.approx(dev.sort_values("step").iloc[int(np.argmax(dev.sort_values("step")["value"]))]["value"])
+    dev = df[
+        (df["trial"] == best.number) & (df["split"] == "dev") & (df["target"] == "eng") & (df["metric"] == "macro_f1")
+    ]
+    assert best.value == pytest.approx(
+        dev.sort_values("step").iloc[int(np.argmax(dev.sort_values("step")["value"]))]["value"]
+    )
     assert len(best.intermediate_values) == 2  # one report per dev evaluation (2 epochs)
 
 
 def test_two_workers_resume_to_the_total_and_status(dirs, tmp_path):
-    sweep = write_sweep(tmp_path / "par.yaml", {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))",
-                                                "data.batch_size": "choice(8, 16)"}, 4,
-                        sampler="{name: tpe, seed: 0, n_startup_trials: 2}")
+    sweep = write_sweep(
+        tmp_path / "par.yaml",
+        {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))", "data.batch_size": "choice(8, 16)"},
+        4,
+        sampler="{name: tpe, seed: 0, n_startup_trials: 2}",
+    )
     first = cli(dirs, "sweep", str(sweep), "--workers", "2", "--n-trials", "2", "--heartbeat", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     url = sqlite_url(dirs, "par")
@@ -125,8 +145,9 @@ def test_killed_worker_trial_fails_and_is_retried_on_resume(dirs, tmp_path):
     """kill -9 mid-trial: the trial stops heart-beating; the re-run fails it (with the reason) and
     re-queues it; the study reaches n_trials and no results file is half-written."""
     base = [b for b in TINY_BASE if not b.startswith("trainer.epochs")] + ["trainer.epochs=25"]
-    sweep = write_sweep(tmp_path / "kill.yaml", {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}, 3, base=base,
-                        pruner="{name: none}")
+    sweep = write_sweep(
+        tmp_path / "kill.yaml", {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}, 3, base=base, pruner="{name: none}"
+    )
     url = sqlite_url(dirs, "kill")
     args = [sys.executable, "-m", "xlexp.cli.main", "sweep", str(sweep), "--heartbeat", "1"]
     proc = subprocess.Popen(args, env=env_for(dirs), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -136,7 +157,9 @@ def test_killed_worker_trial_fails_and_is_retried_on_resume(dirs, tmp_path):
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
             try:
-                running = [t for t in load(url, "kill").trials if t.state == TrialState.RUNNING and t.intermediate_values]
+                running = [
+                    t for t in load(url, "kill").trials if t.state == TrialState.RUNNING and t.intermediate_values
+                ]
             except Exception:  # the study is not created yet
                 continue
             if running:
@@ -152,13 +175,13 @@ def test_killed_worker_trial_fails_and_is_retried_on_resume(dirs, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     study = load(url, "kill")
     trials = study.trials
-    assert [t.number for t in trials] == list(range(len(trials)))      # no duplicate numbers
+    assert [t.number for t in trials] == list(range(len(trials)))  # no duplicate numbers
     assert trials[killed].state == TrialState.FAIL
     assert "no heartbeat" in fail_reason(study, trials[killed])
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
-    assert retries[0].params == trials[killed].params                    # the same config, run again
-    assert budget_used(trials) == 3 and len(trials) == 4                 # the killed one is replaced, not counted
+    assert retries[0].params == trials[killed].params  # the same config, run again
+    assert budget_used(trials) == 3 and len(trials) == 4  # the killed one is replaced, not counted
     assert killed not in set(load_records(dirs["results"])["trial"])
     _check_records_match_trials(dirs, study)
     assert not [p for p in runs_dir(dirs["results"]).iterdir() if p.suffix != ".parquet"]  # no half-written leftovers
@@ -174,7 +197,11 @@ def test_submitit_local_launcher_runs_the_workers_as_jobs(dirs, tmp_path):
     jobs = [p for p in launch_dir.glob("*/.submitit/*") if p.is_dir() and "%" not in p.name]
     assert len(jobs) == 2  # two submitit jobs, one per worker (an array job on SLURM), each with its result
     assert all(list(job.glob("*_result.pkl")) for job in jobs)
-    logs = "".join(p.read_text(errors="replace") for p in launch_dir.rglob("*") if p.is_file() and p.suffix in (".out", ".err", ".log"))
+    logs = "".join(
+        p.read_text(errors="replace")
+        for p in launch_dir.rglob("*")
+        if p.is_file() and p.suffix in (".out", ".err", ".log")
+    )
     assert "/w0 on study slurmish" in logs and "/w1 on study slurmish" in logs
     # trials ran inside the jobs, not in the command's own process
     assert all(t.user_attrs["worker"].rsplit("/w", 1)[1] in ("0", "1") for t in study.trials)
@@ -192,11 +219,19 @@ def test_dashboard_serves_the_storage_on_localhost(dirs, tmp_path):
 
     url = f"sqlite:///{tmp_path / 'dash.db'}"
     study = optuna.create_study(study_name="dash-study", storage=url, direction="maximize")
-    study.add_trial(optuna.trial.create_trial(value=0.5, params={"x": 0.1},
-                                              distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=0.5, params={"x": 0.1}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}
+        )
+    )
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "xlexp.cli.main", "dashboard", "--storage", url, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(dirs))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xlexp.cli.main", "dashboard", "--storage", url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_for(dirs),
+    )
     try:
         line = proc.stdout.readline()  # printed only after /api/meta answered
         assert f"http://127.0.0.1:{port}/" in line, proc.stderr.read() if proc.poll() is not None else line
@@ -206,11 +241,14 @@ def test_dashboard_serves_the_storage_on_localhost(dirs, tmp_path):
             assert [s["study_name"] for s in json.loads(r.read())["study_summaries"]] == ["dash-study"]
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=120)  # drains both pipes (a full stderr pipe would block the exit); generous under load
+        proc.communicate(
+            timeout=120
+        )  # drains both pipes (a full stderr pipe would block the exit); generous under load
         assert proc.returncode == 0
 
 
 # ---- Optuna conventions: metric names, --study-name, a portable lock -----------------------------
+
 
 @pytest.mark.unit
 def test_study_carries_the_metric_name_and_study_name_is_accepted(dirs, monkeypatch, tmp_path):
@@ -221,7 +259,11 @@ def test_study_carries_the_metric_name_and_study_name_is_accepted(dirs, monkeypa
 
     for key, value in env_for(dirs).items():
         monkeypatch.setenv(key, value)
-    assert parse_args(["s.yaml", "--study-name", "mine"]).study == "mine" == parse_args(["s.yaml", "--study", "mine"]).study
+    assert (
+        parse_args(["s.yaml", "--study-name", "mine"]).study
+        == "mine"
+        == parse_args(["s.yaml", "--study", "mine"]).study
+    )
     sweep = write_sweep(tmp_path / "named.yaml", {"optimizer.lr": "choice(1e-3, 1e-2)"}, 2)
     job = build_job(str(sweep), [], None, "named-study", None, None)
     create_or_check_study(job)
@@ -247,7 +289,9 @@ def test_budget_lock_needs_no_fcntl_and_excludes_other_holders(tmp_path):
 
     from xlexp.sweep.storage import budget_lock
 
-    no_fcntl = "import sys; sys.modules['fcntl'] = None; import xlexp.sweep.storage"  # `import fcntl` fails, as on Windows
+    no_fcntl = (
+        "import sys; sys.modules['fcntl'] = None; import xlexp.sweep.storage"  # `import fcntl` fails, as on Windows
+    )
     out = subprocess.run([sys.executable, "-c", no_fcntl], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     url = f"sqlite:///{tmp_path / 'lock.db'}"

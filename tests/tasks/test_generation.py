@@ -13,8 +13,14 @@ from xlexp import XlexpError, load_records, run_experiment
 
 TATOEBA = SHARED_DATA / "tatoeba"
 # small and fast: dev scored once (at the end), short outputs, 50 held-out pairs
-FAST = ["task=tatoeba_mt", "trainer.progress=false", "trainer.eval_every=100000", "model.max_new_tokens=24",
-        "data.max_eval_examples=50", "data.batch_size=16"]
+FAST = [
+    "task=tatoeba_mt",
+    "trainer.progress=false",
+    "trainer.eval_every=100000",
+    "model.max_new_tokens=24",
+    "data.max_eval_examples=50",
+    "data.batch_size=16",
+]
 
 
 def _parallel(root: Path, code: str, pairs: list[tuple[str, str]]) -> None:
@@ -43,15 +49,22 @@ def test_a_parallel_path_without_split_or_line_splits_is_refused(tmp_path):
     from xlexp.tasks.spec import TaskSpec, load_split, load_task
 
     _parallel(tmp_path, "deu", [("a", "b")] * 4)
-    raw = {"name": "mt", "type": "generation", "languages": ["deu"], "metrics": ["chrf_xx2en"],
-           "local": {"path": "tatoeba/tatoeba.{code}-eng.{side}"}}
+    raw = {
+        "name": "mt",
+        "type": "generation",
+        "languages": ["deu"],
+        "metrics": ["chrf_xx2en"],
+        "local": {"path": "tatoeba/tatoeba.{code}-eng.{side}"},
+    }
     with pytest.raises(XlexpError, match="line_splits"):
         load_split(TaskSpec.from_config(raw), "deu", "train", tmp_path)
     assert load_task("tatoeba_mt").options["pivot"] == "eng"
 
 
 def _chrf(df, selection: str, target: str = "deu", metric: str = "chrf_xx2en") -> float:
-    row = df[(df["split"] == "test") & (df["metric"] == metric) & (df["selection"] == selection) & (df["target"] == target)]
+    row = df[
+        (df["split"] == "test") & (df["metric"] == metric) & (df["selection"] == selection) & (df["target"] == target)
+    ]
     return float(row["value"].item())
 
 
@@ -64,11 +77,21 @@ def test_tiny_seq2seq_learns_to_translate_above_the_untrained_model(tmp_path):
     if not (TATOEBA / "tatoeba.deu-eng.deu").exists():
         pytest.skip(f"Tatoeba data not found under {TATOEBA}")
     dirs = {"data": SHARED_DATA, "results": tmp_path / "results", "cache": tmp_path / "cache"}
-    common = [*FAST, "model=tiny_random_seq2seq", "langpair.sources=[deu]", "langpair.targets=[deu,nld]",
-              "optimizer.lr=1e-2", "optimizer.warmup_ratio=0.05", "trainer.precision=fp32"]
+    common = [
+        *FAST,
+        "model=tiny_random_seq2seq",
+        "langpair.sources=[deu]",
+        "langpair.targets=[deu,nld]",
+        "optimizer.lr=1e-2",
+        "optimizer.warmup_ratio=0.05",
+        "trainer.precision=fp32",
+    ]
     # "untrained": one step at a vanishing learning rate leaves the random weights as they are
-    run_experiment(compose_cfg(dirs, *common, "trainer.epochs=1", "data.max_train_examples=16",
-                               "optimizer.lr=1e-12", "name=untrained"))
+    run_experiment(
+        compose_cfg(
+            dirs, *common, "trainer.epochs=1", "data.max_train_examples=16", "optimizer.lr=1e-12", "name=untrained"
+        )
+    )
     run_experiment(compose_cfg(dirs, *common, "trainer.epochs=12", "name=trained"))
     df = load_records(dirs["results"])
     before = _chrf(df[df["experiment"] == "untrained"], "last")
@@ -88,20 +111,44 @@ def test_tiny_seq2seq_learns_to_translate_above_the_untrained_model(tmp_path):
 
 
 def test_decoder_runs_the_generation_path_fine_tuned_and_in_context(tmp_path):
-    pairs = [(f"ich sehe {w}", f"i see {e}") for w, e in [("hund", "dog"), ("katze", "cat"), ("haus", "house"),
-                                                            ("baum", "tree"), ("auto", "car")]] * 8
+    pairs = [
+        (f"ich sehe {w}", f"i see {e}")
+        for w, e in [("hund", "dog"), ("katze", "cat"), ("haus", "house"), ("baum", "tree"), ("auto", "car")]
+    ] * 8
     _parallel(tmp_path / "data", "deu", pairs)
-    _parallel(tmp_path / "data", "nld", [(f"ik zie {w}", f"i see {e}") for w, e in [("hond", "dog"), ("kat", "cat")]] * 10)
+    _parallel(
+        tmp_path / "data", "nld", [(f"ik zie {w}", f"i see {e}") for w, e in [("hond", "dog"), ("kat", "cat")]] * 10
+    )
     dirs = {"data": tmp_path / "data", "results": tmp_path / "results", "cache": tmp_path / "cache"}
-    run_experiment(compose_cfg(dirs, *FAST, "model=tiny_random_decoder", "langpair.sources=[deu]",
-                               "langpair.targets=[deu,nld]", "trainer.epochs=2", "optimizer.lr=3e-3", "name=dec"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *FAST,
+            "model=tiny_random_decoder",
+            "langpair.sources=[deu]",
+            "langpair.targets=[deu,nld]",
+            "trainer.epochs=2",
+            "optimizer.lr=3e-3",
+            "name=dec",
+        )
+    )
     df = load_records(dirs["results"])
     test = df[df["split"] == "test"]
     assert set(test["family"]) == {"decoder"} and set(test["target"]) == {"deu", "nld"}
     assert test["value"].between(0, 100).all()
     # in-context: K German pairs as demonstrations before each Dutch (or German) source, greedy decoding
-    run_experiment(compose_cfg(dirs, *FAST, "model=tiny_random_decoder", "regime=icl", "regime.k=[0,2]",
-                               "langpair.sources=[deu]", "langpair.targets=[deu,nld]", "name=icl"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            *FAST,
+            "model=tiny_random_decoder",
+            "regime=icl",
+            "regime.k=[0,2]",
+            "langpair.sources=[deu]",
+            "langpair.targets=[deu,nld]",
+            "name=icl",
+        )
+    )
     df = load_records(dirs["results"])
     icl = df[(df["experiment"] == "icl") & (df["split"] == "test")]
     assert sorted(icl["k"].unique()) == [0, 2] and set(icl["finetune"]) == {"icl"}
@@ -109,5 +156,14 @@ def test_decoder_runs_the_generation_path_fine_tuned_and_in_context(tmp_path):
     assert icl["metric_signature"].notna().all()
     assert list((dirs["results"] / "shots" / "tatoeba_mt" / "deu").glob("k2-total-*.json"))
     with pytest.raises(XlexpError, match="needs a seq2seq or decoder model"):
-        run_experiment(compose_cfg(dirs, "task=tatoeba_mt", "trainer.progress=false", "model=tiny_random",
-                                   "langpair.sources=[deu]", "langpair.targets=[nld]", "trainer.epochs=1"))
+        run_experiment(
+            compose_cfg(
+                dirs,
+                "task=tatoeba_mt",
+                "trainer.progress=false",
+                "model=tiny_random",
+                "langpair.sources=[deu]",
+                "langpair.targets=[nld]",
+                "trainer.epochs=1",
+            )
+        )

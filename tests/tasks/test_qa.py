@@ -23,18 +23,21 @@ needs_real = pytest.mark.skipif(not HAS_QA, reason=f"real QA data not under {REA
 
 # -- the metric ---------------------------------------------------------------------------------
 @pytest.mark.unit
-@pytest.mark.parametrize("pred, gold, em, f1", [
-    ("The Panthers", "Panthers", 1.0, 1.0),                # article and case
-    ("panthers!", "the Panthers.", 1.0, 1.0),              # punctuation
-    ("Denver Broncos", "Broncos", 0.0, 2 / 3),             # P = 1/2, R = 1 -> 2/3
-    ("in the year 1990", "1990 year", 0.0, 0.8),           # P = 2/3, R = 1 -> 0.8
-    ("", "Broncos", 0.0, 0.0),                             # empty prediction
-    ("the", "a", 1.0, 0.0),                                # both normalise to '': EM 1, F1 0 (as the official script)
-    ("an apple", "anapple", 0.0, 0.0),                     # articles only as whole words
-    ("Santa  Clara,  California", "santa clara california", 1.0, 1.0),   # whitespace
-    ("rock-n-roll", "rocknroll", 1.0, 1.0),                # ASCII punctuation is deleted, not split on
-    ("cats cats", "cats", 0.0, 2 / 3),                     # token multiset: P = 1/2, R = 1
-])
+@pytest.mark.parametrize(
+    "pred, gold, em, f1",
+    [
+        ("The Panthers", "Panthers", 1.0, 1.0),  # article and case
+        ("panthers!", "the Panthers.", 1.0, 1.0),  # punctuation
+        ("Denver Broncos", "Broncos", 0.0, 2 / 3),  # P = 1/2, R = 1 -> 2/3
+        ("in the year 1990", "1990 year", 0.0, 0.8),  # P = 2/3, R = 1 -> 0.8
+        ("", "Broncos", 0.0, 0.0),  # empty prediction
+        ("the", "a", 1.0, 0.0),  # both normalise to '': EM 1, F1 0 (as the official script)
+        ("an apple", "anapple", 0.0, 0.0),  # articles only as whole words
+        ("Santa  Clara,  California", "santa clara california", 1.0, 1.0),  # whitespace
+        ("rock-n-roll", "rocknroll", 1.0, 1.0),  # ASCII punctuation is deleted, not split on
+        ("cats cats", "cats", 0.0, 2 / 3),  # token multiset: P = 1/2, R = 1
+    ],
+)
 def test_squad_metric_hand_computed(pred, gold, em, f1):
     assert qa_metric.exact_match(pred, gold) == em
     assert qa_metric.f1(pred, gold) == pytest.approx(f1)
@@ -77,33 +80,78 @@ CONTEXT = "Super Bowl 50 was an American football game. The Denver Broncos defea
 
 
 def squad_json(path: Path, paragraphs: list[tuple[str, list[tuple[str, str, str, int]]]]) -> Path:
-    data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [
-        {"context": ctx, "qas": [{"id": qid, "question": q, "answers": [{"text": a, "answer_start": s}]}
-                                 for qid, q, a, s in qas]} for ctx, qas in paragraphs]}]}
+    data = {
+        "version": "1.1",
+        "data": [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {
+                        "context": ctx,
+                        "qas": [
+                            {"id": qid, "question": q, "answers": [{"text": a, "answer_start": s}]}
+                            for qid, q, a, s in qas
+                        ],
+                    }
+                    for ctx, qas in paragraphs
+                ],
+            }
+        ],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
 
 
 def tiny_spec(**options) -> TaskSpec:
-    raw = {"name": "tinyqa", "type": "extractive_qa", "metrics": ["f1", "exact_match"],
-           "local": {"path": "tinyqa/{folder}/{split}.json"}, "languages": ["en", "xx"], **options}
+    raw = {
+        "name": "tinyqa",
+        "type": "extractive_qa",
+        "metrics": ["f1", "exact_match"],
+        "local": {"path": "tinyqa/{folder}/{split}.json"},
+        "languages": ["en", "xx"],
+        **options,
+    }
     return TaskSpec.from_config(raw)
 
 
 @pytest.mark.unit
 def test_reader_reads_squad_json(tmp_path):
-    squad_json(tmp_path / "tinyqa/en/test.json", [(CONTEXT, [("q1", "Who won?", "Denver Broncos", CONTEXT.index("Denver")),
-                                                             ("q2", "Who lost?", "Carolina Panthers", CONTEXT.index("Carolina"))])])
+    squad_json(
+        tmp_path / "tinyqa/en/test.json",
+        [
+            (
+                CONTEXT,
+                [
+                    ("q1", "Who won?", "Denver Broncos", CONTEXT.index("Denver")),
+                    ("q2", "Who lost?", "Carolina Panthers", CONTEXT.index("Carolina")),
+                ],
+            )
+        ],
+    )
     ex = load_split(tiny_spec(), "en", "test", tmp_path)
     assert [e.qid for e in ex] == ["q1", "q2"]
-    assert ex[0].question == "Who won?" and ex[0].context == CONTEXT and ex[0].answers == (("Denver Broncos", CONTEXT.index("Denver")),)
+    assert (
+        ex[0].question == "Who won?"
+        and ex[0].context == CONTEXT
+        and ex[0].answers == (("Denver Broncos", CONTEXT.index("Denver")),)
+    )
 
 
 @pytest.mark.unit
 def test_bad_answer_start_one_line_error_or_counted_skip(tmp_path, caplog):
-    squad_json(tmp_path / "tinyqa/en/train.json", [(CONTEXT, [("good", "Who won?", "Denver Broncos", CONTEXT.index("Denver")),
-                                                              ("bad-7", "Who lost?", "Carolina Panthers", 70)])])
+    squad_json(
+        tmp_path / "tinyqa/en/train.json",
+        [
+            (
+                CONTEXT,
+                [
+                    ("good", "Who won?", "Denver Broncos", CONTEXT.index("Denver")),
+                    ("bad-7", "Who lost?", "Carolina Panthers", 70),
+                ],
+            )
+        ],
+    )
     with pytest.raises(XlexpError) as err:
         load_split(tiny_spec(), "en", "train", tmp_path)
     msg = str(err.value)
@@ -123,16 +171,30 @@ NBSP_CONTEXT = CONTEXT.replace("Carolina Panthers", "Carolina\u00a0Panthers")
 def test_a_test_split_keeps_questions_whose_offsets_miss_and_scores_them_on_texts(tmp_path, caplog):
     """Test (and dev) splits are scored on answer texts as the official script does: a wrong offset
     drops no question, whatever bad_answers says (it was: the test set lost them with `skip`)."""
-    squad_json(tmp_path / "tinyqa/en/test.json", [(NBSP_CONTEXT, [
-        ("good", "Who won?", "Denver Broncos", NBSP_CONTEXT.index("Denver")),
-        ("nbsp", "Who lost?", "Carolina Panthers", NBSP_CONTEXT.index("Carolina")),     # text has a plain space
-        ("far", "How many?", "24", 3)])])                                               # offset off, text there
+    squad_json(
+        tmp_path / "tinyqa/en/test.json",
+        [
+            (
+                NBSP_CONTEXT,
+                [
+                    ("good", "Who won?", "Denver Broncos", NBSP_CONTEXT.index("Denver")),
+                    (
+                        "nbsp",
+                        "Who lost?",
+                        "Carolina Panthers",
+                        NBSP_CONTEXT.index("Carolina"),
+                    ),  # text has a plain space
+                    ("far", "How many?", "24", 3),
+                ],
+            )
+        ],
+    )  # offset off, text there
     for options in ({}, {"bad_answers": "skip"}):
         with caplog.at_level("WARNING"):
             ex = load_split(tiny_spec(**options), "en", "test", tmp_path)
         assert [e.qid for e in ex] == ["good", "nbsp", "far"]
-        assert ex[1].answers == (("Carolina Panthers", NBSP_CONTEXT.index("Carolina")),)   # the file's text, scored
-        assert ex[2].answers == (("24", NBSP_CONTEXT.index("24")),)                         # offset repaired
+        assert ex[1].answers == (("Carolina Panthers", NBSP_CONTEXT.index("Carolina")),)  # the file's text, scored
+        assert ex[2].answers == (("24", NBSP_CONTEXT.index("24")),)  # offset repaired
         assert "2 answer(s) whose answer_start misses their text" in caplog.text and "are kept" in caplog.text
         caplog.clear()
     from xlexp.engine.qa import score_answers
@@ -145,14 +207,23 @@ def test_a_test_split_keeps_questions_whose_offsets_miss_and_scores_them_on_text
 def test_training_offsets_are_repaired_near_answer_start_whitespace_normalised(tmp_path, caplog):
     from xlexp.tasks.types.extractive_qa import repair_answer
 
-    squad_json(tmp_path / "tinyqa/en/train.json", [(NBSP_CONTEXT, [
-        ("nbsp", "Who lost?", "Carolina Panthers", NBSP_CONTEXT.index("Carolina")),
-        ("gone", "Who?", "Kansas City", 5)])])
+    squad_json(
+        tmp_path / "tinyqa/en/train.json",
+        [
+            (
+                NBSP_CONTEXT,
+                [
+                    ("nbsp", "Who lost?", "Carolina Panthers", NBSP_CONTEXT.index("Carolina")),
+                    ("gone", "Who?", "Kansas City", 5),
+                ],
+            )
+        ],
+    )
     with caplog.at_level("WARNING"):
         ex = load_split(tiny_spec(bad_answers="repair"), "en", "train", tmp_path)
     start = NBSP_CONTEXT.index("Carolina")
     assert [e.qid for e in ex] == ["nbsp"] and ex[0].answers == (("Carolina\u00a0Panthers", start),)
-    assert ex[0].context[start : start + len(ex[0].answers[0][0])] == ex[0].answers[0][0]   # a valid span to train on
+    assert ex[0].context[start : start + len(ex[0].answers[0][0])] == ex[0].answers[0][0]  # a valid span to train on
     assert "1 repaired near answer_start, 1 skipped" in caplog.text
     # the occurrence nearest answer_start wins; none within the window: not repaired
     ctx = "the cat sat. " + "x" * 300 + " the cat ran."
@@ -163,21 +234,25 @@ def test_training_offsets_are_repaired_near_answer_start_whitespace_normalised(t
 
 @pytest.mark.unit
 def test_splits_layout_partition_and_exclusion_option(tmp_path):
-    paras = [(f"Context number {i} says {i}.", [(f"q{i}", f"What number {i}?", str(i), 22 if i < 10 else 23)])
-             for i in range(20)]
+    paras = [
+        (f"Context number {i} says {i}.", [(f"q{i}", f"What number {i}?", str(i), 22 if i < 10 else 23)])
+        for i in range(20)
+    ]
     squad_json(tmp_path / "tinyqa/xx/all.json", paras)
     squad_json(tmp_path / "tinyqa/en/test.json", [paras[3], paras[4]])
-    layout = {"*": {"test": "test"},
-              "xx": {"train": {"file": "all", "part": [0.0, 0.8]}, "dev": {"file": "all", "part": [0.8, 1.0]}}}
+    layout = {
+        "*": {"test": "test"},
+        "xx": {"train": {"file": "all", "part": [0.0, 0.8]}, "dev": {"file": "all", "part": [0.8, 1.0]}},
+    }
     plain = tiny_spec(splits=layout)
     train, dev = load_split(plain, "xx", "train", tmp_path), load_split(plain, "xx", "dev", tmp_path)
     assert len(train) == 16 and len(dev) == 4 and not {e.qid for e in train} & {e.qid for e in dev}
     assert not plain.has_split("en", "dev", tmp_path) and not plain.has_split("xx", "test", tmp_path)
-    assert {"q3", "q4"} <= {e.qid for e in train + dev}            # nothing dropped without the option
+    assert {"q3", "q4"} <= {e.qid for e in train + dev}  # nothing dropped without the option
     excl = tiny_spec(splits=layout, exclude_ids_from={"xx": {"language": "en", "split": "test"}})
     kept = {e.qid for s in ("train", "dev") for e in load_split(excl, "xx", s, tmp_path)}
     assert kept == {f"q{i}" for i in range(20)} - {"q3", "q4"}
-    assert excl.fingerprint() != plain.fingerprint()               # the tokenized cache tells them apart
+    assert excl.fingerprint() != plain.fingerprint()  # the tokenized cache tells them apart
 
 
 @pytest.mark.unit
@@ -192,11 +267,31 @@ def test_hub_layout_squad_source_and_tydiqa_id_prefix(tmp_path):
     # XQuAD English: test from the local file, train only from the hub (never the XQuAD file itself)
     assert xquad.local_path("en", "train", tmp_path) is None and xquad.local_path("en", "test", tmp_path) is not None
     assert xquad.hub_location("it", "train") is None
-    rows = [(1, {"id": "swahili-1", "question": "q?", "context": "abc def", "answers": {"text": ["def"], "answer_start": [4]}}),
-            (2, {"id": "arabic-2", "question": "q?", "context": "abc def", "answers": {"text": ["abc"], "answer_start": [0]}})]
+    rows = [
+        (
+            1,
+            {
+                "id": "swahili-1",
+                "question": "q?",
+                "context": "abc def",
+                "answers": {"text": ["def"], "answer_start": [4]},
+            },
+        ),
+        (
+            2,
+            {
+                "id": "arabic-2",
+                "question": "q?",
+                "context": "abc def",
+                "answers": {"text": ["abc"], "answer_start": [0]},
+            },
+        ),
+    ]
     got = tydiqa.kind.examples(tydiqa, "sw", rows, "hub:google-research-datasets/tydiqa/secondary_task/validation")
     assert [e.qid for e in got] == ["swahili-1"]
-    squad_rows = [(1, {"id": "56be", "question": "q?", "context": "abc def", "answers": {"text": ["abc"], "answer_start": [0]}})]
+    squad_rows = [
+        (1, {"id": "56be", "question": "q?", "context": "abc def", "answers": {"text": ["abc"], "answer_start": [0]}})
+    ]
     assert len(tydiqa.kind.examples(tydiqa, "en", squad_rows, "hub:rajpurkar/squad/None/train")) == 1
     assert mlqa.kind.examples(mlqa, "zh", squad_rows, "hub:x")[0].norm == "mlqa"
 
@@ -211,16 +306,19 @@ def test_unknown_option_is_refused():
 @needs_real
 def test_no_xquad_paragraph_in_the_italian_training_data():
     spec = load_task("xquad")
-    xquad = [load_split(spec, lang, "test", REAL) for lang in ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr",
-                                                                "vi", "zh")]
+    xquad = [
+        load_split(spec, lang, "test", REAL)
+        for lang in ("en", "ar", "de", "el", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+    ]
     ids = {e.qid for e in xquad[0]}
-    assert len(ids) == 1190 and all({e.qid for e in x} == ids for x in xquad)   # same ids in every language
+    assert len(ids) == 1190 and all({e.qid for e in x} == ids for x in xquad)  # same ids in every language
     it = {s: load_split(spec, "it", s, REAL) for s in ("train", "dev")}
     assert not ids & {e.qid for s in it.values() for e in s}
     # paragraph level: no Italian context whose source paragraph held an XQuAD question
     raw = yaml.safe_load((Path(__file__).parents[2] / "xlexp/conf/task/xquad.yaml").read_text())
     assert raw["exclude_ids_from"]["it"] == {"language": "en", "split": "test"}
     from xlexp.tasks.types.extractive_qa import read_squad_json
+
     paras = read_squad_json(REAL / "qa/squad_it/SQuAD_it-test.json.gz")
     dropped_ctx = {ctx for ctx, qas in paras if any(q["id"] in ids for q in qas)}
     assert len(dropped_ctx) == 212 and sum(len(q) for c, q in paras if c in dropped_ctx) == 778
@@ -238,18 +336,19 @@ def test_windows_recover_every_gold_span_of_a_real_sample():
     from transformers import AutoTokenizer  # noqa: F401  (the tiny model's tokenizer is a fast one)
 
     from xlexp.data.qa import tokenize_qa
+
     spec = load_task("xquad")
     tok = _tiny_tokenizer(spec)
     for lang, split in (("it", "train"), ("zh_hant", "train")):
         examples = load_split(spec, lang, split, REAL)[:150]
         windows = tokenize_qa(tok, examples, max_length=128, doc_stride=48, max_query_length=24)
-        assert windows.n_truncated > 20                             # long contexts were split
+        assert windows.n_truncated > 20  # long contexts were split
         assert all(len(x) <= 128 for x in windows.input_ids)
         found = set()
         for i, (s, e) in enumerate(windows.labels):
             ex = examples[windows.example_ids[i]]
             if s == 0:
-                continue                                           # this window does not hold the answer
+                continue  # this window does not hold the answer
             off = windows.offsets[i]
             assert off[s, 0] >= 0 and off[e, 0] >= 0 and s <= e  # inside the context, never the question
             text, start = ex.answers[0]
@@ -258,8 +357,11 @@ def test_windows_recover_every_gold_span_of_a_real_sample():
             assert off[s, 0] <= start and off[e, 1] >= start + len(text) and text in got
             found.add(int(windows.example_ids[i]))
         # consecutive windows overlap by 48 pieces, so every answer shorter than that is wholly in one
-        short = {i for i, ex in enumerate(examples)
-                 if len(tok(ex.answers[0][0], add_special_tokens=False)["input_ids"]) + 2 <= 48}
+        short = {
+            i
+            for i, ex in enumerate(examples)
+            if len(tok(ex.answers[0][0], add_special_tokens=False)["input_ids"]) + 2 <= 48
+        }
         assert len(short) > 130 and short <= found
 
 
@@ -270,10 +372,16 @@ def _tiny_tokenizer(spec):
     from xlexp.config.compose import compose_config
     from xlexp.config.schema import model_settings
     from xlexp.models.encoders import build_tiny_random
-    texts = [t for lang in ("it", "zh_hant") for e in load_split(spec, lang, "train", REAL)[:300]
-             for t in (e.question, e.context)]
+
+    texts = [
+        t
+        for lang in ("it", "zh_hant")
+        for e in load_split(spec, lang, "train", REAL)[:300]
+        for t in (e.question, e.context)
+    ]
     cfg = model_settings(OmegaConf.to_container(compose_config(["model=tiny_random"]).model, resolve=True))
     import tempfile
+
     return AutoTokenizer.from_pretrained(str(build_tiny_random(cfg, texts, Path(tempfile.mkdtemp()))))
 
 
@@ -293,8 +401,9 @@ def test_best_span_is_valid_and_best_over_windows():
     assert best_span(start, end, off, n_best=1, max_answer_length=30) == (8.0, 4, 6)
     assert best_span(start, end, off, n_best=20, max_answer_length=2) == (5.0, 4, 5)
     # an end before the start is never a span
-    assert best_span(np.array([0, 0, 0, 0, 0, 0, 9.0, 0]), np.array([0, 0, 0, 9.0, 0, 0, 1.0, 0]), off,
-                     max_answer_length=30) == (pytest.approx(10.0), 6, 6)
+    assert best_span(
+        np.array([0, 0, 0, 0, 0, 0, 9.0, 0]), np.array([0, 0, 0, 9.0, 0, 0, 1.0, 0]), off, max_answer_length=30
+    ) == (pytest.approx(10.0), 6, 6)
     assert best_span(start, end, np.full((8, 2), -1)) is None
 
     # across windows: predict_answers keeps the best-scoring window of each question
@@ -314,10 +423,17 @@ def test_best_span_is_valid_and_best_over_windows():
     ctx = "alpha beta gamma delta"
     ex = [QAExample(text="q?", text_pair=ctx, qid="a", answers=(("gamma", 11),))]
     w_off = [np.array([[-1, -1], [0, 5], [6, 10], [-1, -1]]), np.array([[-1, -1], [11, 16], [17, 22], [-1, -1]])]
-    logits = {0: torch.tensor([[0, 0], [2.0, 0], [0, 2.0], [0, 0]]),      # best in window 0: "alpha beta" (4)
-              1: torch.tensor([[0, 0], [5.0, 5.0], [0, 0], [0, 0]])}     # window 1: "gamma" (10) wins
-    split = TokenizedSplit([np.array([0, 5, 6, 7]), np.array([1, 5, 6, 7])], np.zeros((2, 2), np.int64),
-                           example_ids=np.array([0, 0]), offsets=w_off, examples=ex)
+    logits = {
+        0: torch.tensor([[0, 0], [2.0, 0], [0, 2.0], [0, 0]]),  # best in window 0: "alpha beta" (4)
+        1: torch.tensor([[0, 0], [5.0, 5.0], [0, 0], [0, 0]]),
+    }  # window 1: "gamma" (10) wins
+    split = TokenizedSplit(
+        [np.array([0, 5, 6, 7]), np.array([1, 5, 6, 7])],
+        np.zeros((2, 2), np.int64),
+        example_ids=np.array([0, 0]),
+        offsets=w_off,
+        examples=ex,
+    )
     preds = predict_answers(Fixed(logits), split, 8, 0, torch.device("cpu"))
     assert preds.texts == ["gamma"] and preds.exact_match.tolist() == [1.0] and preds.f1.tolist() == [1.0]
 
@@ -351,13 +467,18 @@ def small_mirror(root: Path) -> Path:
                 out.append({**a, "paragraphs": a["paragraphs"][:left]})
                 left -= len(out[-1]["paragraphs"])
             return out
+
         return keep
 
     xq = REAL / "qa" / "xquad"
     for lang in ("en", "de", "zh"):
         write(root / f"qa/xquad/xquad.{lang}.json", subset(xq / f"xquad.{lang}.json", lambda a: a[:2]))
-    ids = {q["id"] for a in subset(xq / "xquad.en.json", lambda a: a[:2])["data"] for p in a["paragraphs"]
-           for q in p["qas"]}
+    ids = {
+        q["id"]
+        for a in subset(xq / "xquad.en.json", lambda a: a[:2])["data"]
+        for p in a["paragraphs"]
+        for q in p["qas"]
+    }
 
     def italian(articles):
         out = []
@@ -366,6 +487,7 @@ def small_mirror(root: Path) -> Path:
             out.append({**a, "paragraphs": paras})
         out.append({"title": "rest", "paragraphs": [p for a in articles for p in a["paragraphs"][-1:]][:30]})
         return out
+
     write(root / "qa/squad_it/SQuAD_it-test.json.gz", subset(REAL / "qa/squad_it/SQuAD_it-test.json.gz", italian))
     for split in ("dev", "test"):
         write(root / f"qa/drcd/DRCD_{split}.json", subset(REAL / f"qa/drcd/DRCD_{split}.json", first_paragraphs(40)))
@@ -384,18 +506,30 @@ def test_tiny_end_to_end_run_records_predictions_and_compare(tmp_path):
     data = small_mirror(tmp_path / "data")
     spec = load_task("xquad")
     it_ids = {e.qid for s in ("train", "dev") for e in load_split(spec, "it", s, data)}
-    assert it_ids and not it_ids & {e.qid for e in load_split(spec, "en", "test", data)}   # the overlap was dropped
-    base = [f"paths.data_dir={data}", f"paths.results_dir={tmp_path / 'results'}", f"paths.cache_dir={tmp_path / 'cache'}",
-            "task=xquad", "model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8",
-            "trainer.progress=false", "langpair.sources=[it]", f"langpair.targets=[{','.join(targets)}]",
-            "data.max_train_examples=30", "data.max_eval_examples=25", "data.max_length=128"]
+    assert it_ids and not it_ids & {e.qid for e in load_split(spec, "en", "test", data)}  # the overlap was dropped
+    base = [
+        f"paths.data_dir={data}",
+        f"paths.results_dir={tmp_path / 'results'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "task=xquad",
+        "model=tiny_random",
+        "optimizer.lr=1e-3",
+        "trainer.epochs=1",
+        "data.batch_size=8",
+        "trainer.progress=false",
+        "langpair.sources=[it]",
+        f"langpair.targets=[{','.join(targets)}]",
+        "data.max_train_examples=30",
+        "data.max_eval_examples=25",
+        "data.max_length=128",
+    ]
     run_experiment(compose_config([*base, "name=qa_a"]))
-    run_experiment(compose_config([*base, "name=qa_b", "optimizer.lr=3e-3"]))   # same eval questions
+    run_experiment(compose_config([*base, "name=qa_b", "optimizer.lr=3e-3"]))  # same eval questions
     df = load_records(tmp_path / "results")
     test = df[(df["split"] == "test") & (df["experiment"] == "qa_a")]
     assert set(test["target"]) == set(targets) and set(test["metric"]) == {"f1", "exact_match"}
-    assert set(test["selection"]) == {"source_dev", "last"}       # XQuAD targets have no dev: no target_dev cells
-    assert (test["n_examples"] == 25).all() and test["value"].between(0, 1).all()   # 25 of the mirror's questions
+    assert set(test["selection"]) == {"source_dev", "last"}  # XQuAD targets have no dev: no target_dev cells
+    assert (test["n_examples"] == 25).all() and test["value"].between(0, 1).all()  # 25 of the mirror's questions
     assert set(df[df["split"] == "dev"]["target"]) == {"it"}
     preds = load_predictions(tmp_path / "results")
     a = preds[(preds["experiment"] == "qa_a") & (preds["selection"] == "source_dev")]
@@ -407,7 +541,7 @@ def test_tiny_end_to_end_run_records_predictions_and_compare(tmp_path):
     assert set(c.cells["method"]) == {"examples"} and set(c.cells["target"]) == set(targets)
     with pytest.raises(XlexpError, match="'qa_a' has no test metric 'accuracy'; its metrics: exact_match, f1"):
         compare(tmp_path / "results", "qa_a", "qa_b", "accuracy", n_boot=200)
-    assert compare(tmp_path / "results", "qa_a", "qa_b", n_boot=200).metric == "f1"   # QA's primary metric by default
+    assert compare(tmp_path / "results", "qa_a", "qa_b", n_boot=200).metric == "f1"  # QA's primary metric by default
     assert isinstance(df, pd.DataFrame)
 
 
@@ -417,11 +551,25 @@ def test_few_shot_draws_questions_not_windows(tmp_path):
     from xlexp.config.compose import compose_config
 
     data = small_mirror(tmp_path / "data")
-    base = [f"paths.data_dir={data}", f"paths.results_dir={tmp_path / 'results'}", f"paths.cache_dir={tmp_path / 'cache'}",
-            "task=xquad", "model=tiny_random", "optimizer.lr=1e-3", "trainer.epochs=1", "data.batch_size=8",
-            "trainer.progress=false", "langpair.sources=[it]", "langpair.targets=[zh_hant]", "regime=few_shot",
-            "regime.k=[4]", "regime.shot_sets=1", "data.max_train_examples=12", "data.max_eval_examples=8",
-            "data.max_length=128"]
+    base = [
+        f"paths.data_dir={data}",
+        f"paths.results_dir={tmp_path / 'results'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "task=xquad",
+        "model=tiny_random",
+        "optimizer.lr=1e-3",
+        "trainer.epochs=1",
+        "data.batch_size=8",
+        "trainer.progress=false",
+        "langpair.sources=[it]",
+        "langpair.targets=[zh_hant]",
+        "regime=few_shot",
+        "regime.k=[4]",
+        "regime.shot_sets=1",
+        "data.max_train_examples=12",
+        "data.max_eval_examples=8",
+        "data.max_length=128",
+    ]
     with pytest.raises(XlexpError, match="k_per=total"):
         run_experiment(compose_config([*base, "name=fs_class"]))
     run_experiment(compose_config([*base, "regime.k_per=total", "name=fs"]))
@@ -430,4 +578,4 @@ def test_few_shot_draws_questions_not_windows(tmp_path):
     assert 4 in set(cells["k"].dropna().astype(int))
     shots = json.loads(next((tmp_path / "results" / "shots" / "xquad" / "zh_hant").glob("*.json")).read_text())
     n_train = len(load_split(load_task("xquad"), "zh_hant", "train", data))
-    assert len(shots["ids"]) == 4 and max(shots["ids"]) < n_train   # 4 questions (not windows) of DRCD's train part
+    assert len(shots["ids"]) == 4 and max(shots["ids"]) < n_train  # 4 questions (not windows) of DRCD's train part

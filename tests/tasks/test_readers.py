@@ -22,7 +22,12 @@ LABELS = ["business", "health", "politics", "sports"]
 # quotes, tabs or newlines (pcm/train.tsv:892 was the first such row)
 ROWS = [
     ("1", "sports", "Eagles win", "Di Super Eagles don win dia match for Uyo."),
-    ("2", "politics", 'Tinubu: "We go fix am"', 'Di president talk say "we go fix am" for Abuja.\nHe add: "e go better".'),
+    (
+        "2",
+        "politics",
+        'Tinubu: "We go fix am"',
+        'Di president talk say "we go fix am" for Abuja.\nHe add: "e go better".',
+    ),
     ("3", "health", "Lassa fever\tnew cases", "NCDC report 12 new cases\tfor di week."),
     ("4", "business", "Naira", 'Naira fall again; traders say "e don tire us".'),
     ("5", "sports", '"Quoted headline"', "A text wey get ,commas, and ;semicolons;"),
@@ -32,22 +37,30 @@ ROWS = [
 def write_tsv(path: Path, rows=ROWS, header=("id", "label", "headline", "text")) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, delimiter="\t", lineterminator="\n")   # as pandas' to_csv(sep="\t") writes
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")  # as pandas' to_csv(sep="\t") writes
         w.writerow(header)
         w.writerows(rows)
     return path
 
 
 def news_spec(**local) -> TaskSpec:
-    return TaskSpec.from_config({
-        "name": "news", "type": "sentence_classification", "text_fields": ["headline", "text"], "label_field": "label",
-        "labels": LABELS, "metrics": ["accuracy", "macro_f1"],
-        "local": {"path": "news/{folder}/{split}.tsv", "format": "tsv", **local}, "languages": ["pcm", "hau"]})
+    return TaskSpec.from_config(
+        {
+            "name": "news",
+            "type": "sentence_classification",
+            "text_fields": ["headline", "text"],
+            "label_field": "label",
+            "labels": LABELS,
+            "metrics": ["accuracy", "macro_f1"],
+            "local": {"path": "news/{folder}/{split}.tsv", "format": "tsv", **local},
+            "languages": ["pcm", "hau"],
+        }
+    )
 
 
 def test_a_quoted_field_tsv_shaped_like_masakhanews_reads_as_pandas_reads_it(tmp_path):
     path = write_tsv(tmp_path / "news/pcm/train.tsv")
-    assert '"' in path.read_text() and path.read_text().count("\n") > len(ROWS) + 1   # quoted, multi-line fields
+    assert '"' in path.read_text() and path.read_text().count("\n") > len(ROWS) + 1  # quoted, multi-line fields
     frame = pd.read_csv(path, sep="\t", dtype=str)
     examples = load_split(news_spec(), "pcm", "train", tmp_path)
     assert len(examples) == len(frame) == len(ROWS)
@@ -60,7 +73,7 @@ def test_a_quoted_field_tsv_shaped_like_masakhanews_reads_as_pandas_reads_it(tmp
 def test_a_bad_row_names_file_first_line_expected_columns_and_the_option(tmp_path):
     rows = [*ROWS[:2], ("9", "sports", "only three fields"), *ROWS[2:]]
     path = write_tsv(tmp_path / "news/pcm/train.tsv", rows)
-    line = 5     # header (1), row 1 (2), row 2 on lines 3-4 (a newline inside quotes): the bad row starts at 5
+    line = 5  # header (1), row 1 (2), row 2 on lines 3-4 (a newline inside quotes): the bad row starts at 5
     with pytest.raises(XlexpError) as err:
         load_split(news_spec(), "pcm", "train", tmp_path)
     msg = str(err.value)
@@ -86,10 +99,14 @@ def test_quoting_none_keeps_bare_quotes_as_text(tmp_path):
 def test_jsonl_rows(tmp_path):
     path = tmp_path / "news/pcm/dev.jsonl"
     path.parent.mkdir(parents=True)
-    path.write_text("\n".join(json.dumps({"id": r[0], "label": r[1], "headline": r[2], "text": r[3]}) for r in ROWS)
-                    + "\n\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(json.dumps({"id": r[0], "label": r[1], "headline": r[2], "text": r[3]}) for r in ROWS) + "\n\n",
+        encoding="utf-8",
+    )
     spec = news_spec(path="news/{folder}/{split}.jsonl", format="jsonl")
-    assert [e.text.split(" ", 1)[0] for e in load_split(spec, "pcm", "dev", tmp_path)] == [r[2].split()[0] for r in ROWS]
+    assert [e.text.split(" ", 1)[0] for e in load_split(spec, "pcm", "dev", tmp_path)] == [
+        r[2].split()[0] for r in ROWS
+    ]
     path.write_text(path.read_text() + "{not json\n", encoding="utf-8")
     with pytest.raises(XlexpError, match=rf"{path}:{len(ROWS) + 2}: not valid JSON .*local.format"):
         load_split(spec, "pcm", "dev", tmp_path)
@@ -103,9 +120,11 @@ def test_a_per_language_label_file(tmp_path):
     (tmp_path / "news/hau/labels.txt").write_text("health\npolitics\nsports\n")
     spec = news_spec(label_file="news/{folder}/labels.txt")
     assert len(load_split(spec, "pcm", "train", tmp_path)) == len(ROWS)
-    with pytest.raises(XlexpError) as err:     # a 'business' row in Hausa, whose label file lacks it
+    with pytest.raises(XlexpError) as err:  # a 'business' row in Hausa, whose label file lacks it
         load_split(spec, "hau", "train", tmp_path)
-    assert f"{tmp_path}/news/hau/train.tsv:6: label 'business' is not in {tmp_path}/news/hau/labels.txt" in str(err.value)
+    assert f"{tmp_path}/news/hau/train.tsv:6: label 'business' is not in {tmp_path}/news/hau/labels.txt" in str(
+        err.value
+    )
     (tmp_path / "news/hau/labels.txt").write_text("health\nentertainment\n")
     with pytest.raises(XlexpError, match=r"labels.txt:2: label 'entertainment' of language 'hau' is not in the task's"):
         load_split(spec, "hau", "train", tmp_path)
@@ -126,5 +145,5 @@ def test_errors_name_the_real_task_file(tmp_path, monkeypatch):
     assert f"in {conf / 'task' / 'mytask.yaml'}" in str(err.value) and "did you mean 'labels'" in str(err.value)
     (conf / "task" / "mytask.yaml").write_text(yaml.safe_dump({**raw, "name": "mytask", "labels": ["neg", "pos"]}))
     with pytest.raises(XlexpError) as err:
-        load_split(load_task("mytask"), "eng", "dev", Path("/nonexistent"))   # the embedded copy: auto
+        load_split(load_task("mytask"), "eng", "dev", Path("/nonexistent"))  # the embedded copy: auto
     assert f"in {conf / 'task' / 'mytask.yaml'})" in str(err.value) and "label_map" in str(err.value)

@@ -16,10 +16,18 @@ from xlexp.results.query import pivot
 from xlexp.tasks.spec import load_split, load_task
 
 NER_LEX = {
-    "en": {"PER": ["john", "mary", "peter"], "LOC": ["paris", "london", "berlin"], "ORG": ["acme", "unesco", "fifa"],
-           "O": ["the", "went", "to", "and", "saw", "with", "a", "visit"]},
-    "de": {"PER": ["johann", "maria", "peter"], "LOC": ["paris", "london", "berlin"], "ORG": ["acme", "unesco", "fifa"],
-           "O": ["der", "ging", "nach", "und", "sah", "mit", "ein", "besuch"]},
+    "en": {
+        "PER": ["john", "mary", "peter"],
+        "LOC": ["paris", "london", "berlin"],
+        "ORG": ["acme", "unesco", "fifa"],
+        "O": ["the", "went", "to", "and", "saw", "with", "a", "visit"],
+    },
+    "de": {
+        "PER": ["johann", "maria", "peter"],
+        "LOC": ["paris", "london", "berlin"],
+        "ORG": ["acme", "unesco", "fifa"],
+        "O": ["der", "ging", "nach", "und", "sah", "mit", "ein", "besuch"],
+    },
 }
 
 
@@ -50,8 +58,17 @@ def ner_dirs(tmp_path):
 
 
 def test_ner_conll_end_to_end_span_f1(ner_dirs):
-    run_experiment(compose_cfg(ner_dirs, *TINY, "task=wikiann", "langpair.sources=[en]", "langpair.targets=[en,de]",
-                               "trainer.epochs=8", "name=ner"))
+    run_experiment(
+        compose_cfg(
+            ner_dirs,
+            *TINY,
+            "task=wikiann",
+            "langpair.sources=[en]",
+            "langpair.targets=[en,de]",
+            "trainer.epochs=8",
+            "name=ner",
+        )
+    )
     df = load_records(ner_dirs["results"])
     test = df[(df["split"] == "test") & (df["selection"] == "source_dev")]
     assert {"span_f1", "span_f1/PER", "span_f1/LOC", "span_f1/ORG"} <= set(test["metric"])
@@ -109,7 +126,9 @@ def test_pair_classification_from_local_hub_layout(tmp_path):
     dirs = {"data": tmp_path / "data", "results": tmp_path / "results", "cache": tmp_path / "cache"}
     ex = load_split(load_task("pawsx"), "de", "dev", dirs["data"])
     assert ex[0].text_pair and ex[0].label in (0, 1)
-    run_experiment(compose_cfg(dirs, *TINY, "task=pawsx", "langpair.sources=[en]", "langpair.targets=[en,de]", "name=px"))
+    run_experiment(
+        compose_cfg(dirs, *TINY, "task=pawsx", "langpair.sources=[en]", "langpair.targets=[en,de]", "name=px")
+    )
     m = pivot(load_records(dirs["results"]), "px", "accuracy")
     assert m.shape == (1, 2) and not m.mean.isna().any().any()
 
@@ -121,10 +140,20 @@ def test_retrieval_no_training_both_directions(tmp_path):
     folder.mkdir(parents=True)
     for code in ("afr", "deu"):
         (folder / f"tatoeba.{code}-eng.eng").write_text("\n".join(base) + "\n")
-        (folder / f"tatoeba.{code}-eng.{code}").write_text("\n".join(s.upper() for s in base) + "\n")  # lowercased by the tokenizer
+        (folder / f"tatoeba.{code}-eng.{code}").write_text(
+            "\n".join(s.upper() for s in base) + "\n"
+        )  # lowercased by the tokenizer
     dirs = {"data": tmp_path / "data", "results": tmp_path / "results", "cache": tmp_path / "cache"}
-    run_experiment(compose_cfg(dirs, "model=tiny_random", "task=tatoeba", "langpair.targets=[afr,deu]",
-                               "trainer.progress=false", "name=ret"))
+    run_experiment(
+        compose_cfg(
+            dirs,
+            "model=tiny_random",
+            "task=tatoeba",
+            "langpair.targets=[afr,deu]",
+            "trainer.progress=false",
+            "name=ret",
+        )
+    )
     df = load_records(dirs["results"])
     assert set(df["metric"]) == {"acc1_xx2en", "acc1_en2xx"} and set(df["split"]) == {"test"}
     assert set(df["source"]) == {"eng"} and len(df) == 4
@@ -161,8 +190,18 @@ def test_conll_validation_names_file_and_line(ner_dirs, line, expected):
 def test_label_map_reconciles_label_sets(ner_dirs):
     path = ner_dirs["data"] / "wikiann" / "de" / "test.txt"
     path.write_text(path.read_text().replace("B-LOC", "B-GPE"))
-    run_experiment(compose_cfg(ner_dirs, *TINY, "task=wikiann", "langpair.sources=[en]", "langpair.targets=[de]",
-                               "trainer.epochs=1", "+task.label_map={de: {B-GPE: B-LOC}}", "name=mapped"))
+    run_experiment(
+        compose_cfg(
+            ner_dirs,
+            *TINY,
+            "task=wikiann",
+            "langpair.sources=[en]",
+            "langpair.targets=[de]",
+            "trainer.epochs=1",
+            "+task.label_map={de: {B-GPE: B-LOC}}",
+            "name=mapped",
+        )
+    )
     assert not load_records(ner_dirs["results"]).empty
 
 

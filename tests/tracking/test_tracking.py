@@ -30,19 +30,23 @@ TWO_UNITS = ["langpair.sources=[eng,ind]", "langpair.targets=[jav]"]
 
 # ---- masking -----------------------------------------------------------------------------------
 
+
 @pytest.mark.unit
 def test_mask_secrets_keys_and_urls():
     cfg = {
         "tracker": {"name": "wandb", "api_key": "abc123", "entity": None},
-        "sweep": {"storage": "postgresql://alice:s3cr3t@db.example:5432/optuna", "db_password": "pw",
-                  "urls": ["redis://:hunter2@cache/0", "https://host/path?token=tok&x=1"]},
+        "sweep": {
+            "storage": "postgresql://alice:s3cr3t@db.example:5432/optuna",
+            "db_password": "pw",
+            "urls": ["redis://:hunter2@cache/0", "https://host/path?token=tok&x=1"],
+        },
         "model": {"tokenizer": "xlmr", "pad_token": "<pad>", "max_tokens": 512},
         "hf": {"HF_TOKEN": "hf_xyz", "clientSecret": "cs", "auth": {"password": "nested"}},
         "empty": {"password": None, "token": ""},
     }
     out = mask_secrets(cfg)
     text = json.dumps(out)
-    for secret in ("abc123", "s3cr3t", "hunter2", "tok&", "hf_xyz", "\"cs\"", "nested", "\"pw\""):
+    for secret in ("abc123", "s3cr3t", "hunter2", "tok&", "hf_xyz", '"cs"', "nested", '"pw"'):
         assert secret not in text, secret
     assert out["sweep"]["storage"] == "postgresql://alice:***@db.example:5432/optuna"
     assert out["sweep"]["urls"] == ["redis://:***@cache/0", "https://host/path?token=***&x=1"]
@@ -53,6 +57,7 @@ def test_mask_secrets_keys_and_urls():
 
 
 # ---- mode choice -------------------------------------------------------------------------------
+
 
 @pytest.mark.unit
 def test_mode_follows_the_api_key(tmp_path):
@@ -82,6 +87,7 @@ def test_tracker_config_is_checked(dirs):
 
 # ---- real offline runs -------------------------------------------------------------------------
 
+
 @pytest.fixture
 def no_key(monkeypatch, tmp_path):
     """No API key anywhere: not in the environment, no netrc."""
@@ -100,8 +106,11 @@ def _media(run, kind: str, key: str) -> Path:
     """The one media file W&B wrote for logged key ``key`` (files are ``<key>_<step>_<hash>.<ext>``)."""
     folder, name = key.rsplit("/", 1) if "/" in key else ("", key)
     root = run.folder / "files" / "media" / kind
-    found = [p for p in run.media(kind) if p.is_file() and p.name.startswith(name + "_")
-             and str(p.parent.relative_to(root)) == (folder or ".")]
+    found = [
+        p
+        for p in run.media(kind)
+        if p.is_file() and p.name.startswith(name + "_") and str(p.parent.relative_to(root)) == (folder or ".")
+    ]
     assert len(found) == 1, (key, [str(p.relative_to(root)) for p in run.media(kind)])
     return found[0]
 
@@ -122,11 +131,32 @@ def cli_wandb_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cliwb")
     dirs = {"data": write_nusax_like(root / "data"), "results": root / "results", "cache": root / "cache"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(XLEXP_DATA_DIR=str(dirs["data"]), XLEXP_RESULTS_DIR=str(dirs["results"]),
-               XLEXP_CACHE_DIR=str(dirs["cache"]), NETRC=str(root / "none"), HOME=str(root / "home"))
-    out = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "run", *TINY, *TWO, "name=wb", "tracker=wandb",
-                          "+tracker.api_key=sekrit-key", "+sweep_storage=postgresql://bob:pa55word@db/optuna"],
-                         capture_output=True, text=True, env=env, cwd=root, timeout=600)
+    env.update(
+        XLEXP_DATA_DIR=str(dirs["data"]),
+        XLEXP_RESULTS_DIR=str(dirs["results"]),
+        XLEXP_CACHE_DIR=str(dirs["cache"]),
+        NETRC=str(root / "none"),
+        HOME=str(root / "home"),
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xlexp.cli.main",
+            "run",
+            *TINY,
+            *TWO,
+            "name=wb",
+            "tracker=wandb",
+            "+tracker.api_key=sekrit-key",
+            "+sweep_storage=postgresql://bob:pa55word@db/optuna",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     return dirs, out
 
@@ -135,8 +165,10 @@ def test_cli_run_with_wandb_and_no_key(cli_wandb_run):
     dirs, out = cli_wandb_run
     wandb_dir = dirs["results"].resolve() / "wandb"
     lines = [line for line in (out.stdout + out.stderr).splitlines() if "wandb sync" in line]
-    assert lines == [f"W&B offline (no API key): runs saved under {wandb_dir}; upload them with: "
-                     f"wandb sync {wandb_dir}/offline-run-*"]  # exactly one line, however many W&B runs
+    assert lines == [
+        f"W&B offline (no API key): runs saved under {wandb_dir}; upload them with: "
+        f"wandb sync {wandb_dir}/offline-run-*"
+    ]  # exactly one line, however many W&B runs
     test = load_records(dirs["results"]).query("split == 'test'")
     assert set(test["source"]) == {"eng", "ind"} and set(test["target"]) == {"eng", "ind", "jav"}
     assert len(_offline_runs(dirs["results"])) == 2  # one W&B run per training unit (per source model)
@@ -180,8 +212,27 @@ def test_wandb_runs_hold_metrics_tables_heatmaps_and_summary(cli_wandb_run):
         assert {"metric", "selection", "source", "eng", "ind", "jav"} <= set(wide["columns"])
         assert len(wide["data"]) == mine[["selection", "metric"]].drop_duplicates().shape[0]
         # ... with a column for every language of the task, so every run's table has the same columns
-        assert wide["columns"] == ["metric", "model", "task", "regime", "selection", "k", "source",
-                                   "ace", "ban", "bbc", "bjn", "bug", "ind", "jav", "mad", "min", "nij", "sun", "eng"]
+        assert wide["columns"] == [
+            "metric",
+            "model",
+            "task",
+            "regime",
+            "selection",
+            "k",
+            "source",
+            "ace",
+            "ban",
+            "bbc",
+            "bjn",
+            "bug",
+            "ind",
+            "jav",
+            "mad",
+            "min",
+            "nij",
+            "sun",
+            "eng",
+        ]
 
         # the mean leaves the in-language cell out: source -> itself is not transfer
         for metric in ("accuracy", "macro_f1"):
@@ -227,8 +278,12 @@ def test_wandb_runs_hold_metrics_tables_heatmaps_and_summary(cli_wandb_run):
             assert cells[r.target] == pytest.approx(r.value)
         rules = sorted(set(mine["selection"]) - {"source_dev"})
         expected = {f"{kind}/{metric}" for kind in ("heatmap", "heatmap_png") for metric in ("accuracy", "macro_f1")}
-        expected |= {f"{kind}/{rule}/{metric}" for kind in ("heatmap", "heatmap_png") for rule in rules
-                     for metric in ("accuracy", "macro_f1")}
+        expected |= {
+            f"{kind}/{rule}/{metric}"
+            for kind in ("heatmap", "heatmap_png")
+            for rule in rules
+            for metric in ("accuracy", "macro_f1")
+        }
         assert _media_keys(run) == expected | {"matrix/long", "matrix/wide"}
         pngs = [p for p in run.media("images") if p.is_file()]
         assert len(pngs) == 2 * (1 + len(rules))
@@ -347,8 +402,15 @@ def test_report_wandb_aggregate_run(tmp_path, no_key, capfd):
     assert _media_keys(run) == (
         {"matrix/long", "matrix/wide"}
         | {f"{kind}/{m}" for kind in ("heatmap", "heatmap_png") for m in metrics}
-        | {f"{kind}/{rule}/{m}" for kind in ("heatmap", "heatmap_png") for rule in ("target_dev", "last") for m in metrics}
-        | {f"selection_gap/table/{m}" for m in metrics} | {f"selection_gap/zero_shot/{m}" for m in metrics})
+        | {
+            f"{kind}/{rule}/{m}"
+            for kind in ("heatmap", "heatmap_png")
+            for rule in ("target_dev", "last")
+            for m in metrics
+        }
+        | {f"selection_gap/table/{m}" for m in metrics}
+        | {f"selection_gap/zero_shot/{m}" for m in metrics}
+    )
     assert len(_table(run, "matrix/long")["data"]) == 6 * 3 * 3 * 2  # runs x targets x rules x metrics
 
 
@@ -361,8 +423,10 @@ def test_report_wandb_few_shot_curves(tmp_path, no_key):
     ind = [t for t in fig["data"] if t["name"].startswith("ind")][0]
     assert ind["x"] == ["0", "1", "5", "10"] and len(ind["error_y"]["array"]) == 4
     assert run.summary["xfer/eng/ind/last.k5/accuracy"] == pytest.approx(
-        sum(0.5 + 0.05 - 0.02 + 0.03 * 2.584962500721156 + 0.01 * s + 0.005 * sh
-            for s in (1, 2) for sh in (0, 1, 2)) / 6, abs=1e-6)
+        sum(0.5 + 0.05 - 0.02 + 0.03 * 2.584962500721156 + 0.01 * s + 0.005 * sh for s in (1, 2) for sh in (0, 1, 2))
+        / 6,
+        abs=1e-6,
+    )
 
 
 def test_heatmap_and_png_share_one_target_order(tmp_path, monkeypatch):
@@ -375,8 +439,11 @@ def test_heatmap_and_png_share_one_target_order(tmp_path, monkeypatch):
     df = df[df["experiment"] == "zs"]
     pngs: list[list[str]] = []
     real_png = wandb_results.matrix_png
-    monkeypatch.setattr(wandb_results, "matrix_png", lambda m, path, **kw: (pngs.append([str(c) for c in m.mean.columns]),
-                                                                          real_png(m, path, **kw)))
+    monkeypatch.setattr(
+        wandb_results,
+        "matrix_png",
+        lambda m, path, **kw: (pngs.append([str(c) for c in m.mean.columns]), real_png(m, path, **kw)),
+    )
 
     class FakeRun:
         def __init__(self) -> None:
@@ -400,8 +467,21 @@ def test_wandb_workspace_template(tmp_path):
     """``xlexp report --wandb-template DIR``: a W&B custom chart over matrix/long (a Vega 5 spec in
     W&B's preset format) and the workspace layout, checked by their content (offline)."""
     results = standard_store(tmp_path / "results")
-    out = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "report", "--wandb-template", str(tmp_path / "tpl"),
-                          "--results-dir", str(results)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xlexp.cli.main",
+            "report",
+            "--wandb-template",
+            str(tmp_path / "tpl"),
+            "--results-dir",
+            str(results),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "transfer_heatmap.vega.json" in out.stdout and not (results / "report").exists()
     spec = json.loads((tmp_path / "tpl" / "transfer_heatmap.vega.json").read_text())
@@ -409,7 +489,9 @@ def test_wandb_workspace_template(tmp_path):
     signals = {s["name"]: s for s in spec["signals"]}
     assert signals["metric"]["bind"]["options"] == ["accuracy", "macro_f1"] and signals["metric"]["value"] == "macro_f1"
     assert signals["rule"]["bind"]["options"] == ["source_dev", "target_dev", "last"]
-    assert signals["experiment"]["bind"]["options"][0] == "(all)" and {"zs", "fs"} <= set(signals["experiment"]["bind"]["options"])
+    assert signals["experiment"]["bind"]["options"][0] == "(all)" and {"zs", "fs"} <= set(
+        signals["experiment"]["bind"]["options"]
+    )
     cells = next(d for d in spec["data"] if d["name"] == "cells")
     keep = cells["transform"][0]["expr"]
     for field in ("metric", "selection", "split", "experiment", "source", "target"):

@@ -29,6 +29,7 @@ ONE_TO_THREE = ["langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]"]
 
 # ---- the statistics --------------------------------------------------------------------------
 
+
 @pytest.mark.unit
 def test_weighted_metric_matches_sklearn_and_resamples():
     rng = np.random.default_rng(1)
@@ -38,13 +39,15 @@ def test_weighted_metric_matches_sklearn_and_resamples():
     assert weighted_metric("accuracy", labels, preds, ones, 3)[0] == pytest.approx(accuracy_score(labels, preds))
     # label 3 is in neither gold nor predictions: not averaged over (sklearn's default label set)
     assert weighted_metric("macro_f1", labels, preds, ones, 4)[0] == pytest.approx(
-        f1_score(labels, preds, average="macro", zero_division=0))
+        f1_score(labels, preds, average="macro", zero_division=0)
+    )
     # a weighted resample is the metric of the resampled examples
     w = resample_weights(200, 5, rng)
     assert (w.sum(axis=1) == 200).all()
     idx = np.repeat(np.arange(200), w[3].astype(int))
     assert weighted_metric("macro_f1", labels, preds, w, 3)[3] == pytest.approx(
-        f1_score(labels[idx], preds[idx], labels=[0, 1, 2], average="macro", zero_division=0))
+        f1_score(labels[idx], preds[idx], labels=[0, 1, 2], average="macro", zero_division=0)
+    )
 
 
 @pytest.mark.unit
@@ -65,8 +68,9 @@ def test_paired_bootstrap_null_and_clear_difference():
     t = paired_bootstrap(few, a[None], b[None], "accuracy", 1000, np.random.default_rng(0), 3)
     assert t.p > 0.05
     # two seeds per side are averaged inside each resample
-    t2 = paired_bootstrap(labels, np.stack([same, same]), np.stack([better, same]), "accuracy", 300,
-                          np.random.default_rng(0), 3)
+    t2 = paired_bootstrap(
+        labels, np.stack([same, same]), np.stack([better, same]), "accuracy", 300, np.random.default_rng(0), 3
+    )
     assert t2.delta == pytest.approx((accuracy_score(labels, better) - accuracy_score(labels, same)) / 2)
 
 
@@ -81,14 +85,16 @@ def test_seed_bootstrap():
 
 # ---- on real runs ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """A barely trained model (seed 42) and a well trained one (seed 7), both with per-example
     test predictions in the store."""
     root = tmp_path_factory.mktemp("compare")
     dirs = {"data": write_nusax_like(root / "data"), "results": root / "results", "cache": root / "cache"}
-    run_experiment(compose_cfg(dirs, *TINY, *ONE_TO_THREE, "name=weak", "seed=42", "trainer.epochs=1",
-                               "optimizer.lr=1e-5"))
+    run_experiment(
+        compose_cfg(dirs, *TINY, *ONE_TO_THREE, "name=weak", "seed=42", "trainer.epochs=1", "optimizer.lr=1e-5")
+    )
     run_experiment(compose_cfg(dirs, *TINY, *ONE_TO_THREE, "name=strong", "seed=7", "trainer.epochs=6"))
     return dirs
 
@@ -99,7 +105,9 @@ def test_compare_on_predictions_of_two_seeds(two_runs):
     assert set(cells.index) == {"eng", "ind", "jav"} and set(cells["method"]) == {"examples"}
     assert (cells["n"] == 40).all()
     # the points are the recorded test scores (same examples, same metric code)
-    rec = load_records(two_runs["results"]).query("split == 'test' and selection == 'source_dev' and metric == 'accuracy'")
+    rec = load_records(two_runs["results"]).query(
+        "split == 'test' and selection == 'source_dev' and metric == 'accuracy'"
+    )
     for side, col in (("weak", "a"), ("strong", "b")):
         values = rec[rec["experiment"] == side].set_index("target")["value"]
         assert np.allclose(cells[col], values.reindex(cells.index))
@@ -120,18 +128,29 @@ def test_compare_by_run_ids_and_macro_f1(two_runs):
 
 def test_cli_compare_prints_marks_and_writes_csv_and_heatmap(two_runs):
     env = {**os.environ, "XLEXP_RESULTS_DIR": str(two_runs["results"])}
-    out = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "compare", "weak", "strong", "--n-boot", "500"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", "compare", "weak", "strong", "--n-boot", "500"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "macro_f1: strong − weak (test)" in text   # the default: the primary metric (macro_f1 for older stores)
-    assert "* p < 0.05" in text and "paired bootstrap over test examples (500 resamples; one training seed per side: " \
-        "test-example variance only): 3 cell(s)" in text.replace("\n", " ")
+    assert "macro_f1: strong − weak (test)" in text  # the default: the primary metric (macro_f1 for older stores)
+    assert (
+        "* p < 0.05" in text
+        and "paired bootstrap over test examples (500 resamples; one training seed per side: "
+        "test-example variance only): 3 cell(s)"
+        in text.replace("\n", " ")
+    )
     assert "warning: 3 cell(s) have one training seed on a side" in text.replace("\n", " ")
     eng_line = next(line for line in text.splitlines() if "eng (English)" in line)
     assert "*" in eng_line and "+0." in eng_line  # significant gain, marked
     csv = pd.read_csv(two_runs["results"] / "compare" / "weak_vs_strong.macro_f1.csv")
-    assert {"source", "target", "a", "b", "delta", "ci_low", "ci_high", "p", "significant", "method", "mark"} <= set(csv)
+    assert {"source", "target", "a", "b", "delta", "ci_low", "ci_high", "p", "significant", "method", "mark"} <= set(
+        csv
+    )
     assert csv.set_index("target").loc["eng", "mark"] in ("*", "**")
     png = two_runs["results"] / "compare" / "weak_vs_strong.macro_f1.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
@@ -140,25 +159,34 @@ def test_cli_compare_prints_marks_and_writes_csv_and_heatmap(two_runs):
 
 # ---- without predictions: seeds -----------------------------------------------------------------
 
+
 @pytest.mark.unit
 def test_falls_back_to_seeds_and_says_so(tmp_path):
     results = standard_store(tmp_path / "results")
-    shifted = [r.__class__(**{**r.__dict__, "experiment": "zs_plus", "run_id": "plus-" + r.run_id,
-                              "value": r.value + 0.1}) for r in make_records("zs", seeds=(1, 2, 3))]
+    shifted = [
+        r.__class__(**{**r.__dict__, "experiment": "zs_plus", "run_id": "plus-" + r.run_id, "value": r.value + 0.1})
+        for r in make_records("zs", seeds=(1, 2, 3))
+    ]
     write(results, shifted, "plus")
     c = compare(results, "zs", "zs_plus", "accuracy", n_boot=500)
     assert set(c.cells["method"]) == {"seeds"} and (c.cells["n"] == 6).all()
     assert np.allclose(c.cells["delta"], 0.1) and c.cells["significant"].all()
-    with pytest.raises(XlexpError, match="no records for experiment 'nothing-like-this' \\(nor a run id starting with it"):
+    with pytest.raises(
+        XlexpError, match="no records for experiment 'nothing-like-this' \\(nor a run id starting with it"
+    ):
         compare(results, "zs", "nothing-like-this")
-    with pytest.raises(XlexpError, match=r"'fs' has no test records with selection last and no shots.*"
-                                          r"its K values here: 1, 5, 10 \(choose one with --k\)"):
+    with pytest.raises(
+        XlexpError,
+        match=r"'fs' has no test records with selection last and no shots.*"
+        r"its K values here: 1, 5, 10 \(choose one with --k\)",
+    ):
         compare(results, "fs", "zs", selection="last")
     few = compare(results, "fs", "fs", "accuracy", n_boot=200, k=5)  # a side against itself: no difference
     assert np.allclose(few.cells["delta"], 0) and not few.cells["significant"].any()
 
 
 # ---- training-seed variance: hierarchical bootstrap over seeds and examples -----------------------
+
 
 def _seed_models(labels: np.ndarray, accuracy: float, seeds: int, rng: np.random.Generator) -> np.ndarray:
     """(seeds, n) predictions of one config: each seed is right on its own random subset of examples,

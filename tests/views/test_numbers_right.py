@@ -53,31 +53,51 @@ def test_a_target_without_a_label_gets_sklearns_macro_f1_over_present_labels(dir
 def test_icl_summary_counts_each_cell_once_n_is_shot_sets_times_seeds(dirs):
     from xlexp.results.query import few_shot_summary
 
-    cfg = compose_cfg(dirs, "model=tiny_random_decoder", "regime=icl", "regime.k=[0,2]", "regime.shot_sets=2",
-                      "regime.seeds=[1,2]", "langpair.sources=[eng]", "langpair.targets=[ind]", "name=iclcount",
-                      "data.max_eval_examples=12", "trainer.progress=false")
+    cfg = compose_cfg(
+        dirs,
+        "model=tiny_random_decoder",
+        "regime=icl",
+        "regime.k=[0,2]",
+        "regime.shot_sets=2",
+        "regime.seeds=[1,2]",
+        "langpair.sources=[eng]",
+        "langpair.targets=[ind]",
+        "name=iclcount",
+        "data.max_eval_examples=12",
+        "trainer.progress=false",
+    )
     run_experiment(cfg)
     df = load_records(dirs["results"])
     assert set(df[df["split"] == "test"]["selection"]) == {"none"}
     summary = few_shot_summary(df, "iclcount", "macro_f1")
     by_k = summary.set_index("k")["count"]
-    assert by_k.loc[2] == 2 * 2      # shot sets x seeds, once each (three rules made it 12)
-    assert by_k.loc[0] == 2          # the K = 0 cell: one per seed
+    assert by_k.loc[2] == 2 * 2  # shot sets x seeds, once each (three rules made it 12)
+    assert by_k.loc[0] == 2  # the K = 0 cell: one per seed
 
 
 # ---- compatibility: the whole regime x task-type x family grid ---------------------------------------
 
-TASKS = {"sentence_classification": "nusax_senti", "pair_classification": "pawsx",
-         "token_classification": "masakhapos", "extractive_qa": "xquad", "retrieval": "tatoeba",
-         "generation": "tatoeba_mt"}
+TASKS = {
+    "sentence_classification": "nusax_senti",
+    "pair_classification": "pawsx",
+    "token_classification": "masakhapos",
+    "extractive_qa": "xquad",
+    "retrieval": "tatoeba",
+    "generation": "tatoeba_mt",
+}
 MODELS = {"encoder": "tiny_random", "decoder": "tiny_random_decoder", "seq2seq": "tiny_random_seq2seq"}
 # the pairs each run end to end, with their records' labels checked, in these tests
 RUN_BY = {
-    ("zero_shot", "sentence_classification"): "test_regimes.py", ("few_shot", "sentence_classification"): "test_regimes.py",
-    ("full", "sentence_classification"): "test_regimes.py", ("multi_source", "sentence_classification"): "test_regimes.py",
-    ("icl", "sentence_classification"): "test_icl.py", ("zero_shot", "token_classification"): "test_task_types.py",
-    ("zero_shot", "extractive_qa"): "test_qa.py", ("zero_shot", "retrieval"): "test_tasks.py",
-    ("zero_shot", "generation"): "test_generation.py", ("icl", "generation"): "test_generation.py",
+    ("zero_shot", "sentence_classification"): "test_regimes.py",
+    ("few_shot", "sentence_classification"): "test_regimes.py",
+    ("full", "sentence_classification"): "test_regimes.py",
+    ("multi_source", "sentence_classification"): "test_regimes.py",
+    ("icl", "sentence_classification"): "test_icl.py",
+    ("zero_shot", "token_classification"): "test_task_types.py",
+    ("zero_shot", "extractive_qa"): "test_qa.py",
+    ("zero_shot", "retrieval"): "test_tasks.py",
+    ("zero_shot", "generation"): "test_generation.py",
+    ("icl", "generation"): "test_generation.py",
 }
 
 
@@ -104,10 +124,24 @@ def test_generation_few_shot_is_one_line_exit_2_not_a_mislabelled_zero_shot_run(
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "run", "task=tatoeba_mt", "model=tiny_random_seq2seq",
-                          "regime=few_shot", "regime.k=[4]", f"paths.results_dir={tmp_path / 'r'}",
-                          f"paths.data_dir={tmp_path / 'none'}", f"paths.cache_dir={tmp_path / 'c'}"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xlexp.cli.main",
+            "run",
+            "task=tatoeba_mt",
+            "model=tiny_random_seq2seq",
+            "regime=few_shot",
+            "regime.k=[4]",
+            f"paths.results_dir={tmp_path / 'r'}",
+            f"paths.data_dir={tmp_path / 'none'}",
+            f"paths.cache_dir={tmp_path / 'c'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 2, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert lines[-1].startswith("xlexp: error: regime few_shot does not run generation tasks"), out.stderr
@@ -117,35 +151,52 @@ def test_generation_few_shot_is_one_line_exit_2_not_a_mislabelled_zero_shot_run(
 
 @pytest.mark.unit
 def test_the_declared_grid_is_what_the_tests_run():
-    for (regime, task_type) in RUN_BY:
+    for regime, task_type in RUN_BY:
         declared = regimes.get(regime).task_types
         assert declared is None or task_type in declared
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("override,key", [("+task.n_best=0", "n_best"), ("+task.max_answer_length=0", "max_answer_length")])
+@pytest.mark.parametrize(
+    "override,key", [("+task.n_best=0", "n_best"), ("+task.max_answer_length=0", "max_answer_length")]
+)
 def test_bad_qa_options_are_refused_when_the_task_is_read(tmp_path, override, key):
     dirs = {"data": tmp_path / "none", "results": tmp_path / "r", "cache": tmp_path / "c"}
     cfg = compose_cfg(dirs, "task=xquad", "model=tiny_random", override.replace("+", ""))
     with pytest.raises(XlexpError, match=rf"{key} must be an integer >= 1, got 0"):
-        resolve_settings(cfg)   # the task is parsed once, with the settings
+        resolve_settings(cfg)  # the task is parsed once, with the settings
 
 
 @pytest.mark.unit
 def test_a_metric_the_task_type_does_not_compute_is_refused_when_read():
     from xlexp import TaskSpec
 
-    with pytest.raises(XlexpError, match=r"metric\(s\) \['span_f1'\] do not apply to task type sentence_classification"):
-        TaskSpec.from_config({"name": "t", "type": "sentence_classification", "languages": ["eng"],
-                              "labels": ["a", "b"], "metrics": ["accuracy", "span_f1"]})
+    with pytest.raises(
+        XlexpError, match=r"metric\(s\) \['span_f1'\] do not apply to task type sentence_classification"
+    ):
+        TaskSpec.from_config(
+            {
+                "name": "t",
+                "type": "sentence_classification",
+                "languages": ["eng"],
+                "labels": ["a", "b"],
+                "metrics": ["accuracy", "span_f1"],
+            }
+        )
 
 
 # ---- views never mix two models ---------------------------------------------------------------------
 
+
 def _two_models(results) -> None:
     write(results, make_records("mixed", sources=("eng",), model="me5_small_offline", run_id="r-e5"), "r-e5")
-    write(results, make_records("mixed", sources=("eng",), model="tiny_random", run_id="r-tiny",
-                                timestamp="2026-01-02T00:00:00+00:00"), "r-tiny")
+    write(
+        results,
+        make_records(
+            "mixed", sources=("eng",), model="tiny_random", run_id="r-tiny", timestamp="2026-01-02T00:00:00+00:00"
+        ),
+        "r-tiny",
+    )
 
 
 @pytest.mark.unit
@@ -164,13 +215,14 @@ def test_matrix_table_compare_and_report_never_average_two_models(tmp_path, caps
     with pytest.raises(XlexpError, match=r"several models .* run id: r-e5 \(me5_small_offline\)"):
         compare(results, "mixed", "mixed")
     (m,) = show(results, "mixed", ["accuracy"], model="tiny_random")
-    assert (m.n == 1).all().all()   # one model's cells: n is its seeds, not 2 models
+    assert (m.n == 1).all().all()  # one model's cells: n is its seeds, not 2 models
     report = write_report(results)
     html = report.path.read_text(encoding="utf-8")
-    assert "me5_small_offline" in html and "tiny_random" in html   # split: each model's own matrix
+    assert "me5_small_offline" in html and "tiny_random" in html  # split: each model's own matrix
 
 
 # ---- one mean -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.unit
 def test_one_mean_in_console_table_png_html_and_wandb(tmp_path, capsys, monkeypatch):
@@ -185,22 +237,24 @@ def test_one_mean_in_console_table_png_html_and_wandb(tmp_path, capsys, monkeypa
     df = load_records(results)
     m = pivot(df, "one", "macro_f1")
     cells = m.mean.to_numpy(dtype=float)
-    expected = float(np.mean([cells[0, 1], cells[0, 2], cells[1, 0], cells[1, 2]]))   # eng->eng, ind->ind left out
+    expected = float(np.mean([cells[0, 1], cells[0, 2], cells[1, 0], cells[1, 2]]))  # eng->eng, ind->ind left out
     assert m.transfer_mean() == pytest.approx(expected)
     text = f"{expected:.3f}"
 
     titles = []
     real = figures._png_heatmap
-    monkeypatch.setattr(figures, "_png_heatmap", lambda data, path, **kw: (titles.append(kw["title"]), real(data, path, **kw)))
+    monkeypatch.setattr(
+        figures, "_png_heatmap", lambda data, path, **kw: (titles.append(kw["title"]), real(data, path, **kw))
+    )
     show(results, "one", ["macro_f1"])
     console = capsys.readouterr().out
     assert TRANSFER_MEAN in console and text in console
-    assert any(f"{TRANSFER_MEAN}" in t and text in t for t in titles)                            # PNG
+    assert any(f"{TRANSFER_MEAN}" in t and text in t for t in titles)  # PNG
     table = render_table(str(results), "one", "macro_f1", TableOptions(percent=False, digits=3))
-    assert TRANSFER_MEAN in table and text in table                                              # table
-    assert summary_keys(df)["xfer/mean/macro_f1"] == pytest.approx(expected)                     # W&B
+    assert TRANSFER_MEAN in table and text in table  # table
+    assert summary_keys(df)["xfer/mean/macro_f1"] == pytest.approx(expected)  # W&B
     html = write_report(results).path.read_text(encoding="utf-8")
-    assert TRANSFER_MEAN in html and text in html                                                # HTML
+    assert TRANSFER_MEAN in html and text in html  # HTML
     # and the old, different number (the in-language cells averaged in) is printed nowhere
     wrong = f"{float(np.nanmean(cells)):.3f}"
     assert wrong != text and wrong not in re.sub(r"\d\.\d{4,}", "", console)

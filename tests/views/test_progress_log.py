@@ -36,26 +36,42 @@ def _lines(caplog, pattern: str) -> list[str]:
 def test_every_phase_logs_progress_on_a_slow_machine(dirs, caplog, monkeypatch):
     monkeypatch.setattr(progress, "clock", SlowClock())
     with caplog.at_level(logging.INFO):
-        run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[eng,ind,jav]",
-                                   "data.max_train_examples=32", "name=phases"))
-    steps = 2 * 4                                                          # 2 epochs of 32 examples, batch 8
+        run_experiment(
+            compose_cfg(
+                dirs,
+                *TINY,
+                "langpair.sources=[eng]",
+                "langpair.targets=[eng,ind,jav]",
+                "data.max_train_examples=32",
+                "name=phases",
+            )
+        )
+    steps = 2 * 4  # 2 epochs of 32 examples, batch 8
     train = _lines(caplog, r"^train eng: \d+/8 steps \([\d.]+/s\), loss ")
-    assert len(train) == steps - 1                                          # every step but the last (a summary follows)
+    assert len(train) == steps - 1  # every step but the last (a summary follows)
     dev = _lines(caplog, r"^dev evaluation at step \d+: \d+/\d+ dev set\(s\)")
     evals = _lines(caplog, r"^step \d+ \(epoch")
-    n_dev = int(re.search(r"/(\d+) dev set", dev[0]).group(1))             # eng, ind, jav
-    assert len(evals) == 2 and n_dev == 3 and len(dev) == 2 * (n_dev - 1)   # every dev set but the last (the summary)
+    n_dev = int(re.search(r"/(\d+) dev set", dev[0]).group(1))  # eng, ind, jav
+    assert len(evals) == 2 and n_dev == 3 and len(dev) == 2 * (n_dev - 1)  # every dev set but the last (the summary)
     test = _lines(caplog, r"^test eng: ")
     assert test[0].startswith("test eng: ") and "to do" in test[0]
     n_total = int(re.search(r"test eng: (\d+) target", test[0]).group(1))
-    assert n_total >= 3 and len(test) == 1 + n_total                        # the start line, then one per target test
+    assert n_total >= 3 and len(test) == 1 + n_total  # the start line, then one per target test
     assert test[-1].startswith(f"test eng: {n_total}/{n_total} ")
 
 
 def test_on_an_idle_machine_a_short_phase_logs_its_start_and_end_only(dirs, caplog):
     """The lines are throttled (LOG_EVERY_S): a fast phase does not flood the log."""
     with caplog.at_level(logging.INFO):
-        run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng]", "langpair.targets=[eng,ind]",
-                                   "data.max_train_examples=32", "name=fast"))
-    assert len(_lines(caplog, r"^test eng: ")) == 2                                # start and end
+        run_experiment(
+            compose_cfg(
+                dirs,
+                *TINY,
+                "langpair.sources=[eng]",
+                "langpair.targets=[eng,ind]",
+                "data.max_train_examples=32",
+                "name=fast",
+            )
+        )
+    assert len(_lines(caplog, r"^test eng: ")) == 2  # start and end
     assert len(_lines(caplog, r"^train eng: \d+/")) <= 1

@@ -27,6 +27,7 @@ from xlexp.views.html import write_report
 
 # ---- content, without a browser ----------------------------------------------------------------
 
+
 @pytest.mark.unit
 def test_report_sections_for_every_slice(tmp_path):
     results = standard_store(tmp_path / "results")
@@ -36,11 +37,19 @@ def test_report_sections_for_every_slice(tmp_path):
     # zs: 3 rules x 2 metrics; fs: (no shots + K=1,5,10) x 2 metrics -> 14 heatmaps
     assert page.count('class="fig heatmap"') == 14
     assert page.count('class="fig kcurve"') == 2 and page.count('class="fig gap"') == 2
-    for label in ("zero_shot · selection target_dev", "few_shot · selection last · K=10", "Few-shot K-curves",
-                  "Selection-rule gap", "Javanese", "Austronesian", "Indo-European", "Latn"):
+    for label in (
+        "zero_shot · selection target_dev",
+        "few_shot · selection last · K=10",
+        "Few-shot K-curves",
+        "Selection-rule gap",
+        "Javanese",
+        "Austronesian",
+        "Indo-European",
+        "Latn",
+    ):
         assert label in page, label
     # overview + a cells table per slice (3 + 4) + gap tables (2) + K-curve tables (2) + languages
-    assert page.count("<table class=\"sortable\"") == 1 + 7 + 2 + 2 + 1
+    assert page.count('<table class="sortable"') == 1 + 7 + 2 + 2 + 1
     assert "<script>" in page and "Plotly.newPlot" in page and 'src="http' not in page  # works offline
     assert len(page) > 3_000_000  # plotly.js inlined
 
@@ -83,17 +92,24 @@ def test_figures_carry_values_names_and_metadata(tmp_path):
     gap = selection_gap_frame(df, "zs", "accuracy")
     assert gap["target_dev - source_dev"].to_numpy() == pytest.approx([0.04] * 6)
     assert gap["last - source_dev"].to_numpy() == pytest.approx([-0.02] * 6)
-    assert info("zho_Hans").script == "Hans" and info("pcm").family == "Creole" and info("klingon").family == "" == info("klingon").script
+    assert (
+        info("zho_Hans").script == "Hans"
+        and info("pcm").family == "Creole"
+        and info("klingon").family == "" == info("klingon").script
+    )
 
 
 # ---- in a browser ------------------------------------------------------------------------------
+
 
 def _chromium() -> tuple[str, str]:
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (browser and driver):
         if os.environ.get("CI"):
-            pytest.fail("chromium + chromium-driver are missing; .ci/run installs them (apt-get install chromium "
-                        "chromium-driver)")
+            pytest.fail(
+                "chromium + chromium-driver are missing; .ci/run installs them (apt-get install chromium "
+                "chromium-driver)"
+            )
         pytest.skip("chromium / chromedriver not installed (apt-get install chromium chromium-driver)")
     return browser, driver
 
@@ -108,9 +124,19 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = binary
     profile = tempfile.mkdtemp(prefix="xlexp-chromium-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1800"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1800",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=opts)
@@ -127,8 +153,9 @@ def report_store(tmp_path):
     """Synthetic zero-shot (3 seeds, 3 rules) and few-shot experiments, plus a real tiny run."""
     results = standard_store(tmp_path / "results")
     dirs = {"data": write_nusax_like(tmp_path / "data"), "results": results, "cache": tmp_path / "cache"}
-    run_experiment(compose_cfg(dirs, *TINY, "langpair.sources=[eng,ind]", "langpair.targets=[eng,ind,jav]",
-                               "name=real", "seed=3"))
+    run_experiment(
+        compose_cfg(dirs, *TINY, "langpair.sources=[eng,ind]", "langpair.targets=[eng,ind,jav]", "name=real", "seed=3")
+    )
     return results
 
 
@@ -148,8 +175,13 @@ def test_report_in_headless_chromium(report_store, browser, tmp_path):
 
     out_dir = tmp_path / "report"
     env = {**os.environ, "XLEXP_RESULTS_DIR": str(report_store)}
-    run = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "report", "--out", str(out_dir)], capture_output=True,
-                         text=True, env=env, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", "report", "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     n_figures = int(re.search(r"(\d+) figures", run.stdout).group(1))
     heatmaps = (out_dir / "index.html").read_text().count('class="fig heatmap"')
@@ -162,15 +194,19 @@ def test_report_in_headless_chromium(report_store, browser, tmp_path):
     browser.get((out_dir / "index.html").as_uri())
     # every figure was drawn by plotly, and every heatmap has its plotted cells (an image per trace)
     assert _wait(browser, f"return document.querySelectorAll('.js-plotly-plot').length === {n_figures}")
-    assert _wait(browser, "return Array.from(document.querySelectorAll('.heatmap .js-plotly-plot')).every("
-                          "g => g.querySelectorAll('.heatmaplayer g.hm image').length === 1)")
+    assert _wait(
+        browser,
+        "return Array.from(document.querySelectorAll('.heatmap .js-plotly-plot')).every("
+        "g => g.querySelectorAll('.heatmaplayer g.hm image').length === 1)",
+    )
     drawn = browser.execute_script("return document.querySelectorAll('.fig.heatmap .heatmaplayer g.hm image').length")
     assert drawn == heatmaps
     assert browser.execute_script("return document.querySelectorAll('#explore .heatmaplayer g.hm image').length") == 1
 
     # the numbers plotted are the store's: the real run's source_dev accuracy matrix
-    recs = load_records(report_store).query("experiment == 'real' and split == 'test' and selection == 'source_dev' "
-                                            "and metric == 'accuracy'")
+    recs = load_records(report_store).query(
+        "experiment == 'real' and split == 'test' and selection == 'source_dev' and metric == 'accuracy'"
+    )
     section = browser.find_element(By.ID, "exp-real")
     first = section.find_elements(By.CSS_SELECTOR, ".heatmap .js-plotly-plot")[0]
     x, y, z = browser.execute_script("var d = arguments[0].data[0]; return [d.x, d.y, d.z];", first)
@@ -183,9 +219,11 @@ def test_report_in_headless_chromium(report_store, browser, tmp_path):
     w, h = drag.size["width"], drag.size["height"]
     col, row = x.index("jav"), y.index("eng")
     ActionChains(browser).move_to_element_with_offset(
-        drag, int(-w / 2 + w * (col + 0.5) / len(x)), int(-h / 2 + h * (row + 0.5) / len(y))).perform()
-    hover = _wait(browser, "var t = document.querySelector('#exp-real .hoverlayer .hovertext'); "
-                           "return t && t.textContent;", 10)
+        drag, int(-w / 2 + w * (col + 0.5) / len(x)), int(-h / 2 + h * (row + 0.5) / len(y))
+    ).perform()
+    hover = _wait(
+        browser, "var t = document.querySelector('#exp-real .hoverlayer .hovertext'); return t && t.textContent;", 10
+    )
     value = recs[(recs["source"] == "eng") & (recs["target"] == "jav")]["value"].item()
     assert "English" in hover and "Javanese" in hover and "Austronesian" in hover and f"{value:.3f}" in hover
 
@@ -195,12 +233,16 @@ def test_report_in_headless_chromium(report_store, browser, tmp_path):
     headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "th")]
     acc = headers.index("accuracy")
     table.find_elements(By.CSS_SELECTOR, "th")[acc].click()
-    values = [float(td.get_attribute("data-v")) for td in
-              table.find_elements(By.CSS_SELECTOR, f"tbody tr td:nth-child({acc + 1})")]
+    values = [
+        float(td.get_attribute("data-v"))
+        for td in table.find_elements(By.CSS_SELECTOR, f"tbody tr td:nth-child({acc + 1})")
+    ]
     assert len(values) == 6 and values == sorted(values)
     table.find_elements(By.CSS_SELECTOR, "th")[acc].click()
-    values = [float(td.get_attribute("data-v")) for td in
-              table.find_elements(By.CSS_SELECTOR, f"tbody tr td:nth-child({acc + 1})")]
+    values = [
+        float(td.get_attribute("data-v"))
+        for td in table.find_elements(By.CSS_SELECTOR, f"tbody tr td:nth-child({acc + 1})")
+    ]
     assert values == sorted(values, reverse=True)
 
     # K-curves have error bars; the languages table has scripts and families
@@ -219,6 +261,7 @@ def test_report_in_headless_chromium(report_store, browser, tmp_path):
 
 # ---- the cross-experiment explorer, sweep studies, rules that agree ---------------------------------
 
+
 def _explorer_store(root) -> tuple:
     """Synthetic: zs (2 sources x 3 targets, 3 seeds, 3 rules), zs_plus (the same + 0.1), fs (K-curves),
     an experiment whose rules all pick the same checkpoints, a 3-trial sweep study with dev curves,
@@ -227,17 +270,32 @@ def _explorer_store(root) -> tuple:
 
     results = standard_store(root / "results")
     rules = ("source_dev", "target_dev", "last")
-    plus = [replace(r, experiment="zs_plus", run_id="plus-" + r.run_id, value=round(r.value + 0.1, 6))
-            for r in make_records("zs", seeds=(1, 2, 3), selections=rules)]
+    plus = [
+        replace(r, experiment="zs_plus", run_id="plus-" + r.run_id, value=round(r.value + 0.1, 6))
+        for r in make_records("zs", seeds=(1, 2, 3), selections=rules)
+    ]
     write(results, plus, "plus")
     same = make_records("agree", sources=("eng",), targets=("ind", "jav", "sun"))
     write(results, [replace(r, selection=rule) for r in same for rule in rules], "agree")
     for t in range(3):
-        recs = [replace(r, study="st@abc", trial=t, value=round(r.value + 0.01 * t, 6), log_dir=f"/tmp/logs/st-{t}")
-                for r in make_records(f"st-abc-t{t:04d}", sources=("eng",), run_id=f"st-{t}")]
-        dev = [replace(recs[0], split="dev", target=target, metric=metric, step=step, selection="source_dev",
-                       value=round(0.3 + 0.1 * (t == 1) + 0.001 * step + 0.01 * i, 6))
-               for step in (10, 20, 30) for i, target in enumerate(("eng", "ind")) for metric in ("accuracy", "macro_f1")]
+        recs = [
+            replace(r, study="st@abc", trial=t, value=round(r.value + 0.01 * t, 6), log_dir=f"/tmp/logs/st-{t}")
+            for r in make_records(f"st-abc-t{t:04d}", sources=("eng",), run_id=f"st-{t}")
+        ]
+        dev = [
+            replace(
+                recs[0],
+                split="dev",
+                target=target,
+                metric=metric,
+                step=step,
+                selection="source_dev",
+                value=round(0.3 + 0.1 * (t == 1) + 0.001 * step + 0.01 * i, 6),
+            )
+            for step in (10, 20, 30)
+            for i, target in enumerate(("eng", "ind"))
+            for metric in ("accuracy", "macro_f1")
+        ]
         write(results, recs + dev, f"st-{t}")
     lone = make_records("lone", sources=("eng",), targets=("ind", "jav"))
     lone_dev = [replace(lone[0], split="dev", target="eng", step=5, value=0.4)]
@@ -252,14 +310,14 @@ def test_report_groups_studies_merges_agreeing_rules_and_counts_targets(tmp_path
     assert page.count('class="study"') == 1 and 'id="study-st-abc"' in page
     assert 'id="exp-st-abc-t0001"' in page and 'id="exp-st-abc-t0000"' not in page  # t1 has the best dev score
     assert "study st@abc: best of 3 trial(s) (st-abc-t0001)" in page
-    assert '<optgroup label="study st@abc">' in page and page.count('>trial ') == 2 * 3  # explorer A and B lists
+    assert '<optgroup label="study st@abc">' in page and page.count(">trial ") == 2 * 3  # explorer A and B lists
     # rules that pick the same checkpoints: one heatmap per metric, and the page says they agree
-    agree = page[page.index('id="exp-agree"'):page.index("</section>", page.index('id="exp-agree"'))]
+    agree = page[page.index('id="exp-agree"') : page.index("</section>", page.index('id="exp-agree"'))]
     assert "all rules agree (source_dev, target_dev, last)" in agree and agree.count('class="fig heatmap"') == 2
-    zs = page[page.index('id="exp-zs"'):page.index("</section>", page.index('id="exp-zs"'))]
+    zs = page[page.index('id="exp-zs"') : page.index("</section>", page.index('id="exp-zs"'))]
     assert zs.count('class="fig heatmap"') == 6 and "all rules agree" not in zs
     # "targets N" counts test targets, not the source's own dev records
-    lone = page[page.index('id="exp-lone"'):page.index("</section>", page.index('id="exp-lone"'))]
+    lone = page[page.index('id="exp-lone"') : page.index("</section>", page.index('id="exp-lone"'))]
     assert "· 2 targets ·" in lone
     assert 'href="file:///tmp/logs/lone%20run"' in lone  # a link to the run's log folder
     # plotly.js once, and the page stays a sane size
@@ -291,8 +349,11 @@ def test_explorer_in_headless_chromium(tmp_path, browser):
     results = _explorer_store(tmp_path)
     path = write_report(results, tmp_path / "report").path
     browser.get(path.as_uri())
-    _wait(browser, "return window.xlexpExplorer && window.xlexpExplorer.z && "
-                   "document.getElementById('explore-heatmap').data !== undefined")
+    _wait(
+        browser,
+        "return window.xlexpExplorer && window.xlexpExplorer.z && "
+        "document.getElementById('explore-heatmap').data !== undefined",
+    )
     df = load_records(results)
 
     def pick(ident: str, value: str) -> None:
@@ -306,7 +367,8 @@ def test_explorer_in_headless_chromium(tmp_path, browser):
             "  function (s) { return [s.x0 + 0.5, s.y0 + 0.5]; }), state: window.xlexpExplorer,"
             " width: g.querySelector('.main-svg').getBoundingClientRect().width, info: document.getElementById('ex-info').textContent,"
             " curves: document.getElementById('explore-curves').data.length,"
-            " logs: Array.from(document.querySelectorAll('#ex-logs a.logdir')).map(function (a) { return a.href; })};")
+            " logs: Array.from(document.querySelectorAll('#ex-logs a.logdir')).map(function (a) { return a.href; })};"
+        )
 
     # A = zs, accuracy, source_dev: the drawn cells are the store's means over seeds
     pick("ex-a", "zs")
@@ -318,11 +380,14 @@ def test_explorer_in_headless_chromium(tmp_path, browser):
     for (s, t), v in means.items():
         assert d["z"][d["y"].index(s)][d["x"].index(t)] == pytest.approx(v)
     assert d["x"] == ["ind", "jav", "eng"] and "Javanese (jav)" in d["ticks"]  # grouped by family, named
-    assert sorted(d["shapes"]) == sorted([[d["x"].index("eng"), d["y"].index("eng")],
-                                          [d["x"].index("ind"), d["y"].index("ind")]])  # in-language outlined
+    assert sorted(d["shapes"]) == sorted(
+        [[d["x"].index("eng"), d["y"].index("eng")], [d["x"].index("ind"), d["y"].index("ind")]]
+    )  # in-language outlined
     cross = means[[s != t for s, t in means.index]].mean()
     assert d["state"]["mean"] == pytest.approx(cross)
-    assert float(re.search(r"mean without in-language cells ([0-9.]+)", d["title"]).group(1)) == pytest.approx(cross, abs=6e-4)
+    assert float(re.search(r"mean without in-language cells ([0-9.]+)", d["title"]).group(1)) == pytest.approx(
+        cross, abs=6e-4
+    )
     # grouping by script instead: all Latin script, so by code
     pick("ex-group", "script")
     assert drawn()["x"] == ["eng", "ind", "jav"]
@@ -362,8 +427,9 @@ def test_explorer_in_headless_chromium(tmp_path, browser):
     d = drawn()
     assert d["curves"] == 2 and d["logs"] == ["file:///tmp/logs/st-2"]
     assert d["width"] < 900
-    curves = browser.execute_script("return document.getElementById('explore-curves').data.map("
-                                    "function (t) { return [t.name, t.x, t.y]; });")
+    curves = browser.execute_script(
+        "return document.getElementById('explore-curves').data.map(function (t) { return [t.name, t.x, t.y]; });"
+    )
     curves = {name: (x, y) for name, x, y in curves}
     assert curves["eng → English (eng) (in-language)"] == ([10, 20, 30], pytest.approx([0.31, 0.32, 0.33]))
     assert curves["eng → Indonesian (ind)"] == ([10, 20, 30], pytest.approx([0.32, 0.33, 0.34]))

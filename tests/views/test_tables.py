@@ -21,8 +21,10 @@ def store(tmp_path):
 
 def _rows(markdown: str) -> dict[str, list[str]]:
     lines = [line for line in markdown.splitlines() if line.startswith("|") and not line.startswith("|:--")]
-    return {cells[0].strip("* "): [c.strip("* ") for c in cells[1:]]
-            for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)}
+    return {
+        cells[0].strip("* "): [c.strip("* ") for c in cells[1:]]
+        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)
+    }
 
 
 @pytest.mark.unit
@@ -40,8 +42,11 @@ def test_markdown_mean_std_and_averages(store):
 
 @pytest.mark.unit
 def test_rows_target_selection_and_raw_values(store):
-    rows = _rows(render_table(str(store), "zs", "accuracy", TableOptions(rows="target", percent=False, digits=2),
-                              selection="target_dev"))
+    rows = _rows(
+        render_table(
+            str(store), "zs", "accuracy", TableOptions(rows="target", percent=False, digits=2), selection="target_dev"
+        )
+    )
     assert rows["target \\ source"] == ["eng", "ind", TRANSFER_MEAN]
     assert rows["jav"] == ["0.65 ± 0.01", "0.63 ± 0.01", "0.64"]  # target_dev: +0.04
 
@@ -49,7 +54,11 @@ def test_rows_target_selection_and_raw_values(store):
 @pytest.mark.unit
 def test_chosen_rows_and_columns(store):
     rows = _rows(render_table(str(store), "zs", "accuracy", TableOptions(sources=["ind"], targets=["jav", "eng"])))
-    assert rows["source \\ target"] == ["jav", "eng", TRANSFER_MEAN] and rows["ind"] == ["59.0 ± 1.0", "49.0 ± 1.0", "54.0"]
+    assert rows["source \\ target"] == ["jav", "eng", TRANSFER_MEAN] and rows["ind"] == [
+        "59.0 ± 1.0",
+        "49.0 ± 1.0",
+        "54.0",
+    ]
     with pytest.raises(XlexpError, match="no target sun in this matrix; its targets: eng, ind, jav"):
         render_table(str(store), "zs", "accuracy", TableOptions(targets=["sun"]))
 
@@ -88,11 +97,35 @@ def test_errors_name_the_fix(store):
 def test_cli_table_to_stdout_and_file(store, tmp_path):
     out_file = tmp_path / "t" / "zs.tex"
     env = {**os.environ, "XLEXP_RESULTS_DIR": str(store)}
-    run = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "table", "--experiment", "zs", "--format", "latex",
-                          "--metric", "accuracy", "--targets", "ind,jav", "--out", str(out_file)], capture_output=True, text=True, env=env,
-                         timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xlexp.cli.main",
+            "table",
+            "--experiment",
+            "zs",
+            "--format",
+            "latex",
+            "--metric",
+            "accuracy",
+            "--targets",
+            "ind,jav",
+            "--out",
+            str(out_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "\\begin{tabular}{lrrr}" in run.stdout and out_file.read_text() == run.stdout
-    bad = subprocess.run([sys.executable, "-m", "xlexp.cli.main", "table", "--experiment", "zs", "--k", "3"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "xlexp.cli.main", "table", "--experiment", "zs", "--k", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "xlexp: error:" in bad.stderr and "Traceback" not in bad.stderr

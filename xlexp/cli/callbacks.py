@@ -29,12 +29,17 @@ class PlanMultirun(Callback):
         try:
             n_jobs, n_units = plan_multirun(config)
         except Exception as e:  # never stop the submission: each job still lists its own units
-            log.warning("xlexp: could not list the multirun's units ahead (%s); each job lists its own when it starts",
-                        str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+            log.warning(
+                "xlexp: could not list the multirun's units ahead (%s); each job lists its own when it starts",
+                str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__,
+            )
             return
         if n_jobs:
-            log.info("multirun: %d job(s), %d training unit(s) listed as planned (`xlexp status` shows them)",
-                     n_jobs, n_units)
+            log.info(
+                "multirun: %d job(s), %d training unit(s) listed as planned (`xlexp status` shows them)",
+                n_jobs,
+                n_units,
+            )
 
 
 def job_overrides(config: DictConfig) -> list[list[str]]:
@@ -59,13 +64,23 @@ def plan_multirun(config: DictConfig) -> tuple[int, int]:
 
     jobs = job_overrides(config)
     n_units = 0
-    for job_num, overrides in enumerate(jobs):   # job k is array task k of the SLURM launcher's array job
+    for job_num, overrides in enumerate(jobs):  # job k is array task k of the SLURM launcher's array job
         s = resolve_settings(compose_config(overrides))
         spec = s.task
-        plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
-                         s.paths.data_dir, s.data.source, s.seeds)
-        entries = [ledger.UnitEntry(s.experiment, k, u.source, u.seed, list(u.targets), job_num=job_num)
-                   for k, u in zip(unit_keys(s, plan), plan.units)]
+        plan = make_plan(
+            regimes.get(s.regime.name),
+            s.regime,
+            s.langpair.sources,
+            s.langpair.targets,
+            spec,
+            s.paths.data_dir,
+            s.data.source,
+            s.seeds,
+        )
+        entries = [
+            ledger.UnitEntry(s.experiment, k, u.source, u.seed, list(u.targets), job_num=job_num)
+            for k, u in zip(unit_keys(s, plan), plan.units)
+        ]
         ledger.plan_units(s.paths.results_dir, entries)
         n_units += len(entries)
     return len(jobs), n_units

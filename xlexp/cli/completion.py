@@ -172,6 +172,11 @@ def main(argv: list[str]) -> int:
     return print_script(p.parse_args(argv).shell)
 
 
-VERB = register(Verb("completion", "bash tab completion (verbs and their options; groups, options and keys of "
-                     "`xlexp run`)", passthrough=main,
-                     examples=('eval "$(xlexp completion bash)"   (or: eval "$(xlexp run -sc install=bash)")',)))
+VERB = register(
+    Verb(
+        "completion",
+        "bash tab completion (verbs and their options; groups, options and keys of `xlexp run`)",
+        passthrough=main,
+        examples=('eval "$(xlexp completion bash)"   (or: eval "$(xlexp run -sc install=bash)")',),
+    )
+)

@@ -13,10 +13,15 @@ from xlexp.errors import require_extra
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
-                   help=f"Optuna storage URL (default: ${STORAGE_ENV}, else the one SQLite file under <results>/sweeps/)")
+    p.add_argument(
+        "--storage",
+        default=os.environ.get(STORAGE_ENV),
+        help=f"Optuna storage URL (default: ${STORAGE_ENV}, else the one SQLite file under <results>/sweeps/)",
+    )
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: the dashboard can change studies)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1: the dashboard can change studies)"
+    )
     add_results_dir(p, help=None)
 
 
@@ -28,6 +33,13 @@ def run(args: argparse.Namespace) -> int:
     return run_dashboard(args.storage, Path(args.results_dir), args.host, args.port)
 
 
-VERB = register(Verb("dashboard", "optuna-dashboard for a sweep storage, on 127.0.0.1", run=run, arguments=arguments,
-                     description="optuna-dashboard for a sweep storage (127.0.0.1 only).",
-                     examples=("xlexp dashboard --port 8080",)))
+VERB = register(
+    Verb(
+        "dashboard",
+        "optuna-dashboard for a sweep storage, on 127.0.0.1",
+        run=run,
+        arguments=arguments,
+        description="optuna-dashboard for a sweep storage (127.0.0.1 only).",
+        examples=("xlexp dashboard --port 8080",),
+    )
+)

@@ -22,13 +22,22 @@ def run(args: argparse.Namespace) -> int:
     if args.check and stale:
         print(f"stale generated tables in {', '.join(stale)}: run `make docs` and commit the result", file=sys.stderr)
         return 1
-    print(("checked: " if args.check else "up to date: " if not stale else "rewrote: ") + ", ".join(
-        stale or [str(args.docs / f) for f in BLOCKS.values()]))
+    print(
+        ("checked: " if args.check else "up to date: " if not stale else "rewrote: ")
+        + ", ".join(stale or [str(args.docs / f) for f in BLOCKS.values()])
+    )
     return 0
 
 
-VERB = register(Verb("docs", "regenerate the config and task tables of a checkout's docs/ from xlexp/conf "
-                     "(`make docs`); --check: exit 1 when they are stale", run=run, arguments=arguments))
+VERB = register(
+    Verb(
+        "docs",
+        "regenerate the config and task tables of a checkout's docs/ from xlexp/conf "
+        "(`make docs`); --check: exit 1 when they are stale",
+        run=run,
+        arguments=arguments,
+    )
+)
 
 
 def main(argv: list[str]) -> int:

@@ -21,15 +21,26 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments ``predict`` and ``recommend`` share."""
     p.add_argument("--experiment", help="experiment whose matrix to complete (default: the latest, or --task/--model)")
     p.add_argument("--task", help="all zero-shot records of this task (with --model) instead of one experiment")
-    p.add_argument("--model", help="the model whose records to use (with --task; or with --experiment when it holds several)")
+    p.add_argument(
+        "--model", help="the model whose records to use (with --task; or with --experiment when it holds several)"
+    )
     p.add_argument("--metric", help="metric (default: the experiment's default)")
-    p.add_argument("--selection", choices=["source_dev", "target_dev", "last"], help="checkpoint rule (default: source_dev)")
-    p.add_argument("--sources", help="comma-separated sources to predict too, or 'all' (task languages with a train split)")
+    p.add_argument(
+        "--selection", choices=["source_dev", "target_dev", "last"], help="checkpoint rule (default: source_dev)"
+    )
+    p.add_argument(
+        "--sources", help="comma-separated sources to predict too, or 'all' (task languages with a train split)"
+    )
     p.add_argument("--targets", help="comma-separated targets to predict too, or 'all'")
-    p.add_argument("--no-model-features", action="store_true",
-                   help="skip the model's view of each language (model similarity, sub-word overlap)")
+    p.add_argument(
+        "--no-model-features",
+        action="store_true",
+        help="skip the model's view of each language (model similarity, sub-word overlap)",
+    )
     p.add_argument("--results-dir", default=os.environ.get("XLEXP_RESULTS_DIR", "results"))
-    p.add_argument("--data-dir", default=default_data_dir())  # $XLEXP_DATA_DIR, ../shared/data or ./data, as `xlexp run`
+    p.add_argument(
+        "--data-dir", default=default_data_dir()
+    )  # $XLEXP_DATA_DIR, ../shared/data or ./data, as `xlexp run`
     p.add_argument("--cache-dir", default=os.environ.get("XLEXP_CACHE_DIR", str(Path.home() / ".cache" / "xlexp")))
 
 
@@ -65,32 +76,49 @@ def _evaluate(args) -> int:
         wide, task, model, name = m.matrix, m.task, m.model, f"{m.experiment} ({m.metric})"
     sources, targets = [str(s) for s in wide.index], [str(t) for t in wide.columns]
     y = wide.to_numpy(dtype=float)
-    budget = _budget(args.budget) if args.budget else None   # checked before minutes of evaluation, not after
+    budget = _budget(args.budget) if args.budget else None  # checked before minutes of evaluation, not after
     if args.jobs == 0:
         raise XlexpError("--jobs must be a number of processes (1: this process) or -1 for every core; got 0")
     print(f"matrix {name}: {len(sources)} sources x {len(targets)} targets, {int(np.isfinite(y).sum())} measured cells")
     if args.text_task and not (args.text_model or model):
         raise XlexpError("--text-task needs --text-model (a --matrix-csv matrix has no model)")
-    feats = build_features(task, model, sources, targets, Path(args.data_dir), Path(args.cache_dir),
-                           not args.no_model_features, args.text_sentences, args.text_task, args.text_model)
+    feats = build_features(
+        task,
+        model,
+        sources,
+        targets,
+        Path(args.data_dir),
+        Path(args.cache_dir),
+        not args.no_model_features,
+        args.text_sentences,
+        args.text_task,
+        args.text_model,
+    )
     print_note(feats.missing_note())
     print(f"features: {', '.join(feats.names)}")
     from xlexp.views.progress import progress_bar, progress_enabled
 
     out = []
     fractions = [float(f) for f in args.observed.split(",")]
-    with progress_bar(progress_enabled("auto")) as bars:   # on a terminal only; each table prints above the bars when ready
+    with progress_bar(
+        progress_enabled("auto")
+    ) as bars:  # on a terminal only; each table prints above the bars when ready
+
         def stage(description: str):
             task = bars.add_task(description, total=None, info="")
             return lambda done, total: bars.update(task, completed=done, total=total)
 
         masks = mask_evaluation(y, feats, fractions, args.masks, on_step=stage("random masks"), jobs=args.jobs)
-        print(f"\nhidden-cell error, {args.masks} random masks per observed fraction (coverage: share of hidden cells in the 90% interval)")
+        print(
+            f"\nhidden-cell error, {args.masks} random masks per observed fraction (coverage: share of hidden cells in the 90% interval)"
+        )
         print(_md(masks))
         out.append(("masks", masks))
         if not args.skip_loto:
             loto = loto_ranking(y, feats, on_step=stage("leave one target out"), jobs=args.jobs)
-            print("\nleave-one-target-out source ranking (NDCG@3; best_in_top: the measured best source is in the top 3)")
+            print(
+                "\nleave-one-target-out source ranking (NDCG@3; best_in_top: the measured best source is in the top 3)"
+            )
             print(_md(loto))
             out.append(("loto", loto))
         if budget is not None:
@@ -126,13 +154,26 @@ def _fill(args, overrides: list[str]) -> int:
     if not (args.task and args.model and args.experiment and args.sources):
         raise XlexpError("xlexp predict --fill needs --task, --model, --experiment and --sources (the candidates)")
     if args.no_model_features:
-        raise XlexpError("--no-model-features does not apply to --fill (the run uses the features it can build); drop it")
-    paths = [f"paths.{k}={v}" for k, v in (("results_dir", args.results_dir), ("data_dir", args.data_dir),
-                                                ("cache_dir", args.cache_dir))
-             if not any(o.startswith(f"paths.{k}=") for o in overrides)]
-    command = [sys.executable, "-m", "xlexp.cli.run", f"task={args.task}", f"model={args.model}",
-               f"langpair.sources=[{','.join(split_list(args.sources))}]", f"langpair.budget={args.fill}",
-               f"name={args.experiment}", *paths, *overrides]
+        raise XlexpError(
+            "--no-model-features does not apply to --fill (the run uses the features it can build); drop it"
+        )
+    paths = [
+        f"paths.{k}={v}"
+        for k, v in (("results_dir", args.results_dir), ("data_dir", args.data_dir), ("cache_dir", args.cache_dir))
+        if not any(o.startswith(f"paths.{k}=") for o in overrides)
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "xlexp.cli.run",
+        f"task={args.task}",
+        f"model={args.model}",
+        f"langpair.sources=[{','.join(split_list(args.sources))}]",
+        f"langpair.budget={args.fill}",
+        f"name={args.experiment}",
+        *paths,
+        *overrides,
+    ]
     print(f"xlexp run {' '.join(shlex.quote(c) for c in command[3:])}", flush=True)
     return subprocess.run(command).returncode
 
@@ -145,29 +186,56 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", type=int, default=10, help="random masks per fraction for --evaluate")
     p.add_argument("--budget", help="with --evaluate: also score active filling with N (or N%%) sources vs random")
     p.add_argument("--skip-loto", action="store_true", help="with --evaluate: no leave-one-target-out ranking")
-    p.add_argument("--jobs", type=int, default=-1, help=(
-        "with --evaluate: processes for the masks, targets and random sets (-1: every core, 1: this process; "
-        "the numbers do not depend on it)"))
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=-1,
+        help=(
+            "with --evaluate: processes for the masks, targets and random sets (-1: every core, 1: this process; "
+            "the numbers do not depend on it)"
+        ),
+    )
     p.add_argument("--out", help="with --evaluate: write the tables as markdown here")
-    p.add_argument("--text-task", metavar="TASK", help=(
-        "with --evaluate: the model features (model_similarity, vocab_overlap) from this task's text, each "
-        "language matched to the task's by language code (en -> eng_Latn; the usual script where the task has "
-        "several), e.g. sib200 (parallel Flores-200 sentences) for a --matrix-csv matrix, which has no task text; "
-        "a language the task lacks goes without them"))
-    p.add_argument("--text-model", metavar="MODEL", help=(
-        "with --text-task: the encoder whose mean-pooled hidden states are compared (a model config name, e.g. "
-        "me5_small_offline; default: the matrix's model)"))
-    p.add_argument("--text-sentences", type=int, default=200, metavar="N",
-                   help="sentences per language for the model features (default 200; cached per model and text)")
-    p.add_argument("--fill", type=int, metavar="N", help=(
-        "active filling: the same as `xlexp run task=T model=M name=E langpair.sources=[...] langpair.budget=N`: "
-        "N of the --sources trained (normal runs, each chosen by what it adds to the prediction), the rest "
-        "predicted; needs --task, --model, --experiment, --sources; other key=value arguments go to `xlexp run`; "
-        "re-running resumes"))
+    p.add_argument(
+        "--text-task",
+        metavar="TASK",
+        help=(
+            "with --evaluate: the model features (model_similarity, vocab_overlap) from this task's text, each "
+            "language matched to the task's by language code (en -> eng_Latn; the usual script where the task has "
+            "several), e.g. sib200 (parallel Flores-200 sentences) for a --matrix-csv matrix, which has no task text; "
+            "a language the task lacks goes without them"
+        ),
+    )
+    p.add_argument(
+        "--text-model",
+        metavar="MODEL",
+        help=(
+            "with --text-task: the encoder whose mean-pooled hidden states are compared (a model config name, e.g. "
+            "me5_small_offline; default: the matrix's model)"
+        ),
+    )
+    p.add_argument(
+        "--text-sentences",
+        type=int,
+        default=200,
+        metavar="N",
+        help="sentences per language for the model features (default 200; cached per model and text)",
+    )
+    p.add_argument(
+        "--fill",
+        type=int,
+        metavar="N",
+        help=(
+            "active filling: the same as `xlexp run task=T model=M name=E langpair.sources=[...] langpair.budget=N`: "
+            "N of the --sources trained (normal runs, each chosen by what it adds to the prediction), the rest "
+            "predicted; needs --task, --model, --experiment, --sources; other key=value arguments go to `xlexp run`; "
+            "re-running resumes"
+        ),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    extra = args.extra   # key=value arguments: overrides of `xlexp run` for --fill
+    extra = args.extra  # key=value arguments: overrides of `xlexp run` for --fill
     bad = [a for a in extra if "=" not in a or a.startswith("-")]
     if bad or (extra and not args.fill):
         VERB.parser().error(f"unrecognized arguments: {' '.join(bad or extra)}")
@@ -179,26 +247,48 @@ def run(args: argparse.Namespace) -> int:
     from xlexp.views.console import show_predicted
     from xlexp.views.progress import setup_console_logging
 
-    setup_console_logging()   # on stderr: what is computed and how long, before it is (the table goes to stdout)
-    pred = predict_matrix(args.results_dir, args.experiment, args.task, args.model, args.metric, args.selection,
-                          split_list(args.sources), split_list(args.targets), Path(args.data_dir), Path(args.cache_dir),
-                          not args.no_model_features)
+    setup_console_logging()  # on stderr: what is computed and how long, before it is (the table goes to stdout)
+    pred = predict_matrix(
+        args.results_dir,
+        args.experiment,
+        args.task,
+        args.model,
+        args.metric,
+        args.selection,
+        split_list(args.sources),
+        split_list(args.targets),
+        Path(args.data_dir),
+        Path(args.cache_dir),
+        not args.no_model_features,
+    )
     show_predicted(pred.frame(), pred.measured.experiment, pred.measured.metric)
     n_pred = int((~pred.completion.observed).sum())
     chosen = pred.completion.settings
-    print(f"{n_pred} predicted cell(s) ({chosen.describe() if chosen else '?'}; out-of-fold MAE on measured cells "
-          f"{pred.completion.oob_mae:.3f}) -> {pred.path}")
+    print(
+        f"{n_pred} predicted cell(s) ({chosen.describe() if chosen else '?'}; out-of-fold MAE on measured cells "
+        f"{pred.completion.oob_mae:.3f}) -> {pred.path}"
+    )
     print_note(pred.features.missing_note())
-    print(f"`xlexp matrix --experiment {shlex.quote(pred.measured.experiment)} --predicted` shows them with the measured cells")
+    print(
+        f"`xlexp matrix --experiment {shlex.quote(pred.measured.experiment)} --predicted` shows them with the measured cells"
+    )
     return 0
 
 
-VERB = register(Verb(
-    "predict", "complete the matrix: predicted cells with intervals (kept apart from the records); --evaluate hides "
-    "cells of a complete matrix and scores the predictor vs baselines; --fill N: active filling",
-    run=run, arguments=arguments, parse="known", description=(
-        "Complete a partially measured source x target matrix: every missing cell gets a predicted score and "
-        "an interval, from the measured cells plus language features (URIEL, script, sizes, the model's view). "
-        "Predicted cells go to <results>/predicted/, never to the records. --evaluate scores the predictor "
-        "on a complete matrix by hiding cells."),
-    examples=("xlexp predict --experiment quickstart --sources all",)))
+VERB = register(
+    Verb(
+        "predict",
+        "complete the matrix: predicted cells with intervals (kept apart from the records); --evaluate hides "
+        "cells of a complete matrix and scores the predictor vs baselines; --fill N: active filling",
+        run=run,
+        arguments=arguments,
+        parse="known",
+        description=(
+            "Complete a partially measured source x target matrix: every missing cell gets a predicted score and "
+            "an interval, from the measured cells plus language features (URIEL, script, sizes, the model's view). "
+            "Predicted cells go to <results>/predicted/, never to the records. --evaluate scores the predictor "
+            "on a complete matrix by hiding cells."
+        ),
+        examples=("xlexp predict --experiment quickstart --sources all",),
+    )
+)

@@ -20,8 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # the verb modules of xlexp.cli, in the order `xlexp --help` lists them
-VERB_MODULES = ("run", "status", "matrix", "build_model", "report", "compare", "table", "sweep", "store",
-                "dashboard", "predict", "recommend", "reproduce", "docs", "completion")
+VERB_MODULES = (
+    "run",
+    "status",
+    "matrix",
+    "build_model",
+    "report",
+    "compare",
+    "table",
+    "sweep",
+    "store",
+    "dashboard",
+    "predict",
+    "recommend",
+    "reproduce",
+    "docs",
+    "completion",
+)
 
 PROG = "xlexp"
 
@@ -72,8 +87,15 @@ class Verb:
         """The verb's ``--options`` (for completion); none for a passthrough verb."""
         if self.passthrough is not None:
             return []
-        return sorted({s for a in self.parser()._actions if a.help != argparse.SUPPRESS
-                       for s in a.option_strings if s.startswith("--")})
+        return sorted(
+            {
+                s
+                for a in self.parser()._actions
+                if a.help != argparse.SUPPRESS
+                for s in a.option_strings
+                if s.startswith("--")
+            }
+        )
 
 
 _VERBS: dict[str, Verb] = {}
@@ -107,9 +129,12 @@ def top_parser() -> argparse.ArgumentParser:
     """``xlexp``'s own parser, for ``xlexp --help``: the verbs with their help lines, the examples."""
     examples = [f"  {line}" for v in verbs() for line in v.examples]
     p = argparse.ArgumentParser(
-        prog=PROG, usage=f"{PROG} <command> [args]", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=PROG,
+        usage=f"{PROG} <command> [args]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Experiment harness for cross-lingual transfer: source x target matrices from Hydra configs.",
-        epilog="examples:\n" + "\n".join(examples) + f"\n\n`{PROG} <command> --help` lists a command's options.")
+        epilog="examples:\n" + "\n".join(examples) + f"\n\n`{PROG} <command> --help` lists a command's options.",
+    )
     p.add_argument("--version", "-V", action="store_true", help="xlexp's version")
     sub = p.add_subparsers(title="commands", metavar="<command>")
     for v in verbs():
@@ -135,10 +160,12 @@ def version() -> str:
 
 # ---- argument helpers shared by the verb modules ---------------------------------------------------
 
+
 def results_dir_default() -> str:
     return os.environ.get("XLEXP_RESULTS_DIR", "results")
 
 
-def add_results_dir(p: argparse.ArgumentParser, help: str = "results store (default: $XLEXP_RESULTS_DIR or ./results)"
-                    ) -> None:
+def add_results_dir(
+    p: argparse.ArgumentParser, help: str = "results store (default: $XLEXP_RESULTS_DIR or ./results)"
+) -> None:
     p.add_argument("--results-dir", default=results_dir_default(), help=help)

@@ -15,20 +15,34 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", action="append", help="experiment to include (repeatable; default: all)")
     p.add_argument("--metric", action="append", help="metric to show (repeatable; default: all)")
     p.add_argument("--out", help="output folder (default: <results dir>/report); the page is <out>/index.html")
-    p.add_argument("--plotlyjs", choices=["inline", "alongside"], default="inline",
-                   help="inline: one self-contained file (default); alongside: plotly.min.js next to the page")
-    p.add_argument("--colour-scale", choices=["metric", "heatmap"], default="metric", help=(
-        "heatmap colours: one range per metric across every heatmap (default: the same value, the same colour) "
-        "or fitted to each heatmap"))
+    p.add_argument(
+        "--plotlyjs",
+        choices=["inline", "alongside"],
+        default="inline",
+        help="inline: one self-contained file (default); alongside: plotly.min.js next to the page",
+    )
+    p.add_argument(
+        "--colour-scale",
+        choices=["metric", "heatmap"],
+        default="metric",
+        help=(
+            "heatmap colours: one range per metric across every heatmap (default: the same value, the same colour) "
+            "or fitted to each heatmap"
+        ),
+    )
     p.add_argument("--wandb", metavar="NAME", help="also log experiment NAME's full S x T matrix as one W&B run")
-    p.add_argument("--wandb-mode", choices=list(MODES), default="auto",
-                   help="auto: online with an API key, else offline (default)")
+    p.add_argument(
+        "--wandb-mode", choices=list(MODES), default="auto", help="auto: online with an API key, else offline (default)"
+    )
     p.add_argument("--wandb-project", default="xlexp")
     p.add_argument("--wandb-entity")
     p.add_argument("--wandb-dir", help="folder for W&B run folders (default: the results dir)")
-    p.add_argument("--wandb-template", metavar="DIR",
-                   help="write a W&B workspace template for transfer matrices to DIR (a heatmap custom chart over "
-                        "matrix/long with metric/rule/experiment selectors, runs grouped by experiment) and stop")
+    p.add_argument(
+        "--wandb-template",
+        metavar="DIR",
+        help="write a W&B workspace template for transfer matrices to DIR (a heatmap custom chart over "
+        "matrix/long with metric/rule/experiment selectors, runs grouped by experiment) and stop",
+    )
     add_results_dir(p)
 
 
@@ -45,17 +59,28 @@ def run(args: argparse.Namespace) -> int:
     result = write_report(args.results_dir, args.out, args.experiment, args.metric, args.plotlyjs, args.colour_scale)
     print(f"report: {result.path.resolve()} ({len(result.experiments)} experiment(s), {result.figures} figures)")
     if args.wandb:
-        opts = WandbOptions(mode=args.wandb_mode, project=args.wandb_project, entity=args.wandb_entity,
-                            dir=args.wandb_dir or args.results_dir)
+        opts = WandbOptions(
+            mode=args.wandb_mode,
+            project=args.wandb_project,
+            entity=args.wandb_entity,
+            dir=args.wandb_dir or args.results_dir,
+        )
         where = log_experiment(args.results_dir, args.wandb, opts)
         print(f"W&B run for '{args.wandb}': {where}")
     return 0
 
 
-VERB = register(Verb(
-    "report", "self-contained HTML report (heatmaps, tables, K-curves, selection gaps); --wandb NAME also logs "
-    "that experiment's full matrix as one W&B run; --wandb-template DIR writes a W&B workspace template",
-    run=run, arguments=arguments, description=(
-        "Write a self-contained HTML report of the results store (heatmaps, sortable tables, K-curves, "
-        "selection-rule gaps); optionally log an experiment's full matrix as one W&B run."),
-    examples=("xlexp report --experiment quickstart --out report/",)))
+VERB = register(
+    Verb(
+        "report",
+        "self-contained HTML report (heatmaps, tables, K-curves, selection gaps); --wandb NAME also logs "
+        "that experiment's full matrix as one W&B run; --wandb-template DIR writes a W&B workspace template",
+        run=run,
+        arguments=arguments,
+        description=(
+            "Write a self-contained HTML report of the results store (heatmaps, sortable tables, K-curves, "
+            "selection-rule gaps); optionally log an experiment's full matrix as one W&B run."
+        ),
+        examples=("xlexp report --experiment quickstart --out report/",),
+    )
+)

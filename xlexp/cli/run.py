@@ -51,8 +51,11 @@ def run_config(cfg: DictConfig) -> float:
         return dispatch(cfg)
     except Terminated as e:  # unwinds through the finally blocks: checkpoints are removed, nothing half-written
         _log_to_files(f"stopped by {e}")
-        print(f"xlexp: stopped by {e}: units finished before it kept their records; the unit in progress wrote "
-              f"none (re-run the same command to redo it)", file=sys.stderr)
+        print(
+            f"xlexp: stopped by {e}: units finished before it kept their records; the unit in progress wrote "
+            f"none (re-run the same command to redo it)",
+            file=sys.stderr,
+        )
         sys.exit(143)
     except (XlexpError, ImportError) as e:
         if isinstance(e, ImportError):  # an optional extra that is not installed: one line naming it
@@ -138,14 +141,21 @@ def passthrough(rest: list[str]) -> int:
     return 0
 
 
-VERB = register(Verb(
-    "run", "train and evaluate a source x target matrix (Hydra overrides; `xlexp run --help`: groups and options); "
-    "finished units are skipped (resume by content), rerun=true trains them again; langpair.budget=N: active "
-    "filling", passthrough=passthrough,
-    examples=("xlexp run +experiment=quickstart",
-              "xlexp run model=tiny_random langpair=nusax_all_all",
-              "xlexp run -m langpair.sources=[eng],[ind]                    (Hydra multirun)",
-              "xlexp run -m hydra/launcher=xlexp_slurm langpair.sources=eng,ind   (one job per source)")))
+VERB = register(
+    Verb(
+        "run",
+        "train and evaluate a source x target matrix (Hydra overrides; `xlexp run --help`: groups and options); "
+        "finished units are skipped (resume by content), rerun=true trains them again; langpair.budget=N: active "
+        "filling",
+        passthrough=passthrough,
+        examples=(
+            "xlexp run +experiment=quickstart",
+            "xlexp run model=tiny_random langpair=nusax_all_all",
+            "xlexp run -m langpair.sources=[eng],[ind]                    (Hydra multirun)",
+            "xlexp run -m hydra/launcher=xlexp_slurm langpair.sources=eng,ind   (one job per source)",
+        ),
+    )
+)
 
 
 if __name__ == "__main__":

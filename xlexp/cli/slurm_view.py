@@ -27,16 +27,29 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 
-ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-          "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
+ACTIVE = {
+    "PENDING",
+    "RUNNING",
+    "CONFIGURING",
+    "COMPLETING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "RESIZING",
+    "SUSPENDED",
+    "STOPPED",
+    "SIGNALING",
+    "STAGE_OUT",
+    "RESV_DEL_HOLD",
+}
 WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 
 
 @dataclass
 class SlurmTask:
-    job_id: str           # "4_1" for array task 1 of array job 4, else "17"
-    state: str            # SLURM's, e.g. RUNNING, PENDING, CANCELLED (the first word of "CANCELLED by 0")
-    detail: str = ""      # the pending reason, or "exit 1:0" / "by 0" for an ended job
+    job_id: str  # "4_1" for array task 1 of array job 4, else "17"
+    state: str  # SLURM's, e.g. RUNNING, PENDING, CANCELLED (the first word of "CANCELLED by 0")
+    detail: str = ""  # the pending reason, or "exit 1:0" / "by 0" for an ended job
     array_job: str = ""
     task: int | None = None
 
@@ -74,7 +87,7 @@ def query(names: list[str], job_ids: set[str]) -> tuple[dict[str, SlurmTask], li
             for line in out.splitlines():
                 parts = line.split("|")
                 if len(parts) < 4 or not re.fullmatch(r"\d+(_\d+)?", parts[0]):
-                    continue   # "4_[2-5]" (pending tasks not yet split) comes from squeue below
+                    continue  # "4_[2-5]" (pending tasks not yet split) comes from squeue below
                 state, *by = parts[1].split()
                 detail = " ".join(by) if by else ("" if parts[2] == "0:0" else f"exit {parts[2]}")
                 array_job, task = _split(parts[0])
@@ -91,9 +104,14 @@ def query(names: list[str], job_ids: set[str]) -> tuple[dict[str, SlurmTask], li
             array_job, task = _split(parts[0])
             reason = parts[2] if parts[1] in WAITING and parts[2] not in ("None", "") else ""
             known = tasks.get(parts[0])
-            if known is None or parts[1] in ACTIVE or known.state in ACTIVE:   # squeue is the live view
-                tasks[parts[0]] = SlurmTask(parts[0], parts[1], reason or (known.detail if known and parts[1] == known.state else ""),
-                                            array_job, task)
+            if known is None or parts[1] in ACTIVE or known.state in ACTIVE:  # squeue is the live view
+                tasks[parts[0]] = SlurmTask(
+                    parts[0],
+                    parts[1],
+                    reason or (known.detail if known and parts[1] == known.state else ""),
+                    array_job,
+                    task,
+                )
     return tasks, problems
 
 
@@ -111,26 +129,41 @@ def reconcile(states: list, experiment: str) -> tuple[list, list[str]]:
     names = job_names(experiment)
     ids = {s.entry.slurm_job for s in states if s.entry.slurm_job}
     if not shutil.which("squeue"):
-        return states, ([f"SLURM: squeue is not on this machine's PATH; the ledger names job(s) "
-                         f"{', '.join(sorted(ids))} (run `xlexp status` where squeue works)"] if ids else [])
+        return states, (
+            [
+                f"SLURM: squeue is not on this machine's PATH; the ledger names job(s) "
+                f"{', '.join(sorted(ids))} (run `xlexp status` where squeue works)"
+            ]
+            if ids
+            else []
+        )
     tasks, problems = query(names, ids)
     out = []
     for st in states:
         task = tasks.get(st.entry.slurm_job or "")
         if st.state in ("running", "failed") and task is not None:
-            if task.state in WAITING:   # requeued (scontrol requeue, preemption): it runs again
-                st = replace(st, state="pending", detail=f"SLURM job {task.job_id} {task.state.lower()} again "
-                                                         f"(requeued{': ' + task.detail if task.detail else ''})")
+            if task.state in WAITING:  # requeued (scontrol requeue, preemption): it runs again
+                st = replace(
+                    st,
+                    state="pending",
+                    detail=f"SLURM job {task.job_id} {task.state.lower()} again "
+                    f"(requeued{': ' + task.detail if task.detail else ''})",
+                )
             elif st.state == "running" and task.state not in ACTIVE:
-                st = replace(st, state="failed", detail=f"SLURM job {task.job_id} ended {task.state}"
-                             + (f" {task.detail}" if task.detail else "") + " before the unit's records were "
-                             "written; re-run the same command to redo the unit")
+                st = replace(
+                    st,
+                    state="failed",
+                    detail=f"SLURM job {task.job_id} ended {task.state}"
+                    + (f" {task.detail}" if task.detail else "")
+                    + " before the unit's records were "
+                    "written; re-run the same command to redo the unit",
+                )
         out.append(st)
     return out, section(out, tasks, names, problems)
 
 
 def section(states: list, tasks: dict[str, SlurmTask], names: list[str], problems: list[str]) -> list[str]:
-    if not tasks:   # an experiment never run under SLURM gets no section, even where squeue fails
+    if not tasks:  # an experiment never run under SLURM gets no section, even where squeue fails
         if not any(s.entry.slurm_job for s in states):
             return []
         return [f"SLURM: {p}" for p in problems] or [f"SLURM: no job named {' or '.join(names)} in squeue/sacct"]
@@ -140,11 +173,13 @@ def section(states: list, tasks: dict[str, SlurmTask], names: list[str], problem
     count: dict[str, int] = {}
     for t in mine:
         count[t.state] = count.get(t.state, 0) + 1
-    lines = [f"SLURM (squeue/sacct, job name {names[0]}): job {newest}, {len(mine)} task(s): "
-             + ", ".join(f"{n} {k}" for k, n in sorted(count.items()))]
+    lines = [
+        f"SLURM (squeue/sacct, job name {names[0]}): job {newest}, {len(mine)} task(s): "
+        + ", ".join(f"{n} {k}" for k, n in sorted(count.items()))
+    ]
     for t in mine:
         units = [s for s in states if s.entry.slurm_job == t.job_id]
-        if not units and t.task is not None:   # not started under this job: its planned units by array task id
+        if not units and t.task is not None:  # not started under this job: its planned units by array task id
             units = [s for s in states if s.entry.job_num == t.task and not s.entry.slurm_job]
         what = ", ".join(f"{s.entry.source} (seed {s.entry.seed}): {s.state}" for s in units) or "-"
         state = t.state + (f" ({t.detail})" if t.detail else "")

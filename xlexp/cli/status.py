@@ -25,8 +25,9 @@ def _duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-def status_lines(results_dir: str, experiment: str | None, show_all: bool = False, now: float | None = None,
-                 slurm: bool = True) -> list[str]:
+def status_lines(
+    results_dir: str, experiment: str | None, show_all: bool = False, now: float | None = None, slurm: bool = True
+) -> list[str]:
     """The status report; with ``slurm`` (and ``squeue`` on the PATH) SLURM's view of the
     experiment's jobs joins the ledger (:mod:`xlexp.cli.slurm_view`)."""
     from xlexp.cli.slurm_view import reconcile
@@ -37,33 +38,43 @@ def status_lines(results_dir: str, experiment: str | None, show_all: bool = Fals
     if experiment is None:  # the same "latest" as `xlexp matrix`: the newest record or ledger change
         experiment = ledger.latest_activity(results_dir, records)
         if experiment is None:
-            raise XlexpError(f"no units and no records under {results_dir}: run `xlexp run ...` first "
-                             f"(or set XLEXP_RESULTS_DIR / --results-dir)")
+            raise XlexpError(
+                f"no units and no records under {results_dir}: run `xlexp run ...` first "
+                f"(or set XLEXP_RESULTS_DIR / --results-dir)"
+            )
     states = ledger.unit_states(results_dir, experiment, records)
     if not states:
-        raise XlexpError(f"experiment '{experiment}' has no units in {results_dir} (records written before unit keys "
-                         f"existed carry none); `xlexp matrix --experiment {experiment}` shows its records")
+        raise XlexpError(
+            f"experiment '{experiment}' has no units in {results_dir} (records written before unit keys "
+            f"existed carry none); `xlexp matrix --experiment {experiment}` shows its records"
+        )
     states, slurm_lines = reconcile(states, experiment) if slurm else (states, [])
     now = time.time() if now is None else now
     count = {k: sum(s.state == k for s in states) for k in ledger.STATES}
-    lines = [f"experiment {experiment}: {len(states)} unit(s): {count['done']} done, {count['running']} running, "
-             f"{count['failed']} failed, {count['pending']} pending"]
+    lines = [
+        f"experiment {experiment}: {len(states)} unit(s): {count['done']} done, {count['running']} running, "
+        f"{count['failed']} failed, {count['pending']} pending"
+    ]
     mean, eta = ledger.eta_seconds(states, now)
     if mean is None:
         lines.append("ETA: unknown until a unit has finished (no measured unit time yet)")
     elif count["pending"] + count["running"] + count["failed"] == 0:
         lines.append(f"complete; mean unit time {_duration(mean)}")
     else:
-        measured = sum(1 for s in states if s.state == 'done' and s.entry.elapsed_s)
+        measured = sum(1 for s in states if s.state == "done" and s.entry.elapsed_s)
         if count["running"]:
-            lines.append(f"ETA {_duration(eta)}: mean unit time {_duration(mean)} over {measured} measured unit(s), "
-                         f"{count['pending']} pending + {count['running']} running over "
-                         f"{count['running']} process(es) running now")
-        else:   # nothing runs: the work left when the same command is run again (failed units redone too)
+            lines.append(
+                f"ETA {_duration(eta)}: mean unit time {_duration(mean)} over {measured} measured unit(s), "
+                f"{count['pending']} pending + {count['running']} running over "
+                f"{count['running']} process(es) running now"
+            )
+        else:  # nothing runs: the work left when the same command is run again (failed units redone too)
             left = eta + mean * count["failed"]
-            lines.append(f"nothing running: {_duration(left)} of work left for one process (mean unit time "
-                         f"{_duration(mean)} over {measured} measured unit(s); {count['pending']} pending, "
-                         f"{count['failed']} failed)")
+            lines.append(
+                f"nothing running: {_duration(left)} of work left for one process (mean unit time "
+                f"{_duration(mean)} over {measured} measured unit(s); {count['pending']} pending, "
+                f"{count['failed']} failed)"
+            )
     order = {"failed": 0, "running": 1, "pending": 2, "done": 3}
     for st in sorted(states, key=lambda s: (order[s.state], s.entry.source, s.entry.seed)):
         e = st.entry
@@ -75,20 +86,27 @@ def status_lines(results_dir: str, experiment: str | None, show_all: bool = Fals
         if st.state == "failed":
             lines.append(f"  failed   {where}: {st.detail}" + (f" [host {e.host}, run {e.run_id}]" if e.host else ""))
         elif st.state == "running":
-            lines.append(f"  running  {where}: for {_duration(now - e.started) if e.started else '-'} on {e.host} "
-                         f"(pid {e.pid}" + (f", SLURM job {e.slurm_job}" if e.slurm_job else "")
-                         + (f", run {e.run_id})" if e.run_id else ")"))
+            lines.append(
+                f"  running  {where}: for {_duration(now - e.started) if e.started else '-'} on {e.host} "
+                f"(pid {e.pid}"
+                + (f", SLURM job {e.slurm_job}" if e.slurm_job else "")
+                + (f", run {e.run_id})" if e.run_id else ")")
+            )
         elif st.state == "pending":
             lines.append(f"  pending  {where}" + (f": {st.detail}" if st.detail else ""))
         else:
-            lines.append(f"  done     {where}: {_duration(e.elapsed_s)}" + (f" ({e.records_file})" if e.records_file else ""))
+            lines.append(
+                f"  done     {where}: {_duration(e.elapsed_s)}" + (f" ({e.records_file})" if e.records_file else "")
+            )
     if count["pending"] > 20 and not show_all:
         pending = [f"{s.entry.source}/s{s.entry.seed}" for s in states if s.state == "pending"]
         lines.append(f"  pending  {', '.join(pending[:20])} ... and {len(pending) - 20} more (--all lists every unit)")
     lines += slurm_lines
     if count["failed"]:
-        lines.append("re-run the same command (or re-submit the multirun) to redo failed and pending units; "
-                     "finished ones are skipped")
+        lines.append(
+            "re-run the same command (or re-submit the multirun) to redo failed and pending units; "
+            "finished ones are skipped"
+        )
     return lines
 
 
@@ -103,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-VERB = register(Verb("status", "done / running / failed / pending training units, their errors, ETA from unit times",
-                     run=run, arguments=arguments, description="Done / running / failed / pending training units "
-                     "of an experiment, with errors and an ETA."))
+VERB = register(
+    Verb(
+        "status",
+        "done / running / failed / pending training units, their errors, ETA from unit times",
+        run=run,
+        arguments=arguments,
+        description="Done / running / failed / pending training units of an experiment, with errors and an ETA.",
+    )
+)

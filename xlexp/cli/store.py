@@ -24,11 +24,19 @@ def run(args: argparse.Namespace) -> int:
     good, bad = check_store(args.results_dir, repair=args.repair)
     for path, why in bad:
         print(f"bad: {path} ({why})" + (f" -> moved to {quarantine_dir(args.results_dir)}/" if args.repair else ""))
-    print(f"{good} good file(s), {len(bad)} bad" + ("" if args.repair or not bad else
-                                                      "; run `xlexp store check --repair` to move them aside"))
+    print(
+        f"{good} good file(s), {len(bad)} bad"
+        + ("" if args.repair or not bad else "; run `xlexp store check --repair` to move them aside")
+    )
     return 1 if bad and not args.repair else 0
 
 
-VERB = register(Verb("store", "check [--repair]: list unreadable record/prediction files; --repair moves them to "
-                     "results/quarantine/", run=run, arguments=arguments,
-                     description="Check the results store for unreadable files."))
+VERB = register(
+    Verb(
+        "store",
+        "check [--repair]: list unreadable record/prediction files; --repair moves them to results/quarantine/",
+        run=run,
+        arguments=arguments,
+        description="Check the results store for unreadable files.",
+    )
+)

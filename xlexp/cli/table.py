@@ -19,8 +19,11 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", help="the task's cells, when the experiment holds several")
     p.add_argument("--rows", choices=["source", "target"], default="source", help="what the rows are (default source)")
     p.add_argument("--format", choices=list(FORMATS), default="markdown")
-    p.add_argument("--selection", choices=["source_dev", "target_dev", "last"],
-                   help="checkpoint selection rule (default: source_dev when recorded)")
+    p.add_argument(
+        "--selection",
+        choices=["source_dev", "target_dev", "last"],
+        help="checkpoint selection rule (default: source_dev when recorded)",
+    )
     p.add_argument("--regime", help="regime, when the experiment has several")
     p.add_argument("--k", type=int, help="few-shot K (default: the cells without shots)")
     p.add_argument("--sources", help="comma-separated sources to show, in this order (default: all)")
@@ -36,10 +39,27 @@ def arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xlexp.views.tables import TableOptions, render_table
 
-    opts = TableOptions(rows=args.rows, fmt=args.format, digits=args.digits, percent=not args.raw, names=args.names,
-                        average=not args.no_average, sources=_codes(args.sources), targets=_codes(args.targets))
-    text = render_table(args.results_dir, args.experiment, args.metric, opts, selection=args.selection, k=args.k,
-                        regime=args.regime, model=args.model, task=args.task)
+    opts = TableOptions(
+        rows=args.rows,
+        fmt=args.format,
+        digits=args.digits,
+        percent=not args.raw,
+        names=args.names,
+        average=not args.no_average,
+        sources=_codes(args.sources),
+        targets=_codes(args.targets),
+    )
+    text = render_table(
+        args.results_dir,
+        args.experiment,
+        args.metric,
+        opts,
+        selection=args.selection,
+        k=args.k,
+        regime=args.regime,
+        model=args.model,
+        task=args.task,
+    )
     sys.stdout.write(text)
     if args.out:
         out = Path(args.out)
@@ -53,7 +73,13 @@ def _codes(text: str | None) -> list[str] | None:
     return [c.strip() for c in text.split(",") if c.strip()] if text else None
 
 
-VERB = register(Verb(
-    "table", "paper-ready table: mean ± std, averages (markdown or latex)",
-    run=run, arguments=arguments, description="Paper-ready Markdown or LaTeX table of a matrix.",
-    examples=("xlexp table --experiment quickstart --format latex",)))
+VERB = register(
+    Verb(
+        "table",
+        "paper-ready table: mean ± std, averages (markdown or latex)",
+        run=run,
+        arguments=arguments,
+        description="Paper-ready Markdown or LaTeX table of a matrix.",
+        examples=("xlexp table --experiment quickstart --format latex",),
+    )
+)

@@ -52,7 +52,11 @@ def build(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    options = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else (hint,)
+    )
     for option in options:
         if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
             return build(option, value, where)

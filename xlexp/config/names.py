@@ -35,8 +35,9 @@ def check_name(value: Any, what: str, where: str = "") -> str:
     """``value`` if it can be one file name (see :data:`NAME_RULE`); else one-line XlexpError."""
     text = str(value)
     if not isinstance(value, (str, int)) or not NAME_RE.fullmatch(text):
-        raise XlexpError(f"{what} {text!r}{f' ({where})' if where else ''}: use {NAME_RULE} (it names files and "
-                         f"folders)")
+        raise XlexpError(
+            f"{what} {text!r}{f' ({where})' if where else ''}: use {NAME_RULE} (it names files and folders)"
+        )
     return text
 
 
@@ -53,8 +54,10 @@ def check_relative_pattern(pattern: Any, what: str, where: str, fields: Iterable
     allowed = set(fields)
     path = PurePosixPath(text.replace("\\", "/"))
     if path.is_absolute() or text.startswith("~") or ".." in path.parts or re.match(r"^[A-Za-z]:", text):
-        raise XlexpError(f"{what} {text!r} ({where}): give a path relative to the data folder without '..' "
-                         f"(point paths.data_dir / XLEXP_DATA_DIR at the data instead)")
+        raise XlexpError(
+            f"{what} {text!r} ({where}): give a path relative to the data folder without '..' "
+            f"(point paths.data_dir / XLEXP_DATA_DIR at the data instead)"
+        )
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as e:
@@ -63,8 +66,10 @@ def check_relative_pattern(pattern: Any, what: str, where: str, fields: Iterable
         if field is None:
             continue
         if field not in allowed or spec or conversion:
-            raise XlexpError(f"{what} {text!r} ({where}): '{{{field}}}' is not a field of a path pattern; use "
-                             f"{', '.join('{' + f + '}' for f in sorted(allowed))}")
+            raise XlexpError(
+                f"{what} {text!r} ({where}): '{{{field}}}' is not a field of a path pattern; use "
+                f"{', '.join('{' + f + '}' for f in sorted(allowed))}"
+            )
     return text
 
 
@@ -82,7 +87,7 @@ def temp_path(final: Path, suffix: str = ".tmp") -> Path:
 FORBIDDEN_TASK_KEYS = ("defaults", "hydra")
 
 
-MAX_TASK_VALUES = 1_000_000   # a task with every FLORES-200 language is ~2,000 values; aliases can make 10**9
+MAX_TASK_VALUES = 1_000_000  # a task with every FLORES-200 language is ~2,000 values; aliases can make 10**9
 
 
 def _expanded_size(value: Any, memo: dict[int, int]) -> int:
@@ -142,18 +147,22 @@ def check_task_file(path: Path) -> None:
         return
     size = _expanded_size(raw, {})
     if size > MAX_TASK_VALUES:
-        raise XlexpError(f"task file {path}: its YAML aliases expand to {size:,} values (more than "
-                         f"{MAX_TASK_VALUES:,}): a task is a few hundred values; write them out")
+        raise XlexpError(
+            f"task file {path}: its YAML aliases expand to {size:,} values (more than "
+            f"{MAX_TASK_VALUES:,}): a task is a few hundred values; write them out"
+        )
     if not isinstance(raw, Mapping):
-        raise XlexpError(f"task file {path}: a task is a mapping of keys (name, type, languages, ...), "
-                         f"not a {type(raw).__name__}")
+        raise XlexpError(
+            f"task file {path}: a task is a mapping of keys (name, type, languages, ...), not a {type(raw).__name__}"
+        )
     for key in FORBIDDEN_TASK_KEYS:
         if key in raw:
             raise XlexpError(f"task file {path}: key '{key}' is not allowed in a task; {fix}")
     target = _find_target(raw, "")
     if target:
-        raise XlexpError(f"task file {path}: key '{target}' (a Hydra '_target_' names code to call) is not allowed "
-                         f"in a task; {fix}")
+        raise XlexpError(
+            f"task file {path}: key '{target}' (a Hydra '_target_' names code to call) is not allowed in a task; {fix}"
+        )
 
 
 def check_task_files(folders: Iterable[Path]) -> None:

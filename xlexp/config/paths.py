@@ -56,8 +56,10 @@ def task_data_root(top: str, data_dir: str | Path, source: str = "auto") -> tupl
     local = Path(data_dir) / top
     embedded = Path(EMBEDDED_DATA_DIR) / top
     if top and source == "auto" and not local.is_dir() and embedded.is_dir():
-        return Path(EMBEDDED_DATA_DIR), (f"the copy embedded in the package ({embedded}; license and attribution: "
-                                         f"{embedded / 'LICENSE.md'}), as {local.absolute()} does not exist")
+        return Path(EMBEDDED_DATA_DIR), (
+            f"the copy embedded in the package ({embedded}; license and attribution: "
+            f"{embedded / 'LICENSE.md'}), as {local.absolute()} does not exist"
+        )
     return Path(data_dir), f"local files under {local.resolve() if local.is_dir() else local}"
 
 
@@ -71,8 +73,10 @@ def user_config_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
             continue
         path = Path(entry.strip()).expanduser().resolve()
         if not path.is_dir():
-            raise XlexpError(f"{ENV_VAR}: '{entry}' is not a directory; set {ENV_VAR} to existing config folders "
-                             f"laid out like xlexp/conf (task/, model/, ...), separated by '{os.pathsep}'")
+            raise XlexpError(
+                f"{ENV_VAR}: '{entry}' is not a directory; set {ENV_VAR} to existing config folders "
+                f"laid out like xlexp/conf (task/, model/, ...), separated by '{os.pathsep}'"
+            )
         if path not in dirs:
             dirs.append(path)
     return dirs
@@ -107,8 +111,15 @@ def group_listing() -> str:
     """``group: option, option`` lines for ``xlexp run --help``: every top-level group of every config
     folder, without Hydra's own and without the base files the model configs build on (``model/base``),
     which are not choices."""
-    groups = sorted({d.name for folder in config_dirs() if folder.is_dir() for d in folder.iterdir()
-                     if d.is_dir() and d.name != "hydra" and not d.name.startswith((".", "_"))})
+    groups = sorted(
+        {
+            d.name
+            for folder in config_dirs()
+            if folder.is_dir()
+            for d in folder.iterdir()
+            if d.is_dir() and d.name != "hydra" and not d.name.startswith((".", "_"))
+        }
+    )
     return "\n".join(f"{g}: {', '.join(n for n in list_configs(g) if not n.startswith('_'))}" for g in groups)
 
 
@@ -121,9 +132,12 @@ def _check_quickstart_data(argv: list[str] | None = None) -> int:
     data_dir = default_data_dir()
     root, how = task_data_root(top, data_dir)
     if not (root / top).is_dir():
-        print(f"xlexp: error: no '{top}' data: {Path(data_dir).resolve() / top} does not exist and the package's "
-              f"embedded copy {Path(EMBEDDED_DATA_DIR) / top} is missing (a partial checkout?); put the data under "
-              f"$XLEXP_DATA_DIR, ../shared/data or ./data", file=sys.stderr)
+        print(
+            f"xlexp: error: no '{top}' data: {Path(data_dir).resolve() / top} does not exist and the package's "
+            f"embedded copy {Path(EMBEDDED_DATA_DIR) / top} is missing (a partial checkout?); put the data under "
+            f"$XLEXP_DATA_DIR, ../shared/data or ./data",
+            file=sys.stderr,
+        )
         return 2
     print(f"data for '{top}': {how}")
     return 0

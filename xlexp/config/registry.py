@@ -42,6 +42,8 @@ class Registry(Generic[T]):
     def get(self, name: str, where: str = "") -> T:
         self._scan()
         if name not in self._units:
-            raise XlexpError(f"unknown {self.kind} '{name}'{f' ({where})' if where else ''}; "
-                             f"available: {', '.join(sorted(self._units))}")
+            raise XlexpError(
+                f"unknown {self.kind} '{name}'{f' ({where})' if where else ''}; "
+                f"available: {', '.join(sorted(self._units))}"
+            )
         return self._units[name]

@@ -43,13 +43,46 @@ from xlexp.config.model_settings import (
 from xlexp.errors import XlexpError
 
 __all__ = [  # the model families and checks are re-exported: callers import settings from this one module
-    "DECODER_PEFT_METHODS", "FREEZE_OPTIONS", "MODEL_FAMILIES", "MODEL_SOURCES", "PEFT_METHODS", "ClassicalSettings",
-    "DecoderSettings", "EmbeddingSettings", "EncoderSettings", "LanguageModelSettings", "LoraSettings",
-    "ModelSettings", "Seq2SeqSettings", "TransformerSettings", "model_settings", "build", "fraction", "one_of",
-    "positive_int", "compile_setting", "DataSettings", "TrainerSettings", "OptimizerSettings", "RegimeSettings",
-    "LangPairSettings", "PathSettings", "TrackerSettings", "TaskSettings", "Settings", "resolve",
-    "COMPILE_MODES", "STEP_GRAPH", "PRECISIONS", "DATA_SOURCES", "SAMPLING", "CLASS_BALANCE", "OPTIMIZERS",
-    "TRACKERS", "SELECTION_RULES", "NO_SELECTION",
+    "DECODER_PEFT_METHODS",
+    "FREEZE_OPTIONS",
+    "MODEL_FAMILIES",
+    "MODEL_SOURCES",
+    "PEFT_METHODS",
+    "ClassicalSettings",
+    "DecoderSettings",
+    "EmbeddingSettings",
+    "EncoderSettings",
+    "LanguageModelSettings",
+    "LoraSettings",
+    "ModelSettings",
+    "Seq2SeqSettings",
+    "TransformerSettings",
+    "model_settings",
+    "build",
+    "fraction",
+    "one_of",
+    "positive_int",
+    "compile_setting",
+    "DataSettings",
+    "TrainerSettings",
+    "OptimizerSettings",
+    "RegimeSettings",
+    "LangPairSettings",
+    "PathSettings",
+    "TrackerSettings",
+    "TaskSettings",
+    "Settings",
+    "resolve",
+    "COMPILE_MODES",
+    "STEP_GRAPH",
+    "PRECISIONS",
+    "DATA_SOURCES",
+    "SAMPLING",
+    "CLASS_BALANCE",
+    "OPTIMIZERS",
+    "TRACKERS",
+    "SELECTION_RULES",
+    "NO_SELECTION",
 ]
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -75,9 +108,11 @@ def compile_setting(value: Any) -> bool | str:
         return True
     if value in COMPILE_MODES or value == STEP_GRAPH:
         return value
-    raise XlexpError(f"trainer.compile must be true, false, {STEP_GRAPH} (the whole step as CUDA graphs) or a "
-                     f"torch.compile mode ({', '.join(COMPILE_MODES)}); "
-                     f"got {value!r}")
+    raise XlexpError(
+        f"trainer.compile must be true, false, {STEP_GRAPH} (the whole step as CUDA graphs) or a "
+        f"torch.compile mode ({', '.join(COMPILE_MODES)}); "
+        f"got {value!r}"
+    )
 
 
 # -- the groups ------------------------------------------------------------------------------
@@ -86,11 +121,11 @@ class DataSettings:
     batch_size: int = 16
     eval_batch_size: int = 64
     max_length: int = 128
-    group_by_length: bool = True          # length-grouped training batches: less padding, same randomness
+    group_by_length: bool = True  # length-grouped training batches: less padding, same randomness
     max_train_examples: int | None = None  # subsample the train split (seeded)
-    max_eval_examples: int | None = None   # subsample dev/test splits (recorded in n_examples)
-    source: str = "auto"                   # auto (local files if present, else the hub) | local | hub
-    sampling: str = "uniform"              # uniform | balanced: draw training examples with 1 / class count
+    max_eval_examples: int | None = None  # subsample dev/test splits (recorded in n_examples)
+    source: str = "auto"  # auto (local files if present, else the hub) | local | hub
+    sampling: str = "uniform"  # uniform | balanced: draw training examples with 1 / class count
 
     def __post_init__(self) -> None:
         for key in ("batch_size", "eval_batch_size", "max_length"):
@@ -104,13 +139,13 @@ class DataSettings:
 @dataclass(frozen=True)
 class TrainerSettings:
     epochs: int = 5
-    eval_every: int | None = None   # steps between dev evaluations; None = once per epoch
-    precision: str = "auto"         # auto = bf16 on CUDA and on CPUs with bf16 units, else fp32
+    eval_every: int | None = None  # steps between dev evaluations; None = once per epoch
+    precision: str = "auto"  # auto = bf16 on CUDA and on CPUs with bf16 units, else fp32
     grad_accum_steps: int = 1
-    compile: bool | str = False     # torch.compile: true, or a mode (reduce-overhead = CUDA graphs); step-graph
+    compile: bool | str = False  # torch.compile: true, or a mode (reduce-overhead = CUDA graphs); step-graph
     device: str = "auto"
     num_threads: int | None = None
-    progress: bool | str = "auto"   # rich progress bars: auto (only on a TTY) | true | false
+    progress: bool | str = "auto"  # rich progress bars: auto (only on a TTY) | true | false
     # train up to N pending units (sources) of one architecture in one stacked pass (xlexp.experiment.together)
     sources_together: int = 1
 
@@ -129,17 +164,24 @@ class OptimizerSettings:
     name: str = "adamw"
     lr: float = 1e-4
     weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)   # adamw
-    eps: float = 1e-8                           # adamw
-    momentum: float = 0.0                       # sgd
-    warmup_ratio: float = 0.0    # linear warmup over this fraction of steps, then linear decay to 0
+    betas: tuple[float, float] = (0.9, 0.999)  # adamw
+    eps: float = 1e-8  # adamw
+    momentum: float = 0.0  # sgd
+    warmup_ratio: float = 0.0  # linear warmup over this fraction of steps, then linear decay to 0
     label_smoothing: float = 0.0
-    grad_clip: float | None = None   # max grad norm; None disables clipping
-    class_weights: str | None = None  # None | balanced: cross-entropy weights n / (classes x count) from the train split
+    grad_clip: float | None = None  # max grad norm; None disables clipping
+    class_weights: str | None = (
+        None  # None | balanced: cross-entropy weights n / (classes x count) from the train split
+    )
 
     def __post_init__(self) -> None:
         one_of("optimizer.name", self.name, OPTIMIZERS)
-        if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or not math.isfinite(self.lr) or self.lr <= 0:
+        if (
+            not isinstance(self.lr, (int, float))
+            or isinstance(self.lr, bool)
+            or not math.isfinite(self.lr)
+            or self.lr <= 0
+        ):
             raise XlexpError(f"optimizer.lr must be a positive finite number, got {self.lr!r}")
         for key in ("weight_decay", "eps", "momentum", *(("grad_clip",) if self.grad_clip is not None else ())):
             value = getattr(self, key)
@@ -147,9 +189,12 @@ class OptimizerSettings:
                 raise XlexpError(f"optimizer.{key} must be a finite number >= 0, got {value!r}")
         if self.grad_clip is not None and self.grad_clip == 0:
             raise XlexpError("optimizer.grad_clip must be positive (or null: no clipping), got 0")
-        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
-                                           for b in self.betas):
-            raise XlexpError(f"optimizer.betas must be two numbers in [0, 1), e.g. [0.9,0.999]; got {list(self.betas)!r}")
+        if len(self.betas) != 2 or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in self.betas
+        ):
+            raise XlexpError(
+                f"optimizer.betas must be two numbers in [0, 1), e.g. [0.9,0.999]; got {list(self.betas)!r}"
+            )
         fraction("optimizer.warmup_ratio", self.warmup_ratio)
         fraction("optimizer.label_smoothing", self.label_smoothing)
         if self.class_weights is not None:
@@ -161,19 +206,21 @@ class RegimeSettings:
     """What every regime has; a regime module subclasses it with its own fields."""
 
     name: str
-    selection: str = "source_dev"            # the rule matrices show by default
-    seeds: tuple[int, ...] | None = None     # None = (seed,)
-    dev_targets: Any = "auto"                # auto (all, up to 25) | all | none | a list of targets
+    selection: str = "source_dev"  # the rule matrices show by default
+    seeds: tuple[int, ...] | None = None  # None = (seed,)
+    dev_targets: Any = "auto"  # auto (all, up to 25) | all | none | a list of targets
     # target dev examples per evaluation, at most this multiple of the training examples between two
     # evaluations (each watched target gets a seeded subsample of its dev split); None = full dev sets
     target_dev_budget: float | None = 1.0
-    target_dev_min: int = 50                 # but never fewer than this per target (or its whole dev split)
+    target_dev_min: int = 50  # but never fewer than this per target (or its whole dev split)
 
     def __post_init__(self) -> None:
         one_of("regime.selection", self.selection, SELECTION_RULES)
         budget = self.target_dev_budget
         if budget is not None and (not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget <= 0):
-            raise XlexpError(f"regime.target_dev_budget must be a positive number or null (full dev sets); got {budget!r}")
+            raise XlexpError(
+                f"regime.target_dev_budget must be a positive number or null (full dev sets); got {budget!r}"
+            )
         positive_int("regime.target_dev_min", self.target_dev_min)
         if self.seeds is not None:
             if not self.seeds:
@@ -186,7 +233,7 @@ class RegimeSettings:
 @dataclass(frozen=True)
 class LangPairSettings:
     name: str = ""
-    sources: Any = None   # a list of task language codes, a comma string, or 'all'
+    sources: Any = None  # a list of task language codes, a comma string, or 'all'
     targets: Any = None
     # active filling: train only this many of ``sources`` (an int, or a share such as "30%"), chosen
     # one at a time by how much they help predict the others, then predict the rest (xlexp.fill)
@@ -194,11 +241,16 @@ class LangPairSettings:
 
     def __post_init__(self) -> None:
         b = self.budget
-        ok = b is None or (isinstance(b, int) and not isinstance(b, bool) and b > 0) or (
-            isinstance(b, str) and b.endswith("%") and _percent(b[:-1]) is not None)
+        ok = (
+            b is None
+            or (isinstance(b, int) and not isinstance(b, bool) and b > 0)
+            or (isinstance(b, str) and b.endswith("%") and _percent(b[:-1]) is not None)
+        )
         if not ok:
-            raise XlexpError(f"langpair.budget must be a positive number of sources or a share like 30%, or null "
-                             f"(train every source); got {b!r}")
+            raise XlexpError(
+                f"langpair.budget must be a positive number of sources or a share like 30%, or null "
+                f"(train every source); got {b!r}"
+            )
 
     def budget_of(self, n_candidates: int) -> int | None:
         """The number of sources to train out of ``n_candidates`` (None: every one)."""
@@ -270,7 +322,7 @@ class Settings:
     paths: PathSettings
     tracker: TrackerSettings
     resolved: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    rerun: bool = False   # train units again even when their complete records are in the store
+    rerun: bool = False  # train units again even when their complete records are in the store
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -291,8 +343,11 @@ class Settings:
 REQUIRED_GROUPS = ("model", "task", "langpair", "regime", "optimizer", "tracker", "data", "trainer", "paths")
 
 
-def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSettings]],
-            task_spec: Callable[[Mapping[str, Any]], TaskSettings]) -> Settings:
+def resolve(
+    raw: Mapping[str, Any],
+    regime_class: Callable[[str], type[RegimeSettings]],
+    task_spec: Callable[[Mapping[str, Any]], TaskSettings],
+) -> Settings:
     """Plain resolved config (``OmegaConf.to_container(cfg, resolve=True)``) -> Settings, or one
     XlexpError naming the first bad key. ``regime_class(name)`` gives the regime's settings class
     (and raises for an unknown regime); ``task_spec`` parses the task group (``TaskSpec.from_config``),
@@ -308,7 +363,9 @@ def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSet
         raise XlexpError("model.name is not set; every model config needs a name")
     regime_raw = dict(raw["regime"])
     if "name" not in regime_raw:
-        raise XlexpError("regime.name is not set; pick a regime with regime=zero_shot (or few_shot, multi_source, full)")
+        raise XlexpError(
+            "regime.name is not set; pick a regime with regime=zero_shot (or few_shot, multi_source, full)"
+        )
     tracker_raw = dict(raw["tracker"])
     rerun = raw.get("rerun", False)
     if not isinstance(rerun, bool):
@@ -325,7 +382,10 @@ def resolve(raw: Mapping[str, Any], regime_class: Callable[[str], type[RegimeSet
     )
     model, data = groups["model"], groups["data"]
     if model.max_length is not None and data.max_length > model.max_length:
-        raise XlexpError(f"data.max_length={data.max_length} exceeds model '{model.name}''s limit "
-                         f"model.max_length={model.max_length}; use data.max_length<={model.max_length}")
-    return Settings(name=str(raw.get("name")), seed=seed, task=task_spec(raw["task"]), resolved=raw, rerun=rerun,
-                    **groups)
+        raise XlexpError(
+            f"data.max_length={data.max_length} exceeds model '{model.name}''s limit "
+            f"model.max_length={model.max_length}; use data.max_length<={model.max_length}"
+        )
+    return Settings(
+        name=str(raw.get("name")), seed=seed, task=task_spec(raw["task"]), resolved=raw, rerun=rerun, **groups
+    )

@@ -24,7 +24,7 @@ class ShotSet:
     task: str
     language: str
     k: int
-    k_per: str          # class | total
+    k_per: str  # class | total
     index: int
     sampling_seed: int
     ids: tuple[int, ...]  # row indices in the language's train split
@@ -39,14 +39,24 @@ def _rng(task: str, language: str, k: int, k_per: str, index: int, sampling_seed
     return np.random.default_rng(int(digest[:16], 16))
 
 
-def sample_shots(labels: np.ndarray, label_names: tuple[str, ...], task: str, language: str, k: int, k_per: str,
-                 index: int, sampling_seed: int) -> ShotSet:
+def sample_shots(
+    labels: np.ndarray,
+    label_names: tuple[str, ...],
+    task: str,
+    language: str,
+    k: int,
+    k_per: str,
+    index: int,
+    sampling_seed: int,
+) -> ShotSet:
     if k_per not in ("class", "total"):
         raise XlexpError(f"regime.k_per must be 'class' or 'total', got '{k_per}'")
     rng = _rng(task, language, k, k_per, index, sampling_seed)
     if k_per == "total":
         if k > len(labels):
-            raise XlexpError(f"{task}/{language}: K={k} shots requested but the train pool has only {len(labels)} examples")
+            raise XlexpError(
+                f"{task}/{language}: K={k} shots requested but the train pool has only {len(labels)} examples"
+            )
         ids = rng.choice(len(labels), size=k, replace=False)
     else:
         picked = []
@@ -89,7 +99,9 @@ def read_shot_file(path: Path | str) -> dict:
             raise XlexpError(f"regime.shots_file {path}: '{lang}' must map K to shot sets ({shape})")
         for k, sets in by_k.items():
             if not isinstance(sets, list) or not all(isinstance(ids, list) for ids in sets):
-                raise XlexpError(f"regime.shots_file {path}: '{lang}'/'{k}' must be a list of lists of row ids ({shape})")
+                raise XlexpError(
+                    f"regime.shots_file {path}: '{lang}'/'{k}' must be a list of lists of row ids ({shape})"
+                )
     return data
 
 
@@ -103,6 +115,8 @@ def load_shot_file(path: Path | str, task: str, language: str, k: int, n_train: 
     for i, ids in enumerate(sets):
         bad = [x for x in ids if not isinstance(x, int) or not 0 <= x < n_train]
         if bad:
-            raise XlexpError(f"regime.shots_file {path}: {language}/K={k} set {i} has ids outside 0..{n_train - 1}: {bad[:5]}")
+            raise XlexpError(
+                f"regime.shots_file {path}: {language}/K={k} set {i} has ids outside 0..{n_train - 1}: {bad[:5]}"
+            )
         out.append(ShotSet(task, language, k, "file", i, -1, tuple(sorted(ids))))
     return out

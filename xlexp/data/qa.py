@@ -26,16 +26,16 @@ import numpy as np
 
 from xlexp.errors import XlexpError
 
-CHUNK = 512   # examples per tokenizer call
+CHUNK = 512  # examples per tokenizer call
 
 
 @dataclass
 class Windows:
     input_ids: list[np.ndarray]
-    labels: np.ndarray                # (n, 2) answer start/end piece per window; (0, 0) = not in this window
-    n_truncated: int                  # questions whose context needed more than one window
+    labels: np.ndarray  # (n, 2) answer start/end piece per window; (0, 0) = not in this window
+    n_truncated: int  # questions whose context needed more than one window
     example_ids: np.ndarray
-    offsets: list[np.ndarray]         # (pieces, 2) character span in the context, (-1, -1) elsewhere
+    offsets: list[np.ndarray]  # (pieces, 2) character span in the context, (-1, -1) elsewhere
 
 
 def _cut_question(tokenizer, question: str, max_query_length: int) -> str:
@@ -59,8 +59,16 @@ def tokenize_qa(tokenizer, examples, max_length: int, doc_stride: int = 128, max
     for lo in range(0, len(examples), CHUNK):
         chunk = examples[lo : lo + CHUNK]
         questions = [_cut_question(tokenizer, e.question, max_query_length) for e in chunk]
-        enc = tokenizer(questions, [e.context for e in chunk], truncation="only_second", max_length=max_length,
-                        stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True, padding=False)
+        enc = tokenizer(
+            questions,
+            [e.context for e in chunk],
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
         mapping = enc["overflow_to_sample_mapping"]
         counts = np.bincount(mapping, minlength=len(chunk))
         n_split += int((counts > 1).sum())
@@ -75,8 +83,13 @@ def tokenize_qa(tokenizer, examples, max_length: int, doc_stride: int = 128, max
             ids.append(np.asarray(enc["input_ids"][w], dtype=np.int32))
             offsets.append(off)
             example_ids.append(lo + sample)
-    return Windows(ids, np.asarray(labels, dtype=np.int64).reshape(-1, 2), n_split,
-                   np.asarray(example_ids, dtype=np.int64), offsets)
+    return Windows(
+        ids,
+        np.asarray(labels, dtype=np.int64).reshape(-1, 2),
+        n_split,
+        np.asarray(example_ids, dtype=np.int64),
+        offsets,
+    )
 
 
 def answer_positions(offsets: np.ndarray, start_char: int, end_char: int) -> tuple[int, int]:

@@ -30,14 +30,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class TokenizedSplit:
     input_ids: list[np.ndarray]
-    labels: np.ndarray                      # one label per sequence (0 for token tasks: unused)
-    n_truncated: int = 0                    # sequences cut (sentence tasks) or split into windows (token tasks)
-    example_ids: np.ndarray | None = None   # row index in the original split (kept through subsampling)
+    labels: np.ndarray  # one label per sequence (0 for token tasks: unused)
+    n_truncated: int = 0  # sequences cut (sentence tasks) or split into windows (token tasks)
+    example_ids: np.ndarray | None = None  # row index in the original split (kept through subsampling)
     token_labels: list[np.ndarray] | None = None  # token tasks: tag id on each word's first piece, -100 elsewhere
     # extractive QA (xlexp.data.qa): per window, each piece's (start, end) character span in the context
     # ((-1, -1) outside it); ``labels`` is then (n, 2): the answer's start/end piece per window
     offsets: list[np.ndarray] | None = None
-    examples: list | None = None            # QA: the split's examples (text, gold answers); memory only, not cached
+    examples: list | None = None  # QA: the split's examples (text, gold answers); memory only, not cached
 
     def __post_init__(self) -> None:
         if self.example_ids is None:
@@ -58,16 +58,28 @@ class TokenizedSplit:
     def subset(self, indices: np.ndarray) -> TokenizedSplit:
         tl = None if self.token_labels is None else [self.token_labels[i] for i in indices]
         off = None if self.offsets is None else [self.offsets[i] for i in indices]
-        return TokenizedSplit([self.input_ids[i] for i in indices], self.labels[indices], self.n_truncated,
-                              self.example_ids[indices], tl, off, self.examples)
+        return TokenizedSplit(
+            [self.input_ids[i] for i in indices],
+            self.labels[indices],
+            self.n_truncated,
+            self.example_ids[indices],
+            tl,
+            off,
+            self.examples,
+        )
 
     @staticmethod
     def concat(parts: list[TokenizedSplit]) -> TokenizedSplit:
         ids = [x for p in parts for x in p.input_ids]
         tl = None if parts[0].token_labels is None else [x for p in parts for x in p.token_labels]
         off = None if parts[0].offsets is None else [x for p in parts for x in p.offsets]
-        return TokenizedSplit(ids, np.concatenate([p.labels for p in parts]), sum(p.n_truncated for p in parts),
-                              token_labels=tl, offsets=off)
+        return TokenizedSplit(
+            ids,
+            np.concatenate([p.labels for p in parts]),
+            sum(p.n_truncated for p in parts),
+            token_labels=tl,
+            offsets=off,
+        )
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -82,8 +94,9 @@ class TokenCache:
     ``kind`` is the task's kind (``xlexp.experiment.kinds.of(spec)``): its ``tokenize`` turns the
     examples into a split, and ``keeps_examples`` attaches them to it (not cached)."""
 
-    def __init__(self, spec: TaskSpec, tokenizer, max_length: int, data_dir: Path, cache_dir: Path, source: str = "auto",
-                 *, kind):
+    def __init__(
+        self, spec: TaskSpec, tokenizer, max_length: int, data_dir: Path, cache_dir: Path, source: str = "auto", *, kind
+    ):
         self.spec, self.tokenizer, self.max_length, self.kind = spec, tokenizer, max_length, kind
         self.data_dir, self.source = data_root(spec, Path(data_dir), source), source  # maybe the embedded copy
         self.dir = Path(cache_dir) / "tokenized" / spec.name
@@ -128,8 +141,15 @@ class TokenCache:
             tok.examples = load_split(self.spec, code, split, self.data_dir, self.source)
         if tok.n_truncated:
             what = "split into windows" if tok.windowed else "truncated"
-            log.info("%s/%s: %d of %d examples %s to fit %d tokens", code, split, tok.n_truncated,
-                     len(set(tok.example_ids.tolist())), what, self.max_length)
+            log.info(
+                "%s/%s: %d of %d examples %s to fit %d tokens",
+                code,
+                split,
+                tok.n_truncated,
+                len(set(tok.example_ids.tolist())),
+                what,
+                self.max_length,
+            )
         if self.id_map is not None:
             tok = _map_ids(tok, self.id_map)
         self._memory[key] = tok
@@ -150,11 +170,20 @@ def tokenize_sequences(enc: list[list[int]], examples: list, max_length: int) ->
 
 
 def _map_ids(split: TokenizedSplit, id_map: np.ndarray) -> TokenizedSplit:
-    return TokenizedSplit([id_map[x] for x in split.input_ids], split.labels, split.n_truncated, split.example_ids,
-                          split.token_labels, split.offsets, split.examples)
+    return TokenizedSplit(
+        [id_map[x] for x in split.input_ids],
+        split.labels,
+        split.n_truncated,
+        split.example_ids,
+        split.token_labels,
+        split.offsets,
+        split.examples,
+    )
 
 
-def tokenize_words(tokenizer, sentences: list[tuple[str, ...]], tags: list[tuple[int, ...]], max_length: int) -> TokenizedSplit:
+def tokenize_words(
+    tokenizer, sentences: list[tuple[str, ...]], tags: list[tuple[int, ...]], max_length: int
+) -> TokenizedSplit:
     """Token classification: the tag goes on each word's first piece (-100 on the others), so
     predictions are read back per word. A sentence longer than ``max_length`` pieces is split into
     consecutive windows of whole words (every word keeps its label; counted in ``n_truncated``);
@@ -179,7 +208,9 @@ def tokenize_words(tokenizer, sentences: list[tuple[str, ...]], tags: list[tuple
                     lab[pos] = word_tags[start + w]
             labels.append(lab)
             example_ids.append(i)
-    return TokenizedSplit(ids, np.zeros(len(ids), dtype=np.int64), n_split, np.asarray(example_ids, dtype=np.int64), labels)
+    return TokenizedSplit(
+        ids, np.zeros(len(ids), dtype=np.int64), n_split, np.asarray(example_ids, dtype=np.int64), labels
+    )
 
 
 def _windows(tokenizer, words: tuple[str, ...], word_ids: list[int | None], budget: int):
@@ -213,8 +244,15 @@ def _save_npz_atomic(file: Path, tok: TokenizedSplit) -> None:
         extra["qa_offsets"] = np.concatenate(tok.offsets) if tok.offsets else np.zeros((0, 2), np.int32)
     tmp = temp_path(file)
     with tmp.open("wb") as f:
-        np.savez(f, flat=flat, offsets=offsets, labels=tok.labels, n_truncated=np.int64(tok.n_truncated),
-                 example_ids=tok.example_ids, **extra)
+        np.savez(
+            f,
+            flat=flat,
+            offsets=offsets,
+            labels=tok.labels,
+            n_truncated=np.int64(tok.n_truncated),
+            example_ids=tok.example_ids,
+            **extra,
+        )
     os.replace(tmp, file)  # atomic: concurrent workers never read a half-written cache file
 
 
@@ -243,7 +281,10 @@ def _load_npz(file: Path) -> TokenizedSplit:
 
 # -- batching ---------------------------------------------------------------------------------
 def train_batches(
-    split: TokenizedSplit, batch_size: int, rng: np.random.Generator, group_by_length: bool = True,
+    split: TokenizedSplit,
+    batch_size: int,
+    rng: np.random.Generator,
+    group_by_length: bool = True,
     weights: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """One epoch of index batches. Length grouping sorts within shuffled mega-batches of 50 batches

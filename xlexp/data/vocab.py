@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VocabTrim:
-    kept: np.ndarray          # old ids kept, ascending; new id i = kept[i]
-    old_to_new: np.ndarray    # old id -> new id (ids not kept map to the new unknown id)
+    kept: np.ndarray  # old ids kept, ascending; new id i = kept[i]
+    old_to_new: np.ndarray  # old id -> new id (ids not kept map to the new unknown id)
     original_size: int
 
     @property
@@ -69,8 +69,10 @@ def trim_embeddings(encoder: nn.Module, trim: VocabTrim) -> None:
     old = encoder.get_input_embeddings()
     # rows past the tokenizer's ids (vocabularies padded to a round size) are never used: dropped too
     if old.num_embeddings < trim.original_size:
-        raise XlexpError(f"trim_vocab: the embedding has {old.num_embeddings} rows but the tokenizer "
-                         f"{trim.original_size} ids; the model and its tokenizer do not match")
+        raise XlexpError(
+            f"trim_vocab: the embedding has {old.num_embeddings} rows but the tokenizer "
+            f"{trim.original_size} ids; the model and its tokenizer do not match"
+        )
     index = torch.from_numpy(trim.kept.astype(np.int64))
     pad = getattr(encoder.config, "pad_token_id", None)
     new_pad = int(trim.old_to_new[pad]) if pad is not None and 0 <= pad < trim.original_size else None

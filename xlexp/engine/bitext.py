@@ -26,13 +26,15 @@ def bitext_mining_metrics(xx: np.ndarray, pivot: np.ndarray, where: str = "") ->
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
     if len(xx) != len(pivot):
-        raise XlexpError(f"bitext mining{' ' + where if where else ''}: the two sides have {len(xx)} and {len(pivot)} "
-                         f"sentences; they must be line-aligned (sentence i of one side translates sentence i of the "
-                         f"other): fix the data files")
+        raise XlexpError(
+            f"bitext mining{' ' + where if where else ''}: the two sides have {len(xx)} and {len(pivot)} "
+            f"sentences; they must be line-aligned (sentence i of one side translates sentence i of the "
+            f"other): fix the data files"
+        )
     if len(xx) == 0:
         raise XlexpError(f"bitext mining{' ' + where if where else ''}: no sentences")
-    sims = _unit(xx) @ _unit(pivot).T      # cosine, whether or not the recipe normalises
-    pred = sims.argmax(1)                  # first index on ties, like torch.topk on CPU in practice
+    sims = _unit(xx) @ _unit(pivot).T  # cosine, whether or not the recipe normalises
+    pred = sims.argmax(1)  # first index on ties, like torch.topk on CPU in practice
     gold = np.arange(len(xx))
     return {
         "f1": float(f1_score(gold, pred, average="weighted", zero_division=0)),

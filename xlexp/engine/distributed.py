@@ -69,8 +69,13 @@ def setup(device: torch.device) -> torch.device:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         atexit.register(_teardown)
-        log.info("torchrun: rank %d of %d, backend %s, device %s", dist.get_rank(), dist.get_world_size(),
-                 dist.get_backend(), device)
+        log.info(
+            "torchrun: rank %d of %d, backend %s, device %s",
+            dist.get_rank(),
+            dist.get_world_size(),
+            dist.get_backend(),
+            device,
+        )
     return device
 
 

@@ -84,14 +84,18 @@ def check_supported(device: torch.device, accum: int, optimizer_name: str, spans
     """The limits of the graphed step, as one line each (before any training starts)."""
     where = "trainer.compile=step-graph"
     if device.type != "cuda":
-        raise XlexpError(f"{where} captures CUDA graphs and needs a GPU (device is {device.type}); "
-                         f"use trainer.compile=false on this machine")
+        raise XlexpError(
+            f"{where} captures CUDA graphs and needs a GPU (device is {device.type}); "
+            f"use trainer.compile=false on this machine"
+        )
     if distributed:
         raise XlexpError(f"{where} runs on one GPU; under torchrun use trainer.compile=reduce-overhead")
     if accum != 1:
         raise XlexpError(f"{where} needs trainer.grad_accum_steps=1 (got {accum}); raise data.batch_size instead")
     if optimizer_name != "adamw":
-        raise XlexpError(f"{where} needs optimizer=adamw (capturable, with a device learning rate); got {optimizer_name}")
+        raise XlexpError(
+            f"{where} needs optimizer=adamw (capturable, with a device learning rate); got {optimizer_name}"
+        )
     if spans:
         raise XlexpError(f"{where} does not graph span (QA) losses yet; use trainer.compile=reduce-overhead")
 
@@ -100,8 +104,18 @@ class GraphedStep:
     """Runs training steps: eager for a shape's first batch and for short batches, one CUDA-graph
     replay otherwise. ``__call__`` returns the step's loss as a device tensor (not synced)."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.CrossEntropyLoss, grad_clip: float | None, precision: str, batch_size: int,
-                 max_length: int, pad_id: int, device: torch.device):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: nn.CrossEntropyLoss,
+        grad_clip: float | None,
+        precision: str,
+        batch_size: int,
+        max_length: int,
+        pad_id: int,
+        device: torch.device,
+    ):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.grad_clip, self.precision, self.batch_size = grad_clip, precision, batch_size
         self.sizes, self.pad_id, self.device = buckets(max_length), pad_id, device
@@ -123,10 +137,17 @@ class GraphedStep:
             logits = self.model(ids, mask)
         flat = labels.reshape(-1)
         count = (flat != self.loss_fn.ignore_index).sum().clamp(min=1)
-        loss = nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), flat, reduction="sum",
-            label_smoothing=self.loss_fn.label_smoothing, ignore_index=self.loss_fn.ignore_index,
-            weight=class_weight(self.loss_fn.weight, logits)) / count
+        loss = (
+            nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]),
+                flat,
+                reduction="sum",
+                label_smoothing=self.loss_fn.label_smoothing,
+                ignore_index=self.loss_fn.ignore_index,
+                weight=class_weight(self.loss_fn.weight, logits),
+            )
+            / count
+        )
         loss.backward()
         if self.grad_clip:
             nn.utils.clip_grad_norm_(self.params, float(self.grad_clip), foreach=True)
@@ -135,7 +156,9 @@ class GraphedStep:
 
     def _eager(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
-        ids, mask, labels = (batch[k].to(self.device, non_blocking=True) for k in ("input_ids", "attention_mask", "labels"))
+        ids, mask, labels = (
+            batch[k].to(self.device, non_blocking=True) for k in ("input_ids", "attention_mask", "labels")
+        )
         self.side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(self.side):
             loss = self._step(ids, mask, labels)

@@ -25,8 +25,9 @@ def autocast(device: torch.device, precision: str):
 
 
 @torch.inference_mode()
-def predict(model, split: TokenizedSplit, batch_size: int, pad_id: int, device: torch.device,
-            precision: str = "fp32") -> np.ndarray | list[np.ndarray]:
+def predict(
+    model, split: TokenizedSplit, batch_size: int, pad_id: int, device: torch.device, precision: str = "fp32"
+) -> np.ndarray | list[np.ndarray]:
     """Sentence tasks: one label id per example. Token tasks: per example, the predicted tag of
     each labelled position (each word's first piece), in order."""
     was_training = model.training
@@ -48,7 +49,9 @@ def predict(model, split: TokenizedSplit, batch_size: int, pad_id: int, device: 
     return preds
 
 
-def compute_metrics(preds, split: TokenizedSplit, metrics: tuple[str, ...], label_names: tuple[str, ...]) -> dict[str, float]:
+def compute_metrics(
+    preds, split: TokenizedSplit, metrics: tuple[str, ...], label_names: tuple[str, ...]
+) -> dict[str, float]:
     if split.token_labels is not None:
         gold = [tl[tl != -100] for tl in split.token_labels]
         return token_metrics(preds, gold, split.example_ids, metrics, label_names)
@@ -85,8 +88,13 @@ def _sentences(seqs: list[np.ndarray], example_ids: np.ndarray) -> list[np.ndarr
     return [np.concatenate(parts) for parts in out.values()]
 
 
-def token_metrics(preds: list[np.ndarray], gold: list[np.ndarray], example_ids: np.ndarray, metrics: tuple[str, ...],
-                  label_names: tuple[str, ...]) -> dict[str, float]:
+def token_metrics(
+    preds: list[np.ndarray],
+    gold: list[np.ndarray],
+    example_ids: np.ndarray,
+    metrics: tuple[str, ...],
+    label_names: tuple[str, ...],
+) -> dict[str, float]:
     from seqeval.metrics import classification_report
 
     p_sent, g_sent = _sentences(preds, example_ids), _sentences(gold, example_ids)
@@ -100,8 +108,13 @@ def token_metrics(preds: list[np.ndarray], gold: list[np.ndarray], example_ids: 
         y_pred = [names[p].tolist() for p in p_sent]
         report = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
         micro = report["micro avg"]
-        out.update({"span_f1": float(micro["f1-score"]), "span_precision": float(micro["precision"]),
-                    "span_recall": float(micro["recall"])})
+        out.update(
+            {
+                "span_f1": float(micro["f1-score"]),
+                "span_precision": float(micro["precision"]),
+                "span_recall": float(micro["recall"]),
+            }
+        )
         out = {k: v for k, v in out.items() if k in metrics}
         for entity, row in report.items():  # per entity type: span_f1/PER, span_f1/LOC, ...
             if "avg" not in entity:
@@ -113,8 +126,16 @@ def token_metrics(preds: list[np.ndarray], gold: list[np.ndarray], example_ids: 
 
 
 @torch.inference_mode()
-def encode(model, split: TokenizedSplit, batch_size: int, pad_id: int, device: torch.device, precision: str,
-           layer: int | None, progress=None) -> np.ndarray:
+def encode(
+    model,
+    split: TokenizedSplit,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    precision: str,
+    layer: int | None,
+    progress=None,
+) -> np.ndarray:
     """Mean-pooled hidden states of ``layer`` (None = last), L2-normalised, one row per example."""
     model.eval()
     out = np.empty((len(split), model.config.hidden_size), dtype=np.float32)
@@ -125,7 +146,9 @@ def encode(model, split: TokenizedSplit, batch_size: int, pad_id: int, device: t
         batch = collate(split, idx, pad_id)
         mask = batch["attention_mask"].to(device)
         with autocast(device, precision):
-            res = model(input_ids=batch["input_ids"].to(device), attention_mask=mask, output_hidden_states=layer is not None)
+            res = model(
+                input_ids=batch["input_ids"].to(device), attention_mask=mask, output_hidden_states=layer is not None
+            )
         hidden = (res.hidden_states[layer] if layer is not None else res.last_hidden_state).float()
         m = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)

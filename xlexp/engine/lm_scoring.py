@@ -21,8 +21,16 @@ log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def continuation_logprobs(model, tokenizer, contexts: list[str], continuations: list[list[str]], batch_size: int,
-                          device: torch.device, precision: str, max_length: int) -> tuple[np.ndarray, int]:
+def continuation_logprobs(
+    model,
+    tokenizer,
+    contexts: list[str],
+    continuations: list[list[str]],
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    max_length: int,
+) -> tuple[np.ndarray, int]:
     """``out[i, j]`` = log p(continuations[i][j] | contexts[i]); also how many contexts were cut."""
     ctx_ids = tokenizer(contexts, add_special_tokens=True)["input_ids"]
     unique = sorted({c for row in continuations for c in row})
@@ -35,7 +43,7 @@ def continuation_logprobs(model, tokenizer, contexts: list[str], continuations: 
             ctx = list(ids)
             if len(ctx) > budget:
                 bos = [ctx[0]] if tokenizer.bos_token_id is not None and ctx[0] == tokenizer.bos_token_id else []
-                ctx = bos + ctx[len(ctx) - budget + len(bos):]
+                ctx = bos + ctx[len(ctx) - budget + len(bos) :]
                 cut += j == 0
             rows.append((i, j, ctx + cont, len(cont)))
     out = np.full((len(contexts), max((len(c) for c in continuations), default=0)), -np.inf, dtype=np.float64)
@@ -43,22 +51,22 @@ def continuation_logprobs(model, tokenizer, contexts: list[str], continuations: 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     model.eval()
     for start in range(0, len(order), batch_size):
-        batch = [rows[r] for r in order[start:start + batch_size]]
+        batch = [rows[r] for r in order[start : start + batch_size]]
         width = max(len(b[2]) for b in batch)
         n_max = max(b[3] for b in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, b in enumerate(batch):
-            ids[row, width - len(b[2]):] = torch.tensor(b[2])
-            mask[row, width - len(b[2]):] = 1
+            ids[row, width - len(b[2]) :] = torch.tensor(b[2])
+            mask[row, width - len(b[2]) :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         with autocast(device, precision):
             logits = _last_logits(model, ids.to(device), mask.to(device), positions.to(device), n_max + 1)
-        logp = torch.log_softmax(logits.float(), -1)   # (B, n_max + 1, V): positions width-n_max-1 .. width-1
+        logp = torch.log_softmax(logits.float(), -1)  # (B, n_max + 1, V): positions width-n_max-1 .. width-1
         for row, (i, j, seq, n) in enumerate(batch):
             target = torch.tensor(seq[-n:], device=logp.device)
             # token t of the continuation (at position width-n+t) is predicted at position width-n+t-1
-            pred = logp[row, n_max - n: n_max]
+            pred = logp[row, n_max - n : n_max]
             out[i, j] = float(pred.gather(1, target.unsqueeze(1)).sum())
     return out, cut
 
@@ -71,9 +79,19 @@ def _last_logits(model, ids, mask, positions, keep: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, sources: list[str], batch_size: int, device: torch.device, precision: str,
-             max_length: int, max_new_tokens: int, num_beams: int = 1, stop: str | None = None,
-             forced_bos_token_id: int | None = None) -> list[str]:
+def generate(
+    model,
+    tokenizer,
+    sources: list[str],
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    max_length: int,
+    max_new_tokens: int,
+    num_beams: int = 1,
+    stop: str | None = None,
+    forced_bos_token_id: int | None = None,
+) -> list[str]:
     """Decoded outputs for ``sources`` (greedy, or beam search), longest first in batches. A decoder
     continues its prompt (left-padded; the prompt is stripped from the output and the text is cut at
     ``stop``); a seq2seq model's output is the decoder's."""
@@ -85,17 +103,17 @@ def generate(model, tokenizer, sources: list[str], batch_size: int, device: torc
     out: list[str] = [""] * len(enc)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         width = max(len(enc[i]) for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):
             if decoder_only:  # left padding: the continuation starts at the same column everywhere
-                ids[row, width - len(enc[i]):] = torch.tensor(enc[i])
-                mask[row, width - len(enc[i]):] = 1
+                ids[row, width - len(enc[i]) :] = torch.tensor(enc[i])
+                mask[row, width - len(enc[i]) :] = 1
             else:
-                ids[row, :len(enc[i])] = torch.tensor(enc[i])
-                mask[row, :len(enc[i])] = 1
+                ids[row, : len(enc[i])] = torch.tensor(enc[i])
+                mask[row, : len(enc[i])] = 1
         kwargs = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False, pad_token_id=pad)
         if forced_bos_token_id is not None:
             kwargs["forced_bos_token_id"] = forced_bos_token_id

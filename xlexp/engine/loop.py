@@ -21,6 +21,7 @@ from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
 
+
 class NonFiniteLoss(XlexpError, FloatingPointError):
     """Training diverged (NaN/inf loss): a setting the user can change, so one line and no traceback;
     the unit leaves no records (nothing was written yet)."""
@@ -33,13 +34,13 @@ class TrainSettings:
     eval_batch_size: int
     group_by_length: bool
     eval_every: int | None
-    precision: str          # fp32 | bf16 (already resolved from auto)
+    precision: str  # fp32 | bf16 (already resolved from auto)
     seed: int
-    grad_accum_steps: int = 1   # micro-batches of batch_size per optimizer step
+    grad_accum_steps: int = 1  # micro-batches of batch_size per optimizer step
     # torch.compile the training forward: True = default mode with dynamic shapes (batches are padded
     # per batch); or a torch.compile mode, e.g. "reduce-overhead" (CUDA graphs: one per batch shape)
     compile: bool | str = False
-    sampling: str = "uniform"   # uniform | balanced: draw examples with probability 1 / (count of their class)
+    sampling: str = "uniform"  # uniform | balanced: draw examples with probability 1 / (count of their class)
 
     def steps_per_epoch(self, n_examples: int) -> int:
         """Optimizer steps per epoch."""
@@ -51,11 +52,12 @@ class TrainResult:
     steps: int = 0
     eval_steps: list[int] = field(default_factory=list)
     train_loss: float = float("nan")
-    graph_replays: int = 0   # trainer.compile=step-graph: steps run as a CUDA graph replay (the rest ran eagerly)
+    graph_replays: int = 0  # trainer.compile=step-graph: steps run as a CUDA graph replay (the rest ran eagerly)
 
 
-def build_optimizer(model: nn.Module, opt: OptimizerSettings, capturable_on: torch.device | None = None
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, opt: OptimizerSettings, capturable_on: torch.device | None = None
+) -> torch.optim.Optimizer:
     """The optimizer over the trainable parameters. ``capturable_on`` (a CUDA device): AdamW with its
     learning rate and step counters on that device, so its step can be recorded in a CUDA graph
     (:mod:`xlexp.engine.graphed`); the schedule then fills the lr tensor in place (:class:`DeviceLR`)."""
@@ -73,10 +75,10 @@ def build_optimizer(model: nn.Module, opt: OptimizerSettings, capturable_on: tor
         # this CPU for e5-small (its 96M-parameter embedding dominates the update)
         if capturable_on is not None:
             lr_t = torch.tensor(lr, dtype=torch.float32, device=capturable_on)
-            return torch.optim.AdamW(groups, lr=lr_t, betas=tuple(opt.betas), eps=float(opt.eps),
-                                     fused=True, capturable=True)
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(opt.betas), eps=float(opt.eps),
-                                 fused=True)
+            return torch.optim.AdamW(
+                groups, lr=lr_t, betas=tuple(opt.betas), eps=float(opt.eps), fused=True, capturable=True
+            )
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(opt.betas), eps=float(opt.eps), fused=True)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=float(opt.momentum))
     if name == "adafactor":
@@ -163,8 +165,17 @@ def train(
     net = distributed.wrap(model, device)  # DDP under torchrun; the model itself otherwise
     stepper = None
     if graphed:
-        stepper = GraphedStep(model, optimizer, loss_fn, grad_clip, settings.precision,
-                              settings.batch_size, int(train_split.lengths.max()), pad_id, device)
+        stepper = GraphedStep(
+            model,
+            optimizer,
+            loss_fn,
+            grad_clip,
+            settings.precision,
+            settings.batch_size,
+            int(train_split.lengths.max()),
+            pad_id,
+            device,
+        )
     elif settings.compile:
         mode = None if settings.compile is True else str(settings.compile)
         net = torch.compile(net, dynamic=True if mode is None else None, mode=mode)
@@ -183,9 +194,11 @@ def train(
         pending = None
         value = loss_t.item()
         if not math.isfinite(value):
-            raise NonFiniteLoss(f"non-finite training loss at step {done_step} (lr {lr:.2e}): training diverged; "
-                                f"lower optimizer.lr, set optimizer.grad_clip=1.0 or warmup (optimizer.warmup_ratio=0.1), "
-                                f"or try trainer.precision=fp32")
+            raise NonFiniteLoss(
+                f"non-finite training loss at step {done_step} (lr {lr:.2e}): training diverged; "
+                f"lower optimizer.lr, set optimizer.grad_clip=1.0 or warmup (optimizer.warmup_ratio=0.1), "
+                f"or try trainer.precision=fp32"
+            )
         running.append(value)
         if on_step:
             on_step(done_step, value, lr)
@@ -205,13 +218,16 @@ def train(
                 batch_loss = torch.zeros((), device=device)
                 for idx in group:
                     if world.enabled:  # under DDP each micro-batch is averaged over ranks; weight micro-batches equally
-                        value, part = _ddp_batch_loss(net, train_split, idx, pad_id, device, settings.precision, loss_fn,
-                                                      world.world_size, loss)
+                        value, part = _ddp_batch_loss(
+                            net, train_split, idx, pad_id, device, settings.precision, loss_fn, world.world_size, loss
+                        )
                         value, part = value / len(group), part / len(group)
                     else:
                         batch = collate(train_split, idx, pad_id)
                         with autocast(device, settings.precision):
-                            logits = net(to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device))
+                            logits = net(
+                                to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device)
+                            )
                         value = loss.batch_sum(logits, to_device(batch["labels"], device), loss_fn)[0] / max(count, 1)
                         part = value.detach()
                     value.backward()
@@ -240,7 +256,9 @@ def train(
 
 def class_counts(split: TokenizedSplit) -> np.ndarray:
     """Training examples (sentence tasks) or labelled words (token tasks) per class id."""
-    labels = split.labels if split.token_labels is None else np.concatenate(split.token_labels or [np.zeros(0, np.int64)])
+    labels = (
+        split.labels if split.token_labels is None else np.concatenate(split.token_labels or [np.zeros(0, np.int64)])
+    )
     labels = np.asarray(labels)
     labels = labels[labels >= 0]
     return np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
@@ -255,8 +273,10 @@ def balanced_weights(counts: np.ndarray) -> np.ndarray:
     return weights
 
 
-BALANCED_NEEDS_LABELS = ("data.sampling=balanced needs one label per example; this task labels words or spans: "
-                         "use optimizer.class_weights=balanced instead")
+BALANCED_NEEDS_LABELS = (
+    "data.sampling=balanced needs one label per example; this task labels words or spans: "
+    "use optimizer.class_weights=balanced instead"
+)
 
 
 def balanced_sampling(split: TokenizedSplit, counts: np.ndarray, base: np.ndarray | None) -> np.ndarray:
@@ -283,9 +303,17 @@ def _n_labels(split: TokenizedSplit, idx: np.ndarray) -> int:
     return int(sum((split.token_labels[i] != -100).sum() for i in idx))
 
 
-def _ddp_batch_loss(net: nn.Module, split: TokenizedSplit, idx: np.ndarray, pad_id: int, device: torch.device,
-                    precision: str, loss_fn: nn.CrossEntropyLoss, world_size: int, loss: TrainLoss = LABELS
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def _ddp_batch_loss(
+    net: nn.Module,
+    split: TokenizedSplit,
+    idx: np.ndarray,
+    pad_id: int,
+    device: torch.device,
+    precision: str,
+    loss_fn: nn.CrossEntropyLoss,
+    world_size: int,
+    loss: TrainLoss = LABELS,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's share of the batch loss, scaled so that DDP's gradient average over ranks equals
     the one-process gradient of the whole batch's mean loss: sum over my slice x world / whole-batch count.
     Also returns the whole batch's mean loss, the same on every rank (so all ranks stop on a NaN together)."""

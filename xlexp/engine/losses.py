@@ -23,19 +23,25 @@ class TrainLoss:
     """``batch_sum`` returns the batch's summed loss and the labels that count it (those not equal to
     ``loss_fn.ignore_index``: the distributed path divides by their number over all ranks)."""
 
-    classes: ClassVar[bool] = True   # labels are class ids: class weights, balanced sampling, a CUDA-graph step
+    classes: ClassVar[bool] = True  # labels are class ids: class weights, balanced sampling, a CUDA-graph step
 
-    def batch_sum(self, logits: torch.Tensor, labels: torch.Tensor, loss_fn: nn.CrossEntropyLoss
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_sum(
+        self, logits: torch.Tensor, labels: torch.Tensor, loss_fn: nn.CrossEntropyLoss
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
 
 class LabelLoss(TrainLoss):
     def batch_sum(self, logits, labels, loss_fn):
         labels = labels.reshape(-1)
-        total = nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels, reduction="sum",
-                                            label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
-                                            weight=class_weight(loss_fn.weight, logits))
+        total = nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]),
+            labels,
+            reduction="sum",
+            label_smoothing=loss_fn.label_smoothing,
+            ignore_index=loss_fn.ignore_index,
+            weight=class_weight(loss_fn.weight, logits),
+        )
         return total, labels
 
 

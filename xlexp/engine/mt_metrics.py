@@ -21,8 +21,9 @@ def _metric(kind: str):
     return CHRF(word_order=2) if kind == "chrf" else BLEU()
 
 
-def generation_scores(hypotheses: list[str], references: list[str], kinds: tuple[str, ...] = KINDS
-                      ) -> tuple[dict[str, float], dict[str, str]]:
+def generation_scores(
+    hypotheses: list[str], references: list[str], kinds: tuple[str, ...] = KINDS
+) -> tuple[dict[str, float], dict[str, str]]:
     """({kind: corpus score}, {kind: sacrebleu signature}) for ``kinds`` among chrf (chrF++) and bleu."""
     if len(hypotheses) != len(references):
         raise ValueError("generation_scores: as many hypotheses as references")

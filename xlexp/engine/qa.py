@@ -38,8 +38,9 @@ class QAPredictions:
         return len(self.example_ids)
 
 
-def best_span(start: np.ndarray, end: np.ndarray, offsets: np.ndarray, n_best: int = 20,
-              max_answer_length: int = 30) -> tuple[float, int, int] | None:
+def best_span(
+    start: np.ndarray, end: np.ndarray, offsets: np.ndarray, n_best: int = 20, max_answer_length: int = 30
+) -> tuple[float, int, int] | None:
     """(score, first piece, last piece) of the best valid span of one window, or None."""
     valid = offsets[:, 0] >= 0
     if not valid.any():
@@ -57,13 +58,21 @@ def best_span(start: np.ndarray, end: np.ndarray, offsets: np.ndarray, n_best: i
 
 
 @torch.inference_mode()
-def predict_answers(model, split: TokenizedSplit, batch_size: int, pad_id: int, device: torch.device,
-                    precision: str = "fp32", n_best: int = 20, max_answer_length: int = 30) -> QAPredictions:
+def predict_answers(
+    model,
+    split: TokenizedSplit,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    precision: str = "fp32",
+    n_best: int = 20,
+    max_answer_length: int = 30,
+) -> QAPredictions:
     if split.offsets is None or split.examples is None:
         raise XlexpError("predict_answers needs a QA split (windows with offsets and their examples)")
     was_training = model.training
     model.eval()
-    best: dict[int, tuple[float, int, int]] = {}   # example -> (score, start char, end char)
+    best: dict[int, tuple[float, int, int]] = {}  # example -> (score, start char, end char)
     for idx in eval_batches(split, batch_size):
         batch = collate(split, idx, pad_id)
         with autocast(device, precision):

@@ -60,8 +60,9 @@ class CheckpointKeeper:
         return self.best[key][1] if key in self.best else None
 
     def load(self, step: int, model: nn.Module) -> None:
-        _, unexpected = model.load_state_dict(torch.load(self._file(step), map_location="cpu", weights_only=True),
-                                              strict=False)
+        _, unexpected = model.load_state_dict(
+            torch.load(self._file(step), map_location="cpu", weights_only=True), strict=False
+        )
         if unexpected:
             raise RuntimeError(f"checkpoint {self._file(step)} does not match the model: {unexpected[:3]}")
 
@@ -76,7 +77,7 @@ class CheckpointKeeper:
         return self.directory / f"step-{step:07d}.pt"
 
 
-OWNER_FILE = ".owner"   # "<host> <pid>" of the run that keeps checkpoints in this folder (for people)
+OWNER_FILE = ".owner"  # "<host> <pid>" of the run that keeps checkpoints in this folder (for people)
 UNOWNED_MAX_AGE_S = 24 * 3600
 
 
@@ -99,7 +100,7 @@ def remove_orphans(root: Path) -> list[Path]:
             continue
         if not folder.is_dir():
             if folder.suffix == ".lock" and not folder.with_suffix("").exists() and lock_state(folder) == "free":
-                folder.unlink(missing_ok=True)   # a lock left beside no folder
+                folder.unlink(missing_ok=True)  # a lock left beside no folder
             continue
         state = lock_state(lock_path(folder))
         try:
@@ -115,8 +116,9 @@ def remove_orphans(root: Path) -> list[Path]:
     return removed
 
 
-def steps_by_rule(keeper: CheckpointKeeper, targets: tuple[str, ...], final_step: int,
-                  has_dev: set[str]) -> dict[int, list[tuple[str, str]]]:
+def steps_by_rule(
+    keeper: CheckpointKeeper, targets: tuple[str, ...], final_step: int, has_dev: set[str]
+) -> dict[int, list[tuple[str, str]]]:
     """step -> [(target, rule)] to test: each checkpoint is loaded once for all cells that chose it."""
     plan: dict[int, list[tuple[str, str]]] = {}
     for target in targets:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-ATTENTION = "xlexp_stacked"   # the HF attention implementation name registered below
+ATTENTION = "xlexp_stacked"  # the HF attention implementation name registered below
 
 
 def generator_after_seeding(device: torch.device) -> torch.Generator:
@@ -49,8 +49,11 @@ class DropoutPlan:
     def mask(self, shape: torch.Size, dtype: torch.dtype, device: torch.device, p: float) -> torch.Tensor:
         """(N, *shape) keep-masks scaled by 1/(1-p), zero on padding; ``shape`` is one model's padded one."""
         if device.type != "cpu":  # padded rows and positions need no zeros: they are masked and carry no loss
-            return torch.empty((len(self.rows), *shape), dtype=dtype, device=device).bernoulli_(
-                1 - p, generator=self.generators[0]).div_(1 - p)
+            return (
+                torch.empty((len(self.rows), *shape), dtype=dtype, device=device)
+                .bernoulli_(1 - p, generator=self.generators[0])
+                .div_(1 - p)
+            )
         out = torch.zeros((len(self.rows), *shape), dtype=dtype, device=device)
         for j, (gen, rows, length) in enumerate(zip(self.generators, self.rows, self.lengths)):
             if rows == 0:
@@ -106,9 +109,16 @@ class StackedDropout(nn.Dropout):
         return stacked_dropout(x, self.p, self.training)
 
 
-def stacked_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                      attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
-                      **kwargs):
+def stacked_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+):
     """HF's eager attention (BERT, XLM-R) with the stacked dropout; registered as ``xlexp_stacked``."""
     if scaling is None:
         scaling = query.size(-1) ** -0.5
@@ -120,8 +130,15 @@ def stacked_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
-def stacked_mask(batch_size: int, q_length: int, kv_length: int, attention_mask: torch.Tensor | None = None,
-                 dtype: torch.dtype = torch.float32, device=None, **kwargs) -> torch.Tensor | None:
+def stacked_mask(
+    batch_size: int,
+    q_length: int,
+    kv_length: int,
+    attention_mask: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+    **kwargs,
+) -> torch.Tensor | None:
     """The bidirectional padding mask as an additive float mask, without HF's data-dependent "no
     padding, skip the mask" test (which ``vmap`` cannot trace)."""
     if attention_mask is None:

@@ -69,22 +69,33 @@ log = logging.getLogger(__name__)
 SETTING = "trainer.sources_together"
 
 
-def check_supported(opt: OptimizerSettings, compile: bool | str, spans: bool, lora: bool,
-                    gradient_checkpointing: bool, distributed: bool) -> None:
+def check_supported(
+    opt: OptimizerSettings,
+    compile: bool | str,
+    spans: bool,
+    lora: bool,
+    gradient_checkpointing: bool,
+    distributed: bool,
+) -> None:
     """The combinations the stacked trainer does not do, as one line each (before any training)."""
     if opt.name != "adamw":
-        raise XlexpError(f"{SETTING}>1 trains with a stacked AdamW; optimizer={opt.name} is not stacked: "
-                         f"use optimizer=adamw or {SETTING}=1")
+        raise XlexpError(
+            f"{SETTING}>1 trains with a stacked AdamW; optimizer={opt.name} is not stacked: "
+            f"use optimizer=adamw or {SETTING}=1"
+        )
     if compile:
-        raise XlexpError(f"{SETTING}>1 does not combine with trainer.compile={compile} yet: "
-                         f"set trainer.compile=false or {SETTING}=1")
+        raise XlexpError(
+            f"{SETTING}>1 does not combine with trainer.compile={compile} yet: set trainer.compile=false or {SETTING}=1"
+        )
     if spans:
         raise XlexpError(f"{SETTING}>1 trains sentence and token classifiers; span (QA) tasks: {SETTING}=1")
     if lora:
         raise XlexpError(f"{SETTING}>1 does not stack LoRA adapters yet: use model.peft=null or {SETTING}=1")
     if gradient_checkpointing:
-        raise XlexpError(f"{SETTING}>1 does not combine with model.gradient_checkpointing (the recomputed "
-                         f"forward would draw dropout again): set it to false or {SETTING}=1")
+        raise XlexpError(
+            f"{SETTING}>1 does not combine with model.gradient_checkpointing (the recomputed "
+            f"forward would draw dropout again): set it to false or {SETTING}=1"
+        )
     if distributed:
         raise XlexpError(f"{SETTING}>1 runs in one process; under torchrun use {SETTING}=1")
 
@@ -129,8 +140,10 @@ class StackedModels:
         if members == list(range(self.n)):
             return self.params, self.buffers
         idx = torch.tensor(members, device=next(iter(self.params.values())).device)
-        return ({k: v.index_select(0, idx) for k, v in self.params.items()},
-                {k: v.index_select(0, idx) for k, v in self.buffers.items()})
+        return (
+            {k: v.index_select(0, idx) for k, v in self.params.items()},
+            {k: v.index_select(0, idx) for k, v in self.buffers.items()},
+        )
 
     def forward(self, members: list[int], ids: torch.Tensor, mask: torch.Tensor, shared: bool = False) -> torch.Tensor:
         params, buffers = self._state(members)
@@ -186,8 +199,10 @@ class StackedAdamW:
         self.b1, self.b2 = (float(b) for b in opt.betas)
         self.eps, self.wd = float(opt.eps), float(opt.weight_decay)
         # no weight decay on biases and LayerNorm weights: a model's tensor has one dimension fewer
-        self.groups = [([k for k in self.names if stack.params[k].ndim - 1 >= 2], self.wd),
-                       ([k for k in self.names if stack.params[k].ndim - 1 < 2], 0.0)]
+        self.groups = [
+            ([k for k in self.names if stack.params[k].ndim - 1 >= 2], self.wd),
+            ([k for k in self.names if stack.params[k].ndim - 1 < 2], 0.0),
+        ]
         self.m = {k: torch.zeros_like(stack.params[k]) for k in self.names}
         self.v = {k: torch.zeros_like(stack.params[k]) for k in self.names}
         device = next(iter(stack.params.values())).device
@@ -220,10 +235,21 @@ class StackedAdamW:
                 if not names:
                     continue
                 params = [self.stack.params[k][i] for k in names]
-                torch._fused_adamw_(params, [self.stack.params[k].grad[i] for k in names],
-                                    [self.m[k][i] for k in names], [self.v[k][i] for k in names], [],
-                                    [self.step_t[i]] * len(names), lr=float(lr), beta1=self.b1, beta2=self.b2,
-                                    weight_decay=wd, eps=self.eps, amsgrad=False, maximize=False)
+                torch._fused_adamw_(
+                    params,
+                    [self.stack.params[k].grad[i] for k in names],
+                    [self.m[k][i] for k in names],
+                    [self.v[k][i] for k in names],
+                    [],
+                    [self.step_t[i]] * len(names),
+                    lr=float(lr),
+                    beta1=self.b1,
+                    beta2=self.b2,
+                    weight_decay=wd,
+                    eps=self.eps,
+                    amsgrad=False,
+                    maximize=False,
+                )
 
     def zero_grad(self) -> None:
         for k in self.names:
@@ -285,9 +311,15 @@ def model_sizes(model: nn.Module) -> set[int]:
     return sizes
 
 
-def train_together(stack: StackedModels, members: list[Member], opt: OptimizerSettings, pad_id: int,
-                   device: torch.device, on_eval: Callable[[int, list[int]], None] | None, sizes: set[int]
-                   ) -> StackResult:
+def train_together(
+    stack: StackedModels,
+    members: list[Member],
+    opt: OptimizerSettings,
+    pad_id: int,
+    device: torch.device,
+    on_eval: Callable[[int, list[int]], None] | None,
+    sizes: set[int],
+) -> StackResult:
     """Train the stack's models, each as :func:`xlexp.engine.loop.train` trains it alone.
     ``on_eval(step, members_due)`` runs at a step where some members evaluate (every ``eval_every``
     of their steps or each epoch end, and their last step); the stack is in eval mode meanwhile."""
@@ -323,7 +355,8 @@ def train_together(stack: StackedModels, members: list[Member], opt: OptimizerSe
                 raise NonFiniteLoss(
                     f"non-finite training loss at step {step} of source {members[i].name} (lr {lrs[i]:.2e}): training "
                     f"diverged; lower optimizer.lr, set optimizer.grad_clip=1.0 or warmup (optimizer.warmup_ratio=0.1), "
-                    f"or try trainer.precision=fp32")
+                    f"or try trainer.precision=fp32"
+                )
             members[i].losses.append(value)
             if members[i].on_step:
                 members[i].on_step(step, value, lrs[i])
@@ -352,9 +385,13 @@ def train_together(stack: StackedModels, members: list[Member], opt: OptimizerSe
             for k, i in enumerate(due):
                 lg = logits[k].float()
                 loss = nn.functional.cross_entropy(
-                    lg.reshape(-1, lg.shape[-1]), labels[k].reshape(-1), reduction="sum",
-                    label_smoothing=loss_fn.label_smoothing, ignore_index=loss_fn.ignore_index,
-                    weight=class_weight(members[i].weight, lg)) / max(counts[i], 1)
+                    lg.reshape(-1, lg.shape[-1]),
+                    labels[k].reshape(-1),
+                    reduction="sum",
+                    label_smoothing=loss_fn.label_smoothing,
+                    ignore_index=loss_fn.ignore_index,
+                    weight=class_weight(members[i].weight, lg),
+                ) / max(counts[i], 1)
                 total = total + loss
                 step_losses[i] += loss.detach()
             total.backward()
@@ -373,8 +410,10 @@ def train_together(stack: StackedModels, members: list[Member], opt: OptimizerSe
             stack.train()
     report()
     stack.eval()
-    return StackResult([m.total for m in members],
-                       [float(np.mean(m.losses[-m.steps_per_epoch:])) if m.losses else float("nan") for m in members])
+    return StackResult(
+        [m.total for m in members],
+        [float(np.mean(m.losses[-m.steps_per_epoch :])) if m.losses else float("nan") for m in members],
+    )
 
 
 def _stack_batches(batches: list[dict], rows: int, width: int, pad_id: int):
@@ -396,8 +435,15 @@ def _stack_batches(batches: list[dict], rows: int, width: int, pad_id: int):
 
 
 @torch.inference_mode()
-def predict_together(stack: StackedModels, members: list[int], split: TokenizedSplit, batch_size: int, pad_id: int,
-                     device: torch.device, precision: str = "fp32") -> list:
+def predict_together(
+    stack: StackedModels,
+    members: list[int],
+    split: TokenizedSplit,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    precision: str = "fp32",
+) -> list:
     """:func:`xlexp.engine.inference.predict` for several models of the stack at once: one pass over the
     split, each batch run by every member (the inputs are shared, not copied)."""
     stack.eval()
@@ -406,8 +452,9 @@ def predict_together(stack: StackedModels, members: list[int], split: TokenizedS
     for idx in eval_batches(split, batch_size):
         batch = collate(split, idx, pad_id)
         with autocast(device, precision):
-            logits = stack.forward(members, batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                                   shared=True)
+            logits = stack.forward(
+                members, batch["input_ids"].to(device), batch["attention_mask"].to(device), shared=True
+            )
         best = logits.argmax(-1).cpu().numpy()
         if token_level:
             labels = batch["labels"].numpy()

@@ -46,8 +46,13 @@ def tokenizer_for(s: Settings, spec: TaskSpec, plan: Plan):
     model: ClassicalSettings = s.model
     if model.features != "subword":
         return None
-    return subword_tokenizer(model, s.paths.cache_dir, s.seed, plan.languages,
-                             lambda: training_texts(spec, plan, s.paths.data_dir, s.data.source))
+    return subword_tokenizer(
+        model,
+        s.paths.cache_dir,
+        s.seed,
+        plan.languages,
+        lambda: training_texts(spec, plan, s.paths.data_dir, s.data.source),
+    )
 
 
 def prepare(s: Settings, spec: TaskSpec, plan: Plan) -> str:
@@ -63,9 +68,15 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -
     s, spec = ctx.settings, ctx.spec
     started = time.perf_counter()
     tokenizer = tokenizer_for(s, spec, ctx.plan)
-    if len(unit.train_languages) > 1 and isinstance(s.regime, MultiSourceSettings) and s.regime.sampling != "proportional":
-        log.warning("classical models fit on the union of the sources' train splits: regime.sampling=%s is ignored",
-                    s.regime.sampling)
+    if (
+        len(unit.train_languages) > 1
+        and isinstance(s.regime, MultiSourceSettings)
+        and s.regime.sampling != "proportional"
+    ):
+        log.warning(
+            "classical models fit on the union of the sources' train splits: regime.sampling=%s is ignored",
+            s.regime.sampling,
+        )
     features = Featurizer(s.model, tokenizer)
     train = [ex for lang in unit.train_languages for ex in _examples(ctx, lang, "train", unit.seed)[0]]
     X = features.fit_transform(train)
@@ -88,7 +99,9 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -
         dev, _, dev_metrics[lang] = score(lang, "dev")
         out.add(lang, "dev", dev_metrics[lang], len(dev), "eval", n_iter)
     dev_scores = {lang: m[primary] for lang, m in dev_metrics.items()}
-    ctx.tracker.log_metrics({f"dev/{lang}/{name}": v for lang, m in dev_metrics.items() for name, v in m.items()}, n_iter)
+    ctx.tracker.log_metrics(
+        {f"dev/{lang}/{name}": v for lang, m in dev_metrics.items() for name, v in m.items()}, n_iter
+    )
     if ctx.hooks.on_eval:  # one evaluation per unit (sweeps over the classical knobs see it as their objective)
         ctx.hooks.on_eval(unit, n_iter, dev_metrics)
     rules = list(dict.fromkeys(("last", s.regime.selection)))
@@ -99,8 +112,17 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -
             out.add_test(target, test, preds, metrics, rule, n_iter)
         tests.append(metrics[primary])
     source_dev = np.mean([dev_scores[lang] for lang in unit.select_languages]) if unit.select_languages else np.nan
-    log.info("classical %s (seed %d): %d train examples, %d features, %d iterations%s; dev %s %.4f; test %s %s in %.1fs",
-             unit.source, unit.seed, len(train), X.shape[1], n_iter, " (not converged)" if problems else "",
-             primary, source_dev, primary,
-             f"{tests[0]:.4f}" if len(tests) == 1 else f"mean {np.mean(tests):.4f} over {len(tests)} targets",
-             time.perf_counter() - started)
+    log.info(
+        "classical %s (seed %d): %d train examples, %d features, %d iterations%s; dev %s %.4f; test %s %s in %.1fs",
+        unit.source,
+        unit.seed,
+        len(train),
+        X.shape[1],
+        n_iter,
+        " (not converged)" if problems else "",
+        primary,
+        source_dev,
+        primary,
+        f"{tests[0]:.4f}" if len(tests) == 1 else f"mean {np.mean(tests):.4f} over {len(tests)} targets",
+        time.perf_counter() - started,
+    )

@@ -82,7 +82,7 @@ class RunContext:
     settings: Settings
     spec: TaskSpec
     plan: Plan
-    cache: TokenCache | None    # None for classical (scikit-learn) models, which need no tokenizer
+    cache: TokenCache | None  # None for classical (scikit-learn) models, which need no tokenizer
     model_path: str
     device: torch.device
     precision: str
@@ -90,7 +90,7 @@ class RunContext:
     config_hash: str
     tracker: Tracker
     hooks: RunHooks = field(default_factory=RunHooks)
-    trim: VocabTrim | None = None   # model.trim_vocab: the kept ids (the cache serves renumbered splits)
+    trim: VocabTrim | None = None  # model.trim_vocab: the kept ids (the cache serves renumbered splits)
     progress: object = None
     model_info: dict = field(default_factory=dict)  # parameter counts of the last model built, for the records
 
@@ -133,10 +133,16 @@ class RunContext:
     def train_settings(self, seed: int, epochs: int | None = None, batch_size: int | None = None) -> TrainSettings:
         s = self.settings
         return TrainSettings(
-            epochs=epochs or s.trainer.epochs, batch_size=batch_size or s.data.batch_size,
-            eval_batch_size=s.data.eval_batch_size, group_by_length=s.data.group_by_length,
-            eval_every=s.trainer.eval_every, precision=self.precision, seed=seed,
-            grad_accum_steps=s.trainer.grad_accum_steps, compile=s.trainer.compile, sampling=s.data.sampling,
+            epochs=epochs or s.trainer.epochs,
+            batch_size=batch_size or s.data.batch_size,
+            eval_batch_size=s.data.eval_batch_size,
+            group_by_length=s.data.group_by_length,
+            eval_every=s.trainer.eval_every,
+            precision=self.precision,
+            seed=seed,
+            grad_accum_steps=s.trainer.grad_accum_steps,
+            compile=s.trainer.compile,
+            sampling=s.data.sampling,
         )
 
     def split(self, lang: str, name: str, seed: int) -> TokenizedSplit:
@@ -146,8 +152,9 @@ class RunContext:
 
     def score(self, model, split: TokenizedSplit) -> tuple[np.ndarray, dict[str, float]]:
         """Decode ``split`` with ``model`` and score it, as the task kind does."""
-        return self.kind.score(model, split, self.spec, self.settings.data.eval_batch_size, self.pad_id, self.device,
-                               self.precision)
+        return self.kind.score(
+            model, split, self.spec, self.settings.data.eval_batch_size, self.pad_id, self.device, self.precision
+        )
 
     def metrics(self, preds, split: TokenizedSplit) -> dict[str, float]:
         """The task's metrics of ``preds`` (``score`` and the stacked trainer)."""
@@ -163,29 +170,69 @@ class UnitOutput:
     records: list[Record] = field(default_factory=list)
     predictions: list[pd.DataFrame] = field(default_factory=list)
 
-    def add(self, target: str, split: str, metrics: dict[str, float], n: int, selection: str, step: int | None,
-            k: int | None = None, shot_set: int | None = None, n_labels: int | None = None) -> None:
+    def add(
+        self,
+        target: str,
+        split: str,
+        metrics: dict[str, float],
+        n: int,
+        selection: str,
+        step: int | None,
+        k: int | None = None,
+        shot_set: int | None = None,
+        n_labels: int | None = None,
+    ) -> None:
         """One record per metric; ``n_labels`` (sentence tasks) goes on the macro-F1 record only."""
         ctx, s = self.ctx, self.ctx.settings
         for metric, value in metrics.items():
-            self.records.append(Record(
-                experiment=s.experiment, run_id=ctx.run_id, model=s.model.name, task=ctx.spec.name,
-                regime=s.regime.name, source=self.unit.source, target=target,
-                target_tag=ctx.spec.tags.get(target) or normalize_tag(target),
-                split=split, metric=metric, value=value, n_examples=n, seed=self.unit.seed, selection=selection,
-                config_hash=ctx.config_hash, git_commit=git_commit(), timestamp=now_iso(), k=k,
-                shot_set=shot_set, step=step, finetune=s.model.finetune, precision=ctx.precision, family=s.model.family,
-                n_labels=n_labels if metric == "macro_f1" else None, primary_metric=ctx.spec.primary_metric,
-                **ctx.model_info, **ctx.hooks.tags,
-            ))
+            self.records.append(
+                Record(
+                    experiment=s.experiment,
+                    run_id=ctx.run_id,
+                    model=s.model.name,
+                    task=ctx.spec.name,
+                    regime=s.regime.name,
+                    source=self.unit.source,
+                    target=target,
+                    target_tag=ctx.spec.tags.get(target) or normalize_tag(target),
+                    split=split,
+                    metric=metric,
+                    value=value,
+                    n_examples=n,
+                    seed=self.unit.seed,
+                    selection=selection,
+                    config_hash=ctx.config_hash,
+                    git_commit=git_commit(),
+                    timestamp=now_iso(),
+                    k=k,
+                    shot_set=shot_set,
+                    step=step,
+                    finetune=s.model.finetune,
+                    precision=ctx.precision,
+                    family=s.model.family,
+                    n_labels=n_labels if metric == "macro_f1" else None,
+                    primary_metric=ctx.spec.primary_metric,
+                    **ctx.model_info,
+                    **ctx.hooks.tags,
+                )
+            )
 
     def stamp_peak_memory(self) -> None:
         """Peak memory of the run so far, on every record of this unit (known only at its end)."""
         mb = round(peak_memory_mb(self.ctx.device), 1)
         self.records = [replace(r, peak_memory_mb=mb) for r in self.records]
 
-    def add_test(self, target: str, test: TokenizedSplit, preds: np.ndarray, metrics: dict[str, float],
-                 selection: str, step: int | None, k: int | None = None, shot_set: int | None = None) -> None:
+    def add_test(
+        self,
+        target: str,
+        test: TokenizedSplit,
+        preds: np.ndarray,
+        metrics: dict[str, float],
+        selection: str,
+        step: int | None,
+        k: int | None = None,
+        shot_set: int | None = None,
+    ) -> None:
         kind = self.ctx.kind
         n_labels = None
         if "macro_f1" in metrics and (counts := kind.label_counts(test, preds)) is not None:
@@ -194,11 +241,22 @@ class UnitOutput:
         self.add(target, "test", metrics, kind.n_examples(test), selection, step, k, shot_set, n_labels)
         columns = kind.prediction_columns(test, preds)
         if columns is not None:
-            self.predictions.append(pd.DataFrame({
-                "experiment": self.ctx.settings.experiment, "run_id": self.ctx.run_id, "source": self.unit.source,
-                "target": target, "split": "test", "selection": selection, "seed": self.unit.seed, "k": k,
-                "shot_set": shot_set, **columns,
-            }))
+            self.predictions.append(
+                pd.DataFrame(
+                    {
+                        "experiment": self.ctx.settings.experiment,
+                        "run_id": self.ctx.run_id,
+                        "source": self.unit.source,
+                        "target": target,
+                        "split": "test",
+                        "selection": selection,
+                        "seed": self.unit.seed,
+                        "k": k,
+                        "shot_set": shot_set,
+                        **columns,
+                    }
+                )
+            )
 
 
 _warned_labels: set[tuple[str, str]] = set()
@@ -210,6 +268,10 @@ def _warn_missing_labels(ctx: RunContext, target: str, in_gold: int) -> None:
     total = len(ctx.spec.labels)
     if in_gold < total and (ctx.run_id, target) not in _warned_labels:
         _warned_labels.add((ctx.run_id, target))
-        log.warning("target %s: its test gold has %d of the task's %d labels; macro-F1 averages over the labels "
-                    "present in its gold or predictions (n_labels on each record; docs/metrics.md)", target, in_gold,
-                    total)
+        log.warning(
+            "target %s: its test gold has %d of the task's %d labels; macro-F1 averages over the labels "
+            "present in its gold or predictions (n_labels on each record; docs/metrics.md)",
+            target,
+            in_gold,
+            total,
+        )

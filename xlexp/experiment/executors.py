@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 UnitExecutor = Callable[["RunContext", "TrainingUnit", int, "UnitOutput"], None]
 
 _EXECUTORS: dict[str, UnitExecutor] = {
-    "classical": classical.run_unit, "generation": generation.run_unit, "retrieval": retrieval.run_unit,
+    "classical": classical.run_unit,
+    "generation": generation.run_unit,
+    "retrieval": retrieval.run_unit,
 }
-_FAMILIES: dict[str, str] = {"classical": "classical"}   # model.family -> the executor that runs all its units
+_FAMILIES: dict[str, str] = {"classical": "classical"}  # model.family -> the executor that runs all its units
 
 
 def register(name: str, run_unit: UnitExecutor, family: str | None = None) -> None:

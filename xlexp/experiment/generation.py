@@ -86,8 +86,10 @@ class Codec:
 
     def code(self, lang: str) -> str:
         if lang not in self.codes:
-            raise XlexpError(f"model '{self.model_cfg.name}': model.lang_codes has no entry for language '{lang}'; "
-                             f"add it, e.g. model.lang_codes.{lang}=<the model's code>")
+            raise XlexpError(
+                f"model '{self.model_cfg.name}': model.lang_codes has no entry for language '{lang}'; "
+                f"add it, e.g. model.lang_codes.{lang}=<the model's code>"
+            )
         return self.codes[lang]
 
     def source_text(self, p: Pair) -> str:
@@ -120,8 +122,10 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -
     s, spec = ctx.settings, ctx.spec
     # the model family (seq2seq or decoder) is checked with the settings (TaskKind.families)
     if ctx.trim is not None:
-        raise XlexpError("model.trim_vocab=true with a generation task: the output vocabulary would shrink to the "
-                         "data's tokens; set model.trim_vocab=false")
+        raise XlexpError(
+            "model.trim_vocab=true with a generation task: the output vocabulary would shrink to the "
+            "data's tokens; set model.trim_vocab=false"
+        )
     check_directions(spec)
     holder = finetune.prepare(_Holder(load_language_model(s.model, ctx.model_path)), s.model)
     model = holder.encoder.to(ctx.device)
@@ -129,18 +133,28 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -
     ctx.model_info = {"params": total, "trainable_params": trainable}
     codec = Codec(ctx)
     d = s.data
-    train_pairs = [p for lang in unit.train_languages for direction in spec.options["train_directions"]
-                   for p in pairs_of(ctx, lang, "train", direction, d.max_train_examples, unit.seed)]
-    dev_pairs = {(lang, direction): pairs_of(ctx, lang, "dev", direction, d.max_eval_examples, unit.seed)
-                 for lang in unit.select_languages for direction in spec.options["train_directions"]}
+    train_pairs = [
+        p
+        for lang in unit.train_languages
+        for direction in spec.options["train_directions"]
+        for p in pairs_of(ctx, lang, "train", direction, d.max_train_examples, unit.seed)
+    ]
+    dev_pairs = {
+        (lang, direction): pairs_of(ctx, lang, "dev", direction, d.max_eval_examples, unit.seed)
+        for lang in unit.select_languages
+        for direction in spec.options["train_directions"]
+    }
     keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-{index:04d}{distributed.rank_suffix()}")
     try:
+
         def on_eval(step: int) -> None:
             chrfs = []
             for (lang, direction), pairs in dev_pairs.items():
                 scores, sigs = _score(ctx, model, codec, pairs)
                 chrfs.append(scores["chrf"])
-                add_scores(out, lang, "dev", {f"{k}_{direction}": v for k, v in scores.items()}, len(pairs), "eval", step, sigs)
+                add_scores(
+                    out, lang, "dev", {f"{k}_{direction}": v for k, v in scores.items()}, len(pairs), "eval", step, sigs
+                )
             keeper.observe(step, {"source_dev": float(np.mean(chrfs))}, model)
             log.info("step %d: source dev chrF++ %.2f", step, float(np.mean(chrfs)))
 
@@ -158,19 +172,36 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -
                     scores, sigs = _score(ctx, model, codec, pairs)
                     wanted = {f"{k}_{direction}": v for k, v in scores.items() if f"{k}_{direction}" in spec.metrics}
                     add_scores(out, target, "test", wanted, len(pairs), rule, step, sigs)
-            log.info("%s -> %d target(s), rule %s (step %d): %s", unit.source, len(unit.targets), rule, step,
-                     ", ".join(f"{r.target} {r.metric} {r.value:.1f}" for r in out.records[-4:]))
+            log.info(
+                "%s -> %d target(s), rule %s (step %d): %s",
+                unit.source,
+                len(unit.targets),
+                rule,
+                step,
+                ", ".join(f"{r.target} {r.metric} {r.value:.1f}" for r in out.records[-4:]),
+            )
     finally:
         keeper.cleanup()
 
 
-def add_scores(out: UnitOutput, lang: str, split: str, metrics: dict[str, float], n: int, selection: str,
-               step: int | None, signatures: dict[str, str], k: int | None = None, shot_set: int | None = None) -> None:
+def add_scores(
+    out: UnitOutput,
+    lang: str,
+    split: str,
+    metrics: dict[str, float],
+    n: int,
+    selection: str,
+    step: int | None,
+    signatures: dict[str, str],
+    k: int | None = None,
+    shot_set: int | None = None,
+) -> None:
     """Records of generation metrics, each with its sacrebleu signature."""
     start = len(out.records)
     out.add(lang, split, metrics, n, selection, step, k=k, shot_set=shot_set)
-    out.records[start:] = [replace(r, metric_signature=signatures.get(r.metric.split("_", 1)[0]))
-                           for r in out.records[start:]]
+    out.records[start:] = [
+        replace(r, metric_signature=signatures.get(r.metric.split("_", 1)[0])) for r in out.records[start:]
+    ]
 
 
 def _score(ctx: RunContext, model, codec: Codec, pairs: list[Pair]) -> tuple[dict[str, float], dict[str, str]]:
@@ -183,9 +214,19 @@ def _score(ctx: RunContext, model, codec: Codec, pairs: list[Pair]) -> tuple[dic
     for idx in groups.values():
         first = pairs[idx[0]]
         sources = [codec.source_text(pairs[i]) for i in idx]
-        outs = generate(model, codec.tokenizer, sources, s.data.eval_batch_size, ctx.device, ctx.precision,
-                        int(s.data.max_length), int(s.model.max_new_tokens), int(s.model.num_beams),
-                        stop=None, forced_bos_token_id=codec.forced_bos(first))
+        outs = generate(
+            model,
+            codec.tokenizer,
+            sources,
+            s.data.eval_batch_size,
+            ctx.device,
+            ctx.precision,
+            int(s.data.max_length),
+            int(s.model.max_new_tokens),
+            int(s.model.num_beams),
+            stop=None,
+            forced_bos_token_id=codec.forced_bos(first),
+        )
         for i, h in zip(idx, outs):
             hyps[i] = h
     return generation_scores(hyps, [p.target for p in pairs])
@@ -210,7 +251,7 @@ def _train(ctx: RunContext, model, codec: Codec, pairs: list[Pair], seed: int, o
     for _ in range(s.trainer.epochs):
         order = rng.permutation(len(encoded))
         for start in range(0, len(order), bs):
-            batch = [encoded[i] for i in order[start:start + bs]]
+            batch = [encoded[i] for i in order[start : start + bs]]
             loss = _loss(model, batch, pad, ctx.device, ctx.precision)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"non-finite training loss at step {step + 1}")
@@ -243,6 +284,7 @@ def _loss(model, batch: list[tuple[list[int], list[int]]], pad: int, device, pre
     # seq2seq: labels are the target (the model shifts them into decoder inputs); decoder: labels are
     # aligned with input_ids, -100 on the source (the model shifts them for next-token prediction)
     with autocast(device, precision):
-        res = model(input_ids=to_device(ids, device), attention_mask=to_device(mask, device),
-                    labels=to_device(labels, device))
+        res = model(
+            input_ids=to_device(ids, device), attention_mask=to_device(mask, device), labels=to_device(labels, device)
+        )
     return res.loss.float()

@@ -30,11 +30,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainingUnit:
-    source: str                         # row name in the matrix ('eng', or 'eng+ind+jav')
+    source: str  # row name in the matrix ('eng', or 'eng+ind+jav')
     train_languages: tuple[str, ...]
-    select_languages: tuple[str, ...]   # whose dev splits pick the source_dev checkpoint
+    select_languages: tuple[str, ...]  # whose dev splits pick the source_dev checkpoint
     targets: tuple[str, ...]
-    dev_targets: tuple[str, ...]        # targets whose dev split is evaluated (target_dev rule)
+    dev_targets: tuple[str, ...]  # targets whose dev split is evaluated (target_dev rule)
     seed: int
 
 
@@ -45,8 +45,14 @@ class UnitSource(Protocol):
     takes_sources: bool
     own_executor: bool
 
-    def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
-              watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]: ...
+    def units(
+        self,
+        settings: RegimeSettings,
+        sources: tuple[str, ...] | None,
+        targets: tuple[str, ...],
+        watch: tuple[str, ...],
+        seeds: tuple[int, ...],
+    ) -> list[TrainingUnit]: ...
 
     def needs(self, unit: TrainingUnit, settings: RegimeSettings) -> dict[tuple[str, str], str]: ...
 
@@ -85,7 +91,9 @@ def expand_languages(value, spec: TaskSpec, role: str) -> tuple[str, ...]:
     return codes
 
 
-def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Path, data_source: str) -> tuple[str, ...]:
+def _dev_targets(
+    setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Path, data_source: str
+) -> tuple[str, ...]:
     """``all`` -> targets that have a dev split; ``auto`` -> all of them up to AUTO_DEV_TARGETS
     (watching 205 dev sets at every evaluation would cost more than training); ``none`` -> ();
     a list -> validated subset."""
@@ -94,12 +102,17 @@ def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Pa
     if setting in ("all", "auto"):
         with_dev = tuple(t for t in targets if spec.has_split(t, "dev", data_dir, data_source))
         if len(with_dev) < len(targets):
-            log.info("target(s) %s have no dev split: no target_dev rule for them (source_dev and last only)",
-                     [t for t in targets if t not in with_dev])
+            log.info(
+                "target(s) %s have no dev split: no target_dev rule for them (source_dev and last only)",
+                [t for t in targets if t not in with_dev],
+            )
         if setting == "auto" and len(with_dev) > AUTO_DEV_TARGETS:
-            log.info("regime.dev_targets=auto: %d targets have dev splits, more than %d, so target dev splits are "
-                     "not watched (no target_dev rule); set regime.dev_targets=all or a list to watch them",
-                     len(with_dev), AUTO_DEV_TARGETS)
+            log.info(
+                "regime.dev_targets=auto: %d targets have dev splits, more than %d, so target dev splits are "
+                "not watched (no target_dev rule); set regime.dev_targets=all or a list to watch them",
+                len(with_dev),
+                AUTO_DEV_TARGETS,
+            )
             return ()
         return with_dev
     chosen = expand_languages(setting, spec, "dev_targets")
@@ -109,8 +122,16 @@ def _dev_targets(setting, targets: tuple[str, ...], spec: TaskSpec, data_dir: Pa
     return chosen
 
 
-def make_plan(regime: UnitSource, settings: RegimeSettings, sources, targets, spec: TaskSpec, data_dir: Path,
-              data_source: str = "auto", seeds: tuple[int, ...] = (42,)) -> Plan:
+def make_plan(
+    regime: UnitSource,
+    settings: RegimeSettings,
+    sources,
+    targets,
+    spec: TaskSpec,
+    data_dir: Path,
+    data_source: str = "auto",
+    seeds: tuple[int, ...] = (42,),
+) -> Plan:
     """The units of ``regime`` for these languages and seeds, checked against the data on disk."""
     tgt = expand_languages(targets, spec, "targets")
     if targets == "all":  # languages that by the task's own layout have no test split are sources only (QA)
@@ -121,8 +142,10 @@ def make_plan(regime: UnitSource, settings: RegimeSettings, sources, targets, sp
     watch = _dev_targets(settings.dev_targets, tgt, spec, data_dir, data_source)
     if not spec.trains:  # retrieval: nothing to train; one row named by the pivot language
         if regime.name != "zero_shot" and not regime.own_executor:
-            raise XlexpError(f"task '{spec.name}' is a {spec.type} task (no training): use regime=zero_shot "
-                             f"(or regime=probe on retrieval tasks: MTEB's bitext mining)")
+            raise XlexpError(
+                f"task '{spec.name}' is a {spec.type} task (no training): use regime=zero_shot "
+                f"(or regime=probe on retrieval tasks: MTEB's bitext mining)"
+            )
         src = (spec.pivot or "eng",)
         units = [TrainingUnit(src[0], (), (), tgt, (), seed) for seed in seeds[:1]]
     else:
@@ -134,7 +157,9 @@ def make_plan(regime: UnitSource, settings: RegimeSettings, sources, targets, sp
     return plan
 
 
-def _needs(units: list[TrainingUnit], regime: UnitSource | None, settings: RegimeSettings) -> dict[tuple[str, str], str]:
+def _needs(
+    units: list[TrainingUnit], regime: UnitSource | None, settings: RegimeSettings
+) -> dict[tuple[str, str], str]:
     needs: dict[tuple[str, str], str] = {}
     for unit in units:
         for lang in unit.train_languages:

@@ -84,15 +84,22 @@ class Resume:
         if not s.rerun and not sweep_trial:
             found = distributed.broadcast_object(ledger.committed_units(s.paths.results_dir, set(keys)))
             out.done = {i: found[k] for i, k in enumerate(keys) if k in found}
-        out.entries = [ledger.UnitEntry(s.experiment, k, u.source, u.seed, list(u.targets))
-                       for k, u in zip(keys, plan.units)]
+        out.entries = [
+            ledger.UnitEntry(s.experiment, k, u.source, u.seed, list(u.targets)) for k, u in zip(keys, plan.units)
+        ]
         if out.keep_ledger:
             ledger.plan_units(s.paths.results_dir, [e for i, e in enumerate(out.entries) if i not in out.done])
         n = len(plan.units)
         for i, (path, _) in sorted(out.done.items()):
             u = plan.units[i]
-            log.info("skip unit %d/%d (source %s, seed %d): its records are in the store (%s); rerun=true trains it "
-                     "again", i + 1, n, u.source, u.seed, path.name)
+            log.info(
+                "skip unit %d/%d (source %s, seed %d): its records are in the store (%s); rerun=true trains it again",
+                i + 1,
+                n,
+                u.source,
+                u.seed,
+                path.name,
+            )
         if out.done:
             log.info("resume: %d of %d unit(s) complete in the store, %d to train", len(out.done), n, n - len(out.done))
         return out
@@ -124,23 +131,48 @@ class Resume:
         try:
             claimed = lock.acquire()
         except OSError as e:  # a folder or an unreadable file where the claim belongs
-            raise XlexpError(f"cannot claim unit {index + 1} at {lock.path}: {e.strerror or e} (remove it; claims are "
-                             f"lock files that xlexp makes and removes)") from None
+            raise XlexpError(
+                f"cannot claim unit {index + 1} at {lock.path}: {e.strerror or e} (remove it; claims are "
+                f"lock files that xlexp makes and removes)"
+            ) from None
         if not claimed:
             _, host, pid = ledger.claim_holder(results, key)
             if not wait:
-                log.info("unit %d/%d (source %s, seed %d): another run trains it now (host %s, pid %s; %s); the other "
-                         "units first", index + 1, len(self.plan.units), u.source, u.seed, host, pid, lock.path)
+                log.info(
+                    "unit %d/%d (source %s, seed %d): another run trains it now (host %s, pid %s; %s); the other "
+                    "units first",
+                    index + 1,
+                    len(self.plan.units),
+                    u.source,
+                    u.seed,
+                    host,
+                    pid,
+                    lock.path,
+                )
                 return "busy"
-            log.info("unit %d/%d (source %s, seed %d): another run trains it (host %s, pid %s); waiting for it "
-                     "instead of training it twice", index + 1, len(self.plan.units), u.source, u.seed, host, pid)
+            log.info(
+                "unit %d/%d (source %s, seed %d): another run trains it (host %s, pid %s); waiting for it "
+                "instead of training it twice",
+                index + 1,
+                len(self.plan.units),
+                u.source,
+                u.seed,
+                host,
+                pid,
+            )
             lock.acquire(block=True)
         found = ledger.committed_units(results, {key})
         if key in found and found[key][0].name not in self.existing:  # another run finished it meanwhile
             lock.release()
             self.done[index] = found[key]
-            log.info("skip unit %d/%d (source %s, seed %d): another run finished it meanwhile (%s)", index + 1,
-                     len(self.plan.units), u.source, u.seed, found[key][0].name)
+            log.info(
+                "skip unit %d/%d (source %s, seed %d): another run finished it meanwhile (%s)",
+                index + 1,
+                len(self.plan.units),
+                u.source,
+                u.seed,
+                found[key][0].name,
+            )
             return "done"
         return "train"
 
@@ -151,13 +183,27 @@ class Resume:
 
     def started(self, index: int, run_id: str) -> None:
         if self.keep_ledger:
-            ledger.mark(self.settings.paths.results_dir, self.entries[index], "running", host=ledger.this_host(),
-                        pid=os.getpid(), run_id=run_id, started=time.time(), error=None, elapsed_s=None)
+            ledger.mark(
+                self.settings.paths.results_dir,
+                self.entries[index],
+                "running",
+                host=ledger.this_host(),
+                pid=os.getpid(),
+                run_id=run_id,
+                started=time.time(),
+                error=None,
+                elapsed_s=None,
+            )
 
     def done_unit(self, index: int, elapsed_s: float, records_file: Path) -> None:
         if self.keep_ledger:
-            ledger.mark(self.settings.paths.results_dir, self.entries[index], "done", elapsed_s=round(elapsed_s, 2),
-                        records_file=Path(records_file).name)
+            ledger.mark(
+                self.settings.paths.results_dir,
+                self.entries[index],
+                "done",
+                elapsed_s=round(elapsed_s, 2),
+                records_file=Path(records_file).name,
+            )
 
     def failed(self, index: int, error: BaseException, elapsed_s: float) -> None:
         if self.keep_ledger:
@@ -166,5 +212,10 @@ class Resume:
                 text = traceback.format_exception_only(type(error), error)[-1].strip()
             if not isinstance(error, XlexpError):  # a one-line xlexp error says it all; others need their type
                 text = f"{type(error).__name__}: {text}"
-            ledger.mark(self.settings.paths.results_dir, self.entries[index], "failed", error=text,
-                        elapsed_s=round(elapsed_s, 2))
+            ledger.mark(
+                self.settings.paths.results_dir,
+                self.entries[index],
+                "failed",
+                error=text,
+                elapsed_s=round(elapsed_s, 2),
+            )

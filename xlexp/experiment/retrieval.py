@@ -30,12 +30,26 @@ def run_unit(ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -
                 if key not in row_of:
                     row_of[key] = len(unique)
                     unique.append(ids)
-    log.info("retrieval: %s, mean-pooled layer %s, %d target(s), %d distinct sentences, no training",
-             ctx.settings.model.name, layer if layer is not None else "last", len(unit.targets), len(unique))
+    log.info(
+        "retrieval: %s, mean-pooled layer %s, %d target(s), %d distinct sentences, no training",
+        ctx.settings.model.name,
+        layer if layer is not None else "last",
+        len(unit.targets),
+        len(unique),
+    )
     everything = TokenizedSplit(unique, np.zeros(len(unique), dtype=np.int64))
-    emb = encode(encoder, everything, ctx.settings.data.eval_batch_size, ctx.pad_id, ctx.device, ctx.precision, layer,
-                 progress=ctx.progress)
+    emb = encode(
+        encoder,
+        everything,
+        ctx.settings.data.eval_batch_size,
+        ctx.pad_id,
+        ctx.device,
+        ctx.precision,
+        layer,
+        progress=ctx.progress,
+    )
     for target, (xx, pivot) in sides.items():
         rows = [[row_of[ids.tobytes()] for ids in split.input_ids] for split in (xx, pivot)]
-        out.add(target, "test", retrieval_accuracy(emb[rows[0]], emb[rows[1]]), len(xx), ctx.settings.regime.selection,
-                None)
+        out.add(
+            target, "test", retrieval_accuracy(emb[rows[0]], emb[rows[1]]), len(xx), ctx.settings.regime.selection, None
+        )

@@ -71,12 +71,16 @@ def resolve_settings(cfg: DictConfig) -> Settings:
         require_extra("peft")
     regime = regimes.get(settings.regime.name)
     regimes.check_compatible(regime.name, settings.task.name, settings.task.type, settings.model.family)
-    kinds.check_family(settings.task.type, settings.task.name, settings.model.family, settings.model.name)  # e.g. generation needs a decoder
+    kinds.check_family(
+        settings.task.type, settings.task.name, settings.model.family, settings.model.name
+    )  # e.g. generation needs a decoder
     if settings.classical and not regime.classical:
         usable = [name for name in regimes.available() if regimes.get(name).classical]
-        raise XlexpError(f"model '{settings.model.name}' (family classical) runs regime {', '.join(usable)}; "
-                         f"regime {regime.name} continues training on K shots, which a fitted scikit-learn "
-                         f"model does not do here")
+        raise XlexpError(
+            f"model '{settings.model.name}' (family classical) runs regime {', '.join(usable)}; "
+            f"regime {regime.name} continues training on K shots, which a fitted scikit-learn "
+            f"model does not do here"
+        )
     return settings
 
 
@@ -87,12 +91,18 @@ def read_needed_splits(ctx: RunContext) -> list:
     started, s, out = time.perf_counter(), ctx.settings, []
     tokenizes = regimes.get(s.regime.name).tokenizes  # regime=probe reads vectors, not token ids
     for lang, split in ctx.plan.needs:
-        if ctx.cache is None or not tokenizes:  # classical models (and the probe) read the rows themselves: validate them here
+        if (
+            ctx.cache is None or not tokenizes
+        ):  # classical models (and the probe) read the rows themselves: validate them here
             load_split(ctx.spec, lang, split, s.paths.data_dir, s.data.source)
             continue
         out.extend(ctx.cache.get(lang, split, side=side) for side in ctx.kind.sides)  # retrieval: both sides
-    log.info("read and checked %d split(s) of %d language(s) before training in %.1fs", len(ctx.plan.needs),
-             len({lang for lang, _ in ctx.plan.needs}), time.perf_counter() - started)
+    log.info(
+        "read and checked %d split(s) of %d language(s) before training in %.1fs",
+        len(ctx.plan.needs),
+        len({lang for lang, _ in ctx.plan.needs}),
+        time.perf_counter() - started,
+    )
     return out
 
 
@@ -101,8 +111,14 @@ def trim_vocabulary(ctx: RunContext, splits: list) -> VocabTrim:
     tokenizer = ctx.cache.tokenizer
     trim = plan_trim(splits, tokenizer, max(len(tokenizer), max(tokenizer.all_special_ids) + 1))
     ctx.cache.remap(trim.old_to_new)
-    log.info("trim_vocab: keeping %s of %s token ids (%.1f%%) used by %d split(s) of %d language(s)", f"{trim.size:,}",
-             f"{trim.original_size:,}", 100 * trim.size / trim.original_size, len(splits), len(ctx.plan.languages))
+    log.info(
+        "trim_vocab: keeping %s of %s token ids (%.1f%%) used by %d split(s) of %d language(s)",
+        f"{trim.size:,}",
+        f"{trim.original_size:,}",
+        100 * trim.size / trim.original_size,
+        len(splits),
+        len(ctx.plan.languages),
+    )
     return trim
 
 
@@ -120,8 +136,9 @@ def _model_and_cache(s: Settings, spec: TaskSpec, plan: Plan) -> tuple[str, Toke
     tokenizer = load_tokenizer(s.model, model_path)
     if tokenizer.pad_token_id is None:
         raise XlexpError(f"tokenizer of model '{s.model.name}' has no pad token")
-    return model_path, TokenCache(spec, tokenizer, s.data.max_length, data_dir, cache_dir, s.data.source,
-                                  kind=kinds.of(spec))
+    return model_path, TokenCache(
+        spec, tokenizer, s.data.max_length, data_dir, cache_dir, s.data.source, kind=kinds.of(spec)
+    )
 
 
 def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
@@ -130,10 +147,13 @@ def run_experiment(cfg: DictConfig, hooks: RunHooks | None = None) -> float:
     s = resolve_settings(cfg)
     if s.langpair.budget is not None:
         if hooks is not None and (hooks.on_eval is not None or hooks.records_dir is not None):
-            raise XlexpError("langpair.budget is for `xlexp run`, not for sweep trials: drop it from the sweep's "
-                             "overrides")
-        raise XlexpError("langpair.budget (active filling) is the stage above one experiment: run it with `xlexp run`, "
-                         "or call xlexp.fill.run(resolve_settings(cfg)); or drop langpair.budget")
+            raise XlexpError(
+                "langpair.budget is for `xlexp run`, not for sweep trials: drop it from the sweep's overrides"
+            )
+        raise XlexpError(
+            "langpair.budget (active filling) is the stage above one experiment: run it with `xlexp run`, "
+            "or call xlexp.fill.run(resolve_settings(cfg)); or drop langpair.budget"
+        )
     return run_settings(s, hooks)
 
 
@@ -143,18 +163,27 @@ def run_settings(s: Settings, hooks: RunHooks | None = None) -> float:
     above (``xlexp.fill``) call this with settings of their own making."""
     if s.langpair.budget is not None:
         raise XlexpError("langpair.budget (active filling) is run by xlexp.fill.run, not by one experiment")
-    check_writable(hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir,  # before any work
-                   s.paths.cache_dir / "checkpoints")
+    check_writable(
+        hooks.records_dir if hooks and hooks.records_dir else s.paths.results_dir,  # before any work
+        s.paths.cache_dir / "checkpoints",
+    )
     spec = s.task
     regime = regimes.get(s.regime.name)
     regime.check(s, spec)  # the regime's task-kind and model checks, before the data is looked at
-    plan = make_plan(regime, s.regime, s.langpair.sources, s.langpair.targets, spec, s.paths.data_dir, s.data.source,
-                     s.seeds)
+    plan = make_plan(
+        regime, s.regime, s.langpair.sources, s.langpair.targets, spec, s.paths.data_dir, s.data.source, s.seeds
+    )
     regime.preflight(s, spec, plan)  # the regime's checks of the plan's data, before any work
     # the sources the units train on (an in-language regime narrowed to some targets trains only those)
     used = {lang for u in plan.units for lang in u.train_languages}
-    log.info("plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s", plan.regime, len(plan.units),
-             [x for x in plan.sources if x in used] if used else list(plan.sources), len(plan.targets), list(s.seeds))
+    log.info(
+        "plan: %s, %d training unit(s), sources %s -> %d target(s), seeds %s",
+        plan.regime,
+        len(plan.units),
+        [x for x in plan.sources if x in used] if used else list(plan.sources),
+        len(plan.targets),
+        list(s.seeds),
+    )
 
     device = distributed.setup(resolve_device(s.trainer.device))  # under torchrun: join the group, this rank's GPU
     together.check(s, spec, regime)  # trainer.sources_together>1 with what it cannot stack: one line, before any work
@@ -162,22 +191,43 @@ def run_settings(s: Settings, hooks: RunHooks | None = None) -> float:
     resume = Resume.of(s, plan, hooks)  # after setup: rank 0 decides what to skip, for every rank
     if resume.all_done:  # nothing to train: no model to load, no data to tokenize
         objective = show_and_score(pd.concat(resume.skipped_records(), ignore_index=True), spec, s, hooks.show_matrix)
-        log.info("all %d unit(s) were complete in the store: nothing trained; test %s (%s), %s = %.4f",
-                 len(plan.units), spec.primary_metric, s.regime.selection, objective.label, objective.value)
+        log.info(
+            "all %d unit(s) were complete in the store: nothing trained; test %s (%s), %s = %.4f",
+            len(plan.units),
+            spec.primary_metric,
+            s.regime.selection,
+            objective.label,
+            objective.value,
+        )
         return objective.value
     if s.trainer.num_threads:
         torch.set_num_threads(s.trainer.num_threads)
     model_path, cache = _model_and_cache(s, spec, plan)
     resolved = without_run_noise(s.resolved)
     ctx = RunContext(
-        settings=s, spec=spec, plan=plan, cache=cache, model_path=model_path, device=device,
+        settings=s,
+        spec=spec,
+        plan=plan,
+        cache=cache,
+        model_path=model_path,
+        device=device,
         precision="fp32" if cache is None else resolve_precision(s.trainer.precision, device),  # classical: float32
-        run_id=distributed.broadcast_object(new_run_id()), config_hash=run_config_hash(resolved),
-        tracker=make_tracker(s.tracker) if distributed.is_main() else NullTracker(), hooks=hooks,
+        run_id=distributed.broadcast_object(new_run_id()),
+        config_hash=run_config_hash(resolved),
+        tracker=make_tracker(s.tracker) if distributed.is_main() else NullTracker(),
+        hooks=hooks,
     )
     ctx.hooks.run_id = ctx.run_id
-    log.info("run %s: experiment %s, model %s (%s) on %s, precision %s; results -> %s", ctx.run_id, s.experiment,
-             s.model.name, model_path, device, ctx.precision, s.paths.results_dir.resolve())
+    log.info(
+        "run %s: experiment %s, model %s (%s) on %s, precision %s; results -> %s",
+        ctx.run_id,
+        s.experiment,
+        s.model.name,
+        model_path,
+        device,
+        ctx.precision,
+        s.paths.results_dir.resolve(),
+    )
     if distributed.is_main():
         for folder in remove_orphans(s.paths.cache_dir / "checkpoints"):
             log.info("removed checkpoints of a run that no longer exists: %s", folder)
@@ -190,12 +240,14 @@ def run_settings(s: Settings, hooks: RunHooks | None = None) -> float:
     with progress_bar(progress_enabled(s.trainer.progress) and distributed.is_main()) as progress:
         ctx.progress = progress
         units_bar = progress.add_task("training units", total=len(plan.units), info="")
-        for group in claimed_groups(resume, len(plan.units), s.trainer.sources_together,
-                                    lambda: progress.advance(units_bar)):
+        for group in claimed_groups(
+            resume, len(plan.units), s.trainer.sources_together, lambda: progress.advance(units_bar)
+        ):
             started = time.perf_counter()
             if len(group) == 1:
-                ctx.tracker.start_unit(f"{s.experiment}/{plan.units[group[0]].source}/seed{plan.units[group[0]].seed}",
-                                       resolved)
+                ctx.tracker.start_unit(
+                    f"{s.experiment}/{plan.units[group[0]].source}/seed{plan.units[group[0]].seed}", resolved
+                )
             for i in group:
                 resume.started(i, ctx.run_id)
             try:
@@ -225,22 +277,37 @@ def run_settings(s: Settings, hooks: RunHooks | None = None) -> float:
                 ctx.tracker.log_records(out.records)
                 if len(group) == 1:
                     ctx.tracker.finish_unit()
-                log.info("unit %d/%d (source %s, seed %d) done in %.1fs -> %s", i + 1, len(plan.units), unit.source,
-                         unit.seed, time.perf_counter() - started, files[-1] if files else "-")
+                log.info(
+                    "unit %d/%d (source %s, seed %d) done in %.1fs -> %s",
+                    i + 1,
+                    len(plan.units),
+                    unit.source,
+                    unit.seed,
+                    time.perf_counter() - started,
+                    files[-1] if files else "-",
+                )
                 progress.advance(units_bar)
 
     df = pd.concat([pd.DataFrame([asdict(r) for r in records]), *resume.skipped_records()], ignore_index=True)
     objective = show_and_score(df, spec, s, ctx.hooks.show_matrix)
-    log.info("records: %d file(s) under %s (run id %s); test %s (%s), %s = %.4f; peak memory %.0f MiB", len(files),
-             Path(out_dir).resolve() / "runs", ctx.run_id, spec.primary_metric, s.regime.selection, objective.label,
-             objective.value, peak_memory_mb(device))
+    log.info(
+        "records: %d file(s) under %s (run id %s); test %s (%s), %s = %.4f; peak memory %.0f MiB",
+        len(files),
+        Path(out_dir).resolve() / "runs",
+        ctx.run_id,
+        spec.primary_metric,
+        s.regime.selection,
+        objective.label,
+        objective.value,
+        peak_memory_mb(device),
+    )
     return objective.value
 
 
 @dataclass(frozen=True)
 class Objective:
     value: float
-    label: str   # query.TRANSFER_MEAN, or "in-language mean" for a matrix of in-language cells only
+    label: str  # query.TRANSFER_MEAN, or "in-language mean" for a matrix of in-language cells only
 
 
 def show_and_score(df: pd.DataFrame, spec: TaskSpec, s: Settings, show: bool) -> Objective:

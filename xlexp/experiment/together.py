@@ -49,26 +49,46 @@ def check(ctx_settings, spec, regime) -> None:
         return
     fix = f"or set {SETTING}=1"
     if s.classical:
-        raise XlexpError(f"{SETTING}>1 stacks transformer encoders; model '{s.model.name}' is a classical model "
-                         f"(it fits in seconds): {SETTING}=1")
+        raise XlexpError(
+            f"{SETTING}>1 stacks transformer encoders; model '{s.model.name}' is a classical model "
+            f"(it fits in seconds): {SETTING}=1"
+        )
     kind = kinds.of(spec)
     if not spec.trains or not kind.stacks:
-        raise XlexpError(f"{SETTING}>1 stacks classifier training; task '{spec.name}' ({spec.type}) does not train "
-                         f"one: {SETTING}=1")
+        raise XlexpError(
+            f"{SETTING}>1 stacks classifier training; task '{spec.name}' ({spec.type}) does not train one: {SETTING}=1"
+        )
     if not regime.together:
-        raise XlexpError(f"{SETTING}>1: regime {regime.name} does not train its units in a stack (each unit does more "
-                         f"than one training); use regime=zero_shot, full or multi_source, {fix}")
+        raise XlexpError(
+            f"{SETTING}>1: regime {regime.name} does not train its units in a stack (each unit does more "
+            f"than one training); use regime=zero_shot, full or multi_source, {fix}"
+        )
     if s.tracker.name != "none":
-        raise XlexpError(f"{SETTING}>1 does not log to a tracker yet (tracker runs are per unit): set tracker=none {fix}")
+        raise XlexpError(
+            f"{SETTING}>1 does not log to a tracker yet (tracker runs are per unit): set tracker=none {fix}"
+        )
     if s.model.family != "encoder":
-        raise XlexpError(f"{SETTING}>1 stacks encoders (BERT, XLM-R shapes); model '{s.model.name}' is a "
-                         f"{s.model.family}: {SETTING}=1")
-    stacked.check_supported(s.optimizer, s.trainer.compile, not kind.loss.classes, s.model.peft is not None,
-                            bool(s.model.gradient_checkpointing), distributed.info().enabled)
+        raise XlexpError(
+            f"{SETTING}>1 stacks encoders (BERT, XLM-R shapes); model '{s.model.name}' is a "
+            f"{s.model.family}: {SETTING}=1"
+        )
+    stacked.check_supported(
+        s.optimizer,
+        s.trainer.compile,
+        not kind.loss.classes,
+        s.model.peft is not None,
+        bool(s.model.gradient_checkpointing),
+        distributed.info().enabled,
+    )
 
 
-def train_units(ctx: RunContext, units: list[TrainingUnit], indices: list[int], outs: list[UnitOutput],
-                weights: Weights | None = None) -> None:
+def train_units(
+    ctx: RunContext,
+    units: list[TrainingUnit],
+    indices: list[int],
+    outs: list[UnitOutput],
+    weights: Weights | None = None,
+) -> None:
     """Train ``units`` in one stack and test each one under every selection rule into its ``outs``."""
     s, spec = ctx.settings, ctx.spec
     models, generators = [], []
@@ -80,8 +100,11 @@ def train_units(ctx: RunContext, units: list[TrainingUnit], indices: list[int], 
     stack = stacked.StackedModels(models)
     sizes = stacked.model_sizes(models[0])
     del models
-    log.info("training %d source models together in one stack: %s", len(units), ", ".join(
-        f"{u.source} (seed {u.seed})" for u in units))
+    log.info(
+        "training %d source models together in one stack: %s",
+        len(units),
+        ", ".join(f"{u.source} (seed {u.seed})" for u in units),
+    )
 
     primary = spec.primary_metric
     members, dev_sets, keepers = [], [], []
@@ -93,7 +116,9 @@ def train_units(ctx: RunContext, units: list[TrainingUnit], indices: list[int], 
         dev = {lang: ctx.split(lang, "dev", unit.seed) for lang in unit.select_languages}
         dev |= target_dev_sets(ctx, unit, examples_per_eval(setting, len(train_split)))
         dev_sets.append(dev)
-        keepers.append(CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-{index:04d}{distributed.rank_suffix()}"))
+        keepers.append(
+            CheckpointKeeper(ctx.cache_dir / "checkpoints" / f"{ctx.run_id}-{index:04d}{distributed.rank_suffix()}")
+        )
         members.append(stacked.Member(unit.source, train_split, setting, generator, sample_weights))
     total_steps = sum(m.settings.epochs * m.settings.steps_per_epoch(len(m.split)) for m in members)
     bar = ctx.progress.add_task(f"train {len(units)} sources together", total=total_steps, info="")
@@ -108,8 +133,11 @@ def train_units(ctx: RunContext, units: list[TrainingUnit], indices: list[int], 
         for i in due:
             unit, out = units[i], outs[i]
             metrics = {lang: scored[(i, lang)][1] for lang in dev_sets[i]}
-            collapsed[i][step] = [(lang, one) for lang in unit.select_languages
-                                  if (one := ctx.kind.single_class(scored[(i, lang)][0], dev_sets[i][lang], spec)) is not None]
+            collapsed[i][step] = [
+                (lang, one)
+                for lang in unit.select_languages
+                if (one := ctx.kind.single_class(scored[(i, lang)][0], dev_sets[i][lang], spec)) is not None
+            ]
             scores = {"source_dev": float(np.mean([metrics[lang][primary] for lang in unit.select_languages]))}
             scores |= {target_key(t): metrics[t][primary] for t in unit.dev_targets}
             keepers[i].observe(step, scores, stack.slot(i))
@@ -118,20 +146,38 @@ def train_units(ctx: RunContext, units: list[TrainingUnit], indices: list[int], 
             if ctx.hooks.on_eval:
                 ctx.hooks.on_eval(unit, step, metrics)
             epoch = step / members[i].settings.steps_per_epoch(len(members[i].split))
-            log.info("source %s, step %d (epoch %.2f): source dev %s %.4f", unit.source, step, epoch, primary,
-                     scores["source_dev"])
+            log.info(
+                "source %s, step %d (epoch %.2f): source dev %s %.4f",
+                unit.source,
+                step,
+                epoch,
+                primary,
+                scores["source_dev"],
+            )
         log.info("step %d: dev evaluation of %d model(s) together in %.1fs", step, len(due), eval_s)
 
     try:
         result = stacked.train_together(stack, members, s.optimizer, ctx.pad_id, ctx.device, on_eval, sizes)
         ctx.progress.remove_task(bar)
         for i, unit in enumerate(units):
-            log.info("source %s: best source dev %s %.4f at step %d of %d", unit.source, primary,
-                     keepers[i].best["source_dev"][0], keepers[i].step_for("source_dev"), result.steps[i])
+            log.info(
+                "source %s: best source dev %s %.4f at step %d of %d",
+                unit.source,
+                primary,
+                keepers[i].best["source_dev"][0],
+                keepers[i].step_for("source_dev"),
+                result.steps[i],
+            )
             for lang, label in collapsed[i].get(keepers[i].step_for("source_dev"), []):
-                log.warning("source %s (seed %d): the selected model predicts only '%s' on the %s dev split (the gold "
-                            "labels have several classes): training collapsed to one class; try a lower optimizer.lr, "
-                            "optimizer.class_weights=balanced or data.sampling=balanced", unit.source, unit.seed, label, lang)
+                log.warning(
+                    "source %s (seed %d): the selected model predicts only '%s' on the %s dev split (the gold "
+                    "labels have several classes): training collapsed to one class; try a lower optimizer.lr, "
+                    "optimizer.class_weights=balanced or data.sampling=balanced",
+                    unit.source,
+                    unit.seed,
+                    label,
+                    lang,
+                )
         test_together(ctx, stack, units, keepers, result.steps, outs)
     finally:
         for keeper in keepers:
@@ -143,29 +189,39 @@ def _split_key(lang: str, split: TokenizedSplit) -> tuple:
     return lang, len(split), split.example_ids.tobytes()
 
 
-def score_together(ctx: RunContext, stack: stacked.StackedModels,
-                   wanted: list[tuple[int, str, TokenizedSplit]]) -> dict[tuple[int, str], tuple]:
+def score_together(
+    ctx: RunContext, stack: stacked.StackedModels, wanted: list[tuple[int, str, TokenizedSplit]]
+) -> dict[tuple[int, str], tuple]:
     """(model, language) -> (predictions, metrics), each distinct split read once by all models that want it."""
     groups: dict[tuple, tuple[TokenizedSplit, list[tuple[int, str]]]] = {}
     for i, lang, split in wanted:
         groups.setdefault(_split_key(lang, split), (split, []))[1].append((i, lang))
     out = {}
     for split, who in groups.values():
-        preds = stacked.predict_together(stack, [i for i, _ in who], split, ctx.settings.data.eval_batch_size,
-                                         ctx.pad_id, ctx.device, ctx.precision)
+        preds = stacked.predict_together(
+            stack, [i for i, _ in who], split, ctx.settings.data.eval_batch_size, ctx.pad_id, ctx.device, ctx.precision
+        )
         for (i, lang), p in zip(who, preds):
             out[(i, lang)] = (p, ctx.metrics(p, split))
     return out
 
 
-def test_together(ctx: RunContext, stack: stacked.StackedModels, units: list[TrainingUnit],
-                  keepers: list[CheckpointKeeper], final: list[int], outs: list[UnitOutput]) -> None:
+def test_together(
+    ctx: RunContext,
+    stack: stacked.StackedModels,
+    units: list[TrainingUnit],
+    keepers: list[CheckpointKeeper],
+    final: list[int],
+    outs: list[UnitOutput],
+) -> None:
     """Every unit's test cells under every rule: round r loads each model's r-th chosen checkpoint
     (round 0: the models in memory after training), then each target's test split is read once by
     every model that tests it in that round."""
     cells = [steps_by_rule(k, u.targets, f, set(u.dev_targets)) for k, u, f in zip(keepers, units, final)]
     order = [sorted(c, key=lambda s, f=f: (s != f, s)) for c, f in zip(cells, final)]
-    bar = ctx.progress.add_task(f"test {len(units)} sources", total=sum(len(v) for c in cells for v in c.values()), info="")
+    bar = ctx.progress.add_task(
+        f"test {len(units)} sources", total=sum(len(v) for c in cells for v in c.values()), info=""
+    )
     for r in range(max(len(o) for o in order)):
         wanted: dict[str, list[tuple[int, list[str]]]] = {}
         for i, steps in enumerate(order):

@@ -29,9 +29,16 @@ log = logging.getLogger(__name__)
 Weights = Callable[[list[int]], np.ndarray | None]
 
 
-def train_unit(ctx: RunContext, unit: TrainingUnit, index: int, model: nn.Module, out: UnitOutput,
-               k: int | None = None, weights: Weights | None = None,
-               keep: Callable[[CheckpointKeeper], None] | None = None) -> None:
+def train_unit(
+    ctx: RunContext,
+    unit: TrainingUnit,
+    index: int,
+    model: nn.Module,
+    out: UnitOutput,
+    k: int | None = None,
+    weights: Weights | None = None,
+    keep: Callable[[CheckpointKeeper], None] | None = None,
+) -> None:
     """Train and test with a checkpoint keeper that is always cleaned up; ``keep(keeper)`` runs
     before the cleanup (e.g. to load and cache the source_dev checkpoint)."""
     log.info("training source model %s (seed %d) on %s", unit.source, unit.seed, "+".join(unit.train_languages))
@@ -67,15 +74,29 @@ def target_dev_sets(ctx: RunContext, unit: TrainingUnit, train_per_eval: int) ->
     out = {t: ctx.kind.subsample(split, per_target, unit.seed) for t, split in full.items()}
     before, after = (sum(ctx.kind.n_examples(s) for s in d.values()) for d in (full, out))
     if after < before:
-        log.info("target dev: %d target(s), at most %d dev example(s) each: %d of %d per evaluation "
-                 "(regime.target_dev_budget=%g x %d training examples per evaluation; "
-                 "regime.target_dev_budget=null evaluates the full dev splits)", len(targets), per_target, after,
-                 before, regime.target_dev_budget, train_per_eval)
+        log.info(
+            "target dev: %d target(s), at most %d dev example(s) each: %d of %d per evaluation "
+            "(regime.target_dev_budget=%g x %d training examples per evaluation; "
+            "regime.target_dev_budget=null evaluates the full dev splits)",
+            len(targets),
+            per_target,
+            after,
+            before,
+            regime.target_dev_budget,
+            train_per_eval,
+        )
     return out
 
 
-def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper: CheckpointKeeper, out: UnitOutput,
-                   k: int | None = None, weights: Weights | None = None) -> None:
+def train_and_test(
+    ctx: RunContext,
+    unit: TrainingUnit,
+    model: nn.Module,
+    keeper: CheckpointKeeper,
+    out: UnitOutput,
+    k: int | None = None,
+    weights: Weights | None = None,
+) -> None:
     """Train one unit, watching source and target dev splits; test every target under every rule.
     ``weights(sizes)`` gives per-example sampling probabilities when the unit trains on several
     languages (multi-source sampling); None trains on the plain union."""
@@ -92,7 +113,7 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
 
     def on_eval(step: int, epoch: float) -> None:
         started = time.perf_counter()
-        scored = {}   # one dev set at a time: a bar on a terminal, a log line at most every LOG_EVERY_S seconds
+        scored = {}  # one dev set at a time: a bar on a terminal, a log line at most every LOG_EVERY_S seconds
         dev_log = PhaseLog(log, f"dev evaluation at step {step}", len(dev_sets), "dev set(s)", start=False, last=False)
         dev_bar = ctx.progress.add_task(f"dev step {step}", total=len(dev_sets), info="")
         for lang, dev in dev_sets.items():
@@ -102,8 +123,11 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
         ctx.progress.remove_task(dev_bar)
         eval_s = time.perf_counter() - started
         metrics = {lang: m for lang, (_, m) in scored.items()}
-        collapsed[step] = [(lang, one) for lang in unit.select_languages
-                           if (one := ctx.kind.single_class(scored[lang][0], dev_sets[lang], spec)) is not None]
+        collapsed[step] = [
+            (lang, one)
+            for lang in unit.select_languages
+            if (one := ctx.kind.single_class(scored[lang][0], dev_sets[lang], spec)) is not None
+        ]
         scores = {"source_dev": float(np.mean([metrics[lang][primary] for lang in unit.select_languages]))}
         scores |= {target_key(t): metrics[t][primary] for t in unit.dev_targets}
         keeper.observe(step, scores, model)
@@ -113,9 +137,15 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
         if ctx.hooks.on_eval:
             ctx.hooks.on_eval(unit, step, metrics)
         watched = [metrics[t][primary] for t in unit.dev_targets]
-        log.info("step %d (epoch %.2f): source dev %s %.4f%s (dev evaluation %.1fs)", step, epoch, primary,
-                 scores["source_dev"], f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "",
-                 eval_s)
+        log.info(
+            "step %d (epoch %.2f): source dev %s %.4f%s (dev evaluation %.1fs)",
+            step,
+            epoch,
+            primary,
+            scores["source_dev"],
+            f"; mean dev over {len(watched)} target(s) {np.mean(watched):.4f}" if watched else "",
+            eval_s,
+        )
 
     total_steps = settings.epochs * settings.steps_per_epoch(len(train_split))
     bar = ctx.progress.add_task(f"train {unit.source}", total=total_steps, info="")
@@ -126,20 +156,42 @@ def train_and_test(ctx: RunContext, unit: TrainingUnit, model: nn.Module, keeper
         train_log.advance(1, f"loss {loss:.3f}")
         ctx.tracker.log_metrics({"train/loss": loss, "train/lr": lr}, step)
 
-    result = train(model, train_split, ctx.settings.optimizer, settings, ctx.pad_id, ctx.device, on_eval, on_step,
-                   sample_weights, loss=ctx.kind.loss)
+    result = train(
+        model,
+        train_split,
+        ctx.settings.optimizer,
+        settings,
+        ctx.pad_id,
+        ctx.device,
+        on_eval,
+        on_step,
+        sample_weights,
+        loss=ctx.kind.loss,
+    )
     ctx.progress.remove_task(bar)
-    log.info("source %s: best source dev %s %.4f at step %d of %d", unit.source, primary,
-             keeper.best["source_dev"][0], keeper.step_for("source_dev"), result.steps)
+    log.info(
+        "source %s: best source dev %s %.4f at step %d of %d",
+        unit.source,
+        primary,
+        keeper.best["source_dev"][0],
+        keeper.step_for("source_dev"),
+        result.steps,
+    )
     for lang, label in collapsed.get(keeper.step_for("source_dev"), []):
-        log.warning("source %s (seed %d): the selected model predicts only '%s' on the %s dev split (the gold labels have "
-                    "several classes): training collapsed to one class; try a lower optimizer.lr, "
-                    "optimizer.class_weights=balanced or data.sampling=balanced", unit.source, unit.seed, label, lang)
+        log.warning(
+            "source %s (seed %d): the selected model predicts only '%s' on the %s dev split (the gold labels have "
+            "several classes): training collapsed to one class; try a lower optimizer.lr, "
+            "optimizer.class_weights=balanced or data.sampling=balanced",
+            unit.source,
+            unit.seed,
+            label,
+            lang,
+        )
 
     # the final model is in memory: test 'last' first, then load each other chosen checkpoint once
     cells = steps_by_rule(keeper, unit.targets, result.steps, set(unit.dev_targets))
     bar = ctx.progress.add_task(f"test {unit.source}", total=sum(len(v) for v in cells.values()), info="")
-    n_tests = sum(len({target for target, _ in v}) for v in cells.values())   # (checkpoint, target) test passes
+    n_tests = sum(len({target for target, _ in v}) for v in cells.values())  # (checkpoint, target) test passes
     test_log = PhaseLog(log, f"test {unit.source}", n_tests, f"target test(s) at {len(cells)} checkpoint(s)")
     for step in sorted(cells, key=lambda s: (s != result.steps, s)):
         if step != result.steps:

@@ -53,13 +53,23 @@ def run(s: Settings, hooks: RunHooks | None = None) -> float:
     if s.langpair.budget is None:
         raise XlexpError("active filling needs langpair.budget (N sources, or a share like 30%)")
     if s.regime.name != "zero_shot":
-        raise XlexpError(f"langpair.budget (active filling) chooses zero-shot sources; regime={s.regime.name} has no "
-                         f"one-source rows to choose from: use regime=zero_shot, or drop langpair.budget")
+        raise XlexpError(
+            f"langpair.budget (active filling) chooses zero-shot sources; regime={s.regime.name} has no "
+            f"one-source rows to choose from: use regime=zero_shot, or drop langpair.budget"
+        )
     if hooks.on_eval is not None or hooks.records_dir is not None:
         raise XlexpError("langpair.budget is for `xlexp run`, not for sweep trials: drop it from the sweep's overrides")
     spec = s.task
-    plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
-                     s.paths.data_dir, s.data.source, s.seeds)   # every candidate's splits checked before any work
+    plan = make_plan(
+        regimes.get(s.regime.name),
+        s.regime,
+        s.langpair.sources,
+        s.langpair.targets,
+        spec,
+        s.paths.data_dir,
+        s.data.source,
+        s.seeds,
+    )  # every candidate's splits checked before any work
     candidates, targets = list(plan.sources), list(plan.targets)
     budget = s.langpair.budget_of(len(candidates))
     keys = unit_keys(s, plan)
@@ -68,8 +78,13 @@ def run(s: Settings, hooks: RunHooks | None = None) -> float:
         by_source.setdefault(unit.source, []).append(key)
     trained_here: set[str] = set()
     metric, rule = spec.primary_metric, s.regime.selection
-    log.info("active filling: train %d of %d candidate sources (langpair.budget=%s), predict the other rows; "
-             "%d target(s)", budget, len(candidates), s.langpair.budget, len(targets))
+    log.info(
+        "active filling: train %d of %d candidate sources (langpair.budget=%s), predict the other rows; %d target(s)",
+        budget,
+        len(candidates),
+        s.langpair.budget,
+        len(targets),
+    )
 
     step_hooks = replace(hooks, show_matrix=False)
     while True:
@@ -77,8 +92,7 @@ def run(s: Settings, hooks: RunHooks | None = None) -> float:
         if len(measured) >= budget:
             break
         y = _values(frame, s.experiment, metric, rule, candidates, targets)
-        pick, why = next_source(s.task.name, s.model.name, candidates, targets, y, s.paths.data_dir,
-                                s.paths.cache_dir)
+        pick, why = next_source(s.task.name, s.model.name, candidates, targets, y, s.paths.data_dir, s.paths.cache_dir)
         log.info("active filling %d/%d: training source %s (%s)", len(measured) + 1, budget, pick, why)
         run_settings(one_source(s, pick), step_hooks)
         trained_here.add(pick)
@@ -87,17 +101,35 @@ def run(s: Settings, hooks: RunHooks | None = None) -> float:
             raise XlexpError(f"active filling: the run of source {pick} left no complete records; see its log above")
 
     frame, measured = _measured(s, by_source, trained_here)
-    log.info("active filling: %d of %d sources measured (%s); predicting the other %d row(s)", len(measured),
-             len(candidates), ", ".join(measured), len(candidates) - len(measured))
+    log.info(
+        "active filling: %d of %d sources measured (%s); predicting the other %d row(s)",
+        len(measured),
+        len(candidates),
+        ", ".join(measured),
+        len(candidates) - len(measured),
+    )
     records = frame.assign(experiment=s.experiment)
-    pred = predict_matrix(s.paths.results_dir, s.experiment, metric=metric, selection=rule, sources=candidates,
-                          targets=targets, data_dir=s.paths.data_dir, cache_dir=s.paths.cache_dir, records=records)
+    pred = predict_matrix(
+        s.paths.results_dir,
+        s.experiment,
+        metric=metric,
+        selection=rule,
+        sources=candidates,
+        targets=targets,
+        data_dir=s.paths.data_dir,
+        cache_dir=s.paths.cache_dir,
+        records=records,
+    )
     if hooks.show_matrix:
         console.show_predicted(pred.frame(), s.experiment, metric)
     note = pred.features.missing_note()
-    log.info("predicted %d cell(s) -> %s%s; `xlexp matrix --experiment %s --predicted` shows them with the "
-             "measured cells", int((~pred.completion.observed).sum()), pred.path, f" ({note})" if note else "",
-             s.experiment)
+    log.info(
+        "predicted %d cell(s) -> %s%s; `xlexp matrix --experiment %s --predicted` shows them with the measured cells",
+        int((~pred.completion.observed).sum()),
+        pred.path,
+        f" ({note})" if note else "",
+        s.experiment,
+    )
     chosen = records[(records["split"] == "test") & (records["metric"] == metric) & (records["selection"] == rule)]
     return float(chosen["value"].mean())
 
@@ -107,22 +139,25 @@ def one_source(s: Settings, source: str) -> Settings:
     resolved config that the records' config hash and the tracker's run config come from) says the
     same, so a step's records are those of ``xlexp run langpair.sources=[source]`` run by hand."""
     langpair = {**s.resolved.get("langpair", {}), "sources": [source], "budget": None}
-    return replace(s, langpair=replace(s.langpair, sources=[source], budget=None),
-                   resolved={**s.resolved, "langpair": langpair})
+    return replace(
+        s, langpair=replace(s.langpair, sources=[source], budget=None), resolved={**s.resolved, "langpair": langpair}
+    )
 
 
 def _measured(s: Settings, by_source: dict[str, list[str]], trained_here: set[str]) -> tuple[pd.DataFrame, list[str]]:
     """The committed records of the candidates whose every unit (one per seed) is in the store, and
     those candidates (in candidate order)."""
     found = ledger.committed_units(s.paths.results_dir, {k for keys in by_source.values() for k in keys})
-    measured = [src for src, keys in by_source.items() if all(k in found for k in keys)
-                and (not s.rerun or src in trained_here)]
+    measured = [
+        src for src, keys in by_source.items() if all(k in found for k in keys) and (not s.rerun or src in trained_here)
+    ]
     frames = [found[k][1] for src in measured for k in by_source[src]]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), measured
 
 
-def _values(frame: pd.DataFrame, experiment: str, metric: str, rule: str, candidates: list[str],
-            targets: list[str]) -> np.ndarray:
+def _values(
+    frame: pd.DataFrame, experiment: str, metric: str, rule: str, candidates: list[str], targets: list[str]
+) -> np.ndarray:
     """candidates x targets: the measured cells (``measured_matrix`` over these records), NaN elsewhere."""
     if frame.empty:
         return np.full((len(candidates), len(targets)), np.nan)

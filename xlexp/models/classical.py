@@ -34,7 +34,7 @@ FAMILY = "classical"
 FEATURES = ("word", "subword")
 WEIGHTINGS = ("count", "binary", "tfidf")
 CLASSIFIERS = {"mlp": "MLPClassifier", "logreg": "LogisticRegression"}
-PAIR_SEPARATOR = "[SEP]"   # pair tasks: "text [SEP] text_pair", so n-grams can tell the sides apart
+PAIR_SEPARATOR = "[SEP]"  # pair tasks: "text [SEP] text_pair", so n-grams can tell the sides apart
 
 
 def is_classical(model: Mapping[str, Any]) -> bool:
@@ -76,18 +76,24 @@ def _model_config(name: str) -> dict[str, Any]:
 
     path = find_config("model", name)
     if path is None:
-        usable = [n for n in list_configs("model")
-                  if not n.startswith("_") and not is_classical(_load(find_config("model", n)))]
-        raise XlexpError(f"model.tokenizer={name}: no model config model/{name}.yaml in xlexp/conf or "
-                         f"XLEXP_CONFIG_PATH; use one of {', '.join(usable)}")
+        usable = [
+            n
+            for n in list_configs("model")
+            if not n.startswith("_") and not is_classical(_load(find_config("model", n)))
+        ]
+        raise XlexpError(
+            f"model.tokenizer={name}: no model config model/{name}.yaml in xlexp/conf or "
+            f"XLEXP_CONFIG_PATH; use one of {', '.join(usable)}"
+        )
     sub = _load(path)
     if is_classical(sub):
         raise XlexpError(f"model.tokenizer={name} is itself a classical model; name a transformer model config")
     return sub
 
 
-def subword_tokenizer(model: ClassicalSettings, cache_dir: Path, seed: int, languages: tuple[str, ...],
-                      texts: Callable[[], list[str]]):
+def subword_tokenizer(
+    model: ClassicalSettings, cache_dir: Path, seed: int, languages: tuple[str, ...], texts: Callable[[], list[str]]
+):
     """The tokenizer of the model config ``model.tokenizer`` (resolved and loaded like transformer
     runs do: the offline e5 is built on first use; tiny_random is trained on ``texts()``, the plan's
     train text, whose languages key the cache)."""
@@ -122,15 +128,22 @@ class Featurizer:
 
         c = self.cfg
         weighting = c.weighting
-        kwargs = dict(ngram_range=tuple(c.ngram_range), lowercase=bool(c.lowercase), min_df=c.min_df,
-                      max_features=c.max_features, dtype=np.float32)
+        kwargs = dict(
+            ngram_range=tuple(c.ngram_range),
+            lowercase=bool(c.lowercase),
+            min_df=c.min_df,
+            max_features=c.max_features,
+            dtype=np.float32,
+        )
         if self.tokenizer is not None:  # pieces are already split: n-grams over them, no regex
             kwargs.update(tokenizer=str.split, token_pattern=None)
         elif c.token_pattern:  # the `regex` module: Unicode classes (\p{L}, \p{M}) that `re` lacks
             try:
                 kwargs.update(tokenizer=regex.compile(c.token_pattern).findall, token_pattern=None)
             except regex.error as e:
-                raise XlexpError(f"model.token_pattern {c.token_pattern!r} is not a valid regular expression: {e}") from None
+                raise XlexpError(
+                    f"model.token_pattern {c.token_pattern!r} is not a valid regular expression: {e}"
+                ) from None
         # token_pattern null: scikit-learn's own default, (?u)\b\w\w+\b compiled with `re`
         if weighting == "tfidf":
             return TfidfVectorizer(**kwargs)
@@ -164,8 +177,10 @@ def make_classifier(model: ClassicalSettings, seed: int):
     valid = cls().get_params()
     unknown = sorted(set(knobs) - set(valid))
     if unknown:
-        raise XlexpError(f"model.classifier: {cls.__name__} has no parameter(s) {unknown}; "
-                         f"its parameters: {', '.join(sorted(valid))}")
+        raise XlexpError(
+            f"model.classifier: {cls.__name__} has no parameter(s) {unknown}; "
+            f"its parameters: {', '.join(sorted(valid))}"
+        )
     knobs.setdefault("random_state", seed)
     return cls(**knobs)
 

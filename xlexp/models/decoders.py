@@ -37,7 +37,7 @@ from xlexp.models.weights import load_weights
 
 log = logging.getLogger(__name__)
 
-TINY_LM_VERSION = 2   # 2: decoded text joins punctuation ("It's", not "It ' s")
+TINY_LM_VERSION = 2  # 2: decoded text joins punctuation ("It's", not "It ' s")
 
 
 # -- tokenizer ------------------------------------------------------------------------------------
@@ -55,8 +55,10 @@ def prepare_tokenizer(tokenizer, model_cfg: LanguageModelSettings):
     elif tokenizer.pad_token_id is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
-            raise XlexpError(f"tokenizer of model '{model_cfg.name}' has no pad, eos or unk token; "
-                             f"set model.pad_token to one of its tokens")
+            raise XlexpError(
+                f"tokenizer of model '{model_cfg.name}' has no pad, eos or unk token; "
+                f"set model.pad_token to one of its tokens"
+            )
         tokenizer.pad_token = fallback
     if decoder and model_cfg.padding_side:
         tokenizer.padding_side = model_cfg.padding_side
@@ -77,7 +79,7 @@ class DecoderClassifier(nn.Module):
         super().__init__()
         if pooling not in ("last", "mean"):
             raise XlexpError(f"model.pooling for a decoder must be 'last' or 'mean', got '{pooling}'")
-        self.encoder, self.pooling = backbone, pooling   # named .encoder: freezing/LoRA/trimming treat it as one
+        self.encoder, self.pooling = backbone, pooling  # named .encoder: freezing/LoRA/trimming treat it as one
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(backbone.config.hidden_size, num_labels)
         nn.init.normal_(self.classifier.weight, std=0.02)
@@ -114,13 +116,17 @@ def pretrained_kwargs(model_cfg: LanguageModelSettings, offline: bool) -> dict[s
     return kwargs
 
 
-def load_classifier(model_cfg: DecoderSettings, path: str, num_labels: int, token_level: bool, offline: bool) -> nn.Module:
+def load_classifier(
+    model_cfg: DecoderSettings, path: str, num_labels: int, token_level: bool, offline: bool
+) -> nn.Module:
     """A decoder as a sequence classifier or tagger (``AutoModel``: the backbone without the LM head)."""
     from transformers import AutoModel
 
     if model_cfg.family == "seq2seq":
-        raise XlexpError(f"model '{model_cfg.name}' is a seq2seq model: it runs generation tasks (type: generation); "
-                         f"for classification and tagging use an encoder or a decoder (e.g. model=tiny_random_decoder)")
+        raise XlexpError(
+            f"model '{model_cfg.name}' is a seq2seq model: it runs generation tasks (type: generation); "
+            f"for classification and tagging use an encoder or a decoder (e.g. model=tiny_random_decoder)"
+        )
     backbone = AutoModel.from_pretrained(path, **pretrained_kwargs(model_cfg, offline))
     if model_cfg.dropout is not None:
         log.info("model.dropout is applied to the head only for decoders")
@@ -138,8 +144,10 @@ def load_lm(model_cfg: TransformerSettings, path: str, offline: bool) -> nn.Modu
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     if model_cfg.family not in ("decoder", "seq2seq"):
-        raise XlexpError(f"model '{model_cfg.name}' is an {model_cfg.family}: in-context transfer and generation "
-                         f"need a decoder or seq2seq model (e.g. model=tiny_random_decoder, model=qwen2_5_0_5b)")
+        raise XlexpError(
+            f"model '{model_cfg.name}' is an {model_cfg.family}: in-context transfer and generation "
+            f"need a decoder or seq2seq model (e.g. model=tiny_random_decoder, model=qwen2_5_0_5b)"
+        )
     auto = AutoModelForSeq2SeqLM if model_cfg.family == "seq2seq" else AutoModelForCausalLM
     model = auto.from_pretrained(path, **pretrained_kwargs(model_cfg, offline))
     if model_cfg.checkpoint:
@@ -155,16 +163,19 @@ def _load_checkpoint(model: nn.Module, model_cfg: TransformerSettings) -> None:
     inner = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     missing, unexpected = model.load_state_dict(inner or state, strict=False)
     if unexpected or len(missing) == len(model.state_dict()):
-        raise XlexpError(f"model.checkpoint {checkpoint} does not match model '{model_cfg.name}' "
-                         f"({len(unexpected)} unexpected, {len(missing)} missing weights)")
+        raise XlexpError(
+            f"model.checkpoint {checkpoint} does not match model '{model_cfg.name}' "
+            f"({len(unexpected)} unexpected, {len(missing)} missing weights)"
+        )
 
 
 # -- tiny random decoder and seq2seq models ------------------------------------------------------------
 VocabBuilder = Callable[..., dict[str, int]]
 
 
-def build_tiny_random_lm(model_cfg: LanguageModelSettings, texts: list[str], cache_dir: Path, seed: int,
-                         vocab_builder: VocabBuilder) -> Path:
+def build_tiny_random_lm(
+    model_cfg: LanguageModelSettings, texts: list[str], cache_dir: Path, seed: int, vocab_builder: VocabBuilder
+) -> Path:
     """A small random Llama-style decoder (``family: decoder``) or T5-style seq2seq model
     (``family: seq2seq``) with a WordPiece tokenizer chosen deterministically from ``texts``
     (``vocab_builder`` is the encoders' ``wordpiece_vocab``); cached by content hash, so the same
@@ -177,7 +188,10 @@ def build_tiny_random_lm(model_cfg: LanguageModelSettings, texts: list[str], cac
 
     family = model_cfg.family
     arch = model_cfg.arch if isinstance(model_cfg, DecoderSettings) else "t5"
-    dims = {k: int(getattr(model_cfg, k)) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")}
+    dims = {
+        k: int(getattr(model_cfg, k))
+        for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")
+    }
     key = [family, arch, dims, seed, sorted(texts), TINY_LM_VERSION]
     digest = hashlib.sha1(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]
     out = Path(cache_dir) / "models" / f"tiny_random_{family}-{digest}"
@@ -192,14 +206,29 @@ def build_tiny_random_lm(model_cfg: LanguageModelSettings, texts: list[str], cac
     tok.normalizer, tok.pre_tokenizer, tok.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
     ids = {s: tok.token_to_id(s) for s in specials}
     if family == "decoder":
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", ids["<s>"])])
-        fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                       model_max_length=512, clean_up_tokenization_spaces=True)
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", ids["<s>"])]
+        )
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            unk_token="<unk>",
+            bos_token="<s>",
+            eos_token="</s>",
+            model_max_length=512,
+            clean_up_tokenization_spaces=True,
+        )
     else:
-        tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                           special_tokens=[("</s>", ids["</s>"])])
-        fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="</s>", pad_token="<pad>",
-                                       model_max_length=512, clean_up_tokenization_spaces=True)
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", ids["</s>"])]
+        )
+        fast = PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            unk_token="<unk>",
+            eos_token="</s>",
+            pad_token="<pad>",
+            model_max_length=512,
+            clean_up_tokenization_spaces=True,
+        )
     torch.manual_seed(seed)
     model = _tiny_model(family, arch, dims, tok.get_vocab_size(), ids)
     tmp = temp_path(out)
@@ -217,16 +246,33 @@ def _tiny_model(family: str, arch: str, dims: dict[str, int], vocab_size: int, i
     if family == "seq2seq":
         from transformers import T5Config, T5ForConditionalGeneration
 
-        config = T5Config(vocab_size=vocab_size, d_model=dims["hidden_size"], d_ff=dims["intermediate_size"],
-                          num_layers=dims["num_layers"], num_decoder_layers=dims["num_layers"],
-                          num_heads=dims["num_heads"], d_kv=dims["hidden_size"] // dims["num_heads"],
-                          dropout_rate=0.0, pad_token_id=ids["<pad>"], eos_token_id=ids["</s>"],
-                          decoder_start_token_id=ids["<pad>"], tie_word_embeddings=True)
+        config = T5Config(
+            vocab_size=vocab_size,
+            d_model=dims["hidden_size"],
+            d_ff=dims["intermediate_size"],
+            num_layers=dims["num_layers"],
+            num_decoder_layers=dims["num_layers"],
+            num_heads=dims["num_heads"],
+            d_kv=dims["hidden_size"] // dims["num_heads"],
+            dropout_rate=0.0,
+            pad_token_id=ids["<pad>"],
+            eos_token_id=ids["</s>"],
+            decoder_start_token_id=ids["<pad>"],
+            tie_word_embeddings=True,
+        )
         return T5ForConditionalGeneration(config)
-    common = dict(vocab_size=vocab_size, hidden_size=dims["hidden_size"], intermediate_size=dims["intermediate_size"],
-                  num_hidden_layers=dims["num_layers"], num_attention_heads=dims["num_heads"],
-                  num_key_value_heads=dims["num_heads"], max_position_embeddings=512, tie_word_embeddings=True,
-                  bos_token_id=ids["<s>"], eos_token_id=ids["</s>"])
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=dims["hidden_size"],
+        intermediate_size=dims["intermediate_size"],
+        num_hidden_layers=dims["num_layers"],
+        num_attention_heads=dims["num_heads"],
+        num_key_value_heads=dims["num_heads"],
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+    )
     # Llama, not Qwen2: transformers 5 loads any qwen2 checkpoint's tokenizer as its own byte-level BPE
     # class (qwen2 is in MODELS_WITH_INCORRECT_HUB_TOKENIZER_CLASS), which would discard our WordPiece one.
     from transformers import LlamaConfig, LlamaForCausalLM

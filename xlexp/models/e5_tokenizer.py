@@ -24,8 +24,15 @@ if TYPE_CHECKING:
 SPECIALS = {"bos": ("<s>", 0), "pad": ("<pad>", 1), "eos": ("</s>", 2), "unk": ("<unk>", 3)}
 MASK = "<mask>"
 METASPACE = "\u2581"
-SPECIAL_TOKENS_MAP = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
-                      "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": MASK}
+SPECIAL_TOKENS_MAP = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "sep_token": "</s>",
+    "cls_token": "<s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "mask_token": MASK,
+}
 
 
 def _nfkc_compositions() -> dict[str, str]:
@@ -140,8 +147,10 @@ def build_tokenizer(f: E5File) -> Tokenizer:
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, _ in SPECIALS.values()]
-                           + [AddedToken(MASK, special=True, normalized=False, lstrip=True)])
+    tok.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t, _ in SPECIALS.values()]
+        + [AddedToken(MASK, special=True, normalized=False, lstrip=True)]
+    )
     return tok
 
 
@@ -151,12 +160,23 @@ def tokenizer_config(n_pieces: int) -> dict[str, Any]:
         "tokenizer_class": "XLMRobertaTokenizer",
         "model_max_length": 512,
         "add_prefix_space": True,
-        "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
-        "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": MASK,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "cls_token": "<s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "mask_token": MASK,
         "clean_up_tokenization_spaces": False,
         "added_tokens_decoder": {
-            str(i): {"content": t, "lstrip": t == MASK, "normalized": False, "rstrip": False,
-                     "single_word": False, "special": True}
+            str(i): {
+                "content": t,
+                "lstrip": t == MASK,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": True,
+            }
             for t, i in specials
         },
     }

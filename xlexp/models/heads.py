@@ -1,5 +1,4 @@
-"""The per-position classification head shared by encoder and decoder backbones (taggers).
-"""
+"""The per-position classification head shared by encoder and decoder backbones (taggers)."""
 
 from __future__ import annotations
 

@@ -62,8 +62,17 @@ def read_e5_file(path: Path) -> E5File:
     (qk,) = take("i")
     if qk != _QK:
         raise ValueError(f"{path}: block size {qk}, expected {_QK}")
-    header = dict(version=version, hidden=hidden, layers=layers, heads=heads, ffn=ffn, vocab=vocab,
-                  max_pos=max_pos, type_vocab=type_vocab, eps=eps)
+    header = dict(
+        version=version,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        ffn=ffn,
+        vocab=vocab,
+        max_pos=max_pos,
+        type_vocab=type_vocab,
+        eps=eps,
+    )
 
     # SentencePiece piece table: offsets into a UTF-8 blob, and one score per piece
     n_pieces, bos, eos, pad, unk = take("5i")
@@ -72,9 +81,9 @@ def read_e5_file(path: Path) -> E5File:
     pos += 4 * (n_pieces + 1)
     scores = np.frombuffer(buf, "<f4", n_pieces, pos).copy()
     pos += 4 * n_pieces
-    blob = buf[pos:pos + blob_len]
+    blob = buf[pos : pos + blob_len]
     pos += blob_len
-    pieces = [blob[offs[i]:offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
 
     # normalisation map: (u32 cp, u8 n, n x u32 cp) records
     n_norm, norm_bytes = take("iI")
@@ -94,7 +103,7 @@ def read_e5_file(path: Path) -> E5File:
     tensors: dict[str, tuple[int, int, int]] = {}
     for _ in range(n_dir):
         (name_len,) = take("H")
-        name = buf[pos:pos + name_len].decode("ascii")
+        name = buf[pos : pos + name_len].decode("ascii")
         pos += name_len
         (dtype,) = take("B")
         n, offset, _nbytes = take("IQQ")

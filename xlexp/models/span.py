@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NEG = -1e4   # fits bf16 and fp16
+NEG = -1e4  # fits bf16 and fp16
 
 
 class SpanHead(nn.Module):

@@ -28,14 +28,19 @@ def load_weights(path: Path | str, what: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # torch's message cannot tell garbage from a pickle that names code
-        raise BadWeightsFile(f"{what} {path} cannot be read as a weights-only torch state dict (truncated, not a .pt "
-                             f"file, or a pickle that names code to run); xlexp loads weights only and never runs "
-                             f"code from a checkpoint: save one with torch.save(model.state_dict(), path)") from None
+        raise BadWeightsFile(
+            f"{what} {path} cannot be read as a weights-only torch state dict (truncated, not a .pt "
+            f"file, or a pickle that names code to run); xlexp loads weights only and never runs "
+            f"code from a checkpoint: save one with torch.save(model.state_dict(), path)"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, AttributeError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BadWeightsFile(f"{what} {path} cannot be read as a torch state dict (truncated or not a .pt file: "
-                             f"{first[:200]})") from None
+        raise BadWeightsFile(
+            f"{what} {path} cannot be read as a torch state dict (truncated or not a .pt file: {first[:200]})"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BadWeightsFile(f"{what} {path} is not a state dict of tensors (got {type(state).__name__}); save one "
-                             f"with torch.save(model.state_dict(), path)")
+        raise BadWeightsFile(
+            f"{what} {path} is not a state dict of tensors (got {type(state).__name__}); save one "
+            f"with torch.save(model.state_dict(), path)"
+        )
     return state

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def choose_sources(similarity: np.ndarray, budget: int, measured: list[int] | None = None,
-                   uncertainty: np.ndarray | None = None) -> list[int]:
+def choose_sources(
+    similarity: np.ndarray, budget: int, measured: list[int] | None = None, uncertainty: np.ndarray | None = None
+) -> list[int]:
     """Indices of up to ``budget`` new sources (rows of ``similarity``), best first; ``measured``
     rows are already trained (they cover others but are not chosen again)."""
     n = similarity.shape[0]
@@ -45,8 +46,7 @@ def row_uncertainty(low: np.ndarray, high: np.ndarray, observed: np.ndarray) -> 
         return np.nan_to_num(np.nanmean(width, axis=1), nan=float(np.nanmax(width)))
 
 
-def sequential_choice(similarity: np.ndarray, budget: int, measured: list[int] | None,
-                      uncertainty_of) -> list[int]:
+def sequential_choice(similarity: np.ndarray, budget: int, measured: list[int] | None, uncertainty_of) -> list[int]:
     """``budget`` picks one at a time, as ``xlexp predict --fill`` trains them: after each pick,
     ``uncertainty_of(measured rows)`` (row widths from a completion on what is measured, or None)
     re-weights the next choice; it may also return ``(widths, similarity)``: the source similarity
@@ -57,7 +57,7 @@ def sequential_choice(similarity: np.ndarray, budget: int, measured: list[int] |
     for _ in range(budget):
         weight = uncertainty_of(measured + picks) if measured or picks else None
         sim = similarity
-        if isinstance(weight, tuple):   # (row widths, the completion's own source similarity) as ``complete`` returns
+        if isinstance(weight, tuple):  # (row widths, the completion's own source similarity) as ``complete`` returns
             weight, sim = weight[0], (weight[1] if weight[1] is not None else similarity)
         nxt = choose_sources(sim, 1, measured + picks, weight)
         if not nxt:

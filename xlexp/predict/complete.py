@@ -51,21 +51,21 @@ from scipy.linalg import cho_factor, cho_solve
 
 @dataclass(frozen=True)
 class CompletionSettings:
-    rank: int = -1            # -1: ensemble, rank 0 or biases only, by out-of-fold MAE; >= 0: one fit of that rank
-    ranks: tuple[int, ...] = (1, 2, 3)   # the ensemble's ranks ...
-    restarts: int = 5         # ... times this many random starts each (the final fit; 1 inside the CV folds)
-    lam: float = 0.3          # prior precision of the factors u, v (the matrix is fitted in standard-deviation units)
-    lam_bias: float = 1.0     # prior precision of the biases a, b
-    lam_side: float = 1.0     # ridge on the feature weights w
-    prior: float = 0.5        # weight of the language similarity in the prior covariance (0: independent ridge)
+    rank: int = -1  # -1: ensemble, rank 0 or biases only, by out-of-fold MAE; >= 0: one fit of that rank
+    ranks: tuple[int, ...] = (1, 2, 3)  # the ensemble's ranks ...
+    restarts: int = 5  # ... times this many random starts each (the final fit; 1 inside the CV folds)
+    lam: float = 0.3  # prior precision of the factors u, v (the matrix is fitted in standard-deviation units)
+    lam_bias: float = 1.0  # prior precision of the biases a, b
+    lam_side: float = 1.0  # ridge on the feature weights w
+    prior: float = 0.5  # weight of the language similarity in the prior covariance (0: independent ridge)
     iters: int = 40
-    folds: int = 5            # cross-validation folds for the intervals (and the honest error estimate)
-    level: float = 0.9        # interval coverage aimed at
+    folds: int = 5  # cross-validation folds for the intervals (and the honest error estimate)
+    level: float = 0.9  # interval coverage aimed at
     seed: int = 0
-    borrow: bool = True       # a row (column) without any observed cell: the similarity-weighted mean of the
-                              # others' biases and factors instead of the prior's (shrunk) conditional mean
-    profiles: float = 0.5     # weight of the fitted-profile similarity in a second pass (0: one pass; see _profiles)
-    use_side: bool = True     # False: the pair features are left out (the biases-only candidate)
+    borrow: bool = True  # a row (column) without any observed cell: the similarity-weighted mean of the
+    # others' biases and factors instead of the prior's (shrunk) conditional mean
+    profiles: float = 0.5  # weight of the fitted-profile similarity in a second pass (0: one pass; see _profiles)
+    use_side: bool = True  # False: the pair features are left out (the biases-only candidate)
 
     def describe(self) -> str:
         if self.rank == 0 and not self.use_side and self.prior <= 0:
@@ -77,14 +77,14 @@ class CompletionSettings:
 
 @dataclass
 class Completion:
-    mean: np.ndarray          # sources x targets, every cell (observed cells: the fit, not the measurement)
+    mean: np.ndarray  # sources x targets, every cell (observed cells: the fit, not the measurement)
     low: np.ndarray
     high: np.ndarray
-    observed: np.ndarray      # bool mask of the measured cells
-    oob_mae: float            # out-of-fold MAE on observed cells: an honest estimate of the error
+    observed: np.ndarray  # bool mask of the measured cells
+    oob_mae: float  # out-of-fold MAE on observed cells: an honest estimate of the error
     weights: dict[str, float] = field(default_factory=dict)  # feature -> weight (standardised features)
-    settings: CompletionSettings | None = None                # the settings used (auto resolved)
-    row_sim: np.ndarray | None = None   # the source similarities of the final pass (sharpened by ``_profiles``)
+    settings: CompletionSettings | None = None  # the settings used (auto resolved)
+    row_sim: np.ndarray | None = None  # the source similarities of the final pass (sharpened by ``_profiles``)
 
 
 def _standardise(side: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
@@ -137,13 +137,25 @@ def _solve_factors(w_cell: np.ndarray, r: np.ndarray, other: np.ndarray, prior: 
     a = prior.copy()
     idx = np.arange(n)
     a.reshape(n, rank, n, rank)[idx, :, idx, :] += np.einsum("st,tk,tl->skl", w_cell, other, other)
-    return cho_solve(cho_factor(a, lower=True, check_finite=False), np.einsum("st,tk->sk", w_cell * r, other).ravel(),
-                     check_finite=False).reshape(n, rank)
+    return cho_solve(
+        cho_factor(a, lower=True, check_finite=False),
+        np.einsum("st,tk->sk", w_cell * r, other).ravel(),
+        check_finite=False,
+    ).reshape(n, rank)
 
 
-def fit(y: np.ndarray, mask: np.ndarray, side: np.ndarray, cfg: CompletionSettings, rank: int,
-        prec_rows: np.ndarray, prec_cols: np.ndarray, seed: int = 0,
-        row_sim: np.ndarray | None = None, col_sim: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fit(
+    y: np.ndarray,
+    mask: np.ndarray,
+    side: np.ndarray,
+    cfg: CompletionSettings,
+    rank: int,
+    prec_rows: np.ndarray,
+    prec_cols: np.ndarray,
+    seed: int = 0,
+    row_sim: np.ndarray | None = None,
+    col_sim: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One alternating fit of rank ``rank`` on the cells where ``mask`` (``y`` standardised, NaN
     allowed elsewhere); returns the full prediction and the feature weights. The biases and factors
     are coupled through the language prior (``prec_rows``/``prec_cols`` from ``prior_precision``);
@@ -192,14 +204,18 @@ def fit(y: np.ndarray, mask: np.ndarray, side: np.ndarray, cfg: CompletionSettin
 
 @dataclass
 class _Sims:
-    rows: np.ndarray | None       # sources x sources similarity in [0, 1] (None: unknown)
-    cols: np.ndarray | None       # targets x targets
-    same: np.ndarray | None       # sources x targets: True where the source and the target are one language
+    rows: np.ndarray | None  # sources x sources similarity in [0, 1] (None: unknown)
+    cols: np.ndarray | None  # targets x targets
+    same: np.ndarray | None  # sources x targets: True where the source and the target are one language
 
 
 def _precisions(sims: _Sims, shape: tuple[int, int], cfg: CompletionSettings):
-    return (prior_precision(sims.rows, shape[0], cfg.prior), prior_precision(sims.cols, shape[1], cfg.prior),
-            sims.rows, sims.cols)
+    return (
+        prior_precision(sims.rows, shape[0], cfg.prior),
+        prior_precision(sims.cols, shape[1], cfg.prior),
+        sims.rows,
+        sims.cols,
+    )
 
 
 def _profiles(fitted: np.ndarray, sims: _Sims, mix: float, power: float = 4.0) -> _Sims:
@@ -241,8 +257,9 @@ def _fit_once(y, mask, x, cfg: CompletionSettings, precs, restarts: int, seed: i
         x = x[..., :0]
     if cfg.rank >= 0:
         return fit(y, mask, x, cfg, cfg.rank, *precs[:2], seed, *precs[2:])
-    fits = [fit(y, mask, x, cfg, r, *precs[:2], seed + 101 * k + r, *precs[2:])
-            for r in cfg.ranks for k in range(restarts)]
+    fits = [
+        fit(y, mask, x, cfg, r, *precs[:2], seed + 101 * k + r, *precs[2:]) for r in cfg.ranks for k in range(restarts)
+    ]
     return np.mean([f[0] for f in fits], 0), np.mean([f[1] for f in fits], 0)
 
 
@@ -295,9 +312,15 @@ def _one_standard_error(errors: np.ndarray) -> int:
     return best
 
 
-def complete(y: np.ndarray, mask: np.ndarray, side: np.ndarray | None = None,
-             cfg: CompletionSettings = CompletionSettings(), names: list[str] | None = None,
-             row_sim: np.ndarray | None = None, col_sim: np.ndarray | None = None) -> Completion:
+def complete(
+    y: np.ndarray,
+    mask: np.ndarray,
+    side: np.ndarray | None = None,
+    cfg: CompletionSettings = CompletionSettings(),
+    names: list[str] | None = None,
+    row_sim: np.ndarray | None = None,
+    col_sim: np.ndarray | None = None,
+) -> Completion:
     """The fit on every observed cell, with cross-validated intervals (see the module docstring).
     ``row_sim``/``col_sim``: source x source and target x target similarities in [0, 1] (the
     language prior; None: independent ridge). Runs with one BLAS thread: on matrices of a few hundred
@@ -328,12 +351,12 @@ def _complete(y, mask, side, cfg: CompletionSettings, names, row_sim, col_sim) -
     chosen = cfg
     if folds >= 2:
         tried = []
-        for c in (candidates(cfg) if cfg.rank < 0 else [cfg]):
+        for c in candidates(cfg) if cfg.rank < 0 else [cfg]:
             preds, oof, obs = _cross_fit(y, mask, x, c, sims, folds)
             tried.append((np.abs(oof - y[obs[:, 0], obs[:, 1]]), c, preds, oof, obs))
         _, chosen, preds, oof, obs = tried[_one_standard_error(np.stack([t[0] for t in tried]))]
     mean, w, used = _fit_all(y, mask, x, chosen, sims, cfg.restarts, chosen.seed)
-    weights = dict(zip(names or [f"x{i}" for i in range(len(w))], map(float, w * sd)))   # in the metric's units
+    weights = dict(zip(names or [f"x{i}" for i in range(len(w))], map(float, w * sd)))  # in the metric's units
     mean = centre + sd * mean
     if folds < 2:
         wide = np.full(y.shape, np.inf)
@@ -342,9 +365,17 @@ def _complete(y, mask, side, cfg: CompletionSettings, names, row_sim, col_sim) -
     oof = centre + sd * oof
     y = raw
     floor = max(float(np.median(spread[~mask])) if (~mask).any() else float(np.median(spread)), 1e-6)
-    scale = np.sqrt(spread ** 2 + floor ** 2)
+    scale = np.sqrt(spread**2 + floor**2)
     resid = np.abs(oof - y[obs[:, 0], obs[:, 1]])
     # split-conformal finite-sample correction: the ceil((n+1)·level)/n quantile (matters for a few dozen cells)
     q = float(np.quantile(resid / scale[obs[:, 0], obs[:, 1]], min(1.0, cfg.level * (len(resid) + 1) / len(resid))))
-    return Completion(mean=mean, low=mean - q * scale, high=mean + q * scale, observed=mask,
-                      oob_mae=float(resid.mean()), weights=weights, settings=chosen, row_sim=used.rows)
+    return Completion(
+        mean=mean,
+        low=mean - q * scale,
+        high=mean + q * scale,
+        observed=mask,
+        oob_mae=float(resid.mean()),
+        weights=weights,
+        settings=chosen,
+        row_sim=used.rows,
+    )

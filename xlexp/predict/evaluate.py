@@ -71,9 +71,16 @@ def _map(fn, items: list[tuple], jobs: int, on_step: Callable[[int, int], None] 
     return out
 
 
-def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.05, 0.1, 0.2), n_masks: int = 10,
-                    cfg: CompletionSettings = CompletionSettings(), seed: int = 0,
-                    on_step: Callable[[int, int], None] | None = None, jobs: int = 1) -> pd.DataFrame:
+def mask_evaluation(
+    y: np.ndarray,
+    features: PairFeatures | None,
+    fractions=(0.05, 0.1, 0.2),
+    n_masks: int = 10,
+    cfg: CompletionSettings = CompletionSettings(),
+    seed: int = 0,
+    on_step: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
+) -> pd.DataFrame:
     """MAE, Spearman and interval coverage on the hidden cells of ``n_masks`` random masks per observed
     fraction, for xlexp and its ablations. Every method, "biases only" included, gives a language
     without any observed cell the similarity-weighted mean of the others' biases (``complete``'s
@@ -82,16 +89,25 @@ def mask_evaluation(y: np.ndarray, features: PairFeatures | None, fractions=(0.0
     items = [(y, features, frac, m, cfg, seed) for frac in fractions for m in range(n_masks)]
     rows = [r for part in _map(_one_mask, items, jobs, on_step) for r in part]
     per = pd.DataFrame(rows)
-    out = per.groupby(["observed", "method"], sort=False).agg(
-        mae=("mae", "mean"), mae_sd=("mae", "std"), spearman=("spearman", "mean"), coverage=("coverage", "mean"),
-        masks=("mask", "count")).reset_index()
+    out = (
+        per.groupby(["observed", "method"], sort=False)
+        .agg(
+            mae=("mae", "mean"),
+            mae_sd=("mae", "std"),
+            spearman=("spearman", "mean"),
+            coverage=("coverage", "mean"),
+            masks=("mask", "count"),
+        )
+        .reset_index()
+    )
     return out
 
 
-def _one_mask(y: np.ndarray, features: PairFeatures | None, frac: float, m: int, cfg: CompletionSettings,
-              seed: int) -> list[dict]:
+def _one_mask(
+    y: np.ndarray, features: PairFeatures | None, frac: float, m: int, cfg: CompletionSettings, seed: int
+) -> list[dict]:
     side, names = _side(features)
-    methods = {   # the ablations: how the default was chosen (BENCHMARKS.md §10)
+    methods = {  # the ablations: how the default was chosen (BENCHMARKS.md §10)
         "biases only (no features, no language prior)": (replace(cfg, rank=0, prior=0.0), None),
         "biases + features + language prior": (replace(cfg, rank=0), side),
         "ensemble without language prior": (replace(cfg, prior=0.0), side),
@@ -103,13 +119,27 @@ def _one_mask(y: np.ndarray, features: PairFeatures | None, frac: float, m: int,
     hidden = ~mask & np.isfinite(y)
     rows = []
     for method, (c, x) in methods.items():
-        res = complete(y, mask, x, replace(c, folds=c.folds if method == OURS else 1), names,
-                       features.source_similarity if features else None,
-                       features.target_similarity if features else None)
+        res = complete(
+            y,
+            mask,
+            x,
+            replace(c, folds=c.folds if method == OURS else 1),
+            names,
+            features.source_similarity if features else None,
+            features.target_similarity if features else None,
+        )
         p, t = res.mean[hidden], y[hidden]
         covered = ((t >= res.low[hidden]) & (t <= res.high[hidden])).mean() if method == OURS else np.nan
-        rows.append(dict(method=method, observed=frac, mask=m, mae=float(np.abs(p - t).mean()),
-                         spearman=float(spearmanr(p, t)[0]), coverage=float(covered)))
+        rows.append(
+            dict(
+                method=method,
+                observed=frac,
+                mask=m,
+                mae=float(np.abs(p - t).mean()),
+                spearman=float(spearmanr(p, t)[0]),
+                coverage=float(covered),
+            )
+        )
     return rows
 
 
@@ -122,19 +152,27 @@ def ndcg_at(predicted: np.ndarray, truth: np.ndarray, k: int = 3) -> float:
     discount = 1 / np.log2(np.arange(2, k + 2))
     top = np.argsort(-predicted, kind="stable")[:k]
     ideal = np.sort(rel)[::-1][:k]
-    return float((rel[top] * discount[:len(top)]).sum() / (ideal * discount[:len(ideal)]).sum())
+    return float((rel[top] * discount[: len(top)]).sum() / (ideal * discount[: len(ideal)]).sum())
 
 
 def _langrank_features(features: PairFeatures) -> tuple[np.ndarray, list[str]]:
     """LangRank's kind of features, rounded to 1e-9: the URIEL means differ in their last bits with the
     BLAS thread count (5e-14 on xpos), and the trees' bins turned that into NDCG@3 0.404 or 0.410."""
-    keep = [n for n in features.names if n.startswith("uriel_") or n in ("script_match", "log_train_size", "vocab_overlap")]
+    keep = [
+        n for n in features.names if n.startswith("uriel_") or n in ("script_match", "log_train_size", "vocab_overlap")
+    ]
     return np.round(features.subset(keep).values, 9), keep
 
 
-def loto_ranking(y: np.ndarray, features: PairFeatures, cfg: CompletionSettings = CompletionSettings(), k: int = 3,
-                 english: str | None = None, on_step: Callable[[int, int], None] | None = None,
-                 jobs: int = 1) -> pd.DataFrame:
+def loto_ranking(
+    y: np.ndarray,
+    features: PairFeatures,
+    cfg: CompletionSettings = CompletionSettings(),
+    k: int = 3,
+    english: str | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
+) -> pd.DataFrame:
     """Per method: mean NDCG@k over targets, how often the top k holds the best source, targets scored.
     One completion per target (its column hidden): the slow part of ``--evaluate`` on wide matrices
     (205 targets: ~50 min on 2 cores, one process); ``on_step(done, total)`` is called after each
@@ -146,13 +184,21 @@ def loto_ranking(y: np.ndarray, features: PairFeatures, cfg: CompletionSettings 
     for part in _map(_one_target, items, jobs, on_step):
         for method, ndcg, best in part:
             scores.setdefault(method, []).append((ndcg, best))
-    rows = [dict(method=m, ndcg=float(np.mean([a for a, _ in v])), best_in_top=float(np.mean([b for _, b in v])),
-                 targets=len(v)) for m, v in scores.items()]
+    rows = [
+        dict(
+            method=m,
+            ndcg=float(np.mean([a for a, _ in v])),
+            best_in_top=float(np.mean([b for _, b in v])),
+            targets=len(v),
+        )
+        for m, v in scores.items()
+    ]
     return pd.DataFrame(rows)
 
 
-def _one_target(y: np.ndarray, features: PairFeatures, j: int, cfg: CompletionSettings, k: int,
-                english: str | None) -> list[tuple[str, float, bool]]:
+def _one_target(
+    y: np.ndarray, features: PairFeatures, j: int, cfg: CompletionSettings, k: int, english: str | None
+) -> list[tuple[str, float, bool]]:
     """Every method's (NDCG@k, best in top k) for target ``j`` with its whole column hidden."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -174,7 +220,9 @@ def _one_target(y: np.ndarray, features: PairFeatures, j: int, cfg: CompletionSe
     res = complete(y, mask, side, cfg1, names, features.source_similarity, features.target_similarity)
     add(OURS, res.mean[cand, j])
     if len(names_nomodel) < len(names):
-        res = complete(y, mask, side_nomodel, cfg1, names_nomodel, features.source_similarity, features.target_similarity)
+        res = complete(
+            y, mask, side_nomodel, cfg1, names_nomodel, features.source_similarity, features.target_similarity
+        )
         add("xlexp without model similarity", res.mean[cand, j])
     others = [jj for jj in range(len(targets)) if jj != j]
     if english is not None:
@@ -195,20 +243,31 @@ def _one_target(y: np.ndarray, features: PairFeatures, j: int, cfg: CompletionSe
         col = y[cc, jj]
         xs.append(lr_x[cc, jj])
         ys.append((col - col.mean()) / (col.std() + 1e-9))
-    model = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
-                                          min_samples_leaf=min(20, max(2, len(np.concatenate(ys)) // 10)),
-                                          random_state=0)
+    model = HistGradientBoostingRegressor(
+        max_iter=100,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        min_samples_leaf=min(20, max(2, len(np.concatenate(ys)) // 10)),
+        random_state=0,
+    )
     train_x = np.concatenate(xs)
-    cols = np.isfinite(train_x).any(axis=0)   # the trees cannot bin a feature without any value
+    cols = np.isfinite(train_x).any(axis=0)  # the trees cannot bin a feature without any value
     with threadpool_limits(1):  # small fits: OpenMP threads only contend (65 s vs 1 s on a busy 2-core box)
         model.fit(train_x[:, cols], np.concatenate(ys))
         add("LangRank-style (no model similarity)", model.predict(lr_x[cand, j][:, cols]))
     return out
 
 
-def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_random: int = 20,
-                      cfg: CompletionSettings = CompletionSettings(), seed: int = 0,
-                      on_step: Callable[[int, int], None] | None = None, jobs: int = 1) -> pd.DataFrame:
+def active_evaluation(
+    y: np.ndarray,
+    features: PairFeatures,
+    budget: int,
+    n_random: int = 20,
+    cfg: CompletionSettings = CompletionSettings(),
+    seed: int = 0,
+    on_step: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
+) -> pd.DataFrame:
     """MAE on the rows not trained, when ``budget`` whole rows are: the chooser vs random picks.
     ``on_step(done, total)`` is called after the chooser's set and after each random set; ``jobs``
     (the random sets; the chooser is sequential): see ``_map``."""
@@ -220,13 +279,20 @@ def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_rand
         mask = np.zeros(y.shape, dtype=bool)
         mask[rows] = True
         mask &= np.isfinite(y)
-        res = complete(y, mask, side, replace(cfg, folds=min(cfg.folds, 3)), names, features.source_similarity,
-                       features.target_similarity)
+        res = complete(
+            y,
+            mask,
+            side,
+            replace(cfg, folds=min(cfg.folds, 3)),
+            names,
+            features.source_similarity,
+            features.target_similarity,
+        )
         return row_uncertainty(res.low, res.high, res.observed), res.row_sim
 
     chosen = sequential_choice(features.source_similarity, budget, [], widths)
     rng = np.random.default_rng(seed)
-    exhaustive = comb(n, budget) <= 50   # few sources: every set of that size, the exact expectation of a random choice
+    exhaustive = comb(n, budget) <= 50  # few sources: every set of that size, the exact expectation of a random choice
     if exhaustive:
         draws = [list(c) for c in combinations(range(n), budget)]
     else:
@@ -236,12 +302,24 @@ def active_evaluation(y: np.ndarray, features: PairFeatures, budget: int, n_rand
         on_step(1, 1 + len(draws))
     step = (lambda done, total: on_step(done + 1, total + 1)) if on_step else None
     randoms = _map(_rows_mae, [(y, features, d, cfg1) for d in draws], jobs, step)
-    return pd.DataFrame([
-        dict(method="active (xlexp sequential_choice)", budget=budget, mae=active, mae_sd=np.nan,
-             sources=" ".join(features.sources[i] for i in chosen)),
-        dict(method=f"random ({len(draws)} {'sets: every one' if exhaustive else 'draws'})", budget=budget, mae=float(np.mean(randoms)), mae_sd=float(np.std(randoms)),
-             sources=""),
-    ])
+    return pd.DataFrame(
+        [
+            dict(
+                method="active (xlexp sequential_choice)",
+                budget=budget,
+                mae=active,
+                mae_sd=np.nan,
+                sources=" ".join(features.sources[i] for i in chosen),
+            ),
+            dict(
+                method=f"random ({len(draws)} {'sets: every one' if exhaustive else 'draws'})",
+                budget=budget,
+                mae=float(np.mean(randoms)),
+                mae_sd=float(np.std(randoms)),
+                sources="",
+            ),
+        ]
+    )
 
 
 def _rows_mae(y: np.ndarray, features: PairFeatures, rows: list[int], cfg: CompletionSettings) -> float:

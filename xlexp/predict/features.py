@@ -42,10 +42,10 @@ class PairFeatures:
     sources: list[str]
     targets: list[str]
     names: list[str]
-    values: np.ndarray                                   # sources x targets x features, NaN = missing
-    missing: dict[str, list[str]] = field(default_factory=dict)   # feature -> languages that lack it
-    source_similarity: np.ndarray | None = None          # sources x sources, in [0, 1]
-    target_similarity: np.ndarray | None = None          # targets x targets
+    values: np.ndarray  # sources x targets x features, NaN = missing
+    missing: dict[str, list[str]] = field(default_factory=dict)  # feature -> languages that lack it
+    source_similarity: np.ndarray | None = None  # sources x sources, in [0, 1]
+    target_similarity: np.ndarray | None = None  # targets x targets
 
     def feature(self, name: str) -> np.ndarray:
         return self.values[..., self.names.index(name)]
@@ -56,15 +56,23 @@ class PairFeatures:
         for name, codes in self.missing.items():
             if codes:
                 groups.setdefault(tuple(codes), []).append(name)
-        parts = [f"{', '.join(names)} for {', '.join(codes[:8])}{f' (+{len(codes) - 8})' if len(codes) > 8 else ''}"
-                 for codes, names in groups.items()]
+        parts = [
+            f"{', '.join(names)} for {', '.join(codes[:8])}{f' (+{len(codes) - 8})' if len(codes) > 8 else ''}"
+            for codes, names in groups.items()
+        ]
         return "missing features (used without them): " + "; ".join(parts) if parts else ""
 
     def subset(self, names: list[str]) -> PairFeatures:
         idx = [self.names.index(n) for n in names if n in self.names]
-        return PairFeatures(self.sources, self.targets, [self.names[i] for i in idx], self.values[..., idx],
-                            {k: v for k, v in self.missing.items() if k in names}, self.source_similarity,
-                            self.target_similarity)
+        return PairFeatures(
+            self.sources,
+            self.targets,
+            [self.names[i] for i in idx],
+            self.values[..., idx],
+            {k: v for k, v in self.missing.items() if k in names},
+            self.source_similarity,
+            self.target_similarity,
+        )
 
 
 def _similarity(langs_a: list[str], langs_b: list[str], model_sim: np.ndarray | None = None) -> np.ndarray:
@@ -75,7 +83,7 @@ def _similarity(langs_a: list[str], langs_b: list[str], model_sim: np.ndarray | 
     except XlexpError:  # no URIEL (the predict extra is missing): same language and model similarity only
         stack = np.full((1, len(langs_a), len(langs_b)), np.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # a pair without any distance stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pair without any distance stays NaN
         mean = np.nanmean(stack, axis=0)
     sim = np.where(np.isfinite(mean), np.exp(-np.nan_to_num(mean, nan=1.0) / 0.15), 0.0)
     same = np.array([[normalize_tag(a) == normalize_tag(b) for b in langs_b] for a in langs_a])
@@ -86,8 +94,12 @@ def _similarity(langs_a: list[str], langs_b: list[str], model_sim: np.ndarray | 
     return sim
 
 
-def pair_features(sources: list[str], targets: list[str], train_sizes: dict[str, int] | None = None,
-                  views: dict[str, object] | None = None) -> PairFeatures:
+def pair_features(
+    sources: list[str],
+    targets: list[str],
+    train_sizes: dict[str, int] | None = None,
+    views: dict[str, object] | None = None,
+) -> PairFeatures:
     """Features for every (source, target). ``train_sizes``: source -> training examples;
     ``views``: language -> ``represent.LanguageView`` (model similarity and vocabulary overlap)."""
     names, planes, missing = [], [], {}
@@ -112,14 +124,18 @@ def pair_features(sources: list[str], targets: list[str], train_sizes: dict[str,
     missing["script_match"] = sorted({c for c, s in zip([*sources, *targets], [*scripts_s, *scripts_t]) if not s})
     if train_sizes:
         names.append("log_train_size")
-        planes.append(np.array([[np.log1p(train_sizes[s]) if train_sizes.get(s) else np.nan] * len(targets) for s in sources]))
+        planes.append(
+            np.array([[np.log1p(train_sizes[s]) if train_sizes.get(s) else np.nan] * len(targets) for s in sources])
+        )
         missing["log_train_size"] = [s for s in sources if not train_sizes.get(s)]
     if views is not None:
         from xlexp.predict.represent import vocab_overlap
 
         names += ["model_similarity", "vocab_overlap"]
-        planes += [_view_pairs(views, sources, targets, lambda a, b: cosine(a.mean, b.mean)),
-                   _view_pairs(views, sources, targets, vocab_overlap)]
+        planes += [
+            _view_pairs(views, sources, targets, lambda a, b: cosine(a.mean, b.mean)),
+            _view_pairs(views, sources, targets, vocab_overlap),
+        ]
         lacking = sorted(c for c in dict.fromkeys([*sources, *targets]) if views.get(c) is None)
         missing["model_similarity"] = missing["vocab_overlap"] = lacking
     values = np.stack(planes, axis=-1)
@@ -162,15 +178,22 @@ def language_keys(codes: list[str], keys: list[str], max_distance: int = 3) -> d
         lang = tag.split("-")[0]
         try:
             d, i = min((t.split("-")[0] != lang, langcodes.tag_distance(tag, t), i) for i, t in enumerate(tags))[1:]
-        except (ValueError, langcodes.tag_parser.LanguageTagError):   # a code langcodes cannot parse
+        except (ValueError, langcodes.tag_parser.LanguageTagError):  # a code langcodes cannot parse
             continue
         if tags[i].split("-")[0] == lang or d <= max_distance:
             out[c] = keys[i]
     return out
 
 
-def task_views(task: str, model: str, langs: list[str], data_dir: Path, cache_dir: Path, n_sentences: int = 200,
-               by_language: bool = False):
+def task_views(
+    task: str,
+    model: str,
+    langs: list[str],
+    data_dir: Path,
+    cache_dir: Path,
+    n_sentences: int = 200,
+    by_language: bool = False,
+):
     """Language -> LanguageView for every language with text in the task's data (cached).
     ``by_language``: the codes are another matrix's, matched to the task's languages by
     :func:`language_keys` (e.g. SIB-200's parallel Flores text for UD codes)."""
@@ -187,13 +210,19 @@ def task_views(task: str, model: str, langs: list[str], data_dir: Path, cache_di
     reps = Representations(model, cache_dir, texts_for_tiny=every)
     views, todo = {}, [k for k, ts in texts.items() if ts]
     started = last = time.monotonic()
-    for i, k in enumerate(todo, start=1):   # a line at most every 15 s: encoding 200 languages takes minutes
+    for i, k in enumerate(todo, start=1):  # a line at most every 15 s: encoding 200 languages takes minutes
         views[k] = reps.view(k, texts[k])
         if time.monotonic() - last >= 15 or i == len(todo):
             last = time.monotonic()
             rate = i / max(last - started, 1e-9)
-            log.info("model features (%s): %d/%d language(s) (%.2f/s)%s", model, i, len(todo), rate,
-                     f", ~{(len(todo) - i) / rate:.0f}s left" if i < len(todo) else "")
+            log.info(
+                "model features (%s): %d/%d language(s) (%.2f/s)%s",
+                model,
+                i,
+                len(todo),
+                rate,
+                f", ~{(len(todo) - i) / rate:.0f}s left" if i < len(todo) else "",
+            )
     return {c: views[k] for c, k in keys.items() if k in views}
 
 
@@ -209,7 +238,11 @@ def train_sizes(task: str, sources: list[str], data_dir: Path) -> dict[str, int]
             out[s] = 0
             continue
         try:
-            out[s] = len(load_split(spec, s, "train", data_dir, "local", allow_empty=True)) if spec.has_split(s, "train", data_dir, "local") else 0
+            out[s] = (
+                len(load_split(spec, s, "train", data_dir, "local", allow_empty=True))
+                if spec.has_split(s, "train", data_dir, "local")
+                else 0
+            )
         except XlexpError:
             out[s] = 0
     if spec.max_train_examples:

@@ -34,7 +34,7 @@ class Measured:
     task: str
     metric: str
     selection: str
-    matrix: pd.DataFrame          # sources x targets, NaN where not measured
+    matrix: pd.DataFrame  # sources x targets, NaN where not measured
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Prediction:
     measured: Measured
     sources: list[str]
     targets: list[str]
-    y: np.ndarray                 # measured values (NaN elsewhere), sources x targets
+    y: np.ndarray  # measured values (NaN elsewhere), sources x targets
     features: PairFeatures
     completion: Completion
     path: Path | None = None
@@ -53,15 +53,28 @@ class Prediction:
         for i, s in enumerate(self.sources):
             for j, t in enumerate(self.targets):
                 measured = bool(self.completion.observed[i, j])
-                rows.append(dict(source=s, target=t, value=float(self.y[i, j]) if measured else float(self.completion.mean[i, j]),
-                                 low=np.nan if measured else float(self.completion.low[i, j]),
-                                 high=np.nan if measured else float(self.completion.high[i, j]), predicted=not measured))
+                rows.append(
+                    dict(
+                        source=s,
+                        target=t,
+                        value=float(self.y[i, j]) if measured else float(self.completion.mean[i, j]),
+                        low=np.nan if measured else float(self.completion.low[i, j]),
+                        high=np.nan if measured else float(self.completion.high[i, j]),
+                        predicted=not measured,
+                    )
+                )
         return pd.DataFrame(rows)
 
 
-def measured_matrix(results_dir: Path | str, experiment: str | None = None, task: str | None = None,
-                    model: str | None = None, metric: str | None = None, selection: str | None = None,
-                    records: pd.DataFrame | None = None) -> Measured:
+def measured_matrix(
+    results_dir: Path | str,
+    experiment: str | None = None,
+    task: str | None = None,
+    model: str | None = None,
+    metric: str | None = None,
+    selection: str | None = None,
+    records: pd.DataFrame | None = None,
+) -> Measured:
     """``records``: these records instead of the whole store (active filling passes the records of
     the units it trained, found by content)."""
     df = query.load(results_dir) if records is None else records
@@ -81,8 +94,9 @@ def measured_matrix(results_dir: Path | str, experiment: str | None = None, task
             df = sub
     sub, experiment, metric = query.select(df, experiment, metric, "test", selection, model=model, task=task)
     m = query.matrix_of(sub, experiment, metric)
-    return Measured(experiment, str(sub["model"].iloc[0]), str(sub["task"].iloc[0]), metric,
-                    str(sub["selection"].iloc[0]), m.mean)
+    return Measured(
+        experiment, str(sub["model"].iloc[0]), str(sub["task"].iloc[0]), metric, str(sub["selection"].iloc[0]), m.mean
+    )
 
 
 def _languages(task: str, which: list[str] | None, present: list[str], data_dir: Path, role: str) -> list[str]:
@@ -99,9 +113,18 @@ def _languages(task: str, which: list[str] | None, present: list[str], data_dir:
     return list(dict.fromkeys([*present, *which]))
 
 
-def build_features(task: str | None, model: str | None, sources: list[str], targets: list[str],
-                   data_dir: Path | None, cache_dir: Path | None, model_features: bool = True,
-                   n_sentences: int = 200, text_task: str | None = None, text_model: str | None = None) -> PairFeatures:
+def build_features(
+    task: str | None,
+    model: str | None,
+    sources: list[str],
+    targets: list[str],
+    data_dir: Path | None,
+    cache_dir: Path | None,
+    model_features: bool = True,
+    n_sentences: int = 200,
+    text_task: str | None = None,
+    text_model: str | None = None,
+) -> PairFeatures:
     """``text_task``/``text_model``: the model's view of each language from another task's text,
     matched by language (``features.language_keys``; e.g. SIB-200's parallel Flores-200 sentences
     for a matrix read from a CSV, which has no task or model), instead of the matrix's own."""
@@ -114,20 +137,38 @@ def build_features(task: str | None, model: str | None, sources: list[str], targ
     view_task, view_model = (text_task, text_model or model) if text_task else (task, model)
     if model_features and view_task and view_model and data_dir is not None and cache_dir is not None:
         try:
-            views = task_views(view_task, view_model, list(dict.fromkeys([*sources, *targets])), Path(data_dir),
-                               Path(cache_dir), n_sentences, by_language=bool(text_task))
+            views = task_views(
+                view_task,
+                view_model,
+                list(dict.fromkeys([*sources, *targets])),
+                Path(data_dir),
+                Path(cache_dir),
+                n_sentences,
+                by_language=bool(text_task),
+            )
         except XlexpError as e:
             log.warning("model similarity unavailable (%s); using the other features", e)
             views = None
     return pair_features(sources, targets, sizes, views)
 
 
-def predict_matrix(results_dir: Path | str, experiment: str | None = None, task: str | None = None,
-                   model: str | None = None, metric: str | None = None, selection: str | None = None,
-                   sources: list[str] | None = None, targets: list[str] | None = None,
-                   data_dir: Path | None = None, cache_dir: Path | None = None, model_features: bool = True,
-                   cfg: CompletionSettings = CompletionSettings(), write: bool = True,
-                   hide_targets: list[str] | None = None, records: pd.DataFrame | None = None) -> Prediction:
+def predict_matrix(
+    results_dir: Path | str,
+    experiment: str | None = None,
+    task: str | None = None,
+    model: str | None = None,
+    metric: str | None = None,
+    selection: str | None = None,
+    sources: list[str] | None = None,
+    targets: list[str] | None = None,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    model_features: bool = True,
+    cfg: CompletionSettings = CompletionSettings(),
+    write: bool = True,
+    hide_targets: list[str] | None = None,
+    records: pd.DataFrame | None = None,
+) -> Prediction:
     """``hide_targets``: treat these targets' measured cells as unknown (what would have been
     predicted before testing them); never written (``write`` is ignored then). ``records``: see
     :func:`measured_matrix`."""
@@ -139,17 +180,32 @@ def predict_matrix(results_dir: Path | str, experiment: str | None = None, task:
         y[:, tgts.index(t)] = np.nan
     write = write and not hide_targets
     n_missing = int(np.isnan(y).sum())
-    if not n_missing and model_features:   # a complete matrix: the model's view (minutes) would change nothing
-        log.info("predict: all %d cells of the %d source(s) x %d target(s) matrix of %s are measured: nothing to "
-                 "predict, so the model features are not computed", y.size, len(srcs), len(tgts), m.experiment)
+    if not n_missing and model_features:  # a complete matrix: the model's view (minutes) would change nothing
+        log.info(
+            "predict: all %d cells of the %d source(s) x %d target(s) matrix of %s are measured: nothing to "
+            "predict, so the model features are not computed",
+            y.size,
+            len(srcs),
+            len(tgts),
+            m.experiment,
+        )
         model_features = False
     elif n_missing:
-        log.info("predict: %d of the %d cells of the %d source(s) x %d target(s) matrix of %s to predict from %d "
-                 "measured; features: URIEL and training sizes (seconds)%s", n_missing, y.size, len(srcs), len(tgts),
-                 m.experiment, y.size - n_missing,
-                 f", and {m.model}'s view of each of {len(set(srcs) | set(tgts))} language(s) (up to 200 sentences "
-                 f"each through the encoder, cached per model and text: seconds per language on a CPU the first "
-                 f"time, progress below; --no-model-features skips it)" if model_features and m.model else "")
+        log.info(
+            "predict: %d of the %d cells of the %d source(s) x %d target(s) matrix of %s to predict from %d "
+            "measured; features: URIEL and training sizes (seconds)%s",
+            n_missing,
+            y.size,
+            len(srcs),
+            len(tgts),
+            m.experiment,
+            y.size - n_missing,
+            f", and {m.model}'s view of each of {len(set(srcs) | set(tgts))} language(s) (up to 200 sentences "
+            f"each through the encoder, cached per model and text: seconds per language on a CPU the first "
+            f"time, progress below; --no-model-features skips it)"
+            if model_features and m.model
+            else "",
+        )
     feats = build_features(m.task, m.model, srcs, tgts, data_dir, cache_dir, model_features)
     res = complete(y, np.isfinite(y), feats.values, cfg, feats.names, feats.source_similarity, feats.target_similarity)
     pred = Prediction(m, srcs, tgts, y, feats, res)
@@ -157,15 +213,29 @@ def predict_matrix(results_dir: Path | str, experiment: str | None = None, task:
         cells = pred.frame()
         cells = cells[cells["predicted"]]
         note = feats.missing_note()
-        cells = cells.assign(experiment=m.experiment, model=m.model, task=m.task, metric=m.metric, selection=m.selection,
-                             method=f"low-rank+features ({res.settings.describe() if res.settings else '?'})",
-                             missing_features=note)
+        cells = cells.assign(
+            experiment=m.experiment,
+            model=m.model,
+            task=m.task,
+            metric=m.metric,
+            selection=m.selection,
+            method=f"low-rank+features ({res.settings.describe() if res.settings else '?'})",
+            missing_features=note,
+        )
         pred.path = write_predicted(cells, results_dir, m.experiment, m.metric)
     return pred
 
 
-def next_source(task: str, model: str, candidates: list[str], targets: list[str], y: np.ndarray,
-                data_dir: Path, cache_dir: Path, model_features: bool = True) -> tuple[str, str]:
+def next_source(
+    task: str,
+    model: str,
+    candidates: list[str],
+    targets: list[str],
+    y: np.ndarray,
+    data_dir: Path,
+    cache_dir: Path,
+    model_features: bool = True,
+) -> tuple[str, str]:
     """The candidate source to train next, and why (one line): ``y`` is candidates x targets with
     NaN where not measured (a trained source has a measured row). Before anything is measured the
     choice covers the candidates by language similarity alone; after, each candidate row is
@@ -177,8 +247,15 @@ def next_source(task: str, model: str, candidates: list[str], targets: list[str]
     measured = [i for i in range(len(candidates)) if np.isfinite(y[i]).any()]
     weight, similarity, why = None, feats.source_similarity, "language similarity (nothing measured yet)"
     if measured:
-        res = complete(y, np.isfinite(y), feats.values, CompletionSettings(folds=3), feats.names,
-                       feats.source_similarity, feats.target_similarity)
+        res = complete(
+            y,
+            np.isfinite(y),
+            feats.values,
+            CompletionSettings(folds=3),
+            feats.names,
+            feats.source_similarity,
+            feats.target_similarity,
+        )
         weight = row_uncertainty(res.low, res.high, res.observed)
         if res.row_sim is not None:
             similarity = res.row_sim
@@ -190,7 +267,7 @@ def next_source(task: str, model: str, candidates: list[str], targets: list[str]
     return candidates[pick[0]], why + (f"; {note}" if note else "")
 
 
-MAX_ABS_SCORE = 1e6   # a score (accuracy, F1, BLEU, a percentage); beyond this a cell is a typo, not a score
+MAX_ABS_SCORE = 1e6  # a score (accuracy, F1, BLEU, a percentage); beyond this a cell is a typo, not a score
 
 
 def matrix_from_csv(path: Path | str) -> pd.DataFrame:
@@ -210,30 +287,44 @@ def matrix_from_csv(path: Path | str) -> pd.DataFrame:
     except FileNotFoundError:
         raise XlexpError(f"{where}: no such file") from None
     except pd.errors.EmptyDataError:
-        raise XlexpError(f"{where}: the file is empty; give a header (source,target,value, or source then one "
-                         f"column per target) and one row per cell or source") from None
+        raise XlexpError(
+            f"{where}: the file is empty; give a header (source,target,value, or source then one "
+            f"column per target) and one row per cell or source"
+        ) from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise XlexpError(f"{where}: cannot read it as CSV ({first})") from None
     if df.empty:
         raise XlexpError(f"{where}: a header and no rows; add one row per cell (long) or per source (wide)")
     if len(df.columns) == 1:
-        raise XlexpError(f"{where}: one column ({str(df.columns[0])[:60]!r}); columns are separated by commas "
-                         f"(source,target,value, or source then one column per target)")
+        raise XlexpError(
+            f"{where}: one column ({str(df.columns[0])[:60]!r}); columns are separated by commas "
+            f"(source,target,value, or source then one column per target)"
+        )
     for s, t, v in (("source", "target", "value"), ("lang_train", "lang_pred", "score")):
         if {s, t, v} <= set(df.columns):
-            long = pd.DataFrame({"source": df[s].str.strip(), "target": df[t].str.strip(),
-                                 "value": _numbers(df[v], where, v, df.index + 2)})
+            long = pd.DataFrame(
+                {
+                    "source": df[s].str.strip(),
+                    "target": df[t].str.strip(),
+                    "value": _numbers(df[v], where, v, df.index + 2),
+                }
+            )
             long = long[long["value"].notna()]
             conflicts = long.groupby(["source", "target"])["value"].nunique()
             conflicts = conflicts[conflicts > 1]
             if len(conflicts):
                 src, tgt = conflicts.index[0]
                 values = sorted(long[(long.source == src) & (long.target == tgt)]["value"].tolist())
-                raise XlexpError(f"{where}: {len(conflicts)} cell(s) given twice with different values, first "
-                                 f"({src}, {tgt}): {values}; keep one row per (source, target)")
-            wide = long.groupby(["source", "target"], as_index=False, sort=False)["value"].first().pivot(
-                index="source", columns="target", values="value")   # duplicates agree (checked above)
+                raise XlexpError(
+                    f"{where}: {len(conflicts)} cell(s) given twice with different values, first "
+                    f"({src}, {tgt}): {values}; keep one row per (source, target)"
+                )
+            wide = (
+                long.groupby(["source", "target"], as_index=False, sort=False)["value"]
+                .first()
+                .pivot(index="source", columns="target", values="value")
+            )  # duplicates agree (checked above)
             return _checked_shape(wide, where)
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
@@ -242,8 +333,10 @@ def matrix_from_csv(path: Path | str) -> pd.DataFrame:
     rows = df[first].str.strip()
     twice = sorted(set(rows[rows.duplicated()]))
     if twice:
-        raise XlexpError(f"{where}: source row(s) {twice[:5]} appear twice; one row per source (a second row would "
-                         f"become another source whose hidden cells have an observed twin)")
+        raise XlexpError(
+            f"{where}: source row(s) {twice[:5]} appear twice; one row per source (a second row would "
+            f"become another source whose hidden cells have an observed twin)"
+        )
     wide = pd.DataFrame({c: _numbers(df[c], where, c, df.index + 2) for c in df.columns[1:]})
     wide.index = pd.Index(rows, name="source")
     return _checked_shape(wide, where)
@@ -258,16 +351,20 @@ def _numbers(column: pd.Series, where: str, name: str, lines) -> pd.Series:
     bad = (~empty) & (values.isna() | ~np.isfinite(values.fillna(0)) | (values.abs() > MAX_ABS_SCORE))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise XlexpError(f"{where}, line {list(lines)[i]}, column '{name}': {column.iloc[i]!r} is not a score (a finite "
-                         f"number up to {MAX_ABS_SCORE:g} in size; leave a cell empty when it was not measured)")
+        raise XlexpError(
+            f"{where}, line {list(lines)[i]}, column '{name}': {column.iloc[i]!r} is not a score (a finite "
+            f"number up to {MAX_ABS_SCORE:g} in size; leave a cell empty when it was not measured)"
+        )
     return values.astype(float)
 
 
 def _checked_shape(wide: pd.DataFrame, where: str) -> pd.DataFrame:
     wide = wide.dropna(how="all").dropna(axis=1, how="all")
     if wide.shape[0] < 2 or wide.shape[1] < 2:
-        raise XlexpError(f"{where}: {wide.shape[0]} source(s) x {wide.shape[1]} target(s) with a measured cell; "
-                         f"evaluating a predictor needs at least 2 of each")
+        raise XlexpError(
+            f"{where}: {wide.shape[0]} source(s) x {wide.shape[1]} target(s) with a measured cell; "
+            f"evaluating a predictor needs at least 2 of each"
+        )
     wide.index = wide.index.astype(str)
     wide.columns = wide.columns.astype(str)
     return wide

@@ -21,8 +21,17 @@ def transfer_candidates(sources: list[str], target: str) -> list[int]:
     return [i for i, s in enumerate(sources) if normalize_tag(s).split("-")[0] != base]
 
 
-def recommend(completion: Completion, y: np.ndarray, sources: list[str], targets: list[str], target: str,
-              side: np.ndarray | None, names: list[str], k: int = 5, n_drivers: int = 2) -> pd.DataFrame:
+def recommend(
+    completion: Completion,
+    y: np.ndarray,
+    sources: list[str],
+    targets: list[str],
+    target: str,
+    side: np.ndarray | None,
+    names: list[str],
+    k: int = 5,
+    n_drivers: int = 2,
+) -> pd.DataFrame:
     """Top-``k`` sources for ``target``: rank, source, score, low, high, measured, drivers."""
     j = targets.index(target)
     cand = transfer_candidates(sources, target)
@@ -36,8 +45,16 @@ def recommend(completion: Completion, y: np.ndarray, sources: list[str], targets
             contrib = np.array([completion.weights.get(n, 0.0) for n in names]) * (x[i, j] - x[cand, j].mean(0))
             order = np.argsort(-np.abs(contrib))[:n_drivers]
             drivers = ", ".join(f"{names[o]} {contrib[o]:+.3g}" for o in order if abs(contrib[o]) > 1e-9)
-        rows.append(dict(source=sources[i], score=score, low=np.nan if measured else float(completion.low[i, j]),
-                         high=np.nan if measured else float(completion.high[i, j]), measured=measured, drivers=drivers))
+        rows.append(
+            dict(
+                source=sources[i],
+                score=score,
+                low=np.nan if measured else float(completion.low[i, j]),
+                high=np.nan if measured else float(completion.high[i, j]),
+                measured=measured,
+                drivers=drivers,
+            )
+        )
     out = pd.DataFrame(rows).sort_values("score", ascending=False, kind="stable").head(k).reset_index(drop=True)
     out.insert(0, "rank", range(1, len(out) + 1))
     return out

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LanguageView:
     code: str
-    mean: np.ndarray        # mean-pooled last hidden state over the sentences (hidden,)
+    mean: np.ndarray  # mean-pooled last hidden state over the sentences (hidden,)
     token_counts: dict[int, int]
 
 
@@ -53,7 +53,7 @@ def language_texts(task: str, code: str, data_dir: Path, n: int, source: str = "
     from xlexp.tasks.spec import load_split, load_task
 
     spec = load_task(task)
-    if code not in spec.languages:   # a language the task does not have: no text, the feature is missing
+    if code not in spec.languages:  # a language the task does not have: no text, the feature is missing
         return []
     for split in ("test", "train", "dev"):
         try:
@@ -78,14 +78,22 @@ def _fingerprint(path: str) -> str:
     folder = Path(path)
     if not folder.is_dir():
         return path
-    return ";".join(f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in sorted(folder.iterdir()) if p.is_file())
+    return ";".join(
+        f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in sorted(folder.iterdir()) if p.is_file()
+    )
 
 
 class Representations:
     """Loads the encoder lazily (only when some language is not cached) and caches per language."""
 
-    def __init__(self, model: str, cache_dir: Path, texts_for_tiny: list[str] | None = None, max_length: int = 128,
-                 batch_size: int = 32):
+    def __init__(
+        self,
+        model: str,
+        cache_dir: Path,
+        texts_for_tiny: list[str] | None = None,
+        max_length: int = 128,
+        batch_size: int = 32,
+    ):
         self.settings = encoder_settings(model)
         self.cache_dir = Path(cache_dir).expanduser()
         self.texts_for_tiny = texts_for_tiny
@@ -105,7 +113,6 @@ class Representations:
 
     def _load(self):
         if self._model is None:
-
             from xlexp.models.encoders import load_encoder, load_tokenizer
 
             self._tokenizer = load_tokenizer(self.settings, self.path)
@@ -125,12 +132,17 @@ class Representations:
 
         total, count, counts = None, 0, {}
         for i in range(0, len(texts), self.batch_size):
-            batch = tokenizer(texts[i:i + self.batch_size], padding=True, truncation=True, max_length=self.max_length,
-                              return_tensors="pt")
+            batch = tokenizer(
+                texts[i : i + self.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
             with torch.inference_mode():  # a context, never a global switch: the same process may train next
                 hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             m = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)       # one vector per sentence
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)  # one vector per sentence
             total = pooled.sum(0) if total is None else total + pooled.sum(0)
             count += pooled.shape[0]
             ids = batch["input_ids"][batch["attention_mask"].bool()].tolist()
@@ -141,7 +153,12 @@ class Representations:
         mean = (total / count).to(torch.float32).numpy()
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(file, ".tmp.npz")
-        np.savez(tmp, mean=mean, ids=np.array(list(counts), dtype=np.int64), counts=np.array(list(counts.values()), dtype=np.int64))
+        np.savez(
+            tmp,
+            mean=mean,
+            ids=np.array(list(counts), dtype=np.int64),
+            counts=np.array(list(counts.values()), dtype=np.int64),
+        )
         os.replace(tmp, file)
         return LanguageView(code, mean, counts)
 

@@ -39,8 +39,8 @@ EXTRA = "predict"
 
 @dataclass(frozen=True)
 class Database:
-    langs: dict[str, dict[str, int]]       # category -> ISO 639-3 code -> row (each file has its own order)
-    data: dict[str, np.ndarray]            # category -> languages x features x sources (-1 = unknown)
+    langs: dict[str, dict[str, int]]  # category -> ISO 639-3 code -> row (each file has its own order)
+    data: dict[str, np.ndarray]  # category -> languages x features x sources (-1 = unknown)
 
     def held(self) -> set[str]:
         return set().union(*(set(m) for m in self.langs.values()))
@@ -112,8 +112,8 @@ def distances(sources: list[str], targets: list[str], categories: list[str] | No
         ka, kb = ~np.isnan(a), ~np.isnan(b)
         a0, b0 = np.nan_to_num(a), np.nan_to_num(b)
         dot = a0 @ b0.T
-        na = (a0 ** 2) @ kb.T.astype(float)
-        nb = ka.astype(float) @ (b0 ** 2).T
+        na = (a0**2) @ kb.T.astype(float)
+        nb = ka.astype(float) @ (b0**2).T
         shared = ka.astype(float) @ kb.T.astype(float)
         # URIEL+ treats an all-zero vector as a tiny constant one (cos = 0 with a non-zero vector)
         with np.errstate(all="ignore"):

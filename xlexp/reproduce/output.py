@@ -38,11 +38,24 @@ def summary_grid(res: Result) -> Grid:
     within = "within_sd_share" in res.summary.columns
     if within:
         cols.append(f"within {res.repro.within_sd:g} sd")
-    rows = [(r.variant, [str(int(r.n)), _fmt(r.mean_ours), _fmt(r.mean_paper), _fmt(r.paper_average),
-                         _fmt(r.mean_delta, sign=True), _fmt(r.mean_abs_delta), _fmt(r.spearman, 3), _fmt(r.pearson, 3)]
-             + ([_fmt(100 * r.within_sd_share, 0) + "%"] if within else []))
-            for r in res.summary.itertuples()]
-    caption = (f"{res.repro.title}: ours vs the paper ({res.repro.metric} ×{res.repro.scale:g}; Δ = ours − paper)")
+    rows = [
+        (
+            r.variant,
+            [
+                str(int(r.n)),
+                _fmt(r.mean_ours),
+                _fmt(r.mean_paper),
+                _fmt(r.paper_average),
+                _fmt(r.mean_delta, sign=True),
+                _fmt(r.mean_abs_delta),
+                _fmt(r.spearman, 3),
+                _fmt(r.pearson, 3),
+            ]
+            + ([_fmt(100 * r.within_sd_share, 0) + "%"] if within else []),
+        )
+        for r in res.summary.itertuples()
+    ]
+    caption = f"{res.repro.title}: ours vs the paper ({res.repro.metric} ×{res.repro.scale:g}; Δ = ours − paper)"
     return Grid("variant", cols, rows, None, caption)
 
 
@@ -58,15 +71,24 @@ def cells_grid(res: Result, ref: pd.DataFrame | None) -> Grid:
         for cell in paper.index:
             vals = [_fmt(paper[cell])]
             for v in variants:
-                vals += [_fmt(wide.at[cell, ("ours", v)] if ("ours", v) in wide.columns else math.nan),
-                         _fmt(wide.at[cell, ("delta", v)] if ("delta", v) in wide.columns else math.nan, sign=True)]
+                vals += [
+                    _fmt(wide.at[cell, ("ours", v)] if ("ours", v) in wide.columns else math.nan),
+                    _fmt(wide.at[cell, ("delta", v)] if ("delta", v) in wide.columns else math.nan, sign=True),
+                ]
             rows.append((_label(res.repro, cell, ref), vals))
-        avg = [_fmt(paper.mean())] + [x for v in variants for x in (
-            _fmt(res.cells.loc[res.cells["variant"] == v, "ours"].mean()),
-            _fmt(res.cells.loc[res.cells["variant"] == v, "delta"].mean(), sign=True))]
+        avg = [_fmt(paper.mean())] + [
+            x
+            for v in variants
+            for x in (
+                _fmt(res.cells.loc[res.cells["variant"] == v, "ours"].mean()),
+                _fmt(res.cells.loc[res.cells["variant"] == v, "delta"].mean(), sign=True),
+            )
+        ]
         return Grid("cell", cols, rows, ("mean", avg), f"{res.repro.title}: per cell")
-    rows = [(f"{r.variant}: {_label(res.repro, r.cell, ref)}", [_fmt(r.ours), _fmt(r.paper), _fmt(r.delta, sign=True)])
-            for r in res.cells.itertuples()]
+    rows = [
+        (f"{r.variant}: {_label(res.repro, r.cell, ref)}", [_fmt(r.ours), _fmt(r.paper), _fmt(r.delta, sign=True)])
+        for r in res.cells.itertuples()
+    ]
     return Grid("variant: cell", ["ours", "paper", "Δ"], rows, None, f"{res.repro.title}: per cell")
 
 
@@ -74,11 +96,27 @@ def group_grid(res: Result) -> Grid | None:
     """Δ by the reference's group column (e.g. script), per variant."""
     if res.groups is None or res.groups.empty:
         return None
-    rows = [(f"{r.variant}: {r.group}", [str(int(r.n)), _fmt(r.mean_ours), _fmt(r.mean_paper), _fmt(r.mean_delta, sign=True),
-                                         _fmt(r.mean_abs_delta), _fmt(r.sd_delta)])
-            for r in res.groups.itertuples()]
-    return Grid(f"variant: {res.repro.group_column}", ["cells", "mean ours", "mean paper", "mean Δ", "mean |Δ|", "sd Δ"], rows,
-                None, f"{res.repro.title}: Δ by {res.repro.group_column}")
+    rows = [
+        (
+            f"{r.variant}: {r.group}",
+            [
+                str(int(r.n)),
+                _fmt(r.mean_ours),
+                _fmt(r.mean_paper),
+                _fmt(r.mean_delta, sign=True),
+                _fmt(r.mean_abs_delta),
+                _fmt(r.sd_delta),
+            ],
+        )
+        for r in res.groups.itertuples()
+    ]
+    return Grid(
+        f"variant: {res.repro.group_column}",
+        ["cells", "mean ours", "mean paper", "mean Δ", "mean |Δ|", "sd Δ"],
+        rows,
+        None,
+        f"{res.repro.title}: Δ by {res.repro.group_column}",
+    )
 
 
 def paired_summary(paired: pd.DataFrame) -> dict[str, float]:
@@ -88,15 +126,19 @@ def paired_summary(paired: pd.DataFrame) -> dict[str, float]:
 
     d_o, d_p = paired["ours_diff"].to_numpy(float), paired["paper_diff"].to_numpy(float)
     n = len(paired)
-    rho = (float(spearmanr(d_o, d_p).statistic) if n >= 3 and np.ptp(d_o) > 0 and np.ptp(d_p) > 0 else math.nan)
+    rho = float(spearmanr(d_o, d_p).statistic) if n >= 3 and np.ptp(d_o) > 0 and np.ptp(d_p) > 0 else math.nan
     try:
         w_p = float(wilcoxon(d_o).pvalue) if n >= 6 and np.any(d_o != 0) else math.nan
     except ValueError:
         w_p = math.nan
-    return {"n": n, "mean_ours_diff": float(d_o.mean()) if n else math.nan,
-            "mean_paper_diff": float(d_p.mean()) if n else math.nan,
-            "sign_agreement": float(np.mean(np.sign(d_o) == np.sign(d_p))) if n else math.nan,
-            "spearman_diff": rho, "wilcoxon_p_ours": w_p}
+    return {
+        "n": n,
+        "mean_ours_diff": float(d_o.mean()) if n else math.nan,
+        "mean_paper_diff": float(d_p.mean()) if n else math.nan,
+        "sign_agreement": float(np.mean(np.sign(d_o) == np.sign(d_p))) if n else math.nan,
+        "spearman_diff": rho,
+        "wilcoxon_p_ours": w_p,
+    }
 
 
 def paired_grid(res: Result) -> Grid | None:
@@ -105,11 +147,26 @@ def paired_grid(res: Result) -> Grid | None:
         return None
     a, b = res.repro.paired
     p = paired_summary(res.paired)
-    rows = [(f"{a} − {b}", [str(p["n"]), _fmt(p["mean_ours_diff"], 2, sign=True), _fmt(p["mean_paper_diff"], 2, sign=True),
-                            _fmt(100 * p["sign_agreement"], 0) + "%", _fmt(p["spearman_diff"], 3),
-                            "–" if math.isnan(p["wilcoxon_p_ours"]) else f"{p['wilcoxon_p_ours']:.2g}"])]
-    return Grid("paired", ["cells", "mean ours a−b", "mean paper a−b", "same sign", "Spearman of a−b", "Wilcoxon p (ours)"],
-                rows, None, f"{res.repro.title}: paired comparison of the variants")
+    rows = [
+        (
+            f"{a} − {b}",
+            [
+                str(p["n"]),
+                _fmt(p["mean_ours_diff"], 2, sign=True),
+                _fmt(p["mean_paper_diff"], 2, sign=True),
+                _fmt(100 * p["sign_agreement"], 0) + "%",
+                _fmt(p["spearman_diff"], 3),
+                "–" if math.isnan(p["wilcoxon_p_ours"]) else f"{p['wilcoxon_p_ours']:.2g}",
+            ],
+        )
+    ]
+    return Grid(
+        "paired",
+        ["cells", "mean ours a−b", "mean paper a−b", "same sign", "Spearman of a−b", "Wilcoxon p (ours)"],
+        rows,
+        None,
+        f"{res.repro.title}: paired comparison of the variants",
+    )
 
 
 def _extra_grids(res: Result) -> list[Grid]:
@@ -120,14 +177,25 @@ def delta_heatmap(res: Result, path: Path) -> None:
     """Δ (ours − paper) per cell and variant, diverging colours centred on 0."""
     data = res.cells.pivot_table(index="cell", columns="variant", values="delta", sort=False)
     data = data.reindex(columns=[v for v in res.summary["variant"] if v in data.columns])
-    delta_png(data, path, title=f"{res.repro.name}: ours − paper", label=f"Δ {res.repro.metric} (ours − paper)",
-              fmt="+.1f", roles=("cell", "variant"))
+    delta_png(
+        data,
+        path,
+        title=f"{res.repro.name}: ours − paper",
+        label=f"Δ {res.repro.metric} (ours − paper)",
+        fmt="+.1f",
+        roles=("cell", "variant"),
+    )
 
 
 def write_outputs(res: Result, out_dir: Path, ref: pd.DataFrame | None) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = {"cells": out_dir / "cells.csv", "markdown": out_dir / "table.md", "latex": out_dir / "table.tex",
-             "heatmap": out_dir / "delta_heatmap.png", "summary": out_dir / "summary.csv"}
+    files = {
+        "cells": out_dir / "cells.csv",
+        "markdown": out_dir / "table.md",
+        "latex": out_dir / "table.tex",
+        "heatmap": out_dir / "delta_heatmap.png",
+        "summary": out_dir / "summary.csv",
+    }
     res.cells.to_csv(files["cells"], index=False, float_format="%.4f")
     res.summary.to_csv(files["summary"], index=False, float_format="%.4f")
     head = f"Reference: {res.repro.citation}\n\n"
@@ -139,8 +207,9 @@ def write_outputs(res: Result, out_dir: Path, ref: pd.DataFrame | None) -> dict[
         files["paired"] = out_dir / "paired.csv"
         res.paired.to_csv(files["paired"], index=False, float_format="%.4f")
     files["markdown"].write_text(head + "\n".join(to_markdown(g) for g in grids), encoding="utf-8")
-    files["latex"].write_text(f"% Reference: {res.repro.citation}\n" + "\n".join(to_latex(g) for g in grids),
-                              encoding="utf-8")
+    files["latex"].write_text(
+        f"% Reference: {res.repro.citation}\n" + "\n".join(to_latex(g) for g in grids), encoding="utf-8"
+    )
     delta_heatmap(res, files["heatmap"])
     console.print(f"written: {', '.join(str(p) for p in files.values())}", highlight=False, soft_wrap=True)
     return files
@@ -181,20 +250,30 @@ def print_result(res: Result, ref: pd.DataFrame | None, worst: int = 10) -> None
         by_avg, by_cell, by_rank = res.best("average_gap"), res.best("mean_abs_delta"), res.best("spearman")
         if by_avg and not res.summary["average_gap"].isna().all():
             console.print(f"closest average to the published one: {by_avg}", highlight=False)
-        console.print(f"closest per cell (smallest mean |Δ|): {by_cell}; best rank agreement (Spearman): {by_rank}",
-                      highlight=False)
-    for kind, missing in (("in ours but not in the paper", res.ours_only), ("in the paper but not run", res.paper_only)):
+        console.print(
+            f"closest per cell (smallest mean |Δ|): {by_cell}; best rank agreement (Spearman): {by_rank}",
+            highlight=False,
+        )
+    for kind, missing in (
+        ("in ours but not in the paper", res.ours_only),
+        ("in the paper but not run", res.paper_only),
+    ):
         for variant, cells in missing.items():
             if cells:
                 shown = ", ".join(_label(repro, c, None) for c in cells[:12]) + (" …" if len(cells) > 12 else "")
-                console.print(f"{variant}: {len(cells)} cell(s) {kind} (left out of the comparison): {shown}",
-                              highlight=False, markup=False)
+                console.print(
+                    f"{variant}: {len(cells)} cell(s) {kind} (left out of the comparison): {shown}",
+                    highlight=False,
+                    markup=False,
+                )
 
 
 def print_plan(repro: Reproduction, runs: list[PlannedRun], variants: list[Variant]) -> None:
     c = console
     c.print(f"[bold]{repro.name}[/bold]: {repro.title}")
-    c.print(f"reference: xlexp/reproduce/reference/{repro.reference_file}: {repro.citation}", highlight=False, markup=False)
+    c.print(
+        f"reference: xlexp/reproduce/reference/{repro.reference_file}: {repro.citation}", highlight=False, markup=False
+    )
     c.print(f"runs on: {', '.join(sorted({v.runs_on for v in variants}))}", highlight=False)
     if repro.hyperparameters:
         c.print("the paper's hyperparameters:")
@@ -208,9 +287,12 @@ def print_plan(repro: Reproduction, runs: list[PlannedRun], variants: list[Varia
     for p in runs:
         status = f"reuse records of '{p.reuse[0]}' (config {p.reuse[1]})" if p.reuse else "run"
         cells = len(p.targets) if p.spec.cells != "source_target" else len(p.sources) * len(p.targets)
-        c.print(f"[{p.variant.name}] vs column '{p.variant.column}', {cells} cell(s), {p.variant.runs_on}: {status}\n"
-                f"  {p.command()}", highlight=False, soft_wrap=True, markup=False)
+        c.print(
+            f"[{p.variant.name}] vs column '{p.variant.column}', {cells} cell(s), {p.variant.runs_on}: {status}\n"
+            f"  {p.command()}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
     if others:
         c.print(f"other variants (--variant NAME): {', '.join(others)}", highlight=False)
-
-

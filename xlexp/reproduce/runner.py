@@ -92,8 +92,14 @@ def _subset_overrides(repro: Reproduction, run: RunSpec, cfg: DictConfig, subset
     return out
 
 
-def plan_runs(repro: Reproduction, variants: list[Variant], subset: list[str] | None, extra: list[str],
-              results_dir: str, store: pd.DataFrame) -> list[PlannedRun]:
+def plan_runs(
+    repro: Reproduction,
+    variants: list[Variant],
+    subset: list[str] | None,
+    extra: list[str],
+    results_dir: str,
+    store: pd.DataFrame,
+) -> list[PlannedRun]:
     planned = []
     for variant in variants:
         for run in variant.runs:
@@ -133,8 +139,12 @@ def find_reusable(store: pd.DataFrame, p: PlannedRun) -> tuple[str, str] | None:
     if store.empty:
         return None
     c = p.cfg
-    same = store[(store["model"] == c.model.name) & (store["task"] == c.task.name) & (store["regime"] == c.regime.name)
-                 & (store["split"] == "test")]
+    same = store[
+        (store["model"] == c.model.name)
+        & (store["task"] == c.task.name)
+        & (store["regime"] == c.regime.name)
+        & (store["split"] == "test")
+    ]
     for name in dict.fromkeys([p.experiment, *experiments_by_recency(same)]):
         chash = run_config_hash(c, name)
         if _covers(config_cells(same, name, chash, p.metric, c.regime.selection), p):
@@ -153,7 +163,9 @@ def cell_frame(repro: Reproduction, p: PlannedRun, ours: pd.DataFrame, ref: pd.D
         values = ours["value"].tolist()
     else:
         ids, values = [m.get(t, t) for t in ours["target"]], ours["value"].tolist()
-    frame = pd.DataFrame({"variant": p.variant.name, "cell": ids, "ours": np.asarray(values, dtype=float) * repro.scale})
+    frame = pd.DataFrame(
+        {"variant": p.variant.name, "cell": ids, "ours": np.asarray(values, dtype=float) * repro.scale}
+    )
     frame["paper"] = frame["cell"].map(ref[p.variant.column].astype(float))
     frame["delta"] = frame["ours"] - frame["paper"]
     if repro.sd_column:
@@ -183,12 +195,23 @@ def summarize(cells: pd.DataFrame, within: float | None = None) -> dict[str, flo
     extra = {}
     if "paper_sd" in both and within is not None:  # Δ inside the reference's own draw-to-draw spread
         ok = both["paper_sd"].notna()
-        extra["within_sd_share"] = (float((np.abs(a - b)[ok.to_numpy()] <= within * both.loc[ok, "paper_sd"].to_numpy()).mean())
-                                    if ok.any() else math.nan)
-    return {**extra, "n": n, "mean_ours": float(a.mean()) if n else math.nan, "mean_paper": float(b.mean()) if n else math.nan,
-            "mean_delta": float((a - b).mean()) if n else math.nan,
-            "mean_abs_delta": float(np.abs(a - b).mean()) if n else math.nan,
-            "spearman": rho, "spearman_p": rho_p, "pearson": r, "pearson_p": r_p}
+        extra["within_sd_share"] = (
+            float((np.abs(a - b)[ok.to_numpy()] <= within * both.loc[ok, "paper_sd"].to_numpy()).mean())
+            if ok.any()
+            else math.nan
+        )
+    return {
+        **extra,
+        "n": n,
+        "mean_ours": float(a.mean()) if n else math.nan,
+        "mean_paper": float(b.mean()) if n else math.nan,
+        "mean_delta": float((a - b).mean()) if n else math.nan,
+        "mean_abs_delta": float(np.abs(a - b).mean()) if n else math.nan,
+        "spearman": rho,
+        "spearman_p": rho_p,
+        "pearson": r,
+        "pearson_p": r_p,
+    }
 
 
 def _with_resumed_units(store: pd.DataFrame, p: PlannedRun, ours: pd.DataFrame) -> pd.DataFrame:
@@ -206,11 +229,25 @@ def _with_resumed_units(store: pd.DataFrame, p: PlannedRun, ours: pd.DataFrame) 
 
     s = resolve_settings(p.cfg)
     spec = s.task
-    plan = make_plan(regimes.get(s.regime.name), s.regime, s.langpair.sources, s.langpair.targets, spec,
-                     s.paths.data_dir, s.data.source, s.seeds)
+    plan = make_plan(
+        regimes.get(s.regime.name),
+        s.regime,
+        s.langpair.sources,
+        s.langpair.targets,
+        spec,
+        s.paths.data_dir,
+        s.data.source,
+        s.seeds,
+    )
     keys = set(unit_keys(s, plan))
-    sub = store[(store["experiment"] == p.experiment) & store["unit_key"].isin(keys) & (store["split"] == "test")
-                & (store["metric"] == p.metric) & (store["selection"] == p.cfg.regime.selection) & store["k"].isna()]
+    sub = store[
+        (store["experiment"] == p.experiment)
+        & store["unit_key"].isin(keys)
+        & (store["split"] == "test")
+        & (store["metric"] == p.metric)
+        & (store["selection"] == p.cfg.regime.selection)
+        & store["k"].isna()
+    ]
     if sub.empty:
         return ours
     found = latest(sub).groupby(["source", "target"], as_index=False, sort=False)["value"].mean()
@@ -241,11 +278,26 @@ def compare(repro: Reproduction, runs: list[PlannedRun], store: pd.DataFrame, re
             paper_only[v.name] = []
         stats = summarize(mine, repro.within_sd if repro.sd_column else None)
         published = repro.paper_average.get(v.column)
-        rows.append({"variant": v.name, "column": v.column, **stats, "paper_average": published,
-                     "average_gap": stats["mean_ours"] - published if published is not None else math.nan})
+        rows.append(
+            {
+                "variant": v.name,
+                "column": v.column,
+                **stats,
+                "paper_average": published,
+                "average_gap": stats["mean_ours"] - published if published is not None else math.nan,
+            }
+        )
     cells = allcells.dropna(subset=["ours", "paper"]).reset_index(drop=True)
-    return Result(repro, cells, pd.DataFrame(rows), ours_only, paper_only, runs, groups=by_group(cells),
-                  paired=paired_cells(repro, cells))
+    return Result(
+        repro,
+        cells,
+        pd.DataFrame(rows),
+        ours_only,
+        paper_only,
+        runs,
+        groups=by_group(cells),
+        paired=paired_cells(repro, cells),
+    )
 
 
 def by_group(cells: pd.DataFrame) -> pd.DataFrame | None:
@@ -253,9 +305,14 @@ def by_group(cells: pd.DataFrame) -> pd.DataFrame | None:
     if "group" not in cells or cells.empty:
         return None
     g = cells.groupby(["variant", "group"], sort=True)
-    out = g.agg(n=("delta", "size"), mean_ours=("ours", "mean"), mean_paper=("paper", "mean"),
-                mean_delta=("delta", "mean"), mean_abs_delta=("delta", lambda d: float(np.abs(d).mean())),
-                sd_delta=("delta", "std")).reset_index()
+    out = g.agg(
+        n=("delta", "size"),
+        mean_ours=("ours", "mean"),
+        mean_paper=("paper", "mean"),
+        mean_delta=("delta", "mean"),
+        mean_abs_delta=("delta", lambda d: float(np.abs(d).mean())),
+        sd_delta=("delta", "std"),
+    ).reset_index()
     return out.sort_values(["variant", "n", "group"], ascending=[True, False, True]).reset_index(drop=True)
 
 
@@ -267,17 +324,32 @@ def paired_cells(repro: Reproduction, cells: pd.DataFrame) -> pd.DataFrame | Non
     wide = cells.pivot_table(index="cell", columns="variant", values=["ours", "paper"], sort=False)
     if ("ours", a) not in wide.columns or ("ours", b) not in wide.columns:
         return None
-    out = pd.DataFrame({"ours_a": wide[("ours", a)], "ours_b": wide[("ours", b)], "paper_a": wide[("paper", a)],
-                        "paper_b": wide[("paper", b)]}).dropna()
+    out = pd.DataFrame(
+        {
+            "ours_a": wide[("ours", a)],
+            "ours_b": wide[("ours", b)],
+            "paper_a": wide[("paper", a)],
+            "paper_b": wide[("paper", b)],
+        }
+    ).dropna()
     out["ours_diff"] = out["ours_a"] - out["ours_b"]
     out["paper_diff"] = out["paper_a"] - out["paper_b"]
     return out.reset_index()
 
 
-def reproduce(name: str, *, results_dir: str | Path = "results", dry_run: bool = False, subset: list[str] | None = None,
-              variants: list[str] | None = None, overrides: list[str] | None = None,
-              reference: str | Path | None = None, out_dir: str | Path | None = None, force: bool = False,
-              folder: Path = REPRODUCTIONS_DIR) -> Result | None:
+def reproduce(
+    name: str,
+    *,
+    results_dir: str | Path = "results",
+    dry_run: bool = False,
+    subset: list[str] | None = None,
+    variants: list[str] | None = None,
+    overrides: list[str] | None = None,
+    reference: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    force: bool = False,
+    folder: Path = REPRODUCTIONS_DIR,
+) -> Result | None:
     """Plan, run (or reuse), compare and write; ``dry_run`` only prints the plan."""
     repro = load_reproduction(name, folder)
     known = {v.name: v for v in repro.variants}
@@ -297,9 +369,11 @@ def reproduce(name: str, *, results_dir: str | Path = "results", dry_run: bool =
         import torch
 
         if not torch.cuda.is_available():
-            raise XlexpError(f"reproduction '{name}' ({', '.join(dict.fromkeys(p.variant.name for p in gpu))}) is a GPU "
-                             f"config and there is no GPU here: use --dry-run to see the runs and their cost, run it on "
-                             f"a GPU machine, or --force to run it on this CPU anyway")
+            raise XlexpError(
+                f"reproduction '{name}' ({', '.join(dict.fromkeys(p.variant.name for p in gpu))}) is a GPU "
+                f"config and there is no GPU here: use --dry-run to see the runs and their cost, run it on "
+                f"a GPU machine, or --force to run it on this CPU anyway"
+            )
     from xlexp.experiment.runner import run_experiment
 
     for p in runs:
@@ -311,7 +385,9 @@ def reproduce(name: str, *, results_dir: str | Path = "results", dry_run: bool =
     store = load(results_dir, required=False)
     res = compare(repro, runs, store, ref)
     if res.cells.empty:
-        raise XlexpError(f"no cell of '{name}' has both our number and the paper's (check the reference key and code_map)")
+        raise XlexpError(
+            f"no cell of '{name}' has both our number and the paper's (check the reference key and code_map)"
+        )
     print_result(res, ref)
     default_out = Path(results_dir) / "reproduce" / (name if not subset else f"{name}-subset")
     res.files = write_outputs(res, Path(out_dir) if out_dir else default_out, ref)

@@ -37,18 +37,18 @@ ARROW = "→"
 class RunSpec:
     overrides: tuple[str, ...]
     cells: str = "target"
-    cell: str | None = None          # cells=mean: the id of the one cell this run fills
-    metric: str | None = None        # default: the reproduction's metric
+    cell: str | None = None  # cells=mean: the id of the one cell this run fills
+    metric: str | None = None  # default: the reproduction's metric
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    column: str                      # reference column compared with
+    column: str  # reference column compared with
     about: str
     runs: tuple[RunSpec, ...]
     runs_on: str = "cpu"
-    default: bool = True             # run when no --variant is given
+    default: bool = True  # run when no --variant is given
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Reproduction:
     title: str
     citation: str
     reference_file: str
-    key: tuple[str, ...]             # reference column(s) naming a cell
+    key: tuple[str, ...]  # reference column(s) naming a cell
     name_column: str | None
     metric: str
     scale: float
@@ -67,7 +67,7 @@ class Reproduction:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     cost: str = ""
     notes: tuple[str, ...] = ()
-    code_map: dict[str, str] = field(default_factory=dict)   # our language code -> the paper's
+    code_map: dict[str, str] = field(default_factory=dict)  # our language code -> the paper's
     path: Path | None = None
     # optional agreement extras: the reference's own run-to-run sd per cell (share of cells within
     # ``within_sd`` of them), a column to break Δ down by (e.g. script), two variants to compare pairwise
@@ -92,24 +92,47 @@ def load_reproduction(name: str, folder: Path = REPRODUCTIONS_DIR) -> Reproducti
         key = ref["key"]
         variants = []
         for v in raw["variants"]:
-            runs = tuple(RunSpec(tuple(str(o) for o in r["overrides"]), r.get("cells", "target"), r.get("cell"),
-                                 r.get("metric")) for r in v["runs"])
+            runs = tuple(
+                RunSpec(tuple(str(o) for o in r["overrides"]), r.get("cells", "target"), r.get("cell"), r.get("metric"))
+                for r in v["runs"]
+            )
             for r in runs:
                 if r.cells not in CELL_KINDS:
-                    raise XlexpError(f"{where}: variant {v['name']}: cells must be one of {', '.join(CELL_KINDS)}; got {r.cells!r}")
+                    raise XlexpError(
+                        f"{where}: variant {v['name']}: cells must be one of {', '.join(CELL_KINDS)}; got {r.cells!r}"
+                    )
                 if r.cells == "mean" and not r.cell:
                     raise XlexpError(f"{where}: variant {v['name']}: a run with cells: mean needs `cell: <id>`")
-            variants.append(Variant(str(v["name"]), str(v["column"]), str(v.get("about", "")), runs,
-                                    str(v.get("runs_on", raw.get("runs_on", "cpu"))), bool(v.get("default", True))))
+            variants.append(
+                Variant(
+                    str(v["name"]),
+                    str(v["column"]),
+                    str(v.get("about", "")),
+                    runs,
+                    str(v.get("runs_on", raw.get("runs_on", "cpu"))),
+                    bool(v.get("default", True)),
+                )
+            )
         return Reproduction(
-            name=str(raw["name"]), title=str(raw.get("title", raw["name"])), citation=str(raw["citation"]).strip(),
-            reference_file=str(ref["file"]), key=tuple([key] if isinstance(key, str) else key),
-            name_column=ref.get("name"), metric=str(raw.get("metric", "accuracy")), scale=float(raw.get("scale", 100)),
-            runs_on=str(raw.get("runs_on", "cpu")), variants=tuple(variants),
+            name=str(raw["name"]),
+            title=str(raw.get("title", raw["name"])),
+            citation=str(raw["citation"]).strip(),
+            reference_file=str(ref["file"]),
+            key=tuple([key] if isinstance(key, str) else key),
+            name_column=ref.get("name"),
+            metric=str(raw.get("metric", "accuracy")),
+            scale=float(raw.get("scale", 100)),
+            runs_on=str(raw.get("runs_on", "cpu")),
+            variants=tuple(variants),
             paper_average={str(k): float(v) for k, v in (raw.get("paper_average") or {}).items()},
-            hyperparameters=dict(raw.get("hyperparameters") or {}), cost=str(raw.get("cost", "")).strip(),
-            notes=tuple(raw.get("notes") or ()), code_map=dict(raw.get("code_map") or {}), path=path,
-            sd_column=ref.get("sd"), within_sd=float(ref.get("within_sd", 2.0)), group_column=ref.get("group"),
+            hyperparameters=dict(raw.get("hyperparameters") or {}),
+            cost=str(raw.get("cost", "")).strip(),
+            notes=tuple(raw.get("notes") or ()),
+            code_map=dict(raw.get("code_map") or {}),
+            path=path,
+            sd_column=ref.get("sd"),
+            within_sd=float(ref.get("within_sd", 2.0)),
+            group_column=ref.get("group"),
             paired=_paired(raw.get("paired"), [v.name for v in variants], where),
         )
     except KeyError as e:
@@ -144,12 +167,12 @@ class PlannedRun:
     variant: Variant
     spec: RunSpec
     experiment: str
-    overrides: list[str]             # what `xlexp run` gets (name included, paths left out)
+    overrides: list[str]  # what `xlexp run` gets (name included, paths left out)
     cfg: DictConfig
     sources: tuple[str, ...]
     targets: tuple[str, ...]
     metric: str
-    reuse: tuple[str, str] | None = None   # (experiment, config hash) of records that already cover it
+    reuse: tuple[str, str] | None = None  # (experiment, config hash) of records that already cover it
 
     def command(self) -> str:
         import shlex
@@ -160,14 +183,14 @@ class PlannedRun:
 @dataclass
 class Result:
     repro: Reproduction
-    cells: pd.DataFrame                  # variant, cell, ours, paper, delta (only cells both sides have)
-    summary: pd.DataFrame                # one row per variant
-    ours_only: dict[str, list[str]]      # per variant: our cells the paper does not have
-    paper_only: dict[str, list[str]]     # per variant: the paper's cells we did not run
+    cells: pd.DataFrame  # variant, cell, ours, paper, delta (only cells both sides have)
+    summary: pd.DataFrame  # one row per variant
+    ours_only: dict[str, list[str]]  # per variant: our cells the paper does not have
+    paper_only: dict[str, list[str]]  # per variant: the paper's cells we did not run
     runs: list[PlannedRun]
     files: dict[str, Path] = field(default_factory=dict)
-    groups: pd.DataFrame | None = None   # per variant and group (reference's group column): n, mean Δ, mean |Δ|
-    paired: pd.DataFrame | None = None   # the two ``paired`` variants cell by cell: a − b in ours and in the paper
+    groups: pd.DataFrame | None = None  # per variant and group (reference's group column): n, mean Δ, mean |Δ|
+    paired: pd.DataFrame | None = None  # the two ``paired`` variants cell by cell: a − b in ours and in the paper
 
     def best(self, by: str) -> str | None:
         s = self.summary.dropna(subset=[by])

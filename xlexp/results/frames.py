@@ -88,31 +88,37 @@ def selection_gap_frame(df: pd.DataFrame, experiment: str, metric: str) -> pd.Da
     gaps = [c for c in out.columns if c.endswith(" - source_dev")]
     out = out.dropna(subset=["source_dev"]).dropna(subset=gaps, how="all")
     # a rule recorded only for other cells (few-shot cells have their own rule) is no gap here
-    out = out.drop(columns=[c for c in gaps if out[c].isna().all()] +
-                   [c.removesuffix(" - source_dev") for c in gaps if out[c].isna().all()])
+    out = out.drop(
+        columns=[c for c in gaps if out[c].isna().all()]
+        + [c.removesuffix(" - source_dev") for c in gaps if out[c].isna().all()]
+    )
     return out.reset_index(drop=True) if any(c.endswith(" - source_dev") for c in out.columns) else pd.DataFrame()
 
 
 # ---- what compare and reproduce read -------------------------------------------------------------
 
+
 def compare_side(df: pd.DataFrame, ident: str, selection: str | None, k: int | None) -> tuple[SliceKey, pd.DataFrame]:
     """One side of ``xlexp compare``: the latest test replicates of the headline slice of an
     experiment or run with exactly K shots (None: the cells without shots) under ``selection``."""
     sub = records_of(df, ident)
-    for name in ("model", "task"):   # compare never picks one of several silently: name a run id instead
+    for name in ("model", "task"):  # compare never picks one of several silently: name a run id instead
         values = sorted(sub[sub["split"] == "test"][name].astype(str).unique())
         if len(values) > 1:
             runs = ", ".join(f"{r} ({g[name].iloc[0]})" for r, g in sub.groupby("run_id", sort=False))
-            raise XlexpError(f"'{ident}' holds several {name}s ({', '.join(values)}); compare one run of it by its "
-                             f"run id: {runs}")
+            raise XlexpError(
+                f"'{ident}' holds several {name}s ({', '.join(values)}); compare one run of it by its run id: {runs}"
+            )
     keys = [key for key in slice_keys(sub) if selection is None or key.selection == selection]
     with_k = [key for key in keys if key.k == k]
     if not with_k:
         rules = ", ".join(sorted(sub[sub["split"] == "test"]["selection"].unique()))
         shots = sorted({key.k for key in keys if key.k is not None})
         hint = f"; its K values here: {', '.join(map(str, shots))} (choose one with --k)" if shots else ""
-        raise XlexpError(f"'{ident}' has no test records with selection {selection or 'any'} and "
-                         f"{'K ' + str(k) if k is not None else 'no shots'}. Its selection rules: {rules}{hint}")
+        raise XlexpError(
+            f"'{ident}' has no test records with selection {selection or 'any'} and "
+            f"{'K ' + str(k) if k is not None else 'no shots'}. Its selection rules: {rules}{hint}"
+        )
     key = headline(with_k)
     return key, _filled_shot_set(latest(slice_frame(sub, key)))
 
@@ -128,8 +134,11 @@ def side_predictions(results_dir: Path | str, key: SliceKey, records: pd.DataFra
     if preds.empty:
         return preds
     ks = preds["k"].map(k_value)
-    preds = preds[(preds["split"] == "test") & (preds["selection"] == key.selection)
-                  & (ks.isna() if key.k is None else ks == key.k)]
+    preds = preds[
+        (preds["split"] == "test")
+        & (preds["selection"] == key.selection)
+        & (ks.isna() if key.k is None else ks == key.k)
+    ]
     cells = ["source", "target", "seed", "shot_set"]
     won = records[[*cells, "run_id"]].drop_duplicates()
     preds = _filled_shot_set(preds).merge(won, on=[*cells, "run_id"], how="inner")
@@ -140,12 +149,19 @@ def config_cells(df: pd.DataFrame, experiment: str, config_hash: str, metric: st
     """Test cells without shots of one run config (``reproduce``): mean over the latest seeds."""
     if df.empty:
         return pd.DataFrame(columns=["source", "target", "value"])
-    sub = df[(df["experiment"] == experiment) & (df["config_hash"] == config_hash) & (df["split"] == "test")
-             & (df["metric"] == metric) & (df["selection"] == selection) & df["k"].map(k_value).isna()]
+    sub = df[
+        (df["experiment"] == experiment)
+        & (df["config_hash"] == config_hash)
+        & (df["split"] == "test")
+        & (df["metric"] == metric)
+        & (df["selection"] == selection)
+        & df["k"].map(k_value).isna()
+    ]
     return latest(sub).groupby(["source", "target"], as_index=False, sort=False)["value"].mean()
 
 
 # ---- predicted cells (``xlexp predict``): kept apart from the records ------------------------------
+
 
 def predicted_cells(results_dir: Path | str, experiment: str, metric: str) -> pd.DataFrame:
     """The predicted (never measured) cells of one experiment's matrix: source, target, value, low,

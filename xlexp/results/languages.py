@@ -41,15 +41,20 @@ def display_name(code: str) -> str:
     except Exception:  # unknown tags or missing language_data: a name is a nicety, never fatal
         return code
 
+
 _AN, _IE, _AA, _AC = "Austronesian", "Indo-European", "Afro-Asiatic", "Atlantic-Congo"
 _FAMILY_GROUPS: dict[str, str] = {
-    _AN: ("ace ban bbc bjn bug ind jav mad min nij sun zsm msa tgl fil ceb ilo war pag plt mlg mri smo fij tet haw "
-          "cha dtp kzj max pam"),
-    _IE: ("eng deu nld afr dan swe nob nno nor isl fao ltz ydd yid fra spa por ita cat glg oci ron lat scn srd "
-          "lij lmo fur vec ast rus ukr bel pol ces slk slv hrv srp bos bul mkd lit lvs lav ltg ell gle gla cym "
-          "ang cor csb dsb hsb fry gsw swg nds lim szl orv pms kur "
-          "bre hye sqi als hin urd ben mar guj pan pnb asm ory npi nep sin snd kas mai bho mag awa hne san "
-          "pes fas prs tgk kmr ckb pbt pus oss"),
+    _AN: (
+        "ace ban bbc bjn bug ind jav mad min nij sun zsm msa tgl fil ceb ilo war pag plt mlg mri smo fij tet haw "
+        "cha dtp kzj max pam"
+    ),
+    _IE: (
+        "eng deu nld afr dan swe nob nno nor isl fao ltz ydd yid fra spa por ita cat glg oci ron lat scn srd "
+        "lij lmo fur vec ast rus ukr bel pol ces slk slv hrv srp bos bul mkd lit lvs lav ltg ell gle gla cym "
+        "ang cor csb dsb hsb fry gsw swg nds lim szl orv pms kur "
+        "bre hye sqi als hin urd ben mar guj pan pnb asm ory npi nep sin snd kas mai bho mag awa hne san "
+        "pes fas prs tgk kmr ckb pbt pus oss"
+    ),
     _AA: "arb ara acm acq aeb ajp apc ars ary arq arz heb amh tir som hau mlt kab tzm taq gaz orm ber",
     "Sino-Tibetan": "zho cmn yue wuu mya bod dzo mni kac lus",
     "Turkic": "tur azj azb aze kaz uzn uzb kir tat bak uig tuk crh chv",
@@ -61,15 +66,17 @@ _FAMILY_GROUPS: dict[str, str] = {
     "Koreanic": "kor",
     "Kartvelian": "kat",
     "Mande": "bam dyu nqo",
-    _AC: ("swh swa zul xho kin run lug lin sna nya tsn sot nso ssw tso ven kik kam lua kon kmb umb bem "
-          "yor ibo ewe fon twi aka mos wol fuv ful bbj cjk kbp sag tum"),
+    _AC: (
+        "swh swa zul xho kin run lug lin sna nya tsn sot nso ssw tso ven kik kam lua kon kmb umb bem "
+        "yor ibo ewe fon twi aka mos wol fuv ful bbj cjk kbp sag tum"
+    ),
     "Nilotic": "luo dik nus",
     "Mongolic-Khitan": "mon khk",
     "Saharan": "knc",
     "Aymaran": "ayr",
     "Quechuan": "quy",
     "Tupian": "grn",
-    "Basque": "eus",   # an isolate: Glottolog's family of one
+    "Basque": "eus",  # an isolate: Glottolog's family of one
     # not genealogical families, but how Glottolog groups them (rather than a blank)
     "Creole": "pcm hat kea pap tpi cbk",
     "Artificial Language": "epo ido ile ina lfn nov tzl",
@@ -79,11 +86,11 @@ FAMILIES: dict[str, str] = {code: fam for fam, codes in _FAMILY_GROUPS.items() f
 
 @dataclass(frozen=True)
 class LanguageInfo:
-    code: str      # the task's code (eng, zho_Hans)
-    tag: str       # normalised BCP-47 tag
+    code: str  # the task's code (eng, zho_Hans)
+    tag: str  # normalised BCP-47 tag
     name: str
-    script: str    # ISO 15924 code, '' when unknown
-    family: str    # top-level family, '' when unknown
+    script: str  # ISO 15924 code, '' when unknown
+    family: str  # top-level family, '' when unknown
 
 
 def _base(code: str) -> str:
@@ -119,8 +126,9 @@ def family_of(code: str) -> str:
 
 @lru_cache(maxsize=4096)
 def info(code: str) -> LanguageInfo:
-    return LanguageInfo(code=code, tag=normalize_tag(code), name=display_name(code), script=script_of(code),
-                        family=family_of(code))
+    return LanguageInfo(
+        code=code, tag=normalize_tag(code), name=display_name(code), script=script_of(code), family=family_of(code)
+    )
 
 
 def group_order(codes: list[str]) -> list[str]:

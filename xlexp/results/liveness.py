@@ -32,7 +32,7 @@ import socket
 import time
 from pathlib import Path
 
-_HELD: dict[str, HeldLock] = {}   # lock files this process holds, by absolute path
+_HELD: dict[str, HeldLock] = {}  # lock files this process holds, by absolute path
 
 
 def _key(path: Path) -> str:

@@ -19,8 +19,22 @@ import pandas as pd
 from xlexp.config.names import temp_path
 from xlexp.results.store import now_iso
 
-PREDICTED_COLUMNS = ["experiment", "model", "task", "metric", "selection", "source", "target", "value", "low",
-                     "high", "predicted", "method", "missing_features", "created"]
+PREDICTED_COLUMNS = [
+    "experiment",
+    "model",
+    "task",
+    "metric",
+    "selection",
+    "source",
+    "target",
+    "value",
+    "low",
+    "high",
+    "predicted",
+    "method",
+    "missing_features",
+    "created",
+]
 
 
 def predicted_dir(results_dir: Path | str) -> Path:
@@ -36,8 +50,10 @@ def write_predicted(frame: pd.DataFrame, results_dir: Path | str, experiment: st
     a row marked ``predicted=False`` is refused rather than relabelled, so a measured value can never
     be stored as a prediction by a caller that forgot to filter."""
     if "predicted" in frame and not frame["predicted"].astype(bool).all():
-        raise ValueError(f"write_predicted: {int((~frame['predicted'].astype(bool)).sum())} measured row(s) given; "
-                         "only predicted cells belong in results/predicted/")
+        raise ValueError(
+            f"write_predicted: {int((~frame['predicted'].astype(bool)).sum())} measured row(s) given; "
+            "only predicted cells belong in results/predicted/"
+        )
     frame = frame.assign(predicted=True, created=now_iso())
     missing = [c for c in PREDICTED_COLUMNS if c not in frame]
     if missing:

@@ -28,17 +28,29 @@ from xlexp.results.store import load_records, require_records
 
 SELECTION_ORDER = ("source_dev", "target_dev", "last")
 DEFAULT_METRIC = "macro_f1"
-REPLICATE = ("experiment", "model", "task", "regime", "selection", "split", "metric", "source", "target", "seed",
-             "k", "shot_set")
+REPLICATE = (
+    "experiment",
+    "model",
+    "task",
+    "regime",
+    "selection",
+    "split",
+    "metric",
+    "source",
+    "target",
+    "seed",
+    "k",
+    "shot_set",
+)
 
 
 @dataclass
 class Matrix:
     experiment: str
     metric: str
-    mean: pd.DataFrame   # sources x targets
+    mean: pd.DataFrame  # sources x targets
     std: pd.DataFrame
-    n: pd.DataFrame      # replicates (seeds x shot sets) per cell
+    n: pd.DataFrame  # replicates (seeds x shot sets) per cell
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -47,8 +59,12 @@ class Matrix:
     def in_language_mask(self) -> pd.DataFrame:
         """True where the target is the source, or one of a source set's languages (``eng+ind`` ->
         ``eng``): cells that measure in-language performance, not transfer."""
-        return pd.DataFrame([[is_in_language(r, c) for c in self.mean.columns] for r in self.mean.index],
-                            index=self.mean.index, columns=self.mean.columns, dtype=bool)
+        return pd.DataFrame(
+            [[is_in_language(r, c) for c in self.mean.columns] for r in self.mean.index],
+            index=self.mean.index,
+            columns=self.mean.columns,
+            dtype=bool,
+        )
 
     def transfer_mean(self) -> float:
         """Mean over the cross-lingual cells only (the in-language cells left out); NaN when there are none.
@@ -102,6 +118,7 @@ def load(results_dir: Path | str, required: bool = True) -> pd.DataFrame:
 
 # ---- the shared rules ----------------------------------------------------------------------------
 
+
 def k_value(v) -> int | None:
     """A record's K as an int, or None for cells without shots (stored as None/NaN, or K = 0 for the
     zero-shot cell of a few-shot run)."""
@@ -115,8 +132,11 @@ def shot_set_value(v) -> int | None:
 def latest(df: pd.DataFrame) -> pd.DataFrame:
     """The newest record of each replicate (see ``REPLICATE``), in timestamp order."""
     frame = df.sort_values("timestamp", kind="stable")
-    key = frame[list(REPLICATE)].assign(k=frame["k"].map(k_value), shot_set=frame["shot_set"].map(shot_set_value),
-                                        step=frame["step"].where(frame["split"] != "test"))
+    key = frame[list(REPLICATE)].assign(
+        k=frame["k"].map(k_value),
+        shot_set=frame["shot_set"].map(shot_set_value),
+        step=frame["step"].where(frame["split"] != "test"),
+    )
     return frame[~key.duplicated(keep="last")]
 
 
@@ -222,14 +242,24 @@ def one_of_each(sub: pd.DataFrame, experiment: str, **wanted: str | None) -> pd.
     for name in UNMIXED:
         values = sorted(sub[name].astype(str).unique())
         if len(values) > 1:
-            raise XlexpError(f"experiment '{experiment}' holds several {name}s ({', '.join(values)}) whose cells are "
-                             f"never averaged or mixed; choose one with --{name}")
+            raise XlexpError(
+                f"experiment '{experiment}' holds several {name}s ({', '.join(values)}) whose cells are "
+                f"never averaged or mixed; choose one with --{name}"
+            )
     return sub
 
 
-def select(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None, split: str = "test",
-           selection: str | None = None, few_shot: bool = False, model: str | None = None,
-           task: str | None = None, regime: str | None = None) -> tuple[pd.DataFrame, str, str]:
+def select(
+    df: pd.DataFrame,
+    experiment: str | None = None,
+    metric: str | None = None,
+    split: str = "test",
+    selection: str | None = None,
+    few_shot: bool = False,
+    model: str | None = None,
+    task: str | None = None,
+    regime: str | None = None,
+) -> tuple[pd.DataFrame, str, str]:
     """Latest replicates of one experiment/metric/split under ONE selection rule (default:
     ``default_selection`` of the cells kept). Cells without shots (K = 0 or none) only; ``few_shot``
     keeps K > 0 instead (few-shot cells have their own rule: target_dev or last; in-context cells none).
@@ -240,13 +270,17 @@ def select(df: pd.DataFrame, experiment: str | None = None, metric: str | None =
     k = pd.to_numeric(sub["k"], errors="coerce")
     sub = sub[k > 0] if few_shot else sub[k.isna() | (k == 0)]
     if sub.empty:
-        raise XlexpError(f"experiment '{experiment}' has no {'few-shot (K > 0) ' if few_shot else ''}{split} records here")
+        raise XlexpError(
+            f"experiment '{experiment}' has no {'few-shot (K > 0) ' if few_shot else ''}{split} records here"
+        )
     sub = one_of_each(sub, experiment, model=model, task=task, regime=regime)
     if split == "test":
         rules = sorted(sub["selection"].unique())
         selection = selection or default_selection(rules)
         if selection not in rules:
-            raise XlexpError(f"experiment '{experiment}' has no records under selection '{selection}'. Recorded: {', '.join(rules)}")
+            raise XlexpError(
+                f"experiment '{experiment}' has no records under selection '{selection}'. Recorded: {', '.join(rules)}"
+            )
         sub = sub[sub["selection"] == selection]
     metric = choose_metric(sub["metric"], metric, experiment, recorded_primary(sub))
     return latest(sub[sub["metric"] == metric]), experiment, metric
@@ -269,21 +303,39 @@ def matrix_of(records: pd.DataFrame, experiment: str, metric: str, order: pd.Dat
     return Matrix(experiment, metric, table("mean"), table("std"), table("n"))
 
 
-def pivot(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None, split: str = "test",
-          selection: str | None = None, model: str | None = None, task: str | None = None,
-          regime: str | None = None) -> Matrix:
+def pivot(
+    df: pd.DataFrame,
+    experiment: str | None = None,
+    metric: str | None = None,
+    split: str = "test",
+    selection: str | None = None,
+    model: str | None = None,
+    task: str | None = None,
+    regime: str | None = None,
+) -> Matrix:
     sub, experiment, metric = select(df, experiment, metric, split, selection, model=model, task=task, regime=regime)
     everything = experiment_records(df, experiment)  # every rule: target_dev lists the languages as source_dev does
     return matrix_of(sub, experiment, metric, order=everything[everything["split"] == split])
 
 
-def few_shot_summary(df: pd.DataFrame, experiment: str | None = None, metric: str | None = None,
-                     model: str | None = None, task: str | None = None) -> pd.DataFrame:
+def few_shot_summary(
+    df: pd.DataFrame,
+    experiment: str | None = None,
+    metric: str | None = None,
+    model: str | None = None,
+    task: str | None = None,
+) -> pd.DataFrame:
     """Mean, std and count over shot sets x seeds per (source, target, K), with the K = 0 cell added:
     one rule per cell, so count = shot sets x seeds."""
     sub, experiment, metric = select(df, experiment, metric, few_shot=True, model=model, task=task)
-    zero, _, _ = select(df, experiment, metric, model=str(sub["model"].iloc[0]), task=str(sub["task"].iloc[0]),
-                        regime=str(sub["regime"].iloc[0]))
+    zero, _, _ = select(
+        df,
+        experiment,
+        metric,
+        model=str(sub["model"].iloc[0]),
+        task=str(sub["task"].iloc[0]),
+        regime=str(sub["regime"].iloc[0]),
+    )
     both = pd.concat([zero.assign(k=0), sub])
     both["k"] = pd.to_numeric(both["k"]).astype(int)
     out = cell_stats(both, ["source", "target", "k"], keep_k=True).rename(columns={"n": "count"})
@@ -292,6 +344,7 @@ def few_shot_summary(df: pd.DataFrame, experiment: str | None = None, metric: st
 
 
 # ---- slices: one matrix per (experiment, model, task, regime, selection rule, K) -----------------
+
 
 @dataclass(frozen=True, order=True)
 class SliceKey:
@@ -326,8 +379,10 @@ def _rank(key: SliceKey) -> tuple:
 def slice_keys(df: pd.DataFrame, split: str = "test") -> list[SliceKey]:
     """Every slice with records of ``split``, headline slice first."""
     sub = df[df["split"] == split]
-    keys = {SliceKey(str(r.experiment), str(r.model), str(r.task), str(r.regime), str(r.selection), k_value(r.k))
-            for r in sub[["experiment", "model", "task", "regime", "selection", "k"]].drop_duplicates().itertuples()}
+    keys = {
+        SliceKey(str(r.experiment), str(r.model), str(r.task), str(r.regime), str(r.selection), k_value(r.k))
+        for r in sub[["experiment", "model", "task", "regime", "selection", "k"]].drop_duplicates().itertuples()
+    }
     return sorted(keys, key=lambda k: (k.experiment, _rank(k)))
 
 
@@ -336,8 +391,14 @@ def headline(keys: list[SliceKey]) -> SliceKey:
 
 
 def slice_frame(df: pd.DataFrame, key: SliceKey, split: str = "test") -> pd.DataFrame:
-    mask = ((df["experiment"] == key.experiment) & (df["model"] == key.model) & (df["task"] == key.task)
-            & (df["regime"] == key.regime) & (df["selection"] == key.selection) & (df["split"] == split))
+    mask = (
+        (df["experiment"] == key.experiment)
+        & (df["model"] == key.model)
+        & (df["task"] == key.task)
+        & (df["regime"] == key.regime)
+        & (df["selection"] == key.selection)
+        & (df["split"] == split)
+    )
     ks = df["k"].map(k_value)
     mask &= ks.isna() if key.k is None else (ks == key.k)
     return df[mask]
@@ -368,9 +429,13 @@ def choose_slice(df: pd.DataFrame, experiment: str, split: str = "test", **wante
                 values = {getattr(k, name) for k in every}
                 known = sorted(v for v in values if v is not None)  # K sorts as numbers
                 options = [str(v) for v in known] + (["none (no shots)"] if None in values else [])
-                raise XlexpError(f"experiment '{experiment}' has no {name} '{value}'. Its {name} values: {', '.join(options)}")
+                raise XlexpError(
+                    f"experiment '{experiment}' has no {name} '{value}'. Its {name} values: {', '.join(options)}"
+                )
     for name in ("model", "task", "regime"):
         values = sorted({getattr(k, name) for k in keys})
         if len(values) > 1:
-            raise XlexpError(f"experiment '{experiment}' has several {name}s ({', '.join(values)}); choose one with --{name}")
+            raise XlexpError(
+                f"experiment '{experiment}' has several {name}s ({', '.join(values)}); choose one with --{name}"
+            )
     return headline(keys)

@@ -28,7 +28,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from xlexp.errors import XlexpError
 
 METRICS = ("accuracy", "macro_f1", "exact_match", "f1")
-SCORE_METRICS = ("exact_match", "f1")   # extractive QA: the mean of per-question scores (stored with the predictions)
+SCORE_METRICS = ("exact_match", "f1")  # extractive QA: the mean of per-question scores (stored with the predictions)
 CHUNK = 200  # bootstrap resamples per vectorised block (bounds memory on large test sets)
 
 
@@ -48,8 +48,9 @@ def sklearn_metric(metric: str, labels: np.ndarray, preds: np.ndarray, num_label
     return float(f1_score(labels, preds, average="macro", zero_division=0))
 
 
-def weighted_metric(metric: str, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray,
-                    num_labels: int) -> np.ndarray:
+def weighted_metric(
+    metric: str, labels: np.ndarray, preds: np.ndarray, weights: np.ndarray, num_labels: int
+) -> np.ndarray:
     """The metric of each weighted resample: ``weights`` (B, n) over examples -> (B,).
 
     With all weights 1 this is exactly sklearn's accuracy / macro-F1 over the labels present in the
@@ -61,7 +62,7 @@ def weighted_metric(metric: str, labels: np.ndarray, preds: np.ndarray, weights:
         eye = np.eye(num_labels)
         true_1h, pred_1h = eye[labels], eye[preds]
         tp = weights @ (true_1h * pred_1h)
-        denom = weights @ true_1h + weights @ pred_1h   # 2tp + fp + fn
+        denom = weights @ true_1h + weights @ pred_1h  # 2tp + fp + fn
         present = denom > 0
         f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
         return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
@@ -76,8 +77,8 @@ class Test:
     ci_low: float
     ci_high: float
     p: float
-    method: str      # hierarchical | examples | seeds | none
-    n: int           # examples (paired) or seeds A+B
+    method: str  # hierarchical | examples | seeds | none
+    n: int  # examples (paired) or seeds A+B
 
 
 def _p_value(replicates: np.ndarray, delta: float) -> float:
@@ -93,8 +94,15 @@ def _finish(a: float, b: float, replicates: np.ndarray, method: str, n: int) -> 
     return Test(a, b, delta, float(lo), float(hi), _p_value(replicates, delta), method, n)
 
 
-def paired_bootstrap(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray, metric: str, n_boot: int,
-                     rng: np.random.Generator, num_labels: int) -> Test:
+def paired_bootstrap(
+    labels: np.ndarray,
+    preds_a: np.ndarray,
+    preds_b: np.ndarray,
+    metric: str,
+    n_boot: int,
+    rng: np.random.Generator,
+    num_labels: int,
+) -> Test:
     """``preds_a`` (seeds_a, n) and ``preds_b`` (seeds_b, n) on the same n examples with ``labels``."""
     point = lambda preds: float(np.mean([sklearn_metric(metric, labels, p, num_labels) for p in preds]))  # noqa: E731
     reps = []
@@ -113,38 +121,47 @@ def _seed_draws(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return values[draws, np.arange(n_boot)[:, None]].mean(axis=1)
 
 
-def hierarchical_bootstrap(labels: np.ndarray, preds_a: np.ndarray, preds_b: np.ndarray, metric: str, n_boot: int,
-                           rng: np.random.Generator, num_labels: int) -> Test:
+def hierarchical_bootstrap(
+    labels: np.ndarray,
+    preds_a: np.ndarray,
+    preds_b: np.ndarray,
+    metric: str,
+    n_boot: int,
+    rng: np.random.Generator,
+    num_labels: int,
+) -> Test:
     """Seeds and examples resampled together (see the module docstring): ``preds_a`` (seeds_a, n) and
     ``preds_b`` (seeds_b, n) on the same n examples, each side with at least two seeds."""
     point = lambda preds: float(np.mean([sklearn_metric(metric, labels, p, num_labels) for p in preds]))  # noqa: E731
     reps = []
     for start in range(0, n_boot, CHUNK):
         w = resample_weights(len(labels), min(CHUNK, n_boot - start), rng)
-        ma = np.stack([weighted_metric(metric, labels, p, w, num_labels) for p in preds_a])   # (seeds_a, B)
+        ma = np.stack([weighted_metric(metric, labels, p, w, num_labels) for p in preds_a])  # (seeds_a, B)
         mb = np.stack([weighted_metric(metric, labels, p, w, num_labels) for p in preds_b])
         reps.append(_seed_draws(mb, rng) - _seed_draws(ma, rng))
     return _finish(point(preds_a), point(preds_b), np.concatenate(reps), "hierarchical", len(labels))
 
 
-def hierarchical_score_bootstrap(scores_a: np.ndarray, scores_b: np.ndarray, n_boot: int,
-                                 rng: np.random.Generator) -> Test:
+def hierarchical_score_bootstrap(
+    scores_a: np.ndarray, scores_b: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> Test:
     """``hierarchical_bootstrap`` for per-example scores (QA exact match / F1): (seeds, n) per side."""
     reps = []
     for start in range(0, n_boot, CHUNK):
         w = resample_weights(scores_a.shape[1], min(CHUNK, n_boot - start), rng)
-        ma = scores_a @ w.T / w.sum(axis=1)   # (seeds_a, B)
+        ma = scores_a @ w.T / w.sum(axis=1)  # (seeds_a, B)
         mb = scores_b @ w.T / w.sum(axis=1)
         reps.append(_seed_draws(mb, rng) - _seed_draws(ma, rng))
-    return _finish(float(scores_a.mean()), float(scores_b.mean()), np.concatenate(reps), "hierarchical",
-                   scores_a.shape[1])
+    return _finish(
+        float(scores_a.mean()), float(scores_b.mean()), np.concatenate(reps), "hierarchical", scores_a.shape[1]
+    )
 
 
 def paired_score_bootstrap(scores_a: np.ndarray, scores_b: np.ndarray, n_boot: int, rng: np.random.Generator) -> Test:
     """Metrics that are a mean of per-example scores (QA exact match / F1): ``scores_a`` (seeds_a, n)
     and ``scores_b`` (seeds_b, n) on the same n examples; each resample reweights the examples."""
     a, b = float(scores_a.mean()), float(scores_b.mean())
-    ma_all, mb_all = scores_a.mean(axis=0), scores_b.mean(axis=0)   # the seed mean per example
+    ma_all, mb_all = scores_a.mean(axis=0), scores_b.mean(axis=0)  # the seed mean per example
     reps = []
     for start in range(0, n_boot, CHUNK):
         w = resample_weights(len(ma_all), min(CHUNK, n_boot - start), rng)

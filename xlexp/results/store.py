@@ -26,6 +26,7 @@ from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Record:
     experiment: str
@@ -33,15 +34,15 @@ class Record:
     model: str
     task: str
     regime: str
-    source: str          # source language, or a '+'-joined source set
+    source: str  # source language, or a '+'-joined source set
     target: str
-    target_tag: str      # normalised BCP-47 tag of the target (langcodes)
+    target_tag: str  # normalised BCP-47 tag of the target (langcodes)
     split: str
     metric: str
     value: float
     n_examples: int
     seed: int
-    selection: str       # checkpoint selection rule: source_dev | target_dev | last
+    selection: str  # checkpoint selection rule: source_dev | target_dev | last
     config_hash: str
     git_commit: str
     timestamp: str
@@ -50,18 +51,18 @@ class Record:
     shot_set: int | None = None
     trial: int | None = None
     study: str | None = None
-    step: int | None = None   # training step of the selected checkpoint
-    finetune: str | None = None        # full | lora-r8 | freeze-emb+4l ... (xlexp.models.finetune.describe)
-    precision: str | None = None       # fp32 | bf16
-    params: int | None = None          # parameters of the model (after vocabulary trimming)
+    step: int | None = None  # training step of the selected checkpoint
+    finetune: str | None = None  # full | lora-r8 | freeze-emb+4l ... (xlexp.models.finetune.describe)
+    precision: str | None = None  # fp32 | bf16
+    params: int | None = None  # parameters of the model (after vocabulary trimming)
     trainable_params: int | None = None
     peak_memory_mb: float | None = None  # peak of the run so far when the unit ended (GPU allocated / process RSS)
-    family: str | None = None          # model family: encoder | decoder | seq2seq | classical
+    family: str | None = None  # model family: encoder | decoder | seq2seq | classical
     metric_signature: str | None = None  # generation metrics: sacrebleu's signature (version, tokenisation...)
-    unit_key: str | None = None        # the training unit's resume key (unit_config_hash): same key, same unit
-    n_labels: int | None = None        # macro-F1 cells: the labels it averages over (present in gold or predictions)
+    unit_key: str | None = None  # the training unit's resume key (unit_config_hash): same key, same unit
+    n_labels: int | None = None  # macro-F1 cells: the labels it averages over (present in gold or predictions)
     primary_metric: str | None = None  # the task's primary metric: what every view shows when no --metric is given
-    log_dir: str | None = None         # the run's Hydra output folder (run.log, .hydra/config.yaml); set on write
+    log_dir: str | None = None  # the run's Hydra output folder (run.log, .hydra/config.yaml); set on write
 
 
 RECORD_COLUMNS = [f.name for f in fields(Record)]
@@ -109,7 +110,10 @@ def unit_config_hash(resolved: dict, unit: dict) -> str:
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
         return out.stdout.strip() or "unknown"
@@ -121,8 +125,20 @@ def runs_dir(results_dir: Path | str) -> Path:
     return Path(results_dir) / "runs"
 
 
-PREDICTION_COLUMNS = ["experiment", "run_id", "source", "target", "split", "selection", "seed", "k", "shot_set",
-                      "example", "label", "pred"]
+PREDICTION_COLUMNS = [
+    "experiment",
+    "run_id",
+    "source",
+    "target",
+    "split",
+    "selection",
+    "seed",
+    "k",
+    "shot_set",
+    "example",
+    "label",
+    "pred",
+]
 # extractive QA rows add the answer and its per-question scores (label and pred are -1 there); the
 # paired bootstrap of ``xlexp compare --metric f1|exact_match`` resamples these scores
 QA_PREDICTION_COLUMNS = ["pred_text", "exact_match", "f1"]
@@ -143,8 +159,10 @@ def _write_new_parquet(frame: pd.DataFrame, out_dir: Path, name: str) -> Path:
         os.replace(tmp, final)  # atomic on POSIX: readers see the whole file or none
     except OSError as e:  # disk full, quota, read-only remount: no partial file may stay behind
         tmp.unlink(missing_ok=True)
-        raise XlexpError(f"could not write {final}: {e.strerror or e} (nothing of this unit was written; free space "
-                         f"or set paths.results_dir=... and re-run)") from None
+        raise XlexpError(
+            f"could not write {final}: {e.strerror or e} (nothing of this unit was written; free space "
+            f"or set paths.results_dir=... and re-run)"
+        ) from None
     return final
 
 
@@ -206,8 +224,20 @@ def read_store_file(path: Path, required: Sequence[str]) -> tuple[pd.DataFrame |
 # what each column must hold, where a file has it: a file with string ``value``s passed the column
 # check and then broke every view ("agg function failed"); such a file is bad like a corrupt one
 STRING_COLUMNS = ("experiment", "run_id", "source", "target", "split", "metric", "selection")
-NUMBER_COLUMNS = ("value", "n_examples", "seed", "k", "shot_set", "trial", "step", "example", "label", "pred",
-                  "exact_match", "f1")
+NUMBER_COLUMNS = (
+    "value",
+    "n_examples",
+    "seed",
+    "k",
+    "shot_set",
+    "trial",
+    "step",
+    "example",
+    "label",
+    "pred",
+    "exact_match",
+    "f1",
+)
 
 
 def _wrong_dtypes(frame: pd.DataFrame) -> list[str]:
@@ -243,8 +273,12 @@ def _read_all(files: Sequence[Path], required: Sequence[str]) -> list[pd.DataFra
         if frame is None:
             if str(f) not in _warned:
                 _warned.add(str(f))
-                log.warning("xlexp: warning: skipping unreadable results file %s (%s); move bad files aside with "
-                            "`xlexp store check --repair`", f, why)
+                log.warning(
+                    "xlexp: warning: skipping unreadable results file %s (%s); move bad files aside with "
+                    "`xlexp store check --repair`",
+                    f,
+                    why,
+                )
             continue
         if len(frame):
             frames.append(frame)
@@ -287,8 +321,10 @@ def check_store(results_dir: Path | str, repair: bool = False) -> tuple[int, lis
     may be recoverable, and a store never silently loses data), and leftover temp files of writers
     that died mid-write are removed (those untouched for an hour: see :func:`_writer_gone`)."""
     good, bad = 0, []
-    for folder, required in ((runs_dir(results_dir), REQUIRED_RECORD_COLUMNS),
-                             (predictions_dir(results_dir), REQUIRED_PREDICTION_COLUMNS)):
+    for folder, required in (
+        (runs_dir(results_dir), REQUIRED_RECORD_COLUMNS),
+        (predictions_dir(results_dir), REQUIRED_PREDICTION_COLUMNS),
+    ):
         if not folder.is_dir():
             continue
         for f in sorted(folder.glob("*.parquet")):
@@ -308,8 +344,10 @@ def check_store(results_dir: Path | str, repair: bool = False) -> tuple[int, lis
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(f, dest)
             except OSError as e:
-                raise XlexpError(f"cannot move {f} to {dest.parent}: {e.strerror or e} (make "
-                                 f"{quarantine_dir(results_dir)} a writable folder)") from None
+                raise XlexpError(
+                    f"cannot move {f} to {dest.parent}: {e.strerror or e} (make "
+                    f"{quarantine_dir(results_dir)} a writable folder)"
+                ) from None
     return good, bad
 
 
@@ -324,7 +362,7 @@ def _free_name(dest: Path) -> Path:
     return candidate
 
 
-TEMP_MAX_AGE_S = 3600   # a writer renames its temp file within seconds of creating it
+TEMP_MAX_AGE_S = 3600  # a writer renames its temp file within seconds of creating it
 
 
 def _writer_gone(tmp: Path, now: float | None = None) -> bool:
@@ -363,5 +401,7 @@ def check_folder(folder: Path, what: str, fix: str) -> None:
 def require_records(results_dir: Path | str) -> pd.DataFrame:
     df = load_records(results_dir)
     if df.empty:
-        raise XlexpError(f"no records under {runs_dir(results_dir)}: run `xlexp run ...` first (or set XLEXP_RESULTS_DIR)")
+        raise XlexpError(
+            f"no records under {runs_dir(results_dir)}: run `xlexp run ...` first (or set XLEXP_RESULTS_DIR)"
+        )
     return df

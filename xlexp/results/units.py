@@ -59,17 +59,17 @@ class UnitEntry:
     source: str
     seed: int
     targets: list[str] = field(default_factory=list)
-    state: str = "planned"               # planned | running | done | failed
+    state: str = "planned"  # planned | running | done | failed
     host: str | None = None
     pid: int | None = None
     run_id: str | None = None
-    started: float | None = None          # time.time() when the unit started
-    elapsed_s: float | None = None        # wall time of the finished unit (done) or until it failed
+    started: float | None = None  # time.time() when the unit started
+    elapsed_s: float | None = None  # wall time of the finished unit (done) or until it failed
     error: str | None = None
     records_file: str | None = None
     updated: float | None = None
-    slurm_job: str | None = None          # the SLURM job running it ("<array job>_<task>"), set when it starts
-    job_num: int | None = None            # its multirun job number (the SLURM array task id), set when planned
+    slurm_job: str | None = None  # the SLURM job running it ("<array job>_<task>"), set when it starts
+    job_num: int | None = None  # its multirun job number (the SLURM array task id), set when planned
 
 
 def _path(results_dir: Path | str, experiment: str, key: str) -> Path:
@@ -131,8 +131,9 @@ def read_ledger(results_dir: Path | str, experiment: str) -> list[UnitEntry]:
     return [e for p in sorted(folder.glob("*.json")) if (e := read_entry(p)) is not None]
 
 
-def completed_units(results_dir: Path | str, experiment: str | None = None,
-                    records: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def completed_units(
+    results_dir: Path | str, experiment: str | None = None, records: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
     """The records of every unit that is complete in the store, by unit key (records files are
     written whole or not at all, so any record of a unit means all of them are there). With several
     complete copies of one unit (``rerun=true``), the newest run's records."""
@@ -193,7 +194,7 @@ def this_host() -> str:
 @dataclass
 class UnitState:
     entry: UnitEntry
-    state: str               # done | running | failed | pending
+    state: str  # done | running | failed | pending
     detail: str = ""
 
 
@@ -208,24 +209,38 @@ def unit_states(results_dir: Path | str, experiment: str, records: pd.DataFrame 
         e = entries.pop(key, None)
         if e is None:
             first = frame.iloc[0]
-            e = UnitEntry(experiment, key, str(first["source"]), int(first["seed"]),
-                          sorted(frame["target"].astype(str).unique()), state="done", run_id=str(first["run_id"]))
+            e = UnitEntry(
+                experiment,
+                key,
+                str(first["source"]),
+                int(first["seed"]),
+                sorted(frame["target"].astype(str).unique()),
+                state="done",
+                run_id=str(first["run_id"]),
+            )
         out.append(UnitState(e, "done"))
     for e in entries.values():
         if e.state == "running":
             claim = lock_state(claim_path(results_dir, e.unit_key))
-            if claim == "held":   # a live process holds the unit's claim: on any host, in any PID namespace
+            if claim == "held":  # a live process holds the unit's claim: on any host, in any PID namespace
                 out.append(UnitState(e, "running"))
             elif claim == "free" or (e.host == this_host() and not _pid_alive(e.pid)):  # no claim: an older version's
-                out.append(UnitState(e, "failed", f"process {e.pid} on {e.host} is gone (killed: SIGKILL, out of "
-                                                  f"memory or a node failure); re-run the command to redo the unit"))
+                out.append(
+                    UnitState(
+                        e,
+                        "failed",
+                        f"process {e.pid} on {e.host} is gone (killed: SIGKILL, out of "
+                        f"memory or a node failure); re-run the command to redo the unit",
+                    )
+                )
             else:
                 out.append(UnitState(e, "running"))
         elif e.state == "failed":
             out.append(UnitState(e, "failed", e.error or "failed"))
         elif e.state == "done":  # its records file was removed (or quarantined): it must be redone
-            out.append(UnitState(e, "pending", f"its records file {e.records_file} is no longer in "
-                                               f"{runs_dir(results_dir)}"))
+            out.append(
+                UnitState(e, "pending", f"its records file {e.records_file} is no longer in {runs_dir(results_dir)}")
+            )
         else:
             out.append(UnitState(e, "pending"))
     return out
@@ -249,8 +264,9 @@ def eta_seconds(states: list[UnitState], now: float | None = None) -> tuple[floa
 def unit_record_files(results_dir: Path | str, keys: set[str]) -> set[str]:
     """Names of the record files in the store of the units in ``keys`` (by name, nothing opened)."""
     folder = runs_dir(results_dir)
-    return {f.name for f in (folder.glob("*-u*.parquet") if folder.is_dir() else [])
-            if f.stem.rsplit("-u", 1)[-1] in keys}
+    return {
+        f.name for f in (folder.glob("*-u*.parquet") if folder.is_dir() else []) if f.stem.rsplit("-u", 1)[-1] in keys
+    }
 
 
 def committed_units(results_dir: Path | str, keys: set[str]) -> dict[str, tuple[Path, pd.DataFrame]]:

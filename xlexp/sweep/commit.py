@@ -97,7 +97,7 @@ def recover(study: optuna.Study, uid: str, results_dir: Path, min_age_s: float =
         return done
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     for name, folder in folders.items():
-        m = re.fullmatch(r"\d+", name[len(prefix):])
+        m = re.fullmatch(r"\d+", name[len(prefix) :])
         trial = trials.get(int(m.group())) if m else None
         if trial is None or not _settled(study, trial, min_age_s, folder):
             continue
@@ -106,14 +106,25 @@ def recover(study: optuna.Study, uid: str, results_dir: Path, min_age_s: float =
             files = promote(folder, results_dir)
             pending_lock(folder).unlink(missing_ok=True)
             done["promoted"] += 1
-            log.warning("trial %d is COMPLETE but its worker stopped before its records entered the store: "
-                        "promoted %d records file(s) from %s", int(m.group()), len(files), folder)
+            log.warning(
+                "trial %d is COMPLETE but its worker stopped before its records entered the store: "
+                "promoted %d records file(s) from %s",
+                int(m.group()),
+                len(files),
+                folder,
+            )
         elif state in (TrialState.FAIL, TrialState.PRUNED):
             n = discard(folder)
             pending_lock(folder).unlink(missing_ok=True)
             done["discarded"] += 1
-            log.warning("trial %d is %s: discarded its %d pending records file(s) (%s); only complete trials' "
-                        "records enter the store", int(m.group()), state.name, n, folder)
+            log.warning(
+                "trial %d is %s: discarded its %d pending records file(s) (%s); only complete trials' "
+                "records enter the store",
+                int(m.group()),
+                state.name,
+                n,
+                folder,
+            )
     return done
 
 

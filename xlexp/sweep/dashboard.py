@@ -37,10 +37,14 @@ def wait_ready(url: str, timeout_s: float = 30.0) -> dict:
 def default_storage(results_dir: Path) -> str:
     dbs = sorted((results_dir / "sweeps").glob("*.db"))
     if not dbs:
-        raise XlexpError(f"no sweep storage under {results_dir / 'sweeps'}: run `xlexp sweep sweeps/NAME.yaml` first, or pass --storage URL")
+        raise XlexpError(
+            f"no sweep storage under {results_dir / 'sweeps'}: run `xlexp sweep sweeps/NAME.yaml` first, or pass --storage URL"
+        )
     if len(dbs) > 1:
-        raise XlexpError(f"several sweep storages under {results_dir / 'sweeps'} ({', '.join(p.name for p in dbs)}): "
-                         f"pass --storage sqlite:///{dbs[0].resolve()}")
+        raise XlexpError(
+            f"several sweep storages under {results_dir / 'sweeps'} ({', '.join(p.name for p in dbs)}): "
+            f"pass --storage sqlite:///{dbs[0].resolve()}"
+        )
     return f"sqlite:///{dbs[0].resolve()}"
 
 

@@ -53,7 +53,7 @@ class SweepRequest:
     launcher: str | None = None
     launcher_args: tuple[str, ...] = ()
     results_dir: str = "results"
-    worker_index: int | None = None   # one of --workers N (a subprocess the driver started)
+    worker_index: int | None = None  # one of --workers N (a subprocess the driver started)
 
 
 def setup_logging(index: int | None) -> None:
@@ -71,16 +71,19 @@ def run_sweep(args: SweepRequest) -> int:
     try:
         return _main(args)
     except (KeyboardInterrupt, Interrupted):
-        print("xlexp sweep: interrupted; the running trial was re-queued: run the same command to resume",
-              file=sys.stderr)
+        print(
+            "xlexp sweep: interrupted; the running trial was re-queued: run the same command to resume", file=sys.stderr
+        )
         return 130
     except XlexpError:
         raise
     except Exception as e:  # the storage went away outside a worker's retries (study creation, the final status)
         if not is_outage(e) or debug():
             raise
-        raise XlexpError(f"sweep storage unreachable ({first_line(e)}); re-run the same command when it is back "
-                         f"(XLEXP_DEBUG=1 shows the traceback)") from None
+        raise XlexpError(
+            f"sweep storage unreachable ({first_line(e)}); re-run the same command when it is back "
+            f"(XLEXP_DEBUG=1 shows the traceback)"
+        ) from None
 
 
 def failed_without_result(study: optuna.Study, first_number: int) -> str | None:
@@ -91,8 +94,10 @@ def failed_without_result(study: optuna.Study, first_number: int) -> str | None:
     if not failed or any(t.state == TrialState.COMPLETE for t in mine):
         return None
     first = failed[0]
-    return (f"{len(failed)} trial(s) failed and none completed; first: trial {first.number}: "
-            f"{fail_reason(study, first)} (`xlexp sweep --status` lists them; XLEXP_DEBUG=1 logs tracebacks)")
+    return (
+        f"{len(failed)} trial(s) failed and none completed; first: trial {first.number}: "
+        f"{fail_reason(study, first)} (`xlexp sweep --status` lists them; XLEXP_DEBUG=1 logs tracebacks)"
+    )
 
 
 def _main(args: SweepRequest) -> int:
@@ -105,8 +110,10 @@ def _main(args: SweepRequest) -> int:
         raise XlexpError("--workers must be at least 1")
     most = 4 * (os.cpu_count() or 1)
     if args.workers > most and not args.launcher:
-        raise XlexpError(f"--workers {args.workers}: at most {most} local worker processes on this machine (4 per core); "
-                         f"for more, use --launcher slurm")
+        raise XlexpError(
+            f"--workers {args.workers}: at most {most} local worker processes on this machine (4 per core); "
+            f"for more, use --launcher slurm"
+        )
     if args.n_trials is not None and args.n_trials < 1:
         raise XlexpError(f"--n-trials must be a positive total of trials, got {args.n_trials}")
     if args.heartbeat is not None and args.heartbeat < 1:

@@ -32,7 +32,7 @@ DEFAULT_HEARTBEAT_S = 10
 @dataclass
 class SweepJob:
     spec: SweepSpec
-    overrides: list[str]          # the command line's extra overrides (part of the study's identity)
+    overrides: list[str]  # the command line's extra overrides (part of the study's identity)
     study_name: str
     storage_url: str
     n_trials: int
@@ -78,34 +78,55 @@ def preflight(spec: SweepSpec, overrides: list[str]) -> Settings:
     searched = {p.key for p in spec.params}
     clash = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in searched]
     if clash:
-        raise XlexpError(f"{clash[0]!r} sets a parameter the sweep searches; drop it, or make it fixed in {spec.path.name}")
-    settings = resolve_settings(compose_config([*spec.base, *spec.fixed, *overrides, *trial_overrides(_first_values(spec))]))
+        raise XlexpError(
+            f"{clash[0]!r} sets a parameter the sweep searches; drop it, or make it fixed in {spec.path.name}"
+        )
+    settings = resolve_settings(
+        compose_config([*spec.base, *spec.fixed, *overrides, *trial_overrides(_first_values(spec))])
+    )
     metrics = list(settings.task.metrics)
     if spec.objective.metric not in metrics:
-        raise XlexpError(f"objective.metric={spec.objective.metric} is not a metric of task {settings.task.name} "
-                         f"({', '.join(metrics)})")
+        raise XlexpError(
+            f"objective.metric={spec.objective.metric} is not a metric of task {settings.task.name} "
+            f"({', '.join(metrics)})"
+        )
     if spec.objective.on == "targets_mean" and settings.regime.dev_targets in (None, "none", False):
-        raise XlexpError("objective.on=targets_mean needs target dev evaluations, but regime.dev_targets=none; "
-                         "set regime.dev_targets=all (or a list) in the sweep's base")
+        raise XlexpError(
+            "objective.on=targets_mean needs target dev evaluations, but regime.dev_targets=none; "
+            "set regime.dev_targets=all (or a list) in the sweep's base"
+        )
     return settings
 
 
-def build_job(sweep_file: str, overrides: list[str], storage: str | None, study: str | None,
-              n_trials: int | None, heartbeat_s: int | None) -> SweepJob:
+def build_job(
+    sweep_file: str,
+    overrides: list[str],
+    storage: str | None,
+    study: str | None,
+    n_trials: int | None,
+    heartbeat_s: int | None,
+) -> SweepJob:
     spec = load_sweep(sweep_file)
     results_dir = Path(preflight(spec, overrides).paths.results_dir)
     check_writable(results_dir)  # an unwritable results folder fails here, in one line, not after the first trial
     url = storage or os.environ.get(STORAGE_ENV) or default_storage_url(results_dir, spec.name)
-    return SweepJob(spec=spec, overrides=list(overrides), study_name=check_study_name(study or default_study_name(spec, overrides)),
-                    storage_url=url, n_trials=n_trials or spec.n_trials, heartbeat_s=heartbeat_s or DEFAULT_HEARTBEAT_S,
-                    results_dir=results_dir)
+    return SweepJob(
+        spec=spec,
+        overrides=list(overrides),
+        study_name=check_study_name(study or default_study_name(spec, overrides)),
+        storage_url=url,
+        n_trials=n_trials or spec.n_trials,
+        heartbeat_s=heartbeat_s or DEFAULT_HEARTBEAT_S,
+        results_dir=results_dir,
+    )
 
 
 def create_or_check_study(job: SweepJob) -> optuna.Study:
     """Create the study, or check that an existing one searches the same space for the same objective."""
     storage = open_storage(job.storage_url, job.heartbeat_s)
-    study = optuna.create_study(study_name=job.study_name, storage=storage, direction=job.spec.objective.direction,
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name=job.study_name, storage=storage, direction=job.spec.objective.direction, load_if_exists=True
+    )
     identity = {**job.spec.fingerprint(), "overrides": job.overrides}
     stored = study.user_attrs.get(SPEC_ATTR)
     if stored is None:
@@ -113,8 +134,10 @@ def create_or_check_study(job: SweepJob) -> optuna.Study:
         study.set_user_attr("sweep_file", str(job.spec.path))
     elif stored != identity:
         changed = sorted(k for k in identity if identity[k] != stored.get(k))
-        raise XlexpError(f"study '{job.study_name}' in {mask_url(job.storage_url)} was started with a different "
-                         f"{', '.join(changed)}; resume it with the same sweep file and overrides, or pass --study NEW")
+        raise XlexpError(
+            f"study '{job.study_name}' in {mask_url(job.storage_url)} was started with a different "
+            f"{', '.join(changed)}; resume it with the same sweep file and overrides, or pass --study NEW"
+        )
     if study.metric_names != [job.spec.objective.metric]:  # optuna-dashboard's axis: "macro_f1", not "Objective 0"
         study.set_metric_names([job.spec.objective.metric])
     study.set_user_attr("n_trials", job.n_trials)

@@ -26,8 +26,14 @@ from xlexp.sweep.worker import run_worker
 
 @hydra.main(config_path=CONF_DIR, config_name="sweep_worker", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
-    job = build_job(str(cfg.sweep_file), [str(o) for o in cfg.trial_overrides], None, str(cfg.study),
-                    int(cfg.n_trials), int(cfg.heartbeat))
+    job = build_job(
+        str(cfg.sweep_file),
+        [str(o) for o in cfg.trial_overrides],
+        None,
+        str(cfg.study),
+        int(cfg.n_trials),
+        int(cfg.heartbeat),
+    )
     job.run_overrides = ["trainer.progress=false"]
     stats = run_worker(job, int(cfg.worker))
     return {"worker": int(cfg.worker), "trials": stats.ran, **stats.states}

@@ -46,23 +46,35 @@ class ObjectiveTracker:
             return unit.select_languages
         if on == "targets_mean":
             if not unit.dev_targets:
-                raise ObjectiveError("objective.on=targets_mean needs target dev evaluations: set regime.dev_targets=all (or a list)")
+                raise ObjectiveError(
+                    "objective.on=targets_mean needs target dev evaluations: set regime.dev_targets=all (or a list)"
+                )
             return unit.dev_targets
         if on not in (*unit.select_languages, *unit.dev_targets):
-            raise ObjectiveError(f"objective.on={on}: '{on}' is neither a source of this run nor a watched target "
-                                 f"(sources {list(unit.select_languages)}, watched targets {list(unit.dev_targets)}; "
-                                 f"add it to regime.dev_targets)")
+            raise ObjectiveError(
+                f"objective.on={on}: '{on}' is neither a source of this run nor a watched target "
+                f"(sources {list(unit.select_languages)}, watched targets {list(unit.dev_targets)}; "
+                f"add it to regime.dev_targets)"
+            )
         return (on,)
 
-    def observe(self, unit_key: object, select_languages: tuple[str, ...], dev_targets: tuple[str, ...], step: int,
-                metrics: dict[str, dict[str, float]]) -> tuple[int, float]:
+    def observe(
+        self,
+        unit_key: object,
+        select_languages: tuple[str, ...],
+        dev_targets: tuple[str, ...],
+        step: int,
+        metrics: dict[str, dict[str, float]],
+    ) -> tuple[int, float]:
         """Record one evaluation; returns (evaluation index, running objective)."""
         hist = self.units.setdefault(unit_key, UnitHistory(tuple(select_languages), tuple(dev_targets)))
         for lang in self.languages(hist):
             if self.objective.metric not in metrics.get(lang, {}):
                 known = sorted(next(iter(metrics.values()), {}))
-                raise ObjectiveError(f"objective.metric={self.objective.metric} is not evaluated on {lang}; "
-                                     f"the task's metrics are {known}")
+                raise ObjectiveError(
+                    f"objective.metric={self.objective.metric} is not evaluated on {lang}; "
+                    f"the task's metrics are {known}"
+                )
         hist.evals.append(metrics)
         hist.steps.append(step)
         index = self.n_evals
@@ -88,8 +100,10 @@ class ObjectiveTracker:
     def value(self) -> float:
         done = [h for h in self.units.values() if h.evals]
         if not done:
-            raise ObjectiveError("the run made no dev evaluation, so there is no objective "
-                                 "(a few-shot run reusing a cached source model trains nothing)")
+            raise ObjectiveError(
+                "the run made no dev evaluation, so there is no objective "
+                "(a few-shot run reusing a cached source model trains nothing)"
+            )
         return float(np.mean([self.unit_value(h) for h in done]))
 
     def best_step(self) -> int | None:

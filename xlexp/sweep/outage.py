@@ -62,7 +62,9 @@ def is_outage(e: BaseException) -> bool:
     except ImportError:  # pragma: no cover - Optuna's RDB storage needs SQLAlchemy
         return False
     for err in _chain(e):
-        if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, ConnectionError)):
+        if isinstance(
+            err, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, ConnectionError)
+        ):
             return True
         if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
             return True
@@ -96,15 +98,22 @@ class StorageHealth:
             if self._down_since is None:
                 self._down_since = now
                 self.outages += 1
-                log.warning("sweep storage %s unreachable (%s): retrying for up to %.0f s; the running trial waits",
-                            mask_url(self.url), first_line(e), self.limit_s)
+                log.warning(
+                    "sweep storage %s unreachable (%s): retrying for up to %.0f s; the running trial waits",
+                    mask_url(self.url),
+                    first_line(e),
+                    self.limit_s,
+                )
             return now - self._down_since
 
     def ok(self) -> None:
         with self._lock:
             if self._down_since is not None:
-                log.warning("sweep storage %s reachable again after %.0f s", mask_url(self.url),
-                            time.monotonic() - self._down_since)
+                log.warning(
+                    "sweep storage %s reachable again after %.0f s",
+                    mask_url(self.url),
+                    time.monotonic() - self._down_since,
+                )
                 self._down_since = None
 
     def call(self, fn: Callable[[], T], what: str) -> T:
@@ -121,7 +130,8 @@ class StorageHealth:
                     raise StorageUnavailable(
                         f"sweep storage {mask_url(self.url)} unreachable for {away:.0f} s ({first_line(e)}) while "
                         f"{what}; re-run the same command when it is back (a running trial is failed and re-queued "
-                        f"then; {RETRY_ENV} sets how long workers wait)") from (e if debug() else None)
+                        f"then; {RETRY_ENV} sets how long workers wait)"
+                    ) from (e if debug() else None)
                 time.sleep(min(delay, max(0.1, self.limit_s - away)))
                 delay = min(2 * delay, 5.0)
                 continue

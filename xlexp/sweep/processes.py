@@ -26,6 +26,7 @@ LAUNCHERS = {"local": "xlexp_local", "slurm": "xlexp_slurm"}
 
 # ---- N processes on this machine -----------------------------------------------------------------
 
+
 def visible_gpus() -> list[str]:
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
@@ -49,8 +50,22 @@ def worker_env(job: SweepJob, index: int, n_workers: int, gpus: list[str]) -> di
 
 def worker_command(job: SweepJob, index: int) -> list[str]:
     """The same sweep, as worker ``index``; the storage URL is in the environment (see worker_env)."""
-    return [sys.executable, "-m", "xlexp.cli.main", "sweep", str(job.spec.path), *job.overrides, "--study", job.study_name,
-            "--n-trials", str(job.n_trials), "--heartbeat", str(job.heartbeat_s), "--worker-index", str(index)]
+    return [
+        sys.executable,
+        "-m",
+        "xlexp.cli.main",
+        "sweep",
+        str(job.spec.path),
+        *job.overrides,
+        "--study",
+        job.study_name,
+        "--n-trials",
+        str(job.n_trials),
+        "--heartbeat",
+        str(job.heartbeat_s),
+        "--worker-index",
+        str(index),
+    ]
 
 
 def spawn_workers(job: SweepJob, n_workers: int) -> list[int]:
@@ -60,8 +75,7 @@ def spawn_workers(job: SweepJob, n_workers: int) -> list[int]:
     procs = []
     for i in range(n_workers):
         procs.append(subprocess.Popen(worker_command(job, i), env=worker_env(job, i, n_workers, gpus)))
-        log.info("started worker %d (pid %d)%s", i, procs[-1].pid,
-                 f" on GPU {gpus[i % len(gpus)]}" if gpus else "")
+        log.info("started worker %d (pid %d)%s", i, procs[-1].pid, f" on GPU {gpus[i % len(gpus)]}" if gpus else "")
     codes = []
     try:
         for p in procs:
@@ -75,15 +89,25 @@ def spawn_workers(job: SweepJob, n_workers: int) -> list[int]:
 
 # ---- N jobs of a Hydra launcher (submitit) -------------------------------------------------------
 
+
 def quote(text: str) -> str:
     """A string as a quoted Hydra override value (brackets, commas and '=' stay literal)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def launcher_argv(job: SweepJob, launcher: str, n_workers: int, extra: list[str]) -> list[str]:
-    return ["-m", f"hydra/launcher={launcher}", f"sweep_file={quote(str(job.spec.path))}", f"study={job.study_name}",
-            f"n_trials={job.n_trials}", f"heartbeat={job.heartbeat_s}", f"results_dir={quote(str(Path(job.results_dir).resolve()))}",
-            "trial_overrides=[" + ",".join(quote(o) for o in job.overrides) + "]", f"worker=range(0,{n_workers})", *extra]
+    return [
+        "-m",
+        f"hydra/launcher={launcher}",
+        f"sweep_file={quote(str(job.spec.path))}",
+        f"study={job.study_name}",
+        f"n_trials={job.n_trials}",
+        f"heartbeat={job.heartbeat_s}",
+        f"results_dir={quote(str(Path(job.results_dir).resolve()))}",
+        "trial_overrides=[" + ",".join(quote(o) for o in job.overrides) + "]",
+        f"worker=range(0,{n_workers})",
+        *extra,
+    ]
 
 
 def launch_workers(job: SweepJob, launcher: str, n_workers: int, launcher_args: list[str]) -> int:

@@ -37,8 +37,8 @@ class Objective:
 
     metric: str = "macro_f1"
     split: str = "dev"
-    on: str = "source"               # source | targets_mean | <language code>
-    selection: str = "source_dev"    # source_dev | target_dev | last
+    on: str = "source"  # source | targets_mean | <language code>
+    selection: str = "source_dev"  # source_dev | target_dev | last
     direction: str = "maximize"
 
     @classmethod
@@ -46,12 +46,18 @@ class Objective:
         raw = dict(raw or {})
         unknown = set(raw) - {"metric", "split", "on", "selection", "direction"}
         if unknown:
-            raise XlexpError(f"{where}: unknown objective key(s) {sorted(unknown)}; known: metric, split, on, selection, direction")
+            raise XlexpError(
+                f"{where}: unknown objective key(s) {sorted(unknown)}; known: metric, split, on, selection, direction"
+            )
         obj = cls(**{k: str(v) for k, v in raw.items()})
         if obj.split != "dev":
-            raise XlexpError(f"{where}: objective.split must be 'dev' (tuning on test would leak it), got {obj.split!r}")
+            raise XlexpError(
+                f"{where}: objective.split must be 'dev' (tuning on test would leak it), got {obj.split!r}"
+            )
         if obj.selection not in SELECTIONS:
-            raise XlexpError(f"{where}: objective.selection must be one of {', '.join(SELECTIONS)}; got {obj.selection!r}")
+            raise XlexpError(
+                f"{where}: objective.selection must be one of {', '.join(SELECTIONS)}; got {obj.selection!r}"
+            )
         if obj.direction not in DIRECTIONS:
             raise XlexpError(f"{where}: objective.direction must be maximize or minimize; got {obj.direction!r}")
         return obj
@@ -71,12 +77,12 @@ class Param:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    name: str                                   # the file's stem: the study family
+    name: str  # the file's stem: the study family
     path: Path
-    base: tuple[str, ...]                       # overrides every trial starts from
+    base: tuple[str, ...]  # overrides every trial starts from
     objective: Objective
     params: tuple[Param, ...]
-    fixed: tuple[str, ...] = ()                 # plain values under params: fixed overrides
+    fixed: tuple[str, ...] = ()  # plain values under params: fixed overrides
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe"})
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
     n_trials: int = 20
@@ -87,8 +93,12 @@ class SweepSpec:
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change under a running study (the budget and the sampler may)."""
-        return {"base": list(self.base), "fixed": list(self.fixed), "objective": self.objective.__dict__,
-                "params": {p.key: p.text for p in self.params}}
+        return {
+            "base": list(self.base),
+            "fixed": list(self.fixed),
+            "objective": self.objective.__dict__,
+            "params": {p.key: p.text for p in self.params},
+        }
 
 
 def _distribution(key: str, text: str) -> BaseDistribution | None:
@@ -176,7 +186,9 @@ _Loader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -194,12 +206,16 @@ def load_sweep(path: str | Path) -> SweepSpec:
     where = str(path)
     unknown = set(raw) - {"base", "objective", "params", "sampler", "pruner", "n_trials"}
     if unknown:
-        raise XlexpError(f"{where}: unknown key(s) {sorted(unknown)}; known: base, objective, params, sampler, pruner, n_trials")
+        raise XlexpError(
+            f"{where}: unknown key(s) {sorted(unknown)}; known: base, objective, params, sampler, pruner, n_trials"
+        )
     base = raw.get("base") or []
     if isinstance(base, str):
         base = [base]
     if not isinstance(raw.get("params"), dict) or not raw["params"]:
-        raise XlexpError(f"{where}: params must map override keys to Hydra sweeps, e.g. optimizer.lr: tag(log, interval(1e-5, 1e-4))")
+        raise XlexpError(
+            f"{where}: params must map override keys to Hydra sweeps, e.g. optimizer.lr: tag(log, interval(1e-5, 1e-4))"
+        )
     params, fixed = [], []
     for key, value in raw["params"].items():
         text = format_value(value) if not isinstance(value, str) else value
@@ -219,9 +235,17 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise XlexpError(f"{where}: sampler.name must be one of {', '.join(SAMPLERS)}; got {sampler['name']!r}")
     if pruner["name"] not in PRUNERS:
         raise XlexpError(f"{where}: pruner.name must be one of {', '.join(PRUNERS)}; got {pruner['name']!r}")
-    return SweepSpec(name=path.stem, path=path.resolve(), base=tuple(str(b) for b in base),
-                     objective=Objective.from_dict(raw.get("objective"), where), params=tuple(params),
-                     fixed=tuple(fixed), sampler=sampler, pruner=pruner, n_trials=n_trials)
+    return SweepSpec(
+        name=path.stem,
+        path=path.resolve(),
+        base=tuple(str(b) for b in base),
+        objective=Objective.from_dict(raw.get("objective"), where),
+        params=tuple(params),
+        fixed=tuple(fixed),
+        sampler=sampler,
+        pruner=pruner,
+        n_trials=n_trials,
+    )
 
 
 def default_study_name(spec: SweepSpec, overrides: list[str]) -> str:
@@ -255,9 +279,13 @@ def make_sampler(cfg: dict[str, Any], seed: int | None) -> optuna.samplers.BaseS
 def make_pruner(cfg: dict[str, Any]) -> optuna.pruners.BasePruner:
     kwargs = {k: v for k, v in cfg.items() if k != "name"}
     name = cfg["name"]
-    classes = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
-               "hyperband": optuna.pruners.HyperbandPruner,
-               "successive_halving": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner}
+    classes = {
+        "median": optuna.pruners.MedianPruner,
+        "percentile": optuna.pruners.PercentilePruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "none": optuna.pruners.NopPruner,
+    }
     try:
         return classes[name](**kwargs)
     except TypeError as e:

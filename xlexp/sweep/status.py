@@ -91,8 +91,10 @@ def status_lines(study: optuna.Study, storage_url: str) -> list[str]:
         if reason:
             extra.append(f"reason: {reason}")
         state = f"RUNNING (stale: no heartbeat for {stale[t.number]:.0f} s)" if t.number in stale else t.state.name
-        lines.append(f"{t.number:>4}  {state:<8}  {value:>7}  {_duration(t):>7}  {len(t.intermediate_values):>5}  "
-                     f"{params}{'  [' + '; '.join(extra) + ']' if extra else ''}")
+        lines.append(
+            f"{t.number:>4}  {state:<8}  {value:>7}  {_duration(t):>7}  {len(t.intermediate_values):>5}  "
+            f"{params}{'  [' + '; '.join(extra) + ']' if extra else ''}"
+        )
     best = best_trial(study)
     if best is None:
         lines.append("best: no complete trial yet")
@@ -102,10 +104,12 @@ def status_lines(study: optuna.Study, storage_url: str) -> list[str]:
     if not any(o.lstrip("+~").startswith("name=") for o in overrides):  # its own experiment: never mixed into another
         overrides.append(f"name={study.study_name}_best")
     run = "xlexp run " + " ".join(shlex.quote(o) for o in overrides)
-    lines += [f"best: trial {best.number}, {objective.get('metric', 'value')} = {best.value:.4f} "
-              f"(experiment {best.user_attrs.get('experiment', '?')}, run {best.user_attrs.get('run_id', '?')})",
-              f"  {run}",
-              f"  xlexp matrix --experiment {best.user_attrs.get('experiment', '?')}"]
+    lines += [
+        f"best: trial {best.number}, {objective.get('metric', 'value')} = {best.value:.4f} "
+        f"(experiment {best.user_attrs.get('experiment', '?')}, run {best.user_attrs.get('run_id', '?')})",
+        f"  {run}",
+        f"  xlexp matrix --experiment {best.user_attrs.get('experiment', '?')}",
+    ]
     return lines
 
 
@@ -130,10 +134,14 @@ def show_status(urls: list[str], study_name: str | None) -> int:
     if not shown:
         where = ", ".join(mask_url(u) for u in urls)
         if not study_name:  # a fresh store: nothing to show is not an error
-            print(f"no sweep studies yet{f' in {where}' if where else ''}; start one with `xlexp sweep sweeps/NAME.yaml`")
+            print(
+                f"no sweep studies yet{f' in {where}' if where else ''}; start one with `xlexp sweep sweeps/NAME.yaml`"
+            )
             return 0
-        raise XlexpError(f"no sweep study named {study_name!r} in {where or 'no storage'}; "
-                         f"start one with `xlexp sweep sweeps/NAME.yaml`")
+        raise XlexpError(
+            f"no sweep study named {study_name!r} in {where or 'no storage'}; "
+            f"start one with `xlexp sweep sweeps/NAME.yaml`"
+        )
     return 0
 
 

@@ -28,8 +28,8 @@ from xlexp.tracking.masking import mask_url, remember_url, url_hint
 
 log = logging.getLogger(__name__)
 
-STORAGE_ENV = "XLEXP_SWEEP_STORAGE"   # workers get the URL here, never on a command line (ps shows those)
-FAIL_REASON = "fail_reason"           # trial user attr (in-process failures)
+STORAGE_ENV = "XLEXP_SWEEP_STORAGE"  # workers get the URL here, never on a command line (ps shows those)
+FAIL_REASON = "fail_reason"  # trial user attr (in-process failures)
 STALE_REASON_PREFIX = "fail_reason:"  # study user attr per trial number (stale trials cannot be written to)
 MAX_RETRY = 2
 
@@ -48,7 +48,7 @@ def default_storage_url(results_dir: str | Path, family: str) -> str:
 def sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
-    path = url[len("sqlite:///"):].split("?")[0]
+    path = url[len("sqlite:///") :].split("?")[0]
     return None if path in ("", ":memory:") else Path(path)
 
 
@@ -61,8 +61,10 @@ class StaleTrialRetry(RetryHeartbeatStaleTrialCallback):
         self.grace_s = grace_s
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        reason = (f"worker lost: no heartbeat for more than {self.grace_s}s "
-                  f"(killed, preempted or its node died); worker {trial.user_attrs.get('worker', '?')}")
+        reason = (
+            f"worker lost: no heartbeat for more than {self.grace_s}s "
+            f"(killed, preempted or its node died); worker {trial.user_attrs.get('worker', '?')}"
+        )
         study.set_user_attr(f"{STALE_REASON_PREFIX}{trial.number}", reason)
         log.warning("trial %d: %s; re-queued unless retried %d times already", trial.number, reason, MAX_RETRY)
         super().__call__(study, trial)
@@ -85,10 +87,12 @@ def heartbeat_ages(study: optuna.Study) -> dict[int, float]:
     session = rdb.scoped_session()
     try:
         now = session.execute(sqlalchemy.func.now()).scalar()
-        rows = (session.query(models.TrialModel.number, models.TrialHeartbeatModel.heartbeat)
-                .join(models.TrialHeartbeatModel, models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
-                .filter(models.TrialModel.study_id == study._study_id, models.TrialModel.state == TrialState.RUNNING)
-                .all())
+        rows = (
+            session.query(models.TrialModel.number, models.TrialHeartbeatModel.heartbeat)
+            .join(models.TrialHeartbeatModel, models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+            .filter(models.TrialModel.study_id == study._study_id, models.TrialModel.state == TrialState.RUNNING)
+            .all()
+        )
     finally:
         rdb.scoped_session.remove()
     now = now.replace(tzinfo=None)  # PostgreSQL answers with a time zone, SQLite without (as Optuna does it)
@@ -114,8 +118,11 @@ def start_orphan_clocks(study: optuna.Study, storage: RDBStorage) -> list[int]:
     orphans = [t for t in running if t.number not in beating]
     for t in orphans:
         storage.record_heartbeat(t._trial_id)
-        log.warning("trial %d is RUNNING but never sent a heartbeat (its worker died right after asking): "
-                    "it is failed and re-queued if none comes within the grace period", t.number)
+        log.warning(
+            "trial %d is RUNNING but never sent a heartbeat (its worker died right after asking): "
+            "it is failed and re-queued if none comes within the grace period",
+            t.number,
+        )
     return [t.number for t in orphans]
 
 
@@ -128,11 +135,18 @@ def open_storage(url: str, heartbeat_s: int) -> RDBStorage:
     elif url.startswith("postgresql"):
         engine = {"pool_pre_ping": True, **pg_connect_args(url)}
     try:
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat_s, grace_period=grace,
-                          heartbeat_stale_trial_callback=StaleTrialRetry(grace_s=grace))
+        return RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=heartbeat_s,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=StaleTrialRetry(grace_s=grace),
+        )
     except Exception as e:  # sqlalchemy / driver errors: say where, without the password
-        raise XlexpError(f"cannot open sweep storage {mask_url(url)}: {type(e).__name__}: "
-                         f"{mask_url(str(e)).splitlines()[0]}{url_hint(url)}") from None
+        raise XlexpError(
+            f"cannot open sweep storage {mask_url(url)}: {type(e).__name__}: "
+            f"{mask_url(str(e)).splitlines()[0]}{url_hint(url)}"
+        ) from None
 
 
 @contextmanager
@@ -160,7 +174,9 @@ def budget_lock(url: str, study_name: str) -> Iterator[None]:
         finally:
             engine.dispose()
         return
-    log.warning("no cross-worker lock for %s: parallel workers may run a few trials past n_trials", mask_url(url).split(":")[0])
+    log.warning(
+        "no cross-worker lock for %s: parallel workers may run a few trials past n_trials", mask_url(url).split(":")[0]
+    )
     yield
 
 
@@ -178,8 +194,11 @@ def budget_used(trials: list[FrozenTrial]) -> int:
 def fail_reason(study: optuna.Study, trial: FrozenTrial) -> str | None:
     if trial.state != TrialState.FAIL:
         return None
-    return (trial.user_attrs.get(FAIL_REASON) or study.user_attrs.get(f"{STALE_REASON_PREFIX}{trial.number}")
-            or "failed (no reason stored)")
+    return (
+        trial.user_attrs.get(FAIL_REASON)
+        or study.user_attrs.get(f"{STALE_REASON_PREFIX}{trial.number}")
+        or "failed (no reason stored)"
+    )
 
 
 @dataclass

@@ -85,12 +85,19 @@ def run_worker(job: SweepJob, index: int = 0) -> WorkerStats:
     """Ask, run, tell until the study has n_trials (and nothing is left running or queued)."""
     health = StorageHealth(job.storage_url)
     storage = open_storage(job.storage_url, job.heartbeat_s)
-    n_existing = health.call(lambda: len(optuna.load_study(study_name=job.study_name, storage=storage).get_trials(deepcopy=False)),
-                             "loading the study")
-    study = health.call(lambda: optuna.load_study(
-        study_name=job.study_name, storage=storage,
-        sampler=make_sampler(job.spec.sampler, _sampler_seed(job.spec.sampler.get("seed"), index, n_existing)),
-        pruner=make_pruner(job.spec.pruner)), "loading the study")
+    n_existing = health.call(
+        lambda: len(optuna.load_study(study_name=job.study_name, storage=storage).get_trials(deepcopy=False)),
+        "loading the study",
+    )
+    study = health.call(
+        lambda: optuna.load_study(
+            study_name=job.study_name,
+            storage=storage,
+            sampler=make_sampler(job.spec.sampler, _sampler_seed(job.spec.sampler.get("seed"), index, n_existing)),
+            pruner=make_pruner(job.spec.pruner),
+        ),
+        "loading the study",
+    )
     if job.study_uid is None:  # a worker process of --workers N or of a launcher: read it from the study
         job.study_uid = health.call(lambda: ensure_study_uid(study, job.storage_url), "reading the study id")
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if threading_main() else None
@@ -120,7 +127,13 @@ def _next_trial(job: SweepJob, study: optuna.Study, storage, me: str) -> tuple[o
 
 def _worker_loop(job: SweepJob, study: optuna.Study, storage, index: int, health: StorageHealth) -> WorkerStats:
     me, stats = worker_id(index), WorkerStats()
-    log.info("worker %s on study %s (%s): up to %d trials in total", me, job.study_name, mask_url(job.storage_url), job.n_trials)
+    log.info(
+        "worker %s on study %s (%s): up to %d trials in total",
+        me,
+        job.study_name,
+        mask_url(job.storage_url),
+        job.n_trials,
+    )
     while True:
         trial, running = health.call(lambda: _next_trial(job, study, storage, me), "asking for a trial")
         if trial is None:
@@ -133,8 +146,9 @@ def _worker_loop(job: SweepJob, study: optuna.Study, storage, index: int, health
         stats.states[state.name] = stats.states.get(state.name, 0) + 1
 
 
-def run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
-              health: StorageHealth | None = None) -> TrialState:
+def run_trial(
+    job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage, health: StorageHealth | None = None
+) -> TrialState:
     """Run one trial while holding its pending folder's lock: until its files are promoted or
     discarded, no other worker touches them; once this process is gone (killed anywhere, even during
     the promotion), the next worker or `xlexp sweep` call finishes the job at once."""
@@ -148,8 +162,9 @@ def run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
         remove_if_empty(folder.parent)
 
 
-def _run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
-               health: StorageHealth | None = None) -> TrialState:
+def _run_trial(
+    job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage, health: StorageHealth | None = None
+) -> TrialState:
     from xlexp.experiment.runner import RunHooks, run_experiment  # torch & co.: not for `xlexp sweep --status`
 
     health = health or StorageHealth(job.storage_url)
@@ -161,8 +176,12 @@ def _run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
     what = f"running trial {trial.number}"
     health.call(lambda: _set_attrs(trial, experiment=name, overrides=trial_overrides(params)), what)
     retry_of = health.call(lambda: storage.get_trial(trial._trial_id).system_attrs.get("failed_trial"), what)
-    log.info("trial %d%s: %s", trial.number, f" (retry of {retry_of})" if retry_of is not None else "",
-             " ".join(trial_overrides(params)))
+    log.info(
+        "trial %d%s: %s",
+        trial.number,
+        f" (retry of {retry_of})" if retry_of is not None else "",
+        " ".join(trial_overrides(params)),
+    )
     started = time.perf_counter()
     tracker: ObjectiveTracker | None = None
 
@@ -173,27 +192,46 @@ def _run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
             raise optuna.TrialPruned(f"pruned at evaluation {index} (step {step}): running objective {value:.4f}")
 
     # a trial prints its trial line only: the run's matrix stays off the terminal (it is in the records)
-    hooks = RunHooks(on_eval=on_eval, tags={"study": job.study_tag, "trial": trial.number}, show_matrix=False,
-                     records_dir=folder)
+    hooks = RunHooks(
+        on_eval=on_eval, tags={"study": job.study_tag, "trial": trial.number}, show_matrix=False, records_dir=folder
+    )
     with Heartbeat(storage, trial._trial_id, job.heartbeat_s, health):
         try:
             cfg = compose_config(overrides)
             tracker = ObjectiveTracker(job.spec.objective, str(cfg.task.primary_metric))
             test_value = run_experiment(cfg, hooks)
             value = tracker.value()
-            health.call(lambda: _set_attrs(trial, run_id=hooks.run_id, test_objective=test_value, best_step=tracker.best_step(),
-                                           duration_s=round(time.perf_counter() - started, 1)), what)
+            health.call(
+                lambda: _set_attrs(
+                    trial,
+                    run_id=hooks.run_id,
+                    test_objective=test_value,
+                    best_step=tracker.best_step(),
+                    duration_s=round(time.perf_counter() - started, 1),
+                ),
+                what,
+            )
             frozen = health.call(lambda: study.tell(trial, value, skip_if_finished=True), what)
             if frozen.state != TrialState.COMPLETE:  # failed as stale by another worker while this one was away
                 return _lost(trial, frozen.state, folder)
             files = promote(folder, job.results_dir)  # after the tell: a killed worker's records never count
-            log.info("trial %d: %s = %.4f (%s; %d records file(s))", trial.number, job.spec.objective.metric, value,
-                     name, len(files))
+            log.info(
+                "trial %d: %s = %.4f (%s; %d records file(s))",
+                trial.number,
+                job.spec.objective.metric,
+                value,
+                name,
+                len(files),
+            )
             return TrialState.COMPLETE
         except optuna.TrialPruned as e:
             reason = str(e)
-            health.call(lambda: _set_attrs(trial, run_id=hooks.run_id, pruned=reason,
-                                           duration_s=round(time.perf_counter() - started, 1)), what)
+            health.call(
+                lambda: _set_attrs(
+                    trial, run_id=hooks.run_id, pruned=reason, duration_s=round(time.perf_counter() - started, 1)
+                ),
+                what,
+            )
             frozen = health.call(lambda: study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True), what)
             discard(folder)  # a pruned trial's units are not results
             if frozen.state != TrialState.PRUNED:
@@ -207,7 +245,9 @@ def _run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
                 frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
                 optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
             except Exception as err:  # storage away: the trial goes stale and is re-queued by the next worker
-                log.warning("trial %d: could not re-queue it now (%s); the next worker will", trial.number, first_line(err))
+                log.warning(
+                    "trial %d: could not re-queue it now (%s); the next worker will", trial.number, first_line(err)
+                )
             raise
         except StorageUnavailable:
             raise  # the trial stays RUNNING, its files pending: the next worker fails, re-queues and discards them
@@ -229,8 +269,13 @@ def _run_trial(job: SweepJob, study: optuna.Study, trial: optuna.Trial, storage,
 def _lost(trial: optuna.Trial, state: TrialState, folder) -> TrialState:
     """Another worker finished this trial (stale: no heartbeat reached the storage) while it ran."""
     n = discard(folder)
-    log.warning("trial %d: finished as %s by another worker while this one could not reach the storage; "
-                "its %d records file(s) were discarded (its retry runs the same params)", trial.number, state.name, n)
+    log.warning(
+        "trial %d: finished as %s by another worker while this one could not reach the storage; "
+        "its %d records file(s) were discarded (its retry runs the same params)",
+        trial.number,
+        state.name,
+        n,
+    )
     return state
 
 

@@ -38,7 +38,7 @@ class Prompt:
     instruction: str
     template: str
     separator: str
-    verbalizers: tuple[str, ...]   # in label order
+    verbalizers: tuple[str, ...]  # in label order
 
     def context(self, text: str, text_pair: str | None = None) -> str:
         head = self.template.split("{label}", 1)[0]
@@ -53,8 +53,9 @@ class Prompt:
         return self.template.format(text=text, text_pair=text_pair or "", label=self.verbalizers[label])
 
 
-def prompt_for(options: Mapping[str, Any] | None, language: str, labels: tuple[str, ...], task: str,
-               pair: bool = False) -> Prompt:
+def prompt_for(
+    options: Mapping[str, Any] | None, language: str, labels: tuple[str, ...], task: str, pair: bool = False
+) -> Prompt:
     raw = dict((options or {}).get("prompt") or {})
     unknown = [k for k in raw if k not in KEYS]
     if unknown:
@@ -74,5 +75,7 @@ def prompt_for(options: Mapping[str, Any] | None, language: str, labels: tuple[s
         raise XlexpError(f"task '{task}': prompt.verbalizers (language {language}) has no word for label(s) {missing}")
     words = tuple(str(verbal.get(label, label)) for label in labels)
     if len(set(words)) != len(words):
-        raise XlexpError(f"task '{task}': prompt.verbalizers (language {language}) give two labels the same word: {words}")
+        raise XlexpError(
+            f"task '{task}': prompt.verbalizers (language {language}) give two labels the same word: {words}"
+        )
     return Prompt(str(merged.get("instruction") or ""), template, str(merged.get("separator", "\n\n")), words)

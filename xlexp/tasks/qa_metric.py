@@ -38,8 +38,10 @@ _CJK = re.compile(r"[\u4e00-\u9fa5]")
 
 @lru_cache(maxsize=1)
 def _unicode_punct() -> frozenset[str]:
-    return frozenset(chr(i) for i in range(sys.maxunicode + 1)
-                     if unicodedata.category(chr(i)).startswith("P")) | _SQUAD_PUNCT
+    return (
+        frozenset(chr(i) for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)).startswith("P"))
+        | _SQUAD_PUNCT
+    )
 
 
 def _base(lang: str) -> str:
@@ -97,12 +99,15 @@ def score(prediction: str, golds: Iterable[str], mode: str = "squad", lang: str 
     golds = list(golds)
     if not golds:
         return 0.0, 0.0
-    return (max(exact_match(prediction, g, mode, lang) for g in golds),
-            max(f1(prediction, g, mode, lang) for g in golds))
+    return (
+        max(exact_match(prediction, g, mode, lang) for g in golds),
+        max(f1(prediction, g, mode, lang) for g in golds),
+    )
 
 
-def corpus_scores(predictions: Iterable[str], golds: Iterable[Iterable[str]], mode: str = "squad",
-                  lang: str = "en") -> dict[str, float]:
+def corpus_scores(
+    predictions: Iterable[str], golds: Iterable[Iterable[str]], mode: str = "squad", lang: str = "en"
+) -> dict[str, float]:
     """Mean exact match and F1 over questions (fractions; the SQuAD script's numbers / 100)."""
     pairs = [score(p, g, mode, lang) for p, g in zip(predictions, golds)]
     n = max(len(pairs), 1)

@@ -18,14 +18,15 @@ from xlexp.config.paths import EMBEDDED_DATA_DIR, task_data_root
 from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
-_SAID: set[tuple[str, str]] = set()   # (task, where) pairs already logged: one line per task and origin
+_SAID: set[tuple[str, str]] = set()  # (task, where) pairs already logged: one line per task and origin
+
 
 @dataclass(frozen=True)
 class Example:
     text: str = ""
     label: int = -1
-    text_pair: str | None = None          # pair classification; retrieval: the pivot-language side
-    tokens: tuple[str, ...] = ()          # token classification
+    text_pair: str | None = None  # pair classification; retrieval: the pivot-language side
+    tokens: tuple[str, ...] = ()  # token classification
     tags: tuple[int, ...] = ()
 
 
@@ -72,8 +73,10 @@ def read_text(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise XlexpError(f"{path}:{line}: not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start}); re-encode the file, "
-                         f"e.g. `iconv -f latin1 -t utf-8`") from None
+        raise XlexpError(
+            f"{path}:{line}: not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start}); re-encode the file, "
+            f"e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
 
 
 def lines(text: str) -> list[str]:
@@ -85,7 +88,7 @@ def lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in out]
 
 
-QUOTING = {"standard": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}   # local.quoting -> the csv module's
+QUOTING = {"standard": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}  # local.quoting -> the csv module's
 
 
 def task_file(spec) -> str:
@@ -96,8 +99,9 @@ def task_file(spec) -> str:
     return str(path) if path is not None else f"task/{spec.name}.yaml"
 
 
-def read_local_rows(path: Path, fmt: str, quoting: str = "standard", where_fix: str = "the task's YAML"
-                    ) -> list[tuple[int, dict[str, Any]]]:
+def read_local_rows(
+    path: Path, fmt: str, quoting: str = "standard", where_fix: str = "the task's YAML"
+) -> list[tuple[int, dict[str, Any]]]:
     """Rows as (line number, {column: value}); CSV/TSV with a header, or JSONL (one object per line).
 
     CSV and TSV are read as pandas and the ``csv`` module read them by default (``quoting: standard``):
@@ -114,8 +118,10 @@ def read_local_rows(path: Path, fmt: str, quoting: str = "standard", where_fix: 
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise XlexpError(f"{path}:{i}: not valid JSON ({e.msg}); local.format: jsonl expects one JSON object "
-                                 f"per line (set local.format in {where_fix} if the file is csv or tsv)") from None
+                raise XlexpError(
+                    f"{path}:{i}: not valid JSON ({e.msg}); local.format: jsonl expects one JSON object "
+                    f"per line (set local.format in {where_fix} if the file is csv or tsv)"
+                ) from None
             if not isinstance(row, dict):
                 raise XlexpError(f"{path}:{i}: expected a JSON object per line, found {type(row).__name__}")
             out.append((i, row))
@@ -139,12 +145,15 @@ def read_local_rows(path: Path, fmt: str, quoting: str = "standard", where_fix: 
             if not row:
                 continue
             if len(row) != len(header):
-                raise XlexpError(f"{path}:{line}: expected {len(header)} columns ({', '.join(header)}), found "
-                                 f"{len(row)}; {_row_hint(fmt, quoting, row, where_fix)}")
+                raise XlexpError(
+                    f"{path}:{line}: expected {len(header)} columns ({', '.join(header)}), found "
+                    f"{len(row)}; {_row_hint(fmt, quoting, row, where_fix)}"
+                )
             out.append((line, dict(zip(header, row))))
     except csv.Error as e:  # e.g. a field over the size limit, NUL bytes, a quote left open at the end
-        raise XlexpError(f"{path}:{start}: unreadable {fmt.upper()} row ({e}); "
-                         f"{_row_hint(fmt, quoting, [], where_fix)}") from None
+        raise XlexpError(
+            f"{path}:{start}: unreadable {fmt.upper()} row ({e}); {_row_hint(fmt, quoting, [], where_fix)}"
+        ) from None
     return out
 
 
@@ -152,12 +161,17 @@ def _row_hint(fmt: str, quoting: str, row: list[str], where_fix: str) -> str:
     """The options that fix a row with the wrong number of columns, most likely first."""
     other = "csv" if fmt == "tsv" else "tsv"
     if quoting == "none" and any('"' in field for field in row):
-        first = ("the row holds quotes: if they quote fields (as pandas and the csv module read them), set "
-                 "local.quoting: standard")
+        first = (
+            "the row holds quotes: if they quote fields (as pandas and the csv module read them), set "
+            "local.quoting: standard"
+        )
     else:
-        first = ("if quotes in this file are plain text rather than field quoting (a field that starts with a "
-                 "quote swallows what follows up to the next one), set local.quoting: none"
-                 if quoting == "standard" else "check the row's separators")
+        first = (
+            "if quotes in this file are plain text rather than field quoting (a field that starts with a "
+            "quote swallows what follows up to the next one), set local.quoting: none"
+            if quoting == "standard"
+            else "check the row's separators"
+        )
     return f"{first}; if the file is {other.upper()}, set local.format: {other} (in {where_fix})"
 
 
@@ -171,8 +185,9 @@ def label_file_labels(spec, code: str, data_dir: Path) -> tuple[Path, list[str]]
         return None
     path = Path(data_dir) / str(pattern).format(folder=spec.languages[code], code=code)
     if not path.is_file():
-        raise XlexpError(f"{path}: the label file of language '{code}' (local.label_file in {task_file(spec)}) "
-                         f"does not exist")
+        raise XlexpError(
+            f"{path}: the label file of language '{code}' (local.label_file in {task_file(spec)}) does not exist"
+        )
     mapping = spec.label_map.get(code) or spec.label_map.get("*") or {}
     labels = []
     for i, line in enumerate(lines(read_text(path)), start=1):
@@ -181,9 +196,11 @@ def label_file_labels(spec, code: str, data_dir: Path) -> tuple[Path, list[str]]
             continue
         label = str(mapping.get(raw, raw))
         if label not in spec.label_to_id:
-            raise XlexpError(f"{path}:{i}: label '{label}' of language '{code}' is not in the task's labels "
-                             f"{list(spec.labels)}: add it to labels: in {task_file(spec)}, or map it with "
-                             f"label_map: {{{code}: {{'{raw}': <label>}}}}")
+            raise XlexpError(
+                f"{path}:{i}: label '{label}' of language '{code}' is not in the task's labels "
+                f"{list(spec.labels)}: add it to labels: in {task_file(spec)}, or map it with "
+                f"label_map: {{{code}: {{'{raw}': <label>}}}}"
+            )
         labels.append(label)
     return path, labels
 
@@ -197,11 +214,13 @@ def check_language_labels(spec, code: str, data_dir: Path, rows, where: str) -> 
     mapping = spec.label_map.get(code) or spec.label_map.get("*") or {}
     for line, row in rows:
         raw = row.get(spec.label_field)
-        for value in (raw if isinstance(raw, list) else [raw]):
+        for value in raw if isinstance(raw, list) else [raw]:
             label = str(mapping.get(str(value).strip(), str(value).strip()))
             if label not in allowed:
-                raise XlexpError(f"{where}:{line}: label '{label}' is not in {path}, the labels of language '{code}' "
-                                 f"({', '.join(allowed)}); fix the row or the label file (local.label_file in {task_file(spec)})")
+                raise XlexpError(
+                    f"{where}:{line}: label '{label}' is not in {path}, the labels of language '{code}' "
+                    f"({', '.join(allowed)}); fix the row or the label file (local.label_file in {task_file(spec)})"
+                )
 
 
 def read_hub_rows(spec, code: str, split: str, missing: str):
@@ -210,8 +229,10 @@ def read_hub_rows(spec, code: str, split: str, missing: str):
     try:
         import datasets  # imported lazily: slow, and only hub users need it
     except ImportError:  # the `hub` extra is not installed: say where the local file was looked for too
-        raise XlexpError(f"{missing.rstrip('.')}. Reading it from the hub needs the optional package 'datasets', "
-                         f"which is not installed: pip install 'xlexp[hub]'") from None
+        raise XlexpError(
+            f"{missing.rstrip('.')}. Reading it from the hub needs the optional package 'datasets', "
+            f"which is not installed: pip install 'xlexp[hub]'"
+        ) from None
 
     hub_id, config, hub_split = spec.hub_location(code, split)  # type: ignore[misc]
     try:
@@ -276,8 +297,10 @@ def read_conll(spec, code: str, path: Path) -> list[Example]:
         if "\t" not in line and n_fields == 2 and len(parts) > 2 and _is_label(spec, code, parts[-1]):
             parts = [" ".join(parts[:-1]), parts[-1]]
         if len(parts) != n_fields:
-            raise XlexpError(f"{path}:{line_no}: expected {n_fields} fields (token TAG), found {len(parts)}: {line!r} "
-                             f"(other layouts: set local.conll_fields and local.conll_columns in the task YAML)")
+            raise XlexpError(
+                f"{path}:{line_no}: expected {n_fields} fields (token TAG), found {len(parts)}: {line!r} "
+                f"(other layouts: set local.conll_fields and local.conll_columns in the task YAML)"
+            )
         if not all(parts[c] for c in (token_col, tag_col)):
             raise XlexpError(f"{path}:{line_no}: empty token or tag: {line!r}")
         tokens.append(parts[token_col])

@@ -41,13 +41,13 @@ class TaskSpec:
     labels: tuple[str, ...]
     metrics: tuple[str, ...]
     primary_metric: str
-    languages: Mapping[str, str]                       # task code -> local folder name
-    paths: Mapping[str, str] = field(default_factory=dict)   # per-language local path patterns
-    tags: Mapping[str, str] = field(default_factory=dict)    # per-language BCP-47 tag overrides
+    languages: Mapping[str, str]  # task code -> local folder name
+    paths: Mapping[str, str] = field(default_factory=dict)  # per-language local path patterns
+    tags: Mapping[str, str] = field(default_factory=dict)  # per-language BCP-47 tag overrides
     local: Mapping[str, Any] = field(default_factory=dict)
     hub: Mapping[str, Any] = field(default_factory=dict)
     label_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # lang or '*' -> {raw: label}
-    max_train_examples: int | None = None              # CPU-friendly default subsample of the train split
+    max_train_examples: int | None = None  # CPU-friendly default subsample of the train split
     options: Mapping[str, Any] = field(default_factory=dict)  # the task type's own keys (TaskType.options)
 
     @classmethod
@@ -56,7 +56,7 @@ class TaskSpec:
         any Mapping works, nested values are copied out as plain dicts and lists)."""
         raw = _plain(cfg)
         name = raw.get("name", "<unnamed task>")
-        where = str(find_config("task", name) or f"task/{name}.yaml in a config folder")   # the real file
+        where = str(find_config("task", name) or f"task/{name}.yaml in a config folder")  # the real file
         task_type = raw.get("type")
         kind = types.get(task_type, f"task '{name}', {where}")
         _check_keys(raw, kind, name, where)
@@ -73,18 +73,31 @@ class TaskSpec:
         metrics = tuple(raw.get("metrics") or ("accuracy",))
         primary = raw.get("primary_metric") or metrics[0]
         if primary not in metrics:
-            raise XlexpError(f"task '{name}': primary_metric '{primary}' is not one of metrics {list(metrics)} ({where})")
+            raise XlexpError(
+                f"task '{name}': primary_metric '{primary}' is not one of metrics {list(metrics)} ({where})"
+            )
         if kind.known_metrics is not None and (bad := [m for m in metrics if m not in kind.known_metrics]):
-            raise XlexpError(f"task '{name}': metric(s) {bad} do not apply to task type {kind.name}; its metrics: "
-                             f"{', '.join(kind.known_metrics)} ({where})")
+            raise XlexpError(
+                f"task '{name}': metric(s) {bad} do not apply to task type {kind.name}; its metrics: "
+                f"{', '.join(kind.known_metrics)} ({where})"
+            )
         options = {key: raw.get(key, default) for key, default in kind.options.items()}
         kind.check_options(options, name, where)
         return cls(
-            name=name, type=task_type, version=int(raw.get("version", 1)),
+            name=name,
+            type=task_type,
+            version=int(raw.get("version", 1)),
             text_fields=tuple(raw.get("text_fields") or kind.text_fields),
             label_field=raw.get("label_field") or kind.label_field,
-            labels=labels, metrics=metrics, primary_metric=primary, languages=folders, paths=paths, tags=tags,
-            local=raw.get("local") or {}, hub=raw.get("hub") or {}, label_map=raw.get("label_map") or {},
+            labels=labels,
+            metrics=metrics,
+            primary_metric=primary,
+            languages=folders,
+            paths=paths,
+            tags=tags,
+            local=raw.get("local") or {},
+            hub=raw.get("hub") or {},
+            label_map=raw.get("label_map") or {},
             max_train_examples=raw.get("max_train_examples"),
             options=options,
         )
@@ -120,8 +133,21 @@ class TaskSpec:
     def fingerprint(self) -> str:
         """Hash of everything in the spec that changes what is read (for caches)."""
         blob = json.dumps(
-            [self.name, self.type, self.version, self.text_fields, self.label_field, self.labels, dict(self.local),
-             dict(self.hub), dict(self.paths), dict(self.label_map), dict(self.options)], sort_keys=True, default=str,
+            [
+                self.name,
+                self.type,
+                self.version,
+                self.text_fields,
+                self.label_field,
+                self.labels,
+                dict(self.local),
+                dict(self.hub),
+                dict(self.paths),
+                dict(self.label_map),
+                dict(self.options),
+            ],
+            sort_keys=True,
+            default=str,
         )
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -161,7 +187,7 @@ class TaskSpec:
         folder is absent and the hub is allowed) the hub dataset is assumed to have it."""
         if split not in self.kind.splits:
             return False
-        data_dir = data_root(self, data_dir, source)   # auto: local files, else the embedded copy, else the hub
+        data_dir = data_root(self, data_dir, source)  # auto: local files, else the embedded copy, else the hub
         path = self.probe_path(code, split, data_dir)
         if source != "hub" and path is not None and path.exists():
             return True
@@ -185,8 +211,21 @@ def _plain(value: Any) -> Any:
 # The keys every task YAML may have (a type adds its own through TaskType.options), and those of its
 # nested blocks. Anything else is refused with the closest valid key: a typo'd key that is silently
 # ignored changes what a run does (``primary_metrc`` switched model selection to accuracy).
-COMMON_KEYS = ("name", "type", "version", "text_fields", "label_field", "labels", "metrics", "primary_metric",
-               "languages", "local", "hub", "label_map", "max_train_examples")
+COMMON_KEYS = (
+    "name",
+    "type",
+    "version",
+    "text_fields",
+    "label_field",
+    "labels",
+    "metrics",
+    "primary_metric",
+    "languages",
+    "local",
+    "hub",
+    "label_map",
+    "max_train_examples",
+)
 LOCAL_KEYS = ("path", "format", "split_names", "conll_fields", "conll_columns", "quoting", "label_file")
 HUB_KEYS = ("id", "config", "split_names", "columns")
 LANGUAGE_KEYS = ("folder", "path", "tag")
@@ -234,8 +273,14 @@ def _parse_languages(raw: Any, name: str, where: str) -> tuple[dict[str, str], d
     return folders, paths, tags
 
 
-def _check_names_and_patterns(raw: Mapping[str, Any], kind: types.TaskType, folders: Mapping[str, str],
-                              paths: Mapping[str, str], name: str, where: str) -> None:
+def _check_names_and_patterns(
+    raw: Mapping[str, Any],
+    kind: types.TaskType,
+    folders: Mapping[str, str],
+    paths: Mapping[str, str],
+    name: str,
+    where: str,
+) -> None:
     """Language codes name cache and records files, folders and path patterns are joined to the data
     folder: each must stay one plain name / a path inside it (``xlexp.config.names``)."""
     extra = set(kind.path_fields("x"))
@@ -275,12 +320,13 @@ def load_task(name: str) -> TaskSpec:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def load_split(spec: TaskSpec, code: str, split: str, data_dir: Path, source: str = "auto",
-               allow_empty: bool = False) -> list[Example]:
+def load_split(
+    spec: TaskSpec, code: str, split: str, data_dir: Path, source: str = "auto", allow_empty: bool = False
+) -> list[Example]:
     """Read and validate one (language, split). ``source``: auto (local if present) | local | hub.
     An empty split is an error unless ``allow_empty`` (a split the plan does not need: then a log line)."""
     spec.check_language(code, "")
-    data_dir = data_root(spec, data_dir, source)   # auto: local files, else the embedded copy, else the hub
+    data_dir = data_root(spec, data_dir, source)  # auto: local files, else the embedded copy, else the hub
     path = spec.probe_path(code, split, data_dir)
     if source != "hub" and path is not None and path.exists():
         say_origin(spec.name, data_dir)
@@ -293,7 +339,12 @@ def load_split(spec: TaskSpec, code: str, split: str, data_dir: Path, source: st
         examples = spec.kind.examples(spec, code, rows, where)
     if not examples:
         if allow_empty:
-            log.info("%s: split '%s' of language '%s' is empty; this run does not need it, so it is ignored", where, split, code)
+            log.info(
+                "%s: split '%s' of language '%s' is empty; this run does not need it, so it is ignored",
+                where,
+                split,
+                code,
+            )
             return []
         raise XlexpError(f"{where}: split '{split}' of language '{code}' has zero examples")
     return examples
@@ -310,5 +361,3 @@ def _missing_message(spec: TaskSpec, code: str, split: str, path: Path | None, d
     if loc is not None:
         msg += f". With a network, use the hub instead: data.source=hub (dataset {loc[0]}, config {loc[1]})"
     return msg
-
-

@@ -27,7 +27,9 @@ _SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("secret
 _SPECIAL_TOKENS = {"pad", "bos", "eos", "unk", "cls", "sep", "mask", "special", "start", "end"}
 # scheme://user:password@host... in free text (the user part may be empty: redis://:pw@host)
 # the password runs to the *last* '@' before whitespace: an unencoded '@' in it (p@ss@w0rd) is masked whole
-_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^\s]*[^@\s]|)(?P<at>@)(?=[^@\s]*(?:\s|$))")
+_URL_CREDENTIALS = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^\s]*[^@\s]|)(?P<at>@)(?=[^@\s]*(?:\s|$))"
+)
 # a whole URL, with SQLAlchemy's grammar (sqlalchemy.engine.url._parse_url): name://user:password@...
 # where the user has no ':' or '/' and the password runs to the '@' (it may hold '/', ' ', ':', '#')
 # (to the last '@': a password with an unencoded '@' is masked whole, and :func:`url_hint` says to encode it)
@@ -35,8 +37,10 @@ _WHOLE_URL = re.compile(r"(?P<head>[\w+.\-]+://[^:/@]*:)(?P<pw>.*)(?P<at>@)")
 _FRAGMENTS: set[str] = set()  # the tails of remembered passwords after an unencoded '@'
 _KNOWN: set[str] = set()  # passwords of URLs this process was given (remember_url), as written and decoded
 # ...?password=...&api_key=... in a URL's query string
-_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|token|api_?key|apikey|secret|access_?token)=)(?P<pw>[^&;#\s]+)",
-                           re.IGNORECASE)
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&;](?:password|passwd|pwd|token|api_?key|apikey|secret|access_?token)=)(?P<pw>[^&;#\s]+)",
+    re.IGNORECASE,
+)
 
 
 def _words(key: str) -> list[str]:
@@ -78,7 +82,7 @@ def mask_url(text: str) -> str:
     if stripped and "\n" not in stripped and _WHOLE_URL.match(stripped):  # one URL: mask as SQLAlchemy parses it
         m = _password_span(stripped)
         if m:
-            text = text.replace(stripped, f"{m['head']}{MASK}{m['at']}{stripped[m.end():]}", 1)
+            text = text.replace(stripped, f"{m['head']}{MASK}{m['at']}{stripped[m.end() :]}", 1)
     for pw in sorted(_KNOWN, key=len, reverse=True):  # longest first: one password may contain another
         text = text.replace(f":{pw}@", f":{MASK}@")
     text = _URL_CREDENTIALS.sub(lambda m: f"{m['head']}{MASK}{m['at']}", text)
@@ -100,8 +104,14 @@ def mask_secrets(obj: Any) -> Any:
     """A copy of ``obj`` (dicts, lists, tuples, scalars) with secrets masked. Empty or null secret
     values are kept as they are, so a config still shows that no key was set."""
     if isinstance(obj, Mapping):  # dicts and OmegaConf DictConfigs alike
-        return {k: (MASK if is_secret_key(k) and v not in (None, "") and not isinstance(v, (Mapping, list, tuple))
-                    else mask_secrets(v)) for k, v in obj.items()}
+        return {
+            k: (
+                MASK
+                if is_secret_key(k) and v not in (None, "") and not isinstance(v, (Mapping, list, tuple))
+                else mask_secrets(v)
+            )
+            for k, v in obj.items()
+        }
     if isinstance(obj, list) or type(obj).__name__ == "ListConfig":
         return [mask_secrets(v) for v in obj]
     if isinstance(obj, tuple):

@@ -37,7 +37,6 @@ def import_wandb():
     return wandb
 
 
-
 def _table_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Records as W&B table columns: ints stay ints, missing K/shot set/... become NaN/''."""
     out = df.copy()
@@ -84,9 +83,18 @@ def wide_frame(df: pd.DataFrame) -> pd.DataFrame:
     for key, metric, m in _matrices(df, slice_keys(df)):
         for source, values in m.mean.iterrows():
             cells = {str(t): float(v) for t, v in values.items()}
-            rows.append({"metric": metric, "model": key.model, "task": key.task, "regime": key.regime,
-                         "selection": key.selection, "k": np.nan if key.k is None else key.k, "source": str(source),
-                         **{t: cells.get(t, np.nan) for t in targets}})
+            rows.append(
+                {
+                    "metric": metric,
+                    "model": key.model,
+                    "task": key.task,
+                    "regime": key.regime,
+                    "selection": key.selection,
+                    "k": np.nan if key.k is None else key.k,
+                    "source": str(source),
+                    **{t: cells.get(t, np.nan) for t in targets},
+                }
+            )
     return pd.DataFrame(rows, columns=[*WIDE_KEYS, *targets]) if rows else pd.DataFrame()
 
 
@@ -158,12 +166,23 @@ def log_records_artifact(run, df: pd.DataFrame, results_dir: Path | None) -> Non
         preds = load_predictions(results_dir, run_ids=[run_id])
         if not preds.empty:
             preds = preds[preds["source"].astype(str).isin(sources) & preds["seed"].isin(seeds)]
-    meta = {"experiment": str(df["experiment"].iloc[0]), "run_id": run_id, "sources": sources, "seeds": seeds,
-            "records": int(len(df)), "predictions": int(len(preds)),
-            "log_dir": str(df["log_dir"].dropna().iloc[0]) if "log_dir" in df and df["log_dir"].notna().any()
-            else current_log_dir()}
-    artifact = wandb.Artifact(name, type="xlexp-results", metadata=meta,
-                              description="xlexp records (long format) and per-example test predictions of one unit")
+    meta = {
+        "experiment": str(df["experiment"].iloc[0]),
+        "run_id": run_id,
+        "sources": sources,
+        "seeds": seeds,
+        "records": int(len(df)),
+        "predictions": int(len(preds)),
+        "log_dir": str(df["log_dir"].dropna().iloc[0])
+        if "log_dir" in df and df["log_dir"].notna().any()
+        else current_log_dir(),
+    }
+    artifact = wandb.Artifact(
+        name,
+        type="xlexp-results",
+        metadata=meta,
+        description="xlexp records (long format) and per-example test predictions of one unit",
+    )
     with tempfile.TemporaryDirectory(prefix="xlexp-wandb-") as tmp:
         df.to_parquet(Path(tmp) / "records.parquet", index=False)
         artifact.add_file(str(Path(tmp) / "records.parquet"))  # copied into W&B's staging area here

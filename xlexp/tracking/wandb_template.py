@@ -32,8 +32,15 @@ from xlexp.results.store import load_records
 TABLE_KEY = "matrix/long"
 PRESET_ID = "xlexp/transfer-heatmap"
 # the matrix/long columns the chart reads (the records' own column names) and what each is for
-FIELDS = {"source": "source", "target": "target", "metric": "metric", "selection": "selection",
-          "split": "split", "experiment": "experiment", "value": "value"}
+FIELDS = {
+    "source": "source",
+    "target": "target",
+    "metric": "metric",
+    "selection": "selection",
+    "split": "split",
+    "experiment": "experiment",
+    "value": "value",
+}
 ALL = "(all)"
 
 
@@ -45,44 +52,86 @@ def _f(name: str) -> str:
 def heatmap_spec(metrics: list[str], rules: list[str], experiments: list[str]) -> dict:
     """The custom chart: source x target heatmap of ``matrix/long`` with selectors (Vega 5)."""
     metric0 = default_metric(metrics)
-    keep = (f"{_f('metric')} === metric && {_f('selection')} === rule && {_f('split')} === split && "
-            f"(experiment === '{ALL}' || {_f('experiment')} === experiment) && "
-            f"(showInLanguage || {_f('source')} !== {_f('target')})")
+    keep = (
+        f"{_f('metric')} === metric && {_f('selection')} === rule && {_f('split')} === split && "
+        f"(experiment === '{ALL}' || {_f('experiment')} === experiment) && "
+        f"(showInLanguage || {_f('source')} !== {_f('target')})"
+    )
     return {
         "$schema": "https://vega.github.io/schema/vega/v5.json",
         "description": "xlexp transfer matrix: source x target heatmap of the matrix/long table (mean over the "
-                       "selected runs, i.e. seeds, per cell); in-language cells outlined",
+        "selected runs, i.e. seeds, per cell); in-language cells outlined",
         "title": {"text": {"signal": "'${string:title} — ' + metric + ' (' + split + ', ' + rule + ')'"}},
         "autosize": {"type": "fit", "contains": "padding"},
-        "width": 480, "height": 360, "padding": 5,
+        "width": 480,
+        "height": 360,
+        "padding": 5,
         "signals": [
             {"name": "metric", "value": metric0, "bind": {"input": "select", "options": metrics, "name": "metric "}},
-            {"name": "rule", "value": rules[0], "bind": {"input": "select", "options": rules, "name": "selection rule "}},
-            {"name": "split", "value": "test", "bind": {"input": "select", "options": ["test", "dev"], "name": "split "}},
-            {"name": "experiment", "value": ALL,
-             "bind": {"input": "select", "options": [ALL, *experiments], "name": "experiment "}},
+            {
+                "name": "rule",
+                "value": rules[0],
+                "bind": {"input": "select", "options": rules, "name": "selection rule "},
+            },
+            {
+                "name": "split",
+                "value": "test",
+                "bind": {"input": "select", "options": ["test", "dev"], "name": "split "},
+            },
+            {
+                "name": "experiment",
+                "value": ALL,
+                "bind": {"input": "select", "options": [ALL, *experiments], "name": "experiment "},
+            },
             {"name": "showInLanguage", "value": True, "bind": {"input": "checkbox", "name": "in-language cells "}},
         ],
         "data": [
             {"name": "wandb"},
-            {"name": "cells", "source": "wandb", "transform": [
-                {"type": "filter", "expr": keep},
-                {"type": "aggregate", "groupby": ["${field:source}", "${field:target}"],
-                 "fields": ["${field:value}", "${field:value}"], "ops": ["mean", "count"], "as": ["mean", "n"]},
-                {"type": "formula", "as": "in_language", "expr": f"{_f('source')} === {_f('target')}"},
-            ]},
-            {"name": "summary", "source": "cells", "transform": [
-                {"type": "filter", "expr": "!datum.in_language"},
-                {"type": "aggregate", "fields": ["mean"], "ops": ["mean"], "as": ["transfer_mean"]},
-            ]},
+            {
+                "name": "cells",
+                "source": "wandb",
+                "transform": [
+                    {"type": "filter", "expr": keep},
+                    {
+                        "type": "aggregate",
+                        "groupby": ["${field:source}", "${field:target}"],
+                        "fields": ["${field:value}", "${field:value}"],
+                        "ops": ["mean", "count"],
+                        "as": ["mean", "n"],
+                    },
+                    {"type": "formula", "as": "in_language", "expr": f"{_f('source')} === {_f('target')}"},
+                ],
+            },
+            {
+                "name": "summary",
+                "source": "cells",
+                "transform": [
+                    {"type": "filter", "expr": "!datum.in_language"},
+                    {"type": "aggregate", "fields": ["mean"], "ops": ["mean"], "as": ["transfer_mean"]},
+                ],
+            },
         ],
         "scales": [
-            {"name": "x", "type": "band", "domain": {"data": "cells", "field": "${field:target}", "sort": True},
-             "range": "width"},
-            {"name": "y", "type": "band", "domain": {"data": "cells", "field": "${field:source}", "sort": True},
-             "range": "height"},
-            {"name": "color", "type": "linear", "range": {"scheme": "viridis"}, "zero": False, "nice": False,
-             "domain": {"data": "cells", "field": "mean"}},
+            {
+                "name": "x",
+                "type": "band",
+                "domain": {"data": "cells", "field": "${field:target}", "sort": True},
+                "range": "width",
+            },
+            {
+                "name": "y",
+                "type": "band",
+                "domain": {"data": "cells", "field": "${field:source}", "sort": True},
+                "range": "height",
+            },
+            {
+                "name": "color",
+                "type": "linear",
+                "range": {"scheme": "viridis"},
+                "zero": False,
+                "nice": False,
+                "domain": {"data": "cells", "field": "mean"},
+            },
         ],
         "axes": [
             {"orient": "bottom", "scale": "x", "title": "target", "labelAngle": 0},
@@ -90,23 +139,55 @@ def heatmap_spec(metrics: list[str], rules: list[str], experiments: list[str]) -
         ],
         "legends": [{"fill": "color", "type": "gradient", "title": {"signal": "metric"}}],
         "marks": [
-            {"type": "rect", "from": {"data": "cells"}, "encode": {"enter": {}, "update": {
-                "x": {"scale": "x", "field": "${field:target}"}, "width": {"scale": "x", "band": 1},
-                "y": {"scale": "y", "field": "${field:source}"}, "height": {"scale": "y", "band": 1},
-                "fill": {"scale": "color", "field": "mean"},
-                "stroke": [{"test": "datum.in_language", "value": "black"}, {"value": "white"}],
-                "strokeWidth": [{"test": "datum.in_language", "value": 2.5}, {"value": 1}],
-                "tooltip": {"signal": "{'source': datum['${field:source}'], 'target': datum['${field:target}'], "
-                                      "'mean': format(datum.mean, '.3f'), 'runs': datum.n}"}}}},
-            {"type": "text", "from": {"data": "cells"}, "encode": {"update": {
-                "x": {"scale": "x", "field": "${field:target}", "band": 0.5},
-                "y": {"scale": "y", "field": "${field:source}", "band": 0.5},
-                "align": {"value": "center"}, "baseline": {"value": "middle"}, "fontSize": {"value": 10},
-                "text": {"signal": "format(datum.mean, '.2f')"},
-                "fill": {"signal": "datum.mean < (domain('color')[0] + domain('color')[1]) / 2 ? 'white' : 'black'"}}}},
-            {"type": "text", "from": {"data": "summary"}, "encode": {"update": {
-                "x": {"value": 0}, "y": {"signal": "height + 40"}, "fontSize": {"value": 11},
-                "text": {"signal": "'mean without in-language cells: ' + format(datum.transfer_mean, '.3f')"}}}},
+            {
+                "type": "rect",
+                "from": {"data": "cells"},
+                "encode": {
+                    "enter": {},
+                    "update": {
+                        "x": {"scale": "x", "field": "${field:target}"},
+                        "width": {"scale": "x", "band": 1},
+                        "y": {"scale": "y", "field": "${field:source}"},
+                        "height": {"scale": "y", "band": 1},
+                        "fill": {"scale": "color", "field": "mean"},
+                        "stroke": [{"test": "datum.in_language", "value": "black"}, {"value": "white"}],
+                        "strokeWidth": [{"test": "datum.in_language", "value": 2.5}, {"value": 1}],
+                        "tooltip": {
+                            "signal": "{'source': datum['${field:source}'], 'target': datum['${field:target}'], "
+                            "'mean': format(datum.mean, '.3f'), 'runs': datum.n}"
+                        },
+                    },
+                },
+            },
+            {
+                "type": "text",
+                "from": {"data": "cells"},
+                "encode": {
+                    "update": {
+                        "x": {"scale": "x", "field": "${field:target}", "band": 0.5},
+                        "y": {"scale": "y", "field": "${field:source}", "band": 0.5},
+                        "align": {"value": "center"},
+                        "baseline": {"value": "middle"},
+                        "fontSize": {"value": 10},
+                        "text": {"signal": "format(datum.mean, '.2f')"},
+                        "fill": {
+                            "signal": "datum.mean < (domain('color')[0] + domain('color')[1]) / 2 ? 'white' : 'black'"
+                        },
+                    }
+                },
+            },
+            {
+                "type": "text",
+                "from": {"data": "summary"},
+                "encode": {
+                    "update": {
+                        "x": {"value": 0},
+                        "y": {"signal": "height + 40"},
+                        "fontSize": {"value": 11},
+                        "text": {"signal": "'mean without in-language cells: ' + format(datum.transfer_mean, '.3f')"},
+                    }
+                },
+            },
         ],
     }
 
@@ -115,23 +196,59 @@ def workspace_spec(project: str, entity: str | None, metrics: list[str]) -> dict
     """The workspace: runs grouped by experiment, the heatmap section, dev curves and the runs table."""
     return {
         "name": "xlexp transfer matrices",
-        "entity": entity, "project": project,
-        "runset": {"grouping": ["group"],  # xlexp sets a run's W&B group to its experiment
-                   "columns": [f"xfer/mean/{m}" for m in metrics] + ["dev/*"]},  # dev/* summaries: best value (max)
+        "entity": entity,
+        "project": project,
+        "runset": {
+            "grouping": ["group"],  # xlexp sets a run's W&B group to its experiment
+            "columns": [f"xfer/mean/{m}" for m in metrics] + ["dev/*"],
+        },  # dev/* summaries: best value (max)
         "sections": [
-            {"name": "Transfer matrix", "panels": [
-                {"type": "custom_chart", "preset": PRESET_ID, "spec_file": "transfer_heatmap.vega.json",
-                 "query": {"summaryTable": {"tableKey": TABLE_KEY}}, "fields": FIELDS,
-                 "strings": {"title": "xlexp transfer matrix"}, "layout": {"w": 12, "h": 10}}]},
-            {"name": "Dev curves", "panels": [
-                {"type": "line_plot", "x": "trainer/step", "y": [f"dev/*/{m}"], "title": f"dev {m} per target",
-                 "group_by": "group", "smoothing": 0} for m in metrics]},
-            {"name": "Training", "panels": [
-                {"type": "line_plot", "x": "trainer/step", "y": ["train/loss"], "title": "train loss"},
-                {"type": "line_plot", "x": "trainer/step", "y": ["train/lr"], "title": "learning rate"}]},
-            {"name": "Summary", "panels": [
-                {"type": "bar_plot", "metrics": [f"xfer/mean/{m}" for m in metrics], "group_by": "group",
-                 "title": "mean transfer (in-language cells left out)"}]},
+            {
+                "name": "Transfer matrix",
+                "panels": [
+                    {
+                        "type": "custom_chart",
+                        "preset": PRESET_ID,
+                        "spec_file": "transfer_heatmap.vega.json",
+                        "query": {"summaryTable": {"tableKey": TABLE_KEY}},
+                        "fields": FIELDS,
+                        "strings": {"title": "xlexp transfer matrix"},
+                        "layout": {"w": 12, "h": 10},
+                    }
+                ],
+            },
+            {
+                "name": "Dev curves",
+                "panels": [
+                    {
+                        "type": "line_plot",
+                        "x": "trainer/step",
+                        "y": [f"dev/*/{m}"],
+                        "title": f"dev {m} per target",
+                        "group_by": "group",
+                        "smoothing": 0,
+                    }
+                    for m in metrics
+                ],
+            },
+            {
+                "name": "Training",
+                "panels": [
+                    {"type": "line_plot", "x": "trainer/step", "y": ["train/loss"], "title": "train loss"},
+                    {"type": "line_plot", "x": "trainer/step", "y": ["train/lr"], "title": "learning rate"},
+                ],
+            },
+            {
+                "name": "Summary",
+                "panels": [
+                    {
+                        "type": "bar_plot",
+                        "metrics": [f"xfer/mean/{m}" for m in metrics],
+                        "group_by": "group",
+                        "title": "mean transfer (in-language cells left out)",
+                    }
+                ],
+            },
         ],
     }
 
@@ -163,8 +280,9 @@ class Template:
     experiments: list[str]
 
 
-def write_template(out_dir: str | Path, results_dir: str | Path, project: str = "xlexp",
-                   entity: str | None = None) -> Template:
+def write_template(
+    out_dir: str | Path, results_dir: str | Path, project: str = "xlexp", entity: str | None = None
+) -> Template:
     """Write the three files; selector options from the store's records when it has any."""
     df = load_records(results_dir)
     metrics = metrics_of(df) if not df.empty else []
@@ -178,6 +296,14 @@ def write_template(out_dir: str | Path, results_dir: str | Path, project: str = 
     files = [out / "transfer_heatmap.vega.json", out / "workspace.json", out / "README.md"]
     files[0].write_text(json.dumps(heatmap_spec(metrics, rules, experiments), indent=2) + "\n", encoding="utf-8")
     files[1].write_text(json.dumps(workspace_spec(project, entity, metrics), indent=2) + "\n", encoding="utf-8")
-    files[2].write_text(README.format(out=out_dir, project=project, preset=PRESET_ID, table=TABLE_KEY,
-                                      fields=", ".join(f"`{k}` -> `{v}`" for k, v in FIELDS.items())), encoding="utf-8")
+    files[2].write_text(
+        README.format(
+            out=out_dir,
+            project=project,
+            preset=PRESET_ID,
+            table=TABLE_KEY,
+            fields=", ".join(f"`{k}` -> `{v}`" for k, v in FIELDS.items()),
+        ),
+        encoding="utf-8",
+    )
     return Template(files, metrics, experiments)

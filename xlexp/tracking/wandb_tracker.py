@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 MODES = ("auto", "online", "offline", "disabled")
 STEP_KEY = "trainer/step"
 DEFAULT_HOST = "https://api.wandb.ai"
-_sync_hinted: set[str] = set()   # one sync line per folder and process, however many runs
+_sync_hinted: set[str] = set()  # one sync line per folder and process, however many runs
 
 
 @dataclass
@@ -53,7 +53,7 @@ class WandbOptions:
     mode: str = "auto"
     project: str = "xlexp"
     entity: str | None = None
-    dir: str = "results"          # W&B writes its run folders to <dir>/wandb/
+    dir: str = "results"  # W&B writes its run folders to <dir>/wandb/
     timeout_s: float = 10.0
 
     @classmethod
@@ -64,8 +64,13 @@ class WandbOptions:
         timeout = cfg.get("timeout_s", 10.0)
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise XlexpError(f"tracker.timeout_s must be a positive number of seconds, got {timeout!r}")
-        return cls(mode=mode, project=str(cfg.get("project") or "xlexp"), entity=cfg.get("entity") or None,
-                   dir=str(cfg.get("dir") or "results"), timeout_s=float(timeout))
+        return cls(
+            mode=mode,
+            project=str(cfg.get("project") or "xlexp"),
+            entity=cfg.get("entity") or None,
+            dir=str(cfg.get("dir") or "results"),
+            timeout_s=float(timeout),
+        )
 
 
 def has_api_key(env: Mapping[str, str] = os.environ) -> bool:
@@ -102,8 +107,11 @@ def hint_sync(root: str | Path, reason: str = "no API key") -> None:
     key = str(Path(root).resolve())
     if key not in _sync_hinted:
         _sync_hinted.add(key)
-        print(f"W&B offline ({reason}): runs saved under {Path(key) / 'wandb'}; upload them with: "
-              f"{sync_command(root)}", file=sys.stderr, flush=True)
+        print(
+            f"W&B offline ({reason}): runs saved under {Path(key) / 'wandb'}; upload them with: {sync_command(root)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def call_with_timeout(fn: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -133,11 +141,22 @@ def start_run(opts: WandbOptions, mode: str, **init_kwargs):
     Path(opts.dir).mkdir(parents=True, exist_ok=True)
     # console="wrap": W&B wraps sys.stdout/stderr's write (no pty, no fd redirection), which works
     # offline and under Hydra's and rich's own stream handling; the Logs tab shows the run's lines
-    settings = wandb.Settings(init_timeout=opts.timeout_s, x_service_wait=opts.timeout_s, silent=mode == "offline",
-                              quiet=True, console="wrap")
-    return call_with_timeout(lambda: wandb.init(
-        project=opts.project, entity=opts.entity, dir=str(opts.dir), mode=mode, settings=settings,
-        reinit="finish_previous", **init_kwargs), opts.timeout_s + 5, "wandb.init")
+    settings = wandb.Settings(
+        init_timeout=opts.timeout_s, x_service_wait=opts.timeout_s, silent=mode == "offline", quiet=True, console="wrap"
+    )
+    return call_with_timeout(
+        lambda: wandb.init(
+            project=opts.project,
+            entity=opts.entity,
+            dir=str(opts.dir),
+            mode=mode,
+            settings=settings,
+            reinit="finish_previous",
+            **init_kwargs,
+        ),
+        opts.timeout_s + 5,
+        "wandb.init",
+    )
 
 
 def _group(config: Mapping[str, Any]) -> str:
@@ -168,8 +187,13 @@ class WandbTracker:
 
     def _disable(self, what: str, error: BaseException) -> None:
         if not self._off:
-            log.warning("W&B %s failed (%s: %s); W&B logging is off for the rest of this run "
-                        "(results are in the results store)", what, type(error).__name__, error)
+            log.warning(
+                "W&B %s failed (%s: %s); W&B logging is off for the rest of this run "
+                "(results are in the results store)",
+                what,
+                type(error).__name__,
+                error,
+            )
         self._off = True
         run, self._run = self._run, None
         if run is not None and what != "finish":
@@ -196,8 +220,13 @@ class WandbTracker:
         if log_dir is not None:  # where this run's log and saved config are (also in every record)
             config["log_dir"] = log_dir
         self._config = config
-        kwargs = dict(name=name, group=_group(config), job_type=_name_of(config, "regime") or "train",
-                      tags=[t for t in (_name_of(config, "model"), _name_of(config, "task")) if t], config=config)
+        kwargs = dict(
+            name=name,
+            group=_group(config),
+            job_type=_name_of(config, "regime") or "train",
+            tags=[t for t in (_name_of(config, "model"), _name_of(config, "task")) if t],
+            config=config,
+        )
         try:
             self._run = start_run(self.opts, self.mode, **kwargs)
         except Exception as e:
@@ -235,11 +264,15 @@ class WandbTracker:
         if self._run is not None and records:
             frame = pd.DataFrame([asdict(r) if not isinstance(r, Mapping) else dict(r) for r in records])
             if current_log_dir() is not None:  # as the store's files have it (set when they are written)
-                frame["log_dir"] = frame.get("log_dir", pd.Series(index=frame.index, dtype=object)).fillna(current_log_dir())
+                frame["log_dir"] = frame.get("log_dir", pd.Series(index=frame.index, dtype=object)).fillna(
+                    current_log_dir()
+                )
             run = self._run
             # the store's run id ties the W&B run to its records (known only once they exist)
-            self._guard("config update", lambda: run.config.update(
-                {"xlexp_run_id": str(frame["run_id"].iloc[0])}, allow_val_change=True))
+            self._guard(
+                "config update",
+                lambda: run.config.update({"xlexp_run_id": str(frame["run_id"].iloc[0])}, allow_val_change=True),
+            )
             self._guard("log results", lambda: log_results(run, frame))
             self._guard("log artifact", lambda: log_records_artifact(run, frame, self._results_dir()))
 
@@ -260,20 +293,35 @@ def log_experiment(results_dir: str | Path, experiment: str, opts: WandbOptions)
     mode = resolve_mode(opts.mode)
     if mode == "disabled":
         return "W&B disabled (mode disabled): nothing logged"
-    config = {"experiment": experiment, "runs": sorted(sub["run_id"].unique()), "records": int(len(sub)),
-              "results_dir": str(Path(results_dir).resolve()), "sources": sorted(sub["source"].unique()),
-              "targets": sorted(sub["target"].unique()), "seeds": sorted(int(s) for s in sub["seed"].unique()),
-              # the runs' Hydra output folders (logs and saved configs), for records that carry them
-              "log_dirs": sorted(str(d) for d in sub["log_dir"].dropna().unique()) if "log_dir" in sub else []}
+    config = {
+        "experiment": experiment,
+        "runs": sorted(sub["run_id"].unique()),
+        "records": int(len(sub)),
+        "results_dir": str(Path(results_dir).resolve()),
+        "sources": sorted(sub["source"].unique()),
+        "targets": sorted(sub["target"].unique()),
+        "seeds": sorted(int(s) for s in sub["seed"].unique()),
+        # the runs' Hydra output folders (logs and saved configs), for records that carry them
+        "log_dirs": sorted(str(d) for d in sub["log_dir"].dropna().unique()) if "log_dir" in sub else [],
+    }
     try:
-        run = start_run(opts, mode, name=f"{experiment} (matrix)", group=experiment, job_type="report",
-                        tags=sorted(set(sub["model"]) | set(sub["task"])), config=mask_secrets(config))
+        run = start_run(
+            opts,
+            mode,
+            name=f"{experiment} (matrix)",
+            group=experiment,
+            job_type="report",
+            tags=sorted(set(sub["model"]) | set(sub["task"])),
+            config=mask_secrets(config),
+        )
         log_results(run, sub, curves=True)
         where = run.url if mode == "online" and getattr(run, "url", None) else str(Path(run.dir).parent)
         call_with_timeout(run.finish, opts.timeout_s * 3, "wandb finish")
     except Exception as e:
-        raise XlexpError(f"W&B logging failed ({type(e).__name__}: {e}); the results store is unchanged. "
-                         "Check the API key / network, or use --wandb-mode offline") from e
+        raise XlexpError(
+            f"W&B logging failed ({type(e).__name__}: {e}); the results store is unchanged. "
+            "Check the API key / network, or use --wandb-mode offline"
+        ) from e
     if mode == "offline":
         hint_sync(opts.dir, "offline mode" if opts.mode == "offline" else "no API key")
     return where

@@ -40,12 +40,11 @@ from xlexp.results.significance import (
 class Side:
     ident: str
     key: SliceKey
-    records: pd.DataFrame       # test records of the chosen slice, latest replicate per cell
-    predictions: pd.DataFrame   # the matching per-example test predictions (may be empty)
+    records: pd.DataFrame  # test records of the chosen slice, latest replicate per cell
+    predictions: pd.DataFrame  # the matching per-example test predictions (may be empty)
 
 
-def resolve_side(df: pd.DataFrame, results_dir: str | Path, ident: str, selection: str | None,
-                 k: int | None) -> Side:
+def resolve_side(df: pd.DataFrame, results_dir: str | Path, ident: str, selection: str | None, k: int | None) -> Side:
     key, records = compare_side(df, ident, selection, k)
     return Side(ident, key, records, side_predictions(results_dir, key, records))
 
@@ -63,6 +62,7 @@ def _num_labels(task: str, labels: np.ndarray, preds: np.ndarray) -> int:
 
 # ---- the comparison ----------------------------------------------------------------------------
 
+
 @dataclass
 class Comparison:
     a: str
@@ -70,7 +70,7 @@ class Comparison:
     metric: str
     n_boot: int
     alpha: float
-    cells: pd.DataFrame   # one row per (source, target): a, b, delta, ci_low, ci_high, p, significant, method, n
+    cells: pd.DataFrame  # one row per (source, target): a, b, delta, ci_low, ci_high, p, significant, method, n
 
     def methods(self) -> list[str]:
         return sorted(set(self.cells["method"]))
@@ -80,10 +80,12 @@ class Comparison:
         n = int((self.cells["method"] == "examples").sum())
         if not n:
             return []
-        return [f"{n} cell(s) have one training seed on a side: their bootstrap covers test-example variance only, "
-                "not training-seed variance, so a '*' there can be seed noise (two seeds of one config often differ "
-                "'significantly'). Run 3 or more seeds per side (regime.seeds=[1,2,3]) for a test over seeds and "
-                "examples together."]
+        return [
+            f"{n} cell(s) have one training seed on a side: their bootstrap covers test-example variance only, "
+            "not training-seed variance, so a '*' there can be seed noise (two seeds of one config often differ "
+            "'significantly'). Run 3 or more seeds per side (regime.seeds=[1,2,3]) for a test over seeds and "
+            "examples together."
+        ]
 
 
 def _cell_predictions(side: Side, source: str, target: str) -> pd.DataFrame:
@@ -97,9 +99,18 @@ def _stack(preds: pd.DataFrame, examples: np.ndarray, column: str = "pred") -> n
     return np.asarray(rows, dtype=np.int64 if column == "pred" else np.float64)
 
 
-def compare(results_dir: str | Path, a: str, b: str, metric: str | None = None, n_boot: int = 1000, seed: int = 0,
-            alpha: float = 0.05, selection: str | None = None, k: int | None = None,
-            k_b: int | None = None) -> Comparison:
+def compare(
+    results_dir: str | Path,
+    a: str,
+    b: str,
+    metric: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    selection: str | None = None,
+    k: int | None = None,
+    k_b: int | None = None,
+) -> Comparison:
     """B - A cell by cell. ``k`` picks the K of both sides; ``k_b`` (when given) B's alone, e.g. a
     fine-tuned A (no shots) against in-context B with K = 4 demonstrations."""
     if n_boot < 100:
@@ -128,41 +139,62 @@ def compare(results_dir: str | Path, a: str, b: str, metric: str | None = None, 
             shared = []
         if qa and len(shared):  # extractive QA: per-question EM/F1 scores were stored with the answers
             if metric not in SCORE_METRICS:
-                raise XlexpError(f"cell {source}->{target} is extractive QA: compare it with --metric f1 or exact_match")
+                raise XlexpError(
+                    f"cell {source}->{target} is extractive QA: compare it with --metric f1 or exact_match"
+                )
             shared = np.sort(shared)
             sa, sb = _stack(pa, shared, metric), _stack(pb, shared, metric)
             test = (hierarchical_score_bootstrap if len(sa) > 1 and len(sb) > 1 else paired_score_bootstrap)(
-                sa, sb, n_boot, rng)
+                sa, sb, n_boot, rng
+            )
         elif len(shared):
             if metric in SCORE_METRICS:
-                raise XlexpError(f"--metric {metric} applies to extractive QA cells only; {source}->{target} is not one")
+                raise XlexpError(
+                    f"--metric {metric} applies to extractive QA cells only; {source}->{target} is not one"
+                )
             shared = np.sort(shared)
             labels = pa.groupby("example")["label"].last().loc[shared].to_numpy()
             labels_b = pb.groupby("example")["label"].last().loc[shared].to_numpy()
             if not np.array_equal(labels, labels_b):
-                raise XlexpError(f"cell {source}->{target}: '{a}' and '{b}' have different labels for the same test "
-                                 "examples; they were not run on the same test split")
+                raise XlexpError(
+                    f"cell {source}->{target}: '{a}' and '{b}' have different labels for the same test "
+                    "examples; they were not run on the same test split"
+                )
             preds_a, preds_b = _stack(pa, shared), _stack(pb, shared)
             num_labels = _num_labels(side_a.key.task, labels, np.concatenate([preds_a.ravel(), preds_b.ravel()]))
             # several seeds on both sides: seeds and examples resampled together; else examples only (warned)
             test = (hierarchical_bootstrap if len(preds_a) > 1 and len(preds_b) > 1 else paired_bootstrap)(
-                labels.astype(np.int64), preds_a, preds_b, metric, n_boot, rng, num_labels)
+                labels.astype(np.int64), preds_a, preds_b, metric, n_boot, rng, num_labels
+            )
         else:
-            va = side_a.records[(side_a.records["source"] == source) & (side_a.records["target"] == target)
-                                & (side_a.records["metric"] == metric)]["value"].to_numpy(dtype=float)
-            vb = side_b.records[(side_b.records["source"] == source) & (side_b.records["target"] == target)
-                                & (side_b.records["metric"] == metric)]["value"].to_numpy(dtype=float)
+            va = side_a.records[
+                (side_a.records["source"] == source)
+                & (side_a.records["target"] == target)
+                & (side_a.records["metric"] == metric)
+            ]["value"].to_numpy(dtype=float)
+            vb = side_b.records[
+                (side_b.records["source"] == source)
+                & (side_b.records["target"] == target)
+                & (side_b.records["metric"] == metric)
+            ]["value"].to_numpy(dtype=float)
             if not len(va) or not len(vb):
                 continue
             test = seed_bootstrap(va, vb, n_boot, rng)
-        rows.append({"source": source, "target": target, **test.__dict__,
-                     "significant": bool(not np.isnan(test.p) and test.p < alpha)})
+        rows.append(
+            {
+                "source": source,
+                "target": target,
+                **test.__dict__,
+                "significant": bool(not np.isnan(test.p) and test.p < alpha),
+            }
+        )
     if not rows:
         raise XlexpError(f"'{a}' and '{b}' have no metric '{metric}' in common")
     return Comparison(a, b, metric, n_boot, alpha, pd.DataFrame(rows))
 
 
 # ---- output ------------------------------------------------------------------------------------
+
 
 def mark(p: float, alpha: float) -> str:
     if np.isnan(p):
@@ -180,11 +212,13 @@ def delta_matrix(c: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def describe_methods(c: Comparison) -> str:
-    names = {"hierarchical": f"hierarchical bootstrap over training seeds and test examples ({c.n_boot} resamples)",
-             "examples": f"paired bootstrap over test examples ({c.n_boot} resamples; one training seed per side: "
-                         "test-example variance only)",
-             "seeds": f"bootstrap over seeds ({c.n_boot} resamples; no per-example predictions)",
-             "none": "no test (one seed per side and no predictions)"}
+    names = {
+        "hierarchical": f"hierarchical bootstrap over training seeds and test examples ({c.n_boot} resamples)",
+        "examples": f"paired bootstrap over test examples ({c.n_boot} resamples; one training seed per side: "
+        "test-example variance only)",
+        "seeds": f"bootstrap over seeds ({c.n_boot} resamples; no per-example predictions)",
+        "none": "no test (one seed per side and no predictions)",
+    }
     counts = c.cells["method"].value_counts()
     return "; ".join(f"{names[m]}: {counts[m]} cell(s)" for m in c.methods())
 
@@ -196,7 +230,7 @@ def render(c: Comparison, block: int = 14):
 
     delta, p = delta_matrix(c)
     cols = list(delta.columns)
-    parts = [cols[i:i + block] for i in range(0, len(cols), block)] or [[]]
+    parts = [cols[i : i + block] for i in range(0, len(cols), block)] or [[]]
     tables = []
     for i, part in enumerate(parts):
         title = f"{c.metric}: {c.b} − {c.a} (test)" + (f" (targets {i + 1}/{len(parts)})" if len(parts) > 1 else "")
@@ -208,8 +242,11 @@ def render(c: Comparison, block: int = 14):
             cells = []
             for col in part:
                 d, pv = delta.at[row, col], p.at[row, col]
-                cells.append("" if pd.isna(d) else f"[{'green' if d > 0 else 'red' if d < 0 else 'white'}]{d:+.3f}"
-                             f"{mark(pv, c.alpha)}[/]")
+                cells.append(
+                    ""
+                    if pd.isna(d)
+                    else f"[{'green' if d > 0 else 'red' if d < 0 else 'white'}]{d:+.3f}{mark(pv, c.alpha)}[/]"
+                )
             table.add_row(f"{row} ({display_name(str(row))})", *cells)
         tables.append(table)
     return tables[0] if len(tables) == 1 else Group(*tables)
@@ -217,8 +254,10 @@ def render(c: Comparison, block: int = 14):
 
 def legend(c: Comparison) -> str:
     warn = "".join(f"\nwarning: {w}" for w in c.warnings())
-    return (f"B − A with B = {c.b}, A = {c.a}; * p < {c.alpha:g}, ** p < {c.alpha / 5:g} (two-sided).\n"
-            f"{describe_methods(c)}.{warn}")
+    return (
+        f"B − A with B = {c.b}, A = {c.a}; * p < {c.alpha:g}, ** p < {c.alpha / 5:g} (two-sided).\n"
+        f"{describe_methods(c)}.{warn}"
+    )
 
 
 def _stem(c: Comparison) -> str:
@@ -242,5 +281,10 @@ def heatmap(c: Comparison, path: Path) -> None:
 
     delta, p = delta_matrix(c)
     marks = p.map(lambda v: mark(v, c.alpha))
-    delta_png(delta, path, marks=marks, label=f"Δ {c.metric} (B − A)",
-              title=f"{c.b} − {c.a}: {c.metric} (test); * p<{c.alpha:g}, ** p<{c.alpha / 5:g}")
+    delta_png(
+        delta,
+        path,
+        marks=marks,
+        label=f"Δ {c.metric} (B − A)",
+        title=f"{c.b} − {c.a}: {c.metric} (test); * p<{c.alpha:g}, ** p<{c.alpha / 5:g}",
+    )

@@ -46,8 +46,9 @@ def _titled(title: str) -> Table:
     return Table(title=title, min_width=len(title) + 4)
 
 
-def render(m: Matrix, title: str | None = None, width: int | None = None,
-           pending: dict[tuple[str, str], str] | None = None):
+def render(
+    m: Matrix, title: str | None = None, width: int | None = None, pending: dict[tuple[str, str], str] | None = None
+):
     """Rich table: sources in rows, targets in columns (as ``xlexp table``, the CSV and transfer-matrix
     papers), source rows named, a mean column and a mean row. A matrix wider than the console (many
     targets) is cut into blocks of target columns, one table each, rather than turned on its side; a
@@ -57,9 +58,12 @@ def render(m: Matrix, title: str | None = None, width: int | None = None,
     pending = pending or {}  # (source, target) -> running | pending | failed: empty cells of units not done yet
     m = (m.in_language() if not pending else None) or m
     mean, std, n = m.mean, m.std, m.n
-    diagonal_only = list(mean.index) == ["in-language"]   # regime=full: every cell is in-language
-    transfer, own = (m.mean.astype(float), m.mean.astype(float) * np.nan) if diagonal_only else \
-        (m.transfer_cells(), m.in_language_cells())
+    diagonal_only = list(mean.index) == ["in-language"]  # regime=full: every cell is in-language
+    transfer, own = (
+        (m.mean.astype(float), m.mean.astype(float) * np.nan)
+        if diagonal_only
+        else (m.transfer_cells(), m.in_language_cells())
+    )
     has_own = bool(own.notna().to_numpy().any())
     mean_label = "mean" if diagonal_only else TRANSFER_MEAN
 
@@ -73,7 +77,7 @@ def render(m: Matrix, title: str | None = None, width: int | None = None,
     cells = {(r, c): cell(r, c) for r in mean.index for c in mean.columns}
     label_w = max([len("source \\ target"), len(mean_label) if len(mean.index) > 1 else 4, *map(len, labels.values())])
     col_w = {c: max([len(str(c)), *(len(cells[r, c]) for r in mean.index)]) + 3 for c in mean.columns}
-    extra_w = 9 + (9 if has_own else 0)   # the mean column (and the in-language column)
+    extra_w = 9 + (9 if has_own else 0)  # the mean column (and the in-language column)
     room = max((width or console.width) - label_w - 4 - extra_w, 20)  # label column, borders, the mean column(s)
     blocks, block, used = [], [], 0
     for col in mean.columns:
@@ -149,10 +153,11 @@ def render_gap(gap: pd.DataFrame, title: str):
         for col in by_target.columns:
             values = by_target[col]
             diff = " - " in col
-            fmt = (lambda v, diff=diff: "" if pd.isna(v) else (f"{v:+.3f}" if diff else f"{v:.3f}"))  # noqa: E731
+            fmt = lambda v, diff=diff: "" if pd.isna(v) else (f"{v:+.3f}" if diff else f"{v:.3f}")  # noqa: E731
             kept = values[cross].dropna()
-            table.add_row(col, *(fmt(v) for v in values), fmt(kept.mean()) if len(kept) else "",
-                          style="italic" if diff else None)
+            table.add_row(
+                col, *(fmt(v) for v in values), fmt(kept.mean()) if len(kept) else "", style="italic" if diff else None
+            )
         table.caption = _names_caption(list(by_target.index), 80)
         tables.append(table)
     return tables[0] if len(tables) == 1 else Group(*tables)
@@ -173,7 +178,9 @@ def render_few_shot(summary: pd.DataFrame) -> Table:
                 cells.append("")
                 continue
             r = by_k.loc[k]
-            cells.append(f"{r['mean']:.3f}" + ("" if pd.isna(r["std"]) else f"±{r['std']:.3f}") + f" ({int(r['count'])})")
+            cells.append(
+                f"{r['mean']:.3f}" + ("" if pd.isna(r["std"]) else f"±{r['std']:.3f}") + f" ({int(r['count'])})"
+            )
         table.add_row(f"{source} → {target} ({display_name(str(target))})", *cells)
     return table
 
@@ -221,9 +228,18 @@ def _print_gap(gap: pd.DataFrame, title: str, quiet: bool = False) -> None:
         console.print(render_gap(gap, title))
 
 
-def show(results_dir: Path | str, experiment: str | None = None, metrics: list[str] | None = None,
-         split: str = "test", selection: str | None = None, regime: str | None = None, gap: bool = False,
-         predicted: bool = False, model: str | None = None, task: str | None = None) -> list[Matrix]:
+def show(
+    results_dir: Path | str,
+    experiment: str | None = None,
+    metrics: list[str] | None = None,
+    split: str = "test",
+    selection: str | None = None,
+    regime: str | None = None,
+    gap: bool = False,
+    predicted: bool = False,
+    model: str | None = None,
+    task: str | None = None,
+) -> list[Matrix]:
     """``xlexp matrix``: print the matrix per metric and write CSV + heatmap next to the records;
     ``regime='few_shot'`` shows mean ± std per (target, K) and writes the K-curve PNG; ``gap``
     adds the table of selection-rule differences."""
@@ -233,9 +249,14 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
     if experiment is not None and not (df["experiment"] == experiment).any():
         if waiting := unit_states(results_dir, experiment, df):  # jobs planned or running, none finished yet
             count = {k: sum(st.state == k for st in waiting) for k in ("running", "failed", "pending")}
-            console.print(f"experiment {experiment}: no unit done yet ({count['running']} running, {count['failed']} "
-                          f"failed, {count['pending']} pending of {len(waiting)}); `xlexp status --experiment "
-                          f"{shlex.quote(experiment)}` shows them", highlight=False, markup=False, soft_wrap=True)
+            console.print(
+                f"experiment {experiment}: no unit done yet ({count['running']} running, {count['failed']} "
+                f"failed, {count['pending']} pending of {len(waiting)}); `xlexp status --experiment "
+                f"{shlex.quote(experiment)}` shows them",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
             return []
     if regime:
         df = df[df["regime"] == regime]
@@ -251,15 +272,21 @@ def show(results_dir: Path | str, experiment: str | None = None, metrics: list[s
     for metric in metrics:
         m = pivot(df, experiment, metric, split, selection=selection, model=model, task=task)
         m, pending = with_pending(m, states)
-        console.print(render(m, f"{m.experiment}: {m.metric} ({split}, selection {selection or 'source_dev'})", pending=pending))
+        console.print(
+            render(m, f"{m.experiment}: {m.metric} ({split}, selection {selection or 'source_dev'})", pending=pending)
+        )
         csv_path, png_path = write_outputs(m, results_dir, selection)
         console.print(f"{m.shape[0]} x {m.shape[1]} matrix -> {csv_path} and heatmap {png_path}")
         if pending:
             count = {k: sum(st.state == k for st in states) for k in ("done", "running", "failed", "pending")}
-            console.print(f"partial matrix: {count['done']} of {len(states)} unit(s) done, {count['running']} running, "
-                          f"{count['failed']} failed, {count['pending']} pending; {len(pending)} cell(s) marked "
-                          f"(`xlexp status --experiment {shlex.quote(experiment)}`: errors and ETA)",
-                          highlight=False, markup=False, soft_wrap=True)
+            console.print(
+                f"partial matrix: {count['done']} of {len(states)} unit(s) done, {count['running']} running, "
+                f"{count['failed']} failed, {count['pending']} pending; {len(pending)} cell(s) marked "
+                f"(`xlexp status --experiment {shlex.quote(experiment)}`: errors and ETA)",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         shown.append(m)
         if predicted:
             show_with_predicted(results_dir, m)
@@ -297,28 +324,43 @@ def show_run(records: pd.DataFrame, metrics: list[str], results_dir: Path | str)
         return
     experiment, run_id = str(records["experiment"].iloc[0]), str(records["run_id"].iloc[0])
     k = pd.to_numeric(records["k"], errors="coerce") if "k" in records else pd.Series(dtype=float)
-    if len(k) and not (k.isna() | (k == 0)).any():  # only cells with shots (regime=icl regime.k=[4]): mean per (target, K)
+    if (
+        len(k) and not (k.isna() | (k == 0)).any()
+    ):  # only cells with shots (regime=icl regime.k=[4]): mean per (target, K)
         test = records[records["split"] == "test"]
         for metric in metrics:
-            cells = test[test["metric"] == metric].groupby(["source", "target", "k"])["value"].agg(["mean", "std", "count"])
-            console.print(f"{experiment} (run {run_id}): {metric} (test)\n{cells.round(4).to_string()}",
-                          highlight=False, markup=False)
+            cells = (
+                test[test["metric"] == metric].groupby(["source", "target", "k"])["value"].agg(["mean", "std", "count"])
+            )
+            console.print(
+                f"{experiment} (run {run_id}): {metric} (test)\n{cells.round(4).to_string()}",
+                highlight=False,
+                markup=False,
+            )
         return
     for metric in metrics:
         console.print(render(pivot(records, experiment, metric), f"{experiment} (run {run_id}): {metric} (test)"))
         if _has_few_shot(records):
             console.print(render_few_shot(few_shot_summary(records, experiment, metric)))
     primary = default_metric(metrics, recorded_primary(records))
-    _print_gap(selection_gap(records, experiment, primary), f"{experiment}: test {primary} by checkpoint selection rule",
-               quiet=True)
+    _print_gap(
+        selection_gap(records, experiment, primary),
+        f"{experiment}: test {primary} by checkpoint selection rule",
+        quiet=True,
+    )
     command = f"xlexp matrix --experiment {shlex.quote(experiment)}"
     if Path(results_dir).resolve() != Path(os.environ.get("XLEXP_RESULTS_DIR", "results")).resolve():
         command += f" --results-dir {shlex.quote(str(results_dir))}"
-    console.print(f"`{command}` prints the whole experiment's matrix (every run) and writes its CSV and heatmap",
-                  highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        f"`{command}` prints the whole experiment's matrix (every run) and writes its CSV and heatmap",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 # ---- predicted cells (``xlexp predict``; ``xlexp matrix --predicted``) --------------------------------
+
 
 def render_predicted(cells: pd.DataFrame, title: str) -> Table:
     """Long cells (source, target, value, predicted[, low, high]) as a matrix: measured cells in full,
@@ -351,18 +393,33 @@ def show_with_predicted(results_dir: Path | str, m: Matrix) -> Path | None:
 
     pred = predicted_cells(results_dir, m.experiment, m.metric)
     if pred.empty:
-        console.print(f"no predicted cells for {m.experiment} ({m.metric}): run `xlexp predict --experiment {m.experiment}`",
-                      highlight=False)
+        console.print(
+            f"no predicted cells for {m.experiment} ({m.metric}): run `xlexp predict --experiment {m.experiment}`",
+            highlight=False,
+        )
         return None
-    measured = m.mean.rename_axis(index="source", columns="target").reset_index().melt(
-        id_vars="source", var_name="target", value_name="value").dropna(subset=["value"]).assign(predicted=False)
+    measured = (
+        m.mean.rename_axis(index="source", columns="target")
+        .reset_index()
+        .melt(id_vars="source", var_name="target", value_name="value")
+        .dropna(subset=["value"])
+        .assign(predicted=False)
+    )
     predicted = pred[["source", "target", "value"]].assign(predicted=True)
-    cells = pd.concat([measured, predicted[~predicted.set_index(["source", "target"]).index.isin(
-        measured.set_index(["source", "target"]).index)]], ignore_index=True)
+    cells = pd.concat(
+        [
+            measured,
+            predicted[
+                ~predicted.set_index(["source", "target"]).index.isin(measured.set_index(["source", "target"]).index)
+            ],
+        ],
+        ignore_index=True,
+    )
     show_predicted(cells, m.experiment, m.metric)
     wide = pred.pivot(index="source", columns="target", values="value")
     path = _matrices_dir(results_dir) / f"{m.experiment}.{m.metric}.predicted.png".replace("/", "_")
-    predicted_png(m.mean, wide, path, title=f"{m.experiment}: {m.metric} — hatched/grey cells are predicted",
-                  label=m.metric)
+    predicted_png(
+        m.mean, wide, path, title=f"{m.experiment}: {m.metric} — hatched/grey cells are predicted", label=m.metric
+    )
     console.print(f"{len(pred)} predicted cell(s) from {pred['method'].iloc[0]}; heatmap -> {path}", highlight=False)
     return path

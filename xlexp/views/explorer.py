@@ -28,10 +28,10 @@ from xlexp.results.languages import info
 from xlexp.results.query import SELECTION_ORDER, default_metric, k_value, latest, recorded_primary
 from xlexp.results.significance import seed_bootstrap
 
-MAX_TESTS = 20000      # seed bootstraps embedded at most (pairs x metrics x rules x K x cells)
+MAX_TESTS = 20000  # seed bootstraps embedded at most (pairs x metrics x rules x K x cells)
 N_BOOT = 1000
 ALPHA = 0.05
-NONE_K = -1            # the cells without shots
+NONE_K = -1  # the cells without shots
 
 
 def _num(v) -> float | None:
@@ -80,17 +80,33 @@ def explorer_data(df: pd.DataFrame, experiments: list[str]) -> dict:
     sub = df[df["experiment"].isin(experiments)]
     test = _test_cells(sub)
     stats = test.groupby(["experiment", "metric", "selection", "k", "source", "target"], as_index=False)["value"].agg(
-        mean="mean", std="std", n="count")
-    cells = [[r.experiment, r.metric, r.selection, int(r.k), str(r.source), str(r.target), _num(r.mean), _num(r.std),
-              int(r.n)] for r in stats.itertuples()]
+        mean="mean", std="std", n="count"
+    )
+    cells = [
+        [
+            r.experiment,
+            r.metric,
+            r.selection,
+            int(r.k),
+            str(r.source),
+            str(r.target),
+            _num(r.mean),
+            _num(r.std),
+            int(r.n),
+        ]
+        for r in stats.itertuples()
+    ]
     dev = sub[(sub["split"] == "dev") & sub["step"].notna()]
     curves = []
     if not dev.empty:
         dev = latest(dev)
         per_step = dev.groupby(["experiment", "metric", "source", "target", "step"], as_index=False)["value"].agg(
-            mean="mean", n="count")
-        curves = [[r.experiment, r.metric, str(r.source), str(r.target), int(r.step), _num(r.mean), int(r.n)]
-                  for r in per_step.itertuples()]
+            mean="mean", n="count"
+        )
+        curves = [
+            [r.experiment, r.metric, str(r.source), str(r.target), int(r.step), _num(r.mean), int(r.n)]
+            for r in per_step.itertuples()
+        ]
     meta = {}
     tasks: dict[str, set] = {}
     for exp, g in sub.groupby("experiment"):
@@ -98,19 +114,31 @@ def explorer_data(df: pd.DataFrame, experiments: list[str]) -> dict:
         trial = g["trial"].dropna() if "trial" in g else pd.Series(dtype=float)
         logs = sorted(str(d) for d in g["log_dir"].dropna().unique()) if "log_dir" in g else []
         tasks[exp] = set(g["task"].astype(str))
-        meta[exp] = {"study": study.iloc[0] if len(study) else None,
-                     "trial": int(trial.iloc[0]) if len(trial) else None,
-                     "models": sorted(set(g["model"].astype(str))), "tasks": sorted(tasks[exp]),
-                     "regimes": sorted(set(g["regime"].astype(str))),
-                     "seeds": sorted(int(s) for s in g["seed"].dropna().unique()), "log_dirs": logs[:20]}
+        meta[exp] = {
+            "study": study.iloc[0] if len(study) else None,
+            "trial": int(trial.iloc[0]) if len(trial) else None,
+            "models": sorted(set(g["model"].astype(str))),
+            "tasks": sorted(tasks[exp]),
+            "regimes": sorted(set(g["regime"].astype(str))),
+            "seeds": sorted(int(s) for s in g["seed"].dropna().unique()),
+            "log_dirs": logs[:20],
+        }
     codes = set(test["target"].astype(str)) | {c for s in test["source"].astype(str) for c in s.split("+")}
     codes |= set(sub[sub["split"] == "dev"]["target"].astype(str))
     languages = {c: {"name": info(c).name, "family": info(c).family, "script": info(c).script} for c in sorted(codes)}
     metrics = sorted(test["metric"].unique())
-    return {"cells": cells, "curves": curves, "experiments": meta, "languages": languages,
-            "order": experiments, "defaultMetric": default_metric(metrics, recorded_primary(test)) if metrics else None,
-            "ruleOrder": list(SELECTION_ORDER), "alpha": ALPHA, "nBoot": N_BOOT,
-            "significance": _significance(_seed_scores(test), experiments, tasks)}
+    return {
+        "cells": cells,
+        "curves": curves,
+        "experiments": meta,
+        "languages": languages,
+        "order": experiments,
+        "defaultMetric": default_metric(metrics, recorded_primary(test)) if metrics else None,
+        "ruleOrder": list(SELECTION_ORDER),
+        "alpha": ALPHA,
+        "nBoot": N_BOOT,
+        "significance": _significance(_seed_scores(test), experiments, tasks),
+    }
 
 
 def _experiment_options(experiments: list[str], meta: dict) -> str:
@@ -124,8 +152,9 @@ def _experiment_options(experiments: list[str], meta: dict) -> str:
     out = [f'<option value="{html.escape(e)}">{html.escape(e)}</option>' for e in plain]
     for study, trials in sorted(studies.items()):
         trials = sorted(trials, key=lambda e: meta[e].get("trial") or 0)
-        opts = "".join(f'<option value="{html.escape(e)}">trial {meta[e].get("trial")} ({html.escape(e)})</option>'
-                       for e in trials)
+        opts = "".join(
+            f'<option value="{html.escape(e)}">trial {meta[e].get("trial")} ({html.escape(e)})</option>' for e in trials
+        )
         out.append(f'<optgroup label="study {html.escape(study)}">{opts}</optgroup>')
     return "".join(out)
 

@@ -71,14 +71,25 @@ def heatmap_figure(m: Matrix, title: str, zrange: tuple[float, float] | None = N
                 hover[i, j] = "no result"
                 continue
             spread = f" ± {s[i, j]:.3f}" if counts[i, j] > 1 and not np.isnan(s[i, j]) else ""
-            hover[i, j] = (f"{row_role}: {_lang_label(r)}<br>{col_role}: {_lang_label(c)}<br>"
-                           f"{m.metric}: {z[i, j]:.3f}{spread} (n={int(counts[i, j])})")
+            hover[i, j] = (
+                f"{row_role}: {_lang_label(r)}<br>{col_role}: {_lang_label(c)}<br>"
+                f"{m.metric}: {z[i, j]:.3f}{spread} (n={int(counts[i, j])})"
+            )
     small = z.size <= 400
     zmin, zmax = zrange or fitted_range(z)
     trace = go.Heatmap(
-        z=_plain(z), x=cols, y=rows, customdata=_plain(hover), hovertemplate="%{customdata}<extra></extra>",
-        colorscale="Viridis", zmin=zmin, zmax=zmax, colorbar={"title": {"text": m.metric}},
-        texttemplate="%{z:.2f}" if small else None, xgap=1, ygap=1,
+        z=_plain(z),
+        x=cols,
+        y=rows,
+        customdata=_plain(hover),
+        hovertemplate="%{customdata}<extra></extra>",
+        colorscale="Viridis",
+        zmin=zmin,
+        zmax=zmax,
+        colorbar={"title": {"text": m.metric}},
+        texttemplate="%{z:.2f}" if small else None,
+        xgap=1,
+        ygap=1,
     )
     fig = go.Figure(trace)
     many = len(rows) > 40  # e.g. SIB-200's 205 targets: every label, small, 14 px a row
@@ -86,21 +97,48 @@ def heatmap_figure(m: Matrix, title: str, zrange: tuple[float, float] | None = N
     short = max((len(t) for t in xticks), default=0) <= 5
     mean = m.transfer_mean()
     fig.update_layout(
-        title={"text": title + ("" if np.isnan(mean) else f"<br><sup>{TRANSFER_MEAN}: {mean:.3f}"
-                                f"{' (outlined: in-language)' if m.in_language_mask().to_numpy().any() else ''}</sup>"),
-               "font": {"size": 14}},
-        xaxis={"title": col_role, "type": "category", "tickangle": 0 if short and len(cols) <= 24 else -45,
-               "tickmode": "array", "tickvals": cols, "ticktext": xticks},
-        yaxis={"title": row_role, "type": "category", "autorange": "reversed", "tickmode": "array",
-               "tickvals": rows, "ticktext": [_tick(r, many) for r in rows],
-               **({"dtick": 1, "tickfont": {"size": 9}} if many else {})},
-        height=min(max(300, 200 + (14 if many else 34) * len(rows)), 3200), margin={"l": 150, "r": 20, "t": 70, "b": 90},
+        title={
+            "text": title
+            + (
+                ""
+                if np.isnan(mean)
+                else f"<br><sup>{TRANSFER_MEAN}: {mean:.3f}"
+                f"{' (outlined: in-language)' if m.in_language_mask().to_numpy().any() else ''}</sup>"
+            ),
+            "font": {"size": 14},
+        },
+        xaxis={
+            "title": col_role,
+            "type": "category",
+            "tickangle": 0 if short and len(cols) <= 24 else -45,
+            "tickmode": "array",
+            "tickvals": cols,
+            "ticktext": xticks,
+        },
+        yaxis={
+            "title": row_role,
+            "type": "category",
+            "autorange": "reversed",
+            "tickmode": "array",
+            "tickvals": rows,
+            "ticktext": [_tick(r, many) for r in rows],
+            **({"dtick": 1, "tickfont": {"size": 9}} if many else {}),
+        },
+        height=min(max(300, 200 + (14 if many else 34) * len(rows)), 3200),
+        margin={"l": 150, "r": 20, "t": 70, "b": 90},
     )
     for i, r in enumerate(rows):  # outline the in-language cells (target = source): not transfer
         for j, c in enumerate(cols):
             if is_in_language(c, r) if transpose else is_in_language(r, c):
-                fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
-                              line={"color": "black", "width": 2}, fillcolor="rgba(0,0,0,0)")
+                fig.add_shape(
+                    type="rect",
+                    x0=j - 0.5,
+                    x1=j + 0.5,
+                    y0=i - 0.5,
+                    y1=i + 0.5,
+                    line={"color": "black", "width": 2},
+                    fillcolor="rgba(0,0,0,0)",
+                )
     if len(cols) <= 12:  # a small matrix at its own width (a 1 x 4 matrix is not stretched across the page)
         fig.update_layout(width=max(700, 330 + 90 * len(cols)), autosize=False)
     return fig
@@ -111,17 +149,27 @@ def kcurve_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
     fig = go.Figure()
     for target in group_order([str(t) for t in frame["target"].unique()]):
         t = frame[frame["target"] == target].sort_values("k")
-        fig.add_trace(go.Scatter(
-            x=[str(k) for k in t["k"]], y=_plain(t["mean"].astype(float)), mode="lines+markers",
-            name=f"{target} ({info(target).name})",
-            error_y={"type": "data", "array": _plain(t["std"].fillna(0).astype(float)), "visible": True},
-            customdata=[[float(s), int(n)] for s, n in zip(t["std"].fillna(0), t["n"])],
-            hovertemplate=(f"{_lang_label(target)}<br>K=%{{x}}<br>{metric}: %{{y:.3f}} ± %{{customdata[0]:.3f}}"
-                           " (n=%{customdata[1]})<extra></extra>"),
-        ))
-    fig.update_layout(title={"text": title, "font": {"size": 14}},
-                      xaxis={"title": "K (shots per class; 0 = zero-shot)", "type": "category"},
-                      yaxis={"title": metric}, height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
+        fig.add_trace(
+            go.Scatter(
+                x=[str(k) for k in t["k"]],
+                y=_plain(t["mean"].astype(float)),
+                mode="lines+markers",
+                name=f"{target} ({info(target).name})",
+                error_y={"type": "data", "array": _plain(t["std"].fillna(0).astype(float)), "visible": True},
+                customdata=[[float(s), int(n)] for s, n in zip(t["std"].fillna(0), t["n"])],
+                hovertemplate=(
+                    f"{_lang_label(target)}<br>K=%{{x}}<br>{metric}: %{{y:.3f}} ± %{{customdata[0]:.3f}}"
+                    " (n=%{customdata[1]})<extra></extra>"
+                ),
+            )
+        )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        xaxis={"title": "K (shots per class; 0 = zero-shot)", "type": "category"},
+        yaxis={"title": metric},
+        height=420,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+    )
     return fig
 
 
@@ -136,16 +184,28 @@ def gap_figure(frame: pd.DataFrame, metric: str, title: str) -> go.Figure:
     hover = [f"source: {_lang_label(s)}<br>target: {_lang_label(t)}" for s, t in zip(frame["source"], frame["target"])]
     fig = go.Figure()
     for col in [c for c in frame.columns if str(c).endswith(" - source_dev")]:
-        fig.add_trace(go.Bar(x=x, y=_plain(frame[col].astype(float)), name=col, customdata=hover,
-                             hovertemplate=f"%{{customdata}}<br>{col}: %{{y:+.3f}}<extra></extra>"))
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, barmode="group",
-                      xaxis={"title": "source → target" if several else "target", "type": "category"},
-                      yaxis={"title": f"Δ {metric}", "zeroline": True},
-                      height=400, margin={"l": 60, "r": 20, "t": 50, "b": 80})
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=_plain(frame[col].astype(float)),
+                name=col,
+                customdata=hover,
+                hovertemplate=f"%{{customdata}}<br>{col}: %{{y:+.3f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        barmode="group",
+        xaxis={"title": "source → target" if several else "target", "type": "category"},
+        yaxis={"title": f"Δ {metric}", "zeroline": True},
+        height=400,
+        margin={"l": 60, "r": 20, "t": 50, "b": 80},
+    )
     return fig
 
 
 # ---- PNG files (matplotlib) ----------------------------------------------------------------------
+
 
 def _pyplot():
     import matplotlib
@@ -168,9 +228,20 @@ def _tick(code, dense: bool) -> str:
     return f"{name[:20] + '…' if len(name) > 21 else name} ({code})"
 
 
-def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt: str, roles: tuple[str, str],
-                 vrange: tuple[float, float], cmap: str, marks: pd.DataFrame | None = None,
-                 boxed: pd.DataFrame | None = None, summary_cols: int = 0) -> None:
+def _png_heatmap(
+    data: pd.DataFrame,
+    path: Path,
+    *,
+    title: str,
+    label: str,
+    fmt: str,
+    roles: tuple[str, str],
+    vrange: tuple[float, float],
+    cmap: str,
+    marks: pd.DataFrame | None = None,
+    boxed: pd.DataFrame | None = None,
+    summary_cols: int = 0,
+) -> None:
     """Rows x columns of ``data`` with a colour bar; each cell's value (``fmt``, then its mark) is
     written in when there are at most 400 cells. Transposed when there are many more columns.
     ``boxed`` (same shape, bool): cells outlined (the in-language cells); the last ``summary_cols``
@@ -187,8 +258,8 @@ def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt:
     xlabels = [_tick(c, cols > 60) for c in data.columns]
     # short labels (codes) read best upright; names need a slant; a dense axis of codes stands them up.
     # The summary columns' labels (the mean's) are set on two lines and do not decide the slant.
-    plain = xlabels[:len(xlabels) - summary_cols] if summary_cols else xlabels
-    xlabels = plain + [str(c).replace(" in-language", "\nin-language") for c in data.columns[len(plain):]]
+    plain = xlabels[: len(xlabels) - summary_cols] if summary_cols else xlabels
+    xlabels = plain + [str(c).replace(" in-language", "\nin-language") for c in data.columns[len(plain) :]]
     longest = max((len(x) for x in plain), default=0)
     short = longest <= 5
     rotation, ha = (90, "center") if short and cols > 100 else (0, "center") if short else (45, "right")
@@ -202,8 +273,9 @@ def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt:
     if boxed is not None:
         from matplotlib.patches import Rectangle
 
-        for r, c in zip(*np.where(boxed.reindex(index=data.index, columns=data.columns, fill_value=False)
-                                  .to_numpy(dtype=bool))):
+        for r, c in zip(
+            *np.where(boxed.reindex(index=data.index, columns=data.columns, fill_value=False).to_numpy(dtype=bool))
+        ):
             ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.6))
     if summary_cols:
         ax.axvline(cols - summary_cols - 0.5, color="white", linewidth=4)
@@ -225,7 +297,7 @@ def _png_heatmap(data: pd.DataFrame, path: Path, *, title: str, label: str, fmt:
     plt.close(fig)
 
 
-MEAN_COLUMN = TRANSFER_MEAN   # each source row's mean over its cross-lingual cells
+MEAN_COLUMN = TRANSFER_MEAN  # each source row's mean over its cross-lingual cells
 
 
 def fitted_range(values) -> tuple[float, float]:
@@ -262,18 +334,37 @@ def matrix_png(m: Matrix, path: Path, title: str | None = None, selection: str |
         mean = m.transfer_mean()
         outlined = " (outlined)" if mask.to_numpy().any() else ""
         note = "" if np.isnan(mean) else f"\n{TRANSFER_MEAN}{outlined}: {mean:.3f}"
-    _png_heatmap(data, path, title=title + note, label=m.metric, fmt=".2f", roles=("source", "target"),
-                 vrange=fitted_range(data.to_numpy(dtype=float)), cmap="viridis", boxed=boxed, summary_cols=extra)
+    _png_heatmap(
+        data,
+        path,
+        title=title + note,
+        label=m.metric,
+        fmt=".2f",
+        roles=("source", "target"),
+        vrange=fitted_range(data.to_numpy(dtype=float)),
+        cmap="viridis",
+        boxed=boxed,
+        summary_cols=extra,
+    )
 
 
-def delta_png(delta: pd.DataFrame, path: Path, *, title: str, label: str, fmt: str = "+.3f",
-              marks: pd.DataFrame | None = None, roles: tuple[str, str] = ("source", "target")) -> None:
+def delta_png(
+    delta: pd.DataFrame,
+    path: Path,
+    *,
+    title: str,
+    label: str,
+    fmt: str = "+.3f",
+    marks: pd.DataFrame | None = None,
+    roles: tuple[str, str] = ("source", "target"),
+) -> None:
     """Differences on a diverging scale centred on 0 (compare: B − A with significance marks;
     reproduce: ours − the paper's)."""
     values = delta.to_numpy(dtype=float)
     vmax = max(float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0, 0.01)
-    _png_heatmap(delta, path, title=title, label=label, fmt=fmt, roles=roles, vrange=(-vmax, vmax), cmap="RdBu",
-                 marks=marks)
+    _png_heatmap(
+        delta, path, title=title, label=label, fmt=fmt, roles=roles, vrange=(-vmax, vmax), cmap="RdBu", marks=marks
+    )
 
 
 def kcurve_png(summary: pd.DataFrame, path: Path) -> None:
@@ -282,8 +373,9 @@ def kcurve_png(summary: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (source, target), rows in summary.groupby(["source", "target"], sort=False):
         rows = rows.sort_values("k")
-        ax.errorbar(rows["k"], rows["mean"], yerr=rows["std"].fillna(0.0), marker="o", capsize=3,
-                    label=f"{source}→{target}")
+        ax.errorbar(
+            rows["k"], rows["mean"], yerr=rows["std"].fillna(0.0), marker="o", capsize=3, label=f"{source}→{target}"
+        )
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("K (shots)")
     ax.set_ylabel(summary.attrs["metric"])
@@ -294,11 +386,18 @@ def kcurve_png(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-
 # ---- predicted cells (``xlexp predict``): greyed and hatched, measured cells in full colour ------------
 
-def predicted_png(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path, *, title: str, label: str,
-                  vrange: tuple[float, float] | None = None) -> None:
+
+def predicted_png(
+    measured: pd.DataFrame,
+    predicted: pd.DataFrame,
+    path: Path,
+    *,
+    title: str,
+    label: str,
+    vrange: tuple[float, float] | None = None,
+) -> None:
     """Sources x targets: measured cells in full colour; predicted cells (``predicted``: same shape,
     NaN where measured) faded towards grey and hatched, with a legend saying which is which."""
     plt = _pyplot()
@@ -325,7 +424,15 @@ def predicted_png(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path, *
         for r, c in zip(*np.where(np.isfinite(meas))):
             red, green, blue, _ = im.cmap(im.norm(meas[r, c]))
             dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
-            ax.text(c, r, format(meas[r, c], ".2f"), ha="center", va="center", fontsize=7, color="white" if dark else "black")
+            ax.text(
+                c,
+                r,
+                format(meas[r, c], ".2f"),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if dark else "black",
+            )
     ax.set_xticks(range(cols), [_tick(c, cols > 60) for c in both.columns], rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(rows), [_tick(r, dense) for r in both.index], fontsize=6 if dense else 8)
     ax.set_xlabel(roles[1])
@@ -333,40 +440,93 @@ def predicted_png(measured: pd.DataFrame, predicted: pd.DataFrame, path: Path, *
     fig.colorbar(im, ax=ax, fraction=0.03, label=label)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.legend(handles=[Patch(facecolor="tab:green", label="measured"),
-                        Patch(facecolor="0.85", hatch="///", edgecolor="0.45", label="predicted (*)")],
-               loc="lower left", ncol=1, fontsize=7, frameon=False)
+    fig.legend(
+        handles=[
+            Patch(facecolor="tab:green", label="measured"),
+            Patch(facecolor="0.85", hatch="///", edgecolor="0.45", label="predicted (*)"),
+        ],
+        loc="lower left",
+        ncol=1,
+        fontsize=7,
+        frameon=False,
+    )
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def predicted_heatmap_figure(measured: pd.DataFrame, predicted: pd.DataFrame, low: pd.DataFrame, high: pd.DataFrame,
-                             title: str, metric: str) -> go.Figure:
+def predicted_heatmap_figure(
+    measured: pd.DataFrame, predicted: pd.DataFrame, low: pd.DataFrame, high: pd.DataFrame, title: str, metric: str
+) -> go.Figure:
     """Plotly: measured cells on Viridis; predicted cells greyed (a grey scale) with their interval on hover."""
     rows = [str(r) for r in measured.index.union(predicted.index, sort=False)]
     cols = [str(c) for c in measured.columns.union(predicted.columns, sort=False)]
     meas = measured.reindex(index=rows, columns=cols).to_numpy(dtype=float)
     pred = predicted.reindex(index=rows, columns=cols).to_numpy(dtype=float)
-    lo_, hi_ = low.reindex(index=rows, columns=cols).to_numpy(dtype=float), high.reindex(index=rows, columns=cols).to_numpy(dtype=float)
+    lo_, hi_ = (
+        low.reindex(index=rows, columns=cols).to_numpy(dtype=float),
+        high.reindex(index=rows, columns=cols).to_numpy(dtype=float),
+    )
     finite = np.concatenate([meas[np.isfinite(meas)], pred[np.isfinite(pred)]])
     zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    hover_m = [[f"source: {_lang_label(r)}<br>target: {_lang_label(c)}<br>{metric}: {meas[i, j]:.3f} (measured)"
-                if np.isfinite(meas[i, j]) else "" for j, c in enumerate(cols)] for i, r in enumerate(rows)]
-    hover_p = [[f"source: {_lang_label(r)}<br>target: {_lang_label(c)}<br>{metric}: {pred[i, j]:.3f} PREDICTED "
-                f"[{lo_[i, j]:.3f}, {hi_[i, j]:.3f}]" if np.isfinite(pred[i, j]) else "" for j, c in enumerate(cols)]
-               for i, r in enumerate(rows)]
+    hover_m = [
+        [
+            f"source: {_lang_label(r)}<br>target: {_lang_label(c)}<br>{metric}: {meas[i, j]:.3f} (measured)"
+            if np.isfinite(meas[i, j])
+            else ""
+            for j, c in enumerate(cols)
+        ]
+        for i, r in enumerate(rows)
+    ]
+    hover_p = [
+        [
+            f"source: {_lang_label(r)}<br>target: {_lang_label(c)}<br>{metric}: {pred[i, j]:.3f} PREDICTED "
+            f"[{lo_[i, j]:.3f}, {hi_[i, j]:.3f}]"
+            if np.isfinite(pred[i, j])
+            else ""
+            for j, c in enumerate(cols)
+        ]
+        for i, r in enumerate(rows)
+    ]
     small = meas.size <= 400
-    fig = go.Figure([
-        go.Heatmap(z=_plain(pred), x=cols, y=rows, customdata=hover_p, hovertemplate="%{customdata}<extra></extra>",
-                   colorscale=[[0.0, "#e3e3e3"], [1.0, "#8c8c8c"]], zmin=zmin, zmax=zmax, showscale=False,
-                   name="predicted", xgap=1, ygap=1,
-                   texttemplate="%{z:.2f}*" if small else None),
-        go.Heatmap(z=_plain(meas), x=cols, y=rows, customdata=hover_m, hovertemplate="%{customdata}<extra></extra>",
-                   colorscale="Viridis", zmin=zmin, zmax=zmax, colorbar={"title": {"text": f"{metric} (measured)"}},
-                   name="measured", xgap=1, ygap=1, texttemplate="%{z:.2f}" if small else None),
-    ])
-    fig.update_layout(title={"text": title + " — grey cells (*) are predicted, coloured cells measured", "font": {"size": 13}},
-                      xaxis={"title": "target", "type": "category", "tickangle": -45},
-                      yaxis={"title": "source", "type": "category", "autorange": "reversed"},
-                      height=min(200 + 30 * len(rows), 3200), margin={"l": 90, "r": 20, "t": 60, "b": 70})
+    fig = go.Figure(
+        [
+            go.Heatmap(
+                z=_plain(pred),
+                x=cols,
+                y=rows,
+                customdata=hover_p,
+                hovertemplate="%{customdata}<extra></extra>",
+                colorscale=[[0.0, "#e3e3e3"], [1.0, "#8c8c8c"]],
+                zmin=zmin,
+                zmax=zmax,
+                showscale=False,
+                name="predicted",
+                xgap=1,
+                ygap=1,
+                texttemplate="%{z:.2f}*" if small else None,
+            ),
+            go.Heatmap(
+                z=_plain(meas),
+                x=cols,
+                y=rows,
+                customdata=hover_m,
+                hovertemplate="%{customdata}<extra></extra>",
+                colorscale="Viridis",
+                zmin=zmin,
+                zmax=zmax,
+                colorbar={"title": {"text": f"{metric} (measured)"}},
+                name="measured",
+                xgap=1,
+                ygap=1,
+                texttemplate="%{z:.2f}" if small else None,
+            ),
+        ]
+    )
+    fig.update_layout(
+        title={"text": title + " — grey cells (*) are predicted, coloured cells measured", "font": {"size": 13}},
+        xaxis={"title": "target", "type": "category", "tickangle": -45},
+        yaxis={"title": "source", "type": "category", "autorange": "reversed"},
+        height=min(200 + 30 * len(rows), 3200),
+        margin={"l": 90, "r": 20, "t": 60, "b": 70},
+    )
     return fig

@@ -56,9 +56,12 @@ def _cells_table(matrices: dict[str, Matrix]) -> str:
     for source in first.mean.index:
         for target in first.mean.columns:
             i = info(str(target))
-            values = [mean_std(m.mean.at[source, target], m.std.at[source, target], m.n.at[source, target])
-                      if source in m.mean.index and target in m.mean.columns else (np.nan, "")
-                      for m in matrices.values()]
+            values = [
+                mean_std(m.mean.at[source, target], m.std.at[source, target], m.n.at[source, target])
+                if source in m.mean.index and target in m.mean.columns
+                else (np.nan, "")
+                for m in matrices.values()
+            ]
             n = first.n.at[source, target]
             rows.append([source, target, i.name, i.script, i.family, *values, (n, "" if pd.isna(n) else str(int(n)))])
     return sortable_table(cols, rows)
@@ -83,16 +86,21 @@ def _experiment_meta(sub: pd.DataFrame) -> str:
 
     runs = sub["run_id"].nunique()
     # targets = the test targets: dev records of the source itself (its dev split) are no target
-    return (f'<p class="meta">models: {esc(many("model"))} · tasks: {esc(many("task"))} · regimes: '
-            f'{esc(many("regime"))} · selection rules: {esc(rules)} · sources: {esc(many("source"))} · '
-            f'{test["target"].nunique()} targets · seeds: {esc(many("seed"))} · {runs} run(s) · {len(sub)} records · '
-            f'last record {esc(sub["timestamp"].max())} · git {esc(many("git_commit"))}</p>' + _log_links(sub))
+    return (
+        f'<p class="meta">models: {esc(many("model"))} · tasks: {esc(many("task"))} · regimes: '
+        f"{esc(many('regime'))} · selection rules: {esc(rules)} · sources: {esc(many('source'))} · "
+        f"{test['target'].nunique()} targets · seeds: {esc(many('seed'))} · {runs} run(s) · {len(sub)} records · "
+        f"last record {esc(sub['timestamp'].max())} · git {esc(many('git_commit'))}</p>" + _log_links(sub)
+    )
 
 
 def _same(a: Matrix, b: Matrix) -> bool:
-    return (a.mean.shape == b.mean.shape and list(a.mean.index) == list(b.mean.index)
-            and list(a.mean.columns) == list(b.mean.columns)
-            and np.allclose(a.mean.to_numpy(dtype=float), b.mean.to_numpy(dtype=float), equal_nan=True, atol=1e-9))
+    return (
+        a.mean.shape == b.mean.shape
+        and list(a.mean.index) == list(b.mean.index)
+        and list(a.mean.columns) == list(b.mean.columns)
+        and np.allclose(a.mean.to_numpy(dtype=float), b.mean.to_numpy(dtype=float), equal_nan=True, atol=1e-9)
+    )
 
 
 def _rule_groups(sub: pd.DataFrame, wanted: list[str]) -> list[tuple[list, dict[str, Matrix]]]:
@@ -108,8 +116,11 @@ def _rule_groups(sub: pd.DataFrame, wanted: list[str]) -> list[tuple[list, dict[
                 continue
         for keys, seen in out:
             first = keys[0]
-            if ((first.model, first.task, first.regime, first.k) == (key.model, key.task, key.regime, key.k)
-                    and set(seen) == set(matrices) and all(_same(seen[m], matrices[m]) for m in matrices)):
+            if (
+                (first.model, first.task, first.regime, first.k) == (key.model, key.task, key.regime, key.k)
+                and set(seen) == set(matrices)
+                and all(_same(seen[m], matrices[m]) for m in matrices)
+            ):
                 keys.append(key)
                 break
         else:
@@ -124,14 +135,23 @@ def metric_ranges(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
     test = df[df["split"] == "test"]
     if test.empty:
         return {}
-    keys = [c for c in ("experiment", "model", "task", "regime", "selection", "k", "source", "target", "metric")
-            if c in test]
+    keys = [
+        c
+        for c in ("experiment", "model", "task", "regime", "selection", "k", "source", "target", "metric")
+        if c in test
+    ]
     means = test.assign(k=test["k"].fillna(-1) if "k" in test else -1).groupby(keys, dropna=False)["value"].mean()
     return {str(m): fitted_range(v.to_numpy()) for m, v in means.groupby(level="metric")}
 
 
-def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: list[str] | None,
-                        ranges: dict[str, tuple[float, float]] | None = None, results_dir: str | None = None) -> None:
+def _experiment_section(
+    page: Page,
+    df: pd.DataFrame,
+    experiment: str,
+    metrics: list[str] | None,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    results_dir: str | None = None,
+) -> None:
     sub = df[df["experiment"] == experiment]
     page.add(f'<section class="experiment" id="exp-{slug(experiment)}"><h2>{esc(experiment)}</h2>')
     page.add(_experiment_meta(sub))
@@ -139,9 +159,11 @@ def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: 
     if not wanted:
         page.add(f'<p class="note">no test records for metric(s) {esc(", ".join(metrics or []))}</p></section>')
         return
-    page.add("<h3>Transfer matrices (test)</h3>"
-             '<p class="note">Rows: source (training) language; columns: target (test) language, grouped by '
-             "family then script. Hover a cell for language names, mean ± std over seeds (and shot sets) and n.</p>")
+    page.add(
+        "<h3>Transfer matrices (test)</h3>"
+        '<p class="note">Rows: source (training) language; columns: target (test) language, grouped by '
+        "family then script. Hover a cell for language names, mean ± std over seeds (and shot sets) and n.</p>"
+    )
     for keys, matrices in _rule_groups(sub, wanted):
         key = keys[0]
         label = key.label()
@@ -150,11 +172,14 @@ def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: 
             label = label.replace(f"selection {key.selection}", f"all rules agree ({rules})")
         page.add(f"<h4>{esc(label)}</h4>")
         for metric, m in matrices.items():
-            page.figure(heatmap_figure(m, f"{experiment}: {metric} (test) — {label}", (ranges or {}).get(metric)),
-                        "heatmap")
+            page.figure(
+                heatmap_figure(m, f"{experiment}: {metric} (test) — {label}", (ranges or {}).get(metric)), "heatmap"
+            )
         if matrices:
-            page.add("<details><summary>table of these cells (click a header to sort)</summary>"
-                     f"{_cells_table(matrices)}</details>")
+            page.add(
+                "<details><summary>table of these cells (click a header to sort)</summary>"
+                f"{_cells_table(matrices)}</details>"
+            )
     if results_dir is not None:
         page.add(per_class_section(sub, results_dir))
     kcurves(page, sub, experiment, wanted)
@@ -165,8 +190,16 @@ def _experiment_section(page: Page, df: pd.DataFrame, experiment: str, metrics: 
 def _overview(df: pd.DataFrame, experiments: list[str], labels: dict[str, str] | None = None) -> str:
     """One row per experiment's headline slice: what it is and its mean test score per metric."""
     metrics = sorted(df[(df["split"] == "test") & df["experiment"].isin(experiments)]["metric"].unique())
-    cols = [Column("experiment"), Column("model"), Column("task"), Column("regime"), Column("selection"),
-            Column("sources", numeric=True), Column("targets", numeric=True), Column("seeds", numeric=True)]
+    cols = [
+        Column("experiment"),
+        Column("model"),
+        Column("task"),
+        Column("regime"),
+        Column("selection"),
+        Column("sources", numeric=True),
+        Column("targets", numeric=True),
+        Column("seeds", numeric=True),
+    ]
     cols += [Column(f"mean {m}", numeric=True) for m in metrics] + [Column("last record")]
     rows = []
     for experiment in experiments:
@@ -182,21 +215,34 @@ def _overview(df: pd.DataFrame, experiments: list[str], labels: dict[str, str] |
             except XlexpError:
                 means.append(np.nan)
         test = sub[sub["split"] == "test"]
-        rows.append([(labels or {}).get(experiment, experiment), key.model, key.task, key.regime, key.selection,
-                     *[(v, str(v)) for v in (test["source"].nunique(), test["target"].nunique(), sub["seed"].nunique())],
-                     *means, sub["timestamp"].max()])
-    return ('<section id="overview"><h2>Overview</h2><p class="note">Each experiment\'s headline matrix (no shots, '
-            "source-dev selection when recorded): mean over its cross-lingual cells (in-language cells left out); "
-            f"a sweep study is one row (its best trial by dev score).</p>{sortable_table(cols, rows)}</section>")
+        rows.append(
+            [
+                (labels or {}).get(experiment, experiment),
+                key.model,
+                key.task,
+                key.regime,
+                key.selection,
+                *[(v, str(v)) for v in (test["source"].nunique(), test["target"].nunique(), sub["seed"].nunique())],
+                *means,
+                sub["timestamp"].max(),
+            ]
+        )
+    return (
+        '<section id="overview"><h2>Overview</h2><p class="note">Each experiment\'s headline matrix (no shots, '
+        "source-dev selection when recorded): mean over its cross-lingual cells (in-language cells left out); "
+        f"a sweep study is one row (its best trial by dev score).</p>{sortable_table(cols, rows)}</section>"
+    )
 
 
 def _languages_section(df: pd.DataFrame) -> str:
     codes = sorted(set(df["target"].astype(str)) | set(df["source"].astype(str).str.split("+").explode()))
     cols = [Column("code"), Column("name"), Column("BCP-47 tag"), Column("script"), Column("family")]
     rows = [[c, info(c).name, info(c).tag, info(c).script, info(c).family] for c in codes]
-    return ('<section id="languages"><h2>Languages</h2><p class="note">Script: from the task code or CLDR '
-            "likely-subtags data (langcodes). Family: top-level family (Glottolog names) where xlexp knows it; blank "
-            f"otherwise.</p>{sortable_table(cols, rows)}</section>")
+    return (
+        '<section id="languages"><h2>Languages</h2><p class="note">Script: from the task code or CLDR '
+        "likely-subtags data (langcodes). Family: top-level family (Glottolog names) where xlexp knows it; blank "
+        f"otherwise.</p>{sortable_table(cols, rows)}</section>"
+    )
 
 
 def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: list[str] | None) -> None:
@@ -210,10 +256,12 @@ def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: l
     if pred.empty:
         return
     df = load(results_dir)
-    page.add(f'<section class="predicted" id="pred-{slug(experiment)}"><h3>{esc(experiment)}: predicted cells</h3>'
-             '<p class="note">Grey cells marked * are <b>predicted</b> by <code>xlexp predict</code> (matrix completion '
-             "from the measured cells and language features; hover for the 90% interval), never measured; coloured "
-             "cells are measured records.</p>")
+    page.add(
+        f'<section class="predicted" id="pred-{slug(experiment)}"><h3>{esc(experiment)}: predicted cells</h3>'
+        '<p class="note">Grey cells marked * are <b>predicted</b> by <code>xlexp predict</code> (matrix completion '
+        "from the measured cells and language features; hover for the 90% interval), never measured; coloured "
+        "cells are measured records.</p>"
+    )
     for metric in sorted(pred["metric"].unique()):
         if metrics and metric not in metrics:
             continue
@@ -226,27 +274,41 @@ def _predicted_section(page: Page, results_dir: str, experiment: str, metrics: l
         def wide(col: str, cells: pd.DataFrame = cells) -> pd.DataFrame:
             return cells.pivot(index="source", columns="target", values=col)
 
-        page.figure(predicted_heatmap_figure(measured, wide("value"), wide("low"), wide("high"),
-                                             f"{experiment}: {metric} (test)", metric), "heatmap")
+        page.figure(
+            predicted_heatmap_figure(
+                measured, wide("value"), wide("low"), wide("high"), f"{experiment}: {metric} (test)", metric
+            ),
+            "heatmap",
+        )
         note = str(cells["missing_features"].iloc[0] or "")
         if note:
             page.add(f'<p class="note">{esc(note)}</p>')
     page.add("</section>")
 
 
-def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | None, results_dir: str,
-               plotly_js: str, scale: str = "metric") -> tuple[str, int]:
+def build_html(
+    df: pd.DataFrame,
+    experiments: list[str],
+    metrics: list[str] | None,
+    results_dir: str,
+    plotly_js: str,
+    scale: str = "metric",
+) -> tuple[str, int]:
     """The page's HTML and its number of figures. ``plotly_js``: an inline script or a src tag; ``scale``:
     ``metric`` (one colour range per metric across every heatmap) or ``heatmap`` (fitted to each)."""
     page = Page()
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     plain, studies = _by_study(df, experiments)
     best = {study: _best_trial(df, trials) for study, trials in studies.items()}
-    nav = " ".join([f'<a href="#exp-{slug(e)}">{esc(e)}</a>' for e in plain]
-                   + [f'<a href="#study-{slug(s)}">study {esc(s)}</a>' for s in studies])
-    page.add(f'<header><h1>xlexp report</h1><p class="meta">results store {esc(Path(results_dir).resolve())} · '
-             f"{len(df)} records · generated {generated}</p><nav><a href=\"#explore\">explore</a> {nav} "
-             f"<a href=\"#languages\">languages</a></nav></header>")
+    nav = " ".join(
+        [f'<a href="#exp-{slug(e)}">{esc(e)}</a>' for e in plain]
+        + [f'<a href="#study-{slug(s)}">study {esc(s)}</a>' for s in studies]
+    )
+    page.add(
+        f'<header><h1>xlexp report</h1><p class="meta">results store {esc(Path(results_dir).resolve())} · '
+        f'{len(df)} records · generated {generated}</p><nav><a href="#explore">explore</a> {nav} '
+        f'<a href="#languages">languages</a></nav></header>'
+    )
     labels = {b: f"study {s}: best of {len(studies[s])} trial(s) ({b})" for s, b in best.items()}
     page.add(_overview(df, [*plain, *best.values()], labels))
     page.add(explorer_section(df, experiments))
@@ -259,10 +321,12 @@ def build_html(df: pd.DataFrame, experiments: list[str], metrics: list[str] | No
         _study_section(page, df, study, trials, best[study], metrics, ranges, results_dir)
     page.add(_languages_section(df[df["experiment"].isin(experiments)]))
     body = "\n".join(page.parts)
-    markup = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>xlexp report</title>'
-              f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-              f'<link rel="icon" href="data:,"><style>{CSS}</style>{plotly_js}</head>'
-              f"<body>\n{body}\n<script>{SORT_JS}</script><script>{EXPLORER_JS}</script></body></html>\n")
+    markup = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>xlexp report</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="icon" href="data:,"><style>{CSS}</style>{plotly_js}</head>'
+        f"<body>\n{body}\n<script>{SORT_JS}</script><script>{EXPLORER_JS}</script></body></html>\n"
+    )
     return markup, page.n_figures
 
 
@@ -299,8 +363,16 @@ def _best_trial(df: pd.DataFrame, trials: list[str]) -> str:
     return ranked[0][1]
 
 
-def _study_section(page: Page, df: pd.DataFrame, study: str, trials: list[str], best: str,
-                   metrics: list[str] | None, ranges: dict | None = None, results_dir: str | None = None) -> None:
+def _study_section(
+    page: Page,
+    df: pd.DataFrame,
+    study: str,
+    trials: list[str],
+    best: str,
+    metrics: list[str] | None,
+    ranges: dict | None = None,
+    results_dir: str | None = None,
+) -> None:
     """One section per sweep study: its trials in one sortable table, then the best trial's matrices
     (a 50-trial study is one section, not 50)."""
     sub = df[df["experiment"].isin(trials)]
@@ -319,12 +391,21 @@ def _study_section(page: Page, df: pd.DataFrame, study: str, trials: list[str], 
             except XlexpError:
                 means.append(np.nan)
         logs = part["log_dir"].dropna() if "log_dir" in part else pd.Series(dtype=str)
-        rows.append([(int(trial.iloc[0]), str(int(trial.iloc[0]))) if len(trial) else (np.nan, ""), t,
-                     _dev_score(part), *means, logs.iloc[0] if len(logs) else ""])
-    page.add(f'<section class="study" id="study-{slug(study)}"><h2>study {esc(study)}</h2>'
-             f'<p class="meta">{len(trials)} trial(s); best by dev score: {esc(best)}. Every trial is in the '
-             f'explorer (under this study).</p><details open><summary>trials (click a header to sort)</summary>'
-             f"{sortable_table(cols, rows)}</details></section>")
+        rows.append(
+            [
+                (int(trial.iloc[0]), str(int(trial.iloc[0]))) if len(trial) else (np.nan, ""),
+                t,
+                _dev_score(part),
+                *means,
+                logs.iloc[0] if len(logs) else "",
+            ]
+        )
+    page.add(
+        f'<section class="study" id="study-{slug(study)}"><h2>study {esc(study)}</h2>'
+        f'<p class="meta">{len(trials)} trial(s); best by dev score: {esc(best)}. Every trial is in the '
+        f"explorer (under this study).</p><details open><summary>trials (click a header to sort)</summary>"
+        f"{sortable_table(cols, rows)}</details></section>"
+    )
     _experiment_section(page, df, best, metrics, ranges, results_dir)
 
 
@@ -335,8 +416,14 @@ class ReportResult:
     figures: int
 
 
-def write_report(results_dir: str | Path, out_dir: str | Path | None = None, experiments: list[str] | None = None,
-                 metrics: list[str] | None = None, plotlyjs: str = "inline", scale: str = "metric") -> ReportResult:
+def write_report(
+    results_dir: str | Path,
+    out_dir: str | Path | None = None,
+    experiments: list[str] | None = None,
+    metrics: list[str] | None = None,
+    plotlyjs: str = "inline",
+    scale: str = "metric",
+) -> ReportResult:
     if scale not in ("metric", "heatmap"):
         raise XlexpError(f"--colour-scale must be metric or heatmap, got {scale!r}")
     df = load(results_dir)

@@ -86,7 +86,9 @@ def sortable_table(columns: list[Column], rows: list[list], css_id: str = "") ->
         cells = []
         for col, cell in zip(columns, row):
             if col.numeric:
-                value, shown = cell if isinstance(cell, tuple) else (cell, "" if cell is None or pd.isna(cell) else f"{cell:.3f}")
+                value, shown = (
+                    cell if isinstance(cell, tuple) else (cell, "" if cell is None or pd.isna(cell) else f"{cell:.3f}")
+                )
                 v = "NaN" if value is None or pd.isna(value) else repr(float(value))
                 cells.append(f'<td class="num" data-v="{v}">{esc(shown)}</td>')
             else:
@@ -121,6 +123,7 @@ class Page:
         if width:
             fig.update_layout(width=None, autosize=True)
             style = f' style="max-width: min({int(width)}px, 100%)"'
-        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"{kind}-{self.n_figures}",
-                          config=PLOTLY_CONFIG)
+        div = fig.to_html(
+            full_html=False, include_plotlyjs=False, div_id=f"{kind}-{self.n_figures}", config=PLOTLY_CONFIG
+        )
         self.add(f'<div class="fig {kind}"{style}>{div}</div>')

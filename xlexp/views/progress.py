@@ -33,9 +33,14 @@ def progress_enabled(setting) -> bool:
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[Progress]:
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-        disable=not enabled, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+        disable=not enabled,
+        transient=False,
     )
     with progress:
         yield progress
@@ -92,7 +97,7 @@ def setup_console_logging(tag: str | None = None, level: int = logging.INFO) -> 
 #: seconds between two progress lines of one phase in the log (the bars, on a terminal, move continuously):
 #: below the 30 s that issue #33 allows a phase to stay silent on a loaded machine
 LOG_EVERY_S = 15.0
-clock = time.monotonic   # a test swaps in a slow fake clock
+clock = time.monotonic  # a test swaps in a slow fake clock
 
 
 class PhaseLog:
@@ -102,8 +107,9 @@ class PhaseLog:
     cluster's log file), where the bars are off, is never silent for long. The first line says what
     starts and how much there is."""
 
-    def __init__(self, logger: logging.Logger, what: str, total: int, unit: str = "", start: bool = True,
-                 last: bool = True) -> None:
+    def __init__(
+        self, logger: logging.Logger, what: str, total: int, unit: str = "", start: bool = True, last: bool = True
+    ) -> None:
         """``start``: a first line now; ``last``: a line for the last item (off where a summary follows)."""
         self.log, self.what, self.total, self.unit, self.say_last = logger, what, int(total), unit, last
         self.done = 0
@@ -119,5 +125,6 @@ class PhaseLog:
             return
         self.last = now
         rate = self.done / max(now - self.t0, 1e-9)
-        self.log.info("%s: %d/%d %s (%.2f/s)%s", self.what, self.done, self.total, self.unit, rate,
-                      f", {info}" if info else "")
+        self.log.info(
+            "%s: %d/%d %s (%.2f/s)%s", self.what, self.done, self.total, self.unit, rate, f", {info}" if info else ""
+        )

@@ -31,7 +31,7 @@ def per_class_section(sub: pd.DataFrame, results_dir: str) -> str:
     key = headline(keys)
     try:
         preds = load_predictions(results_dir, run_ids=sorted(sub["run_id"].astype(str).unique()))
-    except Exception:   # unreadable prediction files are reported by `xlexp store check`, not here
+    except Exception:  # unreadable prediction files are reported by `xlexp store check`, not here
         return ""
     if preds.empty or "label" not in preds:
         return ""
@@ -61,13 +61,22 @@ def per_class_section(sub: pd.DataFrame, results_dir: str) -> str:
         f1 = np.nanmean(np.asarray(per_seed, dtype=float), axis=0) if per_seed else []
         present = [names[i] if i < len(names) else str(i) for i in sorted(set(g["label"].astype(int)))]
         n = int(len(g) / max(g["seed"].nunique(), 1))
-        rows.append([str(source), str(target), ", ".join(present), (n, str(n)),
-                     *[(v, "" if np.isnan(v) else f"{v:.3f}") for v in f1]])
-    return ("<h3>Per-class F1 and label set per target</h3>"
-            f'<p class="note">Test predictions under {esc(key.selection)} (mean over seeds; per example, or per word '
-            f"for token tasks); a class no gold or predicted example has is blank.</p>"
-            f"<details><summary>per-class F1 of {len(rows)} cell(s) (click a header to sort)</summary>"
-            f"{sortable_table(cols, rows)}</details>")
+        rows.append(
+            [
+                str(source),
+                str(target),
+                ", ".join(present),
+                (n, str(n)),
+                *[(v, "" if np.isnan(v) else f"{v:.3f}") for v in f1],
+            ]
+        )
+    return (
+        "<h3>Per-class F1 and label set per target</h3>"
+        f'<p class="note">Test predictions under {esc(key.selection)} (mean over seeds; per example, or per word '
+        f"for token tasks); a class no gold or predicted example has is blank.</p>"
+        f"<details><summary>per-class F1 of {len(rows)} cell(s) (click a header to sort)</summary>"
+        f"{sortable_table(cols, rows)}</details>"
+    )
 
 
 def _label_names(task: str) -> list[str]:
@@ -76,7 +85,7 @@ def _label_names(task: str) -> list[str]:
         from xlexp.tasks.spec import load_task
 
         return list(load_task(task).labels)
-    except Exception:   # a task of another config folder: ids are shown instead
+    except Exception:  # a task of another config folder: ids are shown instead
         return []
 
 
@@ -84,16 +93,31 @@ def kcurves(page: Page, sub: pd.DataFrame, experiment: str, metrics: list[str]) 
     frames = {m: kcurve_frame(sub, experiment, m) for m in metrics}
     if all(f.empty for f in frames.values()):
         return
-    page.add("<h3>Few-shot K-curves</h3><p class=\"note\">Test score vs K per target: mean ± std over shot sets × "
-             "seeds (error bars); K = 0 is the zero-shot result of the same experiment when there is one.</p>")
+    page.add(
+        '<h3>Few-shot K-curves</h3><p class="note">Test score vs K per target: mean ± std over shot sets × '
+        "seeds (error bars); K = 0 is the zero-shot result of the same experiment when there is one.</p>"
+    )
     for metric, frame in frames.items():
         for (model, task, source, selection), part in frame.groupby(["model", "task", "source", "selection"]):
             title = f"{experiment}: {metric} vs K — {model} · {task} · source {source} · selection {selection}"
             page.figure(kcurve_figure(part, metric, title), "kcurve")
-            cols = [Column("target"), Column("name"), Column("K", numeric=True), Column(metric, numeric=True),
-                    Column("n", numeric=True)]
-            rows = [[r.target, info(str(r.target)).name, (r.k, str(int(r.k))), mean_std(r.mean, r.std, r.n),
-                     (r.n, str(int(r.n)))] for r in part.itertuples()]
+            cols = [
+                Column("target"),
+                Column("name"),
+                Column("K", numeric=True),
+                Column(metric, numeric=True),
+                Column("n", numeric=True),
+            ]
+            rows = [
+                [
+                    r.target,
+                    info(str(r.target)).name,
+                    (r.k, str(int(r.k))),
+                    mean_std(r.mean, r.std, r.n),
+                    (r.n, str(int(r.n))),
+                ]
+                for r in part.itertuples()
+            ]
             page.add(f"<details><summary>K-curve table ({esc(metric)})</summary>{sortable_table(cols, rows)}</details>")
 
 
@@ -101,20 +125,34 @@ def gaps(page: Page, sub: pd.DataFrame, experiment: str, metrics: list[str]) -> 
     frames = {m: selection_gap_frame(sub, experiment, m) for m in metrics}
     if all(f.empty for f in frames.values()):
         return
-    page.add("<h3>Selection-rule gap</h3><p class=\"note\">Test score of the checkpoint chosen on the target's dev "
-             "set (an oracle no real zero-shot user has) and of the last checkpoint, minus the honest source-dev "
-             "choice.</p>")
+    page.add(
+        '<h3>Selection-rule gap</h3><p class="note">Test score of the checkpoint chosen on the target\'s dev '
+        "set (an oracle no real zero-shot user has) and of the last checkpoint, minus the honest source-dev "
+        "choice.</p>"
+    )
     for metric, frame in frames.items():
         for (regime, k), part in frame.groupby(["regime", "k"], dropna=False):
             shots = "" if pd.isna(k) else f" · K={int(k)}"
             if len(part) <= 80:
-                page.figure(gap_figure(part, metric, f"{experiment}: selection-rule gap ({metric}) — {regime}{shots}"),
-                            "gap")
-            rules = [c for c in part.columns if c in ("source_dev", "target_dev", "last") or c.endswith(" - source_dev")]
+                page.figure(
+                    gap_figure(part, metric, f"{experiment}: selection-rule gap ({metric}) — {regime}{shots}"), "gap"
+                )
+            rules = [
+                c for c in part.columns if c in ("source_dev", "target_dev", "last") or c.endswith(" - source_dev")
+            ]
             cols = [Column("source"), Column("target"), Column("name"), Column("family")]
             cols += [Column(c, numeric=True) for c in rules]
-            rows = [[r["source"], r["target"], info(str(r["target"])).name, info(str(r["target"])).family,
-                     *[(r[c], "" if pd.isna(r[c]) else (f"{r[c]:+.3f}" if "-" in c else f"{r[c]:.3f}")) for c in rules]]
-                    for _, r in part.iterrows()]
-            page.add(f"<details><summary>gap table ({esc(metric)}, {esc(regime)}{esc(shots)})</summary>"
-                     f"{sortable_table(cols, rows)}</details>")
+            rows = [
+                [
+                    r["source"],
+                    r["target"],
+                    info(str(r["target"])).name,
+                    info(str(r["target"])).family,
+                    *[(r[c], "" if pd.isna(r[c]) else (f"{r[c]:+.3f}" if "-" in c else f"{r[c]:.3f}")) for c in rules],
+                ]
+                for _, r in part.iterrows()
+            ]
+            page.add(
+                f"<details><summary>gap table ({esc(metric)}, {esc(regime)}{esc(shots)})</summary>"
+                f"{sortable_table(cols, rows)}</details>"
+            )

@@ -32,25 +32,36 @@ from xlexp.results.query import (
 )
 
 FORMATS = ("markdown", "latex")
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 @dataclass
 class TableOptions:
-    rows: str = "source"          # source | target
+    rows: str = "source"  # source | target
     fmt: str = "markdown"
     digits: int = 1
-    percent: bool = True          # values x 100, as papers print them
-    names: bool = False           # row/column labels with language names
+    percent: bool = True  # values x 100, as papers print them
+    names: bool = False  # row/column labels with language names
     average: bool = True
-    sources: list[str] | None = None   # which sources, in this order (default: all)
-    targets: list[str] | None = None   # which targets, in this order (default: all)
+    sources: list[str] | None = None  # which sources, in this order (default: all)
+    targets: list[str] | None = None  # which targets, in this order (default: all)
 
 
 @dataclass
 class Grid:
     """What a table shows: row/column labels and cell texts (averages included)."""
+
     corner: str
     columns: list[str]
     rows: list[tuple[str, list[str]]]
@@ -77,7 +88,7 @@ def _cell(mean: float, std: float, n: float, opts: TableOptions, pm: str = " ± 
 
 
 def grid(m: Matrix, opts: TableOptions, caption: str) -> Grid:
-    opts = replace(opts, percent=opts.percent and not points_metric(m.metric))   # chrF/BLEU are points already
+    opts = replace(opts, percent=opts.percent and not points_metric(m.metric))  # chrF/BLEU are points already
     mean, std, n = (m.mean, m.std, m.n) if opts.rows == "source" else (m.mean.T, m.std.T, m.n.T)
     transfer = m.transfer_cells() if opts.rows == "source" else m.transfer_cells().T
     other = "target" if opts.rows == "source" else "source"
@@ -120,9 +131,16 @@ def to_latex(g: Grid) -> str:
         return " & ".join(cells) + r" \\"
 
     spec = "l" + "r" * len(g.columns)
-    out = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(g.caption)}}}", r"\small",
-           rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-           line([latex_escape(g.corner), *map(latex_escape, g.columns)]), r"\midrule"]
+    out = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_escape(g.caption)}}}",
+        r"\small",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        line([latex_escape(g.corner), *map(latex_escape, g.columns)]),
+        r"\midrule",
+    ]
     out += [line([latex_escape(label), *map(latex_escape, cells)]) for label, cells in g.rows]
     if g.average_row:
         out += [r"\midrule", line([latex_escape(g.average_row[0]), *map(latex_escape, g.average_row[1])])]
@@ -145,9 +163,17 @@ def choose_cells(m: Matrix, opts: TableOptions) -> Matrix:
     return Matrix(m.experiment, m.metric, pick(m.mean), pick(m.std), pick(m.n))
 
 
-def render_table(results_dir: str, experiment: str | None, metric: str | None, opts: TableOptions,
-                 selection: str | None = None, k: int | None = None, regime: str | None = None,
-                 model: str | None = None, task: str | None = None) -> str:
+def render_table(
+    results_dir: str,
+    experiment: str | None,
+    metric: str | None,
+    opts: TableOptions,
+    selection: str | None = None,
+    k: int | None = None,
+    regime: str | None = None,
+    model: str | None = None,
+    task: str | None = None,
+) -> str:
     if opts.fmt not in FORMATS:
         raise XlexpError(f"--format must be one of {', '.join(FORMATS)}; got {opts.fmt!r}")
     if opts.rows not in ("source", "target"):

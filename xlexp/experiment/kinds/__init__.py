@@ -32,18 +32,18 @@ from xlexp.models.encoders import load_classifier
 from xlexp.tasks.readers import Example
 from xlexp.tasks.spec import TaskSpec
 
-TRANSFORMERS = ("encoder", "decoder", "seq2seq")   # every model family but the classical (scikit-learn) one
+TRANSFORMERS = ("encoder", "decoder", "seq2seq")  # every model family but the classical (scikit-learn) one
 
 
 class TaskKind:
-    name: ClassVar[str]                     # the task type it carries (``type:`` in the task YAML)
+    name: ClassVar[str]  # the task type it carries (``type:`` in the task YAML)
     # a unit executor of its own (``xlexp.experiment.executors``), used unless the regime runs the kind
     # itself (``Regime.own_executor``); None: the regime's ``run_unit``
     executor: ClassVar[str | None] = None
-    loss: ClassVar[TrainLoss] = LABELS      # the training loss; its ``classes`` says whether labels are classes
-    pair: ClassVar[bool] = False            # two texts per example (premise/hypothesis): prompts, probe features
-    generates: ClassVar[bool] = False       # the model writes text (decoding), it does not pick a label
-    stacks: ClassVar[bool] = True           # trainer.sources_together may train its classifiers in one stack
+    loss: ClassVar[TrainLoss] = LABELS  # the training loss; its ``classes`` says whether labels are classes
+    pair: ClassVar[bool] = False  # two texts per example (premise/hypothesis): prompts, probe features
+    generates: ClassVar[bool] = False  # the model writes text (decoding), it does not pick a label
+    stacks: ClassVar[bool] = True  # trainer.sources_together may train its classifiers in one stack
     keeps_examples: ClassVar[bool] = False  # its splits carry their examples (QA: answers are scored on the text)
     sides: ClassVar[tuple[str, ...]] = ("",)  # what ``tokenize`` reads of each split (retrieval: the pivot side too)
     # the model families (model.family) that can carry it; None: every one. Checked with the settings.
@@ -51,14 +51,19 @@ class TaskKind:
 
     def refusal(self, task_name: str, family: str, model_name: str, able: list[str]) -> str:
         """The one line for a model family that cannot carry this kind (``able``: the kinds it can)."""
-        example = " (e.g. model=tiny_random, me5_small_offline, xlmr_base)" if "encoder" in (self.families or ()) else ""
-        return (f"model '{model_name}' (family {family}) does not run {self.name} tasks (task '{task_name}'); a "
-                f"{family} model runs {', '.join(able)}; {self.name} needs model.family "
-                f"{' or '.join(self.families or ())}{example}")
+        example = (
+            " (e.g. model=tiny_random, me5_small_offline, xlmr_base)" if "encoder" in (self.families or ()) else ""
+        )
+        return (
+            f"model '{model_name}' (family {family}) does not run {self.name} tasks (task '{task_name}'); a "
+            f"{family} model runs {', '.join(able)}; {self.name} needs model.family "
+            f"{' or '.join(self.families or ())}{example}"
+        )
 
     # -- tokenize -------------------------------------------------------------------------------
-    def tokenize(self, spec: TaskSpec, tokenizer, examples: list[Example], max_length: int,
-                 side: str = "") -> TokenizedSplit:
+    def tokenize(
+        self, spec: TaskSpec, tokenizer, examples: list[Example], max_length: int, side: str = ""
+    ) -> TokenizedSplit:
         """One sequence per example (``side='pivot'``: the example's other text, for retrieval)."""
         texts = [e.text_pair if side == "pivot" else e.text for e in examples]
         return tokenize_sequences(tokenizer(texts, truncation=False)["input_ids"], examples, max_length)
@@ -68,8 +73,16 @@ class TaskKind:
         return load_classifier(model_settings, path, len(spec.labels), token_level=spec.token_level)
 
     # -- decode and score -----------------------------------------------------------------------
-    def score(self, model, split: TokenizedSplit, spec: TaskSpec, batch_size: int, pad_id: int,
-              device: torch.device, precision: str) -> tuple[Any, dict[str, float]]:
+    def score(
+        self,
+        model,
+        split: TokenizedSplit,
+        spec: TaskSpec,
+        batch_size: int,
+        pad_id: int,
+        device: torch.device,
+        precision: str,
+    ) -> tuple[Any, dict[str, float]]:
         preds = predict(model, split, batch_size, pad_id, device, precision)
         return preds, self.metrics(preds, split, spec)
 
@@ -131,7 +144,7 @@ class WindowedKind(TaskKind):
 
 
 REGISTRY: Registry[TaskKind] = Registry("task kind", __name__, __path__)
-register = REGISTRY.register      # class decorator: the chain of tasks of ``type: <cls.name>``
+register = REGISTRY.register  # class decorator: the chain of tasks of ``type: <cls.name>``
 available = REGISTRY.names
 get = REGISTRY.get
 

@@ -34,8 +34,9 @@ class ExtractiveQA(WindowedKind):
 
     def score(self, model, split, spec, batch_size, pad_id, device, precision):
         o = spec.options
-        answers = predict_answers(model, split, batch_size, pad_id, device, precision, int(o["n_best"]),
-                                  int(o["max_answer_length"]))
+        answers = predict_answers(
+            model, split, batch_size, pad_id, device, precision, int(o["n_best"]), int(o["max_answer_length"])
+        )
         return answers, qa_metrics(answers, spec.metrics)
 
     def subsample(self, split, limit, seed):
@@ -55,5 +56,11 @@ class ExtractiveQA(WindowedKind):
 
     def prediction_columns(self, test, preds):
         """One row per question: the answer and its EM/F1."""
-        return {"example": preds.example_ids, "label": -1, "pred": -1, "pred_text": preds.texts,
-                "exact_match": preds.exact_match, "f1": preds.f1}
+        return {
+            "example": preds.example_ids,
+            "label": -1,
+            "pred": -1,
+            "pred_text": preds.texts,
+            "exact_match": preds.exact_match,
+            "f1": preds.f1,
+        }

@@ -17,5 +17,7 @@ class Generation(TaskKind):
     families = ("seq2seq", "decoder")
 
     def refusal(self, task_name, family, model_name, able):
-        return (f"task '{task_name}' (type generation) needs a seq2seq or decoder model (model=tiny_random_seq2seq, "
-                f"mt5_small, nllb_600m, qwen2_5_0_5b...); model '{model_name}' is {family}")
+        return (
+            f"task '{task_name}' (type generation) needs a seq2seq or decoder model (model=tiny_random_seq2seq, "
+            f"mt5_small, nllb_600m, qwen2_5_0_5b...); model '{model_name}' is {family}"
+        )

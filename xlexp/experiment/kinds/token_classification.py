@@ -18,4 +18,4 @@ class TokenClassification(WindowedKind):
         return tokenize_words(tokenizer, [e.tokens for e in examples], [e.tags for e in examples], max_length)
 
     def prediction_columns(self, test, preds):
-        return None   # per-example predictions are kept for sentence tasks (paired bootstrap) only
+        return None  # per-example predictions are kept for sentence tasks (paired bootstrap) only

@@ -28,9 +28,9 @@ class Regime:
 
     name: ClassVar[str]
     settings_class: ClassVar[type[RegimeSettings]] = RegimeSettings
-    classical: ClassVar[bool] = True   # whether a fitted scikit-learn model (model.family=classical) can run it
-    takes_sources: ClassVar[bool] = True   # False: langpair.sources is ignored (full fine-tuning)
-    trains: ClassVar[bool] = True      # False: no model is trained (in-context prompting scores a frozen model)
+    classical: ClassVar[bool] = True  # whether a fitted scikit-learn model (model.family=classical) can run it
+    takes_sources: ClassVar[bool] = True  # False: langpair.sources is ignored (full fine-tuning)
+    trains: ClassVar[bool] = True  # False: no model is trained (in-context prompting scores a frozen model)
     # The task types (``xlexp.tasks.types``) the regime really implements, and the model families it runs;
     # None: every one. Checked when the settings are resolved (``check_compatible``), before any data is
     # read: a pair the regime cannot honour is refused in one line instead of running under its label.
@@ -39,7 +39,7 @@ class Regime:
     # whether trainer.sources_together may train several units in one stack: each unit is exactly one
     # xlexp.experiment.transfer.train_unit (few-shot goes on to train per target, so it says False)
     together: ClassVar[bool] = False
-    tokenizes: ClassVar[bool] = True   # False: the runner validates the rows without tokenizing them (the probe)
+    tokenizes: ClassVar[bool] = True  # False: the runner validates the rows without tokenizing them (the probe)
     # True: ``run_unit`` carries every task kind the regime declares to records itself (a frozen model:
     # the probe mines bitext on retrieval tasks, in-context prompting decodes generation tasks); False:
     # a kind with a unit executor of its own (``TaskKind.executor``: retrieval, generation) runs the
@@ -52,8 +52,14 @@ class Regime:
         names the regimes that do)."""
         return None
 
-    def units(self, settings: RegimeSettings, sources: tuple[str, ...] | None, targets: tuple[str, ...],
-              watch: tuple[str, ...], seeds: tuple[int, ...]) -> list[TrainingUnit]:
+    def units(
+        self,
+        settings: RegimeSettings,
+        sources: tuple[str, ...] | None,
+        targets: tuple[str, ...],
+        watch: tuple[str, ...],
+        seeds: tuple[int, ...],
+    ) -> list[TrainingUnit]:
         """The plan's training units. ``sources`` is None when the regime does not take sources (``takes_sources``)."""
         raise NotImplementedError
 
@@ -71,8 +77,9 @@ class Regime:
     def run_unit(self, ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
         raise NotImplementedError
 
-    def run_units_together(self, ctx: RunContext, units: list[TrainingUnit], indices: list[int],
-                           outs: list[UnitOutput]) -> None:
+    def run_units_together(
+        self, ctx: RunContext, units: list[TrainingUnit], indices: list[int], outs: list[UnitOutput]
+    ) -> None:
         """Several units in one stacked pass (``trainer.sources_together``), each into its own output."""
         from xlexp.experiment.together import train_units
 
@@ -80,7 +87,7 @@ class Regime:
 
 
 REGISTRY: Registry[Regime] = Registry("regime", __name__, __path__)
-register = REGISTRY.register      # class decorator: make ``cls`` available as ``regime=<cls.name>``
+register = REGISTRY.register  # class decorator: make ``cls`` available as ``regime=<cls.name>``
 available = REGISTRY.names
 get = REGISTRY.get
 
@@ -97,12 +104,16 @@ def check_compatible(regime_name: str, task_name: str, task_type: str | None, fa
     regime = get(regime_name)
     if regime.task_types is not None and task_type not in regime.task_types:
         able = [n for n in available() if get(n).task_types is None or task_type in get(n).task_types]
-        own = regime.refusal(task_type)   # a regime's own words, if it has them
+        own = regime.refusal(task_type)  # a regime's own words, if it has them
         if own:
             raise XlexpError(f"regime {regime_name} does not run {task_type} tasks: {own}")
-        raise XlexpError(f"regime {regime_name} does not run {task_type} tasks (task '{task_name}'); it runs "
-                         f"{', '.join(regime.task_types)}. Regimes for {task_type}: {', '.join(able)}")
+        raise XlexpError(
+            f"regime {regime_name} does not run {task_type} tasks (task '{task_name}'); it runs "
+            f"{', '.join(regime.task_types)}. Regimes for {task_type}: {', '.join(able)}"
+        )
     if regime.families is not None and family not in regime.families:
-        raise XlexpError(f"regime {regime_name} needs a {' or '.join(regime.families)} model (model.family); "
-                         f"this model is {family}" + (" (e.g. model=tiny_random_decoder or model=qwen2_5_0_5b)"
-                                                      if "decoder" in regime.families else ""))
+        raise XlexpError(
+            f"regime {regime_name} needs a {' or '.join(regime.families)} model (model.family); "
+            f"this model is {family}"
+            + (" (e.g. model=tiny_random_decoder or model=qwen2_5_0_5b)" if "decoder" in regime.families else "")
+        )

@@ -46,18 +46,19 @@ class FewShotFinetune:
 class FewShotSettings(RegimeSettings):
     dev_targets: object = "none"
     k: tuple[int, ...] = (1, 5, 10, 50)
-    k_per: str = "class"            # class: K examples of every label | total: K examples in all
-    shot_sets: int = 5              # different draws per (target, K)
+    k_per: str = "class"  # class: K examples of every label | total: K examples in all
+    shot_sets: int = 5  # different draws per (target, K)
     sampling_seed: int = 0
-    shots_file: str | None = None   # JSON {"<lang>": {"<K>": [[train row ids], ...]}}
-    use_target_dev: bool = False    # pick the few-shot epoch on the target's dev split
+    shots_file: str | None = None  # JSON {"<lang>": {"<K>": [[train row ids], ...]}}
+    use_target_dev: bool = False  # pick the few-shot epoch on the target's dev split
     finetune: FewShotFinetune = field(default_factory=FewShotFinetune)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.k or any(not isinstance(k, int) or isinstance(k, bool) or k < 0 for k in self.k):
-            raise XlexpError(f"regime.k must be a non-empty list of integers >= 0 (shots), e.g. regime.k=[1,5]; got "
-                             f"{list(self.k)}")
+            raise XlexpError(
+                f"regime.k must be a non-empty list of integers >= 0 (shots), e.g. regime.k=[1,5]; got {list(self.k)}"
+            )
         if self.k_per not in ("class", "total"):
             raise XlexpError(f"regime.k_per must be class or total; got {self.k_per!r}")
         positive_int("regime.shot_sets", self.shot_sets)
@@ -70,9 +71,14 @@ class FewShotSettings(RegimeSettings):
 @register
 class FewShot(Regime):
     name = "few_shot"
-    task_types = ('sentence_classification', 'pair_classification', 'token_classification', 'extractive_qa')   # K target shots continue a trained classifier / tagger / QA head
+    task_types = (
+        "sentence_classification",
+        "pair_classification",
+        "token_classification",
+        "extractive_qa",
+    )  # K target shots continue a trained classifier / tagger / QA head
     settings_class = FewShotSettings
-    classical = False   # a fitted scikit-learn model does not continue training on K shots
+    classical = False  # a fitted scikit-learn model does not continue training on K shots
 
     def units(self, settings: FewShotSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
         return [TrainingUnit(s, (s,), (s,), targets, watch, seed) for seed in seeds for s in sources]
@@ -97,6 +103,7 @@ class FewShot(Regime):
                 preds, metrics = ctx.score(model, test)
                 out.add_test(target, test, preds, metrics, ctx.settings.regime.selection, None, k=0)
         else:
+
             def keep(keeper: CheckpointKeeper) -> None:
                 keeper.load(keeper.step_for("source_dev"), model)
                 if distributed.is_main():
@@ -128,14 +135,25 @@ def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) 
                     save_shot_set(shots, ctx.settings.paths.results_dir)
                 model.load_state_dict(source_state)
                 seed_everything(unit.seed)
-                keeper = CheckpointKeeper(ctx.cache_dir / "checkpoints" /
-                                          f"{ctx.run_id}-fs-{target}-{k}-{shots.index}{distributed.rank_suffix()}")
+                keeper = CheckpointKeeper(
+                    ctx.cache_dir
+                    / "checkpoints"
+                    / f"{ctx.run_id}-fs-{target}-{k}-{shots.index}{distributed.rank_suffix()}"
+                )
 
                 def on_eval(step: int, epoch: float, dev=dev, keeper=keeper) -> None:
                     keeper.observe(step, {"target_dev": ctx.score(model, dev)[1][primary]}, model)
 
-                result = train(model, ctx.kind.shot_rows(pool, shots.ids), optimizer, settings, ctx.pad_id, ctx.device,
-                               on_eval if dev is not None else None, loss=ctx.kind.loss)
+                result = train(
+                    model,
+                    ctx.kind.shot_rows(pool, shots.ids),
+                    optimizer,
+                    settings,
+                    ctx.pad_id,
+                    ctx.device,
+                    on_eval if dev is not None else None,
+                    loss=ctx.kind.loss,
+                )
                 rule, step = "last", result.steps
                 if dev is not None:
                     rule, step = "target_dev", keeper.step_for("target_dev")
@@ -144,9 +162,15 @@ def few_shot_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) 
                 preds, metrics = ctx.score(model, test)
                 out.add_test(target, test, preds, metrics, rule, step, k=k, shot_set=shots.index)
                 ctx.progress.update(bar, advance=1, info=f"{target} K={k} set {shots.index}")
-        log.info("few-shot %s -> %s: %s", unit.source, target, ", ".join(
-            f"K={k}: {np.mean([r.value for r in out.records if r.target == target and r.k == k and r.metric == primary and r.split == 'test']):.4f}"
-            for k in ks))
+        log.info(
+            "few-shot %s -> %s: %s",
+            unit.source,
+            target,
+            ", ".join(
+                f"K={k}: {np.mean([r.value for r in out.records if r.target == target and r.k == k and r.metric == primary and r.split == 'test']):.4f}"
+                for k in ks
+            ),
+        )
     ctx.progress.remove_task(bar)
 
 
@@ -161,21 +185,30 @@ def _shot_sets(ctx: RunContext, target: str, k: int, pool: TokenizedSplit) -> li
     labels = ctx.kind.shot_labels(pool)  # extractive QA: one per question (K questions, not windows)
     if fs.shots_file:
         return load_shot_file(fs.shots_file, ctx.spec.name, target, k, len(labels))
-    return [sample_shots(labels, ctx.spec.labels, ctx.spec.name, target, k, fs.k_per, i, int(fs.sampling_seed))
-            for i in range(int(fs.shot_sets))]
+    return [
+        sample_shots(labels, ctx.spec.labels, ctx.spec.name, target, k, fs.k_per, i, int(fs.sampling_seed))
+        for i in range(int(fs.shot_sets))
+    ]
 
 
 def source_model_file(ctx: RunContext, unit: TrainingUnit) -> Path:
     """Content address of a source model: everything that changes its weights, nothing else."""
     s = ctx.settings
     key = {
-        "model": asdict(s.model), "model_path": ctx.model_path,
-        "task": [ctx.spec.name, ctx.spec.fingerprint()], "train": list(unit.train_languages),
-        "select": list(unit.select_languages), "optimizer": asdict(s.optimizer),
-        "seed": unit.seed, "tokenizer": ctx.cache.fingerprint, "precision": ctx.precision,
+        "model": asdict(s.model),
+        "model_path": ctx.model_path,
+        "task": [ctx.spec.name, ctx.spec.fingerprint()],
+        "train": list(unit.train_languages),
+        "select": list(unit.select_languages),
+        "optimizer": asdict(s.optimizer),
+        "seed": unit.seed,
+        "tokenizer": ctx.cache.fingerprint,
+        "precision": ctx.precision,
         "vocab": ctx.trim.digest if ctx.trim is not None else None,
-        "data": {k: getattr(s.data, k) for k in ("batch_size", "max_length", "max_train_examples", "max_eval_examples",
-                                                 "group_by_length")},
+        "data": {
+            k: getattr(s.data, k)
+            for k in ("batch_size", "max_length", "max_train_examples", "max_eval_examples", "group_by_length")
+        },
         "trainer": {k: getattr(s.trainer, k) for k in ("epochs", "eval_every", "grad_accum_steps")},
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -14,7 +14,13 @@ from xlexp.experiment.transfer import train_unit
 @register
 class Full(Regime):
     name = "full"
-    task_types = ('sentence_classification', 'pair_classification', 'token_classification', 'extractive_qa', 'generation')
+    task_types = (
+        "sentence_classification",
+        "pair_classification",
+        "token_classification",
+        "extractive_qa",
+        "generation",
+    )
     together = True
     takes_sources = False
 

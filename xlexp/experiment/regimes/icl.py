@@ -51,13 +51,13 @@ CONTENT_FREE = "N/A"
 @dataclass(frozen=True)
 class IclSettings(RegimeSettings):
     dev_targets: object = "none"
-    k: tuple[int, ...] = (0, 4)      # demonstrations in the prompt; 0 = the bare prompt
-    k_per: str = "total"             # total: K demonstrations in all (ICL's usual K) | class: K of every label
-    shot_sets: int = 1               # different draws per K > 0
+    k: tuple[int, ...] = (0, 4)  # demonstrations in the prompt; 0 = the bare prompt
+    k_per: str = "total"  # total: K demonstrations in all (ICL's usual K) | class: K of every label
+    shot_sets: int = 1  # different draws per K > 0
     sampling_seed: int = 0
-    shots_file: str | None = None    # JSON {"<source lang>": {"<K>": [[train row ids], ...]}}
-    calibrate: bool = False          # contextual calibration with a content-free query ("N/A")
-    batch_size: int | None = None    # scored sequences per forward pass; None = data.eval_batch_size
+    shots_file: str | None = None  # JSON {"<source lang>": {"<K>": [[train row ids], ...]}}
+    calibrate: bool = False  # contextual calibration with a content-free query ("N/A")
+    batch_size: int | None = None  # scored sequences per forward pass; None = data.eval_batch_size
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,23 +72,29 @@ class IclSettings(RegimeSettings):
 @register
 class InContext(Regime):
     name = "icl"
-    task_types = ('sentence_classification', 'pair_classification', 'generation')   # label verbalisers, or generation with demonstrations
+    task_types = (
+        "sentence_classification",
+        "pair_classification",
+        "generation",
+    )  # label verbalisers, or generation with demonstrations
     families = ("decoder",)
     settings_class = IclSettings
     classical = False
-    trains = False   # nothing is trained: generation tasks are scored here too, not by their training executor
-    own_executor = True   # generation tasks are prompted and decoded here, not fine-tuned by their executor
+    trains = False  # nothing is trained: generation tasks are scored here too, not by their training executor
+    own_executor = True  # generation tasks are prompted and decoded here, not fine-tuned by their executor
 
     def units(self, settings: IclSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
         # train_languages = the source: its train split holds the demonstrations; no dev split is read
         return [TrainingUnit(s, (s,), (), targets, (), seed) for seed in seeds for s in sources]
 
     def run_unit(self, ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
-        s = ctx.settings   # task type and model family: checked with the settings (regimes.check_compatible)
+        s = ctx.settings  # task type and model family: checked with the settings (regimes.check_compatible)
         if ctx.trim is not None:
-            raise XlexpError("regime=icl with model.trim_vocab=true: the prompt and verbaliser tokens are not in the "
-                             "trimmed vocabulary; set model.trim_vocab=false")
-        generation = ctx.kind.generates   # text to decode (demonstrations + greedy decoding), not labels to rank
+            raise XlexpError(
+                "regime=icl with model.trim_vocab=true: the prompt and verbaliser tokens are not in the "
+                "trimmed vocabulary; set model.trim_vocab=false"
+            )
+        generation = ctx.kind.generates  # text to decode (demonstrations + greedy decoding), not labels to rank
         model = load_language_model(s.model, ctx.model_path).to(ctx.device)
         total, _ = count_parameters(model)
         ctx.model_info = {"params": total, "trainable_params": 0}
@@ -124,24 +130,38 @@ def run_icl_cells(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutput) -
                 demo_block = prompt.separator.join(demos) + (prompt.separator if demos else "")
                 contexts = [head + demo_block + prompt.context(q.text, q.text_pair) for q in queries]
                 conts = prompt.continuations()
-                scores, cut = continuation_logprobs(model, tokenizer, contexts, [conts] * len(contexts), batch,
-                                                    ctx.device, ctx.precision, max_length)
+                scores, cut = continuation_logprobs(
+                    model, tokenizer, contexts, [conts] * len(contexts), batch, ctx.device, ctx.precision, max_length
+                )
                 if cut:
-                    log.info("icl %s -> %s K=%d: %d of %d prompts cut from the left to fit %d tokens", unit.source,
-                             target, k, cut, len(contexts), max_length)
+                    log.info(
+                        "icl %s -> %s K=%d: %d of %d prompts cut from the left to fit %d tokens",
+                        unit.source,
+                        target,
+                        k,
+                        cut,
+                        len(contexts),
+                        max_length,
+                    )
                 logp = _normalise(scores)
                 if fs.calibrate:
                     free = head + demo_block + prompt.context(CONTENT_FREE, CONTENT_FREE if pair else None)
-                    cf, _ = continuation_logprobs(model, tokenizer, [free], [conts], batch, ctx.device, ctx.precision,
-                                                  max_length)
+                    cf, _ = continuation_logprobs(
+                        model, tokenizer, [free], [conts], batch, ctx.device, ctx.precision, max_length
+                    )
                     logp = logp - _normalise(cf)
                 preds = logp.argmax(1).astype(np.int64)
                 metrics = compute_metrics(preds, test, spec.metrics, spec.labels)
                 index = shots.index if shots is not None else None
                 out.add_test(target, test, preds, metrics, NO_SELECTION, None, k=k, shot_set=index)
-                log.info("icl %s -> %s K=%d%s: %s", unit.source, target, k,
-                         f" set {index}" if index is not None else "",
-                         ", ".join(f"{m} {v:.4f}" for m, v in metrics.items()))
+                log.info(
+                    "icl %s -> %s K=%d%s: %s",
+                    unit.source,
+                    target,
+                    k,
+                    f" set {index}" if index is not None else "",
+                    ", ".join(f"{m} {v:.4f}" for m, v in metrics.items()),
+                )
 
 
 def _normalise(scores: np.ndarray) -> np.ndarray:
@@ -156,8 +176,10 @@ def _shot_sets(ctx: RunContext, source: str, k: int, labels: np.ndarray) -> list
         return [None]
     if fs.shots_file:
         return load_shot_file(fs.shots_file, ctx.spec.name, source, k, len(labels))
-    return [sample_shots(labels, ctx.spec.labels, ctx.spec.name, source, k, fs.k_per, i, int(fs.sampling_seed))
-            for i in range(int(fs.shot_sets))]
+    return [
+        sample_shots(labels, ctx.spec.labels, ctx.spec.name, source, k, fs.k_per, i, int(fs.sampling_seed))
+        for i in range(int(fs.shot_sets))
+    ]
 
 
 def _demonstrations(prompt: Prompt, pool: list[Example], shots: ShotSet | None) -> list[str]:
@@ -183,22 +205,36 @@ def run_icl_generation(ctx: RunContext, unit: TrainingUnit, model, out: UnitOutp
         raise XlexpError("regime.k_per=class needs labels; a generation task has none: use regime.k_per=total")
     codec = Codec(ctx)
     if codec.codes:
-        raise XlexpError(f"regime=icl on a generation task uses text prompts; model '{s.model.name}' has lang_codes "
-                         f"(a seq2seq convention): set model.lang_codes={{}}")
+        raise XlexpError(
+            f"regime=icl on a generation task uses text prompts; model '{s.model.name}' has lang_codes "
+            f"(a seq2seq convention): set model.lang_codes={{}}"
+        )
     for k in sorted(set(int(k) for k in fs.k)):
         for direction in spec.options["directions"]:
             pool = pairs_of(ctx, unit.source, "train", direction, None, unit.seed)
             for shots in _shot_sets(ctx, unit.source, k, np.zeros(len(pool), dtype=np.int64)):
                 if shots is not None and distributed.is_main():
                     save_shot_set(shots, s.paths.results_dir)
-                demos = "" if shots is None else "".join(
-                    codec.source_text(pool[i]) + pool[i].target + "\n" for i in _order(shots))
+                demos = (
+                    ""
+                    if shots is None
+                    else "".join(codec.source_text(pool[i]) + pool[i].target + "\n" for i in _order(shots))
+                )
                 for target in unit.targets:
                     pairs = pairs_of(ctx, target, "test", direction, s.data.max_eval_examples, unit.seed)
                     prompts = [demos + codec.source_text(p) for p in pairs]
-                    hyps = generate(model, ctx.cache.tokenizer, prompts, fs.batch_size or s.data.eval_batch_size,
-                                    ctx.device, ctx.precision, int(s.model.max_length or 2048),
-                                    int(s.model.max_new_tokens), int(s.model.num_beams), stop="\n")
+                    hyps = generate(
+                        model,
+                        ctx.cache.tokenizer,
+                        prompts,
+                        fs.batch_size or s.data.eval_batch_size,
+                        ctx.device,
+                        ctx.precision,
+                        int(s.model.max_length or 2048),
+                        int(s.model.max_new_tokens),
+                        int(s.model.num_beams),
+                        stop="\n",
+                    )
                     scores, sigs = generation_scores(hyps, [p.target for p in pairs])
                     wanted = {f"{m}_{direction}": v for m, v in scores.items() if f"{m}_{direction}" in spec.metrics}
                     index = shots.index if shots is not None else None

@@ -23,8 +23,8 @@ SAMPLING = ("proportional", "uniform", "temperature")
 
 @dataclass(frozen=True)
 class MultiSourceSettings(RegimeSettings):
-    sampling: str = "proportional"   # proportional | uniform | temperature
-    temperature: float = 5.0         # sampling=temperature: p(lang) ~ n_lang^(1/T)
+    sampling: str = "proportional"  # proportional | uniform | temperature
+    temperature: float = 5.0  # sampling=temperature: p(lang) ~ n_lang^(1/T)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -53,9 +53,15 @@ def sampling_weights(sizes: list[int], mode: str, temperature: float) -> np.ndar
 @register
 class MultiSource(Regime):
     name = "multi_source"
-    task_types = ('sentence_classification', 'pair_classification', 'token_classification', 'extractive_qa', 'generation')
+    task_types = (
+        "sentence_classification",
+        "pair_classification",
+        "token_classification",
+        "extractive_qa",
+        "generation",
+    )
     settings_class = MultiSourceSettings
-    together = True   # units differ by seed: several seeds train in one stack
+    together = True  # units differ by seed: several seeds train in one stack
 
     def units(self, settings: MultiSourceSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
         if len(sources) < 2:
@@ -64,12 +70,19 @@ class MultiSource(Regime):
 
     def run_unit(self, ctx: RunContext, unit: TrainingUnit, index: int, out: UnitOutput) -> None:
         s: MultiSourceSettings = ctx.settings.regime
-        train_unit(ctx, unit, index, ctx.build_classifier(), out,
-                   weights=lambda sizes: sampling_weights(sizes, s.sampling, float(s.temperature)))
+        train_unit(
+            ctx,
+            unit,
+            index,
+            ctx.build_classifier(),
+            out,
+            weights=lambda sizes: sampling_weights(sizes, s.sampling, float(s.temperature)),
+        )
 
     def run_units_together(self, ctx: RunContext, units, indices, outs) -> None:
         from xlexp.experiment.together import train_units
 
         s: MultiSourceSettings = ctx.settings.regime
-        train_units(ctx, units, indices, outs,
-                    weights=lambda sizes: sampling_weights(sizes, s.sampling, float(s.temperature)))
+        train_units(
+            ctx, units, indices, outs, weights=lambda sizes: sampling_weights(sizes, s.sampling, float(s.temperature))
+        )

@@ -54,34 +54,42 @@ from xlexp.tasks.spec import TaskSpec, load_split
 
 log = logging.getLogger(__name__)
 
-PAIR_FEATURES = ("concat_diff_prod",)   # [u, v, |u - v|, u * v]
+PAIR_FEATURES = ("concat_diff_prod",)  # [u, v, |u - v|, u * v]
 CLASSIFIERS = ("logistic_regression",)
 
 
 @dataclass(frozen=True)
 class ProbeSettings(RegimeSettings):
-    selection: str = "last"           # the one rule records carry (no checkpoints)
-    dev_targets: object = "none"      # no dev split is read
-    per_label: int = 8                # MTEB: samples_per_label
-    draws: int = 10                   # MTEB: n_experiments
-    sampling_seed: int | None = 42    # MTEB's seed (draws and the classifier's random_state); null: the run's seed
-    prefix: str | None = None         # null: the model's own (model.embedding.prefix); "": none
+    selection: str = "last"  # the one rule records carry (no checkpoints)
+    dev_targets: object = "none"  # no dev split is read
+    per_label: int = 8  # MTEB: samples_per_label
+    draws: int = 10  # MTEB: n_experiments
+    sampling_seed: int | None = 42  # MTEB's seed (draws and the classifier's random_state); null: the run's seed
+    prefix: str | None = None  # null: the model's own (model.embedding.prefix); "": none
     train_split: str = "train"
     pair_features: str = "concat_diff_prod"
-    in_language: bool = False         # true: each target is probed from its own train split only (MTEB's numbers)
-    predictions: bool = False         # keep per-example test predictions (a 205 x 205 matrix x 10 draws is 86M rows)
+    in_language: bool = False  # true: each target is probed from its own train split only (MTEB's numbers)
+    predictions: bool = False  # keep per-example test predictions (a 205 x 205 matrix x 10 draws is 86M rows)
     classifier: Mapping[str, Any] = field(default_factory=lambda: {"name": "logistic_regression", "max_iter": 100})
 
     def __post_init__(self) -> None:
         super().__post_init__()
         positive_int("regime.per_label", self.per_label)
         positive_int("regime.draws", self.draws)
-        if self.sampling_seed is not None and (not isinstance(self.sampling_seed, int) or isinstance(self.sampling_seed, bool)):
-            raise XlexpError(f"regime.sampling_seed must be an integer or null (the run's seed); got {self.sampling_seed!r}")
+        if self.sampling_seed is not None and (
+            not isinstance(self.sampling_seed, int) or isinstance(self.sampling_seed, bool)
+        ):
+            raise XlexpError(
+                f"regime.sampling_seed must be an integer or null (the run's seed); got {self.sampling_seed!r}"
+            )
         if self.prefix is not None and not isinstance(self.prefix, str):
-            raise XlexpError(f"regime.prefix must be a string (\"\" for none) or null (the model's own); got {self.prefix!r}")
+            raise XlexpError(
+                f'regime.prefix must be a string ("" for none) or null (the model\'s own); got {self.prefix!r}'
+            )
         if self.pair_features not in PAIR_FEATURES:
-            raise XlexpError(f"regime.pair_features must be one of {', '.join(PAIR_FEATURES)}; got {self.pair_features!r}")
+            raise XlexpError(
+                f"regime.pair_features must be one of {', '.join(PAIR_FEATURES)}; got {self.pair_features!r}"
+            )
         name = dict(self.classifier or {}).get("name", "logistic_regression")
         if name not in CLASSIFIERS:
             raise XlexpError(f"regime.classifier.name must be one of {', '.join(CLASSIFIERS)}; got {name!r}")
@@ -97,8 +105,10 @@ def make_probe(settings: ProbeSettings, seed: int):
     try:
         return LogisticRegression(**options)
     except TypeError as e:
-        raise XlexpError(f"regime.classifier: {e} (the keys are LogisticRegression's constructor arguments, e.g. "
-                         f"max_iter, C, solver)") from None
+        raise XlexpError(
+            f"regime.classifier: {e} (the keys are LogisticRegression's constructor arguments, e.g. "
+            f"max_iter, C, solver)"
+        ) from None
 
 
 def undersample(labels: np.ndarray, per_label: int, draws: int, seed: int) -> list[np.ndarray]:
@@ -125,12 +135,16 @@ def check_per_label(spec: TaskSpec, code: str, labels: np.ndarray, per_label: in
     short = [(spec.labels[i], int(c)) for i, c in enumerate(counts) if c < per_label]
     if short:
         shown = ", ".join(f"{name!r} has {c}" for name, c in short[:5])
-        raise XlexpError(f"regime.per_label={per_label}: the {split} split of source '{code}' (task '{spec.name}') has "
-                         f"fewer examples of {len(short)} label(s) ({shown}); use regime.per_label<={int(counts.min())} "
-                         f"or another source")
+        raise XlexpError(
+            f"regime.per_label={per_label}: the {split} split of source '{code}' (task '{spec.name}') has "
+            f"fewer examples of {len(short)} label(s) ({shown}); use regime.per_label<={int(counts.min())} "
+            f"or another source"
+        )
 
 
-def label_metrics(pred: np.ndarray, gold: np.ndarray, metrics: tuple[str, ...], n_labels: int) -> dict[str, float] | None:
+def label_metrics(
+    pred: np.ndarray, gold: np.ndarray, metrics: tuple[str, ...], n_labels: int
+) -> dict[str, float] | None:
     """Accuracy and macro-F1 from one confusion matrix, as ``engine.inference.compute_metrics`` defines
     them (macro-F1 over the labels present in the gold or the predictions, scikit-learn's default label
     set, ``zero_division=0``; docs/metrics.md); None when a metric is not one of these two. A 205 x 205 matrix with 10
@@ -144,7 +158,7 @@ def label_metrics(pred: np.ndarray, gold: np.ndarray, metrics: tuple[str, ...], 
             out[m] = float(np.trace(cm) / max(len(gold), 1))
         else:
             tp = np.diag(cm).astype(float)
-            denom = cm.sum(0) + cm.sum(1)          # 2 tp + fp + fn
+            denom = cm.sum(0) + cm.sum(1)  # 2 tp + fp + fn
             present = denom > 0
             f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
             out[m] = float(f1.sum() / max(int(present.sum()), 1))
@@ -158,9 +172,9 @@ _CACHES: dict[str, EmbeddingCache] = {}
 class Probe(Regime):
     name = "probe"
     settings_class = ProbeSettings
-    classical = False       # the probe IS the classifier; a classical model has no sentence vectors
-    tokenizes = False       # the runner validates the rows without tokenizing them: the probe reads cached vectors
-    own_executor = True     # retrieval tasks: bitext mining here, not the retrieval executor
+    classical = False  # the probe IS the classifier; a classical model has no sentence vectors
+    tokenizes = False  # the runner validates the rows without tokenizing them: the probe reads cached vectors
+    own_executor = True  # retrieval tasks: bitext mining here, not the retrieval executor
     task_types = ("sentence_classification", "pair_classification", "retrieval")
 
     @classmethod
@@ -168,9 +182,11 @@ class Probe(Regime):
         """The one line for a task kind this regime cannot run (None: it can)."""
         if task_type in cls.task_types:
             return None
-        return (f"regime=probe scores frozen sentence vectors and runs sentence or pair classification (or bitext mining "
-                f"on retrieval tasks); task type '{task_type}' has no sentence-level label to probe: use "
-                f"regime=zero_shot or few_shot")
+        return (
+            f"regime=probe scores frozen sentence vectors and runs sentence or pair classification (or bitext mining "
+            f"on retrieval tasks); task type '{task_type}' has no sentence-level label to probe: use "
+            f"regime=zero_shot or few_shot"
+        )
 
     def units(self, settings: ProbeSettings, sources, targets, watch, seeds) -> list[TrainingUnit]:
         if settings.in_language:  # the diagonal: MTEB trains and tests each language on itself
@@ -191,9 +207,16 @@ class Probe(Regime):
         split (its labels only)."""
         if spec.trains:
             for lang in dict.fromkeys(lang for u in plan.units for lang in u.train_languages):
-                examples = load_split(spec, lang, settings.regime.train_split, settings.paths.data_dir, settings.data.source)
-                check_per_label(spec, lang, np.asarray([e.label for e in examples]), settings.regime.per_label,
-                                settings.regime.train_split)
+                examples = load_split(
+                    spec, lang, settings.regime.train_split, settings.paths.data_dir, settings.data.source
+                )
+                check_per_label(
+                    spec,
+                    lang,
+                    np.asarray([e.label for e in examples]),
+                    settings.regime.per_label,
+                    settings.regime.train_split,
+                )
 
     def needs(self, unit: TrainingUnit, settings: ProbeSettings) -> dict[tuple[str, str], str]:
         if settings.train_split == "train":
@@ -209,9 +232,19 @@ class Probe(Regime):
 
             s = ctx.settings
             recipe = recipe_of(s.model, s.regime.prefix)
-            c = EmbeddingCache(ctx.spec, s.model.name, ctx.model_path, ctx.cache.tokenizer, recipe, s.paths.data_dir,
-                               s.paths.cache_dir, s.data.source, lambda: load_encoder(s.model, ctx.model_path).to(ctx.device),
-                               s.data.eval_batch_size, ctx.device)
+            c = EmbeddingCache(
+                ctx.spec,
+                s.model.name,
+                ctx.model_path,
+                ctx.cache.tokenizer,
+                recipe,
+                s.paths.data_dir,
+                s.paths.cache_dir,
+                s.data.source,
+                lambda: load_encoder(s.model, ctx.model_path).to(ctx.device),
+                s.data.eval_batch_size,
+                ctx.device,
+            )
             _CACHES.clear()
             _CACHES[ctx.run_id] = c
             log.info("probe: %s sentence vectors (%s), cached under %s", s.model.name, recipe.describe(), c.dir)
@@ -233,7 +266,9 @@ class Probe(Regime):
                 xx, pivot = cache.get(t, "test"), cache.get(t, "test", "pair")
                 metrics = bitext_mining_metrics(xx.emb, pivot.emb, f"of '{t}'")
                 out.add(t, "test", metrics, len(xx), s.selection, None)
-            log.info("bitext mining (MTEB protocol), %d target(s) in %.1fs", len(unit.targets), time.perf_counter() - started)
+            log.info(
+                "bitext mining (MTEB protocol), %d target(s) in %.1fs", len(unit.targets), time.perf_counter() - started
+            )
             return
         from threadpoolctl import threadpool_limits
 
@@ -259,18 +294,38 @@ class Probe(Regime):
                     log.info("probe %s, draw 0: %s", unit.source, str(caught[0].message).splitlines()[0])
                 pred_all = clf.predict(X_all).astype(np.int64)
                 for i, (t, (_, yt)) in enumerate(tests.items()):
-                    pred = pred_all[bounds[i]:bounds[i + 1]]
+                    pred = pred_all[bounds[i] : bounds[i + 1]]
                     metrics = label_metrics(pred, yt, ctx.spec.metrics, len(ctx.spec.labels))
                     if metrics is None:  # a metric the fast path does not know: the engine's
-                        metrics = compute_metrics(pred, TokenizedSplit(input_ids=[], labels=yt), ctx.spec.metrics,
-                                                  ctx.spec.labels)
+                        metrics = compute_metrics(
+                            pred, TokenizedSplit(input_ids=[], labels=yt), ctx.spec.metrics, ctx.spec.labels
+                        )
                     if s.predictions:
-                        out.add_test(t, TokenizedSplit(input_ids=[], labels=yt), pred, metrics, s.selection, n_iter,
-                                     shot_set=d)
+                        out.add_test(
+                            t, TokenizedSplit(input_ids=[], labels=yt), pred, metrics, s.selection, n_iter, shot_set=d
+                        )
                     else:
-                        out.add(t, "test", metrics, len(yt), s.selection, n_iter, shot_set=d,
-                                n_labels=label_counts(yt, pred)[0] if "macro_f1" in metrics else None)
+                        out.add(
+                            t,
+                            "test",
+                            metrics,
+                            len(yt),
+                            s.selection,
+                            n_iter,
+                            shot_set=d,
+                            n_labels=label_counts(yt, pred)[0] if "macro_f1" in metrics else None,
+                        )
                     primary.append(metrics[ctx.spec.primary_metric])
-        log.info("probe %s: %d draw(s) of %d per label (%d examples), %d target(s): mean test %s %.4f in %.1fs "
-                 "(embedding %.1fs so far)", unit.source, len(draws), s.per_label, len(draws[0]), len(tests),
-                 ctx.spec.primary_metric, float(np.mean(primary)), time.perf_counter() - started, cache.seconds)
+        log.info(
+            "probe %s: %d draw(s) of %d per label (%d examples), %d target(s): mean test %s %.4f in %.1fs "
+            "(embedding %.1fs so far)",
+            unit.source,
+            len(draws),
+            s.per_label,
+            len(draws[0]),
+            len(tests),
+            ctx.spec.primary_metric,
+            float(np.mean(primary)),
+            time.perf_counter() - started,
+            cache.seconds,
+        )

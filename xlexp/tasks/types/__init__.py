@@ -24,9 +24,9 @@ class TaskType:
     """Defaults are those of a one-label-per-example task; ``spec`` arguments are TaskSpecs."""
 
     name: ClassVar[str]
-    trains: ClassVar[bool] = True            # False: nothing to train (retrieval)
-    token_level: ClassVar[bool] = False      # one label per word (a token head, word-level metrics)
-    needs_labels: ClassVar[bool] = True      # the YAML must list its labels
+    trains: ClassVar[bool] = True  # False: nothing to train (retrieval)
+    token_level: ClassVar[bool] = False  # one label per word (a token head, word-level metrics)
+    needs_labels: ClassVar[bool] = True  # the YAML must list its labels
     text_fields: ClassVar[tuple[str, ...]] = ("text",)
     label_field: ClassVar[str] = "label"
     splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
@@ -58,8 +58,13 @@ class TaskType:
             examples = read_conll(spec, code, path)
             if spec.local.get("label_file"):
                 names = list(spec.labels)
-                check_language_labels(spec, code, data_dir, [(i + 1, {spec.label_field: [names[t] for t in ex.tags]})
-                                                             for i, ex in enumerate(examples)], f"{path} sentence")
+                check_language_labels(
+                    spec,
+                    code,
+                    data_dir,
+                    [(i + 1, {spec.label_field: [names[t] for t in ex.tags]}) for i, ex in enumerate(examples)],
+                    f"{path} sentence",
+                )
             return examples, str(path)
         rows = read_local_rows(path, fmt, str(spec.local.get("quoting", "standard")), task_file(spec))
         check_language_labels(spec, code, data_dir, rows, str(path))
@@ -86,6 +91,6 @@ class TaskType:
 
 
 REGISTRY: Registry[TaskType] = Registry("task type", __name__, __path__)
-register = REGISTRY.register      # class decorator: make ``cls`` available as ``type: <cls.name>`` in task YAML
+register = REGISTRY.register  # class decorator: make ``cls`` available as ``type: <cls.name>`` in task YAML
 available = REGISTRY.names
 get = REGISTRY.get

@@ -55,7 +55,7 @@ from xlexp.tasks.types import Rows, TaskType, register
 
 log = logging.getLogger(__name__)
 BAD_ANSWERS = ("error", "repair", "skip")
-REPAIR_WINDOW = 200   # characters either side of answer_start searched by bad_answers: repair
+REPAIR_WINDOW = 200  # characters either side of answer_start searched by bad_answers: repair
 
 OPTIONS: dict[str, Any] = {
     "splits": {},
@@ -79,8 +79,8 @@ class QAExample(Example):
 
     qid: str = ""
     answers: tuple[tuple[str, int], ...] = ()
-    norm: str = "squad"       # metric normalisation of this example's language
-    lang: str = ""            # language tag for the metric (mlqa rules)
+    norm: str = "squad"  # metric normalisation of this example's language
+    lang: str = ""  # language tag for the metric (mlqa rules)
 
     @property
     def question(self) -> str:
@@ -117,8 +117,10 @@ class ExtractiveQA(TaskType):
         for key in ("n_best", "max_answer_length", "doc_stride", "max_query_length"):
             value = options.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise XlexpError(f"task '{name}': {key} must be an integer >= 1, got {value!r} ({where}; "
-                                 f"override with task.{key}=...)")
+                raise XlexpError(
+                    f"task '{name}': {key} must be an integer >= 1, got {value!r} ({where}; "
+                    f"override with task.{key}=...)"
+                )
 
     # -- which splits exist and where ------------------------------------------------------
     def layout(self, spec, code: str) -> dict[str, Any]:
@@ -129,13 +131,15 @@ class ExtractiveQA(TaskType):
             return {s: names.get(s, s) for s in self.splits}
         unknown = set(entry) - set(self.splits)
         if unknown:
-            raise XlexpError(f"task '{spec.name}': splits.{code} names {sorted(unknown)}; splits are {list(self.splits)}")
+            raise XlexpError(
+                f"task '{spec.name}': splits.{code} names {sorted(unknown)}; splits are {list(self.splits)}"
+            )
         return dict(entry)
 
     def hub_location(self, spec, code: str, split: str) -> tuple[str, str | None, str] | None:
         hub_splits = qa_options(spec)["hub_splits"]
         if code in hub_splits and hub_splits[code] in (None, "none"):
-            return None   # a local-only language (e.g. SQuAD-it, DRCD in task xquad)
+            return None  # a local-only language (e.g. SQuAD-it, DRCD in task xquad)
         custom = (hub_splits.get(code) or {}).get(split)
         if custom:
             return str(custom["id"]), custom.get("config"), str(custom.get("split", split))
@@ -147,7 +151,7 @@ class ExtractiveQA(TaskType):
         """The ``{split}`` of the local path pattern for this split, None where it does not exist."""
         custom = qa_options(spec)["hub_splits"].get(code)
         if isinstance(custom, Mapping) and custom.get(split):
-            return None   # a hub-only split (e.g. SQuAD train for 'en'): never a local file
+            return None  # a hub-only split (e.g. SQuAD train for 'en'): never a local file
         entry = self.layout(spec, code).get(split)
         if entry is None:
             return None
@@ -166,10 +170,22 @@ class ExtractiveQA(TaskType):
             lo, hi = (float(x) for x in entry["part"])
             paragraphs = partition(paragraphs, lo, hi, int(entry.get("seed", opts["partition_seed"])))
             where = f"{path} (paragraphs {lo:g}-{hi:g} of a seeded split)"
-        rows = [(i, {"id": qa["id"], "question": qa["question"], "context": ctx,
-                     "answers": {"text": [a["text"] for a in qa.get("answers", [])],
-                                 "answer_start": [a["answer_start"] for a in qa.get("answers", [])]}})
-                for i, (ctx, qas) in enumerate(paragraphs) for qa in qas]
+        rows = [
+            (
+                i,
+                {
+                    "id": qa["id"],
+                    "question": qa["question"],
+                    "context": ctx,
+                    "answers": {
+                        "text": [a["text"] for a in qa.get("answers", [])],
+                        "answer_start": [a["answer_start"] for a in qa.get("answers", [])],
+                    },
+                },
+            )
+            for i, (ctx, qas) in enumerate(paragraphs)
+            for qa in qas
+        ]
         return self.examples(spec, code, rows, where, str(path), split=split), where
 
     def _exclusion_ids(self, spec, code: str, exclude: Mapping[str, Any], data_dir: Path) -> set[str]:
@@ -177,8 +193,10 @@ class ExtractiveQA(TaskType):
         spec.check_language(other, "exclude_ids_from")
         other_path = spec.local_path(other, other_split, data_dir)
         if other_path is None or not other_path.exists():
-            raise XlexpError(f"task '{spec.name}': exclude_ids_from.{code} needs the local '{other_split}' file of "
-                             f"'{other}' ({other_path}); it is not there")
+            raise XlexpError(
+                f"task '{spec.name}': exclude_ids_from.{code} needs the local '{other_split}' file of "
+                f"'{other}' ({other_path}); it is not there"
+            )
         return {qa["id"] for _, qas in read_squad_json(other_path) for qa in qas}
 
     def _split_of(self, spec, code: str, where: str) -> str | None:
@@ -189,15 +207,16 @@ class ExtractiveQA(TaskType):
                 return split
         return None
 
-    def examples(self, spec, code: str, rows: Rows, where: str, file: str | None = None,
-                 split: str | None = None) -> list[Example]:
+    def examples(
+        self, spec, code: str, rows: Rows, where: str, file: str | None = None, split: str | None = None
+    ) -> list[Example]:
         opts = qa_options(spec)
         mode = _per_language(opts["normalization"], code, "squad")
         on_bad = _per_language(opts["bad_answers"], code, "error")
         if on_bad not in BAD_ANSWERS:
             raise XlexpError(f"task '{spec.name}': bad_answers must be one of {', '.join(BAD_ANSWERS)}, got '{on_bad}'")
-        split = split or self._split_of(spec, code, where) or "train"   # unknown: checked as strictly as training
-        scored = split != "train"   # dev/test: scored on answer texts, every question kept
+        split = split or self._split_of(spec, code, where) or "train"  # unknown: checked as strictly as training
+        scored = split != "train"  # dev/test: scored on answer texts, every question kept
         own_hub = bool(spec.hub.get("id")) and where.startswith(f"hub:{spec.hub['id']}/")
         prefix = _per_language(opts["hub_id_prefix"], code, None) if own_hub else None
         lang = spec.tags.get(code) or code
@@ -222,34 +241,54 @@ class ExtractiveQA(TaskType):
                 fixed = repair_answer(context, text, start) if text and (scored or on_bad == "repair") else None
                 if fixed is not None:
                     n_repaired += 1
-                    answers.append((text, fixed[1]) if scored else fixed)   # scored: the file's text, as official
+                    answers.append((text, fixed[1]) if scored else fixed)  # scored: the file's text, as official
                 elif scored and text.strip():
                     n_bad += 1
-                    answers.append((text, -1))   # scored on its text; no window holds it (label (0, 0))
+                    answers.append((text, -1))  # scored on its text; no window holds it (label (0, 0))
                 elif on_bad == "error":
                     found = context[start : start + len(text)]
                     raise XlexpError(
                         f"{file or where}: question {qid}: answer_start {start} does not point at the answer "
                         f"{text!r} in the context (found {found!r}) of this {split} split; fix the file, or set "
                         f"bad_answers: repair (search near answer_start, whitespace normalised) or skip in the "
-                        f"task's YAML ({task_file(spec)})")
+                        f"task's YAML ({task_file(spec)})"
+                    )
                 else:
                     n_bad += 1
             if not answers:
                 n_dropped += 1
                 if on_bad == "error":
-                    raise XlexpError(f"{file or where}: question {qid}: no answer (bad_answers: skip drops such "
-                                     f"questions)")
+                    raise XlexpError(
+                        f"{file or where}: question {qid}: no answer (bad_answers: skip drops such questions)"
+                    )
                 continue
-            out.append(QAExample(text=question, text_pair=context, qid=qid, answers=tuple(answers), norm=mode, lang=lang))
+            out.append(
+                QAExample(text=question, text_pair=context, qid=qid, answers=tuple(answers), norm=mode, lang=lang)
+            )
         if scored and (n_bad or n_repaired):
-            log.warning("%s: %d answer(s) whose answer_start misses their text (first: question %s) are kept, as the "
-                        "%s split is scored on answer texts (%d offset(s) repaired near answer_start, %d without a "
-                        "window label)", where, n_bad + n_repaired, first_bad, split, n_repaired, n_bad)
+            log.warning(
+                "%s: %d answer(s) whose answer_start misses their text (first: question %s) are kept, as the "
+                "%s split is scored on answer texts (%d offset(s) repaired near answer_start, %d without a "
+                "window label)",
+                where,
+                n_bad + n_repaired,
+                first_bad,
+                split,
+                n_repaired,
+                n_bad,
+            )
         elif n_bad or n_dropped or n_repaired:
-            log.warning("%s: %d answer(s) whose answer_start misses their text (first: question %s): %d repaired near "
-                        "answer_start, %d skipped, %d question(s) left without an answer skipped (bad_answers: %s)",
-                        where, n_bad + n_repaired, first_bad, n_repaired, n_bad, n_dropped, on_bad)
+            log.warning(
+                "%s: %d answer(s) whose answer_start misses their text (first: question %s): %d repaired near "
+                "answer_start, %d skipped, %d question(s) left without an answer skipped (bad_answers: %s)",
+                where,
+                n_bad + n_repaired,
+                first_bad,
+                n_repaired,
+                n_bad,
+                n_dropped,
+                on_bad,
+            )
         return out
 
 
@@ -287,7 +326,7 @@ def repair_answer(context: str, text: str, start: int, window: int = REPAIR_WIND
 
 
 # -- SQuAD JSON helpers ------------------------------------------------------------------------
-Paragraph = tuple[str, list[dict[str, Any]]]   # (context, qas)
+Paragraph = tuple[str, list[dict[str, Any]]]  # (context, qas)
 
 
 def read_squad_json(path: Path) -> list[Paragraph]:
@@ -317,8 +356,14 @@ def exclude_paragraphs(paragraphs: list[Paragraph], ids: set[str], code: str, wh
     """Drop every paragraph holding a question whose id is in ``ids`` (logged with counts)."""
     kept = [p for p in paragraphs if not any(qa["id"] in ids for qa in p[1])]
     n_q = sum(len(p[1]) for p in paragraphs) - sum(len(p[1]) for p in kept)
-    log.info("%s (%s): exclude_ids_from dropped %d paragraph(s) with %d question(s); %d question(s) remain",
-             where, code, len(paragraphs) - len(kept), n_q, sum(len(p[1]) for p in kept))
+    log.info(
+        "%s (%s): exclude_ids_from dropped %d paragraph(s) with %d question(s); %d question(s) remain",
+        where,
+        code,
+        len(paragraphs) - len(kept),
+        n_q,
+        sum(len(p[1]) for p in kept),
+    )
     return kept
 
 

@@ -40,11 +40,11 @@ class Generation(TaskType):
     needs_labels = False
     options = {
         "pivot": "eng",
-        "line_splits": None,                     # {train: 0.8, dev: 0.1, test: 0.1}: consecutive line ranges
-        "directions": ["xx2en", "en2xx"],        # tested (a metric per direction)
-        "train_directions": ["xx2en"],           # trained
-        "prefix": "<2{tgt}> ",                   # direction tag before the source text (models without lang_codes)
-        "separator": " => ",                     # decoders: between the source and the target text
+        "line_splits": None,  # {train: 0.8, dev: 0.1, test: 0.1}: consecutive line ranges
+        "directions": ["xx2en", "en2xx"],  # tested (a metric per direction)
+        "train_directions": ["xx2en"],  # trained
+        "prefix": "<2{tgt}> ",  # direction tag before the source text (models without lang_codes)
+        "separator": " => ",  # decoders: between the source and the target text
     }
 
     def path_fields(self, code: str) -> dict[str, str]:
@@ -59,8 +59,10 @@ class Generation(TaskType):
             return pairs, where
         ranges = opts.get("line_splits")
         if not ranges:
-            raise XlexpError(f"task '{spec.name}': local.path has no {{split}}, so train, dev and test would be the same "
-                             f"lines of {path}; set line_splits: {{train: 0.8, dev: 0.1, test: 0.1}} in the task YAML")
+            raise XlexpError(
+                f"task '{spec.name}': local.path has no {{split}}, so train, dev and test would be the same "
+                f"lines of {path}; set line_splits: {{train: 0.8, dev: 0.1, test: 0.1}} in the task YAML"
+            )
         start = 0.0
         for name in ("train", "dev", "test"):
             frac = float(ranges.get(name, 0.0))
@@ -85,10 +87,14 @@ def check_directions(spec) -> None:
     for key in ("directions", "train_directions"):
         bad = [d for d in spec.options.get(key) or () if d not in DIRECTIONS]
         if bad or not spec.options.get(key):
-            raise XlexpError(f"task '{spec.name}': {key} must list some of {', '.join(DIRECTIONS)}; got {spec.options.get(key)}")
+            raise XlexpError(
+                f"task '{spec.name}': {key} must list some of {', '.join(DIRECTIONS)}; got {spec.options.get(key)}"
+            )
     tested = list(spec.options["directions"])
     known = [f"{kind}_{d}" for d in tested for kind in ("chrf", "bleu")]
     bad = [m for m in spec.metrics if m not in known]
     if bad:
-        raise XlexpError(f"task '{spec.name}': metric(s) {bad} are not scored with directions {tested}; "
-                         f"metrics may be {', '.join(known)}")
+        raise XlexpError(
+            f"task '{spec.name}': metric(s) {bad} are not scored with directions {tested}; "
+            f"metrics may be {', '.join(known)}"
+        )

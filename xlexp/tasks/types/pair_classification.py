@@ -11,7 +11,7 @@ from xlexp.tasks.types import Rows, TaskType, register
 class PairClassification(TaskType):
     name = "pair_classification"
     known_metrics = ("accuracy", "macro_f1")
-    options = {"prompt": None}   # regime=icl: template, verbalisers (xlexp.tasks.prompts)
+    options = {"prompt": None}  # regime=icl: template, verbalisers (xlexp.tasks.prompts)
     text_fields = ("premise", "hypothesis")
 
     def examples(self, spec, code: str, rows: Rows, where: str) -> list[Example]:
@@ -19,6 +19,9 @@ class PairClassification(TaskType):
         for line, row in rows:
             self.check_columns(spec, row, line, where)
             texts = self.texts(spec, row, line, where)
-            out.append(Example(text=texts[0], text_pair=texts[1],
-                               label=label_id(spec, code, row[spec.label_field], where, line)))
+            out.append(
+                Example(
+                    text=texts[0], text_pair=texts[1], label=label_id(spec, code, row[spec.label_field], where, line)
+                )
+            )
         return out

@@ -17,8 +17,8 @@ class Retrieval(TaskType):
     needs_labels = False
     splits = ("test",)
     options = {
-        "pivot": "eng",     # the language every target is paired with
-        "layer": None,      # hidden layer to pool (None = last)
+        "pivot": "eng",  # the language every target is paired with
+        "layer": None,  # hidden layer to pool (None = last)
     }
 
     def path_fields(self, code: str) -> dict[str, str]:

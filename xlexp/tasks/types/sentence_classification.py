@@ -11,7 +11,7 @@ from xlexp.tasks.types import Rows, TaskType, register
 class SentenceClassification(TaskType):
     name = "sentence_classification"
     known_metrics = ("accuracy", "macro_f1")
-    options = {"prompt": None}   # regime=icl: template, verbalisers (xlexp.tasks.prompts)
+    options = {"prompt": None}  # regime=icl: template, verbalisers (xlexp.tasks.prompts)
 
     def examples(self, spec, code: str, rows: Rows, where: str) -> list[Example]:
         out = []

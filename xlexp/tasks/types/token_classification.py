@@ -24,6 +24,7 @@ class TokenClassification(TaskType):
             tokens, tags = list(row[spec.text_fields[0]]), list(row[spec.label_field])
             if len(tokens) != len(tags) or not tokens:
                 raise XlexpError(f"{where}:{line}: {len(tokens)} tokens but {len(tags)} tags")
-            out.append(Example(tokens=tuple(map(str, tokens)),
-                               tags=tuple(label_id(spec, code, t, where, line) for t in tags)))
+            out.append(
+                Example(tokens=tuple(map(str, tokens)), tags=tuple(label_id(spec, code, t, where, line) for t in tags))
+            )
         return out
