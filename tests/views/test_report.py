@@ -446,7 +446,7 @@ def test_matrix_png_names_rule_mean_column_and_fitted_scale(tmp_path, monkeypatc
     from matplotlib.patches import Rectangle
 
     from xlexp.results.query import Matrix
-    from xlexp.views.figures import matrix_png
+    from xlexp.views.png import matrix_png
 
     figures = []
     monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))  # keep the drawn figure to inspect it

@@ -3,7 +3,7 @@
 ``show`` is ``xlexp matrix`` (an experiment's whole matrix from the store, plus its CSV and PNG
 files); ``show_run`` is the end of ``xlexp run`` (only that run's matrix, from its records in
 memory: it never reads the store). The records come from ``xlexp.results.query``; the PNGs are
-drawn by ``xlexp.views.figures``.
+drawn by ``xlexp.views.png``.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def _matrices_dir(results_dir: Path | str) -> Path:
 
 def write_outputs(m: Matrix, results_dir: Path | str, selection: str | None = None) -> tuple[Path, Path]:
     """CSV (mean, and std when there are several seeds) and a heatmap PNG under results/matrices/."""
-    from xlexp.views.figures import matrix_png
+    from xlexp.views.png import matrix_png
 
     out = _matrices_dir(results_dir)
     stem = f"{m.experiment}.{m.metric}" + (f".{selection}" if selection and selection != "source_dev" else "")
@@ -207,7 +207,7 @@ def write_outputs(m: Matrix, results_dir: Path | str, selection: str | None = No
 
 
 def _write_few_shot(summary: pd.DataFrame, results_dir: Path | str) -> None:
-    from xlexp.views.figures import kcurve_png
+    from xlexp.views.png import kcurve_png
 
     out = _matrices_dir(results_dir)
     stem = f"{summary.attrs['experiment']}.{summary.attrs['metric']}.few_shot".replace("/", "_")
@@ -389,7 +389,7 @@ def show_with_predicted(results_dir: Path | str, m: Matrix) -> Path | None:
     """``xlexp matrix --predicted``: the measured matrix plus the predicted cells of ``xlexp predict``
     (never mixed: they come from ``results/predicted/``), printed and drawn as ``<stem>.predicted.png``."""
     from xlexp.results.frames import predicted_cells
-    from xlexp.views.figures import predicted_png
+    from xlexp.views.png import predicted_png
 
     pred = predicted_cells(results_dir, m.experiment, m.metric)
     if pred.empty:

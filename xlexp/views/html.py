@@ -42,8 +42,9 @@ from xlexp.results.query import (
     unknown_experiment,
 )
 from xlexp.views.explorer import EXPLORER_JS, explorer_section
-from xlexp.views.figures import fitted_range, heatmap_figure, ordered
+from xlexp.views.figures import heatmap_figure, ordered
 from xlexp.views.page import CSS, SORT_JS, Column, Page, esc, mean_std, slug, sortable_table
+from xlexp.views.png import fitted_range
 from xlexp.views.report_sections import gaps, kcurves, per_class_section
 
 
