@@ -185,7 +185,7 @@ def test_report_in_headless_chromium(report_store, browser, tmp_path):
     assert run.returncode == 0, run.stderr
     n_figures = int(re.search(r"(\d+) figures", run.stdout).group(1))
     heatmaps = (out_dir / "index.html").read_text().count('class="fig heatmap"')
-    from xlexp.views.html import _rule_groups
+    from xlexp.views.report_experiment import _rule_groups
 
     real = load_records(report_store).query("experiment == 'real'")
     groups = _rule_groups(real, ["accuracy", "macro_f1"])  # rules that picked the same checkpoints share one figure

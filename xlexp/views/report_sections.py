@@ -2,8 +2,8 @@
 per target (from the stored predictions), few-shot K-curves and the selection-rule gap.
 
 Why a module of its own: each is a self-contained reading of the records (or predictions) of one
-experiment, drawn with the page's building blocks (``xlexp.views.page``); ``xlexp.views.html`` calls
-them in order.
+experiment, drawn with the page's building blocks (``xlexp.views.page``); ``xlexp.views.report_experiment``
+calls them in order.
 """
 
 from __future__ import annotations
