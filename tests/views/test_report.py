@@ -20,7 +20,7 @@ from xlexp import XlexpError, load_records, run_experiment
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.frames import kcurve_frame, selection_gap_frame
 from xlexp.results.languages import info
-from xlexp.results.query import slice_keys, slice_matrix
+from xlexp.results.slices import slice_keys, slice_matrix
 from xlexp.results.store import load_records
 from xlexp.views.figures import heatmap_figure, ordered
 from xlexp.views.html import write_report

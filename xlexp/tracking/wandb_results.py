@@ -23,7 +23,8 @@ from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.frames import kcurve_frame, selection_gap_frame
 from xlexp.results.languages import group_order
-from xlexp.results.query import headline, metrics_of, slice_keys, slice_matrix
+from xlexp.results.query import metrics_of
+from xlexp.results.slices import headline, slice_keys, slice_matrix
 from xlexp.results.store import current_log_dir, load_predictions
 from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
 from xlexp.views.png import matrix_png

@@ -24,7 +24,7 @@ from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.frames import compare_side, side_predictions
 from xlexp.results.languages import display_name, group_order
-from xlexp.results.query import SliceKey, default_metric, load, metrics_of, recorded_primary, records_of
+from xlexp.results.query import default_metric, load, metrics_of, recorded_primary, records_of
 from xlexp.results.significance import (
     METRICS,
     SCORE_METRICS,
@@ -34,6 +34,7 @@ from xlexp.results.significance import (
     paired_score_bootstrap,
     seed_bootstrap,
 )
+from xlexp.results.slices import SliceKey
 
 
 @dataclass

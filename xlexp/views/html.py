@@ -32,15 +32,13 @@ from xlexp.results.languages import info
 from xlexp.results.query import (
     default_metric,
     experiments_by_recency,
-    headline,
     is_in_language,
     load,
     metrics_of,
     recorded_primary,
-    slice_keys,
-    slice_matrix,
     unknown_experiment,
 )
+from xlexp.results.slices import headline, slice_keys, slice_matrix
 from xlexp.views.explorer import EXPLORER_JS, explorer_section
 from xlexp.views.page import CSS, SORT_JS, Column, Page, esc, slug, sortable_table
 from xlexp.views.png import fitted_range

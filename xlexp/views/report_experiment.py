@@ -18,7 +18,8 @@ import pandas as pd
 
 from xlexp.errors import XlexpError
 from xlexp.results.languages import info
-from xlexp.results.query import Matrix, metrics_of, slice_keys, slice_matrix
+from xlexp.results.query import Matrix, metrics_of
+from xlexp.results.slices import slice_keys, slice_matrix
 from xlexp.views.figures import heatmap_figure, ordered
 from xlexp.views.page import Column, Page, esc, mean_std, slug, sortable_table
 from xlexp.views.report_sections import gaps, kcurves, per_class_section

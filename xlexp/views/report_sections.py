@@ -13,7 +13,7 @@ import pandas as pd
 
 from xlexp.results.frames import kcurve_frame, selection_gap_frame
 from xlexp.results.languages import info
-from xlexp.results.query import headline, slice_keys
+from xlexp.results.slices import headline, slice_keys
 from xlexp.views.figures import gap_figure, kcurve_figure
 from xlexp.views.page import Column, Page, esc, mean_std, sortable_table
 
