@@ -39,7 +39,8 @@ from xlexp.results.query import (
     unknown_experiment,
 )
 from xlexp.results.slices import headline, slice_keys, slice_matrix
-from xlexp.views.explorer import EXPLORER_JS, explorer_section
+from xlexp.views.explorer import explorer_section
+from xlexp.views.explorer_js import EXPLORER_JS
 from xlexp.views.page import CSS, SORT_JS, Column, Page, esc, slug, sortable_table
 from xlexp.views.png import fitted_range
 from xlexp.views.report_experiment import experiment_section
