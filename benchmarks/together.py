@@ -254,7 +254,7 @@ def mfu_arms(a) -> tuple[list[list], dict]:
 
     from xlexp.config.schema import OptimizerSettings
     from xlexp.data.tokenized import TokenizedSplit
-    from xlexp.engine import stacked
+    from xlexp.engine import stacked, stacked_models
     from xlexp.engine.loop import TrainSettings, train
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -303,7 +303,7 @@ def mfu_arms(a) -> tuple[list[list], dict]:
         try:
             with device:  # built on the device: 20 random xlm-roberta-base inits on the CPU take a minute
                 models = [_classifier(a.mfu_shape, vocab) for _ in range(n)]
-            stack = stacked.StackedModels(models)
+            stack = stacked_models.StackedModels(models)
             sizes = stacked.model_sizes(models[0])
             del models
             gens = [stacked.generator_after_seeding(device) for _ in range(n)]

@@ -249,7 +249,8 @@ def test_sweep_status_on_a_fresh_store_is_not_an_error(tmp_path):
 @pytest.mark.unit
 def test_every_selection_rule_lists_the_languages_in_one_order_with_sources_in_rows(tmp_path, capsys):
     from xlexp.results.query import load, pivot
-    from xlexp.views.console import console, render, write_outputs
+    from xlexp.views.console import write_outputs
+    from xlexp.views.console_tables import console, render
 
     results = tmp_path / "results"
     sd = make_records("ord", sources=("eng", "ind"), targets=("eng", "ind", "jav"), selections=("source_dev",))

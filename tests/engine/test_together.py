@@ -146,7 +146,7 @@ def test_stacked_adamw_is_torch_adamw_per_model():
     moves that model alone (the one-at-a-time optimizer, fused), model 2 with lr 0 not at all."""
     from xlexp.config.schema import OptimizerSettings
     from xlexp.engine.loop import build_optimizer
-    from xlexp.engine.stacked import StackedAdamW, StackedModels
+    from xlexp.engine.stacked_models import StackedAdamW, StackedModels
 
     class Net(torch.nn.Module):
         def __init__(self):
@@ -191,7 +191,7 @@ def _engine_case(device: torch.device, dropout: float, token: bool):
 
     from xlexp.config.schema import OptimizerSettings
     from xlexp.data.tokenized import TokenizedSplit
-    from xlexp.engine import stacked
+    from xlexp.engine import stacked, stacked_models
     from xlexp.engine.inference import predict
     from xlexp.engine.loop import TrainSettings, train
     from xlexp.models.encoders import SequenceClassifier
@@ -245,7 +245,7 @@ def _engine_case(device: torch.device, dropout: float, token: bool):
     for _ in splits:
         models.append(build())
         gens.append(stacked.generator_after_seeding(device))
-    stack = stacked.StackedModels(models)
+    stack = stacked_models.StackedModels(models)
     losses = [[] for _ in splits]
     members = [
         stacked.Member(f"s{k}", sp, settings(), gens[k], on_step=lambda s, loss, lr, out=losses[k]: out.append(loss))

@@ -93,7 +93,8 @@ def test_fault_a_ledger_pid_that_is_no_pid_is_a_dead_unit_not_a_traceback(tmp_pa
 
 
 def test_fault_repair_with_a_file_where_the_quarantine_belongs_is_one_line(tmp_path):
-    from xlexp.results.store import check_store, runs_dir
+    from xlexp.results.store import runs_dir
+    from xlexp.results.store_check import check_store
 
     runs_dir(tmp_path).mkdir(parents=True)
     (runs_dir(tmp_path) / "bad.parquet").write_bytes(b"bad")
@@ -106,7 +107,8 @@ def test_fault_repair_with_a_file_where_the_quarantine_belongs_is_one_line(tmp_p
 def test_fault_repair_removes_temp_files_by_age_not_by_pid(tmp_path):
     """Before: a temp file whose pid did not exist *here* was removed: on a shared results folder,
     another host's (or PID namespace's) live writer lost its unit."""
-    from xlexp.results.store import check_store, runs_dir
+    from xlexp.results.store import runs_dir
+    from xlexp.results.store_check import check_store
 
     runs = runs_dir(tmp_path)
     runs.mkdir(parents=True)

@@ -20,7 +20,8 @@ import pytest
 
 from tests.conftest import TINY, compose_cfg, write_nusax_like
 from xlexp import XlexpError
-from xlexp.results.store import check_store, load_records
+from xlexp.results.store import load_records
+from xlexp.results.store_check import check_store
 
 SMALL = [*TINY, "trainer.epochs=1", "langpair.sources=[eng]", "langpair.targets=[eng,ind]", "regime.dev_targets=none"]
 

@@ -12,7 +12,8 @@ import pytest
 from synthetic import make_records, write
 from tests.conftest import write_nusax_like
 from tests.faults.test_fault_store import SMALL, cli, error_lines, n_records
-from xlexp.results.store import RECORD_COLUMNS, check_store, load_records, quarantine_dir, runs_dir
+from xlexp.results.store import RECORD_COLUMNS, load_records, runs_dir
+from xlexp.results.store_check import check_store, quarantine_dir
 
 
 @pytest.fixture

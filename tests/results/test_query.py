@@ -14,7 +14,7 @@ import pytest
 
 from synthetic import make_records, standard_store, value, write
 from xlexp.errors import XlexpError
-from xlexp.results import frames, query
+from xlexp.results import frames, query, slices
 from xlexp.results.store import load_records
 from xlexp.views.console import show_run
 from xlexp.views.html import write_report
@@ -58,9 +58,9 @@ def test_latest_replicate_wins_in_every_reader(store):
     m = query.pivot(df, "x")
     assert m.metric == "macro_f1" and (m.n == 2).all().all()  # two seeds, not three records
     assert m.mean.at["eng", "jav"] == pytest.approx(_expected("eng", "jav"))
-    key = query.choose_slice(df, "x")
+    key = slices.choose_slice(df, "x")
     assert key.selection == "source_dev"
-    pd.testing.assert_frame_equal(query.slice_matrix(df, key, "macro_f1").mean, m.mean)
+    pd.testing.assert_frame_equal(slices.slice_matrix(df, key, "macro_f1").mean, m.mean)
     cells = frames.config_cells(df, "x", "0" * 12, "macro_f1", "source_dev").set_index(["source", "target"])["value"]
     assert cells[("ind", "eng")] == pytest.approx(_expected("ind", "eng"))
     _, side = frames.compare_side(df, "x", None, None)
@@ -92,7 +92,7 @@ def test_default_metric_and_selection_rules():
         ]
     )
     m = query.pivot(df, "o")
-    assert m.metric == "accuracy" and query.headline(query.slice_keys(df)).selection == "target_dev"
+    assert m.metric == "accuracy" and slices.headline(slices.slice_keys(df)).selection == "target_dev"
     assert m.mean.at["eng", "ind"] == pytest.approx(value("eng", "ind", 1, "target_dev", None, None, "accuracy"))
 
 
@@ -102,7 +102,7 @@ def test_one_unknown_experiment_error_everywhere(tmp_path):
     message = re.escape("no records for experiment 'nope'") + r".*Known: fs, zs$"
     for call in (
         lambda: query.pivot(df, "nope"),
-        lambda: query.choose_slice(df, "nope"),
+        lambda: slices.choose_slice(df, "nope"),
         lambda: frames.compare_side(df, "nope", None, None),
         lambda: render_table(str(results), "nope", None, TableOptions()),
         lambda: write_report(results, tmp_path / "out", experiments=["nope"]),
@@ -130,11 +130,11 @@ def test_show_run_prints_the_runs_matrix_from_memory(tmp_path, capsys):
 
 def test_no_other_module_writes_its_own_query_rules():
     """The replicate key, the 'Known: ...' message and the default metric live in the query layer:
-    results/query.py and the frames built on it (results/frames.py)."""
+    results/query.py and the slices and frames built on it (results/slices.py, results/frames.py)."""
     root = Path(query.__file__).resolve().parents[1]
     offenders = []
     for path in root.rglob("*.py"):
-        if path.name in ("query.py", "frames.py") and path.parent.name == "results":
+        if path.name in ("query.py", "slices.py", "frames.py") and path.parent.name == "results":
             continue
         text = path.read_text(encoding="utf-8")
         if re.search(r"drop_duplicates\(|Known: |\"macro_f1\" if \"macro_f1\" in", text):

@@ -45,7 +45,7 @@ def test_matrix_and_compare_default_to_the_recorded_primary_metric(tmp_path, cap
 
 def test_compare_prints_sources_in_rows_even_for_one_source(tmp_path, capsys):
     from xlexp.views.compare import compare, render
-    from xlexp.views.console import console
+    from xlexp.views.console_tables import console
 
     results = tmp_path / "results"
     write(results, make_records("one", sources=("eng",), targets=("eng", "ind", "jav"), seeds=(1, 2)), "one")

@@ -227,7 +227,7 @@ def test_matrix_table_compare_and_report_never_average_two_models(tmp_path, caps
 @pytest.mark.unit
 def test_one_mean_in_console_table_png_html_and_wandb(tmp_path, capsys, monkeypatch):
     from xlexp.tracking.wandb_results import summary_keys
-    from xlexp.views import figures
+    from xlexp.views import png
     from xlexp.views.console import show
     from xlexp.views.html import write_report
     from xlexp.views.tables import TableOptions, render_table
@@ -242,9 +242,9 @@ def test_one_mean_in_console_table_png_html_and_wandb(tmp_path, capsys, monkeypa
     text = f"{expected:.3f}"
 
     titles = []
-    real = figures._png_heatmap
+    real = png._png_heatmap
     monkeypatch.setattr(
-        figures, "_png_heatmap", lambda data, path, **kw: (titles.append(kw["title"]), real(data, path, **kw))
+        png, "_png_heatmap", lambda data, path, **kw: (titles.append(kw["title"]), real(data, path, **kw))
     )
     show(results, "one", ["macro_f1"])
     console = capsys.readouterr().out

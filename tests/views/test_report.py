@@ -20,7 +20,7 @@ from xlexp import XlexpError, load_records, run_experiment
 from xlexp.experiment.runner import run_experiment
 from xlexp.results.frames import kcurve_frame, selection_gap_frame
 from xlexp.results.languages import info
-from xlexp.results.query import slice_keys, slice_matrix
+from xlexp.results.slices import slice_keys, slice_matrix
 from xlexp.results.store import load_records
 from xlexp.views.figures import heatmap_figure, ordered
 from xlexp.views.html import write_report
@@ -185,7 +185,7 @@ def test_report_in_headless_chromium(report_store, browser, tmp_path):
     assert run.returncode == 0, run.stderr
     n_figures = int(re.search(r"(\d+) figures", run.stdout).group(1))
     heatmaps = (out_dir / "index.html").read_text().count('class="fig heatmap"')
-    from xlexp.views.html import _rule_groups
+    from xlexp.views.report_experiment import _rule_groups
 
     real = load_records(report_store).query("experiment == 'real'")
     groups = _rule_groups(real, ["accuracy", "macro_f1"])  # rules that picked the same checkpoints share one figure
@@ -446,7 +446,7 @@ def test_matrix_png_names_rule_mean_column_and_fitted_scale(tmp_path, monkeypatc
     from matplotlib.patches import Rectangle
 
     from xlexp.results.query import Matrix
-    from xlexp.views.figures import matrix_png
+    from xlexp.views.png import matrix_png
 
     figures = []
     monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))  # keep the drawn figure to inspect it

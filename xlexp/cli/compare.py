@@ -32,7 +32,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xlexp.views.compare import compare, legend, render, write_outputs
-    from xlexp.views.console import console
+    from xlexp.views.console_tables import console
 
     c = compare(
         args.results_dir,

@@ -19,7 +19,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xlexp.results.store import check_store, quarantine_dir
+    from xlexp.results.store_check import check_store, quarantine_dir
 
     good, bad = check_store(args.results_dir, repair=args.repair)
     for path, why in bad:

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from xlexp.data.tokenized import TokenizedSplit
-from xlexp.engine import distributed, stacked
+from xlexp.engine import distributed, stacked, stacked_models
 from xlexp.engine.selection import CheckpointKeeper, steps_by_rule, target_key
 from xlexp.errors import XlexpError
 from xlexp.experiment import kinds
@@ -97,7 +97,7 @@ def train_units(
         models.append(ctx.build_classifier())
         generators.append(stacked.generator_after_seeding(ctx.device))
     settings = [ctx.train_settings(u.seed) for u in units]
-    stack = stacked.StackedModels(models)
+    stack = stacked_models.StackedModels(models)
     sizes = stacked.model_sizes(models[0])
     del models
     log.info(
@@ -190,7 +190,7 @@ def _split_key(lang: str, split: TokenizedSplit) -> tuple:
 
 
 def score_together(
-    ctx: RunContext, stack: stacked.StackedModels, wanted: list[tuple[int, str, TokenizedSplit]]
+    ctx: RunContext, stack: stacked_models.StackedModels, wanted: list[tuple[int, str, TokenizedSplit]]
 ) -> dict[tuple[int, str], tuple]:
     """(model, language) -> (predictions, metrics), each distinct split read once by all models that want it."""
     groups: dict[tuple, tuple[TokenizedSplit, list[tuple[int, str]]]] = {}
@@ -208,7 +208,7 @@ def score_together(
 
 def test_together(
     ctx: RunContext,
-    stack: stacked.StackedModels,
+    stack: stacked_models.StackedModels,
     units: list[TrainingUnit],
     keepers: list[CheckpointKeeper],
     final: list[int],

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from xlexp.reproduce.spec import ARROW, PlannedRun, Reproduction, Result, Variant
 from xlexp.results.languages import display_name
-from xlexp.views.console import console
-from xlexp.views.figures import delta_png
+from xlexp.views.console_tables import console
+from xlexp.views.png import delta_png
 from xlexp.views.tables import Grid, to_latex, to_markdown
 
 

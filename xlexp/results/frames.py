@@ -16,21 +16,18 @@ import pandas as pd
 from xlexp.errors import XlexpError
 from xlexp.results.query import (
     SELECTION_ORDER,
-    SliceKey,
     cell_stats,
     choose_metric,
     default_selection,
     experiment_records,
-    headline,
     k_value,
     latest,
     latest_experiment,
     recorded_primary,
     records_of,
     shot_set_value,
-    slice_frame,
-    slice_keys,
 )
+from xlexp.results.slices import SliceKey, headline, slice_frame, slice_keys
 from xlexp.results.store import load_predictions
 
 

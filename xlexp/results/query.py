@@ -10,15 +10,17 @@ report, W&B, ``compare``, ``table`` and ``reproduce``), so the rules they share 
 - ``default_metric`` (macro_f1 when recorded, else the first by name) and ``default_selection``
   (the first of ``SELECTION_ORDER`` recorded, else the first by name);
 - ``unknown_experiment``: the one "no records for experiment ... Known: ..." error;
-- ``Matrix`` (sources x targets mean/std/n), ``pivot`` (an experiment's matrix), slices (one matrix
-  per experiment, model, task, regime, selection rule and K) and few-shot summaries. The frames built on these (K-curves, selection-rule gaps, what ``compare`` and
-  ``reproduce`` read, predicted cells) are in ``xlexp.results.frames``.
+- ``Matrix`` (sources x targets mean/std/n), ``pivot`` (an experiment's matrix) and few-shot summaries.
+
+Built on these: slices (one matrix per experiment, model, task, regime, selection rule and K) are in
+``xlexp.results.slices``; the frames (K-curves, selection-rule gaps, what ``compare`` and ``reproduce``
+read, predicted cells) in ``xlexp.results.frames``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -341,101 +343,3 @@ def few_shot_summary(
     out = cell_stats(both, ["source", "target", "k"], keep_k=True).rename(columns={"n": "count"})
     out.attrs.update(experiment=experiment, metric=metric)
     return out
-
-
-# ---- slices: one matrix per (experiment, model, task, regime, selection rule, K) -----------------
-
-
-@dataclass(frozen=True, order=True)
-class SliceKey:
-    experiment: str
-    model: str
-    task: str
-    regime: str
-    selection: str
-    k: int | None = None
-
-    def label(self) -> str:
-        parts = [self.model, self.task, self.regime, f"selection {self.selection}"]
-        return " · ".join(parts + ([f"K={self.k}"] if self.k is not None else []))
-
-    def varying(self, others: list[SliceKey]) -> str:
-        """The parts of this key that differ among ``others`` ('' when they are all the same), to
-        tell slices apart in short names: ``target_dev``, ``few_shot.source_dev.k10``."""
-        parts = []
-        for f in fields(self):
-            if f.name != "experiment" and len({getattr(o, f.name) for o in others}) > 1:
-                v = getattr(self, f.name)
-                if v is not None:  # a slice without K is told apart by its regime or other parts
-                    parts.append(f"k{v}" if f.name == "k" else str(v))
-        return ".".join(parts)
-
-
-def _rank(key: SliceKey) -> tuple:
-    """Which slice is the experiment's headline: no shots, then the default selection rule."""
-    return (key.k is not None, _rule_rank(key.selection), key.k or 0, key.regime, key.model, key.task, key.selection)
-
-
-def slice_keys(df: pd.DataFrame, split: str = "test") -> list[SliceKey]:
-    """Every slice with records of ``split``, headline slice first."""
-    sub = df[df["split"] == split]
-    keys = {
-        SliceKey(str(r.experiment), str(r.model), str(r.task), str(r.regime), str(r.selection), k_value(r.k))
-        for r in sub[["experiment", "model", "task", "regime", "selection", "k"]].drop_duplicates().itertuples()
-    }
-    return sorted(keys, key=lambda k: (k.experiment, _rank(k)))
-
-
-def headline(keys: list[SliceKey]) -> SliceKey:
-    return min(keys, key=_rank)
-
-
-def slice_frame(df: pd.DataFrame, key: SliceKey, split: str = "test") -> pd.DataFrame:
-    mask = (
-        (df["experiment"] == key.experiment)
-        & (df["model"] == key.model)
-        & (df["task"] == key.task)
-        & (df["regime"] == key.regime)
-        & (df["selection"] == key.selection)
-        & (df["split"] == split)
-    )
-    ks = df["k"].map(k_value)
-    mask &= ks.isna() if key.k is None else (ks == key.k)
-    return df[mask]
-
-
-def slice_matrix(df: pd.DataFrame, key: SliceKey, metric: str, split: str = "test") -> Matrix:
-    """The slice's sources x targets matrix (mean over seeds, and shot sets when K > 0)."""
-    sub = slice_frame(df, key, split)
-    sub = sub[sub["metric"] == metric]
-    if sub.empty:
-        raise XlexpError(f"slice {key.label()} has no metric '{metric}'")
-    order = df[(df["experiment"] == key.experiment) & (df["split"] == split)]  # one language order for every rule
-    return matrix_of(sub, key.experiment, metric, order=order)
-
-
-def choose_slice(df: pd.DataFrame, experiment: str, split: str = "test", **wanted) -> SliceKey:
-    """The one slice of an experiment that a command means: filtered by what the user gave; when
-    several remain, the headline one if they differ only in selection rule or K, else an error
-    naming the options."""
-    every = slice_keys(experiment_records(df, experiment), split)
-    if not every:
-        raise XlexpError(f"experiment '{experiment}' has no {split} records")
-    keys = every
-    for name, value in wanted.items():
-        if value is not None:
-            keys = [k for k in keys if str(getattr(k, name)) == str(value)]
-            if not keys:
-                values = {getattr(k, name) for k in every}
-                known = sorted(v for v in values if v is not None)  # K sorts as numbers
-                options = [str(v) for v in known] + (["none (no shots)"] if None in values else [])
-                raise XlexpError(
-                    f"experiment '{experiment}' has no {name} '{value}'. Its {name} values: {', '.join(options)}"
-                )
-    for name in ("model", "task", "regime"):
-        values = sorted({getattr(k, name) for k in keys})
-        if len(values) > 1:
-            raise XlexpError(
-                f"experiment '{experiment}' has several {name}s ({', '.join(values)}); choose one with --{name}"
-            )
-    return headline(keys)

@@ -4,8 +4,8 @@ figure + PNG, targets in one order), summary keys ``xfer/...``, K-curves and sel
 --wandb`` (``xlexp.tracking.wandb_tracker``) log them.
 
 Why a module of its own: this is a reading of the records (through ``xlexp.results.query`` and
-``xlexp.results.frames``, drawn by ``xlexp.views.figures``), independent of how a run is started,
-guarded and finished. wandb itself is imported lazily (:func:`import_wandb`).
+``xlexp.results.frames``, drawn by ``xlexp.views.figures`` and ``xlexp.views.png``), independent of how
+a run is started, guarded and finished. wandb itself is imported lazily (:func:`import_wandb`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.frames import kcurve_frame, selection_gap_frame
 from xlexp.results.languages import group_order
-from xlexp.results.query import headline, metrics_of, slice_keys, slice_matrix
+from xlexp.results.query import metrics_of
+from xlexp.results.slices import headline, slice_keys, slice_matrix
 from xlexp.results.store import current_log_dir, load_predictions
-from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, matrix_png, ordered
+from xlexp.views.figures import gap_figure, heatmap_figure, kcurve_figure, ordered
+from xlexp.views.png import matrix_png
 
 
 def import_wandb():

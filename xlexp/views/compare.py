@@ -6,7 +6,7 @@ on the test examples both sides predicted, a hierarchical bootstrap over seeds a
 both sides have several training seeds, else a paired bootstrap over the examples alone (with a
 warning: it cannot tell a better config from a luckier seed); where per-example predictions are
 missing, a bootstrap over seeds (``xlexp.results.significance`` says what each p-value means). Outputs: a terminal table, a
-CSV and a heatmap (``xlexp.views.figures.delta_png``) under ``<results_dir>/compare/``.
+CSV and a heatmap (``xlexp.views.png.delta_png``) under ``<results_dir>/compare/``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from xlexp.config.paths import find_config
 from xlexp.errors import XlexpError
 from xlexp.results.frames import compare_side, side_predictions
 from xlexp.results.languages import display_name, group_order
-from xlexp.results.query import SliceKey, default_metric, load, metrics_of, recorded_primary, records_of
+from xlexp.results.query import default_metric, load, metrics_of, recorded_primary, records_of
 from xlexp.results.significance import (
     METRICS,
     SCORE_METRICS,
@@ -34,6 +34,7 @@ from xlexp.results.significance import (
     paired_score_bootstrap,
     seed_bootstrap,
 )
+from xlexp.results.slices import SliceKey
 
 
 @dataclass
@@ -277,7 +278,7 @@ def write_outputs(c: Comparison, results_dir: str | Path) -> tuple[Path, Path]:
 
 def heatmap(c: Comparison, path: Path) -> None:
     """The delta matrix centred on 0; each cell shows the delta and its mark."""
-    from xlexp.views.figures import delta_png
+    from xlexp.views.png import delta_png
 
     delta, p = delta_matrix(c)
     marks = p.map(lambda v: mark(v, c.alpha))

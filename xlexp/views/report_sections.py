@@ -2,8 +2,8 @@
 per target (from the stored predictions), few-shot K-curves and the selection-rule gap.
 
 Why a module of its own: each is a self-contained reading of the records (or predictions) of one
-experiment, drawn with the page's building blocks (``xlexp.views.page``); ``xlexp.views.html`` calls
-them in order.
+experiment, drawn with the page's building blocks (``xlexp.views.page``); ``xlexp.views.report_experiment``
+calls them in order.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 
 from xlexp.results.frames import kcurve_frame, selection_gap_frame
 from xlexp.results.languages import info
-from xlexp.results.query import headline, slice_keys
+from xlexp.results.slices import headline, slice_keys
 from xlexp.views.figures import gap_figure, kcurve_figure
 from xlexp.views.page import Column, Page, esc, mean_std, sortable_table
 

@@ -21,15 +21,13 @@ from xlexp.results.query import (
     TRANSFER_MEAN,
     Matrix,
     choose_metric,
-    choose_slice,
     latest_experiment,
     load,
     metrics_of,
     points_metric,
     recorded_primary,
-    slice_frame,
-    slice_matrix,
 )
+from xlexp.results.slices import choose_slice, slice_frame, slice_matrix
 
 FORMATS = ("markdown", "latex")
 LATEX_SPECIAL = {
