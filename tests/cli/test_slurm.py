@@ -137,10 +137,16 @@ def slurm(*cmd: str) -> str:
 
 def sacct(name: str) -> dict[str, str]:
     """SLURM's accounting: the state of every task of the jobs named ``name``, by job id, once none
-    is pending or running (a task still exits for a moment after submitit has read its result)."""
+    is pending or running (a task still exits for a moment after submitit has read its result, and
+    slurmdbd records the end a moment after squeue stops listing the task)."""
     wait_for(lambda: not slurm("squeue", "-h", "-r", "--name", name, "-o", "%i"), f"the jobs named {name} to end")
-    out = slurm("sacct", "-X", "-n", "-P", "-S", "now-1days", "--name", name, "-o", "JobID,State")
-    return {line.split("|")[0]: line.split("|")[1] for line in out.splitlines() if line.strip()}
+
+    def ended():
+        out = slurm("sacct", "-X", "-n", "-P", "-S", "now-1days", "--name", name, "-o", "JobID,State")
+        states = {line.split("|")[0]: line.split("|")[1] for line in out.splitlines() if line.strip()}
+        return states if states and not {"PENDING", "RUNNING", "COMPLETING"} & set(states.values()) else None
+
+    return wait_for(ended, f"SLURM's accounting to record the end of the jobs named {name}", timeout=60.0)
 
 
 def active(job: str) -> list[str]:
