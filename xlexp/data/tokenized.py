@@ -1,6 +1,6 @@
 """Tokenized splits, cached on disk, and the batches built from them.
 
-Tokenization happens once per (tokenizer, task spec, language, split, max length, source file)
+Tokenization happens once per (tokenizer, task spec, language, split, max length, source file's content)
 and is cached as a small ``.npz`` file; later runs, workers and sweep trials read it back.
 How a task's examples become token ids is its task kind's business (``xlexp.experiment.kinds``, passed
 in as ``kind``; the shared tokenizers are here: :func:`tokenize_sequences`, :func:`tokenize_words`).
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from xlexp.config.names import temp_path
+from xlexp.data.stamps import content_stamp
 from xlexp.tasks.readers import data_root
 from xlexp.tasks.spec import TaskSpec, load_split
 
@@ -119,11 +120,8 @@ class TokenCache:
         self._memory = {k: _map_ids(v, id_map) for k, v in self._memory.items()}
 
     def _key(self, code: str, split: str) -> str:
-        path = self.spec.probe_path(code, split, self.data_dir)
-        stamp = ""
-        if self.source != "hub" and path is not None and path.exists():
-            st = path.stat()
-            stamp = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        # the bytes of the files read, not their path or mtime: a copied or moved dataset keeps its cache
+        stamp = "" if self.source == "hub" else content_stamp(self.spec.local_files(code, split, self.data_dir))
         parts = [self.fingerprint, self.spec.fingerprint(), code, split, str(self.max_length), self.source, stamp]
         return hashlib.sha1("|".join(parts).encode()).hexdigest()[:20]
 

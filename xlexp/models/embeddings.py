@@ -7,9 +7,10 @@ mining never train the encoder, so a text's vector is a pure function of the mod
 matrix then costs 205 embedding passes (the expensive part) and 42,025 cheap classifier fits; a second
 run, another ``per_label`` or another classifier re-reads the vectors.
 
-The cache key holds everything that changes a vector: the model's name, path and weight files (size
-and mtime), the tokenizer's content hash, the recipe (pooling, normalisation, prefix, max length),
-the task spec's fingerprint and the data file's stamp. Files:
+The cache key holds everything that changes a vector: the model's name and weight files (their
+content), the tokenizer's content hash, the recipe (pooling, normalisation, prefix, max length),
+the task spec's fingerprint and the content of the data files read (not their path or mtime: a
+dataset copied again keeps its vectors, ``xlexp.data.stamps``). Files:
 ``<cache_dir>/embeddings/<task>/<model>/<lang>.<split>[.<side>].<key>.npz`` with ``emb`` (float32)
 and ``labels``; written atomically (temp file, then rename), so a killed job resumes where it stopped.
 
@@ -32,8 +33,10 @@ import numpy as np
 import torch
 
 from xlexp.config.schema import TransformerSettings
+from xlexp.data.stamps import content_stamp, weights_stamp
 from xlexp.data.tokenized import tokenizer_fingerprint
 from xlexp.errors import XlexpError
+from xlexp.tasks.readers import data_root
 from xlexp.tasks.spec import TaskSpec, load_split
 
 log = logging.getLogger(__name__)
@@ -75,15 +78,15 @@ def recipe_of(model: TransformerSettings, prefix: str | None = None) -> Recipe:
 
 
 def model_fingerprint(name: str, path: str) -> str:
-    """Name and path, plus the size and mtime of the weight files of a local folder (a rebuilt model
-    gets new vectors); a hub id is taken as it is."""
-    parts = [name, str(path)]
+    """The name, plus the content stamps of a local folder's weight and config files (a rebuilt or
+    retrained model gets new vectors; the same files copied or moved keep theirs:
+    ``xlexp.data.stamps.weights_stamp``); a hub id is taken as it is."""
     folder = Path(path)
+    parts = [name] if folder.is_dir() else [name, str(path)]
     if folder.is_dir():
         for f in sorted(folder.iterdir()):
-            if f.suffix in (".safetensors", ".bin", ".pt", ".json", ".model"):
-                st = f.stat()
-                parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+            if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".json", ".model"):
+                parts.append(f"{f.name}:{weights_stamp(f)}")
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -160,6 +163,7 @@ class EmbeddingCache:
     ):
         self.spec, self.tokenizer, self.recipe = spec, tokenizer, recipe
         self.data_dir, self.source, self.batch_size, self.device = Path(data_dir), source, batch_size, device
+        self.files_root = data_root(spec, self.data_dir, source)  # maybe the embedded copy: what is read
         self.dir = Path(cache_dir) / "embeddings" / spec.name / model_name
         self.model_key = model_fingerprint(model_name, model_path)
         self.tokenizer_key = tokenizer_fingerprint(tokenizer)
@@ -170,11 +174,8 @@ class EmbeddingCache:
         self.seconds = 0.0  # time spent embedding
 
     def _key(self, code: str, split: str, side: str) -> str:
-        path = self.spec.probe_path(code, split, self.data_dir)
-        stamp = ""
-        if self.source != "hub" and path is not None and path.exists():
-            st = path.stat()
-            stamp = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        # the bytes of the files read, not their path or mtime (xlexp.data.stamps)
+        stamp = "" if self.source == "hub" else content_stamp(self.spec.local_files(code, split, self.files_root))
         r = self.recipe
         parts = [
             self.model_key,

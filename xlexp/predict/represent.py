@@ -4,7 +4,7 @@ NN-Rank's signal (Ebrahimi et al., 2025) is the similarity of the encoder's repr
 source and target text; the sub-word overlap under the model's tokenizer is the cheap half of it.
 Both come from the same few hundred sentences per language (the task's own text: the test split
 of a target, which needs no labels, or the train split; only the words are read), are computed
-once and cached under ``<cache_dir>/predict/`` with a key of the model, its files and the exact
+once and cached under ``<cache_dir>/predict/`` with a key of the model, its files' content and the exact
 text, so a second ``xlexp predict`` reads them back and a changed model or text recomputes.
 """
 
@@ -22,6 +22,7 @@ import yaml
 from xlexp.config.names import temp_path
 from xlexp.config.paths import find_config
 from xlexp.config.schema import EncoderSettings, model_settings
+from xlexp.data.stamps import weights_stamp
 from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,12 @@ def _key(*parts: str) -> str:
 
 
 def _fingerprint(path: str) -> str:
-    """Names, sizes and mtimes of the model folder's files (or the hub id itself)."""
+    """Names and content stamps of the model folder's files (``xlexp.data.stamps.weights_stamp``:
+    a copied or moved model keeps its cached views), or the hub id itself."""
     folder = Path(path)
     if not folder.is_dir():
         return path
-    return ";".join(
-        f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in sorted(folder.iterdir()) if p.is_file()
-    )
+    return ";".join(f"{p.name}:{weights_stamp(p)}" for p in sorted(folder.iterdir()) if p.is_file())
 
 
 class Representations:

@@ -198,6 +198,10 @@ class TaskSpec:
         """The file whose presence means (language, split) exists locally."""
         return self.local_path(code, split, data_dir, **self.kind.path_fields(code))
 
+    def local_files(self, code: str, split: str, data_dir: Path) -> list[Path]:
+        """Every local file (language, split) is read from (the type's ``local_files``)."""
+        return self.kind.local_files(self, code, split, data_dir)
+
 
 def _plain(value: Any) -> Any:
     """Mappings -> dicts and sequences -> lists, recursively (a Hydra node resolves on access)."""

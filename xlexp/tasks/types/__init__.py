@@ -44,6 +44,12 @@ class TaskType:
         """Extra fields of the local path pattern that name the probed file (e.g. ``{side}``)."""
         return {}
 
+    def local_files(self, spec, code: str, split: str, data_dir: Path) -> list[Path]:
+        """Every local file (language, split) is read from: what the caches of tokenized splits and
+        sentence vectors stamp by content (``xlexp.data.stamps``)."""
+        path = spec.probe_path(code, split, data_dir)
+        return [path] if path is not None else []
+
     def file_split(self, spec, code: str, split: str) -> str | None:
         """The ``{split}`` of the local path pattern that holds this split (None: the language has none)."""
         return (spec.local.get("split_names") or {}).get(split, split)

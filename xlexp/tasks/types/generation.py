@@ -50,6 +50,15 @@ class Generation(TaskType):
     def path_fields(self, code: str) -> dict[str, str]:
         return {"side": code}
 
+    def local_files(self, spec, code: str, split: str, data_dir: Path) -> list[Path]:
+        """Both sides: the language's file and the pivot's."""
+        path = spec.probe_path(code, split, data_dir)
+        return (
+            []
+            if path is None
+            else [path, spec.local_path(code, split, data_dir, side=spec.options.get("pivot") or "eng")]
+        )
+
     def read_local(self, spec, code: str, split: str, data_dir: Path, path: Path) -> tuple[list[Example], str]:
         opts = spec.options
         pivot = spec.local_path(code, split, data_dir, side=opts.get("pivot") or "eng")
