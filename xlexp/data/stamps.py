@@ -48,6 +48,16 @@ def weights_stamp(path: Path | str) -> str:
     return _sampled(str(p.resolve()), st.st_size, st.st_mtime_ns)
 
 
+def model_stamps(path: Path | str, suffixes: tuple[str, ...] | None = None) -> list[str]:
+    """A model by content: ``name:weights_stamp`` of each file of a local folder (those ending in
+    ``suffixes`` when given), so the same files copied or moved keep the stamps; a hub id as it is."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return [str(path)]
+    files = [f for f in sorted(folder.iterdir()) if f.is_file() and (suffixes is None or f.suffix in suffixes)]
+    return [f"{f.name}:{weights_stamp(f)}" for f in files]
+
+
 @lru_cache(maxsize=8192)
 def _whole(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha1()

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from xlexp.config.schema import TransformerSettings
-from xlexp.data.stamps import content_stamp, weights_stamp
+from xlexp.data.stamps import content_stamp, model_stamps
 from xlexp.data.tokenized import tokenizer_fingerprint
 from xlexp.errors import XlexpError
 from xlexp.tasks.readers import data_root
@@ -80,13 +80,8 @@ def recipe_of(model: TransformerSettings, prefix: str | None = None) -> Recipe:
 def model_fingerprint(name: str, path: str) -> str:
     """The name, plus the content stamps of a local folder's weight and config files (a rebuilt or
     retrained model gets new vectors; the same files copied or moved keep theirs:
-    ``xlexp.data.stamps.weights_stamp``); a hub id is taken as it is."""
-    folder = Path(path)
-    parts = [name] if folder.is_dir() else [name, str(path)]
-    if folder.is_dir():
-        for f in sorted(folder.iterdir()):
-            if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".json", ".model"):
-                parts.append(f"{f.name}:{weights_stamp(f)}")
+    ``xlexp.data.stamps.model_stamps``); a hub id is taken as it is."""
+    parts = [name, *model_stamps(path, (".safetensors", ".bin", ".pt", ".json", ".model"))]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
 
 

@@ -22,7 +22,7 @@ import yaml
 from xlexp.config.names import temp_path
 from xlexp.config.paths import find_config
 from xlexp.config.schema import EncoderSettings, model_settings
-from xlexp.data.stamps import weights_stamp
+from xlexp.data.stamps import model_stamps
 from xlexp.errors import XlexpError
 
 log = logging.getLogger(__name__)
@@ -74,15 +74,6 @@ def _key(*parts: str) -> str:
     return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-def _fingerprint(path: str) -> str:
-    """Names and content stamps of the model folder's files (``xlexp.data.stamps.weights_stamp``:
-    a copied or moved model keeps its cached views), or the hub id itself."""
-    folder = Path(path)
-    if not folder.is_dir():
-        return path
-    return ";".join(f"{p.name}:{weights_stamp(p)}" for p in sorted(folder.iterdir()) if p.is_file())
-
-
 class Representations:
     """Loads the encoder lazily (only when some language is not cached) and caches per language."""
 
@@ -122,7 +113,7 @@ class Representations:
     def view(self, code: str, texts: list[str]) -> LanguageView | None:
         if not texts:
             return None
-        key = _key(self.settings.name, _fingerprint(self.path), str(self.max_length), *texts)
+        key = _key(self.settings.name, ";".join(model_stamps(self.path)), str(self.max_length), *texts)
         file = self.cache_dir / "predict" / self.settings.name / f"{code}-{key}.npz"
         if file.is_file():
             with np.load(file) as z:

@@ -44,11 +44,16 @@ class TaskType:
         """Extra fields of the local path pattern that name the probed file (e.g. ``{side}``)."""
         return {}
 
+    def pivot_file(self, spec, code: str, split: str, data_dir: Path) -> Path | None:
+        """The second file of a line-aligned pair (the pivot side of bitext types); None: one file."""
+        return None
+
     def local_files(self, spec, code: str, split: str, data_dir: Path) -> list[Path]:
         """Every local file (language, split) is read from: what the caches of tokenized splits and
         sentence vectors stamp by content (``xlexp.data.stamps``)."""
         path = spec.probe_path(code, split, data_dir)
-        return [path] if path is not None else []
+        pivot = self.pivot_file(spec, code, split, data_dir) if path is not None else None
+        return [p for p in (path, pivot) if p is not None]
 
     def file_split(self, spec, code: str, split: str) -> str | None:
         """The ``{split}`` of the local path pattern that holds this split (None: the language has none)."""

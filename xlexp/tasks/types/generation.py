@@ -50,18 +50,12 @@ class Generation(TaskType):
     def path_fields(self, code: str) -> dict[str, str]:
         return {"side": code}
 
-    def local_files(self, spec, code: str, split: str, data_dir: Path) -> list[Path]:
-        """Both sides: the language's file and the pivot's."""
-        path = spec.probe_path(code, split, data_dir)
-        return (
-            []
-            if path is None
-            else [path, spec.local_path(code, split, data_dir, side=spec.options.get("pivot") or "eng")]
-        )
+    def pivot_file(self, spec, code: str, split: str, data_dir: Path) -> Path | None:
+        return spec.local_path(code, split, data_dir, side=spec.options.get("pivot") or "eng")
 
     def read_local(self, spec, code: str, split: str, data_dir: Path, path: Path) -> tuple[list[Example], str]:
         opts = spec.options
-        pivot = spec.local_path(code, split, data_dir, side=opts.get("pivot") or "eng")
+        pivot = self.pivot_file(spec, code, split, data_dir)
         pairs = read_parallel(path, pivot)
         where = f"{path} + {pivot}"
         if "{split}" in str(spec.paths.get(code) or spec.local.get("path") or ""):
