@@ -59,6 +59,7 @@ VERB = register(
         "mean |Δ|, Spearman; write table.md/.tex, Δ heatmap (--list: the reproductions)",
         run=run,
         arguments=arguments,
+        parse="intermixed",  # `reproduce NAME --out DIR key=value`: overrides after options too
         description=(
             "Run (or reuse from the results store) the experiments behind a published table, then print ours, the "
             "paper's and Δ per cell with summary statistics, and write cells.csv, table.md/.tex and a Δ heatmap."
