@@ -96,7 +96,8 @@ def test_bitext_mining_metrics_match_mteb_definition():
         bitext_mining_metrics(xx[:5], pivot)
 
 
-def test_probe_on_a_retrieval_task_is_mteb_bitext_mining(dirs):
+def test_probe_on_a_retrieval_task_is_mteb_bitext_mining(dirs, caplog):
+    caplog.set_level("INFO", logger="xlexp.experiment.regimes.probe")
     folder = dirs["data"] / "tatoeba"
     folder.mkdir()
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
@@ -123,6 +124,10 @@ def test_probe_on_a_retrieval_task_is_mteb_bitext_mining(dirs):
     assert (test["n_examples"] == 8).all() and set(test["selection"]) == {"last"}
     cell = test[(test["target"] == "afr") & (test["selection"] == "last")].set_index("metric")["value"]
     assert cell["accuracy"] == cell["acc1_xx2en"] == cell["recall"] and 0 <= cell["f1"] <= cell["accuracy"] <= 1
+    # progress: one line per pair, in order, with the recorded score
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bitext mining ")]
+    assert [ln.split(":")[0] for ln in lines[:2]] == ["bitext mining afr (1/2)", "bitext mining deu (2/2)"]
+    assert f"f1 {cell['f1']:.4f}" in lines[0]
 
 
 @pytest.mark.unit
