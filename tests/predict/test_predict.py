@@ -262,7 +262,8 @@ def test_write_predicted_refuses_measured_rows(tmp_path):
     assert load_predicted(tmp_path, "e")["predicted"].all()
 
 
-def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys):
+def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys, caplog):
+    caplog.set_level("INFO", logger="xlexp.predict")
     results = tmp_path / "results"
     tiny_store(results)
     common = [
@@ -324,6 +325,9 @@ def test_cli_matrix_recommend_next_and_evaluate_on_a_tiny_store(tmp_path, capsys
     from xlexp.predict.evaluate import OURS
 
     assert OURS in capsys.readouterr().out
+    # without a terminal the evaluation's progress goes to the log (an hour on a 205 x 205 matrix)
+    said = [r.getMessage() for r in caplog.records if r.name == "xlexp.predict"]
+    assert "random masks: 2 step(s) to do" in said and "random masks: 2/2 step(s)" in "\n".join(said)
     # the HTML report draws the predicted cells apart
     assert main(["report", "--results-dir", str(results), "--experiment", "tiny"]) == 0
     html = (results / "report" / "index.html").read_text(encoding="utf-8")

@@ -96,17 +96,29 @@ def _evaluate(args) -> int:
     )
     print_note(feats.missing_note())
     print(f"features: {', '.join(feats.names)}")
-    from xlexp.views.progress import progress_bar, progress_enabled
+    import logging
+
+    from xlexp.views.progress import PhaseLog, progress_bar, progress_enabled, setup_console_logging
 
     out = []
     fractions = [float(f) for f in args.observed.split(",")]
-    with progress_bar(
-        progress_enabled("auto")
-    ) as bars:  # on a terminal only; each table prints above the bars when ready
+    on_terminal = progress_enabled("auto")
+    if not on_terminal:  # a log file or a cluster job: the stages' progress as lines on stderr instead
+        setup_console_logging()
+    with progress_bar(on_terminal) as bars:  # each table prints above the bars when ready
 
         def stage(description: str):
-            task = bars.add_task(description, total=None, info="")
-            return lambda done, total: bars.update(task, completed=done, total=total)
+            if on_terminal:
+                task = bars.add_task(description, total=None, info="")
+                return lambda done, total: bars.update(task, completed=done, total=total)
+            phase: list[PhaseLog] = []
+
+            def step(done: int, total: int) -> None:  # a 205 x 205 matrix evaluates for an hour
+                if not phase:
+                    phase.append(PhaseLog(logging.getLogger("xlexp.predict"), description, total, "step(s)"))
+                phase[0].advance(done - phase[0].done)
+
+            return step
 
         masks = mask_evaluation(y, feats, fractions, args.masks, on_step=stage("random masks"), jobs=args.jobs)
         print(
