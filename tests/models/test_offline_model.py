@@ -56,6 +56,48 @@ KNOWN = {
     "the": [0, 70, 2],
     "I love you": [0, 87, 5161, 398, 2],
     "query: how much protein should a female eat": [0, 41, 1294, 12, 3642, 5045, 21308, 5608, 10, 117776, 73203, 2],
+    # transformers' XLM-R tokenizer tests (tests/models/xlm_roberta: base_easy_symbols, base_hard_symbols with HF's
+    # "<unk>" -> 3 + a residual "▁", and the three sequences of tokenizer_integration_test_util): the hub tokenizer's ids
+    "Hello World!": [0, 35378, 6661, 38, 2],
+    'This is a very long text with a lot of weird characters, such as: . , ~ ? ( ) " [ ] ! : - . Also we will add '
+    "words that should not exsist and be tokenized to <unk>, such as saoneuhaoesuth": [
+        *(0, 3293, 83, 10, 4552, 4989, 7986, 678, 10, 5915, 111, 179459, 124850, 4, 6044, 237, 12, 6, 5, 6, 4, 6780),
+        *(705, 15, 1388, 44, 378, 10114, 711, 152, 20, 6, 5, 22376, 642, 1221, 15190, 34153, 450, 5608, 959, 1119),
+        *(57702, 136, 186, 47, 1098, 29367, 47, 3, 6, 4, 6044, 237, 6284, 50901, 528, 31, 90, 34, 927, 2),
+    ],
+    "Transformers (formerly known as pytorch-transformers and pytorch-pretrained-bert) provides general-purpose "
+    "architectures (BERT, GPT-2, RoBERTa, XLM, DistilBert, XLNet...) for Natural Language Understanding (NLU) and "
+    "Natural Language Generation (NLG) with over 32+ pretrained models in 100+ languages and deep interoperability "
+    "between Jax, PyTorch and TensorFlow.": [
+        *(0, 11062, 82772, 7, 15, 82772, 538, 51529, 237, 17198, 1290, 206, 9, 215175, 1314, 136, 17198, 1290, 206),
+        *(9, 56359, 42, 122009, 9, 16466, 16, 87344, 4537, 9, 4717, 78381, 6, 159958, 7, 15, 24480, 618, 4, 527),
+        *(22693, 5428, 4, 2777, 24480, 9874, 4, 43523, 594, 4, 803, 18392, 33189, 18, 4, 43523, 24447, 12399, 100),
+        *(24955, 83658, 9626, 144057, 15, 839, 22335, 16, 136, 24955, 83658, 83479, 15, 39102, 724, 16, 678, 645),
+        *(2789, 1328, 4589, 42, 122009, 115774, 23, 805, 1328, 46876, 7, 136, 53894, 1940, 42227, 41159, 17721, 823),
+        *(425, 4, 27512, 98722, 206, 136, 5531, 4970, 919, 17336, 5, 2),
+    ],
+    "BERT is designed to pre-train deep bidirectional representations from unlabeled text by jointly conditioning "
+    "on both left and right context in all layers.": [
+        *(0, 20080, 618, 83, 82775, 47, 479, 9, 1517, 73, 53894, 333, 80581, 110117, 18811, 5256, 1295, 51, 152526),
+        *(297, 7986, 390, 124416, 538, 35431, 214, 98, 15044, 25737, 136, 7108, 43701, 23, 756, 135355, 7, 5, 2),
+    ],
+    "The quick brown fox jumps over the lazy dog.": [
+        0,
+        581,
+        63773,
+        119455,
+        6,
+        147797,
+        88203,
+        7,
+        645,
+        70,
+        21,
+        3285,
+        10269,
+        5,
+        2,
+    ],
 }
 
 
