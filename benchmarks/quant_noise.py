@@ -85,16 +85,19 @@ def build(out: Path) -> None:
     (out / "README.txt").write_text("the offline e5 re-quantised once more (benchmarks/quant_noise.py)\n")
 
 
-def compare(results: Path, base: str, other: str) -> None:
-    """Per language: in-language probe accuracy of the experiments ``base`` and ``other`` (mean of draws)."""
+def compare(results: Path, base: str, other: str, metric: str = "accuracy") -> None:
+    """Per language: the test ``metric`` of the experiments ``base`` and ``other`` (mean of draws), on the
+    in-language cells of a probe (SIB-200) or, for bitext mining (one source, ``eng``), on every target."""
     from xlexp.results.store import load_records
 
     df = load_records(results)
     missing = [e for e in (base, other) if e not in set(df.experiment)]
     if missing:
         raise SystemExit(f"no records of experiment(s) {', '.join(missing)} under {results} (--base/--other name them)")
-    df = df[(df.metric == "accuracy") & (df.split == "test") & (df.source == df.target)]
-    acc = df.groupby(["experiment", "source"]).value.mean().unstack(0)[[base, other]].dropna() * 100
+    df = df[(df.metric == metric) & (df.split == "test") & df.experiment.isin([base, other])]
+    if (df.source == df.target).any():
+        df = df[df.source == df.target]
+    acc = df.groupby(["experiment", "target"]).value.mean().unstack(0)[[base, other]].dropna() * 100
     d = acc[other] - acc[base]
     print(acc.assign(delta=d).round(2).to_string())
     from scipy.stats import wilcoxon
@@ -119,11 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", type=Path, help="a results store holding both probe experiments")
     p.add_argument("--base", default="quant-base")
     p.add_argument("--other", default="quant-requant")
+    p.add_argument("--metric", default="accuracy", help="f1 for Tatoeba (MTEB's main score)")
     a = p.parse_args(argv)
     if a.build:
         build(a.build)
     if a.compare:
-        compare(a.compare, a.base, a.other)
+        compare(a.compare, a.base, a.other, a.metric)
     return 0
 
 
