@@ -62,10 +62,17 @@ def _md(df, floatfmt: str = ".3f") -> str:
 
 
 def _evaluate(args) -> int:
+    import logging
+
     import numpy as np
 
     from xlexp.predict.evaluate import active_evaluation, loto_ranking, mask_evaluation
     from xlexp.predict.predictor import build_features, matrix_from_csv, measured_matrix
+    from xlexp.views.progress import PhaseLog, progress_bar, progress_enabled, setup_console_logging
+
+    on_terminal = progress_enabled("auto")
+    if not on_terminal:  # a log file or a cluster job: progress as log lines on stderr (model features, stages)
+        setup_console_logging()
 
     if args.matrix_csv:
         wide = matrix_from_csv(args.matrix_csv)
@@ -96,15 +103,8 @@ def _evaluate(args) -> int:
     )
     print_note(feats.missing_note())
     print(f"features: {', '.join(feats.names)}")
-    import logging
-
-    from xlexp.views.progress import PhaseLog, progress_bar, progress_enabled, setup_console_logging
-
     out = []
     fractions = [float(f) for f in args.observed.split(",")]
-    on_terminal = progress_enabled("auto")
-    if not on_terminal:  # a log file or a cluster job: the stages' progress as lines on stderr instead
-        setup_console_logging()
     with progress_bar(on_terminal) as bars:  # each table prints above the bars when ready
 
         def stage(description: str):
